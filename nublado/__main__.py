@@ -1,0 +1,5 @@
+"""``python -m nublado`` runs the ``nublado`` command."""
+
+from .cli import main
+
+main()

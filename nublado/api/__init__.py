@@ -1,0 +1,1 @@
+"""Starlette application: routes, authentication, SSE, errors, forms."""

@@ -1,0 +1,72 @@
+"""The ``nublado`` command.
+
+Subcommands live next to the code they drive and are imported only when run,
+so that ``nublado render`` never pays for the Kubernetes client or the web
+stack (cold start matters: it runs in init containers and in CI).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from .errors import InputError
+
+__all__ = ["main"]
+
+# name -> ("module:attribute" of a click command, one-line help); one entry per subcommand.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "inithome": ("nublado.inithome.cli:inithome", "Provision a user's home directory."),
+    "landingpage": ("nublado.landingpage.cli:landingpage", "Install the lab landing page."),
+    "purger": ("nublado.purger.cli:purger", "Report on, warn about or purge old scratch files."),
+    "render": ("nublado.render.cli:render", "Print the manifests of an object set (dry run)."),
+    "sandbox": ("nublado.kube.cli:sandbox", "Run the in-process Kubernetes API server."),
+    "schema": ("nublado.config.cli:schema", "Write the configuration JSON Schema."),
+    "startup": ("nublado.startup.cli:startup", "Prepare the lab container before JupyterLab."),
+}
+
+
+class _LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when it runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module_name, attribute = _COMMANDS[cmd_name][0].split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List subcommands from the static table, without importing them."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in sorted(_COMMANDS.items())])
+
+
+@click.group(cls=_LazyGroup)
+@click.version_option(package_name="nublado")
+def cli() -> None:
+    """Kubernetes lab controller for JupyterHub, and the tools that run beside labs."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the command; bad input ends with one line on stderr and exit status 2."""
+    try:
+        return cli.main(args=argv, prog_name="nublado", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("nublado: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except InputError as exc:
+        for line in str(exc).splitlines() or ["invalid input"]:
+            click.echo(f"nublado: error: {line}", err=True)
+        sys.exit(2)

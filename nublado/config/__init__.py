@@ -1,0 +1,1 @@
+"""Pydantic models of every configuration file, loading and schema export."""

@@ -1,0 +1,1 @@
+"""RSP image tags, collections, registry sources, menus and prune policy."""

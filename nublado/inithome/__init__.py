@@ -1,0 +1,1 @@
+"""Init container that provisions a user's home directory."""

@@ -1,0 +1,1 @@
+"""Init container that installs the landing page in a user's home."""

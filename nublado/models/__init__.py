@@ -1,0 +1,1 @@
+"""API models and domain models shared by the layers."""

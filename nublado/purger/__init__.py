@@ -1,0 +1,1 @@
+"""Scratch-space purger run on a schedule beside labs."""

@@ -1,0 +1,1 @@
+"""Jinja environment, quoting filter and the context builders of every object set."""

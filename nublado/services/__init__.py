@@ -1,0 +1,1 @@
+"""One service per concern; they decide, render through render/ and send through kube/."""

@@ -1,0 +1,1 @@
+"""Lab startup preparer run inside the lab container before JupyterLab."""
