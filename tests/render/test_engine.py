@@ -1,0 +1,122 @@
+"""The render engine: quoting, strictness, shape caching and template folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nublado.render.engine import RenderError, Renderer, quote
+
+
+def _templates(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_quoted_values_come_out_verbatim_with_their_types(tmp_path: Path) -> None:
+    folder = _templates(
+        tmp_path,
+        {
+            "t/set.yaml": "- cm.yaml\n",
+            "t/cm.yaml": (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ name | q }}\n"
+                "data: {{ data | q }}\nimmutable: {{ flag | q }}\nnumber: {{ n | q }}\n"
+            ),
+        },
+    )
+    data = {"a: b": "- x\n---\n{{ y }}", "k": "'\"\\\u2028\x01"}
+    manifests = Renderer([folder]).render("t", {"name": "n: 1", "data": data, "flag": True, "n": 7})
+
+    assert manifests == [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "n: 1"},
+            "data": data,
+            "immutable": True,
+            "number": 7,
+        }
+    ]
+
+
+def test_unquoted_expression_is_refused(tmp_path: Path) -> None:
+    folder = _templates(tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "name: {{ name }}\n"})
+
+    with pytest.raises(RenderError, match="unquoted value 'rachel'"):
+        Renderer([folder]).render("t", {"name": "rachel"})
+
+
+def test_undefined_value_is_an_error_not_an_empty_string(tmp_path: Path) -> None:
+    folder = _templates(tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "a: {{ missing | q }}\n"})
+
+    with pytest.raises(RenderError, match="'missing' is undefined"):
+        Renderer([folder]).render("t", {})
+
+
+def test_none_value_is_refused(tmp_path: Path) -> None:
+    folder = _templates(tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "a: {{ v | q }}\n"})
+
+    with pytest.raises(RenderError, match="guard optional fields"):
+        Renderer([folder]).render("t", {"v": None})
+
+
+def test_non_string_mapping_key_is_refused(tmp_path: Path) -> None:
+    folder = _templates(
+        tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "a:\n  {{ k | q }}: 1\n"}
+    )
+
+    assert Renderer([folder]).render("t", {"k": "key"}) == [{"a": {"key": 1}}]
+    with pytest.raises(RenderError, match="non-string mapping key"):
+        Renderer([folder]).render("t", {"k": ["x"]})
+
+
+def test_same_shape_is_parsed_once(tmp_path: Path) -> None:
+    folder = _templates(
+        tmp_path,
+        {
+            "t/set.yaml": "- a.yaml\n",
+            "t/a.yaml": "{% for x in xs %}\n---\nv: {{ x | q }}\n{% endfor %}\n",
+        },
+    )
+    renderer = Renderer([folder])
+
+    first = renderer.render("t", {"xs": ["a", "b"]})
+    second = renderer.render("t", {"xs": ["c", "d"]})
+    third = renderer.render("t", {"xs": ["e"]})
+
+    assert (first, second, third) == ([{"v": "a"}, {"v": "b"}], [{"v": "c"}, {"v": "d"}], [{"v": "e"}])
+    assert len(renderer._shapes) == 2
+
+
+def test_template_that_renders_nothing_gives_no_manifest(tmp_path: Path) -> None:
+    folder = _templates(
+        tmp_path,
+        {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "{% if on %}\na: {{ on | q }}\n{% endif %}\n"},
+    )
+
+    assert Renderer([folder]).render("t", {"on": False}) == []
+
+
+def test_invalid_yaml_names_the_template(tmp_path: Path) -> None:
+    folder = _templates(tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "a: [\n"})
+
+    with pytest.raises(RenderError, match="template t/a.yaml renders invalid YAML"):
+        Renderer([folder]).render("t", {})
+
+
+def test_unknown_set_and_missing_template(tmp_path: Path) -> None:
+    folder = _templates(tmp_path, {"t/set.yaml": "- gone.yaml\n"})
+
+    with pytest.raises(RenderError, match="unknown object set 'nope'"):
+        Renderer([folder]).render("nope", {})
+    with pytest.raises(RenderError, match="template t/gone.yaml not found"):
+        Renderer([folder]).render("t", {})
+
+
+def test_q_outside_a_render_is_an_error() -> None:
+    with pytest.raises(RenderError, match="outside a render"):
+        quote("x")
