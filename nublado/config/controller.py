@@ -1,0 +1,98 @@
+"""The whole controller configuration (spec/objects.md section 2.1)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+
+from ._base import ConfigModel, Duration, Problem, raise_problems
+from .fileserver import FileserverConfig, FSAdminConfig
+from .images import ImageFilterPolicy, ImagesConfig
+from .lab import LabConfig
+from .volumes import ContainerImage
+
+__all__ = ["DEFAULT_CONTROLLER_IMAGE", "Config", "LogLevel", "LogProfile"]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+"""Python logging level names."""
+
+LogProfile = Literal["production", "development"]
+"""``production`` logs JSON, ``development`` logs for people."""
+
+DEFAULT_CONTROLLER_IMAGE = ContainerImage(repository="ghcr.io/lsst-sqre/nublado", tag="11.0.0")
+"""The image of the standard init containers, file servers and fsadmin when the
+environment does not name one."""
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+class Config(ConfigModel):
+    """Everything the controller, the renderer and the daemon are configured with.
+
+    Load it with `nublado.config.load_config`, which also applies environment
+    overrides and reports every problem with its place in the file.
+    """
+
+    base_url: Annotated[str, Field(validation_alias="EXTERNAL_INSTANCE_URL")] = (
+        "http://127.0.0.1:8080"
+    )
+    repertoire_base_url: str | None = None
+    controller_image: ContainerImage = DEFAULT_CONTROLLER_IMAGE
+    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
+    log_profile: LogProfile = "production"
+    metadata_path: Path = Path("/etc/podinfo")
+    metrics: dict[str, Any] = {}
+    name: str = "Nublado"
+    path_prefix: str = "/nublado"
+    slack_webhook: Annotated[SecretStr | None, Field(validation_alias="NUBLADO_SLACK_WEBHOOK")] = (
+        None
+    )
+    template_dirs: list[Path] = []
+    fileserver: FileserverConfig = FileserverConfig()
+    fsadmin: FSAdminConfig
+    images: ImagesConfig
+    dropdown_menu: ImageFilterPolicy = ImageFilterPolicy()
+    lab: LabConfig
+    watch_reconnect_timeout: Duration = timedelta(minutes=3)
+
+    @model_validator(mode="after")
+    def _check_mounted_volumes(self) -> Self:
+        problems: list[Problem] = []
+        lab_volumes = {volume.name: index for index, volume in enumerate(self.lab.volumes)}
+        if self.fileserver.enabled:
+            for index, mount in enumerate(self.fileserver.volume_mounts):
+                if mount.volume_name not in lab_volumes:
+                    problems.append(
+                        (
+                            ("fileserver", "volumeMounts", index, "volumeName"),
+                            f"Unknown mounted volume {mount.volume_name} in file servers",
+                        )
+                    )
+        fsadmin_volumes = {name: f"lab.volumes[{index}]" for name, index in lab_volumes.items()}
+        for index, volume in enumerate(self.fsadmin.extra_volumes):
+            if volume.name in fsadmin_volumes:
+                problems.append(
+                    (
+                        ("fsadmin", "extraVolumes", index, "name"),
+                        f"volume name {volume.name} is already used by"
+                        f" {fsadmin_volumes[volume.name]}",
+                    )
+                )
+            else:
+                fsadmin_volumes[volume.name] = f"fsadmin.extraVolumes[{index}]"
+        for index, mount in enumerate(self.fsadmin.extra_volume_mounts):
+            if mount.volume_name not in fsadmin_volumes:
+                problems.append(
+                    (
+                        ("fsadmin", "extraVolumeMounts", index, "volumeName"),
+                        f"Unknown mounted volume {mount.volume_name}"
+                        " (not in lab.volumes or fsadmin.extraVolumes)",
+                    )
+                )
+        raise_problems(problems)
+        return self

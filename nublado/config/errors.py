@@ -1,0 +1,139 @@
+"""Configuration errors, reported one line per problem at the place in the file.
+
+A place is written with the keys as the file spells them (camelCase or
+snake_case), list indexes in brackets, and keys that are not plain words
+quoted: ``lab.sizes[1].resources.limits.memory``, ``lab.files["/tmp"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import InputError
+from ._base import FieldProblems
+
+__all__ = ["ConfigError", "format_location", "problems_from_validation_error"]
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class ConfigError(InputError):
+    """The configuration cannot be used; the message has one line per problem."""
+
+    def __init__(self, problems: str | Iterable[str], *, path: Path | None = None) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.path = path
+        super().__init__("\n".join(self.problems))
+
+
+def format_location(parts: Sequence[str | int]) -> str:
+    """Write a key path the way a reader finds it in the file."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(part)}]"
+    return text
+
+
+def _normalise(key: str) -> str:
+    return key.replace("_", "").lower()
+
+
+def _find_key(node: Mapping[Any, Any], name: str) -> str | None:
+    """The key of ``node`` that pydantic's location ``name`` stands for, as written."""
+    if name in node:
+        return name
+    wanted = _normalise(name)
+    for key in node:
+        if isinstance(key, str) and _normalise(key) == wanted:
+            return key
+    return None
+
+
+def written_location(loc: Sequence[str | int], raw: Any) -> list[str | int]:
+    """Map a pydantic error location onto the keys the file actually uses.
+
+    Location parts that are not keys of the data (union tags such as ``nfs``,
+    ``[key]`` markers) are dropped; the last part is kept even when absent,
+    since that is how a missing key is reported.
+    """
+    parts: list[str | int] = []
+    node = raw
+    for index, item in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(item, int):
+            parts.append(item)
+            is_list = isinstance(node, list | tuple)
+            node = node[item] if is_list and -len(node) <= item < len(node) else None
+            continue
+        if item == "[key]":
+            continue
+        if isinstance(node, Mapping):
+            key = _find_key(node, item)
+            if key is not None:
+                parts.append(key)
+                node = node[key]
+                continue
+        if last:
+            parts.append(item)
+        node = node if not last else None
+    return parts
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    if kind in ("value_error", "assertion_error"):
+        return str(error["ctx"]["error"])
+    if kind == "missing":
+        return "required but missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "string_type":
+        return f"must be a string (quote it in YAML), got {_describe(value)}"
+    return f"{error['msg']}, got {_describe(value)}"
+
+
+def problems_from_validation_error(
+    exc: ValidationError, raw: Any, *, sources: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per problem: ``<place>: <reason>``.
+
+    ``sources`` maps top-level keys that came from environment variables to the
+    variable's name, so that a bad value there is not blamed on the file.
+    """
+    lines: list[str] = []
+    for error in exc.errors(include_url=False):
+        problems: list[tuple[tuple[str | int, ...], str]]
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, FieldProblems):
+            problems = [(tuple(error["loc"]) + rel, message) for rel, message in cause.problems]
+        else:
+            problems = [(tuple(error["loc"]), _reason(error))]
+        for loc, message in problems:
+            parts = written_location(loc, raw)
+            where = format_location(parts)
+            if sources and parts and isinstance(parts[0], str) and parts[0] in sources:
+                where += f" (from environment variable {sources[parts[0]]})"
+            lines.append(f"{where}: {message}" if where else message)
+    return lines

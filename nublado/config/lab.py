@@ -1,0 +1,410 @@
+"""The ``lab`` section: how user labs are built (spec/objects.md sections 2.2 to 2.4)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from ..units import bytes_to_si, format_cpu
+from ._base import (
+    KUBERNETES_NAME_PATTERN,
+    ConfigModel,
+    CpuCores,
+    Duration,
+    LenientConfigModel,
+    MemoryBytes,
+    Problem,
+    raise_problems,
+)
+from .scheduling import Affinity, Toleration
+from .volumes import (
+    ContainerImage,
+    VolumeConfig,
+    VolumeMountConfig,
+    reject_reserved_path,
+)
+
+__all__ = [
+    "BUILTIN_VOLUME_NAMES",
+    "RESERVED_ENV",
+    "LabConfig",
+    "LabInitContainer",
+    "LabNSSFiles",
+    "LabResources",
+    "LabSecret",
+    "LabSize",
+    "LabSizeDefinition",
+    "ResourceQuantity",
+    "file_volume_name",
+    "is_reserved_env",
+]
+
+RESERVED_ENV = frozenset(
+    {
+        "ACCESS_TOKEN",
+        "DEBUG",
+        "CONTAINER_SIZE",
+        "CPU_GUARANTEE",
+        "CPU_LIMIT",
+        "EXTERNAL_INSTANCE_URL",
+        "IMAGE_DIGEST",
+        "IMAGE_DESCRIPTION",
+        "JPY_API_TOKEN",
+        "JUPYTER_IMAGE",
+        "JUPYTER_IMAGE_SPEC",
+        "KUBERNETES_NODE_NAME",
+        "MEM_GUARANTEE",
+        "MEM_LIMIT",
+        "RESET_USER_ENV",
+    }
+)
+"""Lab environment variables the controller sets; ``JUPYTERHUB_*`` is reserved too."""
+
+BUILTIN_VOLUME_NAMES = (
+    "passwd",
+    "group",
+    "discovery-v1-json",
+    "secrets",
+    "env",
+    "tmp",
+    "runtime",
+    "lab-startup",
+)
+"""Names of the volumes every lab pod has besides the configured ones (objects.md 3.11.1)."""
+
+_KUBERNETES_NAME = re.compile(KUBERNETES_NAME_PATTERN)
+_RESERVED_CONTAINER_NAMES = frozenset(
+    {"notebook", "nublado-std-inithome", "nublado-std-landingpage", "nublado-std-startup"}
+)
+
+
+def is_reserved_env(name: str) -> bool:
+    """Whether a lab environment variable is one the controller owns."""
+    return name in RESERVED_ENV or name.startswith("JUPYTERHUB_")
+
+
+def file_volume_name(path: str) -> str:
+    """The volume (and files ConfigMap key) name of a ``lab.files`` entry.
+
+    The basename with every ``.`` and ``_`` replaced by ``-``, as upstream names
+    it: ``/opt/lsst/software/jupyterlab/lsst_dask.yml`` gives ``lsst-dask-yml``.
+    """
+    return posixpath.basename(path).replace(".", "-").replace("_", "-")
+
+
+class LabSize(StrEnum):
+    """The names a lab size may have, smallest first."""
+
+    FINE = "fine"
+    DIMINUTIVE = "diminutive"
+    TINY = "tiny"
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+    HUGE = "huge"
+    GARGANTUAN = "gargantuan"
+    COLOSSAL = "colossal"
+    CUSTOM = "custom"
+
+
+class ResourceQuantity(LenientConfigModel):
+    """An amount of CPU (cores) and memory (bytes)."""
+
+    cpu: CpuCores
+    memory: MemoryBytes
+
+    def to_kubernetes(self) -> dict[str, str]:
+        """The container form: ``str(float)`` cores and decimal bytes, both strings."""
+        return {"cpu": format_cpu(self.cpu), "memory": str(self.memory)}
+
+
+class LabResources(LenientConfigModel):
+    """Resource limits and requests of a container; requests may not exceed limits."""
+
+    limits: ResourceQuantity
+    requests: ResourceQuantity
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        problems: list[Problem] = []
+        if self.requests.cpu > self.limits.cpu:
+            problems.append(
+                (
+                    ("requests", "cpu"),
+                    f"CPU request {format_cpu(self.requests.cpu)} is more than the limit"
+                    f" {format_cpu(self.limits.cpu)}",
+                )
+            )
+        if self.requests.memory > self.limits.memory:
+            problems.append(
+                (
+                    ("requests", "memory"),
+                    f"memory request {self.requests.memory} is more than the limit"
+                    f" {self.limits.memory}",
+                )
+            )
+        raise_problems(problems)
+        return self
+
+    def to_kubernetes(self) -> dict[str, dict[str, str]]:
+        """The container ``resources`` form."""
+        return {"limits": self.limits.to_kubernetes(), "requests": self.requests.to_kubernetes()}
+
+
+class LabSizeDefinition(ConfigModel):
+    """A size a user may pick for a lab, with the resources it gets."""
+
+    size: LabSize
+    resources: LabResources
+
+    @property
+    def label(self) -> str:
+        """The text users see and ``CONTAINER_SIZE`` carries: ``Small (1.0 CPU, 3Gi RAM)``."""
+        limits = self.resources.limits
+        return (
+            f"{self.size.value.title()} ({format_cpu(limits.cpu)} CPU,"
+            f" {bytes_to_si(limits.memory)} RAM)"
+        )
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class LabSecret(ConfigModel):
+    """A key of a Secret in the controller's namespace, copied into every lab."""
+
+    secret_name: str
+    secret_key: str
+    env: str | None = None
+    path: str | None = None
+
+
+class LabNSSFiles(ConfigModel):
+    """Base contents of the lab's ``/etc/passwd`` and ``/etc/group``; user lines are appended."""
+
+    base_passwd: str = "root:x:0:0:root:/root:/bin/bash\n"
+    base_group: str = "root:x:0\n"
+
+
+class LabInitContainer(ConfigModel):
+    """A site's container run before the lab starts (for example to set up networking)."""
+
+    name: Annotated[str, Field(pattern=KUBERNETES_NAME_PATTERN)]
+    image: ContainerImage
+    command: list[str] | None = None
+    privileged: bool = False
+    volume_mounts: list[VolumeMountConfig] = []
+
+
+class LabConfig(ConfigModel):
+    """How user labs are built: sizes, volumes, environment, init containers, scheduling."""
+
+    activity_interval: Duration = timedelta(hours=1)
+    application: str | None = None
+    affinity: Affinity | None = None
+    default_size: LabSize | None = None
+    delete_timeout: Duration = timedelta(minutes=1)
+    empty_dir_source: Literal["memory", "disk"] = "memory"
+    env: dict[str, str] = {}
+    extra_annotations: dict[str, str] = {}
+    files: dict[str, str] = {}
+    jupyterlab_config_dir: str = "/opt/lsst/software/jupyterlab"
+    homedir_prefix: str = "/home"
+    homedir_schema: Literal["username", "initialThenUsername"] = "username"
+    homedir_suffix: str = ""
+    home_volume_name: str = "home"
+    init_containers: list[LabInitContainer] = []
+    lab_start_command: list[str] = ["/opt/lsst/software/jupyterlab/runlab.sh"]
+    namespace_annotations: dict[str, str] = {}
+    namespace_prefix: str
+    node_selector: dict[str, str] = {}
+    nss: LabNSSFiles = LabNSSFiles()
+    pull_secret: str | None = None
+    reconcile_interval: Duration = timedelta(minutes=5)
+    runtime_mounts_dir: str = "/etc/nublado"
+    secrets: list[LabSecret] = []
+    sizes: list[LabSizeDefinition] = []
+    spawn_timeout: Duration = timedelta(minutes=10)
+    standard_inithome: bool = False
+    tolerations: list[Toleration] = []
+    volumes: list[VolumeConfig] = []
+    volume_mounts: list[VolumeMountConfig] = []
+
+    @field_validator("env")
+    @classmethod
+    def _reject_reserved_env(cls, env: dict[str, str]) -> dict[str, str]:
+        raise_problems(
+            [
+                ((name,), f"Lab environment variable {name} reserved for Nublado")
+                for name in env
+                if is_reserved_env(name)
+            ]
+        )
+        return env
+
+    @field_validator("files")
+    @classmethod
+    def _check_files(cls, files: dict[str, str]) -> dict[str, str]:
+        problems: list[Problem] = []
+        for path in files:
+            try:
+                reject_reserved_path(path)
+            except ValueError as exc:
+                problems.append(((path,), str(exc)))
+                continue
+            name = file_volume_name(path)
+            if not _KUBERNETES_NAME.match(name):
+                problems.append(
+                    (
+                        (path,),
+                        f"file volume name {name!r} (from the file name) is not a valid"
+                        " Kubernetes volume name",
+                    )
+                )
+        raise_problems(problems)
+        return files
+
+    @field_validator("homedir_prefix")
+    @classmethod
+    def _check_homedir_prefix(cls, prefix: str) -> str:
+        stripped = prefix.rstrip("/")
+        if not stripped.startswith("/") or len(stripped) < 2:
+            raise ValueError(
+                f"Invalid home directory prefix {prefix!r}: must be an absolute path other than /"
+            )
+        return stripped
+
+    @field_validator("homedir_suffix")
+    @classmethod
+    def _strip_homedir_suffix(cls, suffix: str) -> str:
+        return suffix.strip("/")
+
+    @field_validator("secrets")
+    @classmethod
+    def _check_secrets(cls, secrets: list[LabSecret]) -> list[LabSecret]:
+        problems: list[Problem] = []
+        seen: dict[str, int] = {}
+        for index, secret in enumerate(secrets):
+            where = (index, "secretKey")
+            if secret.secret_key == "token":
+                problems.append((where, 'secretKey "token" is reserved and may not be used'))
+            elif secret.secret_key in seen:
+                problems.append(
+                    (
+                        where,
+                        f"Duplicate secretKey {secret.secret_key}"
+                        f" (also lab.secrets[{seen[secret.secret_key]}])",
+                    )
+                )
+            seen.setdefault(secret.secret_key, index)
+        raise_problems(problems)
+        return secrets
+
+    @field_validator("sizes")
+    @classmethod
+    def _check_sizes(cls, sizes: list[LabSizeDefinition]) -> list[LabSizeDefinition]:
+        if not sizes:
+            raise ValueError("At least one lab size must be defined")
+        problems: list[Problem] = []
+        seen: set[LabSize] = set()
+        for index, definition in enumerate(sizes):
+            if definition.size in seen:
+                problems.append(((index, "size"), f"Duplicate lab size {definition.size.value}"))
+            seen.add(definition.size)
+        raise_problems(problems)
+        return sizes
+
+    @model_validator(mode="after")
+    def _check_cross_references(self) -> Self:
+        problems: list[Problem] = []
+        if self.default_size is not None and self.default_size not in {d.size for d in self.sizes}:
+            problems.append(
+                (
+                    ("defaultSize",),
+                    f"Default size {self.default_size.value} not defined in lab.sizes",
+                )
+            )
+        problems.extend(self._volume_name_problems())
+        volumes = {v.name for v in self.volumes}
+        for index, mount in enumerate(self.volume_mounts):
+            if mount.volume_name not in volumes:
+                problems.append(
+                    (
+                        ("volumeMounts", index, "volumeName"),
+                        f"Unknown mounted volume {mount.volume_name}",
+                    )
+                )
+        container_names: dict[str, int] = {}
+        for index, container in enumerate(self.init_containers):
+            if container.name in container_names:
+                problems.append(
+                    (
+                        ("initContainers", index, "name"),
+                        f"Duplicate init container name {container.name}"
+                        f" (also lab.initContainers[{container_names[container.name]}])",
+                    )
+                )
+            elif container.name in _RESERVED_CONTAINER_NAMES:
+                problems.append(
+                    (
+                        ("initContainers", index, "name"),
+                        f"Init container name {container.name} is reserved for Nublado",
+                    )
+                )
+            container_names.setdefault(container.name, index)
+            for mount_index, mount in enumerate(container.volume_mounts):
+                if mount.volume_name not in volumes:
+                    problems.append(
+                        (
+                            ("initContainers", index, "volumeMounts", mount_index, "volumeName"),
+                            f"Unknown mounted volume {mount.volume_name}",
+                        )
+                    )
+        if self.home_volume_name not in volumes:
+            problems.append(
+                (
+                    ("homeVolumeName",),
+                    f"A home volume is required: no volume named {self.home_volume_name}"
+                    " in lab.volumes",
+                )
+            )
+        raise_problems(problems)
+        return self
+
+    def _volume_name_problems(self) -> list[Problem]:
+        """Pod volume names must be unique: configured, file and built-in volumes."""
+        problems: list[Problem] = []
+        owners: dict[str, str] = {name: "a built-in volume" for name in BUILTIN_VOLUME_NAMES}
+        for index, volume in enumerate(self.volumes):
+            owner = owners.get(volume.name)
+            if owner is not None:
+                problems.append(
+                    (("volumes", index, "name"), f"volume name {volume.name} is already {owner}")
+                )
+            else:
+                owners[volume.name] = f"used by lab.volumes[{index}]"
+        for path in self.files:
+            name = file_volume_name(path)
+            owner = owners.get(name)
+            if owner is not None:
+                problems.append(
+                    (
+                        ("files", path),
+                        f"file volume name {name} (from the file name) is already {owner}",
+                    )
+                )
+            else:
+                owners[name] = f"used by lab.files[{path!r}]"
+        return problems
+
+    def get_size_definition(self, size: LabSize | str) -> LabSizeDefinition:
+        """The definition of a configured size; `KeyError` if the size is not configured."""
+        for definition in self.sizes:
+            if definition.size == size:
+                return definition
+        raise KeyError(f"Lab size {size} not defined")

@@ -1,0 +1,226 @@
+"""Load the controller configuration: YAML file, environment overrides, validation.
+
+Environment overrides follow upstream (spec/objects.md section 2, which used
+pydantic-settings): a top-level field may be set by an environment variable
+named, case-insensitively, like its camelCase key or its snake_case name
+(``LOGLEVEL``, ``PATH_PREFIX``; mappings and lists as JSON), plus
+``EXTERNAL_INSTANCE_URL`` and ``NUBLADO_SLACK_WEBHOOK``. The file wins over the
+environment. The controller image comes from ``NUBLADO_CONTROLLER_*``.
+
+The same rules are implemented here directly rather than through
+pydantic-settings: the loader must honour an explicit ``environ`` mapping
+(tests, the sandbox), and it sits on the dry-run render path, whose cold start
+pydantic-settings' imports would slow by about 0.1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import types
+import typing
+from collections.abc import Mapping
+from inspect import isclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import AliasChoices, ValidationError
+
+from ._base import ConfigModel
+from .controller import DEFAULT_CONTROLLER_IMAGE, Config
+from .errors import ConfigError, format_location, problems_from_validation_error
+
+__all__ = ["find_ignored_keys", "load_config", "read_config_file"]
+
+logger = logging.getLogger("nublado.config")
+
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_ENV_ONLY_ALIASES = {
+    "base_url": ("EXTERNAL_INSTANCE_URL", "base_url"),
+    "slack_webhook": ("NUBLADO_SLACK_WEBHOOK", "slack_webhook"),
+    "repertoire_base_url": ("REPERTOIRE_BASE_URL", "repertoireBaseUrl"),
+}
+_JSON_FIELDS = frozenset(
+    {"metrics", "template_dirs", "fileserver", "fsadmin", "images", "dropdown_menu", "lab"}
+)
+_NOT_FROM_GENERIC_ENV = frozenset({"controller_image"})
+_PULL_POLICIES = {"always": "Always", "never": "Never"}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse the YAML file into a mapping, or say (on one line) why it cannot be."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found", path=path) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ConfigError(f"{path}: cannot read configuration file: {reason}", path=path) from None
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)  # a safe loader (C if available)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = exc.problem or exc.context or "syntax error"
+        raise ConfigError(f"{path}: invalid YAML{where}: {reason}", path=path) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}", path=path) from None
+    if not isinstance(data, dict):
+        found = "nothing (the file is empty)" if data is None else f"a {type(data).__name__}"
+        raise ConfigError(
+            f"{path}: the top level of the configuration must be a mapping, not {found}",
+            path=path,
+        )
+    return data
+
+
+def _field_keys(model: type[ConfigModel]) -> dict[str, str]:
+    """Every key a model reads (alias, validation aliases, name) -> field name."""
+    keys: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        keys[name] = name
+        if info.alias:
+            keys[info.alias] = name
+        alias = info.validation_alias
+        if isinstance(alias, str):
+            keys[alias] = name
+        elif isinstance(alias, AliasChoices):
+            keys.update({choice: name for choice in alias.choices if isinstance(choice, str)})
+    return keys
+
+
+def _environment_overrides(
+    raw: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Values for top-level fields the file does not set, from the environment.
+
+    Returns the values (by field name) and, for each, the variable it came from.
+    """
+    by_lower = {name.lower(): name for name in environ}
+    keys_in_file = {_field_keys(Config).get(key) for key in raw}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, info in Config.model_fields.items():
+        if name in keys_in_file or name in _NOT_FROM_GENERIC_ENV:
+            continue
+        candidates = _ENV_ONLY_ALIASES.get(name, (info.alias or name, name))
+        for candidate in candidates:
+            variable = by_lower.get(candidate.lower())
+            if variable is None:
+                continue
+            value: Any = environ[variable]
+            if name in _JSON_FIELDS:
+                try:
+                    value = json.loads(value)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"environment variable {variable}: not valid JSON: {exc}"
+                    ) from None
+            values[name] = value
+            sources[name] = variable
+            break
+    if "controller_image" not in keys_in_file:
+        values["controller_image"] = _controller_image(environ)
+    return values, sources
+
+
+def _controller_image(environ: Mapping[str, str]) -> dict[str, str]:
+    """The controller's own image, as its deployment describes it in the environment."""
+    policy = environ.get("NUBLADO_CONTROLLER_PULL_POLICY", "").strip().lower()
+    return {
+        "repository": environ.get("NUBLADO_CONTROLLER_REPOSITORY")
+        or DEFAULT_CONTROLLER_IMAGE.repository,
+        "tag": environ.get("NUBLADO_CONTROLLER_TAG") or DEFAULT_CONTROLLER_IMAGE.tag,
+        "pull_policy": _PULL_POLICIES.get(policy, "IfNotPresent"),
+    }
+
+
+def _walk_type(annotation: Any, value: Any, path: list[str | int]) -> list[str]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _walk_type(typing.get_args(annotation)[0], value, path)
+    if origin is typing.Union or origin is types.UnionType:
+        models = [
+            arg
+            for arg in typing.get_args(annotation)
+            if isclass(arg) and issubclass(arg, ConfigModel)
+        ]
+        return _walk_model(models[0], value, path) if len(models) == 1 else []
+    if origin is list and isinstance(value, list):
+        (item_type,) = typing.get_args(annotation)
+        found: list[str] = []
+        for index, item in enumerate(value):
+            found.extend(_walk_type(item_type, item, [*path, index]))
+        return found
+    if isclass(annotation) and issubclass(annotation, ConfigModel):
+        return _walk_model(annotation, value, path)
+    return []
+
+
+def _walk_model(model: type[ConfigModel], raw: Any, path: list[str | int]) -> list[str]:
+    if not isinstance(raw, Mapping):
+        return []
+    keys = _field_keys(model)
+    accepted = model.accepted_keys(dict(raw))
+    found: list[str] = []
+    for key, value in raw.items():
+        field = keys.get(key) if isinstance(key, str) else None
+        where = format_location([*path, str(key)])
+        if accepted is not None and field not in accepted:
+            found.append(f"{where} (the file server is disabled)")
+        elif field is None:
+            if model.warn_unknown_keys:
+                found.append(where)
+        else:
+            found.extend(_walk_type(model.model_fields[field].annotation, value, [*path, key]))
+    return found
+
+
+def find_ignored_keys(raw: Mapping[str, Any]) -> list[str]:
+    """Keys of a configuration that upstream silently ignored, and so do we.
+
+    Those are unknown keys under ``fsadmin`` and in ``resources`` blocks, and
+    every key but ``enabled`` and ``pathPrefix`` of a disabled ``fileserver``.
+    """
+    return _walk_model(Config, raw, [])
+
+
+def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate the configuration file.
+
+    Relative ``templateDirs`` are taken relative to the file's folder and must
+    exist. Raises `ConfigError` listing every problem found, one per line.
+    """
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    raw = read_config_file(path)
+    for where in find_ignored_keys(raw):
+        logger.warning("Ignoring configuration key %s", where)
+    overrides, sources = _environment_overrides(raw, environ)
+    data = {**overrides, **raw}
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_from_validation_error(exc, data, sources=sources)
+        raise ConfigError(problems, path=path) from None
+    if config.template_dirs:
+        config = _resolve_template_dirs(config, path.parent, raw)
+    return config
+
+
+def _resolve_template_dirs(config: Config, base: Path, raw: Mapping[str, Any]) -> Config:
+    resolved = [base / folder for folder in config.template_dirs]
+    key = "templateDirs" if "templateDirs" in raw else "template_dirs"
+    problems = [
+        f"{key}[{index}]: not a directory: {folder}"
+        for index, folder in enumerate(resolved)
+        if not folder.is_dir()
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return config.model_copy(update={"template_dirs": resolved})
