@@ -26,5 +26,7 @@ class ControllerMetadata:
             try:
                 values[field] = (path / field).read_text().strip()
             except OSError as exc:
-                raise InputError(f"{path / field}: cannot read controller metadata: {exc.strerror}")
+                raise InputError(
+                    f"{path / field}: cannot read controller metadata: {exc.strerror}"
+                ) from exc
         return cls(**values)

@@ -137,18 +137,48 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
 
 
 @click.command()
-@click.argument("set_name", metavar="SET", type=click.Choice(["lab", "fileserver", "fsadmin", "prepuller"]))
-@click.option("--config", "config_path", type=_FILE, required=True, help="Controller configuration (YAML).")
-@click.option("--user", "user_path", type=_FILE, help="Gafaelfawr user-info JSON (lab, fileserver).")
-@click.option("--spec", "spec_path", type=_FILE, help="Lab specification JSON as the spawner sends it (lab).")
+@click.argument(
+    "set_name", metavar="SET", type=click.Choice(["lab", "fileserver", "fsadmin", "prepuller"])
+)
+@click.option(
+    "--config", "config_path", type=_FILE, required=True, help="Controller configuration (YAML)."
+)
+@click.option(
+    "--user", "user_path", type=_FILE, help="Gafaelfawr user-info JSON (lab, fileserver)."
+)
+@click.option(
+    "--spec", "spec_path", type=_FILE, help="Lab specification JSON as the spawner sends it (lab)."
+)
 @click.option("--image", help="Resolved image registry/repository:tag@digest (lab, prepuller).")
-@click.option("--secrets", "secrets_path", type=_FILE, help="Source secrets as JSON {name: {key: plain value}} (lab).")
+@click.option(
+    "--secrets",
+    "secrets_path",
+    type=_FILE,
+    help="Source secrets as JSON {name: {key: plain value}} (lab).",
+)
 @click.option("--token", help="The user's token (lab; default: a generated one).")
-@click.option("--metadata-dir", type=click.Path(file_okay=False, path_type=Path), help="Controller pod name/namespace/uid files (fsadmin, prepuller; default: the config's metadataPath).")
+@click.option(
+    "--metadata-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Controller pod name, namespace and uid files (default: the metadataPath).",
+)
 @click.option("--discovery", "discovery_path", type=_FILE, help="Service discovery JSON (lab).")
 @click.option("--node", help="Node to prepull onto (prepuller).")
-@click.option("--template-dir", "template_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path), help="Extra template folder searched first (repeatable; after the config's templateDirs).")
-@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True, help="Multi-document YAML or a JSON list.")
+@click.option(
+    "--template-dir",
+    "template_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Extra template folder searched first (repeatable; after the config's templateDirs).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Multi-document YAML or a JSON list.",
+)
 def render(
     set_name: str,
     config_path: Path,

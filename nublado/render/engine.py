@@ -152,7 +152,9 @@ class _Shape:
             for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
                 value = values[slot]
                 if slot in self.key_slots and not isinstance(value, str):
-                    raise RenderError(f"template {template} uses a non-string mapping key {value!r}")
+                    raise RenderError(
+                        f"template {template} uses a non-string mapping key {value!r}"
+                    )
                 out.append(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode())
                 out.append(piece)
         except TypeError as exc:

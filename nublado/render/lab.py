@@ -472,7 +472,10 @@ class LabContextBuilder:
         return {"passwd": passwd, "group": nss.base_group + "".join(group_lines)}
 
     def _files_data(self) -> dict[str, str]:
-        return {f.key: content for f, content in zip(self._files, self._config.lab.files.values())}
+        return {
+            f.key: content
+            for f, content in zip(self._files, self._config.lab.files.values(), strict=True)
+        }
 
     def _secret_data(self, secrets: Mapping[str, SourceSecret], token: str) -> dict[str, str]:
         """The user Secret: configured keys copied verbatim (already base64), then the token."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nublado.render.engine import RenderError, Renderer, quote
+from nublado.render.engine import Renderer, RenderError, quote
 
 
 def _templates(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -51,7 +51,9 @@ def test_unquoted_expression_is_refused(tmp_path: Path) -> None:
 
 
 def test_undefined_value_is_an_error_not_an_empty_string(tmp_path: Path) -> None:
-    folder = _templates(tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "a: {{ missing | q }}\n"})
+    folder = _templates(
+        tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "a: {{ missing | q }}\n"}
+    )
 
     with pytest.raises(RenderError, match="'missing' is undefined"):
         Renderer([folder]).render("t", {})
@@ -88,7 +90,11 @@ def test_same_shape_is_parsed_once(tmp_path: Path) -> None:
     second = renderer.render("t", {"xs": ["c", "d"]})
     third = renderer.render("t", {"xs": ["e"]})
 
-    assert (first, second, third) == ([{"v": "a"}, {"v": "b"}], [{"v": "c"}, {"v": "d"}], [{"v": "e"}])
+    assert (first, second, third) == (
+        [{"v": "a"}, {"v": "b"}],
+        [{"v": "c"}, {"v": "d"}],
+        [{"v": "e"}],
+    )
     assert len(renderer._shapes) == 2
 
 

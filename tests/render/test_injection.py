@@ -1,0 +1,193 @@
+"""Nothing a user or a request sends can change a manifest's structure.
+
+Hostile strings go through every field a user or request controls; the
+rendered set must have exactly the objects and keys of a benign render, and
+each string must come out verbatim where it belongs. CI runs these with
+HYPOTHESIS_PROFILE=ci (2,000 examples per field).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from reference_cases import (
+    REFERENCE_IMAGE,
+    TOKEN,
+    reference_config,
+    reference_discovery,
+    reference_secrets,
+    reference_spec,
+    reference_user,
+)
+
+from nublado.models.image import ResolvedImage
+from nublado.models.lab import LabSpecification
+from nublado.models.user import UserInfo
+from nublado.render.cli import find_size
+from nublado.render.engine import Manifest, Renderer
+from nublado.render.lab import LabContextBuilder, SourceSecret
+
+CONFIG = reference_config("standard")
+BUILDER = LabContextBuilder(CONFIG)
+RENDERER = Renderer()
+SPEC = reference_spec()
+SIZE = find_size(CONFIG, SPEC)
+
+HOSTILE = [
+    ": ",
+    "- ",
+    "---",
+    "...",
+    "{{ lab }}",
+    "{% raw %}",
+    "{#",
+    "a: b\nc: d",
+    "\n- name: injected\n",
+    '"',
+    "'",
+    "\\",
+    "\\u0000",
+    "#",
+    "&a *a",
+    "!!python/object:os.system",
+    "[1, 2]",
+    "{a: 1}",
+    "null",
+    "true",
+    "1e3",
+    "0o17",
+    "\ue0001",
+    '"\ue0000"',
+    "\u2028\u2029\x85",
+    "\t\r\x0b\x0c\x1b\x7f",
+    "💥 ünïcødé",
+    " ",
+    "",
+]
+
+hostile_text = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=60),
+    st.builds(lambda s, n: (s * n)[:10_000], st.sampled_from(HOSTILE[:12]), st.just(10_000)),
+)
+
+
+def render(
+    *,
+    user: UserInfo | None = None,
+    spec: LabSpecification | None = None,
+    image: ResolvedImage = REFERENCE_IMAGE,
+    secrets: dict[str, SourceSecret] | None = None,
+    token: str = TOKEN,
+) -> list[Manifest]:
+    context = BUILDER.build(
+        user=user or reference_user(),
+        spec=spec or SPEC,
+        image=image,
+        size=SIZE,
+        secrets=secrets or reference_secrets(),
+        token=token,
+        discovery=reference_discovery(),
+    )
+    return RENDERER.render("lab", context)
+
+
+def shape(value: Any) -> Any:
+    """The structure of a value: keys and list lengths, strings replaced by their type."""
+    if isinstance(value, dict):
+        return {key: shape(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value]
+    return type(value).__name__
+
+
+BASELINE = shape(render())
+
+
+def by_name(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    return next(m for m in manifests if m["kind"] == kind and m["metadata"]["name"] == name)
+
+
+def notebook(manifests: list[Manifest]) -> dict[str, Any]:
+    container: dict[str, Any] = by_name(manifests, "Pod", "rachel-nb")["spec"]["containers"][0]
+    return container
+
+
+@given(hostile_text)
+def test_display_name(name: str) -> None:
+    manifests = render(user=reference_user(name=name))
+
+    assert shape(manifests) == BASELINE
+    pod = by_name(manifests, "Pod", "rachel-nb")
+    assert pod["metadata"]["annotations"]["nublado.lsst.io/user-name"] == name
+    passwd = by_name(manifests, "ConfigMap", "rachel-nb-nss")["data"]["passwd"]
+    assert passwd.endswith(f"\nrachel:x:1101:1101:{name}:/home/rachel:/bin/bash\n")
+
+
+@given(st.lists(hostile_text, min_size=1, max_size=5))
+def test_group_names(names: list[str]) -> None:
+    groups = [{"name": n, "id": 3000 + i} for i, n in enumerate(names)]
+    manifests = render(user=reference_user(groups=groups))
+
+    pod = by_name(manifests, "Pod", "rachel-nb")
+    assert json.loads(pod["metadata"]["annotations"]["nublado.lsst.io/user-groups"]) == groups
+    assert pod["spec"]["securityContext"]["supplementalGroups"] == [g["id"] for g in groups]
+    group_file = by_name(manifests, "ConfigMap", "rachel-nb-nss")["data"]["group"]
+    assert group_file.endswith("".join(f"{n}:x:{3000 + i}:rachel\n" for i, n in enumerate(names)))
+    benign = [{"name": f"g{i}", "id": g["id"]} for i, g in enumerate(groups)]
+    assert shape(manifests) == shape(render(user=reference_user(groups=benign)))
+
+
+@given(hostile_text, hostile_text)
+def test_spawner_env_values(prefix: str, other: str) -> None:
+    env = {"JUPYTERHUB_SERVICE_PREFIX": prefix, "JUPYTERHUB_API_URL": other}
+    spec = LabSpecification.model_validate({"options": SPEC.options.model_dump(), "env": env})
+    manifests = render(spec=spec)
+
+    data = by_name(manifests, "ConfigMap", "rachel-nb-env")["data"]
+    assert data["JUPYTERHUB_SERVICE_PREFIX"] == prefix
+    assert data["JUPYTERHUB_API_URL"] == other
+    expected = shape(render(spec=spec.model_copy(update={"env": {k: "x" for k in env}})))
+    assert shape(manifests) == expected
+
+
+@given(hostile_text, hostile_text, hostile_text, hostile_text, hostile_text)
+def test_image_reference_parts(
+    registry: str, repository: str, tag: str, digest: str, display: str
+) -> None:
+    image = ResolvedImage(registry, repository, tag, digest, display)
+    manifests = render(image=image)
+
+    assert shape(manifests) == BASELINE
+    reference = f"{registry}/{repository}:{tag}@{digest}"
+    assert notebook(manifests)["image"] == reference
+    env = by_name(manifests, "ConfigMap", "rachel-nb-env")["data"]
+    assert (env["JUPYTER_IMAGE_SPEC"], env["IMAGE_DIGEST"]) == (reference, digest)
+    assert env["IMAGE_DESCRIPTION"] == display
+
+
+@given(hostile_text, hostile_text)
+def test_secret_values(butler: str, pull: str) -> None:
+    secrets = reference_secrets()
+    secrets["nublado-secret"] = SourceSecret(data={"butler-secret": butler})
+    secrets["pull-secret"] = SourceSecret(
+        data={".dockerconfigjson": pull}, type="kubernetes.io/dockerconfigjson"
+    )
+    manifests = render(secrets=secrets)
+
+    assert shape(manifests) == BASELINE
+    assert by_name(manifests, "Secret", "rachel-nb")["data"]["butler-secret"] == butler
+    assert by_name(manifests, "Secret", "pull-secret")["data"][".dockerconfigjson"] == pull
+
+
+@given(hostile_text)
+def test_token(token: str) -> None:
+    manifests = render(token=token)
+
+    assert shape(manifests) == BASELINE
+    encoded = by_name(manifests, "Secret", "rachel-nb")["data"]["token"]
+    assert base64.b64decode(encoded).decode() == token
