@@ -9,7 +9,13 @@ not a quantity: '3Gx'``). The models are frozen pydantic models; durations are
 
 from __future__ import annotations
 
-from .controller import DEFAULT_CONTROLLER_IMAGE, Config, LogLevel, LogProfile
+from .controller import (
+    DEFAULT_CONTROLLER_REPOSITORY,
+    DEFAULT_CONTROLLER_TAG,
+    Config,
+    LogLevel,
+    LogProfile,
+)
 from .errors import ConfigError
 from .fileserver import FileserverConfig, FSAdminConfig
 from .images import (
@@ -64,7 +70,8 @@ from .volumes import (
 
 __all__ = [
     "BUILTIN_VOLUME_NAMES",
-    "DEFAULT_CONTROLLER_IMAGE",
+    "DEFAULT_CONTROLLER_REPOSITORY",
+    "DEFAULT_CONTROLLER_TAG",
     "RESERVED_ENV",
     "RESERVED_PATHS",
     "Affinity",

@@ -9,11 +9,13 @@ Python values: durations are `timedelta`, memory is `int` bytes, CPU is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,10 +28,12 @@ from ..units import cpu_to_cores, memory_to_bytes, parse_duration
 
 __all__ = [
     "KUBERNETES_NAME_PATTERN",
+    "AbsolutePath",
     "ConfigModel",
     "CpuCores",
     "Duration",
     "FieldProblems",
+    "KubernetesName",
     "LenientConfigModel",
     "MemoryBytes",
     "Problem",
@@ -37,6 +41,37 @@ __all__ = [
 
 KUBERNETES_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """A DNS-1123 label: what Kubernetes accepts as a volume or container name."""
+
+_KUBERNETES_NAME = re.compile(KUBERNETES_NAME_PATTERN)
+
+
+def check_kubernetes_name(name: str) -> str:
+    """Refuse a name Kubernetes would refuse for a volume or container."""
+    if len(name) > 63 or not _KUBERNETES_NAME.match(name):
+        raise ValueError(
+            f"not a valid Kubernetes name: {name!r} (at most 63 lower-case letters, digits"
+            " and '-', starting and ending with a letter or digit)"
+        )
+    return name
+
+
+def _check_absolute(path: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError(f"must be an absolute path (starting with /), got {path!r}")
+    return path
+
+
+KubernetesName = Annotated[
+    str,
+    AfterValidator(check_kubernetes_name),
+    WithJsonSchema({"type": "string", "pattern": KUBERNETES_NAME_PATTERN, "maxLength": 63}),
+]
+"""A volume or container name (DNS-1123 label)."""
+
+AbsolutePath = Annotated[
+    str, AfterValidator(_check_absolute), WithJsonSchema({"type": "string", "pattern": "^/"})
+]
+"""A path starting with ``/``."""
 
 Problem = tuple[tuple[str | int, ...], str]
 """A location relative to the model being validated (keys and list indexes), and a reason."""

@@ -14,7 +14,13 @@ from .images import ImageFilterPolicy, ImagesConfig
 from .lab import LabConfig
 from .volumes import ContainerImage
 
-__all__ = ["DEFAULT_CONTROLLER_IMAGE", "Config", "LogLevel", "LogProfile"]
+__all__ = [
+    "DEFAULT_CONTROLLER_REPOSITORY",
+    "DEFAULT_CONTROLLER_TAG",
+    "Config",
+    "LogLevel",
+    "LogProfile",
+]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 """Python logging level names."""
@@ -22,9 +28,15 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogProfile = Literal["production", "development"]
 """``production`` logs JSON, ``development`` logs for people."""
 
-DEFAULT_CONTROLLER_IMAGE = ContainerImage(repository="ghcr.io/lsst-sqre/nublado", tag="11.0.0")
-"""The image of the standard init containers, file servers and fsadmin when the
-environment does not name one."""
+DEFAULT_CONTROLLER_REPOSITORY = "ghcr.io/lsst-sqre/nublado"
+"""Repository of the controller image when ``NUBLADO_CONTROLLER_REPOSITORY`` is unset."""
+
+DEFAULT_CONTROLLER_TAG = "11.0.0"
+"""Tag of the controller image when ``NUBLADO_CONTROLLER_TAG`` is unset."""
+
+
+def _default_controller_image() -> ContainerImage:
+    return ContainerImage(repository=DEFAULT_CONTROLLER_REPOSITORY, tag=DEFAULT_CONTROLLER_TAG)
 
 
 def _upper(value: Any) -> Any:
@@ -42,7 +54,7 @@ class Config(ConfigModel):
         "http://127.0.0.1:8080"
     )
     repertoire_base_url: str | None = None
-    controller_image: ContainerImage = DEFAULT_CONTROLLER_IMAGE
+    controller_image: ContainerImage = Field(default_factory=_default_controller_image)
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
     log_profile: LogProfile = "production"
     metadata_path: Path = Path("/etc/podinfo")
@@ -53,10 +65,10 @@ class Config(ConfigModel):
         None
     )
     template_dirs: list[Path] = []
-    fileserver: FileserverConfig = FileserverConfig()
+    fileserver: FileserverConfig = Field(default_factory=FileserverConfig)
     fsadmin: FSAdminConfig
     images: ImagesConfig
-    dropdown_menu: ImageFilterPolicy = ImageFilterPolicy()
+    dropdown_menu: ImageFilterPolicy = Field(default_factory=ImageFilterPolicy)
     lab: LabConfig
     watch_reconnect_timeout: Duration = timedelta(minutes=3)
 

@@ -109,6 +109,11 @@ def _reason(error: Mapping[str, Any]) -> str:
         return "required but missing"
     if kind == "extra_forbidden":
         return "unknown key"
+    if kind == "union_tag_invalid":
+        expected = error["ctx"]["expected_tags"].replace("'", "")
+        return f"unknown {error['ctx']['tag']!r} (expected one of {expected})"
+    if kind == "union_tag_not_found":
+        return "required but missing"
     if kind == "string_type":
         return f"must be a string (quote it in YAML), got {_describe(value)}"
     return f"{error['msg']}, got {_describe(value)}"
@@ -129,7 +134,10 @@ def problems_from_validation_error(
         if isinstance(cause, FieldProblems):
             problems = [(tuple(error["loc"]) + rel, message) for rel, message in cause.problems]
         else:
-            problems = [(tuple(error["loc"]), _reason(error))]
+            loc = tuple(error["loc"])
+            if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc += (error["ctx"]["discriminator"].strip("'"),)
+            problems = [(loc, _reason(error))]
         for loc, message in problems:
             parts = written_location(loc, raw)
             where = format_location(parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Self
 
-from pydantic import field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 
 from ._base import ConfigModel, Duration, LenientConfigModel, raise_problems
 from .lab import LabResources
@@ -26,6 +26,11 @@ def _is_enabled(data: dict[str, Any]) -> bool:
     return value is True or (type(value) is int and value == 1)
 
 
+def _allow_other_keys(schema: dict[str, Any]) -> None:
+    """Unknown keys are errors only when enabled, which a plain schema cannot say."""
+    schema.pop("additionalProperties", None)
+
+
 class FileserverConfig(ConfigModel):
     """Per-user WebDAV file servers; everything but ``pathPrefix`` is ignored when disabled.
 
@@ -34,6 +39,8 @@ class FileserverConfig(ConfigModel):
     (the loader warns about each). When enabled, unknown keys are errors and
     ``namespace`` is required.
     """
+
+    model_config = ConfigDict(json_schema_extra=_allow_other_keys)
 
     enabled: bool = False
     path_prefix: str = "/files"

@@ -123,8 +123,8 @@ class ImageFilter(ConfigModel):
 class ImageFilterPolicy(ConfigModel):
     """Menu filters per image type (aliases and unknown tags are always shown)."""
 
-    release: ImageFilter = ImageFilter()
-    weekly: ImageFilter = ImageFilter()
-    daily: ImageFilter = ImageFilter()
-    release_candidate: ImageFilter = ImageFilter()
-    experimental: ImageFilter = ImageFilter()
+    release: ImageFilter = Field(default_factory=ImageFilter)
+    weekly: ImageFilter = Field(default_factory=ImageFilter)
+    daily: ImageFilter = Field(default_factory=ImageFilter)
+    release_candidate: ImageFilter = Field(default_factory=ImageFilter)
+    experimental: ImageFilter = Field(default_factory=ImageFilter)

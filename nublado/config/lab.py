@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import posixpath
-import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from ..units import bytes_to_si, format_cpu
 from ._base import (
-    KUBERNETES_NAME_PATTERN,
     ConfigModel,
     CpuCores,
     Duration,
+    KubernetesName,
     LenientConfigModel,
     MemoryBytes,
     Problem,
+    check_kubernetes_name,
     raise_problems,
 )
 from .scheduling import Affinity, Toleration
@@ -77,7 +77,6 @@ BUILTIN_VOLUME_NAMES = (
 )
 """Names of the volumes every lab pod has besides the configured ones (objects.md 3.11.1)."""
 
-_KUBERNETES_NAME = re.compile(KUBERNETES_NAME_PATTERN)
 _RESERVED_CONTAINER_NAMES = frozenset(
     {"notebook", "nublado-std-inithome", "nublado-std-landingpage", "nublado-std-startup"}
 )
@@ -194,7 +193,7 @@ class LabNSSFiles(ConfigModel):
 class LabInitContainer(ConfigModel):
     """A site's container run before the lab starts (for example to set up networking)."""
 
-    name: Annotated[str, Field(pattern=KUBERNETES_NAME_PATTERN)]
+    name: KubernetesName
     image: ContainerImage
     command: list[str] | None = None
     privileged: bool = False
@@ -223,7 +222,7 @@ class LabConfig(ConfigModel):
     namespace_annotations: dict[str, str] = {}
     namespace_prefix: str
     node_selector: dict[str, str] = {}
-    nss: LabNSSFiles = LabNSSFiles()
+    nss: LabNSSFiles = Field(default_factory=LabNSSFiles)
     pull_secret: str | None = None
     reconcile_interval: Duration = timedelta(minutes=5)
     runtime_mounts_dir: str = "/etc/nublado"
@@ -257,15 +256,10 @@ class LabConfig(ConfigModel):
             except ValueError as exc:
                 problems.append(((path,), str(exc)))
                 continue
-            name = file_volume_name(path)
-            if not _KUBERNETES_NAME.match(name):
-                problems.append(
-                    (
-                        (path,),
-                        f"file volume name {name!r} (from the file name) is not a valid"
-                        " Kubernetes volume name",
-                    )
-                )
+            try:
+                check_kubernetes_name(file_volume_name(path))
+            except ValueError as exc:
+                problems.append(((path,), f"file volume name (from the file name) is {exc}"))
         raise_problems(problems)
         return files
 

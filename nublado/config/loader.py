@@ -29,7 +29,7 @@ import yaml
 from pydantic import AliasChoices, ValidationError
 
 from ._base import ConfigModel
-from .controller import DEFAULT_CONTROLLER_IMAGE, Config
+from .controller import DEFAULT_CONTROLLER_REPOSITORY, DEFAULT_CONTROLLER_TAG, Config
 from .errors import ConfigError, format_location, problems_from_validation_error
 
 __all__ = ["find_ignored_keys", "load_config", "read_config_file"]
@@ -99,7 +99,7 @@ def _environment_overrides(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Values for top-level fields the file does not set, from the environment.
 
-    Returns the values (by field name) and, for each, the variable it came from.
+    Returns the values (by key) and, for each, the variable it came from.
     """
     by_lower = {name.lower(): name for name in environ}
     keys_in_file = {_field_keys(Config).get(key) for key in raw}
@@ -121,11 +121,12 @@ def _environment_overrides(
                     raise ConfigError(
                         f"environment variable {variable}: not valid JSON: {exc}"
                     ) from None
-            values[name] = value
-            sources[name] = variable
+            key = name if name in _ENV_ONLY_ALIASES else (info.alias or name)
+            values[key] = value
+            sources[key] = variable
             break
     if "controller_image" not in keys_in_file:
-        values["controller_image"] = _controller_image(environ)
+        values["controllerImage"] = _controller_image(environ)
     return values, sources
 
 
@@ -133,9 +134,8 @@ def _controller_image(environ: Mapping[str, str]) -> dict[str, str]:
     """The controller's own image, as its deployment describes it in the environment."""
     policy = environ.get("NUBLADO_CONTROLLER_PULL_POLICY", "").strip().lower()
     return {
-        "repository": environ.get("NUBLADO_CONTROLLER_REPOSITORY")
-        or DEFAULT_CONTROLLER_IMAGE.repository,
-        "tag": environ.get("NUBLADO_CONTROLLER_TAG") or DEFAULT_CONTROLLER_IMAGE.tag,
+        "repository": environ.get("NUBLADO_CONTROLLER_REPOSITORY") or DEFAULT_CONTROLLER_REPOSITORY,
+        "tag": environ.get("NUBLADO_CONTROLLER_TAG") or DEFAULT_CONTROLLER_TAG,
         "pull_policy": _PULL_POLICIES.get(policy, "IfNotPresent"),
     }
 

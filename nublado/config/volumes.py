@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from ._base import KUBERNETES_NAME_PATTERN, ConfigModel
+from ._base import AbsolutePath, ConfigModel, KubernetesName
 
 __all__ = [
     "RESERVED_PATHS",
@@ -59,7 +59,7 @@ class HostPathVolumeSource(ConfigModel):
     """A directory of the node the pod runs on."""
 
     type: Literal["hostPath"]
-    path: Annotated[str, Field(pattern=r"^/.*")]
+    path: AbsolutePath
 
 
 class NFSVolumeSource(ConfigModel):
@@ -67,7 +67,7 @@ class NFSVolumeSource(ConfigModel):
 
     type: Literal["nfs"]
     server: str
-    server_path: Annotated[str, Field(pattern=r"^/.*")]
+    server_path: AbsolutePath
     read_only: bool = False
 
 
@@ -103,14 +103,14 @@ VolumeSource = Annotated[
 class VolumeConfig(ConfigModel):
     """A volume that labs (or init containers, file servers, fsadmin) may mount."""
 
-    name: Annotated[str, Field(pattern=KUBERNETES_NAME_PATTERN)]
+    name: KubernetesName
     source: VolumeSource
 
 
 class VolumeMountConfig(ConfigModel):
     """Where a container mounts a volume."""
 
-    container_path: Annotated[str, Field(pattern=r"^/.*"), AfterValidator(reject_reserved_path)]
+    container_path: Annotated[AbsolutePath, AfterValidator(reject_reserved_path)]
     sub_path: str | None = None
     read_only: bool = False
     volume_name: str

@@ -1,0 +1,51 @@
+"""``nublado schema``: write (or check) the configuration JSON Schema."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .schema import config_schema_text
+
+__all__ = ["DEFAULT_SCHEMA_PATH", "schema"]
+
+DEFAULT_SCHEMA_PATH = Path("schema/config.schema.json")
+"""Where the schema is committed, relative to the repository root."""
+
+
+@click.command()
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SCHEMA_PATH,
+    show_default=True,
+    help="File to write; '-' writes to standard output.",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 if the file differs from the current schema.",
+)
+def schema(output: Path, check: bool) -> None:
+    """Write the JSON Schema of the controller configuration file."""
+    text = config_schema_text()
+    if str(output) == "-":
+        if check:
+            raise click.UsageError("--check needs a file, not standard output")
+        sys.stdout.write(text)
+        return
+    if check:
+        try:
+            current = output.read_text(encoding="utf-8")
+        except OSError:
+            current = None
+        if current != text:
+            click.echo(f"nublado: {output} is out of date; run `nublado schema`", err=True)
+            sys.exit(1)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {output}", err=True)
