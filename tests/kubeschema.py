@@ -12,11 +12,14 @@ validator is kept per (apiVersion, kind), so a call costs well under a
 millisecond. Nothing is imported or loaded until the first validation, so
 importing this module costs a test module nothing.
 
-Usage in a test::
+Usage in a test (tests/ is on the pytest path)::
 
-    from tests.kubeschema import validate_manifests
+    from kubeschema import validate_manifests
 
     validate_manifests(render("lab", context))  # AssertionError naming kind/name and path
+
+From a shell, ``python -m tests.kubeschema FILE...`` validates YAML or JSON
+manifest files and prints the time each object took.
 """
 
 from __future__ import annotations

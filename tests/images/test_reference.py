@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nublado.errors import InputError
@@ -103,6 +103,8 @@ def test_error_message_quotes_the_reference() -> None:
 _PART = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=12)
 
 
+# Four independent parts of a simple alphabet: a few hundred examples cover it, even in CI.
+@settings(max_examples=300)
 @given(
     _PART,
     st.lists(_PART, min_size=1, max_size=3).map("/".join),

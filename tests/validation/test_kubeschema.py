@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.kubeschema import (
+import yaml
+from kubeschema import (
     KUBERNETES_VERSION,
     _draft4_schema,
+    _main,
     supported_kinds,
     validate_manifest,
     validate_manifests,
@@ -331,14 +332,32 @@ def test_vendored_crd_is_known() -> None:
 
 def test_import_loads_nothing_until_first_use() -> None:
     code = (
-        "import sys; import tests.kubeschema as k;"
+        "import sys; import kubeschema;"
         "print(sorted(m for m in ('jsonschema', 'kubernetes_validate', 'referencing', 'yaml')"
         " if m in sys.modules))"
     )
-    root = Path(__file__).resolve().parents[2]
+    tests_dir = Path(__file__).resolve().parents[1]
 
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tests_dir
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_command_line_reports_each_object_and_fails_on_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _reference("Service", "lab")
+    bad["spec"]["ports"][0]["port"] = "http"
+    manifests = tmp_path / "set.yaml"
+    manifests.write_text(yaml.safe_dump_all([_reference("Namespace"), bad]))
+
+    status = _main([str(manifests)])
+
+    output = capsys.readouterr().out
+    assert status == 1
+    assert "ok " in output
+    assert "Namespace/fileservers (v1)" in output
+    assert "$.spec.ports[0].port: 'http' is not of type 'integer'" in output
+    assert "2 objects, 1 invalid" in output
