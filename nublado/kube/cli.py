@@ -1,0 +1,94 @@
+"""``nublado sandbox``: run the sandbox API server and write a kubeconfig for it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+
+__all__ = ["sandbox"]
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--kubeconfig",
+    "kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Kubeconfig file to write, pointing at the sandbox.",
+)
+@click.option(
+    "--nodes",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Nodes file (name -> images, labels) loaded as Node objects.",
+)
+@click.option(
+    "--pod-start-delay",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds a new pod spends in each of scheduling, pulling and starting.",
+)
+@click.option(
+    "--namespace-termination-delay",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds a deleted namespace stays Terminating.",
+)
+@click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
+def sandbox(
+    host: str,
+    port: int,
+    kubeconfig: Path,
+    nodes: Path | None,
+    pod_start_delay: float,
+    namespace_termination_delay: float,
+    log_level: str,
+) -> None:
+    """Run the in-process Kubernetes API server until interrupted.
+
+    kubectl --kubeconfig FILE can then apply (--server-side), get, list and
+    delete against it.
+    """
+    from .sandbox import Sandbox, SandboxSettings, load_nodes_file
+
+    node_data = load_nodes_file(nodes) if nodes is not None else None
+    settings = SandboxSettings(
+        schedule_delay=pod_start_delay,
+        pull_delay=pod_start_delay,
+        start_delay=pod_start_delay,
+        namespace_termination_delay=namespace_termination_delay,
+    )
+    server = Sandbox(settings, nodes=node_data)
+    try:
+        context = server.serve(host, port, log_level=log_level)
+        url = context.__enter__()
+    except (RuntimeError, OSError) as exc:
+        raise InputError(f"cannot serve the sandbox on {host}:{port}: {exc}") from None
+    try:
+        try:
+            server.write_kubeconfig(kubeconfig)
+        except OSError as exc:
+            raise InputError(f"cannot write kubeconfig {kubeconfig}: {exc.strerror}") from None
+        click.echo(f"sandbox listening on {url}; kubeconfig written to {kubeconfig}")
+        stop = threading.Event()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            click.echo("sandbox stopping")
+    finally:
+        context.__exit__(None, None, None)

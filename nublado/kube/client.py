@@ -1,0 +1,616 @@
+"""The Kubernetes client nublado uses: apply, get, list, delete, watch.
+
+Built on the official ``kubernetes`` package's asyncio client
+(``kubernetes.aio``) for configuration, authentication and HTTP, but every
+call goes through one raw request helper rather than the generated typed
+APIs: our kinds are a fixed table (`nublado.kube.kinds`), objects stay plain
+dicts (what the templates render), and the generated CustomObjectsApi
+decodes an apply's 201 answer as None. Errors become `nublado.kube.errors`
+exceptions carrying the Kubernetes Status reason and message.
+
+This module imports ``kubernetes`` at import time; import it only on paths
+that talk to a cluster (``nublado.kube`` itself does not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import aiohttp
+from kubernetes.aio import client as kclient
+from kubernetes.aio import config as kconfig
+
+from .errors import (
+    ExpiredError,
+    KubernetesConnectionError,
+    KubernetesError,
+    KubernetesTimeoutError,
+    NotFoundError,
+    error_from_status,
+)
+from .kinds import ResourceKind, kind_for_manifest, kind_named
+from .selectors import LabelSelector
+
+__all__ = ["ApplyResult", "KubernetesClient", "WatchEvent"]
+
+Object = dict[str, Any]
+
+FIELD_MANAGER = "nublado"
+_APPLY = "application/apply-patch+yaml"
+_RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one server-side apply did."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    created: bool
+    object: Object
+
+    @property
+    def action(self) -> str:
+        """``created`` or ``updated`` (an update may have changed nothing)."""
+        return "created" if self.created else "updated"
+
+    @property
+    def resource_version(self) -> str:
+        """resourceVersion of the object after the apply."""
+        return str(self.object.get("metadata", {}).get("resourceVersion", ""))
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change seen by a watch: ADDED, MODIFIED or DELETED, and the object."""
+
+    type: str
+    object: Object
+
+    @property
+    def name(self) -> str:
+        """Name of the object."""
+        return str(self.object.get("metadata", {}).get("name", ""))
+
+
+def _meta(obj: Object) -> Object:
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+class KubernetesClient:
+    """An asyncio Kubernetes client for nublado's fixed set of kinds.
+
+    Build one with `from_kubeconfig`, `from_cluster`, `load` or `from_url`,
+    use it as an async context manager (or call `close`). Reads, applies and
+    deletes are idempotent and retried on 429/5xx and connection failures, a
+    bounded number of times with backoff; creates are not retried.
+    """
+
+    def __init__(
+        self,
+        api_client: kclient.ApiClient,
+        *,
+        field_manager: str = FIELD_MANAGER,
+        request_timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.1,
+    ) -> None:
+        self._api = api_client
+        self.field_manager = field_manager
+        self.request_timeout = request_timeout
+        self.retries = retries
+        self.backoff = backoff
+
+    # Construction
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """A client for an unauthenticated API server URL (the sandbox)."""
+        configuration = kclient.Configuration(host=url)
+        return cls(kclient.ApiClient(configuration), **options)
+
+    @classmethod
+    async def from_kubeconfig(
+        cls, path: Path | str | None = None, context: str | None = None, **options: Any
+    ) -> Self:
+        """A client from a kubeconfig file (``$KUBECONFIG`` or ``~/.kube/config`` by default)."""
+        configuration = kclient.Configuration()
+        try:
+            await kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(path) if path is not None else None,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (kconfig.ConfigException, OSError) as exc:
+            raise KubernetesError(f"cannot load kubeconfig {path or ''}: {exc}".strip()) from None
+        return cls(kclient.ApiClient(configuration), **options)
+
+    @classmethod
+    def from_cluster(cls, **options: Any) -> Self:
+        """A client from the pod's service account (in-cluster configuration)."""
+        configuration = kclient.Configuration()
+        try:
+            kconfig.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        except kconfig.ConfigException as exc:
+            raise KubernetesError(f"cannot load in-cluster configuration: {exc}") from None
+        return cls(kclient.ApiClient(configuration), **options)
+
+    @classmethod
+    async def load(cls, kubeconfig: Path | str | None = None, **options: Any) -> Self:
+        """A kubeconfig when one is given or found, else the in-cluster configuration."""
+        default = Path(kconfig.KUBE_CONFIG_DEFAULT_LOCATION).expanduser()
+        if kubeconfig is not None or default.exists():
+            return await cls.from_kubeconfig(kubeconfig, **options)
+        return cls.from_cluster(**options)
+
+    async def close(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._api.close()  # type: ignore[no-untyped-call]
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # The raw request helper
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: builtins.list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> Any:
+        """One HTTP request; returns the raw response (caller reads or streams it)."""
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        request = await self._api.param_serialize(
+            method,
+            path,
+            query_params=list(query or []),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            return await self._api.call_api(
+                *request,
+                _request_timeout=timeout or aiohttp.ClientTimeout(total=self.request_timeout),
+            )
+        except TimeoutError:
+            raise KubernetesTimeoutError(
+                f"{method} {path} timed out after {self.request_timeout}s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise KubernetesConnectionError(f"{method} {path} failed: {exc}") from None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: builtins.list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        retry: bool = True,
+    ) -> tuple[int, Any]:
+        """A request with bounded retries; returns (status, decoded JSON) or raises."""
+        attempt = 0
+        while True:
+            try:
+                response = await self._send(
+                    method, path, query=query, body=body, content_type=content_type
+                )
+                data = await response.read()
+            except (KubernetesConnectionError, KubernetesTimeoutError):
+                if not retry or attempt >= self.retries:
+                    raise
+            except aiohttp.ClientError as exc:
+                if not retry or attempt >= self.retries:
+                    raise KubernetesConnectionError(f"{method} {path} failed: {exc}") from None
+            else:
+                try:
+                    decoded = json.loads(data) if data else None
+                except ValueError:
+                    decoded = None
+                if 200 <= response.status < 300:
+                    return response.status, decoded
+                if not retry or response.status not in _RETRYABLE or attempt >= self.retries:
+                    raise error_from_status(response.status, decoded, response.reason or "")
+            attempt += 1
+            await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), 2.0))
+
+    # Operations
+
+    async def apply(
+        self, manifests: Iterable[Object], *, force: bool = True
+    ) -> builtins.list[ApplyResult]:
+        """Server-side apply manifests in the order given (namespace first, pod last)."""
+        return [await self.apply_one(manifest, force=force) for manifest in manifests]
+
+    async def apply_one(
+        self, manifest: Object, *, force: bool = True, dry_run: bool = False
+    ) -> ApplyResult:
+        """Server-side apply one manifest as field manager ``nublado``."""
+        kind = kind_for_manifest(manifest)
+        metadata = _meta(manifest)
+        name = metadata.get("name")
+        namespace = metadata.get("namespace") if kind.namespaced else None
+        if not name:
+            raise KubernetesError(f"{kind.kind} manifest has no metadata.name")
+        query = [("fieldManager", self.field_manager), ("force", "true" if force else "false")]
+        if dry_run:
+            query.append(("dryRun", "All"))
+        status, obj = await self._request(
+            "PATCH",
+            kind.object_path(name, namespace),
+            query=query,
+            body=manifest,
+            content_type=_APPLY,
+        )
+        return ApplyResult(kind.kind, name, namespace, status == 201, obj)
+
+    async def create(self, manifest: Object) -> Object:
+        """POST an object (no retry: a retried create could meet its own first attempt)."""
+        kind = kind_for_manifest(manifest)
+        namespace = _meta(manifest).get("namespace") if kind.namespaced else None
+        _, obj = await self._request(
+            "POST",
+            kind.collection_path(namespace),
+            query=[("fieldManager", self.field_manager)],
+            body=manifest,
+            retry=False,
+        )
+        return dict(obj)
+
+    async def get(self, kind: str, name: str, namespace: str | None = None) -> Object:
+        """GET one object; raises `NotFoundError` when it is absent."""
+        resource = kind_named(kind)
+        _, obj = await self._request("GET", resource.object_path(name, namespace))
+        return dict(obj)
+
+    async def find(self, kind: str, name: str, namespace: str | None = None) -> Object | None:
+        """GET one object, or None when it is absent."""
+        try:
+            return await self.get(kind, name, namespace)
+        except NotFoundError:
+            return None
+
+    async def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | dict[str, str] | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> builtins.list[Object]:
+        """LIST objects of a kind, in one namespace or all, following pagination."""
+        items, _ = await self.list_with_version(
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            page_size=page_size,
+        )
+        return items
+
+    async def list_with_version(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | dict[str, str] | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> tuple[builtins.list[Object], str]:
+        """LIST, also returning the list's resourceVersion (where a watch can start)."""
+        resource = kind_named(kind)
+        query = self._selector_query(label_selector, field_selector)
+        items: builtins.list[Object] = []
+        token = ""
+        version = ""
+        while True:
+            page_query = [*query, ("limit", str(page_size))]
+            if token:
+                page_query.append(("continue", token))
+            _, body = await self._request(
+                "GET", resource.collection_path(namespace), query=page_query
+            )
+            for item in body.get("items") or []:
+                item.setdefault("apiVersion", resource.api_version)
+                item.setdefault("kind", resource.kind)
+                items.append(item)
+            metadata = body.get("metadata") or {}
+            version = version or str(metadata.get("resourceVersion", ""))
+            token = metadata.get("continue") or ""
+            if not token:
+                return items, version
+
+    @staticmethod
+    def _selector_query(
+        label_selector: str | dict[str, str] | None, field_selector: str | None
+    ) -> builtins.list[tuple[str, str]]:
+        query: builtins.list[tuple[str, str]] = []
+        if isinstance(label_selector, dict):
+            label_selector = str(LabelSelector.from_labels(label_selector))
+        if label_selector:
+            LabelSelector.parse(label_selector)  # a malformed selector fails here, clearly
+            query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        return query
+
+    async def delete(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        wait: bool = True,
+        timeout: float = 60.0,
+    ) -> bool:
+        """DELETE an object and (by default) wait until it is gone.
+
+        Returns False when it was already absent. A namespace waits through
+        Terminating until the namespace controller removes it.
+        """
+        resource = kind_named(kind)
+        query: builtins.list[tuple[str, str]] = []
+        if propagation_policy:
+            query.append(("propagationPolicy", propagation_policy))
+        if grace_period_seconds is not None:
+            query.append(("gracePeriodSeconds", str(grace_period_seconds)))
+        body: Object = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy:
+            body["propagationPolicy"] = propagation_policy
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        try:
+            _, answer = await self._request(
+                "DELETE", resource.object_path(name, namespace), query=query, body=body
+            )
+        except NotFoundError:
+            return False
+        except KubernetesError as exc:
+            # A namespace already Terminating answers 409; it is on its way out.
+            if not (resource.kind == "Namespace" and exc.status == 409):
+                raise
+            answer = None
+        if wait:
+            uid = None
+            if isinstance(answer, dict) and answer.get("kind") == resource.kind:
+                uid = _meta(answer).get("uid")
+            await self.wait_for_deletion(resource.kind, name, namespace, uid=uid, timeout=timeout)
+        return True
+
+    async def delete_namespace(self, name: str, *, timeout: float = 120.0) -> bool:
+        """Delete a namespace and wait until it has left Terminating and is gone."""
+        return await self.delete("Namespace", name, timeout=timeout)
+
+    async def wait_for_deletion(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        uid: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        """Wait until an object (this ``uid``, if given) no longer exists."""
+
+        def gone(obj: Object | None) -> bool:
+            return obj is None or (uid is not None and _meta(obj).get("uid") != uid)
+
+        try:
+            await self.wait_for(kind, name, namespace, gone, timeout=timeout)
+        except KubernetesTimeoutError:
+            raise KubernetesTimeoutError(
+                f"{kind} {namespace + '/' if namespace else ''}{name} still exists after {timeout}s"
+            ) from None
+
+    async def wait_for(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        predicate: Callable[[Object | None], bool],
+        *,
+        timeout: float = 60.0,
+    ) -> Object | None:
+        """Wait until ``predicate(object or None)`` holds; GET first, then watch.
+
+        Returns the object that satisfied it (None if absence did).
+        Raises `KubernetesTimeoutError` after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        items, version = await self.list_with_version(
+            kind, namespace, field_selector=f"metadata.name={name}"
+        )
+        current = items[0] if items else None
+        if predicate(current):
+            return current
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            async for event in self.watch(
+                kind,
+                namespace,
+                field_selector=f"metadata.name={name}",
+                resource_version=version,
+                timeout=remaining,
+            ):
+                current = None if event.type == "DELETED" else event.object
+                if predicate(current):
+                    return current
+        raise KubernetesTimeoutError(f"timed out after {timeout}s waiting for {kind} {name}")
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | dict[str, str] | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout: float | None = None,
+        max_failures: int = 10,
+    ) -> AsyncIterator[WatchEvent]:
+        """Follow changes to objects of a kind; never stops silently.
+
+        Without ``resource_version`` it starts with a LIST and yields ADDED for
+        each existing object. It resumes from the last resourceVersion seen
+        when the server ends a stream or the connection drops, and relists when
+        the version has expired (410), yielding the differences (ADDED,
+        MODIFIED, DELETED) so the caller's view stays right. It ends only when
+        ``timeout`` seconds have passed; after ``max_failures`` consecutive
+        failed attempts it raises the last error.
+        """
+        resource = kind_named(kind)
+        query = self._selector_query(label_selector, field_selector)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        known: dict[str, Object] = {}  # uid -> last object seen
+        version = resource_version
+        failures = 0
+
+        def remaining() -> float | None:
+            return None if deadline is None else deadline - time.monotonic()
+
+        async def relist() -> AsyncIterator[WatchEvent]:
+            nonlocal version
+            items, version = await self.list_with_version(
+                resource.kind,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+            )
+            seen: set[str] = set()
+            for item in items:
+                uid = str(_meta(item).get("uid", ""))
+                seen.add(uid)
+                old = known.get(uid)
+                known[uid] = item
+                if old is None:
+                    yield WatchEvent("ADDED", item)
+                elif _meta(old).get("resourceVersion") != _meta(item).get("resourceVersion"):
+                    yield WatchEvent("MODIFIED", item)
+            for uid in [u for u in known if u not in seen]:
+                yield WatchEvent("DELETED", known.pop(uid))
+
+        if version is None:
+            async for event in relist():
+                yield event
+        while True:
+            left = remaining()
+            if left is not None and left <= 0:
+                return
+            server_timeout = 300 if left is None else max(1, int(left + 0.999))
+            stream_query = [
+                *query,
+                ("watch", "true"),
+                ("allowWatchBookmarks", "true"),
+                ("timeoutSeconds", str(min(server_timeout, 300))),
+            ]
+            if version:
+                stream_query.append(("resourceVersion", version))
+            try:
+                async for event_type, obj in self._stream(resource, namespace, stream_query, left):
+                    failures = 0
+                    metadata = _meta(obj)
+                    version = str(metadata.get("resourceVersion") or version or "")
+                    if event_type == "BOOKMARK":
+                        continue
+                    uid = str(metadata.get("uid", ""))
+                    if event_type == "DELETED":
+                        known.pop(uid, None)
+                    else:
+                        known[uid] = obj
+                    yield WatchEvent(event_type, obj)
+            except ExpiredError:
+                failures = 0
+                async for event in relist():
+                    yield event
+            except (KubernetesConnectionError, KubernetesTimeoutError, KubernetesError) as exc:
+                if isinstance(exc, KubernetesError) and exc.status and exc.status not in _RETRYABLE:
+                    raise
+                failures += 1
+                if failures >= max_failures:
+                    raise
+                delay = min(self.backoff * 2 ** (failures - 1), 5.0) * (0.5 + random.random() / 2)
+                left = remaining()
+                if left is not None:
+                    delay = min(delay, max(left, 0))
+                await asyncio.sleep(delay)
+
+    async def _stream(
+        self,
+        resource: ResourceKind,
+        namespace: str | None,
+        query: builtins.list[tuple[str, str]],
+        left: float | None,
+    ) -> AsyncIterator[tuple[str, Object]]:
+        """One watch connection: yields (type, object) until the server ends it."""
+        read_timeout = 330.0 if left is None else left + 5.0
+        response = await self._send(
+            "GET",
+            resource.collection_path(namespace),
+            query=query,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
+        )
+        raw = response.response
+        finished = False
+        try:
+            if response.status != 200:
+                data = await response.read()
+                try:
+                    decoded = json.loads(data) if data else None
+                except ValueError:
+                    decoded = None
+                raise error_from_status(response.status, decoded, response.reason or "")
+            deadline = None if left is None else time.monotonic() + left
+            while True:
+                wait = None if deadline is None else max(deadline - time.monotonic(), 0) + 1.0
+                try:
+                    line = await asyncio.wait_for(raw.content.readline(), wait)
+                except TimeoutError:
+                    return
+                except aiohttp.ClientError as exc:
+                    raise KubernetesConnectionError(f"watch connection dropped: {exc}") from None
+                if not line:
+                    finished = True
+                    return
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    raise KubernetesConnectionError("watch stream sent a partial event") from None
+                event_type = event.get("type")
+                obj = event.get("object") or {}
+                if event_type == "ERROR":
+                    code = int(obj.get("code") or 500)
+                    raise error_from_status(code, obj, obj.get("reason", ""))
+                yield str(event_type), obj
+        finally:
+            if finished:
+                raw.release()
+            else:
+                raw.close()

@@ -1,0 +1,346 @@
+"""The sandbox: an in-process Kubernetes API server for trying nublado and for tests.
+
+It speaks the real Kubernetes REST protocol over HTTP (see
+`nublado.kube.sandbox_http`), keeps objects in memory, and plays the parts of
+a cluster a lab controller depends on (namespace lifecycle, a kubelet, the Job
+controller, Gafaelfawr, an ingress controller). The same client code runs
+against it and against a real cluster; kubectl can read and write it.
+
+Typical test use::
+
+    sandbox = Sandbox(nodes=REFERENCE / "inputs/nodes/standard.json")
+    with sandbox.serve() as url:
+        client = KubernetesClient.from_url(url)
+        ...
+        sandbox.inject_fault("PATCH", "/api/v1/namespaces/*/pods/*", status=503)
+        sandbox.set_pod_failure("ErrImagePull", name="rachel-nb")
+        assert sandbox.objects(namespace="userlabs-rachel") == []
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+
+from ..errors import InputError
+from .kinds import KINDS, kind_for_manifest, kind_named
+from .sandbox_cluster import Cluster, SandboxSettings
+from .sandbox_http import Fault, create_app
+from .sandbox_kubelet import PodFailure
+from .sandbox_store import ApiError
+
+__all__ = [
+    "Fault",
+    "PodFailure",
+    "Sandbox",
+    "SandboxSettings",
+    "load_nodes_file",
+    "write_kubeconfig",
+]
+
+Object = dict[str, Any]
+
+
+def load_nodes_file(path: Path) -> dict[str, Any]:
+    """Read a nodes file (name -> {images: [{names, size_bytes}], labels}) for the sandbox."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read nodes file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InputError(f"nodes file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise InputError(f"nodes file {path} must map node names to objects")
+    for name, node in data.items():
+        images = node.get("images", [])
+        if not isinstance(images, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("names"), list) for i in images
+        ):
+            raise InputError(
+                f"nodes file {path}: node {name}: images must be a list of {{names: [...]}}"
+            )
+        if not isinstance(node.get("labels", {}), dict):
+            raise InputError(f"nodes file {path}: node {name}: labels must be a mapping")
+    return data
+
+
+def write_kubeconfig(path: Path, url: str, *, namespace: str | None = None) -> Path:
+    """Write a kubeconfig whose only context points at ``url`` (no credentials)."""
+    context: Object = {"cluster": "sandbox", "user": "sandbox"}
+    if namespace:
+        context["namespace"] = namespace
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "sandbox", "cluster": {"server": url}}],
+        "users": [{"name": "sandbox", "user": {}}],
+        "contexts": [{"name": "sandbox", "context": context}],
+        "current-context": "sandbox",
+        "preferences": {},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the main thread."""
+
+    def install_signal_handlers(self) -> None:
+        """Do nothing: the server runs in a thread."""
+
+
+class Sandbox:
+    """Handle on one sandbox API server: its state, its faults, and serving it.
+
+    Every method is thread-safe and synchronous, so both plain and asyncio
+    tests can call it while the server runs in its own thread.
+    """
+
+    def __init__(
+        self,
+        settings: SandboxSettings | None = None,
+        *,
+        nodes: Path | dict[str, Any] | None = None,
+    ) -> None:
+        self.cluster = Cluster(settings)
+        self.settings = self.cluster.settings
+        self._faults: list[Fault] = []
+        self._faults_lock = threading.Lock()
+        self.requests: deque[tuple[str, str]] = deque(maxlen=2000)
+        self.url: str | None = None
+        self.app = create_app(self)
+        if nodes is not None:
+            self.load_nodes(nodes)
+
+    # State
+
+    def objects(
+        self,
+        namespace: str | None = None,
+        kind: str | None = None,
+        *,
+        label_selector: str | None = None,
+    ) -> list[Object]:
+        """Copies of the stored objects, by kind order then namespace and name.
+
+        With ``namespace``, only the objects in that namespace (not the
+        Namespace itself); with ``kind``, only that kind (``Pod``, ``pods``, ``po``).
+        """
+        kinds = [kind_named(kind)] if kind else list(KINDS)
+        found: list[Object] = []
+        with self.cluster.store.lock:
+            for k in kinds:
+                if namespace is not None and not k.namespaced:
+                    continue
+                items, _ = self.cluster.list(k.kind, namespace, label_selector)
+                found.extend(copy.deepcopy(items))
+        return found
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Object | None:
+        """A copy of one object, or None."""
+        k = kind_named(kind)
+        with self.cluster.store.lock:
+            obj = self.cluster.store.get(k.kind, (namespace or "") if k.namespaced else "", name)
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def apply(
+        self, manifest: Object, *, field_manager: str = "sandbox", force: bool = True
+    ) -> Object:
+        """Server-side apply a manifest directly (test setup), as a given field manager."""
+        kind = kind_for_manifest(manifest)
+        meta = manifest.get("metadata") or {}
+        obj, _ = self.cluster.apply(
+            kind.kind,
+            meta.get("namespace") if kind.namespaced else None,
+            meta["name"],
+            json.dumps(manifest).encode(),
+            field_manager=field_manager,
+            force=force,
+        )
+        return copy.deepcopy(obj)
+
+    def create(self, manifest: Object, *, field_manager: str = "sandbox") -> Object:
+        """Create an object directly (test setup); raises `ApiError` as the API would answer."""
+        kind = kind_for_manifest(manifest)
+        meta = manifest.get("metadata") or {}
+        obj = self.cluster.create(
+            kind.kind,
+            meta.get("namespace") if kind.namespaced else None,
+            manifest,
+            field_manager=field_manager,
+        )
+        return copy.deepcopy(obj)
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete an object directly; False when it was absent."""
+        try:
+            self.cluster.delete(kind, namespace, name)
+        except ApiError as exc:
+            if exc.code == 404:
+                return False
+            raise
+        return True
+
+    def load_nodes(self, source: Path | dict[str, Any]) -> list[Object]:
+        """Add Nodes from a nodes file or its parsed content (with status.images)."""
+        data = load_nodes_file(source) if isinstance(source, Path) else source
+        return self.cluster.add_nodes(data)
+
+    @property
+    def revision(self) -> int:
+        """The latest resourceVersion handed out."""
+        return self.cluster.store.revision
+
+    # Cluster behaviour
+
+    def set_pod_failure(
+        self, failure: PodFailure | str, name: str = "*", namespace: str = "*"
+    ) -> None:
+        """Make pods matching the glob patterns fail (now if they exist, and when created).
+
+        ``failure`` is one of ErrImagePull, ImagePullBackOff, CrashLoopBackOff, Failed.
+        """
+        self.cluster.kubelet.set_failure(failure, name, namespace)
+
+    def clear_pod_failures(self) -> None:
+        """New pods start normally again."""
+        self.cluster.kubelet.clear_failures()
+
+    def finish_namespace(self, name: str) -> bool:
+        """Complete a Terminating namespace now (its content, then itself)."""
+        return self.cluster.finish_namespace(name)
+
+    def compact(self) -> None:
+        """Forget watch history: a watch resuming from an older resourceVersion gets 410."""
+        self.cluster.store.compact()
+
+    # Faults
+
+    def inject_fault(
+        self,
+        method: str = "*",
+        path: str = "*",
+        *,
+        status: int | None = 500,
+        count: int | None = 1,
+        delay: float = 0.0,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> Fault:
+        """Fail the next ``count`` requests matching method and path glob with ``status``.
+
+        The answer is a Kubernetes Status body (reason from the status code
+        unless given). ``count=None`` affects every matching request until
+        `clear_faults`. With ``delay`` the request is held that long first.
+        """
+        fault = Fault(method, path, status, count, delay, reason, message)
+        with self._faults_lock:
+            self._faults.append(fault)
+        return fault
+
+    def add_latency(
+        self, seconds: float, method: str = "*", path: str = "*", *, count: int | None = None
+    ) -> Fault:
+        """Hold matching requests ``seconds`` before serving them normally."""
+        return self.inject_fault(method, path, status=None, count=count, delay=seconds)
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        with self._faults_lock:
+            self._faults.clear()
+
+    def cut_watches(self) -> int:
+        """Drop every open watch connection mid-stream; returns how many were cut."""
+        return self.cluster.store.cut_watches()
+
+    def watch_count(self) -> int:
+        """Number of watches open now."""
+        return self.cluster.store.watcher_count()
+
+    def _take_fault(self, method: str, path: str, query: str) -> Fault | None:
+        """The first fault rule matching a request, consuming one of its uses."""
+        self.requests.append((method, f"{path}?{query}" if query else path))
+        with self._faults_lock:
+            for fault in self._faults:
+                if fault.matches(method, path, query):
+                    fault.hits += 1
+                    if fault.count is not None:
+                        fault.count -= 1
+                    return fault
+        return None
+
+    # Waiting
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Block until ``predicate()`` is truthy and return it (TimeoutError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sandbox condition not met within {timeout}s")
+            time.sleep(0.005)
+
+    async def wait_for_async(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """`wait_for` for asyncio tests: polls without blocking the event loop."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sandbox condition not met within {timeout}s")
+            await asyncio.sleep(0.005)
+
+    # Serving
+
+    @contextmanager
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "critical"
+    ) -> Iterator[str]:
+        """Serve the sandbox with uvicorn in a thread; yields its URL (``http://127.0.0.1:P``)."""
+        config = uvicorn.Config(
+            self.app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            access_log=False,
+        )
+        server = _Server(config)
+        thread = threading.Thread(target=server.run, name="nublado-sandbox", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
+            time.sleep(0.005)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://{host}:{bound}"
+        try:
+            yield self.url
+        finally:
+            self.cluster.store.close_watches()
+            server.should_exit = True
+            thread.join(timeout=10)
+            self.url = None
+
+    def write_kubeconfig(self, path: Path, url: str | None = None) -> Path:
+        """Write a kubeconfig pointing at this sandbox (while it is served)."""
+        target = url or self.url
+        if target is None:
+            raise RuntimeError("the sandbox is not being served")
+        return write_kubeconfig(path, target)

@@ -1,0 +1,1181 @@
+"""The sandbox's API semantics: what each verb does to the store, with Kubernetes' rules.
+
+`Cluster` is the API server without HTTP: create, get, list, replace, patch,
+server-side apply and delete, each raising `ApiError` exactly where
+kube-apiserver answers an error. It also plays the controllers a real cluster
+runs on its own: namespace lifecycle, the ``default`` ServiceAccount, garbage
+collection through ownerReferences, the Job controller, the Gafaelfawr
+operator and an ingress controller. The simulated kubelet is in
+`nublado.kube.sandbox_kubelet`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import copy
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from .kinds import KINDS, ResourceKind, kind_named
+from .sandbox_fields import (
+    ManagedEntry,
+    apply_config,
+    conflict_message,
+    decode_managed_fields,
+    encode_managed_fields,
+    merge_patch,
+    record_update,
+)
+from .sandbox_rules import (
+    GENERATION_KINDS,
+    apply_defaults,
+    initial_status,
+    validate_create,
+    validate_update,
+)
+from .sandbox_store import ApiError, Store
+from .selectors import FieldSelector, LabelSelector, SelectorError
+
+__all__ = ["Cluster", "SandboxSettings", "now_timestamp"]
+
+Object = dict[str, Any]
+
+# Delete answers the deleted object for these kinds, a Status for the others.
+_RETURNS_DELETED_OBJECT = frozenset(
+    {
+        "Pod",
+        "ServiceAccount",
+        "Service",
+        "PersistentVolumeClaim",
+        "Node",
+        "Namespace",
+        "GafaelfawrIngress",
+    }
+)
+_NAMESPACE_TERMINATING = (
+    "The system is ensuring all content is removed from this namespace.  Upon completion, "
+    "this namespace will automatically be purged by the system."
+)
+
+
+def now_timestamp() -> str:
+    """The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class SandboxSettings:
+    """How the simulated cluster behaves; delays are in seconds.
+
+    ``namespace_termination_delay`` of None keeps deleted namespaces
+    Terminating until `Cluster.finish_namespace` is called.
+    """
+
+    schedule_delay: float = 0.0
+    pull_delay: float = 0.0
+    start_delay: float = 0.0
+    pod_termination_delay: float = 0.0
+    namespace_termination_delay: float | None = 0.0
+    ingress_address: str = "127.0.0.1"
+    history_limit: int = 10_000
+
+
+def _parse_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ApiError.bad_request(f"error decoding request body: {exc}") from None
+
+
+def parse_object(raw: bytes) -> Object:
+    """Decode a request body (JSON, or YAML for apply) into an object."""
+    body = _parse_body(raw)
+    if not isinstance(body, dict):
+        raise ApiError.bad_request("the request body must be a JSON or YAML object")
+    return body
+
+
+def _json_patch(target: Any, operations: Any) -> Any:
+    """RFC 6902 JSON patch."""
+    if not isinstance(operations, list):
+        raise ApiError.bad_request("a JSON patch must be a list of operations")
+    doc = copy.deepcopy(target)
+
+    def split(pointer: str) -> builtins.list[str]:
+        if pointer == "":
+            return []
+        if not pointer.startswith("/"):
+            raise ApiError(422, "Invalid", f"invalid JSON pointer {pointer!r}")
+        return [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+
+    def parent(parts: builtins.list[str]) -> tuple[Any, str]:
+        node = doc
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node, parts[-1]
+
+    def read(parts: builtins.list[str]) -> Any:
+        node = doc
+        for part in parts:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node
+
+    for op in operations:
+        try:
+            kind = op["op"]
+            parts = split(op["path"])
+            if kind == "test":
+                if read(parts) != op.get("value"):
+                    raise ApiError(422, "Invalid", f"testing value at {op['path']} failed")
+                continue
+            if kind in ("move", "copy"):
+                value = copy.deepcopy(read(split(op["from"])))
+                if kind == "move":
+                    container, key = parent(split(op["from"]))
+                    if isinstance(container, list):
+                        container.pop(int(key))
+                    else:
+                        del container[key]
+                kind, op = "add", {"value": value}
+            if not parts:
+                doc = copy.deepcopy(op.get("value"))
+                continue
+            container, key = parent(parts)
+            if kind == "add":
+                if isinstance(container, list):
+                    index = len(container) if key == "-" else int(key)
+                    container.insert(index, copy.deepcopy(op["value"]))
+                else:
+                    container[key] = copy.deepcopy(op["value"])
+            elif kind == "replace":
+                read(parts)
+                if isinstance(container, list):
+                    container[int(key)] = copy.deepcopy(op["value"])
+                else:
+                    container[key] = copy.deepcopy(op["value"])
+            elif kind == "remove":
+                if isinstance(container, list):
+                    container.pop(int(key))
+                else:
+                    del container[key]
+            else:
+                raise ApiError(422, "Invalid", f"unknown JSON patch operation {kind!r}")
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise ApiError(
+                422, "Invalid", f"the JSON patch operation {op!r} does not apply to the object"
+            ) from None
+    return doc
+
+
+class Cluster:
+    """The in-memory API server and the controllers of a one-machine cluster."""
+
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        self.settings = settings or SandboxSettings()
+        self.store = Store(self.settings.history_limit)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._deferred: builtins.list[tuple[float, Callable[..., None], tuple[Any, ...]]] = []
+        self._foreground: dict[str, tuple[str, str, str]] = {}  # owner uid -> (kind, ns, name)
+        self._ip_counter = 0
+        self._lock = self.store.lock
+        # Late import: the kubelet module needs this class for typing only.
+        from .sandbox_kubelet import Kubelet
+
+        self.kubelet = Kubelet(self)
+
+    # Scheduling of background work on the server's loop
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run timers (kubelet steps, namespace termination) on this loop from now on."""
+        self.loop = loop
+        deferred, self._deferred = self._deferred, []
+        for delay, fn, args in deferred:
+            self.later(delay, fn, *args)
+
+    def later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn(*args)`` on the server loop after ``delay`` seconds, from any thread."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            self._deferred.append((delay, fn, args))
+            return
+
+        def run() -> None:
+            # An ApiError means the object changed under the controller; a real one would retry.
+            with contextlib.suppress(ApiError):
+                fn(*args)
+
+        if delay <= 0:
+            loop.call_soon_threadsafe(run)
+        else:
+            loop.call_soon_threadsafe(loop.call_later, delay, run)
+
+    # Helpers
+
+    def _kind(self, name: str) -> ResourceKind:
+        return kind_named(name)
+
+    def _check_namespace(self, kind: ResourceKind, namespace: str, name: str) -> None:
+        """Namespace admission for a create: it must exist and not be terminating."""
+        if not kind.namespaced:
+            return
+        ns = self.store.get("Namespace", "", namespace)
+        if ns is None:
+            raise ApiError.not_found(kind_named("Namespace"), namespace)
+        if ns.get("status", {}).get("phase") == "Terminating":
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{kind.group_resource} "{name}" is forbidden: unable to create new content '
+                f"in namespace {namespace} because it is being terminated",
+                {
+                    "name": name,
+                    "kind": kind.plural,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    def _incoming(
+        self, kind: ResourceKind, namespace: str | None, body: Object, name: str | None = None
+    ) -> Object:
+        """Check an incoming object against the URL it was sent to."""
+        api_version = body.get("apiVersion")
+        body_kind = body.get("kind")
+        if api_version is not None and api_version != kind.api_version:
+            raise ApiError.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({kind.api_version})"
+            )
+        if body_kind is not None and body_kind != kind.kind:
+            raise ApiError.bad_request(
+                f"the kind in the data ({body_kind}) does not match the expected kind ({kind.kind})"
+            )
+        obj = copy.deepcopy(body)
+        obj["apiVersion"] = kind.api_version
+        obj["kind"] = kind.kind
+        metadata = obj.get("metadata")
+        if metadata is None:
+            metadata = obj["metadata"] = {}
+        if not isinstance(metadata, dict):
+            raise ApiError.bad_request("metadata must be an object")
+        if name is not None:
+            if metadata.get("name") and metadata["name"] != name:
+                raise ApiError.bad_request(
+                    f"the name of the object ({metadata['name']}) does not match the name on "
+                    f"the URL ({name})"
+                )
+            metadata["name"] = name
+        if kind.namespaced:
+            if metadata.get("namespace") and metadata["namespace"] != namespace:
+                raise ApiError.bad_request(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            metadata["namespace"] = namespace
+        else:
+            metadata.pop("namespace", None)
+        return obj
+
+    def _initialize(self, kind: ResourceKind, obj: Object) -> Object:
+        """System metadata, defaults and initial status of a new object."""
+        metadata = obj["metadata"]
+        for key in (
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "managedFields",
+        ):
+            metadata.pop(key, None)
+        metadata["uid"] = str(uuid.uuid4())
+        metadata["creationTimestamp"] = now_timestamp()
+        if kind.kind in GENERATION_KINDS:
+            metadata["generation"] = 1
+        given_status = obj.pop("status", None)
+        if kind.has_status or kind.kind == "Node":
+            status = initial_status(kind, obj, given_status)
+            if status is not None:
+                obj["status"] = status
+        elif given_status is not None:
+            obj["status"] = given_status
+        if kind.kind == "Service":
+            spec = obj.setdefault("spec", {})
+            if spec.get("clusterIP") != "None" and spec.get("type", "ClusterIP") != "ExternalName":
+                self._ip_counter += 1
+                ip = f"10.96.{self._ip_counter // 250}.{self._ip_counter % 250 + 1}"
+                spec.setdefault("clusterIP", ip)
+                spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        apply_defaults(kind, obj)
+        validate_create(kind, obj)
+        return obj
+
+    def _manager(self, field_manager: str | None, user_agent: str | None) -> str:
+        if field_manager:
+            return field_manager
+        if user_agent:
+            return user_agent.split("/", 1)[0] or "unknown"
+        return "unknown"
+
+    # Reads
+
+    def get(self, kind_name: str, namespace: str, name: str) -> Object:
+        """GET one object."""
+        kind = self._kind(kind_name)
+        with self._lock:
+            obj = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
+            if obj is None:
+                raise ApiError.not_found(kind, name)
+            return obj
+
+    def list(
+        self,
+        kind_name: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[builtins.list[Object], int]:
+        """LIST objects matching selectors; returns the items and the list resourceVersion."""
+        kind = self._kind(kind_name)
+        try:
+            labels = LabelSelector.parse(label_selector)
+            fields = FieldSelector.parse(field_selector, kind.kind)
+        except SelectorError as exc:
+            raise ApiError.bad_request(str(exc)) from None
+        with self._lock:
+            ns = namespace if kind.namespaced else None
+            name = fields.equality("metadata.name")
+            if name is not None and ns is not None:
+                found = self.store.get(kind.kind, ns, name)
+                candidates = [found] if found is not None else []
+            else:
+                candidates = list(self.store.iter_objects(kind.kind, ns))
+            items = [
+                o
+                for o in candidates
+                if labels.matches(o["metadata"].get("labels")) and fields.matches(o, kind.kind)
+            ]
+            return items, self.store.revision
+
+    # Writes
+
+    def create(
+        self,
+        kind_name: str,
+        namespace: str | None,
+        body: Object,
+        *,
+        field_manager: str | None = None,
+        user_agent: str | None = None,
+        dry_run: bool = False,
+    ) -> Object:
+        """POST: create an object (409 if it exists, 403 in a terminating namespace)."""
+        kind = self._kind(kind_name)
+        with self._lock:
+            obj = self._incoming(kind, namespace, body)
+            metadata = obj["metadata"]
+            if not metadata.get("name"):
+                generate = metadata.get("generateName")
+                if not generate:
+                    raise ApiError.invalid(
+                        kind,
+                        "",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                        "FieldValueRequired",
+                    )
+                metadata["name"] = f"{generate}{secrets.token_hex(3)[:5]}"
+            name = metadata["name"]
+            ns_key = (namespace or "") if kind.namespaced else ""
+            existing = self.store.get(kind.kind, ns_key, name)
+            if existing is not None:
+                if kind.kind == "Namespace" and existing["metadata"].get("deletionTimestamp"):
+                    raise ApiError(
+                        409,
+                        "AlreadyExists",
+                        f'object is being deleted: namespaces "{name}" already exists',
+                        {"name": name, "kind": "namespaces"},
+                    )
+                raise ApiError.already_exists(kind, name)
+            self._check_namespace(kind, ns_key, name)
+            obj = self._initialize(kind, obj)
+            manager = self._manager(field_manager, user_agent)
+            entries = record_update(
+                None, obj, [], manager=manager, api_version=kind.api_version, now=now_timestamp()
+            )
+            obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+            if dry_run:
+                return obj
+            return self._insert(kind, obj)
+
+    def _insert(self, kind: ResourceKind, obj: Object) -> Object:
+        stored = self.store.put(kind.kind, obj, "ADDED")
+        self._after_write(kind, None, stored)
+        return stored
+
+    def create_internal(self, kind_name: str, obj: Object, manager: str) -> Object | None:
+        """Create an object as a controller does (None if it exists or cannot be created)."""
+        kind = self._kind(kind_name)
+        with self._lock:
+            ns = obj.get("metadata", {}).get("namespace") if kind.namespaced else None
+            try:
+                return self.create(kind.kind, ns, obj, field_manager=manager)
+            except ApiError:
+                return None
+
+    def update_internal(
+        self,
+        kind_name: str,
+        namespace: str,
+        name: str,
+        mutate: Callable[[Object], None],
+        manager: str,
+        *,
+        subresource: str = "status",
+        uid: str | None = None,
+    ) -> Object | None:
+        """Change an object as a controller does (None if it is gone or was replaced)."""
+        kind = self._kind(kind_name)
+        with self._lock:
+            old = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
+            if old is None or (uid is not None and old["metadata"].get("uid") != uid):
+                return None
+            new = copy.deepcopy(old)
+            mutate(new)
+            entries = record_update(
+                old,
+                new,
+                decode_managed_fields(old),
+                manager=manager,
+                api_version=kind.api_version,
+                now=now_timestamp(),
+                subresource=subresource,
+            )
+            return self._finish_update(kind, old, new, entries, validate=False, internal=True)
+
+    def _finish_update(
+        self,
+        kind: ResourceKind,
+        old: Object,
+        new: Object,
+        entries: builtins.list[ManagedEntry],
+        *,
+        validate: bool = True,
+        dry_run: bool = False,
+        internal: bool = False,
+    ) -> Object:
+        """Common tail of every update: system fields, defaults, validation, no-op detection.
+
+        ``internal`` writes (the simulated controllers) may set deletion metadata.
+        """
+        old_meta = old["metadata"]
+        meta = new.setdefault("metadata", {})
+        system = ["uid", "creationTimestamp", "generation", "name", "namespace"]
+        if not internal:
+            system += ["deletionTimestamp", "deletionGracePeriodSeconds"]
+        for key in system:
+            if key in old_meta:
+                meta[key] = old_meta[key]
+            else:
+                meta.pop(key, None)
+        meta.pop("resourceVersion", None)
+        meta.pop("managedFields", None)
+        if kind.kind == "Service":
+            spec = new.setdefault("spec", {})
+            old_spec = old.get("spec") or {}
+            for key in ("clusterIP", "clusterIPs"):
+                if key in old_spec and key not in spec:
+                    spec[key] = old_spec[key]
+        apply_defaults(kind, new)
+        if validate:
+            validate_update(kind, old, new)
+        new_entries = encode_managed_fields(entries)
+        old_compare = {
+            **old,
+            "metadata": {
+                k: v for k, v in old_meta.items() if k not in ("resourceVersion", "managedFields")
+            },
+        }
+        if new == old_compare and _same_entries(old_meta.get("managedFields") or [], new_entries):
+            return old
+        if kind.kind in GENERATION_KINDS and _spec_part(old) != _spec_part(new):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        meta["managedFields"] = new_entries
+        if dry_run:
+            meta["resourceVersion"] = old_meta["resourceVersion"]
+            return new
+        stored = self.store.put(kind.kind, new, "MODIFIED", old)
+        self._after_write(kind, old, stored)
+        deleting = meta.get("deletionTimestamp") and not meta.get("finalizers")
+        if deleting and kind.kind != "Namespace":
+            self._remove(kind, stored)
+        return stored
+
+    def replace(
+        self,
+        kind_name: str,
+        namespace: str | None,
+        name: str,
+        body: Object,
+        *,
+        subresource: str = "",
+        field_manager: str | None = None,
+        user_agent: str | None = None,
+    ) -> Object:
+        """PUT: replace an object (or its status), honouring a resourceVersion precondition."""
+        kind = self._kind(kind_name)
+        with self._lock:
+            incoming = self._incoming(kind, namespace, body, name)
+            old = self._existing(kind, namespace, name)
+            self._check_precondition(kind, old, incoming)
+            if subresource == "status":
+                new = copy.deepcopy(old)
+                if "status" in incoming:
+                    new["status"] = incoming["status"]
+            else:
+                new = incoming
+                new.pop("status", None)
+                if "status" in old and (kind.has_status or kind.kind == "Node"):
+                    new["status"] = copy.deepcopy(old["status"])
+            return self._write_update(kind, old, new, subresource, field_manager, user_agent)
+
+    def _existing(self, kind: ResourceKind, namespace: str | None, name: str) -> Object:
+        obj = self.store.get(kind.kind, (namespace or "") if kind.namespaced else "", name)
+        if obj is None:
+            raise ApiError.not_found(kind, name)
+        return obj
+
+    def _check_precondition(self, kind: ResourceKind, old: Object, incoming: Object) -> None:
+        wanted = incoming.get("metadata", {}).get("resourceVersion")
+        if wanted and wanted != old["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {kind.group_resource} "
+                f'"{old["metadata"]["name"]}": '
+                "the object has been modified; please apply your changes to the latest version "
+                "and try again",
+                {"name": old["metadata"]["name"], "kind": kind.plural},
+            )
+
+    def _write_update(
+        self,
+        kind: ResourceKind,
+        old: Object,
+        new: Object,
+        subresource: str,
+        field_manager: str | None,
+        user_agent: str | None,
+    ) -> Object:
+        manager = self._manager(field_manager, user_agent)
+        entries = record_update(
+            old,
+            new,
+            decode_managed_fields(old),
+            manager=manager,
+            api_version=kind.api_version,
+            now=now_timestamp(),
+            subresource=subresource,
+        )
+        return self._finish_update(kind, old, new, entries, validate=subresource != "status")
+
+    def patch(
+        self,
+        kind_name: str,
+        namespace: str | None,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        *,
+        subresource: str = "",
+        field_manager: str | None = None,
+        user_agent: str | None = None,
+    ) -> Object:
+        """PATCH with a JSON patch, a merge patch, or a strategic merge patch (as a merge)."""
+        kind = self._kind(kind_name)
+        body = _parse_body(raw)
+        with self._lock:
+            old = self._existing(kind, namespace, name)
+            if content_type == "application/json-patch+json":
+                patched = _json_patch(old, body)
+            else:
+                if not isinstance(body, dict):
+                    raise ApiError.bad_request("a merge patch must be a JSON object")
+                patched = merge_patch(old, body)
+            if not isinstance(patched, dict):
+                raise ApiError(422, "Invalid", "the patch did not produce an object")
+            incoming = self._incoming(kind, namespace, patched, name)
+            self._check_precondition(kind, old, body if isinstance(body, dict) else {})
+            if subresource == "status":
+                new = copy.deepcopy(old)
+                if "status" in incoming:
+                    new["status"] = incoming["status"]
+            else:
+                new = incoming
+                if kind.has_status:
+                    new.pop("status", None)
+                    if "status" in old:
+                        new["status"] = copy.deepcopy(old["status"])
+            return self._write_update(kind, old, new, subresource, field_manager, user_agent)
+
+    def apply(
+        self,
+        kind_name: str,
+        namespace: str | None,
+        name: str,
+        raw: bytes,
+        *,
+        field_manager: str | None,
+        force: bool,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> tuple[Object, bool]:
+        """Server-side apply; returns the object and whether it was created."""
+        kind = self._kind(kind_name)
+        if not field_manager:
+            raise ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch",
+                {
+                    "group": "meta.k8s.io",
+                    "kind": "PatchOptions",
+                    "causes": [
+                        {
+                            "reason": "FieldValueRequired",
+                            "message": "Required value: is required for apply patch",
+                            "field": "fieldManager",
+                        }
+                    ],
+                },
+            )
+        if len(field_manager) > 128:
+            raise ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Too long: may not be '
+                "more than 128 bytes",
+            )
+        config_raw = parse_object(raw)
+        with self._lock:
+            config = self._incoming(kind, namespace, config_raw, name)
+            if config["metadata"].get("managedFields") is not None:
+                raise ApiError.bad_request("metadata.managedFields must be nil")
+            live = self.store.get(kind.kind, (namespace or "") if kind.namespaced else "", name)
+            now = now_timestamp()
+            with_status = subresource == "status"
+            if live is None:
+                if subresource:
+                    raise ApiError.not_found(kind, name)
+                if config["metadata"].get("uid"):
+                    raise ApiError(
+                        409,
+                        "Conflict",
+                        f"uid mismatch: the provided object specified uid "
+                        f"{config['metadata']['uid']}, and no existing object was found",
+                    )
+                self._check_namespace(kind, (namespace or "") if kind.namespaced else "", name)
+                merged, entries, _ = apply_config(
+                    None,
+                    config,
+                    [],
+                    manager=field_manager,
+                    api_version=kind.api_version,
+                    now=now,
+                    force=True,
+                )
+                obj = self._initialize(kind, merged)
+                obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+                if dry_run:
+                    return obj, True
+                return self._insert(kind, obj), True
+            self._check_precondition(kind, live, config)
+            entries = decode_managed_fields(live)
+            merged, new_entries, conflicts = apply_config(
+                live,
+                config,
+                entries,
+                manager=field_manager,
+                api_version=kind.api_version,
+                now=now,
+                force=force,
+                with_status=with_status,
+            )
+            if conflicts and not force:
+                message, causes = conflict_message(conflicts)
+                raise ApiError(409, "Conflict", message, {"causes": causes})
+            if kind.has_status and not with_status and "status" in live:
+                merged["status"] = copy.deepcopy(live["status"])
+            result = self._finish_update(
+                kind, live, merged, new_entries, validate=not with_status, dry_run=dry_run
+            )
+            return result, False
+
+    def delete(
+        self,
+        kind_name: str,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        preconditions: dict[str, Any] | None = None,
+    ) -> Object:
+        """DELETE; returns the answer body (the object, or a Status for some kinds)."""
+        kind = self._kind(kind_name)
+        if propagation_policy not in (None, "Orphan", "Background", "Foreground"):
+            raise ApiError(
+                422,
+                "Invalid",
+                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+                f'"{propagation_policy}": supported values: "Foreground", "Background", '
+                '"Orphan", "nil"',
+            )
+        with self._lock:
+            obj = self._existing(kind, namespace, name)
+            meta = obj["metadata"]
+            if preconditions:
+                uid = preconditions.get("uid")
+                if uid and uid != meta.get("uid"):
+                    raise ApiError(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {kind.group_resource} "{name}": '
+                        f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                        f"{meta.get('uid')}",
+                    )
+            if kind.kind == "Namespace":
+                return self._delete_namespace(obj)
+            policy = propagation_policy or ("Orphan" if kind.kind == "Job" else "Background")
+            if meta.get("deletionTimestamp"):
+                return obj  # already going; a second delete changes nothing
+            if meta.get("finalizers"):
+                return self._mark_deleting(kind, obj, grace_period_seconds)
+            delay = self.settings.pod_termination_delay
+            if kind.kind == "Pod" and delay > 0 and grace_period_seconds != 0:
+                marked = self._mark_deleting(kind, obj, grace_period_seconds)
+                uid = meta["uid"]
+                self.later(delay, self._finish_pod_termination, namespace or "", name, uid)
+                return marked
+            if policy == "Foreground" and self._dependents(obj):
+                foreground = self.update_internal(
+                    kind.kind,
+                    meta.get("namespace", ""),
+                    name,
+                    lambda o: o["metadata"].update(
+                        deletionTimestamp=now_timestamp(),
+                        finalizers=["foregroundDeletion"],
+                        deletionGracePeriodSeconds=0,
+                    ),
+                    "kube-controller-manager",
+                    subresource="",
+                )
+                self._foreground[meta["uid"]] = (kind.kind, meta.get("namespace", ""), name)
+                for dependent_kind, dependent in self._dependents(obj):
+                    self._delete_object(dependent_kind, dependent, "Background")
+                self._check_foreground(meta["uid"])
+                return foreground or obj
+            final = self._delete_object(kind, obj, policy)
+            if kind.kind in _RETURNS_DELETED_OBJECT:
+                return final
+            return {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {"name": name, "kind": kind.plural, "uid": meta.get("uid")},
+            }
+
+    def _mark_deleting(self, kind: ResourceKind, obj: Object, grace: int | None) -> Object:
+        meta = obj["metadata"]
+
+        def mark(o: Object) -> None:
+            o["metadata"]["deletionTimestamp"] = now_timestamp()
+            o["metadata"]["deletionGracePeriodSeconds"] = 30 if grace is None else grace
+
+        result = self.update_internal(
+            kind.kind,
+            meta.get("namespace", ""),
+            meta["name"],
+            mark,
+            "kube-apiserver",
+            subresource="",
+        )
+        return result or obj
+
+    def _finish_pod_termination(self, namespace: str, name: str, uid: str) -> None:
+        with self._lock:
+            pod = self.store.get("Pod", namespace, name)
+            if pod is not None and pod["metadata"].get("uid") == uid:
+                self._delete_object(kind_named("Pod"), pod, "Background")
+
+    def _dependents(self, owner: Object) -> builtins.list[tuple[ResourceKind, Object]]:
+        uid = owner["metadata"].get("uid")
+        namespace = owner["metadata"].get("namespace")
+        found = []
+        for kind in KINDS:
+            if kind.namespaced and namespace is None:
+                continue
+            for obj in self.store.iter_objects(kind.kind, namespace if kind.namespaced else ""):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == uid for ref in refs):
+                    found.append((kind, obj))
+        return found
+
+    def _delete_object(self, kind: ResourceKind, obj: Object, policy: str) -> Object:
+        """Remove an object now and deal with its dependents per the propagation policy."""
+        meta = obj["metadata"]
+        dependents = self._dependents(obj)
+        final = self._remove(kind, obj)
+        for dependent_kind, dependent in dependents:
+            dependent_meta = dependent["metadata"]
+            if policy == "Orphan":
+                owner_uid = meta.get("uid")
+
+                def orphan(o: Object, owner_uid: Any = owner_uid) -> None:
+                    refs = o["metadata"].get("ownerReferences", [])
+                    o["metadata"]["ownerReferences"] = [
+                        r for r in refs if r.get("uid") != owner_uid
+                    ]
+
+                self.update_internal(
+                    dependent_kind.kind,
+                    dependent_meta.get("namespace", ""),
+                    dependent_meta["name"],
+                    orphan,
+                    "kube-controller-manager",
+                    subresource="",
+                )
+            else:
+                current = self.store.get(
+                    dependent_kind.kind, dependent_meta.get("namespace", ""), dependent_meta["name"]
+                )
+                if current is not None and not current["metadata"].get("deletionTimestamp"):
+                    self._delete_object(dependent_kind, current, "Background")
+        return final
+
+    def _remove(self, kind: ResourceKind, obj: Object) -> Object:
+        meta = obj["metadata"]
+        final = self.store.remove(kind.kind, meta.get("namespace", ""), meta["name"]) or obj
+        for ref in meta.get("ownerReferences") or []:
+            self._check_foreground(ref.get("uid", ""))
+        self._after_remove(kind, final)
+        return final
+
+    def _check_foreground(self, owner_uid: str) -> None:
+        entry = self._foreground.get(owner_uid)
+        if entry is None:
+            return
+        kind_name, namespace, name = entry
+        owner = self.store.get(kind_name, namespace, name)
+        if owner is None or owner["metadata"].get("uid") != owner_uid:
+            self._foreground.pop(owner_uid, None)
+            return
+        if not self._dependents(owner):
+            self._foreground.pop(owner_uid, None)
+            self._remove(kind_named(kind_name), owner)
+
+    # Namespaces
+
+    def _delete_namespace(self, ns: Object) -> Object:
+        name = ns["metadata"]["name"]
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on namespaces "{name}": {_NAMESPACE_TERMINATING}',
+                {"name": name, "kind": "namespaces"},
+            )
+
+        def mark(o: Object) -> None:
+            o["metadata"]["deletionTimestamp"] = now_timestamp()
+            o["metadata"]["deletionGracePeriodSeconds"] = 0
+            o.setdefault("status", {})["phase"] = "Terminating"
+
+        marked = self.update_internal("Namespace", "", name, mark, "kube-apiserver", subresource="")
+        delay = self.settings.namespace_termination_delay
+        if delay is not None:
+            self.later(delay, self._finish_namespace_later, name)
+        return marked or ns
+
+    def finish_namespace(self, name: str) -> bool:
+        """Complete a terminating namespace: delete its content, then the namespace.
+
+        Returns False when the namespace is absent or not terminating.
+        """
+        with self._lock:
+            ns = self.store.get("Namespace", "", name)
+            if ns is None or not ns["metadata"].get("deletionTimestamp"):
+                return False
+            for kind in KINDS:
+                if kind.namespaced:
+                    for obj in list(self.store.iter_objects(kind.kind, name)):
+                        self._remove(kind, obj)
+            self._remove(kind_named("Namespace"), ns)
+            return True
+
+    def _finish_namespace_later(self, name: str) -> None:
+        self.finish_namespace(name)
+
+    def terminating_namespaces(self) -> builtins.list[str]:
+        """Names of namespaces that are Terminating."""
+        with self._lock:
+            return [
+                ns["metadata"]["name"]
+                for ns in self.store.iter_objects("Namespace", None)
+                if ns["metadata"].get("deletionTimestamp")
+            ]
+
+    # Controllers
+
+    def _after_write(self, kind: ResourceKind, old: Object | None, new: Object) -> None:
+        """Reactions of the simulated controllers to a stored write."""
+        match kind.kind:
+            case "Namespace" if old is None:
+                self.create_internal(
+                    "ServiceAccount",
+                    {"metadata": {"name": "default", "namespace": new["metadata"]["name"]}},
+                    "kube-controller-manager",
+                )
+            case "Pod":
+                self.kubelet.pod_written(old, new)
+            case "Job" if old is None:
+                self._start_job_pod(new)
+            case "Ingress":
+                address = ((new.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+                if not address and not new["metadata"].get("deletionTimestamp"):
+                    meta = new["metadata"]
+                    self.later(
+                        0,
+                        self._set_ingress_address,
+                        meta["namespace"],
+                        meta["name"],
+                        meta["uid"],
+                    )
+            case "GafaelfawrIngress":
+                self._sync_gafaelfawr_ingress(new)
+
+    def _after_remove(self, kind: ResourceKind, obj: Object) -> None:
+        if kind.kind == "Pod":
+            self.kubelet.pod_removed(obj)
+
+    def _set_ingress_address(self, namespace: str, name: str, uid: str) -> None:
+        address = self.settings.ingress_address
+
+        def mutate(o: Object) -> None:
+            o["status"] = {"loadBalancer": {"ingress": [{"ip": address}]}}
+
+        self.update_internal("Ingress", namespace, name, mutate, "ingress-nginx", uid=uid)
+
+    def _sync_gafaelfawr_ingress(self, gi: Object) -> None:
+        """What the Gafaelfawr operator does: keep an Ingress built from the template."""
+        meta = gi["metadata"]
+        template = gi.get("template") or {}
+        template_meta = template.get("metadata") or {}
+        name = template_meta.get("name") or meta["name"]
+        ingress: Object = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": name,
+                "namespace": meta["namespace"],
+                "labels": dict(template_meta.get("labels") or {}),
+                "annotations": {
+                    **(template_meta.get("annotations") or {}),
+                    "nginx.ingress.kubernetes.io/auth-method": "GET",
+                },
+                "ownerReferences": [
+                    {
+                        "apiVersion": gi["apiVersion"],
+                        "kind": "GafaelfawrIngress",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": copy.deepcopy(template.get("spec") or {}),
+        }
+        existing = self.store.get("Ingress", meta["namespace"], name)
+        if existing is None:
+            self.create_internal("Ingress", ingress, "gafaelfawr")
+        else:
+
+            def mutate(o: Object) -> None:
+                o["metadata"]["labels"] = ingress["metadata"]["labels"]
+                o["metadata"]["annotations"] = ingress["metadata"]["annotations"]
+                o["spec"] = ingress["spec"]
+
+            self.update_internal(
+                "Ingress", meta["namespace"], name, mutate, "gafaelfawr", subresource=""
+            )
+
+    def _start_job_pod(self, job: Object) -> None:
+        """The Job controller: one pod per Job, labelled ``job-name``, owned by the Job."""
+        meta = job["metadata"]
+        template = copy.deepcopy((job.get("spec") or {}).get("template") or {})
+        template_meta = template.get("metadata") or {}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "generateName": f"{meta['name']}-",
+                "namespace": meta["namespace"],
+                "labels": dict(template_meta.get("labels") or {}),
+                "annotations": dict(template_meta.get("annotations") or {}),
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": template.get("spec") or {},
+        }
+        if self.create_internal("Pod", pod, "kube-controller-manager") is None:
+            return
+
+        def mutate(o: Object) -> None:
+            o["status"] = {
+                "active": 1,
+                "ready": 0,
+                "terminating": 0,
+                "startTime": now_timestamp(),
+                "uncountedTerminatedPods": {},
+            }
+
+        self.update_internal(
+            "Job", meta["namespace"], meta["name"], mutate, "kube-controller-manager"
+        )
+
+    def job_pod_finished(self, pod: Object, phase: str) -> None:
+        """The Job controller's reaction to its pod ending."""
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") != "Job":
+                continue
+            namespace = pod["metadata"]["namespace"]
+            now = now_timestamp()
+
+            def mutate(o: Object, phase: str = phase, now: str = now) -> None:
+                status = o.setdefault("status", {})
+                status["active"] = 0
+                if phase == "Succeeded":
+                    status["succeeded"] = status.get("succeeded", 0) + 1
+                    status["completionTime"] = now
+                    condition_types = ["SuccessCriteriaMet", "Complete"]
+                else:
+                    status["failed"] = status.get("failed", 0) + 1
+                    condition_types = ["FailureTarget", "Failed"]
+                status["conditions"] = [
+                    {
+                        "type": t,
+                        "status": "True",
+                        "lastProbeTime": now,
+                        "lastTransitionTime": now,
+                    }
+                    for t in condition_types
+                ]
+
+            self.update_internal(
+                "Job", namespace, ref["name"], mutate, "kube-controller-manager", uid=ref.get("uid")
+            )
+
+    # Nodes
+
+    def add_nodes(self, nodes: dict[str, Any]) -> builtins.list[Object]:
+        """Create Nodes from the reference format: name -> {images, labels[, taints]}."""
+        created = []
+        for index, (name, spec) in enumerate(sorted(nodes.items()), start=1):
+            labels = {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                **(spec.get("labels") or {}),
+            }
+            images = [
+                {
+                    "names": list(image.get("names") or []),
+                    "sizeBytes": int(image.get("size_bytes", 0)),
+                }
+                for image in spec.get("images") or []
+            ]
+            node: Object = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "labels": labels},
+                "spec": {},
+                "status": {
+                    "images": images,
+                    "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                    "addresses": [
+                        {"type": "InternalIP", "address": f"10.0.0.{index}"},
+                        {"type": "Hostname", "address": name},
+                    ],
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "KubeletReady",
+                            "message": "kubelet is posting ready status",
+                        }
+                    ],
+                    "nodeInfo": {
+                        "kubeletVersion": "v1.32.0",
+                        "operatingSystem": "linux",
+                        "architecture": "amd64",
+                        "containerRuntimeVersion": "containerd://1.7.0",
+                    },
+                },
+            }
+            if spec.get("taints"):
+                node["spec"]["taints"] = spec["taints"]
+            if spec.get("unschedulable"):
+                node["spec"]["unschedulable"] = True
+            obj = self.create_internal("Node", node, "kubelet")
+            if obj is not None:
+                created.append(obj)
+        return created
+
+
+def _spec_part(obj: Object) -> Object:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _same_entries(old: builtins.list[Object], new: builtins.list[Object]) -> bool:
+    def key(entries: builtins.list[Object]) -> builtins.list[tuple[Any, ...]]:
+        return [
+            (
+                e.get("manager"),
+                e.get("operation"),
+                e.get("apiVersion"),
+                e.get("subresource"),
+                json.dumps(e.get("fieldsV1"), sort_keys=True),
+            )
+            for e in entries
+        ]
+
+    return key(old) == key(new)

@@ -1,0 +1,662 @@
+"""The sandbox's HTTP face: the Kubernetes REST protocol as a Starlette app.
+
+Discovery (/version, /api, /apis, per group/version lists, a minimal
+/openapi/v3 so that ``kubectl apply --server-side`` works), the resource
+verbs with their query parameters, watch streams, Status error bodies, and
+the fault-injection middleware tests use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fnmatch
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .kinds import KINDS, ResourceKind
+from .sandbox_cluster import parse_object
+from .sandbox_store import ApiError, Watcher, status_body
+from .selectors import FieldSelector, LabelSelector, SelectorError
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+__all__ = ["Fault", "create_app", "parse_bool"]
+
+Object = dict[str, Any]
+
+KUBERNETES_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+class _WatchCut(Exception):
+    """Raised inside a watch stream to drop its connection without a clean end."""
+
+
+@dataclass
+class Fault:
+    """A rule of the fault-injection middleware.
+
+    Matches requests by method and a glob on the path (with ``?query`` when the
+    pattern has a ``?``). Delays them by ``delay`` seconds, then, when ``status``
+    is set, answers that status with a Kubernetes Status body instead of
+    serving them. ``count`` is how many requests it still affects (None: all).
+    """
+
+    method: str = "*"
+    path: str = "*"
+    status: int | None = 500
+    count: int | None = 1
+    delay: float = 0.0
+    reason: str | None = None
+    message: str | None = None
+    hits: int = 0
+
+    def matches(self, method: str, path: str, query: str) -> bool:
+        """Whether a request is affected."""
+        if self.count is not None and self.count <= 0:
+            return False
+        if self.method != "*" and self.method.upper() != method:
+            return False
+        target = f"{path}?{query}" if "?" in self.path else path
+        return fnmatch.fnmatchcase(target, self.path)
+
+    def response_body(self) -> Object:
+        """The Status body of the injected error."""
+        status = self.status or 500
+        reason = self.reason or _REASONS.get(status, "InternalError")
+        message = self.message or f"injected fault: {status} {reason}"
+        return status_body(status, reason, message)
+
+
+def parse_bool(value: str | None, name: str) -> bool:
+    """Go's strconv.ParseBool, as the API server parses boolean query parameters."""
+    if value is None or value == "":
+        return False
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ApiError.bad_request(f'strconv.ParseBool: parsing "{value}": invalid syntax ({name})')
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _error(exc: ApiError) -> Response:
+    return _json(exc.body, exc.code)
+
+
+class FaultMiddleware:
+    """ASGI middleware applying the sandbox's fault rules and recording requests."""
+
+    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        path = scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        fault = self.sandbox._take_fault(method, path, query)
+        if fault is not None:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                response = _json(fault.response_body(), fault.status)
+                if fault.status in (429, 503):
+                    response.headers["Retry-After"] = "1"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _groups() -> dict[str, list[ResourceKind]]:
+    groups: dict[str, list[ResourceKind]] = {}
+    for kind in KINDS:
+        groups.setdefault(kind.api_version, []).append(kind)
+    return groups
+
+
+_GROUPS = _groups()
+
+
+def _resource_list(api_version: str) -> Object:
+    resources = []
+    for kind in _GROUPS[api_version]:
+        entry: Object = {
+            "name": kind.plural,
+            "singularName": kind.singular,
+            "namespaced": kind.namespaced,
+            "kind": kind.kind,
+            "verbs": _VERBS,
+        }
+        if kind.short_names:
+            entry["shortNames"] = list(kind.short_names)
+        resources.append(entry)
+        if kind.has_status:
+            resources.append(
+                {
+                    "name": f"{kind.plural}/status",
+                    "singularName": "",
+                    "namespaced": kind.namespaced,
+                    "kind": kind.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": api_version,
+        "resources": resources,
+    }
+
+
+def _api_group(api_version: str) -> Object:
+    group, _, version = api_version.rpartition("/")
+    gv = {"groupVersion": api_version, "version": version}
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": group,
+        "versions": [gv],
+        "preferredVersion": gv,
+    }
+
+
+def _openapi_root() -> Object:
+    paths = {}
+    for api_version in _GROUPS:
+        key = f"apis/{api_version}" if "/" in api_version else f"api/{api_version}"
+        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=sandbox"}
+    return {"paths": paths}
+
+
+def _openapi_group(api_version: str) -> Object:
+    paths: Object = {}
+    for kind in _GROUPS[api_version]:
+        path = kind.collection_path("{namespace}" if kind.namespaced else None) + "/{name}"
+        paths[path] = {
+            "patch": {
+                "x-kubernetes-group-version-kind": {
+                    "group": kind.group,
+                    "version": kind.version,
+                    "kind": kind.kind,
+                },
+                "parameters": [
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION["gitVersion"]},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
+
+
+@dataclass(frozen=True)
+class _Target:
+    kind: ResourceKind
+    namespace: str | None
+    name: str | None
+    subresource: str
+
+
+def _resolve(path: str) -> _Target | None:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api":
+        api_version, rest = parts[1], parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+    else:
+        return None
+    kinds = {k.plural: k for k in _GROUPS.get(api_version, [])}
+    if not rest or not kinds:
+        return None
+    namespace = None
+    if (
+        rest[0] == "namespaces"
+        and len(rest) >= 3
+        and rest[2] in kinds
+        and kinds[rest[2]].namespaced
+    ):
+        namespace, rest = rest[1], rest[2:]
+    kind = kinds.get(rest[0])
+    if kind is None or len(rest) > 3:
+        return None
+    if namespace is not None and not kind.namespaced:
+        return None
+    name = rest[1] if len(rest) >= 2 else None
+    subresource = rest[2] if len(rest) == 3 else ""
+    if subresource and subresource not in ("status", "finalize"):
+        return None
+    return _Target(kind, namespace, name, subresource)
+
+
+def _encode_continue(revision: int, after: tuple[str, str]) -> str:
+    raw = orjson.dumps({"rv": revision, "start": list(after)})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> tuple[str, str]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        start = data["start"]
+        return str(start[0]), str(start[1])
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ApiError.bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion"
+        ) from None
+
+
+class _Handlers:
+    """Request handlers bound to one sandbox."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.cluster = sandbox.cluster
+
+    async def version(self, request: Request) -> Response:
+        return _json(KUBERNETES_VERSION)
+
+    async def api(self, request: Request) -> Response:
+        server = f"{request.url.hostname}:{request.url.port}"
+        return _json(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": server}
+                ],
+            }
+        )
+
+    async def apis(self, request: Request) -> Response:
+        groups = [_api_group(v) for v in _GROUPS if "/" in v]
+        return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+
+    async def openapi(self, request: Request) -> Response:
+        path = request.path_params.get("path", "")
+        if not path:
+            return _json(_openapi_root())
+        api_version = path.removeprefix("apis/").removeprefix("api/")
+        if api_version not in _GROUPS:
+            return _json(
+                status_body(404, "NotFound", "the server could not find the requested resource"),
+                404,
+            )
+        return _json(_openapi_group(api_version))
+
+    async def resource(self, request: Request) -> Response:
+        try:
+            return await self._resource(request)
+        except ApiError as exc:
+            return _error(exc)
+
+    async def _resource(self, request: Request) -> Response:
+        path = request.url.path
+        parts = [p for p in path.split("/") if p]
+        # Group and group/version documents.
+        is_get = request.method == "GET"
+        if is_get and len(parts) == 2 and parts[0] == "api" and parts[1] in _GROUPS:
+            return _json(_resource_list(parts[1]))
+        if parts and parts[0] == "apis" and request.method == "GET":
+            if len(parts) == 3 and f"{parts[1]}/{parts[2]}" in _GROUPS:
+                return _json(_resource_list(f"{parts[1]}/{parts[2]}"))
+            if len(parts) == 2:
+                versions = [v for v in _GROUPS if v.startswith(f"{parts[1]}/")]
+                if versions:
+                    return _json(_api_group(versions[0]))
+        target = _resolve(path)
+        if target is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        method = request.method
+        query = request.query_params
+        if target.name is None:
+            if method == "GET":
+                if parse_bool(query.get("watch"), "watch"):
+                    return await self._watch(request, target)
+                return self._list(request, target)
+            if method == "POST":
+                if target.kind.namespaced and target.namespace is None:
+                    raise ApiError(
+                        405,
+                        "MethodNotAllowed",
+                        "the server does not allow this method on the requested resource",
+                    )
+                body = parse_object(await request.body())
+                obj = self.cluster.create(
+                    target.kind.kind,
+                    target.namespace,
+                    body,
+                    field_manager=query.get("fieldManager"),
+                    user_agent=request.headers.get("user-agent"),
+                    dry_run=query.get("dryRun") == "All",
+                )
+                return _json(obj, 201)
+            if method == "DELETE":
+                return await self._delete_collection(request, target)
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        if method == "GET":
+            return _json(self.cluster.get(target.kind.kind, target.namespace or "", target.name))
+        if method == "PUT":
+            body = parse_object(await request.body())
+            obj = self.cluster.replace(
+                target.kind.kind,
+                target.namespace,
+                target.name,
+                body,
+                subresource=target.subresource if target.subresource == "status" else "",
+                field_manager=query.get("fieldManager"),
+                user_agent=request.headers.get("user-agent"),
+            )
+            return _json(obj)
+        if method == "PATCH":
+            return await self._patch(request, target)
+        if method == "DELETE":
+            return await self._delete(request, target)
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+
+    def _list(self, request: Request, target: _Target) -> Response:
+        query = request.query_params
+        items, revision = self.cluster.list(
+            target.kind.kind,
+            target.namespace,
+            query.get("labelSelector"),
+            query.get("fieldSelector"),
+        )
+        metadata: Object = {"resourceVersion": str(revision)}
+        token = query.get("continue")
+        if token:
+            after = _decode_continue(token)
+            items = [
+                o
+                for o in items
+                if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after
+            ]
+        limit_text = query.get("limit")
+        if limit_text:
+            try:
+                limit = int(limit_text)
+            except ValueError:
+                raise ApiError.bad_request(f"invalid limit {limit_text!r}") from None
+            if 0 < limit < len(items):
+                last = items[limit - 1]["metadata"]
+                metadata["continue"] = _encode_continue(
+                    revision, (last.get("namespace", ""), last["name"])
+                )
+                metadata["remainingItemCount"] = len(items) - limit
+                items = items[:limit]
+        with self.cluster.store.lock:
+            body = orjson.dumps(
+                {
+                    "kind": target.kind.list_kind,
+                    "apiVersion": target.kind.api_version,
+                    "metadata": metadata,
+                    "items": items,
+                }
+            )
+        return Response(body, media_type="application/json")
+
+    async def _watch(self, request: Request, target: _Target) -> Response:
+        query = request.query_params
+        kind = target.kind
+        try:
+            labels = LabelSelector.parse(query.get("labelSelector"))
+            fields = FieldSelector.parse(query.get("fieldSelector"), kind.kind)
+        except SelectorError as exc:
+            raise ApiError.bad_request(str(exc)) from None
+        rv_text = query.get("resourceVersion")
+        try:
+            resource_version = int(rv_text) if rv_text else None
+        except ValueError:
+            raise ApiError.bad_request(f"invalid resourceVersion {rv_text!r}") from None
+        timeout_text = query.get("timeoutSeconds")
+        timeout = float(timeout_text) if timeout_text else 1800.0
+        watcher = Watcher(
+            kind=kind.kind,
+            namespace=target.namespace if kind.namespaced else None,
+            labels=labels,
+            fields=fields,
+            loop=asyncio.get_running_loop(),
+        )
+        replay = self.cluster.store.subscribe(watcher, resource_version)
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                if replay is None:
+                    expired = status_body(
+                        410,
+                        "Expired",
+                        f"too old resource version: {resource_version} "
+                        f"({self.cluster.store.revision})",
+                    )
+                    yield orjson.dumps({"type": "ERROR", "object": expired}) + b"\n"
+                    return
+                for event_type, obj in replay:
+                    yield orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+                deadline = time.monotonic() + timeout
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    try:
+                        item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    except TimeoutError:
+                        return
+                    if item is None:
+                        if watcher.cut:
+                            raise _WatchCut("watch cut by the sandbox")
+                        return
+                    event_type, obj = item
+                    yield orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+            finally:
+                self.cluster.store.unsubscribe(watcher)
+
+        if replay is None:
+            self.cluster.store.unsubscribe(watcher)
+        return StreamingResponse(stream(), media_type="application/json")
+
+    async def _patch(self, request: Request, target: _Target) -> Response:
+        query = request.query_params
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        raw = await request.body()
+        force_text = query.get("force")
+        if content_type == "application/apply-patch+yaml":
+            obj, created = self.cluster.apply(
+                target.kind.kind,
+                target.namespace,
+                target.name or "",
+                raw,
+                field_manager=query.get("fieldManager"),
+                force=parse_bool(force_text, "force"),
+                subresource=target.subresource if target.subresource == "status" else "",
+                dry_run=query.get("dryRun") == "All",
+            )
+            return _json(obj, 201 if created else 200)
+        if content_type not in (
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+        ):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml, application/strategic-merge-patch+json",
+            )
+        if force_text is not None:
+            raise ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
+                "for non-apply patch",
+            )
+        obj = self.cluster.patch(
+            target.kind.kind,
+            target.namespace,
+            target.name or "",
+            content_type,
+            raw,
+            subresource=target.subresource if target.subresource == "status" else "",
+            field_manager=query.get("fieldManager"),
+            user_agent=request.headers.get("user-agent"),
+        )
+        return _json(obj)
+
+    async def _delete_options(
+        self, request: Request
+    ) -> tuple[str | None, int | None, Object | None]:
+        query = request.query_params
+        policy = query.get("propagationPolicy")
+        grace_text = query.get("gracePeriodSeconds")
+        preconditions = None
+        raw = await request.body()
+        if raw.strip():
+            options = parse_object(raw)
+            policy = options.get("propagationPolicy") or policy
+            if options.get("gracePeriodSeconds") is not None:
+                grace_text = str(options["gracePeriodSeconds"])
+            if options.get("orphanDependents") is True and policy is None:
+                policy = "Orphan"
+            preconditions = options.get("preconditions")
+        if policy is None and query.get("orphanDependents") is not None:
+            policy = (
+                "Orphan"
+                if parse_bool(query.get("orphanDependents"), "orphanDependents")
+                else "Background"
+            )
+        grace = None
+        if grace_text is not None:
+            try:
+                grace = int(grace_text)
+            except ValueError:
+                raise ApiError.bad_request(f"invalid gracePeriodSeconds {grace_text!r}") from None
+        return policy, grace, preconditions
+
+    async def _delete(self, request: Request, target: _Target) -> Response:
+        policy, grace, preconditions = await self._delete_options(request)
+        body = self.cluster.delete(
+            target.kind.kind,
+            target.namespace,
+            target.name or "",
+            propagation_policy=policy,
+            grace_period_seconds=grace,
+            preconditions=preconditions,
+        )
+        return _json(body)
+
+    async def _delete_collection(self, request: Request, target: _Target) -> Response:
+        policy, grace, _ = await self._delete_options(request)
+        query = request.query_params
+        items, _ = self.cluster.list(
+            target.kind.kind,
+            target.namespace,
+            query.get("labelSelector"),
+            query.get("fieldSelector"),
+        )
+        deleted = []
+        for obj in items:
+            meta = obj["metadata"]
+            try:
+                self.cluster.delete(
+                    target.kind.kind,
+                    meta.get("namespace"),
+                    meta["name"],
+                    propagation_policy=policy,
+                    grace_period_seconds=grace,
+                )
+                deleted.append(obj)
+            except ApiError:
+                continue
+        return _json(
+            {
+                "kind": target.kind.list_kind,
+                "apiVersion": target.kind.api_version,
+                "metadata": {"resourceVersion": str(self.cluster.store.revision)},
+                "items": deleted,
+            }
+        )
+
+
+def create_app(sandbox: Sandbox) -> Starlette:
+    """The Starlette app serving a sandbox (wrapped in its fault middleware)."""
+    handlers = _Handlers(sandbox)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sandbox.cluster.attach(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            sandbox.cluster.store.close_watches()
+            sandbox.cluster.loop = None
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    routes = [
+        Route("/version", handlers.version, methods=["GET"]),
+        Route("/api", handlers.api, methods=["GET"]),
+        Route("/apis", handlers.apis, methods=["GET"]),
+        Route("/openapi/v3", handlers.openapi, methods=["GET"]),
+        Route("/openapi/v3/{path:path}", handlers.openapi, methods=["GET"]),
+        Route("/{path:path}", handlers.resource, methods=methods),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(FaultMiddleware, sandbox=sandbox)
+    return app

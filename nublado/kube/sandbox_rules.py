@@ -1,0 +1,305 @@
+"""What kube-apiserver does to objects on write: defaults, initial status, validation.
+
+Kept apart from the request handling so the rules that bite controllers
+(immutable ConfigMaps and Secrets, pod spec immutability, PVC and Job
+template immutability) are in one readable place, with the messages the
+real server writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+from typing import Any
+
+from .kinds import ResourceKind
+from .sandbox_store import ApiError
+
+__all__ = [
+    "GENERATION_KINDS",
+    "apply_defaults",
+    "initial_status",
+    "validate_create",
+    "validate_update",
+]
+
+Object = dict[str, Any]
+
+# Kinds whose metadata.generation counts spec changes.
+GENERATION_KINDS = frozenset({"Job", "NetworkPolicy", "Ingress", "GafaelfawrIngress"})
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME_KINDS = frozenset({"Namespace", "Service"})
+
+_POD_UPDATE_MESSAGE = (
+    "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
+    "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
+    "(allow it to be set to 1 if it was previously negative)"
+)
+
+
+def _image_pull_policy(image: str) -> str:
+    name = image.split("@", 1)[0]
+    tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
+    if "@" in image:
+        return "IfNotPresent"
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _default_pod_spec(spec: Object) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    spec["serviceAccountName"] = account
+    spec["serviceAccount"] = account
+    for key in ("initContainers", "containers"):
+        for container in spec.get(key) or []:
+            if isinstance(container, dict):
+                container.setdefault("terminationMessagePath", "/dev/termination-log")
+                container.setdefault("terminationMessagePolicy", "File")
+                container.setdefault("resources", {})
+                container.setdefault(
+                    "imagePullPolicy", _image_pull_policy(str(container.get("image", "")))
+                )
+
+
+def apply_defaults(kind: ResourceKind, obj: Object) -> None:
+    """Fill the defaults the API server fills; idempotent, so re-applies compare equal."""
+    spec = obj.get("spec")
+    metadata = obj.setdefault("metadata", {})
+    match kind.kind:
+        case "Namespace":
+            metadata.setdefault("labels", {})["kubernetes.io/metadata.name"] = metadata["name"]
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        case "Secret":
+            obj.setdefault("type", "Opaque")
+            string_data = obj.pop("stringData", None)
+            if isinstance(string_data, dict):
+                data = obj.setdefault("data", {})
+                for key, value in string_data.items():
+                    data[key] = base64.b64encode(str(value).encode()).decode()
+        case "Pod" if isinstance(spec, dict):
+            _default_pod_spec(spec)
+        case "Service" if isinstance(spec, dict):
+            spec.setdefault("type", "ClusterIP")
+            spec.setdefault("sessionAffinity", "None")
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+            for port in spec.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+                    port.setdefault("targetPort", port.get("port"))
+        case "PersistentVolumeClaim" if isinstance(spec, dict):
+            spec.setdefault("volumeMode", "Filesystem")
+        case "Job" if isinstance(spec, dict):
+            uid = metadata.get("uid", "")
+            spec.setdefault("backoffLimit", 6)
+            spec.setdefault("completions", 1)
+            spec.setdefault("parallelism", 1)
+            spec.setdefault("completionMode", "NonIndexed")
+            spec.setdefault("suspend", False)
+            spec.setdefault("manualSelector", False)
+            spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+            if uid:
+                spec.setdefault(
+                    "selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+                )
+                template = spec.setdefault("template", {})
+                labels = template.setdefault("metadata", {}).setdefault("labels", {})
+                labels.setdefault("batch.kubernetes.io/controller-uid", uid)
+                labels.setdefault("batch.kubernetes.io/job-name", metadata["name"])
+                labels.setdefault("controller-uid", uid)
+                labels.setdefault("job-name", metadata["name"])
+            template_spec = spec.get("template", {}).get("spec")
+            if isinstance(template_spec, dict):
+                _default_pod_spec(template_spec)
+        case "NetworkPolicy" if isinstance(spec, dict):
+            if "policyTypes" not in spec:
+                types = ["Ingress"]
+                if "egress" in spec:
+                    types.append("Egress")
+                spec["policyTypes"] = types
+
+
+def _qos_class(spec: Object) -> str:
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    resources = [c.get("resources") or {} for c in containers]
+    if all(not r.get("requests") and not r.get("limits") for r in resources):
+        return "BestEffort"
+    for r in resources:
+        limits = r.get("limits") or {}
+        requests = r.get("requests") or limits
+        if not all(k in limits for k in ("cpu", "memory")) or requests != limits:
+            return "Burstable"
+    return "Guaranteed"
+
+
+def initial_status(kind: ResourceKind, obj: Object, given: Any) -> Any:
+    """The status a new object starts with (clients cannot set it on create)."""
+    match kind.kind:
+        case "Namespace":
+            return {"phase": "Active"}
+        case "Pod":
+            return {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
+        case "PersistentVolumeClaim":
+            spec = obj.get("spec") or {}
+            status: Object = {"phase": "Bound", "accessModes": spec.get("accessModes", [])}
+            storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+            if storage:
+                status["capacity"] = {"storage": storage}
+            return status
+        case "Service" | "Ingress":
+            return {"loadBalancer": {}}
+        case "ResourceQuota":
+            hard = copy.deepcopy((obj.get("spec") or {}).get("hard") or {})
+            return {"hard": hard, "used": {k: "0" for k in hard}}
+        case "Node":
+            return given if isinstance(given, dict) else {}
+        case _:
+            return None
+
+
+def validate_create(kind: ResourceKind, obj: Object) -> None:
+    """Reject names Kubernetes rejects."""
+    name = obj["metadata"]["name"]
+    pattern = _DNS_LABEL if kind.kind in _LABEL_NAME_KINDS else _DNS_SUBDOMAIN
+    limit = 63 if kind.kind in _LABEL_NAME_KINDS else 253
+    if len(name) > limit or not pattern.match(name):
+        what = "RFC 1123 label" if kind.kind in _LABEL_NAME_KINDS else "RFC 1123 subdomain"
+        raise ApiError.invalid(
+            kind,
+            name,
+            "metadata.name",
+            f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
+            "alphanumeric characters, '-' or '.', and must start and end with an "
+            "alphanumeric character",
+            "FieldValueInvalid",
+        )
+    if kind.kind == "Job":
+        restart = (
+            ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("restartPolicy")
+        )
+        if restart not in (None, "Never", "OnFailure"):
+            raise ApiError.invalid(
+                kind,
+                name,
+                "spec.template.spec.restartPolicy",
+                f'Unsupported value: "{restart}": supported values: "OnFailure", "Never"',
+                "FieldValueNotSupported",
+            )
+
+
+def _forbid(kind: ResourceKind, name: str, field_path: str, detail: str) -> ApiError:
+    return ApiError.invalid(kind, name, field_path, f"Forbidden: {detail}", "FieldValueForbidden")
+
+
+def _pod_spec_for_compare(spec: Object, tolerations_ok: bool) -> Object:
+    spec = copy.deepcopy(spec)
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            if isinstance(container, dict):
+                container.pop("image", None)
+    spec.pop("activeDeadlineSeconds", None)
+    spec.pop("terminationGracePeriodSeconds", None)
+    if tolerations_ok:
+        spec.pop("tolerations", None)
+    return spec
+
+
+def _spec_diff(old: Object, new: Object) -> str:
+    lines = ["  core.PodSpec{"]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            if key in old:
+                lines.append(f"-  \t{key}: {old[key]!r},")
+            if key in new:
+                lines.append(f"+  \t{key}: {new[key]!r},")
+    lines.append("  }")
+    return "\n".join(lines)
+
+
+def validate_update(kind: ResourceKind, old: Object, new: Object) -> None:
+    """Reject updates the API server rejects (422 Invalid with its message)."""
+    name = old["metadata"]["name"]
+    match kind.kind:
+        case "ConfigMap" | "Secret":
+            if old.get("immutable") is True:
+                if new.get("immutable") is not True:
+                    raise _forbid(
+                        kind, name, "immutable", "field is immutable when `immutable` is set"
+                    )
+                for key in ("data", "binaryData"):
+                    if (old.get(key) or {}) != (new.get(key) or {}):
+                        raise _forbid(kind, name, key, "field is immutable when `immutable` is set")
+            if kind.kind == "Secret" and old.get("type") != new.get("type"):
+                raise ApiError.invalid(
+                    kind,
+                    name,
+                    "type",
+                    f'Invalid value: "{new.get("type")}": field is immutable',
+                    "FieldValueInvalid",
+                )
+        case "Pod":
+            old_spec = old.get("spec") or {}
+            new_spec = new.get("spec") or {}
+            old_tolerations = old_spec.get("tolerations") or []
+            new_tolerations = new_spec.get("tolerations") or []
+            additions_only = all(t in new_tolerations for t in old_tolerations)
+            before = _pod_spec_for_compare(old_spec, additions_only)
+            after = _pod_spec_for_compare(new_spec, additions_only)
+            if before != after:
+                raise ApiError.invalid(
+                    kind,
+                    name,
+                    "spec",
+                    f"{_POD_UPDATE_MESSAGE}\n{_spec_diff(before, after)}",
+                    "FieldValueForbidden",
+                )
+        case "PersistentVolumeClaim":
+            old_spec = copy.deepcopy(old.get("spec") or {})
+            new_spec = copy.deepcopy(new.get("spec") or {})
+            for spec in (old_spec, new_spec):
+                spec.get("resources", {}).pop("requests", None)
+                spec.pop("volumeAttributesClassName", None)
+                spec.pop("volumeName", None)
+            if old_spec != new_spec:
+                raise _forbid(
+                    kind,
+                    name,
+                    "spec",
+                    "spec is immutable after creation except resources.requests and "
+                    "volumeAttributesClassName for bound claims",
+                )
+        case "Job":
+            old_spec = old.get("spec") or {}
+            new_spec = new.get("spec") or {}
+            for key in ("template", "selector", "completionMode"):
+                if old_spec.get(key) != new_spec.get(key):
+                    raise ApiError.invalid(
+                        kind,
+                        name,
+                        f"spec.{key}",
+                        "Invalid value: field is immutable",
+                        "FieldValueInvalid",
+                    )
+        case "Service":
+            old_ip = (old.get("spec") or {}).get("clusterIP")
+            new_ip = (new.get("spec") or {}).get("clusterIP")
+            if old_ip and new_ip != old_ip:
+                raise ApiError.invalid(
+                    kind,
+                    name,
+                    "spec.clusterIPs[0]",
+                    f'Invalid value: "{new_ip}": may not change once set',
+                    "FieldValueInvalid",
+                )

@@ -1,0 +1,296 @@
+"""The sandbox's object store: objects, resourceVersions, watch history and watchers.
+
+Thread-safe: the API server runs in its own thread (uvicorn) while tests read
+and poke the store from theirs, so every read and write takes one lock and
+never awaits while holding it. Stored objects are never mutated in place; a
+write stores a new dict, so a reference handed out (to a watch event, for
+example) is a stable snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kinds import ResourceKind
+from .selectors import FieldSelector, LabelSelector
+
+__all__ = [
+    "ApiError",
+    "Store",
+    "StoredEvent",
+    "Watcher",
+    "status_body",
+]
+
+Object = dict[str, Any]
+
+
+def status_body(
+    code: int, reason: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A Kubernetes ``Status`` failure body."""
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+class ApiError(Exception):
+    """An error answer of the sandbox API server, rendered as a ``Status`` body."""
+
+    def __init__(
+        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The Status body of the answer."""
+        return status_body(self.code, self.reason, self.message, self.details)
+
+    @classmethod
+    def not_found(cls, kind: ResourceKind, name: str) -> ApiError:
+        """404 for a missing object, with the message kube-apiserver writes."""
+        details: dict[str, Any] = {"name": name, "kind": kind.plural}
+        if kind.group:
+            details["group"] = kind.group
+        return cls(404, "NotFound", f'{kind.group_resource} "{name}" not found', details)
+
+    @classmethod
+    def already_exists(cls, kind: ResourceKind, name: str) -> ApiError:
+        """409 AlreadyExists for a create of an existing name."""
+        details: dict[str, Any] = {"name": name, "kind": kind.plural}
+        if kind.group:
+            details["group"] = kind.group
+        return cls(409, "AlreadyExists", f'{kind.group_resource} "{name}" already exists', details)
+
+    @classmethod
+    def invalid(
+        cls, kind: ResourceKind, name: str, field_path: str, detail: str, cause: str
+    ) -> ApiError:
+        """422 Invalid for one field."""
+        details: dict[str, Any] = {
+            "name": name,
+            "kind": kind.kind,
+            "causes": [{"reason": cause, "message": detail, "field": field_path}],
+        }
+        if kind.group:
+            details["group"] = kind.group
+        qualified = f"{kind.kind}.{kind.group}" if kind.group else kind.kind
+        message = f'{qualified} "{name}" is invalid: {field_path}: {detail}'
+        return cls(422, "Invalid", message, details)
+
+    @classmethod
+    def bad_request(cls, message: str) -> ApiError:
+        """400 BadRequest."""
+        return cls(400, "BadRequest", message)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One change, kept in the watch history."""
+
+    revision: int
+    type: str  # ADDED, MODIFIED, DELETED
+    kind: str
+    namespace: str
+    object: Object
+    previous: Object | None
+
+
+@dataclass(eq=False)
+class Watcher:
+    """An open watch: what it selects and the queue (on the server's loop) it reads."""
+
+    kind: str
+    namespace: str | None
+    labels: LabelSelector
+    fields: FieldSelector
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[tuple[str, Object] | None] = field(default_factory=asyncio.Queue)
+    cut: bool = False
+
+    def selects(self, obj: Object | None) -> bool:
+        """Whether an object is in this watch's view."""
+        if obj is None:
+            return False
+        metadata = obj.get("metadata", {})
+        if self.namespace is not None and metadata.get("namespace") != self.namespace:
+            return False
+        return self.labels.matches(metadata.get("labels")) and self.fields.matches(obj, self.kind)
+
+    def offer(self, event: StoredEvent) -> tuple[str, Object] | None:
+        """The event this watch sees for a change, if any.
+
+        Selectors can turn a MODIFIED into ADDED (the object starts matching)
+        or DELETED (it stops matching), as kube-apiserver does.
+        """
+        now = self.selects(event.object)
+        before = self.selects(event.previous) if event.type == "MODIFIED" else now
+        if event.type == "MODIFIED":
+            if now and before:
+                return ("MODIFIED", event.object)
+            if now:
+                return ("ADDED", event.object)
+            if before:
+                return ("DELETED", event.object)
+            return None
+        return (event.type, event.object) if now else None
+
+    def push(self, item: tuple[str, Object] | None) -> None:
+        """Hand an event to the watch from any thread."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: the watch is gone
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+
+class Store:
+    """Objects by kind, namespace and name, with a global revision counter."""
+
+    def __init__(self, history_limit: int = 10_000) -> None:
+        self.lock = threading.RLock()
+        self.revision = 0
+        self._objects: dict[str, dict[str, dict[str, Object]]] = {}
+        self._history: deque[StoredEvent] = deque(maxlen=history_limit)
+        self._floor = 0  # events at or below this revision are forgotten
+        self._watchers: list[Watcher] = []
+
+    # Reading
+
+    def get(self, kind: str, namespace: str, name: str) -> Object | None:
+        """One object, or None."""
+        return self._objects.get(kind, {}).get(namespace, {}).get(name)
+
+    def iter_objects(self, kind: str, namespace: str | None = None) -> Iterator[Object]:
+        """Objects of a kind, in one namespace or all, in (namespace, name) order."""
+        by_namespace = self._objects.get(kind, {})
+        namespaces = [namespace] if namespace is not None else sorted(by_namespace)
+        for ns in namespaces:
+            objects = by_namespace.get(ns, {})
+            for name in sorted(objects):
+                yield objects[name]
+
+    def kinds(self) -> list[str]:
+        """Kinds that have (or had) objects."""
+        return list(self._objects)
+
+    def count(self) -> int:
+        """Number of stored objects."""
+        return sum(len(o) for by_ns in self._objects.values() for o in by_ns.values())
+
+    # Writing
+
+    def put(
+        self, kind: str, obj: Object, event_type: str, previous: Object | None = None
+    ) -> Object:
+        """Store a new version of an object, giving it the next resourceVersion."""
+        with self.lock:
+            self.revision += 1
+            obj["metadata"]["resourceVersion"] = str(self.revision)
+            metadata = obj["metadata"]
+            namespace = metadata.get("namespace", "")
+            self._objects.setdefault(kind, {}).setdefault(namespace, {})[metadata["name"]] = obj
+            self._record(StoredEvent(self.revision, event_type, kind, namespace, obj, previous))
+            return obj
+
+    def remove(self, kind: str, namespace: str, name: str) -> Object | None:
+        """Delete an object, recording a DELETED event with a new resourceVersion."""
+        with self.lock:
+            objects = self._objects.get(kind, {}).get(namespace, {})
+            old = objects.pop(name, None)
+            if old is None:
+                return None
+            if not objects:
+                self._objects[kind].pop(namespace, None)
+            self.revision += 1
+            final = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self.revision)}}
+            self._record(StoredEvent(self.revision, "DELETED", kind, namespace, final, old))
+            return final
+
+    def _record(self, event: StoredEvent) -> None:
+        if len(self._history) == self._history.maxlen and self._history:
+            self._floor = self._history[0].revision
+        self._history.append(event)
+        for watcher in self._watchers:
+            if watcher.kind == event.kind and not watcher.cut:
+                item = watcher.offer(event)
+                if item is not None:
+                    watcher.push(item)
+
+    def compact(self) -> None:
+        """Forget the watch history, as etcd compaction does: older resourceVersions get 410."""
+        with self.lock:
+            self._history.clear()
+            self._floor = self.revision
+
+    # Watching
+
+    def subscribe(
+        self, watcher: Watcher, resource_version: int | None
+    ) -> list[tuple[str, Object]] | None:
+        """Register a watch; return the events it must replay, or None if the version is too old.
+
+        With no resourceVersion (or 0) the watch starts with ADDED for every
+        current object, as kube-apiserver does.
+        """
+        with self.lock:
+            if resource_version is None or resource_version == 0:
+                replay = [
+                    ("ADDED", obj)
+                    for obj in self.iter_objects(watcher.kind, watcher.namespace)
+                    if watcher.selects(obj)
+                ]
+            else:
+                if resource_version < self._floor:
+                    return None
+                replay = []
+                for event in self._history:
+                    if event.revision > resource_version and event.kind == watcher.kind:
+                        item = watcher.offer(event)
+                        if item is not None:
+                            replay.append(item)
+            self._watchers.append(watcher)
+            return replay
+
+    def unsubscribe(self, watcher: Watcher) -> None:
+        """Forget a watch."""
+        with self.lock:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+    def cut_watches(self) -> int:
+        """Drop every open watch connection abruptly; returns how many were cut."""
+        with self.lock:
+            watchers = list(self._watchers)
+            for watcher in watchers:
+                watcher.cut = True
+                watcher.push(None)
+            return len(watchers)
+
+    def close_watches(self) -> None:
+        """End every open watch cleanly, as a server shutting down does."""
+        with self.lock:
+            for watcher in list(self._watchers):
+                watcher.push(None)
+
+    def watcher_count(self) -> int:
+        """Number of open watches (tests wait for a watch to be in place)."""
+        with self.lock:
+            return len(self._watchers)
