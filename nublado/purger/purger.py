@@ -87,6 +87,8 @@ class Plan:
     directories: list[Path]
     files: list[FileRecord] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    resolved_roots: dict[str, str] = field(default_factory=dict)
+    """Each root's real path when it was walked: purging never leaves these."""
 
     def to_dict(self) -> dict[str, object]:
         """Upstream's camelCase form."""
@@ -175,7 +177,10 @@ class Purger:
         """Walk the policy roots and keep every file to purge."""
         self._plan = None
         policy, roots, when_ns = self._prepare()
-        plan = Plan(directories=policy.get_directories())
+        plan = Plan(
+            directories=policy.get_directories(),
+            resolved_roots={root.path: os.path.realpath(root.path) for root in roots},
+        )
         for batch in self._batches(roots):
             rules = policy.for_path(Path(roots[batch.root].path))
             for path, large, reason, stamp in batch.matches:
@@ -255,7 +260,7 @@ class Purger:
             return
         failed = dict(plan.errors)
         roots = sorted((str(d) for d in plan.directories), key=len, reverse=True)
-        real_roots = {root: os.path.realpath(root) for root in roots}
+        real_roots = plan.resolved_roots
         for record in plan.files:
             path = str(record.path)
             root = next(r for r in roots if _inside(path, r))
@@ -304,7 +309,7 @@ class Purger:
         candidates: set[str] = set()
         for root in roots:
             candidates.update(walk_directories(root))
-        real_roots = {root: os.path.realpath(root) for root in roots}
+        real_roots = plan.resolved_roots
         ordered = sorted(candidates - protected, key=lambda p: (-p.count(os.sep), p))
         for directory in ordered:
             root = max((r for r in roots if _inside(directory, r)), key=len)
