@@ -12,7 +12,12 @@ from nublado.models.image import ResolvedImage
 from nublado.models.lab import LabSpecification
 from nublado.models.metadata import ControllerMetadata
 from nublado.models.user import UserInfo
-from nublado.render.lab import SourceSecret
+from nublado.render.cli import find_size
+from nublado.render.engine import Manifest, Renderer
+from nublado.render.fileserver import build_fileserver_context
+from nublado.render.fsadmin import build_fsadmin_context
+from nublado.render.lab import LabContextBuilder, SourceSecret
+from nublado.render.prepuller import build_prepull_context
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
@@ -78,3 +83,38 @@ def reference_discovery() -> dict[str, Any]:
 
 def reference_metadata() -> ControllerMetadata:
     return ControllerMetadata.from_directory(INPUTS / "metadata")
+
+
+def render_lab(
+    config: Config, user: UserInfo | None = None, spec: LabSpecification | None = None
+) -> list[Manifest]:
+    """The lab set for the reference user, request, image, secrets and discovery."""
+    spec = spec or reference_spec()
+    context = LabContextBuilder(config).build(
+        user=user or reference_user(),
+        spec=spec,
+        image=REFERENCE_IMAGE,
+        size=find_size(config, spec),
+        secrets=reference_secrets(),
+        token=TOKEN,
+        discovery=reference_discovery(),
+    )
+    return Renderer(config.template_dirs).render("lab", context)
+
+
+def render_fileserver(config: Config, user: UserInfo | None = None) -> list[Manifest]:
+    """The file-server set for the reference user."""
+    context = build_fileserver_context(config, user or reference_user())
+    return Renderer(config.template_dirs).render("fileserver", context)
+
+
+def render_fsadmin(config: Config) -> list[Manifest]:
+    """The fsadmin set with the reference controller metadata."""
+    context = build_fsadmin_context(config, reference_metadata())
+    return Renderer(config.template_dirs).render("fsadmin", context)
+
+
+def render_prepull(config: Config, node: str = "node2") -> list[Manifest]:
+    """The prepull pod of the reference image on ``node``."""
+    context = build_prepull_context(config, reference_metadata(), REFERENCE_IMAGE, node)
+    return Renderer(config.template_dirs).render("prepuller", context)

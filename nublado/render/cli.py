@@ -22,7 +22,7 @@ import yaml
 
 from ..config import Config, LabSizeDefinition, load_config
 from ..errors import InputError
-from ..images.reference import DockerReference
+from ..images.reference import DockerReference, InvalidDockerReferenceError
 from ..images.tag import RSPImageTag
 from ..models.image import ResolvedImage
 from ..models.lab import LabSpecification
@@ -86,7 +86,10 @@ def read_secrets(path: Path) -> dict[str, SourceSecret]:
 
 def parse_image(reference: str) -> ResolvedImage:
     """A resolved image from ``registry/repository:tag@digest``."""
-    parsed = DockerReference.from_str(reference)
+    try:
+        parsed = DockerReference.from_str(reference)
+    except InvalidDockerReferenceError as exc:
+        raise InputError(f"--image {reference}: {exc}") from exc
     if parsed.tag is None or parsed.digest is None:
         raise InputError(f"--image {reference}: needs both a tag and a digest (repo:tag@digest)")
     return ResolvedImage(

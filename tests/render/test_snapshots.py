@@ -12,57 +12,39 @@ from typing import Any
 
 import pytest
 from reference_cases import (
-    REFERENCE_IMAGE,
-    TOKEN,
     Config,
     reference_config,
-    reference_discovery,
-    reference_metadata,
-    reference_secrets,
     reference_spec,
     reference_user,
+    render_fileserver,
+    render_fsadmin,
+    render_lab,
+    render_prepull,
     variant_config,
 )
 
 from nublado.models.lab import LabSpecification
 from nublado.models.user import UserInfo
-from nublado.render.cli import find_size
-from nublado.render.engine import Manifest, Renderer
-from nublado.render.fileserver import build_fileserver_context
-from nublado.render.fsadmin import build_fsadmin_context
-from nublado.render.lab import LabContextBuilder
-from nublado.render.prepuller import build_prepull_context
+from nublado.render.engine import Manifest
 
 
 def lab(
     config: Config, user: UserInfo | None = None, spec: LabSpecification | None = None
 ) -> list[Manifest]:
-    spec = spec or reference_spec()
-    context = LabContextBuilder(config).build(
-        user=user or reference_user(),
-        spec=spec,
-        image=REFERENCE_IMAGE,
-        size=find_size(config, spec),
-        secrets=reference_secrets(),
-        token=TOKEN,
-        discovery=reference_discovery(),
-    )
-    return Renderer().render("lab", context)
+    return render_lab(config, user, spec)
 
 
 def fileserver(config: Config) -> list[Manifest]:
     # As deployed: the GafaelfawrIngress CRD requires an https base URL.
-    config = config.model_copy(update={"base_url": "https://data.example.com"})
-    return Renderer().render("fileserver", build_fileserver_context(config, reference_user()))
+    return render_fileserver(config.model_copy(update={"base_url": "https://data.example.com"}))
 
 
 def fsadmin(config: Config) -> list[Manifest]:
-    return Renderer().render("fsadmin", build_fsadmin_context(config, reference_metadata()))
+    return render_fsadmin(config)
 
 
 def prepuller(config: Config) -> list[Manifest]:
-    context = build_prepull_context(config, reference_metadata(), REFERENCE_IMAGE, "node2")
-    return Renderer().render("prepuller", context)
+    return render_prepull(config)
 
 
 def _spec(size: str) -> LabSpecification:
