@@ -39,4 +39,4 @@ def inithome() -> None:
     except (OSError, InvalidHomeError) as exc:
         # A missing parent, a refused chown or an unsafe home: one line, no traceback.
         logger.critical(f"Cannot provision {home}: {exc}")
-        raise click.exceptions.Exit(1) from exc
+        raise SystemExit(1) from exc

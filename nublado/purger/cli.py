@@ -103,7 +103,7 @@ def _run(
         click.echo(f"nublado purger: {len(exc.failed_files)} failures", err=True)
         if hook:
             post_alert(hook, exc, logger=logger)
-        raise click.exceptions.Exit(1) from exc
+        raise SystemExit(1) from exc
     except Exception as exc:
         if hook:
             post_alert(hook, exc, logger=logger)

@@ -1,0 +1,156 @@
+"""``nublado inithome``: create or check a home directory (spec/images-tools.md 6.1)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from nublado.cli import main
+from nublado.inithome.provisioner import InvalidHomeError, InvalidIdError, Provisioner
+
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="changing a file's owner needs root")
+UID, GID = (4242, 4343) if IS_ROOT else (os.getuid(), os.getgid())
+
+
+def run(*args: str) -> int:
+    try:
+        result = main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return int(result or 0)
+
+
+def test_missing_home_is_created_private_and_owned(tmp_path: Path, caplog) -> None:
+    home = tmp_path / "rachel"
+
+    Provisioner(home=home, uid=UID, gid=GID).provision()
+
+    info = home.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o700
+    assert (info.st_uid, info.st_gid) == (UID, GID)
+
+
+def test_only_one_level_is_created(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Provisioner(home=tmp_path / "r" / "rachel", uid=UID, gid=GID).provision()
+    assert not (tmp_path / "r").exists()
+
+
+def test_correct_existing_home_logs_nothing(tmp_path: Path, caplog) -> None:
+    home = tmp_path / "rachel"
+    home.mkdir(mode=0o700)
+    home.chmod(0o700)
+    os.chown(home, UID, GID) if IS_ROOT else None
+
+    with caplog.at_level(logging.DEBUG):
+        Provisioner(home=home, uid=UID, gid=GID).provision()
+
+    assert caplog.records == []
+
+
+def test_unexpected_permissions_warn_but_succeed(tmp_path: Path, caplog) -> None:
+    home = tmp_path / "rachel"
+    home.mkdir()
+    home.chmod(0o775)
+    if IS_ROOT:
+        os.chown(home, UID, GID)
+
+    Provisioner(home=home, uid=UID, gid=GID).provision()
+
+    assert f"{home} has unexpected permissions: 0775 != 0700" in caplog.text
+    assert stat.S_IMODE(home.stat().st_mode) == 0o775
+
+
+def test_home_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "rachel"
+    home.write_text("")
+
+    with pytest.raises(InvalidHomeError, match="exists but is not a directory"):
+        Provisioner(home=home, uid=UID, gid=GID).provision()
+
+
+@needs_root
+def test_wrong_owner_of_empty_home_is_reset(tmp_path: Path, caplog) -> None:
+    home = tmp_path / "rachel"
+    home.mkdir(mode=0o700)
+    os.chown(home, 1, 1)
+
+    Provisioner(home=home, uid=UID, gid=GID).provision()
+
+    assert (home.stat().st_uid, home.stat().st_gid) == (UID, GID)
+    assert (
+        f"{home} is owned by 1:1, not {UID}:{GID} but is empty, resetting ownership" in caplog.text
+    )
+
+
+@needs_root
+def test_wrong_owner_of_used_home_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "rachel"
+    home.mkdir(mode=0o700)
+    (home / ".bashrc").write_text("")
+    os.chown(home, 1, 1)
+
+    with pytest.raises(
+        InvalidHomeError, match=f"is owned by 1:1, not {UID}:{GID} and is not empty"
+    ):
+        Provisioner(home=home, uid=UID, gid=GID).provision()
+    assert home.stat().st_uid == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-1, "UID or GID must be nonnegative, not -1"),
+        (2**32 - 1, "out of range (4294967295 > 4294967294)"),
+    ],
+)
+def test_id_range(value: int, message: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidIdError) as error:
+        Provisioner(home=tmp_path, uid=value, gid=0)
+    assert message in str(error.value)
+    Provisioner(home=tmp_path, uid=0, gid=2**32 - 2)  # the limits themselves are fine
+
+
+def test_cli_creates_home(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "rachel"
+    monkeypatch.setenv("NUBLADO_HOME", str(home))
+    monkeypatch.setenv("NUBLADO_UID", str(UID))
+    monkeypatch.setenv("NUBLADO_GID", str(GID))
+
+    assert run("inithome") == 0
+    assert home.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"NUBLADO_UID": "1", "NUBLADO_GID": "1"}, "must all be set"),
+        (
+            {"NUBLADO_HOME": "/x", "NUBLADO_UID": "one", "NUBLADO_GID": "1"},
+            "must each be set to an integer",
+        ),
+        ({"NUBLADO_HOME": "/x", "NUBLADO_UID": "-3", "NUBLADO_GID": "1"}, "nonnegative"),
+    ],
+)
+def test_cli_bad_environment_exits_2(
+    environ: dict[str, str], message: str, monkeypatch, capsys
+) -> None:
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+
+    assert run("inithome") == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_unusable_home_exits_1(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("NUBLADO_HOME", str(tmp_path / "file"))
+    monkeypatch.setenv("NUBLADO_UID", str(UID))
+    monkeypatch.setenv("NUBLADO_GID", str(GID))
+
+    assert run("inithome") == 1

@@ -1,0 +1,212 @@
+"""``nublado purger`` end to end: exit codes, output, environment, Slack alerts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from nublado.cli import main
+from nublado.purger.config import PurgerConfig
+
+HOUR = 3600
+HOOK = "https://hooks.slack.example.com/services/T0/B0/xyz"
+
+
+def run(*args: str) -> int:
+    """Run ``nublado`` in-process; return its exit status."""
+    try:
+        result = main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return int(result or 0)
+
+
+@pytest.fixture
+def config_file(tree: Path, write_policy: Callable[..., PurgerConfig]) -> Path:
+    write_policy(logProfile="development")
+    return tree / "config.yaml"
+
+
+def test_report(config_file: Path, tree: Path, age, capsys) -> None:
+    age(tree / "scratch" / "large", atime=8 * HOUR)
+
+    assert run("purger", "report", "-c", str(config_file), "--workers", "1") == 0
+
+    out = capsys.readouterr().out
+    assert f"  -> {tree}/scratch/large\n" in out
+    assert (tree / "scratch" / "large").exists()
+
+
+def test_execute(config_file: Path, tree: Path, age) -> None:
+    age(tree / "scratch" / "large", atime=8 * HOUR)
+
+    assert run("purger", "execute", "-c", str(config_file)) == 0
+
+    assert not (tree / "scratch" / "large").exists()
+    assert (tree / "scratch" / "small").exists()
+
+
+def test_execute_dry_run_says_so(config_file: Path, tree: Path, age, capsys) -> None:
+    age(tree / "scratch" / "large", atime=8 * HOUR)
+
+    assert run("purger", "execute", "-c", str(config_file), "--dry-run") == 0
+    assert "Cannot purge because dry_run enabled" in capsys.readouterr().out
+    assert (tree / "scratch" / "large").exists()
+
+    assert run("purger", "execute", "-c", str(config_file)) == 0
+    assert "Cannot purge because dry_run enabled" not in capsys.readouterr().out
+
+
+def test_group_options_apply_to_the_subcommand(config_file: Path, tree: Path, age) -> None:
+    age(tree / "scratch" / "large", atime=8 * HOUR)
+
+    assert run("purger", "-x", "-c", str(config_file), "execute") == 0
+
+    assert (tree / "scratch" / "large").exists()
+
+
+def test_missing_config_exits_2(tmp_path: Path, capsys) -> None:
+    assert run("purger", "report", "-c", str(tmp_path / "does-not-exist.yaml")) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_execute_without_any_config_fails(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    # /etc/purger/config.yaml is the default; it does not exist on a test machine.
+    if Path("/etc/purger/config.yaml").exists():
+        pytest.skip("this machine has a real /etc/purger/config.yaml")
+    assert run("purger", "execute") == 2
+
+
+def test_config_file_from_environment_wins(config_file: Path, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("RSP_SCRATCHPURGER_CONFIG_FILE", str(config_file))
+
+    assert run("purger", "report", "-c", str(tmp_path / "ignored.yaml")) == 0
+
+
+def test_missing_policy_file_exits_2(config_file: Path, tmp_path: Path) -> None:
+    assert run("purger", "report", "-c", str(config_file), "-p", str(tmp_path / "no.yaml")) == 2
+
+
+def test_warn_plans_ahead_without_deleting(config_file: Path, tree: Path, capsys) -> None:
+    assert run("purger", "warn", "-c", str(config_file), "-t", "3650d") == 0
+
+    out = capsys.readouterr().out
+    assert out.count("  -> ") == 4
+    assert "Planning for time 315360000.0s from now." in out
+    assert (tree / "scratch" / "large").exists()
+
+
+def test_warn_rejects_bare_numbers(config_file: Path, capsys) -> None:
+    assert run("purger", "warn", "-c", str(config_file), "-t", "5") == 2
+    assert "not a duration" in capsys.readouterr().err
+
+
+def test_environment_debug_turns_on_debug_logging(
+    config_file: Path, tree, age, monkeypatch, capsys
+) -> None:
+    age(tree / "scratch" / "large", atime=8 * HOUR)
+    monkeypatch.setenv("NUBLADO_LOG_LEVEL", "warning")
+    monkeypatch.setenv("DEBUG", "true")
+
+    assert run("purger", "execute", "-c", str(config_file), "-x") == 0
+
+    assert "DEBUG [rsp_scratchpurger]" in capsys.readouterr().out
+
+
+def test_production_logs_are_json_lines(tree: Path, write_policy, capsys) -> None:
+    write_policy(logProfile="production", logLevel="info", dryRun=True)
+
+    assert run("purger", "execute", "-c", str(tree / "config.yaml")) == 0
+
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in lines]
+    assert {
+        "event": "Cannot purge because dry_run enabled; reporting instead",
+        "severity": "warning",
+        "logger": "rsp_scratchpurger",
+    } in events
+
+
+def _unreadable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    real = os.scandir
+
+    def scandir(target: object = ".") -> object:
+        if str(target) == str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_failures_are_listed_and_exit_1(
+    config_file: Path, tree: Path, age, monkeypatch, capsys
+) -> None:
+    age(tree / "scratch" / "large", atime=8 * HOUR)
+    _unreadable(monkeypatch, tree / "scratch" / "foo")
+
+    assert run("purger", "execute", "-c", str(config_file), "--workers", "1") == 1
+
+    err = capsys.readouterr().err
+    assert f"failed: {tree}/scratch/foo: Permission denied" in err
+    assert not (tree / "scratch" / "large").exists()  # the run went on
+
+
+@respx.mock
+def test_failure_posts_slack_alert(config_file: Path, tree: Path, monkeypatch) -> None:
+    route = respx.post(HOOK).mock(return_value=httpx.Response(200))
+    monkeypatch.setenv("NUBLADO_ALERT_HOOK", HOOK)
+    _unreadable(monkeypatch, tree / "scratch" / "foo")
+
+    assert run("purger", "report", "-c", str(config_file), "--workers", "1") == 1
+
+    assert route.call_count == 1
+    body = json.loads(route.calls[0].request.content)
+    assert "Nublado File Purger" in body["text"]
+    texts = [block.get("text", {}).get("text", "") for block in body["blocks"]]
+    assert any(
+        t.startswith("*Failed Files*") and "scratch/foo: Permission denied" in t for t in texts
+    )
+
+
+@respx.mock
+def test_bad_config_posts_alert_and_slack_outage_does_not_hide_it(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    route = respx.post(HOOK).mock(return_value=httpx.Response(500))
+    monkeypatch.setenv("NUBLADO_ALERT_HOOK", HOOK)
+
+    assert run("purger", "report", "-c", str(tmp_path / "missing.yaml")) == 2
+
+    assert route.call_count == 1
+    assert "not found" in capsys.readouterr().err
+
+
+@respx.mock
+def test_success_posts_nothing(config_file: Path, monkeypatch) -> None:
+    route = respx.post(HOOK).mock(return_value=httpx.Response(200))
+    monkeypatch.setenv("NUBLADO_ALERT_HOOK", HOOK)
+
+    assert run("purger", "report", "-c", str(config_file)) == 0
+    assert route.call_count == 0
+
+
+def test_cli_import_stays_light() -> None:
+    code = (
+        "import sys, nublado.cli, nublado.purger.cli;"
+        "heavy = {'kubernetes', 'starlette', 'httpx', 'pydantic', 'structlog'};"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
