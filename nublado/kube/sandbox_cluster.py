@@ -524,7 +524,7 @@ class Cluster:
         stored = self.store.put(kind.kind, new, "MODIFIED", old)
         self._after_write(kind, old, stored)
         deleting = meta.get("deletionTimestamp") and not meta.get("finalizers")
-        if deleting and kind.kind != "Namespace":
+        if deleting and not internal and kind.kind != "Namespace":
             self._remove(kind, stored)
         return stored
 

@@ -1,0 +1,78 @@
+"""Fixtures for the Kubernetes layer: a served sandbox, a client on it, realistic manifests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nublado.kube.client import KubernetesClient
+from nublado.kube.sandbox import Sandbox, SandboxSettings
+
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
+NODES = REFERENCE / "inputs" / "nodes" / "standard.json"
+
+# Apply order of a lab set: namespace first, pod last.
+_ORDER = [
+    "Namespace",
+    "PersistentVolumeClaim",
+    "ConfigMap",
+    "Secret",
+    "ResourceQuota",
+    "NetworkPolicy",
+    "Service",
+    "ServiceAccount",
+    "GafaelfawrIngress",
+    "Job",
+    "Pod",
+]
+
+
+def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """A manifest as a renderer would produce it: no status, no server metadata."""
+    manifest = {k: v for k, v in obj.items() if k != "status"}
+    metadata = {
+        k: v
+        for k, v in manifest["metadata"].items()
+        if k not in ("resourceVersion", "managedFields", "uid", "creationTimestamp")
+    }
+    manifest["metadata"] = metadata
+    return manifest
+
+
+def reference_manifests(name: str) -> list[dict[str, Any]]:
+    """The reference object set ``name`` (lab, fileserver...) as manifests in apply order."""
+    objects = json.loads((REFERENCE / "expected" / "objects" / f"{name}.json").read_text())
+    manifests = [strip_server_fields(o) for o in objects if o["kind"] in _ORDER]
+    return sorted(manifests, key=lambda m: _ORDER.index(m["kind"]))
+
+
+@pytest.fixture
+def lab_manifests() -> list[dict[str, Any]]:
+    """The reference lab set (namespace userlabs-rachel) as manifests."""
+    return reference_manifests("lab")
+
+
+@pytest.fixture
+def sandbox_settings() -> SandboxSettings:
+    """Sandbox behaviour; override in a test module to change delays."""
+    return SandboxSettings()
+
+
+@pytest.fixture
+def sandbox(sandbox_settings: SandboxSettings) -> Iterator[Sandbox]:
+    """A sandbox with the reference nodes, served on 127.0.0.1 for the test."""
+    box = Sandbox(sandbox_settings, nodes=NODES)
+    with box.serve():
+        yield box
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[KubernetesClient]:
+    """The real client, over HTTP, on the sandbox; quick retries."""
+    assert sandbox.url is not None
+    async with KubernetesClient.from_url(sandbox.url, backoff=0.01) as kube:
+        yield kube

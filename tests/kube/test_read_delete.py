@@ -1,0 +1,154 @@
+"""GET, LIST by label, DELETE with propagation and awaited disappearance, namespace termination."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from nublado.kube.client import KubernetesClient
+from nublado.kube.errors import KubernetesTimeoutError, NotFoundError
+from nublado.kube.sandbox import Sandbox
+
+from .conftest import reference_manifests
+
+NS = "userlabs-rachel"
+
+
+def _config_map(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels}}
+
+
+async def test_get_returns_the_object_and_missing_raises_not_found(
+    client: KubernetesClient, lab_manifests: list[dict[str, Any]]
+) -> None:
+    await client.apply(lab_manifests)
+
+    service = await client.get("Service", "lab", NS)
+
+    assert service["spec"]["ports"][0]["port"] == 8888
+    assert service["spec"]["clusterIP"].startswith("10.96.")
+    with pytest.raises(NotFoundError) as caught:
+        await client.get("Pod", "nobody-nb", NS)
+    assert caught.value.message == 'pods "nobody-nb" not found'
+    assert await client.find("Pod", "nobody-nb", NS) is None
+
+
+async def test_list_by_label_in_one_namespace_and_across_all(client: KubernetesClient) -> None:
+    for ns in ("a", "b"):
+        await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        await client.apply_one(_config_map("lab", ns, {"app": "lab", "tier": "user"}))
+        await client.apply_one(_config_map("other", ns, {"app": "other"}))
+
+    in_a = await client.list("ConfigMap", "a", label_selector="app=lab")
+    everywhere = await client.list("ConfigMap", label_selector="app in (lab,other),!missing")
+    by_dict = await client.list("ConfigMap", label_selector={"app": "lab", "tier": "user"})
+    none = await client.list("ConfigMap", label_selector="app notin (lab,other)")
+
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in in_a] == [("a", "lab")]
+    assert len(everywhere) == 4
+    assert {o["metadata"]["namespace"] for o in by_dict} == {"a", "b"}
+    assert none == []
+    assert all(o["kind"] == "ConfigMap" for o in everywhere)
+
+
+async def test_list_follows_pagination(client: KubernetesClient, sandbox: Sandbox) -> None:
+    await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "many"}})
+    for i in range(12):
+        await client.apply_one(_config_map(f"cm-{i:02}", "many", {"app": "x"}))
+
+    items = await client.list("ConfigMap", "many", label_selector="app=x", page_size=5)
+
+    assert [o["metadata"]["name"] for o in items] == [f"cm-{i:02}" for i in range(12)]
+    limits = [q for m, q in sandbox.requests if m == "GET" and "limit=5" in q]
+    assert len(limits) == 3
+
+
+async def test_delete_waits_until_the_object_is_gone(
+    client: KubernetesClient, sandbox: Sandbox, lab_manifests: list[dict[str, Any]]
+) -> None:
+    sandbox.settings.pod_termination_delay = 0.3
+    await client.apply(lab_manifests)
+    start = time.monotonic()
+
+    deleted = await client.delete("Pod", "rachel-nb", NS, grace_period_seconds=1)
+
+    assert deleted
+    assert time.monotonic() - start >= 0.25
+    assert sandbox.get("Pod", "rachel-nb", NS) is None
+    assert await client.delete("Pod", "rachel-nb", NS) is False
+
+
+async def test_delete_times_out_while_the_object_stays(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    sandbox.settings.namespace_termination_delay = None
+    await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "stuck"}})
+
+    with pytest.raises(KubernetesTimeoutError, match="still exists"):
+        await client.delete_namespace("stuck", timeout=0.3)
+
+
+async def test_namespace_deletion_waits_through_terminating(
+    client: KubernetesClient, sandbox: Sandbox, lab_manifests: list[dict[str, Any]]
+) -> None:
+    sandbox.settings.namespace_termination_delay = None
+    await client.apply(lab_manifests)
+    deletion = asyncio.create_task(client.delete_namespace(NS, timeout=10))
+    await sandbox.wait_for_async(
+        lambda: (sandbox.get("Namespace", NS) or {}).get("status", {}).get("phase")
+        == "Terminating"
+    )
+    assert sandbox.objects(namespace=NS) != []  # content stays until the controller runs
+    assert not deletion.done()
+
+    sandbox.finish_namespace(NS)
+
+    assert await deletion is True
+    assert sandbox.objects(namespace=NS) == []
+    assert sandbox.get("Namespace", NS) is None
+
+
+async def test_second_namespace_delete_while_terminating_still_waits(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    sandbox.settings.namespace_termination_delay = 0.2
+    await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "twice"}})
+    await client.delete("Namespace", "twice", wait=False)
+
+    # The API answers 409 to the second delete; the client treats it as "on its way".
+    assert await client.delete_namespace("twice", timeout=5) is True
+    assert sandbox.get("Namespace", "twice") is None
+
+
+async def test_job_deletion_with_foreground_removes_its_pod_first(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    manifests = reference_manifests("fileserver")
+    await client.apply([m for m in manifests if m["kind"] in ("Namespace", "Job")])
+    pods = await sandbox.wait_for_async(
+        lambda: sandbox.objects("fileservers", "Pod", label_selector="job-name=rachel-fs")
+    )
+    assert len(pods) == 1
+
+    await client.delete("Job", "rachel-fs", "fileservers", propagation_policy="Foreground")
+
+    assert sandbox.objects("fileservers", "Pod") == []
+    assert sandbox.objects("fileservers", "Job") == []
+
+
+async def test_job_deletion_orphans_its_pod_by_default(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    manifests = reference_manifests("fileserver")
+    await client.apply([m for m in manifests if m["kind"] in ("Namespace", "Job")])
+    await sandbox.wait_for_async(lambda: sandbox.objects("fileservers", "Pod"))
+
+    await client.delete("Job", "rachel-fs", "fileservers")
+
+    pods = sandbox.objects("fileservers", "Pod")
+    assert len(pods) == 1
+    assert pods[0]["metadata"].get("ownerReferences") == []
