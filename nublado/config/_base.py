@@ -37,6 +37,8 @@ __all__ = [
     "LenientConfigModel",
     "MemoryBytes",
     "Problem",
+    "check_kubernetes_name",
+    "raise_problems",
 ]
 
 KUBERNETES_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

@@ -18,7 +18,12 @@ from pydantic import ValidationError
 from ..errors import InputError
 from ._base import FieldProblems
 
-__all__ = ["ConfigError", "format_location", "problems_from_validation_error"]
+__all__ = [
+    "ConfigError",
+    "format_location",
+    "problems_from_validation_error",
+    "written_location",
+]
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 

@@ -21,6 +21,7 @@ __all__ = [
     "VolumeConfig",
     "VolumeMountConfig",
     "VolumeSource",
+    "reject_reserved_path",
 ]
 
 RESERVED_PATHS = frozenset({"/etc/group", "/etc/passwd", "/tmp"})

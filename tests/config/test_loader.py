@@ -112,3 +112,22 @@ def test_cli_prints_one_line_per_problem_and_exits_2(
         f"nublado: error: {path}: the top level of the configuration must be a mapping,"
         " not a list\n"
     )
+
+
+def test_loading_imports_no_kubernetes_or_web_stack(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = Path(__file__).resolve().parents[1] / "data/reference/inputs/config/standard.yaml"
+    code = (
+        "import sys; from nublado.config import load_config;"
+        f" load_config({str(config)!r}, environ={{}});"
+        " print(sorted(m for m in ('kubernetes', 'starlette', 'httpx', 'pydantic_settings')"
+        " if m in sys.modules))"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+
+    assert result.stdout.strip() == "[]"
