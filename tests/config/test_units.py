@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nublado.units import (
     bytes_to_si,
@@ -247,3 +249,24 @@ def test_format_duration_round_trips(duration: timedelta) -> None:
 def test_booleans_are_never_quantities(parse: object) -> None:
     with pytest.raises(ValueError, match=r"True \(a boolean\)"):
         parse(True)  # type: ignore[operator]
+
+
+@given(st.integers(min_value=1024, max_value=2**62))
+def test_bytes_to_si_reads_back_within_six_digits(n: int) -> None:
+    # Six significant digits, then truncation to whole bytes.
+    assert abs(memory_to_bytes(bytes_to_si(n)) - n) <= n * 5e-6 + 1
+
+
+@given(st.timedeltas(min_value=timedelta(days=-3650), max_value=timedelta(days=3650)))
+def test_format_duration_reads_back(duration: timedelta) -> None:
+    assert parse_duration(format_duration(duration)) == duration
+
+
+@given(
+    st.integers(min_value=0, max_value=10**6), st.sampled_from(["k", "M", "G", "Ki", "Mi", "Gi"])
+)
+def test_whole_human_sizes_are_exact(number: int, suffix: str) -> None:
+    factor = {"k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}[suffix]
+
+    assert human_size_to_bytes(f"{number}{suffix}") == number * factor
+    assert memory_to_bytes(f"{number}{suffix}") == number * factor
