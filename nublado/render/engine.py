@@ -23,6 +23,7 @@ error at render time, and so is an undefined value (``StrictUndefined``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,7 +36,6 @@ from typing import Any
 import jinja2
 import orjson
 import yaml
-from markupsafe import Markup
 
 from ..errors import InputError
 
@@ -73,10 +73,17 @@ class RenderError(InputError):
     """A template could not be rendered: a template bug or a value templates cannot hold."""
 
 
-class _Quoted(Markup):
-    """Output of the ``q`` filter: with macro output, the only thing a template may print."""
+class _InvalidYAMLError(RenderError):
+    """A rendered text is not YAML (a template bug)."""
+
+
+class _Quoted(str):
+    """Output of the ``q`` filter: the only thing a template may print."""
 
     __slots__ = ()
+
+
+_PLACEHOLDERS = [_Quoted(f'"{_MARK}{i}"') for i in range(1024)]
 
 
 _values: ContextVar[list[Any] | None] = ContextVar("nublado_render_values", default=None)
@@ -97,17 +104,13 @@ def quote(value: Any) -> _Quoted:
     if value is None:
         raise RenderError("q got no value (None): guard optional fields with {% if %}")
     values.append(value)
-    return _Quoted(f'"{_MARK}{len(values) - 1}"')
+    index = len(values) - 1
+    return _PLACEHOLDERS[index] if index < len(_PLACEHOLDERS) else _Quoted(f'"{_MARK}{index}"')
 
 
 def _finalize(value: Any) -> Any:
-    """Refuse any printed expression that did not go through ``q``.
-
-    Autoescaping is on only so that macro output arrives as ``Markup`` and can
-    be told apart from a raw value; nothing is ever HTML-escaped, because the
-    only strings that get here are placeholders and macro output.
-    """
-    if isinstance(value, Markup):
+    """Refuse any printed expression that did not go through ``q``."""
+    if type(value) is _Quoted:
         return value
     raise RenderError(
         f"template prints an unquoted value {str(value)[:40]!r}: every value must go through | q"
@@ -127,7 +130,8 @@ class _Shape:
         try:
             documents = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
         except yaml.YAMLError as exc:
-            raise RenderError(f"template {template} renders invalid YAML: {exc}") from exc
+            reason = " ".join(str(exc).split())
+            raise _InvalidYAMLError(f"template {template} renders invalid YAML: {reason}") from exc
         for document in documents:
             if not isinstance(document, dict):
                 raise RenderError(f"template {template} renders a document that is not a mapping")
@@ -181,7 +185,7 @@ class Renderer:
             loader=jinja2.FileSystemLoader([str(p) for p in self.search_path]),
             undefined=jinja2.StrictUndefined,
             finalize=_finalize,
-            autoescape=True,
+            autoescape=False,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
@@ -190,6 +194,7 @@ class Renderer:
         self._env.filters["q"] = quote
         self._shapes: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._sets: dict[str, list[str]] = {}
+        self._set_templates: dict[str, jinja2.Template] = {}
 
     def templates(self, set_name: str) -> list[str]:
         """Template names of a set, in apply order, as its ``set.yaml`` lists them."""
@@ -206,11 +211,25 @@ class Renderer:
         return self._sets[set_name]
 
     def render(self, set_name: str, context: Mapping[str, Any]) -> list[Manifest]:
-        """Render every template of a set with ``context``: manifests in apply order."""
-        manifests: list[Manifest] = []
-        for name in self.templates(set_name):
-            manifests.extend(self.render_template(name, context))
-        return manifests
+        """Render every template of a set with ``context``: manifests in apply order.
+
+        The set is rendered in one Jinja pass (a generated template that
+        includes each file in order, separated by document markers), so its
+        shape is looked up, filled and decoded once.
+        """
+        template = self._set_templates.get(set_name)
+        if template is None:
+            source = "\n---\n".join(
+                f"{{% include {json.dumps(name)} %}}" for name in self.templates(set_name)
+            )
+            template = self._compile(f"{set_name}/{_SET_INDEX}", source)
+            self._set_templates[set_name] = template
+        try:
+            return self._render(set_name, template, context)
+        except _InvalidYAMLError:
+            for name in self.templates(set_name):  # find the file to blame (rare path)
+                self.render_template(name, context)
+            raise
 
     def render_template(self, name: str, context: Mapping[str, Any]) -> list[Manifest]:
         """Render one template into zero or more manifests."""
@@ -220,14 +239,46 @@ class Renderer:
             raise RenderError(f"template {name} not found in {self._describe_path()}") from exc
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(f"template {name} line {exc.lineno}: {exc.message}") from exc
+        return self._render(name, template, context)
+
+    def _compile(self, name: str, source: str) -> jinja2.Template:
+        try:
+            return self._env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(f"{name}: {exc.message}") from exc
+
+    def _render(
+        self, name: str, template: jinja2.Template, context: Mapping[str, Any]
+    ) -> list[Manifest]:
         with self._recording() as values:
             try:
                 text = template.render(context)
+            except jinja2.TemplateNotFound as exc:
+                raise RenderError(
+                    f"template {exc.name} not found in {self._describe_path()}"
+                ) from exc
+            except jinja2.TemplateSyntaxError as exc:
+                raise RenderError(f"template {exc.name} line {exc.lineno}: {exc.message}") from exc
+            except RenderError as exc:
+                raise RenderError(f"template {self._culprit(exc, name)}: {exc}") from exc
             except jinja2.UndefinedError as exc:
-                raise RenderError(f"template {name}: {exc.message}") from exc
+                raise RenderError(f"template {self._culprit(exc, name)}: {exc.message}") from exc
             except jinja2.TemplateError as exc:
-                raise RenderError(f"template {name}: {exc}") from exc
+                raise RenderError(f"template {self._culprit(exc, name)}: {exc}") from exc
         return self._shape(name, text).fill(name, values)
+
+    def _culprit(self, exc: BaseException, default: str) -> str:
+        """The template file whose code raised ``exc``, from Jinja's rewritten traceback."""
+        roots = [str(p.resolve()) + "/" for p in self.search_path]
+        culprit = default
+        traceback = exc.__traceback__
+        while traceback is not None:
+            filename = traceback.tb_frame.f_code.co_filename
+            for root in roots:
+                if filename.startswith(root):
+                    culprit = filename[len(root) :]
+            traceback = traceback.tb_next
+        return culprit
 
     def _shape(self, name: str, text: str) -> _Shape:
         key = (name, text)

@@ -14,10 +14,13 @@ from nublado.render.engine import BUILTIN_TEMPLATES, RenderError
 
 SERVICE_ACCOUNT = """\
 {# A site's own object in every lab: a service account for its tooling. #}
-{% from "_helpers.yaml" import metadata %}
 apiVersion: v1
 kind: ServiceAccount
-{{ metadata("lab-tools", lab.namespace, lab.labels, lab.annotations) }}
+metadata:
+  name: lab-tools
+  namespace: {{ lab.namespace | q }}
+  labels: {{ lab.labels | q }}
+  annotations: {{ lab.annotations | q }}
 automountServiceAccountToken: false
 """
 
