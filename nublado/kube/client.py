@@ -586,7 +586,7 @@ class KubernetesClient:
                 raise error_from_status(response.status, decoded, response.reason or "")
             deadline = None if left is None else time.monotonic() + left
             while True:
-                wait = None if deadline is None else max(deadline - time.monotonic(), 0) + 1.0
+                wait = None if deadline is None else max(deadline - time.monotonic(), 0)
                 try:
                     line = await asyncio.wait_for(raw.content.readline(), wait)
                 except TimeoutError:

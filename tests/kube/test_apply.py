@@ -24,7 +24,9 @@ NS = "userlabs-rachel"
 
 def _find(manifests: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     return next(
-        m for m in manifests if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)
+        m
+        for m in manifests
+        if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)
     )
 
 
@@ -40,7 +42,9 @@ async def test_first_apply_creates_every_object_of_the_lab_set(
     )
     assert _find_result(results, "ServiceAccount").action == "updated"
     stored = {(o["kind"], o["metadata"]["name"]) for o in sandbox.objects(namespace=NS)}
-    expected = {(m["kind"], m["metadata"]["name"]) for m in lab_manifests if m["kind"] != "Namespace"}
+    expected = {
+        (m["kind"], m["metadata"]["name"]) for m in lab_manifests if m["kind"] != "Namespace"
+    }
     assert expected <= stored
     env = sandbox.get("ConfigMap", "rachel-nb-env", NS)
     assert env is not None
@@ -58,11 +62,14 @@ async def test_second_identical_apply_changes_nothing(
 ) -> None:
     await client.apply(lab_manifests)
     await sandbox.wait_for_async(
-        lambda: (sandbox.get("Pod", "rachel-nb", NS) or {}).get("status", {}).get("phase")
-        == "Running"
+        lambda: (
+            (sandbox.get("Pod", "rachel-nb", NS) or {}).get("status", {}).get("phase") == "Running"
+        )
     )
-    before = {(o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-              for o in sandbox.objects(namespace=NS)}
+    before = {
+        (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
+        for o in sandbox.objects(namespace=NS)
+    }
 
     results = await client.apply(lab_manifests)
 
@@ -106,8 +113,9 @@ async def test_apply_of_a_custom_resource_returns_the_created_object(
     assert created.object["config"]["service"] == "nublado-files"
     assert not again.created
     assert again.resource_version == created.resource_version
-    listed = await client.list("GafaelfawrIngress", "fileservers",
-                               label_selector={"nublado.lsst.io/user": "rachel"})
+    listed = await client.list(
+        "GafaelfawrIngress", "fileservers", label_selector={"nublado.lsst.io/user": "rachel"}
+    )
     assert [o["metadata"]["name"] for o in listed] == ["rachel-fs"]
 
 
@@ -116,12 +124,20 @@ async def test_apply_without_force_conflicts_with_another_manager(
 ) -> None:
     await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab"}})
     sandbox.apply(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "lab"},
-         "data": {"A": "1", "B": "2"}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "lab"},
+            "data": {"A": "1", "B": "2"},
+        },
         field_manager="kubectl",
     )
-    mine = {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "cm", "namespace": "lab"}, "data": {"A": "changed"}}
+    mine = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "namespace": "lab"},
+        "data": {"A": "changed"},
+    }
 
     with pytest.raises(ConflictError) as caught:
         await client.apply_one(mine, force=False)
@@ -141,21 +157,36 @@ async def test_forced_apply_takes_ownership_and_same_values_are_shared(
 ) -> None:
     await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab"}})
     sandbox.apply(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "lab"},
-         "data": {"A": "1", "B": "2"}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "lab"},
+            "data": {"A": "1", "B": "2"},
+        },
         field_manager="kubectl",
     )
     # Same value: no conflict, even without force.
     shared = await client.apply_one(
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "cm", "namespace": "lab"}, "data": {"B": "2"}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "lab"},
+            "data": {"B": "2"},
+        },
         force=False,
     )
-    assert {e["manager"] for e in shared.object["metadata"]["managedFields"]} == {"kubectl", "nublado"}
+    assert {e["manager"] for e in shared.object["metadata"]["managedFields"]} == {
+        "kubectl",
+        "nublado",
+    }
 
     forced = await client.apply_one(
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "cm", "namespace": "lab"}, "data": {"A": "9", "B": "2"}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "lab"},
+            "data": {"A": "9", "B": "2"},
+        },
     )
 
     assert forced.object["data"] == {"A": "9", "B": "2"}
@@ -224,8 +255,12 @@ async def test_pod_image_change_is_allowed(
 
 
 async def test_apply_into_missing_namespace_is_not_found(client: KubernetesClient) -> None:
-    manifest = {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "cm", "namespace": "nowhere"}, "data": {}}
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "namespace": "nowhere"},
+        "data": {},
+    }
 
     with pytest.raises(NotFoundError) as caught:
         await client.apply_one(manifest)
@@ -234,15 +269,21 @@ async def test_apply_into_missing_namespace_is_not_found(client: KubernetesClien
     assert caught.value.reason == "NotFound"
 
 
-async def test_apply_into_terminating_namespace_is_forbidden(sandbox: Sandbox,
-                                                             client: KubernetesClient) -> None:
+async def test_apply_into_terminating_namespace_is_forbidden(
+    sandbox: Sandbox, client: KubernetesClient
+) -> None:
     sandbox.settings.namespace_termination_delay = None
     await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab"}})
     await client.delete("Namespace", "lab", wait=False)
 
     with pytest.raises(ForbiddenError) as caught:
-        await client.apply_one({"apiVersion": "v1", "kind": "ConfigMap",
-                                "metadata": {"name": "cm", "namespace": "lab"}})
+        await client.apply_one(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "cm", "namespace": "lab"},
+            }
+        )
 
     assert caught.value.message == (
         'configmaps "cm" is forbidden: unable to create new content in namespace lab because '
@@ -252,11 +293,17 @@ async def test_apply_into_terminating_namespace_is_forbidden(sandbox: Sandbox,
 
 async def test_unknown_kind_is_refused_before_any_request(client: KubernetesClient) -> None:
     with pytest.raises(UnknownKindError):
-        await client.apply_one({"apiVersion": "apps/v1", "kind": "Deployment",
-                                "metadata": {"name": "x", "namespace": "y"}})
+        await client.apply_one(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "x", "namespace": "y"},
+            }
+        )
     with pytest.raises(UnknownKindError, match="apiVersion"):
-        await client.apply_one({"apiVersion": "v2", "kind": "ConfigMap",
-                                "metadata": {"name": "x", "namespace": "y"}})
+        await client.apply_one(
+            {"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "y"}}
+        )
 
 
 async def test_dry_run_apply_stores_nothing(client: KubernetesClient, sandbox: Sandbox) -> None:

@@ -47,7 +47,10 @@ async def test_lab_pod_goes_pending_to_running_with_kubelet_events(
     assert results[-1].object["status"]["phase"] == "Pending"
 
     running = await client.wait_for(
-        "Pod", "rachel-nb", NS, lambda p: p is not None and p["status"]["phase"] == "Running",
+        "Pod",
+        "rachel-nb",
+        NS,
+        lambda p: p is not None and p["status"]["phase"] == "Running",
         timeout=5,
     )
 
@@ -67,11 +70,19 @@ async def test_image_already_on_the_node_is_not_pulled(
     client: KubernetesClient, sandbox: Sandbox
 ) -> None:
     await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}})
-    await client.apply_one({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"},
-        "spec": {"nodeName": "node2", "containers": [
-            {"name": "c", "image": "lighthouse.ceres/library/sketchbook:w_2077_43"}]},
-    })
+    await client.apply_one(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "n"},
+            "spec": {
+                "nodeName": "node2",
+                "containers": [
+                    {"name": "c", "image": "lighthouse.ceres/library/sketchbook:w_2077_43"}
+                ],
+            },
+        }
+    )
 
     await sandbox.wait_for_async(lambda: _phase(sandbox, "p", "n") == "Running")
 
@@ -151,14 +162,19 @@ async def test_failure_can_hit_a_running_pod(
 
 
 async def test_prepull_pod_runs_to_completion(client: KubernetesClient, sandbox: Sandbox) -> None:
-    await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nublado"}})
+    await client.apply_one(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nublado"}}
+    )
     pod = reference_manifests("prepull")[0]
 
     await client.apply_one(pod)
 
     done = await client.wait_for(
-        "Pod", pod["metadata"]["name"], "nublado",
-        lambda p: p is not None and p["status"]["phase"] not in ("Pending", "Running"), timeout=5,
+        "Pod",
+        pod["metadata"]["name"],
+        "nublado",
+        lambda p: p is not None and p["status"]["phase"] not in ("Pending", "Running"),
+        timeout=5,
     )
     assert done is not None and done["status"]["phase"] == "Succeeded"
     node = await client.get("Node", "node2")
@@ -173,8 +189,11 @@ async def test_job_creates_its_pod_and_records_completion(
     await client.apply([m for m in manifests if m["kind"] in ("Namespace", "Job")])
 
     pods = await sandbox.wait_for_async(
-        lambda: [p for p in sandbox.objects("fileservers", "Pod", label_selector="job-name=rachel-fs")
-                 if p["status"]["phase"] == "Running"]
+        lambda: [
+            p
+            for p in sandbox.objects("fileservers", "Pod", label_selector="job-name=rachel-fs")
+            if p["status"]["phase"] == "Running"
+        ]
     )
 
     pod = pods[0]
@@ -186,8 +205,12 @@ async def test_job_creates_its_pod_and_records_completion(
 
     sandbox.set_pod_failure("Failed", name=pod["metadata"]["name"])
 
-    job = await client.wait_for("Job", "rachel-fs", "fileservers",
-                                lambda j: j is not None and j["status"].get("failed") == 1)
+    job = await client.wait_for(
+        "Job",
+        "rachel-fs",
+        "fileservers",
+        lambda j: j is not None and j["status"].get("failed") == 1,
+    )
     assert job is not None
     assert [c["type"] for c in job["status"]["conditions"]][-1] == "Failed"
 
@@ -199,7 +222,9 @@ async def test_gafaelfawr_ingress_makes_an_ingress_with_an_address(
     await client.apply([m for m in manifests if m["kind"] in ("Namespace", "GafaelfawrIngress")])
 
     ingress = await client.wait_for(
-        "Ingress", "rachel-fs", "fileservers",
+        "Ingress",
+        "rachel-fs",
+        "fileservers",
         lambda i: i is not None and bool(i["status"]["loadBalancer"].get("ingress")),
     )
 

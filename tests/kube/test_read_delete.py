@@ -18,8 +18,11 @@ NS = "userlabs-rachel"
 
 
 def _config_map(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+    }
 
 
 async def test_get_returns_the_object_and_missing_raises_not_found(
@@ -99,8 +102,7 @@ async def test_namespace_deletion_waits_through_terminating(
     await client.apply(lab_manifests)
     deletion = asyncio.create_task(client.delete_namespace(NS, timeout=10))
     await sandbox.wait_for_async(
-        lambda: (sandbox.get("Namespace", NS) or {}).get("status", {}).get("phase")
-        == "Terminating"
+        lambda: (sandbox.get("Namespace", NS) or {}).get("status", {}).get("phase") == "Terminating"
     )
     assert sandbox.objects(namespace=NS) != []  # content stays until the controller runs
     assert not deletion.done()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nublado.kube.selectors import FieldSelector, LabelSelector, SelectorError
@@ -44,7 +44,17 @@ def test_label_selector_grammar(selector: str, matches: bool) -> None:
 
 @pytest.mark.parametrize(
     "selector",
-    ["app=", "=lab", "app in lab", "app in (lab", "app=a b", "-bad=x", "app=lab,", "size>x", "app=~x"],
+    [
+        "app=",
+        "=lab",
+        "app in lab",
+        "app in (lab",
+        "app=a b",
+        "-bad=x",
+        "app=lab,",
+        "size>x",
+        "app=~x",
+    ],
 )
 def test_malformed_label_selectors_are_errors(selector: str) -> None:
     if selector == "app=":  # an empty value is valid: it matches the empty label value
@@ -54,6 +64,7 @@ def test_malformed_label_selectors_are_errors(selector: str) -> None:
         LabelSelector.parse(selector)
 
 
+@settings(max_examples=200)
 @given(
     st.dictionaries(
         st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True),
@@ -71,8 +82,11 @@ def test_equality_selector_from_labels_round_trips(labels: dict[str, str]) -> No
 
 
 def test_field_selector_on_pod_fields() -> None:
-    pod = {"metadata": {"name": "p", "namespace": "n"}, "spec": {"nodeName": "node1"},
-           "status": {"phase": "Running"}}
+    pod = {
+        "metadata": {"name": "p", "namespace": "n"},
+        "spec": {"nodeName": "node1"},
+        "status": {"phase": "Running"},
+    }
     selector = FieldSelector.parse("spec.nodeName=node1,status.phase!=Pending", "Pod")
     assert selector.matches(pod, "Pod")
     assert not FieldSelector.parse("status.phase=Pending", "Pod").matches(pod, "Pod")

@@ -14,9 +14,12 @@ from nublado.kube.sandbox import Sandbox
 
 
 def _cm(name: str, value: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": "w", "labels": labels or {"app": "w"}},
-            "data": {"v": value}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "w", "labels": labels or {"app": "w"}},
+        "data": {"v": value},
+    }
 
 
 @pytest.fixture
@@ -40,8 +43,12 @@ async def test_watch_from_a_resource_version_sees_later_changes_only(
     first = await client.apply_one(_cm("a", "1"))
     seen: list[tuple[str, str, str]] = []
     task = asyncio.create_task(
-        _collect(client.watch("ConfigMap", namespace, resource_version=first.resource_version,
-                              timeout=2), seen)
+        _collect(
+            client.watch(
+                "ConfigMap", namespace, resource_version=first.resource_version, timeout=2
+            ),
+            seen,
+        )
     )
     await _watching(sandbox)
 
@@ -78,8 +85,12 @@ async def test_watch_resumes_after_a_cut_connection_without_losing_events(
     start = await client.apply_one(_cm("a", "1"))
     seen: list[tuple[str, str, str]] = []
     task = asyncio.create_task(
-        _collect(client.watch("ConfigMap", namespace, resource_version=start.resource_version,
-                              timeout=5), seen)
+        _collect(
+            client.watch(
+                "ConfigMap", namespace, resource_version=start.resource_version, timeout=5
+            ),
+            seen,
+        )
     )
     await _watching(sandbox)
     await client.apply_one(_cm("a", "2"))
@@ -145,8 +156,9 @@ async def test_watch_retries_server_errors_then_raises_instead_of_stopping(
 ) -> None:
     sandbox.inject_fault("GET", "/api/v1/namespaces/w/configmaps", status=500, count=2)
     seen: list[tuple[str, str, str]] = []
-    task = asyncio.create_task(_collect(client.watch("ConfigMap", namespace, resource_version="1",
-                                                     timeout=5), seen))
+    task = asyncio.create_task(
+        _collect(client.watch("ConfigMap", namespace, resource_version="1", timeout=5), seen)
+    )
     await _watching(sandbox)
     await client.apply_one(_cm("a", "1"))
     await sandbox.wait_for_async(lambda: seen)
@@ -155,8 +167,10 @@ async def test_watch_retries_server_errors_then_raises_instead_of_stopping(
 
     sandbox.inject_fault("GET", "/api/v1/namespaces/w/configmaps", status=503, count=None)
     with pytest.raises(KubernetesError) as caught:
-        await _collect(client.watch("ConfigMap", namespace, resource_version="1", timeout=10,
-                                    max_failures=3), seen)
+        await _collect(
+            client.watch("ConfigMap", namespace, resource_version="1", timeout=10, max_failures=3),
+            seen,
+        )
     assert caught.value.status == 503
     assert caught.value.reason == "ServiceUnavailable"
 
@@ -167,8 +181,16 @@ async def test_watch_with_label_selector_sees_objects_leave_it(
     start = await client.apply_one(_cm("a", "1"))
     seen: list[tuple[str, str, str]] = []
     task = asyncio.create_task(
-        _collect(client.watch("ConfigMap", namespace, label_selector="app=w",
-                              resource_version=start.resource_version, timeout=3), seen)
+        _collect(
+            client.watch(
+                "ConfigMap",
+                namespace,
+                label_selector="app=w",
+                resource_version=start.resource_version,
+                timeout=3,
+            ),
+            seen,
+        )
     )
     await _watching(sandbox)
 

@@ -1,0 +1,371 @@
+"""The sandbox's REST protocol as raw HTTP sees it: discovery, verbs, queries, Status bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from nublado.kube.sandbox import Sandbox
+
+APPLY = {"content-type": "application/apply-patch+yaml"}
+
+
+@pytest.fixture
+def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    """A plain HTTP client on the served sandbox, with namespace ``p`` created."""
+    assert sandbox.url is not None
+    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+        response = client.post("/api/v1/namespaces", json={"metadata": {"name": "p"}})
+        assert response.status_code == 201
+        yield client
+
+
+def _cm(name: str = "cm", **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "p"},
+        "data": data,
+    }
+
+
+def test_discovery_documents(http: httpx.Client) -> None:
+    assert http.get("/version").json()["minor"] == "32"
+    assert http.get("/api").json()["versions"] == ["v1"]
+    groups = {g["name"] for g in http.get("/apis").json()["groups"]}
+    assert groups == {"networking.k8s.io", "batch", "gafaelfawr.lsst.io"}
+    core = {r["name"]: r for r in http.get("/api/v1").json()["resources"]}
+    assert core["pods"]["namespaced"] and not core["nodes"]["namespaced"]
+    assert "pods/status" in core
+    custom = http.get("/apis/gafaelfawr.lsst.io/v1alpha1").json()["resources"]
+    assert custom[0]["kind"] == "GafaelfawrIngress"
+    assert custom[0]["name"] == "gafaelfawringresses"
+    root = http.get("/openapi/v3").json()["paths"]
+    document = http.get(root["api/v1"]["serverRelativeURL"]).json()
+    patch = document["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"]
+    assert {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}} in patch[
+        "parameters"
+    ]
+
+
+def test_missing_object_is_a_status_404(http: httpx.Client) -> None:
+    response = http.get("/apis/batch/v1/namespaces/p/jobs/nope")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'jobs.batch "nope" not found',
+        "reason": "NotFound",
+        "details": {"name": "nope", "kind": "jobs", "group": "batch"},
+        "code": 404,
+    }
+    assert http.get("/api/v1/widgets").status_code == 404
+
+
+def test_apply_answers_201_then_200_and_keeps_resource_version_on_no_op(http: httpx.Client) -> None:
+    url = "/api/v1/namespaces/p/configmaps/cm"
+    query = {"fieldManager": "nublado", "force": "true"}
+
+    first = http.patch(url, params=query, content=json.dumps(_cm(A="1")), headers=APPLY)
+    second = http.patch(url, params=query, content=json.dumps(_cm(A="1")), headers=APPLY)
+    third = http.patch(url, params=query, content=json.dumps(_cm(A="2")), headers=APPLY)
+
+    assert (first.status_code, second.status_code, third.status_code) == (201, 200, 200)
+    assert (
+        second.json()["metadata"]["resourceVersion"] == first.json()["metadata"]["resourceVersion"]
+    )
+    assert int(third.json()["metadata"]["resourceVersion"]) > int(
+        second.json()["metadata"]["resourceVersion"]
+    )
+
+
+def test_apply_accepts_a_yaml_body(http: httpx.Client) -> None:
+    body = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y, namespace: p}\ndata: {A: b}\n"
+    response = http.patch(
+        "/api/v1/namespaces/p/configmaps/y",
+        params={"fieldManager": "m"},
+        content=body,
+        headers=APPLY,
+    )
+    assert response.status_code == 201
+    assert response.json()["data"] == {"A": "b"}
+
+
+@pytest.mark.parametrize("value", ["True", "1", "t", "TRUE"])
+def test_boolean_query_parameters_follow_go_parse_bool(http: httpx.Client, value: str) -> None:
+    url = "/api/v1/namespaces/p/configmaps/cm"
+    http.patch(url, params={"fieldManager": "a"}, content=json.dumps(_cm(A="1")), headers=APPLY)
+
+    response = http.patch(
+        url,
+        params={"fieldManager": "b", "force": value},
+        content=json.dumps(_cm(A="2")),
+        headers=APPLY,
+    )
+
+    assert response.status_code == 200
+
+
+def test_bad_boolean_is_a_bad_request(http: httpx.Client) -> None:
+    response = http.patch(
+        "/api/v1/namespaces/p/configmaps/cm",
+        params={"fieldManager": "a", "force": "yes"},
+        content=json.dumps(_cm()),
+        headers=APPLY,
+    )
+    assert response.status_code == 400
+    assert "ParseBool" in response.json()["message"]
+
+
+def test_apply_needs_a_field_manager(http: httpx.Client) -> None:
+    response = http.patch(
+        "/api/v1/namespaces/p/configmaps/cm", content=json.dumps(_cm()), headers=APPLY
+    )
+    assert response.status_code == 422
+    assert response.json()["message"] == (
+        'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for '
+        "apply patch"
+    )
+
+
+def test_apply_body_must_match_the_url(http: httpx.Client) -> None:
+    response = http.patch(
+        "/api/v1/namespaces/p/configmaps/other",
+        params={"fieldManager": "m"},
+        content=json.dumps(_cm()),
+        headers=APPLY,
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "the name of the object (cm) does not match the name on the URL (other)"
+    )
+
+
+def test_unknown_patch_type_is_415_and_force_needs_apply(http: httpx.Client) -> None:
+    http.post("/api/v1/namespaces/p/configmaps", json=_cm(A="1"))
+    url = "/api/v1/namespaces/p/configmaps/cm"
+
+    unknown = http.patch(url, content="{}", headers={"content-type": "text/plain"})
+    forced = http.patch(
+        url,
+        params={"force": "true"},
+        content="{}",
+        headers={"content-type": "application/merge-patch+json"},
+    )
+
+    assert unknown.status_code == 415
+    assert unknown.json()["reason"] == "UnsupportedMediaType"
+    assert forced.status_code == 422
+    assert "may not be specified for non-apply patch" in forced.json()["message"]
+
+
+def test_merge_strategic_and_json_patches(http: httpx.Client) -> None:
+    http.post("/api/v1/namespaces/p/configmaps", json=_cm(A="1", B="2"))
+    url = "/api/v1/namespaces/p/configmaps/cm"
+
+    merged = http.patch(
+        url,
+        json={"data": {"A": None, "C": "3"}},
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    strategic = http.patch(
+        url,
+        json={"data": {"D": "4"}},
+        headers={"content-type": "application/strategic-merge-patch+json"},
+    )
+    patched = http.patch(
+        url,
+        json=[
+            {"op": "replace", "path": "/data/B", "value": "9"},
+            {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+        ],
+        headers={"content-type": "application/json-patch+json"},
+    )
+
+    assert merged.json()["data"] == {"B": "2", "C": "3"}
+    assert strategic.json()["data"] == {"B": "2", "C": "3", "D": "4"}
+    assert patched.json()["data"]["B"] == "9"
+    assert patched.json()["metadata"]["labels"] == {"x": "y"}
+    managers = {e["manager"] for e in patched.json()["metadata"]["managedFields"]}
+    assert managers == {"python-httpx"}
+
+
+def test_create_twice_is_already_exists_and_put_checks_resource_version(http: httpx.Client) -> None:
+    created = http.post("/api/v1/namespaces/p/configmaps", json=_cm(A="1")).json()
+    again = http.post("/api/v1/namespaces/p/configmaps", json=_cm(A="1"))
+    assert again.status_code == 409
+    assert again.json()["reason"] == "AlreadyExists"
+    assert again.json()["message"] == 'configmaps "cm" already exists'
+
+    stale = _cm(A="2")
+    stale["metadata"]["resourceVersion"] = "1"
+    conflict = http.put("/api/v1/namespaces/p/configmaps/cm", json=stale)
+    fresh = _cm(A="2")
+    fresh["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    replaced = http.put("/api/v1/namespaces/p/configmaps/cm", json=fresh)
+
+    assert conflict.status_code == 409
+    assert "the object has been modified" in conflict.json()["message"]
+    assert replaced.status_code == 200
+    assert replaced.json()["data"] == {"A": "2"}
+
+
+def test_status_subresource_changes_only_status(http: httpx.Client) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "s", "namespace": "p"},
+        "spec": {"nodeName": "nowhere", "containers": [{"name": "c", "image": "i"}]},
+        "status": {"phase": "Running"},
+    }
+    created = http.post("/api/v1/namespaces/p/pods", json=pod).json()
+    assert created["status"]["phase"] == "Pending"  # clients cannot set status on create
+
+    patched = http.patch(
+        "/api/v1/namespaces/p/pods/s/status",
+        json={"status": {"phase": "Succeeded"}, "spec": {"hostname": "x"}},
+        headers={"content-type": "application/merge-patch+json"},
+    ).json()
+
+    assert patched["status"]["phase"] == "Succeeded"
+    assert "hostname" not in patched["spec"]
+
+
+def test_delete_options_from_query_or_body(http: httpx.Client) -> None:
+    http.post("/api/v1/namespaces/p/configmaps", json=_cm("a"))
+    http.post("/api/v1/namespaces/p/configmaps", json=_cm("b"))
+
+    by_query = http.delete(
+        "/api/v1/namespaces/p/configmaps/a", params={"propagationPolicy": "Background"}
+    )
+    by_body = http.request(
+        "DELETE",
+        "/api/v1/namespaces/p/configmaps/b",
+        json={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"},
+    )
+    bad = http.request(
+        "DELETE", "/api/v1/namespaces/p/configmaps/b", json={"propagationPolicy": "Sideways"}
+    )
+    missing = http.delete("/api/v1/namespaces/p/configmaps/a")
+
+    assert by_query.status_code == 200 and by_query.json()["status"] == "Success"
+    assert by_body.status_code == 200
+    assert bad.status_code == 422
+    assert missing.status_code == 404
+    assert missing.json()["message"] == 'configmaps "a" not found'
+
+
+def test_namespace_terminates_with_409_on_second_delete(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    sandbox.settings.namespace_termination_delay = None
+    http.post("/api/v1/namespaces/p/configmaps", json=_cm())
+
+    first = http.delete("/api/v1/namespaces/p")
+    second = http.delete("/api/v1/namespaces/p")
+    create = http.post("/api/v1/namespaces", json={"metadata": {"name": "p"}})
+
+    assert first.status_code == 200
+    assert first.json()["status"]["phase"] == "Terminating"
+    assert first.json()["spec"]["finalizers"] == ["kubernetes"]
+    assert "deletionTimestamp" in first.json()["metadata"]
+    assert second.status_code == 409
+    assert second.json()["message"] == (
+        'Operation cannot be fulfilled on namespaces "p": The system is ensuring all content is '
+        "removed from this namespace.  Upon completion, this namespace will automatically be "
+        "purged by the system."
+    )
+    assert create.status_code == 409
+    assert create.json()["message"] == 'object is being deleted: namespaces "p" already exists'
+
+    assert sandbox.finish_namespace("p")
+    assert http.get("/api/v1/namespaces/p").status_code == 404
+    assert http.get("/api/v1/namespaces/p/configmaps/cm").status_code == 404
+
+
+def test_list_selectors_and_limit_continue(http: httpx.Client) -> None:
+    for i in range(5):
+        body = _cm(f"cm{i}")
+        body["metadata"]["labels"] = {"n": str(i), "even": str(i % 2 == 0).lower()}
+        http.post("/api/v1/namespaces/p/configmaps", json=body)
+
+    even = http.get("/api/v1/namespaces/p/configmaps", params={"labelSelector": "even=true"})
+    named = http.get("/api/v1/configmaps", params={"fieldSelector": "metadata.name=cm3"})
+    page = http.get("/api/v1/namespaces/p/configmaps", params={"limit": "2"}).json()
+    rest = http.get(
+        "/api/v1/namespaces/p/configmaps",
+        params={"limit": "10", "continue": page["metadata"]["continue"]},
+    ).json()
+    bad_label = http.get("/api/v1/configmaps", params={"labelSelector": "a in b"})
+    bad_field = http.get("/api/v1/configmaps", params={"fieldSelector": "status.phase=x"})
+
+    assert even.json()["kind"] == "ConfigMapList"
+    assert [o["metadata"]["name"] for o in even.json()["items"]] == ["cm0", "cm2", "cm4"]
+    assert [o["metadata"]["name"] for o in named.json()["items"]] == ["cm3"]
+    assert [o["metadata"]["name"] for o in page["items"]] == ["cm0", "cm1"]
+    assert page["metadata"]["remainingItemCount"] == 3
+    assert [o["metadata"]["name"] for o in rest["items"]] == ["cm2", "cm3", "cm4"]
+    assert "continue" not in rest["metadata"]
+    assert bad_label.status_code == 400
+    assert bad_field.status_code == 400
+    assert bad_field.json()["message"] == "field label not supported: status.phase"
+
+
+def test_pod_field_selectors(http: httpx.Client, sandbox: Sandbox) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "fp", "namespace": "p"},
+        "spec": {"containers": [{"name": "c", "image": "i:1"}]},
+    }
+    http.post("/api/v1/namespaces/p/pods", json=pod)
+    sandbox.wait_for(lambda: (sandbox.get("Pod", "fp", "p") or {})["status"]["phase"] == "Running")
+
+    on_node = http.get("/api/v1/pods", params={"fieldSelector": "spec.nodeName=node1"}).json()
+    running = http.get(
+        "/api/v1/pods", params={"fieldSelector": "status.phase=Running,metadata.namespace=p"}
+    ).json()
+    pending = http.get("/api/v1/pods", params={"fieldSelector": "status.phase=Pending"}).json()
+
+    assert [p["metadata"]["name"] for p in on_node["items"]] == ["fp"]
+    assert [p["metadata"]["name"] for p in running["items"]] == ["fp"]
+    assert pending["items"] == []
+
+
+def test_watch_stream_events_timeout_and_expired_version(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    start = http.post("/api/v1/namespaces/p/configmaps", json=_cm(A="1")).json()
+    rv = start["metadata"]["resourceVersion"]
+    http.patch(
+        "/api/v1/namespaces/p/configmaps/cm",
+        json={"data": {"A": "2"}},
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    http.delete("/api/v1/namespaces/p/configmaps/cm")
+
+    with http.stream(
+        "GET",
+        "/api/v1/namespaces/p/configmaps",
+        params={"watch": "1", "resourceVersion": rv, "timeoutSeconds": "1"},
+    ) as stream:
+        events = [json.loads(line) for line in stream.iter_lines() if line]
+
+    assert [e["type"] for e in events] == ["MODIFIED", "DELETED"]
+    assert events[1]["object"]["data"] == {"A": "2"}
+
+    sandbox.compact()
+    with http.stream(
+        "GET", "/api/v1/namespaces/p/configmaps", params={"watch": "true", "resourceVersion": rv}
+    ) as stream:
+        expired = [json.loads(line) for line in stream.iter_lines() if line]
+    assert expired[0]["type"] == "ERROR"
+    assert expired[0]["object"]["code"] == 410
+    assert expired[0]["object"]["reason"] == "Expired"
