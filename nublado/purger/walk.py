@@ -82,30 +82,48 @@ class ScanBatch:
     files: int = 0
 
 
+_OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def _scan_directory(
     directory: str, root: ScanRoot, batch: ScanBatch, subdirectories: list[str]
 ) -> None:
-    """Check the files directly in ``directory``; append its sub-directories."""
+    """Check the files directly in ``directory``; append its sub-directories.
+
+    The directory is opened with O_NOFOLLOW and listed through its descriptor,
+    so a directory swapped for a symlink after its parent was listed is refused
+    rather than followed, and each ``lstat`` resolves one name, not a whole path.
+    """
     threshold = root.threshold
     large_a, large_c, large_m = root.large.atime, root.large.ctime, root.large.mtime
     small_a, small_c, small_m = root.small.atime, root.small.ctime, root.small.mtime
     excluded = root.excluded
     matches = batch.matches
+    prefix = directory + os.sep if directory != os.sep else directory
     count = 0
     try:
-        with os.scandir(directory) as entries:
+        fd = os.open(directory, _OPEN_DIRECTORY)
+    except OSError as exc:
+        batch.errors.append((directory, _describe(exc)))
+        return
+    try:
+        with os.scandir(fd) as entries:
             for entry in entries:
                 try:
-                    if entry.is_dir(follow_symlinks=False):
-                        path = entry.path
+                    # Most entries are regular files: test for that first.
+                    if entry.is_file(follow_symlinks=False):
+                        info = entry.stat(follow_symlinks=False)
+                    elif entry.is_dir(follow_symlinks=False):
+                        path = prefix + entry.name
                         if path not in excluded:
                             subdirectories.append(path)
                         continue
-                    if entry.is_symlink():
+                    elif entry.is_symlink():
                         continue
-                    info = entry.stat(follow_symlinks=False)
+                    else:  # a FIFO, socket or device node: judged like a file
+                        info = entry.stat(follow_symlinks=False)
                 except OSError as exc:
-                    batch.errors.append((entry.path, _describe(exc)))
+                    batch.errors.append((prefix + entry.name, _describe(exc)))
                     continue
                 count += 1
                 if info.st_size >= threshold:
@@ -113,14 +131,16 @@ def _scan_directory(
                 else:
                     cut_a, cut_c, cut_m, large = small_a, small_c, small_m, False
                 if info.st_atime_ns < cut_a:
-                    matches.append((entry.path, large, ATIME, info.st_atime_ns))
+                    matches.append((prefix + entry.name, large, ATIME, info.st_atime_ns))
                 elif info.st_ctime_ns < cut_c:
-                    matches.append((entry.path, large, CTIME, info.st_ctime_ns))
+                    matches.append((prefix + entry.name, large, CTIME, info.st_ctime_ns))
                 elif info.st_mtime_ns < cut_m:
-                    matches.append((entry.path, large, MTIME, info.st_mtime_ns))
+                    matches.append((prefix + entry.name, large, MTIME, info.st_mtime_ns))
     except OSError as exc:
-        # The directory itself (listing it, or reading its next entry) failed.
+        # Reading the directory's next entry failed.
         batch.errors.append((directory, _describe(exc)))
+    finally:
+        os.close(fd)
     batch.files += count
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -136,14 +137,15 @@ def test_production_logs_are_json_lines(tree: Path, write_policy, capsys) -> Non
 
 
 def _unreadable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
-    real = os.scandir
+    """Opening ``path`` fails as if it had mode 000 (root ignores real modes)."""
+    real = os.open
 
-    def scandir(target: object = ".") -> object:
+    def open_(target: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         if str(target) == str(path):
             raise PermissionError(13, "Permission denied", str(path))
-        return real(target)  # type: ignore[arg-type]
+        return real(target, flags, *args, **kwargs)
 
-    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "open", open_)
 
 
 def test_failures_are_listed_and_exit_1(

@@ -351,6 +351,9 @@ class _Entry:
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
         return self._entry.is_dir(follow_symlinks=follow_symlinks)
 
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        return self._entry.is_file(follow_symlinks=follow_symlinks)
+
     def is_symlink(self) -> bool:
         return self._entry.is_symlink()
 
@@ -377,17 +380,26 @@ def _patch_scandir(
     failing_dirs: dict[str, OSError] | None = None,
     failing_files: dict[str, Callable[[], None]] | None = None,
 ) -> None:
-    real = os.scandir
+    """Make opening some directories, or stat() of some files, fail."""
+    real_open, real_scandir = os.open, os.scandir
     failing_dirs = failing_dirs or {}
     failing_files = failing_files or {}
 
-    def scandir(path: Any = ".") -> Any:
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         if str(path) in failing_dirs:
             raise failing_dirs[str(path)]
-        with real(path) as entries:
-            listed = [_Entry(e, failing_files.get(e.path)) for e in entries]
+        return real_open(path, flags, *args, **kwargs)
+
+    def scandir(path: Any = ".") -> Any:
+        # The walk lists directories through a descriptor; find its path for the lookup.
+        directory = os.readlink(f"/proc/self/fd/{path}") if isinstance(path, int) else str(path)
+        with real_scandir(path) as entries:
+            listed = [
+                _Entry(e, failing_files.get(os.path.join(directory, e.name))) for e in entries
+            ]
         return _Listing(listed)
 
+    monkeypatch.setattr(os, "open", open_)
     monkeypatch.setattr(os, "scandir", scandir)
 
 
