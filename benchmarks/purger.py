@@ -44,8 +44,8 @@ def build_tree(root: Path, tops: int, subdirs: int, files: int) -> tuple[int, in
     return total, aged
 
 
-def run_measured(command: list[str]) -> tuple[float, int, bytes]:
-    """Wall time, peak RSS in KiB (largest process of the tree, from wait4) and stdout."""
+def run_measured(command: list[str]) -> tuple[float, float, int, bytes]:
+    """Wall time, CPU seconds and peak RSS in KiB (both over the process tree) and stdout."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert process.stdout is not None
@@ -55,7 +55,7 @@ def run_measured(command: list[str]) -> tuple[float, int, bytes]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{command[0]} failed with status {process.returncode}")
-    return elapsed, usage.ru_maxrss, out
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out
 
 
 def main() -> None:
@@ -92,25 +92,30 @@ def main() -> None:
 
         run_measured(find)  # warm the dentry and inode caches
         find_times, purger_times, rss = [], [], []
+        find_cpu, purger_cpu = [], []
         for _ in range(args.runs):
-            elapsed, _, out = run_measured(find)
+            elapsed, cpu, _, out = run_measured(find)
             find_times.append(elapsed)
+            find_cpu.append(cpu)
             find_count = out.count(b"\n")
-            elapsed, peak, out = run_measured(purger)
+            elapsed, cpu, peak, out = run_measured(purger)
             purger_times.append(elapsed)
+            purger_cpu.append(cpu)
             rss.append(peak)
             purger_count = out.count(b"  -> ")
         best_find, best_purger = min(find_times), min(purger_times)
         print(
             f"find -type f -atime +30: {best_find:.3f} s (best of {args.runs}), "
-            f"{find_count:,} files"
+            f"{min(find_cpu):.2f} s CPU, {find_count:,} files"
         )
         print(
             f"nublado purger report:   {best_purger:.3f} s (best of {args.runs}), "
-            f"{purger_count:,} files"
+            f"{min(purger_cpu):.2f} s CPU, {purger_count:,} files"
         )
         print(f"ratio purger / find:     {best_purger / best_find:.2f}x")
         print(f"purger peak RSS:         {max(rss) / 1024:.1f} MiB")
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"machine: {os.cpu_count()} CPUs, load average {load} (others' load skews both)")
         if find_count != purger_count:
             raise SystemExit("the two commands disagree on the number of files")
 

@@ -91,9 +91,11 @@ def _run(
 ) -> None:
     """Load, run ``action``, and turn failures into an exit status and an alert."""
     logger = logging.getLogger(ROOT_LOGGER)
+    # The variable is read directly so that even a bad configuration is alerted on.
     hook = os.environ.get(ALERT_HOOK_ENV_VAR)
     try:
         config = _load_config(options, future)
+        hook = hook or config.alert_hook
         logger = configure_logging(config)
         workers = options.get("workers") or _default_workers()
         action(Purger(config, workers=workers, progress=True, logger=logger))

@@ -196,8 +196,10 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 class _Progress:
     """A one-line counter on an interactive stderr, redrawn at most 4 times a second."""
 
-    def __init__(self, stream: TextIO | None) -> None:
+    def __init__(self, stream: TextIO | None, *, delay: float = 1.0, every: float = 0.25) -> None:
         self._stream = stream
+        self._delay = delay
+        self._every = every
         self._last = 0.0
         self._start = time.monotonic()
         self._drawn = False
@@ -210,7 +212,7 @@ class _Progress:
         if self._stream is None:
             return
         now = time.monotonic()
-        if now - self._start < 1.0 or now - self._last < 0.25:
+        if now - self._start < self._delay or now - self._last < self._every:
             return
         self._last = now
         self._drawn = True
@@ -232,17 +234,17 @@ def scan(roots: list[ScanRoot], *, workers: int = 1, progress: bool = False) -> 
     """
     meter = _Progress(sys.stderr if progress and sys.stderr.isatty() else None)
     try:
-        if workers <= 1:
-            for index, root in enumerate(roots):
-                batch = _scan_tree((index, root.path, root))
-                meter.add(batch)
-                yield batch
-            return
-        batches, tasks = _split(roots, wanted=workers * 8)
+        # The same split in both modes, so the output order does not depend on
+        # the number of workers and the progress counter moves in either.
+        batches, tasks = _split(roots, wanted=max(workers, 2) * 8)
         for batch in batches:
             meter.add(batch)
             yield batch
-        if not tasks:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                batch = _scan_tree(task)
+                meter.add(batch)
+                yield batch
             return
         with _pool_context().Pool(min(workers, len(tasks))) as pool:
             for batch in pool.imap(_scan_tree, tasks):

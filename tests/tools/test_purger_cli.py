@@ -212,3 +212,13 @@ def test_cli_import_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@respx.mock
+def test_alert_hook_from_configuration(tree: Path, write_policy, monkeypatch) -> None:
+    route = respx.post(HOOK).mock(return_value=httpx.Response(200))
+    write_policy(alertHook=HOOK)
+    _unreadable(monkeypatch, tree / "scratch" / "foo")
+
+    assert run("purger", "report", "-c", str(tree / "config.yaml"), "--workers", "1") == 1
+    assert route.call_count == 1

@@ -530,3 +530,19 @@ def test_purge_never_follows_a_subdirectory_swapped_for_a_symlink(
     assert (outside / "old").read_bytes() == b"precious"
     assert list(failure.value.failed_files) == [str(sub / "old")]
     assert sub.is_symlink()
+
+
+def test_progress_counter_draws_one_line() -> None:
+    from io import StringIO
+
+    from nublado.purger.walk import ScanBatch, _Progress
+
+    stream = StringIO()
+    meter = _Progress(stream, delay=0, every=0)
+    meter.add(ScanBatch(root=0, matches=[("/x", True, 0, 0)], files=1200))
+    meter.add(ScanBatch(root=0, files=800))
+    meter.close()
+
+    assert stream.getvalue() == (
+        "\rpurger: 1,200 files checked, 1 to purge\rpurger: 2,000 files checked, 1 to purge\n"
+    )
