@@ -22,7 +22,7 @@ from ..units import parse_cli_duration
 from .alert import ALERT_HOOK_ENV_VAR, post_alert
 from .config import CONFIG_FILE, CONFIG_FILE_ENV_VAR, ROOT_LOGGER, PurgerConfig
 from .log import configure_logging
-from .purger import PurgeFailedError, Purger, format_report
+from .purger import PurgeFailedError, Purger
 
 __all__ = ["purger"]
 
@@ -119,10 +119,7 @@ def _report(purger: Purger) -> None:
 
 
 def _execute(purger: Purger) -> None:
-    plan = purger.plan()
-    sys.stdout.write(format_report(plan.directories, [str(f.path) for f in plan.files]))
-    sys.stdout.flush()
-    purger.purge()
+    purger.stream_execute(sys.stdout)
 
 
 @click.group()

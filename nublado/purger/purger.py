@@ -14,15 +14,23 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from ..errors import NubladoError
-from .config import ROOT_LOGGER, FileClass, Policy, PurgerConfig, SizeClassIntervals, load_policy
-from .walk import NEVER, REASONS, Cutoffs, ScanBatch, ScanRoot, scan, walk_directories
+from .config import (
+    ROOT_LOGGER,
+    DirectoryPolicy,
+    FileClass,
+    Policy,
+    PurgerConfig,
+    SizeClassIntervals,
+    load_policy,
+)
+from .walk import NEVER, REASONS, Cutoffs, Match, ScanBatch, ScanRoot, scan, walk_directories
 
 __all__ = [
     "FileReason",
@@ -115,6 +123,25 @@ def _cutoffs(intervals: SizeClassIntervals, when_ns: int) -> Cutoffs:
     )
 
 
+def _record(rules: DirectoryPolicy, match: Match, when_ns: int) -> FileRecord:
+    """The full record of one match (built only when someone needs it)."""
+    path, large, reason, stamp = match
+    file_class = FileClass.LARGE if large else FileClass.SMALL
+    intervals = rules.intervals.for_class(file_class)
+    criterion = (
+        intervals.access_interval,
+        intervals.creation_interval,
+        intervals.modification_interval,
+    )[reason]
+    return FileRecord(
+        path=Path(path),
+        file_class=file_class,
+        file_reason=REASONS[reason],
+        file_interval=timedelta(microseconds=(when_ns - stamp) // 1000),
+        criterion_interval=criterion or timedelta(0),
+    )
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -155,7 +182,8 @@ class Purger:
         )
         roots: list[ScanRoot] = []
         visited: list[str] = []
-        for directory in reversed(policy.get_directories()):
+        # A path listed twice is walked once, with its first rules (as for_path finds).
+        for directory in reversed(list(dict.fromkeys(policy.get_directories()))):
             rules = policy.for_path(directory)
             path = str(directory)
             roots.append(
@@ -183,23 +211,7 @@ class Purger:
         )
         for batch in self._batches(roots):
             rules = policy.for_path(Path(roots[batch.root].path))
-            for path, large, reason, stamp in batch.matches:
-                file_class = FileClass.LARGE if large else FileClass.SMALL
-                intervals = rules.intervals.for_class(file_class)
-                criterion = (
-                    intervals.access_interval,
-                    intervals.creation_interval,
-                    intervals.modification_interval,
-                )[reason]
-                plan.files.append(
-                    FileRecord(
-                        path=Path(path),
-                        file_class=file_class,
-                        file_reason=REASONS[reason],
-                        file_interval=timedelta(microseconds=(when_ns - stamp) // 1000),
-                        criterion_interval=criterion or timedelta(0),
-                    )
-                )
+            plan.files.extend(_record(rules, match, when_ns) for match in batch.matches)
             plan.errors.update(batch.errors)
         if self._logger.isEnabledFor(logging.DEBUG):
             for record in plan.files:
@@ -223,19 +235,73 @@ class Purger:
         This is what ``report`` and ``warn`` run: memory stays flat however many
         files match. Returns the failures met while walking.
         """
-        policy, roots, _ = self._prepare()
+        policy, roots, when_ns = self._prepare()
+        return self._stream(out, policy, roots, when_ns, None)
+
+    def _stream(
+        self,
+        out: TextIO,
+        policy: Policy,
+        roots: list[ScanRoot],
+        when_ns: int,
+        on_batch: Callable[[ScanBatch], None] | None,
+    ) -> dict[str, str]:
         out.write(_report_header(policy.get_directories()))
+        debug = self._logger.isEnabledFor(logging.DEBUG)
         errors: dict[str, str] = {}
         matched = 0
         for batch in self._batches(roots):
+            if debug:  # per-file records only when someone will read them
+                rules = policy.for_path(Path(roots[batch.root].path))
+                for match in batch.matches:
+                    self._logger.debug(str(_record(rules, match, when_ns)))
             if batch.matches:
                 matched += len(batch.matches)
                 out.write("".join(f"  -> {m[0]}\n" for m in batch.matches))
+                if on_batch is not None:
+                    on_batch(batch)
             errors.update(batch.errors)
         if policy.directories and not matched:
             out.write("No matching files found.\n")
         out.flush()
         return errors
+
+    def stream_execute(self, out: TextIO) -> None:
+        """Report and purge as the walk goes, then tidy; what ``execute`` runs.
+
+        Each batch of matches is written to ``out`` and then removed, so no
+        list of files is ever held: memory stays flat on any tree. Dry-run and
+        warning mode only report. Raises `PurgeFailedError` listing every
+        failure once everything else is done.
+        """
+        policy, roots, when_ns = self._prepare()
+        if self._config.dry_run or self._config.future_duration is not None:
+            errors = self._stream(out, policy, roots, when_ns, None)
+            self._warn_not_purging()
+            self._raise_for(errors)
+            return
+        resolved = {root.path: os.path.realpath(root.path) for root in roots}
+        failed: dict[str, str] = {}
+
+        def purge_batch(batch: ScanBatch) -> None:
+            real_root = resolved[roots[batch.root].path]
+            for match in batch.matches:
+                try:
+                    self._unlink(match[0], real_root)
+                except OSError as exc:
+                    failed[match[0]] = str(exc)
+
+        errors = self._stream(out, policy, roots, when_ns, purge_batch)
+        failed = errors | failed
+        self._tidy([str(d) for d in policy.get_directories()], resolved, failed)
+        self._raise_for(failed)
+        self._logger.debug("Purge complete")
+
+    def _warn_not_purging(self) -> None:
+        if self._config.dry_run:
+            self._logger.warning("Cannot purge because dry_run enabled; reporting instead")
+        else:
+            self._logger.warning("Cannot purge because future_duration is set; reporting instead")
 
     # -- purging ---------------------------------------------------------------
 
@@ -250,12 +316,8 @@ class Purger:
         plan = self._plan
         if plan is None:
             raise PlanNotReadyError("Cannot purge: plan not ready")
-        if self._config.dry_run:
-            self._logger.warning("Cannot purge because dry_run enabled; reporting instead")
-            self._raise_for(dict(plan.errors))
-            return
-        if self._config.future_duration is not None:
-            self._logger.warning("Cannot purge because future_duration is set; reporting instead")
+        if self._config.dry_run or self._config.future_duration is not None:
+            self._warn_not_purging()
             self._raise_for(dict(plan.errors))
             return
         failed = dict(plan.errors)
@@ -268,7 +330,7 @@ class Purger:
                 self._unlink(path, real_roots[root])
             except OSError as exc:
                 failed[path] = str(exc)
-        self._tidy(plan, failed)
+        self._tidy([str(d) for d in plan.directories], real_roots, failed)
         self._raise_for(failed)
         self._logger.debug("Purge complete")
         self._plan = None
@@ -293,13 +355,12 @@ class Purger:
             raise IsADirectoryError(errno.EISDIR, "became a directory after planning", target)
         os.unlink(target)
 
-    def _tidy(self, plan: Plan, failed: dict[str, str]) -> None:
+    def _tidy(self, roots: list[str], real_roots: dict[str, str], failed: dict[str, str]) -> None:
         """Remove empty sub-directories, deepest first, in a stable order.
 
         Policy roots and their ancestors are never removed. Every empty
         directory under a root goes, not only those this run emptied.
         """
-        roots = [str(d) for d in plan.directories]
         protected = set(roots)
         for root in roots:
             path, parent = root, os.path.dirname(root)
@@ -309,7 +370,6 @@ class Purger:
         candidates: set[str] = set()
         for root in roots:
             candidates.update(walk_directories(root))
-        real_roots = plan.resolved_roots
         ordered = sorted(candidates - protected, key=lambda p: (-p.count(os.sep), p))
         for directory in ordered:
             root = max((r for r in roots if _inside(directory, r)), key=len)

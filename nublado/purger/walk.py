@@ -122,6 +122,9 @@ def _scan_directory(
                         continue
                     else:  # a FIFO, socket or device node: judged like a file
                         info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError as exc:
+                    batch.errors.append((prefix + entry.name, f"{_describe(exc)} (vanished)"))
+                    continue
                 except OSError as exc:
                     batch.errors.append((prefix + entry.name, _describe(exc)))
                     continue
@@ -145,8 +148,6 @@ def _scan_directory(
 
 
 def _describe(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return f"vanished during the walk: {exc.strerror or exc}"
     return exc.strerror or str(exc)
 
 

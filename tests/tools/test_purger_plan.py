@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,19 @@ from nublado.purger.purger import (
 
 HOUR = 3600
 WEEK = 7 * 24 * HOUR
+
+
+@pytest.fixture(params=["plan-then-purge", "streamed"])
+def execute(request: pytest.FixtureRequest) -> Callable[[PurgerConfig], None]:
+    """Both ways to execute: the upstream-style API and the CLI's streamed run."""
+
+    def run(config: PurgerConfig) -> None:
+        if request.param == "streamed":
+            Purger(config, workers=2).stream_execute(io.StringIO())
+        else:
+            Purger(config).execute()
+
+    return run
 
 
 def planned(config: PurgerConfig, **kwargs: Any) -> list[str]:
@@ -167,7 +181,7 @@ def test_first_matching_criterion_wins(tree: Path, write_policy, age) -> None:
 
 
 def test_symlinks_are_never_followed_or_planned(
-    tree: Path, tmp_path_factory, write_policy, age
+    tree: Path, tmp_path_factory, write_policy, age, execute
 ) -> None:
     outside = tmp_path_factory.mktemp("outside")
     (outside / "victim").write_bytes(b"x" * 100)
@@ -187,7 +201,7 @@ def test_symlinks_are_never_followed_or_planned(
     config = write_policy()
     assert planned(config) == [f"{scratch}/large"]
 
-    Purger(config).execute()
+    execute(config)
 
     assert (outside / "victim").exists()
     assert (outside / "dir" / "deep").exists()
@@ -196,10 +210,10 @@ def test_symlinks_are_never_followed_or_planned(
     assert not (scratch / "large").exists()
 
 
-def test_execute_removes_only_planned_files(tree: Path, write_policy, age) -> None:
+def test_execute_removes_only_planned_files(tree: Path, write_policy, age, execute) -> None:
     age(tree / "scratch" / "large", atime=8 * HOUR)
 
-    Purger(write_policy()).execute()
+    execute(write_policy())
 
     remaining = sorted(str(p.relative_to(tree)) for p in (tree / "scratch").rglob("*"))
     assert remaining == [
@@ -213,34 +227,36 @@ def test_execute_removes_only_planned_files(tree: Path, write_policy, age) -> No
     ]
 
 
-def test_dry_run_leaves_everything_in_place(tree: Path, write_policy, age, caplog) -> None:
+def test_dry_run_leaves_everything_in_place(tree: Path, write_policy, age, caplog, execute) -> None:
     age(tree / "scratch" / "large", atime=8 * HOUR)
     (tree / "scratch" / "empty").mkdir()
     before = sorted((tree / "scratch").rglob("*"))
 
-    Purger(write_policy(dryRun=True)).execute()
+    execute(write_policy(dryRun=True))
 
     assert sorted((tree / "scratch").rglob("*")) == before
     assert "Cannot purge because dry_run enabled" in caplog.text
 
 
-def test_future_duration_never_deletes(tree: Path, write_policy, caplog) -> None:
+def test_future_duration_never_deletes(tree: Path, write_policy, caplog, execute) -> None:
     before = sorted((tree / "scratch").rglob("*"))
 
-    Purger(write_policy(futureDuration="3650d")).execute()
+    execute(write_policy(futureDuration="3650d"))
 
     assert sorted((tree / "scratch").rglob("*")) == before
     assert "Cannot purge because future_duration is set" in caplog.text
 
 
-def test_purge_empties_nested_policy_but_keeps_roots(tree: Path, write_policy, policy, age) -> None:
+def test_purge_empties_nested_policy_but_keeps_roots(
+    tree: Path, write_policy, policy, age, execute
+) -> None:
     policy["directories"][1]["intervals"]["small"] = {"modification_interval": "1s"}
     policy["directories"][1]["intervals"]["large"] = {"modification_interval": "1s"}
     bar = tree / "scratch" / "foo" / "bar"
     for name in ("small", "medium", "large"):
         age(bar / name, mtime=1000 * WEEK)
 
-    Purger(write_policy(policy)).execute()
+    execute(write_policy(policy))
 
     assert bar.is_dir()
     assert list(bar.iterdir()) == []
@@ -248,7 +264,7 @@ def test_purge_empties_nested_policy_but_keeps_roots(tree: Path, write_policy, p
 
 
 def test_tidy_removes_emptied_and_nested_empty_directories(
-    tree: Path, write_policy, policy, age
+    tree: Path, write_policy, policy, age, execute
 ) -> None:
     policy["directories"][1]["intervals"]["small"] = {"access_interval": "1s"}
     bar = tree / "scratch" / "foo" / "bar"
@@ -261,7 +277,7 @@ def test_tidy_removes_emptied_and_nested_empty_directories(
     hidden.mkdir()
     (hidden / ".hidden").write_bytes(b"")
 
-    Purger(write_policy(policy)).execute()
+    execute(write_policy(policy))
 
     assert not (bar / "delete_me").exists()
     assert bar.is_dir()
