@@ -126,7 +126,12 @@ def _execute(purger: Purger) -> None:
 @_common_options
 @click.pass_context
 def purger(ctx: click.Context, /, **options: Any) -> None:
-    """Report on, warn about, or purge files by age and size under policy roots."""
+    """Report on, warn about, or purge files by age and size under policy roots.
+
+    Exits 1 when some files or directories could not be checked or removed (all
+    are listed on stderr; the rest of the run still happens), 2 on a bad or
+    missing configuration or policy.
+    """
     ctx.obj = options
 
 
