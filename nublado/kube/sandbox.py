@@ -20,7 +20,6 @@ Typical test use::
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import threading
 import time
@@ -30,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvicorn
 import yaml
 
@@ -38,7 +38,7 @@ from .kinds import KINDS, kind_for_manifest, kind_named
 from .sandbox_cluster import Cluster, SandboxSettings
 from .sandbox_http import Fault, create_app
 from .sandbox_kubelet import PodFailure
-from .sandbox_store import ApiError
+from .sandbox_store import ApiError, clone
 
 __all__ = [
     "Fault",
@@ -144,7 +144,7 @@ class Sandbox:
                 if namespace is not None and not k.namespaced:
                     continue
                 items, _ = self.cluster.list(k.kind, namespace, label_selector)
-                found.extend(copy.deepcopy(items))
+                found.extend(clone(items))
         return found
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Object | None:
@@ -152,7 +152,7 @@ class Sandbox:
         k = kind_named(kind)
         with self.cluster.store.lock:
             obj = self.cluster.store.get(k.kind, (namespace or "") if k.namespaced else "", name)
-            return copy.deepcopy(obj) if obj is not None else None
+            return clone(obj) if obj is not None else None
 
     def apply(
         self, manifest: Object, *, field_manager: str = "sandbox", force: bool = True
@@ -164,11 +164,11 @@ class Sandbox:
             kind.kind,
             meta.get("namespace") if kind.namespaced else None,
             meta["name"],
-            json.dumps(manifest).encode(),
+            orjson.dumps(manifest),
             field_manager=field_manager,
             force=force,
         )
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def create(self, manifest: Object, *, field_manager: str = "sandbox") -> Object:
         """Create an object directly (test setup); raises `ApiError` as the API would answer."""
@@ -180,7 +180,7 @@ class Sandbox:
             manifest,
             field_manager=field_manager,
         )
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete an object directly; False when it was absent."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import copy
 import json
 import secrets
 import uuid
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import yaml
 
 from .kinds import KINDS, ResourceKind, kind_named
@@ -42,7 +42,7 @@ from .sandbox_rules import (
     validate_create,
     validate_update,
 )
-from .sandbox_store import ApiError, Store
+from .sandbox_store import ApiError, Store, clone
 from .selectors import FieldSelector, LabelSelector, SelectorError
 
 __all__ = ["Cluster", "SandboxSettings", "now_timestamp"]
@@ -91,8 +91,8 @@ class SandboxSettings:
 
 def _parse_body(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
-    except ValueError:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
         pass
     try:
         return yaml.safe_load(raw)
@@ -112,7 +112,7 @@ def _json_patch(target: Any, operations: Any) -> Any:
     """RFC 6902 JSON patch."""
     if not isinstance(operations, list):
         raise ApiError.bad_request("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(target)
+    doc = clone(target)
 
     def split(pointer: str) -> builtins.list[str]:
         if pointer == "":
@@ -142,7 +142,7 @@ def _json_patch(target: Any, operations: Any) -> Any:
                     raise ApiError(422, "Invalid", f"testing value at {op['path']} failed")
                 continue
             if kind in ("move", "copy"):
-                value = copy.deepcopy(read(split(op["from"])))
+                value = clone(read(split(op["from"])))
                 if kind == "move":
                     container, key = parent(split(op["from"]))
                     if isinstance(container, list):
@@ -151,21 +151,21 @@ def _json_patch(target: Any, operations: Any) -> Any:
                         del container[key]
                 kind, op = "add", {"value": value}
             if not parts:
-                doc = copy.deepcopy(op.get("value"))
+                doc = clone(op.get("value"))
                 continue
             container, key = parent(parts)
             if kind == "add":
                 if isinstance(container, list):
                     index = len(container) if key == "-" else int(key)
-                    container.insert(index, copy.deepcopy(op["value"]))
+                    container.insert(index, clone(op["value"]))
                 else:
-                    container[key] = copy.deepcopy(op["value"])
+                    container[key] = clone(op["value"])
             elif kind == "replace":
                 read(parts)
                 if isinstance(container, list):
-                    container[int(key)] = copy.deepcopy(op["value"])
+                    container[int(key)] = clone(op["value"])
                 else:
-                    container[key] = copy.deepcopy(op["value"])
+                    container[key] = clone(op["value"])
             elif kind == "remove":
                 if isinstance(container, list):
                     container.pop(int(key))
@@ -268,7 +268,7 @@ class Cluster:
             raise ApiError.bad_request(
                 f"the kind in the data ({body_kind}) does not match the expected kind ({kind.kind})"
             )
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         obj["apiVersion"] = kind.api_version
         obj["kind"] = kind.kind
         metadata = obj.get("metadata")
@@ -457,7 +457,7 @@ class Cluster:
             old = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
             if old is None or (uid is not None and old["metadata"].get("uid") != uid):
                 return None
-            new = copy.deepcopy(old)
+            new = clone(old)
             mutate(new)
             entries = record_update(
                 old,
@@ -546,14 +546,14 @@ class Cluster:
             old = self._existing(kind, namespace, name)
             self._check_precondition(kind, old, incoming)
             if subresource == "status":
-                new = copy.deepcopy(old)
+                new = clone(old)
                 if "status" in incoming:
                     new["status"] = incoming["status"]
             else:
                 new = incoming
                 new.pop("status", None)
                 if "status" in old and (kind.has_status or kind.kind == "Node"):
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = clone(old["status"])
             return self._write_update(kind, old, new, subresource, field_manager, user_agent)
 
     def _existing(self, kind: ResourceKind, namespace: str | None, name: str) -> Object:
@@ -624,7 +624,7 @@ class Cluster:
             incoming = self._incoming(kind, namespace, patched, name)
             self._check_precondition(kind, old, body if isinstance(body, dict) else {})
             if subresource == "status":
-                new = copy.deepcopy(old)
+                new = clone(old)
                 if "status" in incoming:
                     new["status"] = incoming["status"]
             else:
@@ -632,7 +632,7 @@ class Cluster:
                 if kind.has_status:
                     new.pop("status", None)
                     if "status" in old:
-                        new["status"] = copy.deepcopy(old["status"])
+                        new["status"] = clone(old["status"])
             return self._write_update(kind, old, new, subresource, field_manager, user_agent)
 
     def apply(
@@ -723,7 +723,7 @@ class Cluster:
                 message, causes = conflict_message(conflicts)
                 raise ApiError(409, "Conflict", message, {"causes": causes})
             if kind.has_status and not with_status and "status" in live:
-                merged["status"] = copy.deepcopy(live["status"])
+                merged["status"] = clone(live["status"])
             result = self._finish_update(
                 kind, live, merged, new_entries, validate=not with_status, dry_run=dry_run
             )
@@ -1013,7 +1013,7 @@ class Cluster:
                     }
                 ],
             },
-            "spec": copy.deepcopy(template.get("spec") or {}),
+            "spec": clone(template.get("spec") or {}),
         }
         existing = self.store.get("Ingress", meta["namespace"], name)
         if existing is None:
@@ -1032,7 +1032,7 @@ class Cluster:
     def _start_job_pod(self, job: Object) -> None:
         """The Job controller: one pod per Job, labelled ``job-name``, owned by the Job."""
         meta = job["metadata"]
-        template = copy.deepcopy((job.get("spec") or {}).get("template") or {})
+        template = clone((job.get("spec") or {}).get("template") or {})
         template_meta = template.get("metadata") or {}
         pod = {
             "apiVersion": "v1",

@@ -13,6 +13,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from .sandbox_store import clone
+
 __all__ = [
     "FieldConflict",
     "ManagedEntry",
@@ -129,14 +131,14 @@ def _merge_into(target: dict[str, Any], source: dict[str, Any]) -> None:
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
             continue
         else:
-            target[key] = copy.deepcopy(value)
+            target[key] = clone(value)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch (what ``application/merge-patch+json`` means)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    result = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -210,7 +212,7 @@ def apply_config(
     if conflicts and not force:
         return base, entries, conflicts
 
-    result = copy.deepcopy(base)
+    result = clone(base)
     others = [e for e in entries if e is not mine]
     if mine is not None:
         other_owned = set().union(*(e.fields for e in others)) if others else set()

@@ -9,12 +9,11 @@ real server writes.
 from __future__ import annotations
 
 import base64
-import copy
 import re
 from typing import Any
 
 from .kinds import ResourceKind
-from .sandbox_store import ApiError
+from .sandbox_store import ApiError, clone
 
 __all__ = [
     "GENERATION_KINDS",
@@ -161,7 +160,7 @@ def initial_status(kind: ResourceKind, obj: Object, given: Any) -> Any:
         case "Service" | "Ingress":
             return {"loadBalancer": {}}
         case "ResourceQuota":
-            hard = copy.deepcopy((obj.get("spec") or {}).get("hard") or {})
+            hard = clone((obj.get("spec") or {}).get("hard") or {})
             return {"hard": hard, "used": {k: "0" for k in hard}}
         case "Node":
             return given if isinstance(given, dict) else {}
@@ -204,7 +203,7 @@ def _forbid(kind: ResourceKind, name: str, field_path: str, detail: str) -> ApiE
 
 
 def _pod_spec_for_compare(spec: Object, tolerations_ok: bool) -> Object:
-    spec = copy.deepcopy(spec)
+    spec = clone(spec)
     for key in ("containers", "initContainers"):
         for container in spec.get(key) or []:
             if isinstance(container, dict):
@@ -266,8 +265,8 @@ def validate_update(kind: ResourceKind, old: Object, new: Object) -> None:
                     "FieldValueForbidden",
                 )
         case "PersistentVolumeClaim":
-            old_spec = copy.deepcopy(old.get("spec") or {})
-            new_spec = copy.deepcopy(new.get("spec") or {})
+            old_spec = clone(old.get("spec") or {})
+            new_spec = clone(new.get("spec") or {})
             for spec in (old_spec, new_spec):
                 spec.get("resources", {}).pop("requests", None)
                 spec.pop("volumeAttributesClassName", None)

@@ -15,7 +15,9 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
+
+import orjson
 
 from .kinds import ResourceKind
 from .selectors import FieldSelector, LabelSelector
@@ -25,10 +27,17 @@ __all__ = [
     "Store",
     "StoredEvent",
     "Watcher",
+    "clone",
     "status_body",
 ]
 
 Object = dict[str, Any]
+_T = TypeVar("_T")
+
+
+def clone(value: _T) -> _T:
+    """A deep copy of a JSON value; much faster than copy.deepcopy for API objects."""
+    return cast(_T, orjson.loads(orjson.dumps(value)))
 
 
 def status_body(

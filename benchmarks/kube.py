@@ -1,0 +1,179 @@
+"""Benchmark of the Kubernetes layer against the sandbox (loopback only, bounded loops).
+
+Prints:
+- server-side applies per second of the reference lab object set, sequential and
+  with 50 concurrent appliers (real client, real HTTP on 127.0.0.1);
+- time to LIST 5,000 pods by label selector (all namespaces), with the client's
+  default paging and in one page, and the time to select one user's pod;
+- sandbox memory (RSS growth) holding 5,000 labs' objects.
+
+Run: .venv/bin/python benchmarks/kube.py [--sequential-labs N] [--concurrent-labs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from nublado.kube.client import KubernetesClient
+from nublado.kube.sandbox import Sandbox, SandboxSettings
+
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference"
+ORDER = [
+    "Namespace",
+    "PersistentVolumeClaim",
+    "ConfigMap",
+    "Secret",
+    "ResourceQuota",
+    "NetworkPolicy",
+    "Service",
+    "ServiceAccount",
+    "Pod",
+]
+
+
+def lab_template() -> str:
+    """The reference lab set as manifests (no status or server fields), in apply order."""
+    objects = json.loads((REFERENCE / "expected" / "objects" / "lab.json").read_text())
+    manifests = []
+    for obj in objects:
+        manifest = {k: v for k, v in obj.items() if k != "status"}
+        manifest["metadata"] = {
+            k: v
+            for k, v in obj["metadata"].items()
+            if k not in ("resourceVersion", "managedFields", "uid")
+        }
+        manifests.append(manifest)
+    manifests.sort(key=lambda m: ORDER.index(m["kind"]))
+    return json.dumps(manifests)
+
+
+TEMPLATE = lab_template()
+
+
+def lab(user: str) -> list[dict[str, Any]]:
+    """The reference lab set renamed for another user."""
+    text = TEMPLATE.replace("userlabs-rachel", f"userlabs-{user}").replace('"rachel', f'"{user}')
+    text = text.replace("/user/rachel/", f"/user/{user}/")
+    manifests: list[dict[str, Any]] = json.loads(text)
+    return manifests
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+async def bench_applies(url: str, sequential_labs: int, concurrent_labs: int, workers: int) -> None:
+    objects_per_lab = len(lab("x"))
+    async with KubernetesClient.from_url(url) as client:
+        start = time.perf_counter()
+        for i in range(sequential_labs):
+            await client.apply(lab(f"seq{i}"))
+        elapsed = time.perf_counter() - start
+        count = sequential_labs * objects_per_lab
+        print(
+            f"apply, sequential:     {count / elapsed:8.0f} objects/s  "
+            f"({sequential_labs} labs x {objects_per_lab} objects in {elapsed:.2f}s, "
+            f"{elapsed / sequential_labs * 1000:.1f} ms per lab)"
+        )
+
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(concurrent_labs):
+            queue.put_nowait(i)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await client.apply(lab(f"par{i}"))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        elapsed = time.perf_counter() - start
+        count = concurrent_labs * objects_per_lab
+        print(
+            f"apply, {workers} concurrent: {count / elapsed:8.0f} objects/s  "
+            f"({concurrent_labs} labs x {objects_per_lab} objects in {elapsed:.2f}s)"
+        )
+
+        start = time.perf_counter()
+        for i in range(sequential_labs):
+            await client.apply(lab(f"seq{i}"))
+        elapsed = time.perf_counter() - start
+        rate = sequential_labs * objects_per_lab / elapsed
+        print(f"re-apply (no-op):      {rate:8.0f} objects/s")
+
+
+async def bench_list(url: str, pods: int, rounds: int) -> None:
+    async with KubernetesClient.from_url(url) as client:
+        cases = [
+            ("LIST all lab pods, pages of 500", "nublado.lsst.io/category=lab", 500, pods),
+            ("LIST all lab pods, one page    ", "nublado.lsst.io/category=lab", pods, pods),
+            ("LIST one user's pod           ", f"nublado.lsst.io/user=u{pods // 2}", 500, 1),
+        ]
+        for label, selector, page, expected in cases:
+            timings = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                items = await client.list("Pod", label_selector=selector, page_size=page)
+                timings.append(time.perf_counter() - start)
+                assert len(items) == expected, (len(items), expected)
+            print(
+                f"{label}: {min(timings) * 1000:7.1f} ms min, "
+                f"{statistics.median(timings) * 1000:7.1f} ms median ({rounds} rounds, "
+                f"{expected} of {pods} pods)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequential-labs", type=int, default=200)
+    parser.add_argument("--concurrent-labs", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--labs", type=int, default=5000, help="labs for LIST and memory")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    print(f"reference lab set: {len(lab('x'))} objects; sandbox on 127.0.0.1 (uvicorn, 1 thread)")
+    sandbox = Sandbox()
+    with sandbox.serve() as url:
+        asyncio.run(
+            bench_applies(url, args.sequential_labs, args.concurrent_labs, args.concurrency)
+        )
+    del sandbox
+    gc.collect()
+
+    # Pods stay Pending (the kubelet waits), so only the labs' own objects are measured.
+    before = rss_bytes()
+    big = Sandbox(SandboxSettings(schedule_delay=3600))
+    start = time.perf_counter()
+    for i in range(args.labs):
+        for manifest in lab(f"u{i}"):
+            big.apply(manifest, field_manager="nublado")
+    loaded = time.perf_counter() - start
+    gc.collect()
+    grown = rss_bytes() - before
+    count = big.cluster.store.count()
+    print(
+        f"sandbox memory, {args.labs} labs: {grown / 2**20:7.1f} MiB RSS growth for {count} "
+        f"objects ({grown / args.labs / 1024:.1f} KiB per lab; loaded in-process in "
+        f"{loaded:.1f}s, watch history of {big.settings.history_limit} events included)"
+    )
+    with big.serve() as url:
+        asyncio.run(bench_list(url, args.labs, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
