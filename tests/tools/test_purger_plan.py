@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import time
@@ -516,14 +515,11 @@ def test_purge_never_follows_a_root_swapped_for_a_symlink(
     assert "outside its policy root" in failure.value.failed_files[str(bar / "large")]
 
 
-def test_plan_config_paths_normalised(tree: Path, write_policy, policy, age) -> None:
+def test_policy_paths_are_normalised(tree: Path, write_policy, policy, age) -> None:
     policy["directories"][0]["path"] = "{root}/scratch/"
     age(tree / "scratch" / "large", atime=8 * HOUR)
 
-    config = write_policy(policy)
-
-    assert dataclasses.replace(config).policy_file == tree / "policy.yaml"
-    assert planned(config) == [f"{tree}/scratch/large"]
+    assert planned(write_policy(policy)) == [f"{tree}/scratch/large"]
 
 
 def test_purge_never_follows_a_subdirectory_swapped_for_a_symlink(
@@ -562,3 +558,18 @@ def test_progress_counter_draws_one_line() -> None:
     assert stream.getvalue() == (
         "\rpurger: 1,200 files checked, 1 to purge\rpurger: 2,000 files checked, 1 to purge\n"
     )
+
+
+def test_path_listed_twice_is_walked_once(tree: Path, write_policy, policy, age) -> None:
+    policy["directories"].append(dict(policy["directories"][0]))
+    age(tree / "scratch" / "large", atime=8 * HOUR)
+
+    assert planned(write_policy(policy)) == [f"{tree}/scratch/large"]
+
+
+def test_missing_policy_root_is_reported(tree: Path, write_policy, policy) -> None:
+    policy["directories"][1]["path"] = "{root}/nowhere"
+
+    plan = Purger(write_policy(policy)).plan()
+
+    assert plan.errors == {f"{tree}/nowhere": "No such file or directory"}
