@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import uvicorn
@@ -93,6 +93,15 @@ def write_kubeconfig(path: Path, url: str, *, namespace: str | None = None) -> P
     return path
 
 
+class RecordedRequest(NamedTuple):
+    """One request the sandbox received, for tests that check what a client sent."""
+
+    method: str
+    target: str  # path, with ?query when there is one
+    user_agent: str
+    authorization: str
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the main thread."""
 
@@ -117,7 +126,7 @@ class Sandbox:
         self.settings = self.cluster.settings
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
-        self.requests: deque[tuple[str, str]] = deque(maxlen=2000)
+        self.requests: deque[RecordedRequest] = deque(maxlen=2000)
         self.url: str | None = None
         self.app = create_app(self)
         if nodes is not None:
@@ -268,9 +277,17 @@ class Sandbox:
         """Number of watches open now."""
         return self.cluster.store.watcher_count()
 
+    def _record(self, method: str, path: str, query: str, headers: dict[str, str]) -> None:
+        """Remember a request (the last 2,000 are kept in `requests`)."""
+        target = f"{path}?{query}" if query else path
+        self.requests.append(
+            RecordedRequest(
+                method, target, headers.get("user-agent", ""), headers.get("authorization", "")
+            )
+        )
+
     def _take_fault(self, method: str, path: str, query: str) -> Fault | None:
         """The first fault rule matching a request, consuming one of its uses."""
-        self.requests.append((method, f"{path}?{query}" if query else path))
         with self._faults_lock:
             for fault in self._faults:
                 if fault.matches(method, path, query):

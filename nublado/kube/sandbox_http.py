@@ -140,6 +140,12 @@ class FaultMiddleware:
         method = scope["method"]
         path = scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers", [])
+            if k in (b"user-agent", b"authorization")
+        }
+        self.sandbox._record(method, path, query, headers)
         fault = self.sandbox._take_fault(method, path, query)
         if fault is not None:
             if fault.delay > 0:

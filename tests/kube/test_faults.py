@@ -30,7 +30,9 @@ async def test_transient_server_errors_are_retried(
 
     assert result.created
     assert fault.hits == 2
-    patches = [q for m, q in sandbox.requests if m == "PATCH" and "configmaps" in q]
+    patches = [
+        r.target for r in sandbox.requests if r.method == "PATCH" and "configmaps" in r.target
+    ]
     assert len(patches) == 3
 
 

@@ -66,7 +66,7 @@ async def test_list_follows_pagination(client: KubernetesClient, sandbox: Sandbo
     items = await client.list("ConfigMap", "many", label_selector="app=x", page_size=5)
 
     assert [o["metadata"]["name"] for o in items] == [f"cm-{i:02}" for i in range(12)]
-    limits = [q for m, q in sandbox.requests if m == "GET" and "limit=5" in q]
+    limits = [r.target for r in sandbox.requests if r.method == "GET" and "limit=5" in r.target]
     assert len(limits) == 3
 
 

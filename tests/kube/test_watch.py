@@ -104,7 +104,7 @@ async def test_watch_resumes_after_a_cut_connection_without_losing_events(
     task.cancel()
 
     assert seen == [("MODIFIED", "a", "2"), ("MODIFIED", "a", "3"), ("MODIFIED", "a", "4")]
-    resumed = [q for m, q in sandbox.requests if "watch=true" in q]
+    resumed = [r.target for r in sandbox.requests if "watch=true" in r.target]
     assert len(resumed) == 2
     assert f"resourceVersion={int(start.resource_version) + 1}" in resumed[1]
 
@@ -127,8 +127,11 @@ async def test_watch_relists_when_its_version_has_expired(
 
     # After a relist the client reports the current state it had not seen.
     assert sorted(seen) == [("ADDED", "a", "2"), ("ADDED", "new", "1")]
-    assert any("watch=true" in q for _, q in sandbox.requests)
-    assert any(m == "GET" and "watch" not in q and "configmaps" in q for m, q in sandbox.requests)
+    assert any("watch=true" in r.target for r in sandbox.requests)
+    assert any(
+        r.method == "GET" and "watch" not in r.target and "configmaps" in r.target
+        for r in sandbox.requests
+    )
 
 
 async def test_relist_reports_deletions_of_objects_seen_before(
