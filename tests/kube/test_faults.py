@@ -98,7 +98,7 @@ async def test_latency_slows_requests_and_a_short_timeout_fails_them(sandbox: Sa
         start = time.monotonic()
         with pytest.raises(KubernetesTimeoutError, match="timed out"):
             await impatient.list("Namespace")
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 2.0  # two short attempts, not the 0.5 s latency
     async with KubernetesClient.from_url(sandbox.url) as patient:
         start = time.monotonic()
         assert await patient.list("Namespace") == []
