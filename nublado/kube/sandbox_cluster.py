@@ -61,6 +61,8 @@ _RETURNS_DELETED_OBJECT = frozenset(
         "GafaelfawrIngress",
     }
 )
+# The characters apimachinery's generateName suffixes are drawn from (no vowels, no 0/1/3).
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAMESPACE_TERMINATING = (
     "The system is ensuring all content is removed from this namespace.  Upon completion, "
     "this namespace will automatically be purged by the system."
@@ -401,7 +403,8 @@ class Cluster:
                         "Required value: name or generateName is required",
                         "FieldValueRequired",
                     )
-                metadata["name"] = f"{generate}{secrets.token_hex(3)[:5]}"
+                suffix = "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+                metadata["name"] = f"{generate}{suffix}"
             name = metadata["name"]
             ns_key = (namespace or "") if kind.namespaced else ""
             existing = self.store.get(kind.kind, ns_key, name)
@@ -1144,10 +1147,16 @@ class Cluster:
                         }
                     ],
                     "nodeInfo": {
-                        "kubeletVersion": "v1.32.0",
-                        "operatingSystem": "linux",
                         "architecture": "amd64",
+                        "bootID": f"00000000-0000-0000-0000-{index:012d}",
                         "containerRuntimeVersion": "containerd://1.7.0",
+                        "kernelVersion": "6.1.0",
+                        "kubeProxyVersion": "v1.32.0",
+                        "kubeletVersion": "v1.32.0",
+                        "machineID": f"{index:032x}",
+                        "operatingSystem": "linux",
+                        "osImage": "Sandbox Linux",
+                        "systemUUID": f"00000000-0000-0000-0000-{index:012d}",
                     },
                 },
             }
