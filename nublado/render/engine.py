@@ -148,6 +148,11 @@ class _Shape:
                 keys.add(slot)
             position = match.end()
         pieces.append(json_text[position:])
+        if json_text.count(_MARK) != len(slots):
+            raise RenderError(
+                f"template {template} prints a q value inside a larger scalar:"
+                " each | q must be a whole YAML value (compute the string in the context)"
+            )
         return cls(tuple(pieces), tuple(slots), frozenset(keys))
 
     def fill(self, template: str, values: Sequence[Any]) -> list[Manifest]:

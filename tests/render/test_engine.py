@@ -126,3 +126,12 @@ def test_unknown_set_and_missing_template(tmp_path: Path) -> None:
 def test_q_outside_a_render_is_an_error() -> None:
     with pytest.raises(RenderError, match="outside a render"):
         quote("x")
+
+
+def test_q_value_must_be_a_whole_yaml_value(tmp_path: Path) -> None:
+    folder = _templates(
+        tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "name: prefix-{{ user | q }}\n"}
+    )
+
+    with pytest.raises(RenderError, match="inside a larger scalar"):
+        Renderer([folder]).render("t", {"user": "rachel"})
