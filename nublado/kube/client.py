@@ -44,7 +44,9 @@ __all__ = ["ApplyResult", "KubernetesClient", "WatchEvent"]
 Object = dict[str, Any]
 
 FIELD_MANAGER = "nublado"
-_APPLY = "application/apply-patch+yaml"
+# With a charset parameter the generated REST layer sends our pre-serialized bytes as they
+# are (without it, it would walk and re-encode the manifest); the API server strips it.
+_APPLY = "application/apply-patch+yaml; charset=utf-8"
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 
@@ -266,7 +268,7 @@ class KubernetesClient:
             "PATCH",
             kind.object_path(name, namespace),
             query=query,
-            body=manifest,
+            body=orjson.dumps(manifest),
             content_type=_APPLY,
         )
         return ApplyResult(kind.kind, name, namespace, status == 201, obj)
