@@ -45,7 +45,7 @@ from .sandbox_rules import (
 from .sandbox_store import ApiError, Store, clone
 from .selectors import FieldSelector, LabelSelector, SelectorError
 
-__all__ = ["Cluster", "SandboxSettings", "now_timestamp"]
+__all__ = ["Cluster", "SandboxSettings", "now_timestamp", "parse_object"]
 
 Object = dict[str, Any]
 

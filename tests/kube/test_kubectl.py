@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -132,3 +133,35 @@ def test_kubectl_applies_lists_and_deletes_against_the_sandbox(
     assert 'namespace "userlabs-rachel" deleted' in gone.stdout
     remaining = kubectl("get", "namespaces", "-o", "name")
     assert "namespace/userlabs-rachel" not in remaining.stdout.split()
+
+
+def test_cli_reports_a_port_in_use_on_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nublado",
+                "sandbox",
+                "--port",
+                str(port),
+                "--kubeconfig",
+                str(tmp_path / "kc"),
+                "--log-level",
+                "critical",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"nublado: error: cannot serve the sandbox on 127.0.0.1:{port}: the sandbox could not "
+        f"listen on 127.0.0.1:{port}\n"
+    )
+    assert not (tmp_path / "kc").exists()
