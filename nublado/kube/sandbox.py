@@ -126,7 +126,7 @@ class Sandbox:
         self.settings = self.cluster.settings
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
-        self.requests: deque[RecordedRequest] = deque(maxlen=2000)
+        self._requests: deque[RecordedRequest] = deque(maxlen=2000)
         self.url: str | None = None
         self.app = create_app(self)
         if nodes is not None:
@@ -207,6 +207,11 @@ class Sandbox:
         return self.cluster.add_nodes(data)
 
     @property
+    def requests(self) -> list[RecordedRequest]:
+        """The last 2,000 requests received, oldest first (a snapshot, safe to iterate)."""
+        return list(self._requests)
+
+    @property
     def revision(self) -> int:
         """The latest resourceVersion handed out."""
         return self.cluster.store.revision
@@ -280,7 +285,7 @@ class Sandbox:
     def _record(self, method: str, path: str, query: str, headers: dict[str, str]) -> None:
         """Remember a request (the last 2,000 are kept in `requests`)."""
         target = f"{path}?{query}" if query else path
-        self.requests.append(
+        self._requests.append(
             RecordedRequest(
                 method, target, headers.get("user-agent", ""), headers.get("authorization", "")
             )
