@@ -1,5 +1,7 @@
 """``python -m nublado`` runs the ``nublado`` command."""
 
+import sys
+
 from .cli import main
 
-main()
+sys.exit(main())

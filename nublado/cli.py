@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
 
 import click
 
@@ -54,10 +53,13 @@ def cli() -> None:
     """Kubernetes lab controller for JupyterHub, and the tools that run beside labs."""
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Run the command; bad input ends with one line on stderr and exit status 2."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the command and return its exit status.
+
+    Bad input ends with one line on stderr and exit status 2.
+    """
     try:
-        return cli.main(args=argv, prog_name="nublado", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="nublado", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -70,3 +72,5 @@ def main(argv: list[str] | None = None) -> Any:
         for line in str(exc).splitlines() or ["invalid input"]:
             click.echo(f"nublado: error: {line}", err=True)
         sys.exit(2)
+    # click returns the code of ctx.exit() instead of raising when not standalone
+    return result if isinstance(result, int) else 0
