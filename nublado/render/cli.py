@@ -29,10 +29,7 @@ from ..models.lab import LabSpecification
 from ..models.metadata import ControllerMetadata
 from ..models.user import UserInfo
 from .engine import Manifest, Renderer
-from .fileserver import build_fileserver_context
-from .fsadmin import build_fsadmin_context
 from .lab import LabContextBuilder, SourceSecret
-from .prepuller import build_prepull_context
 
 __all__ = ["render"]
 
@@ -210,18 +207,33 @@ def render(
     def user() -> UserInfo:
         return read_model("--user", _required(user_path, "--user", set_name), UserInfo)
 
+    def fileserver() -> dict[str, Any]:
+        from .fileserver import build_fileserver_context
+
+        return build_fileserver_context(config, user())
+
+    def fsadmin() -> dict[str, Any]:
+        from .fsadmin import build_fsadmin_context
+
+        return build_fsadmin_context(config, metadata())
+
+    def prepuller() -> dict[str, Any]:
+        from .prepuller import build_prepull_context
+
+        reference = parse_image(_required(image, "--image", set_name))
+        return build_prepull_context(
+            config, metadata(), reference, _required(node, "--node", set_name)
+        )
+
+    def lab() -> dict[str, Any]:
+        return _lab_context(config, user(), spec_path, image, secrets_path, token, discovery_path)
+
+    # Only the requested set's context builder is imported (cold start).
     builders: dict[str, Callable[[], dict[str, Any]]] = {
-        "lab": lambda: _lab_context(
-            config, user(), spec_path, image, secrets_path, token, discovery_path
-        ),
-        "fileserver": lambda: build_fileserver_context(config, user()),
-        "fsadmin": lambda: build_fsadmin_context(config, metadata()),
-        "prepuller": lambda: build_prepull_context(
-            config,
-            metadata(),
-            parse_image(_required(image, "--image", set_name)),
-            _required(node, "--node", set_name),
-        ),
+        "lab": lab,
+        "fileserver": fileserver,
+        "fsadmin": fsadmin,
+        "prepuller": prepuller,
     }
     _emit(renderer.render(set_name, builders[set_name]()), output)
 

@@ -27,13 +27,14 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 import orjson
 import yaml
 
@@ -175,6 +176,27 @@ class _Shape:
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's compiled-template cache in the user's private temp folder, best effort.
+
+    Compiling the lab templates costs about 60 ms, most of a dry-run render's
+    budget beyond imports; Jinja keys each entry by template name and source
+    checksum, so an edited or overridden template is compiled afresh. A
+    folder that cannot be written only costs the compile.
+    """
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _BytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 class Renderer:
     """Renders object sets from the built-in templates and operator folders.
 
@@ -195,6 +217,7 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
             auto_reload=False,
+            bytecode_cache=_bytecode_cache(),
         )
         self._env.filters["q"] = quote
         self._shapes: OrderedDict[tuple[str, str], _Shape] = OrderedDict()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import StrictUndefined, Template, TemplateError
 
 from ..config import Config, LabSizeDefinition
 from ..errors import InputError
@@ -273,10 +273,17 @@ class LabContextBuilder:
         self._start_command = shlex.join(lab.lab_start_command)
         self._affinity = lab.affinity.to_kubernetes() if lab.affinity is not None else None
         self._tolerations = tolerations(lab.tolerations)
-        self._namespace_templates = {
-            key: SandboxedEnvironment().from_string(value)
-            for key, value in lab.namespace_annotations.items()
-        }
+        self._namespace_templates: dict[str, Template] = {}
+        if lab.namespace_annotations:
+            # Operator-written templates over {uid, gid}; sandboxed like any untrusted template.
+            from jinja2.sandbox import SandboxedEnvironment
+
+            environment = SandboxedEnvironment(undefined=StrictUndefined)
+            for key, value in lab.namespace_annotations.items():
+                try:
+                    self._namespace_templates[key] = environment.from_string(value)
+                except TemplateError as exc:
+                    raise InputError(f"lab.namespaceAnnotations.{key}: {exc}") from exc
 
     def build(
         self,
@@ -305,7 +312,10 @@ class LabContextBuilder:
 
         namespace_annotations = dict(ARGO_CD_ANNOTATIONS)
         for key, template in self._namespace_templates.items():
-            namespace_annotations[key] = template.render(uid=uid, gid=gid)
+            try:
+                namespace_annotations[key] = template.render(uid=uid, gid=gid)
+            except TemplateError as exc:
+                raise InputError(f"lab.namespaceAnnotations.{key}: {exc}") from exc
 
         pod_annotations = dict(ARGO_CD_ANNOTATIONS)
         pod_annotations["nublado.lsst.io/user-groups"] = json.dumps(

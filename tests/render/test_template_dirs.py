@@ -10,6 +10,7 @@ from reference_cases import INPUTS, load
 from reference_cases import render_lab as lab
 
 from nublado.config import ConfigError
+from nublado.errors import InputError
 from nublado.render.engine import BUILTIN_TEMPLATES, RenderError
 
 SERVICE_ACCOUNT = """\
@@ -96,3 +97,26 @@ def test_site_template_must_quote_values(tmp_path: Path) -> None:
 def test_missing_template_folder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="templateDirs"):
         load(_config_with(tmp_path, "nowhere"))
+
+
+@pytest.mark.parametrize(
+    ("annotation", "message"),
+    [
+        ("{{ username }}", "lab.namespaceAnnotations.example.org/a: 'username' is undefined"),
+        ("{{ uid", "lab.namespaceAnnotations.example.org/a: unexpected end of template"),
+        ("{{ uid.__class__ }}", "lab.namespaceAnnotations.example.org/a: "),
+    ],
+)
+def test_bad_namespace_annotation_template_is_an_input_error(
+    tmp_path: Path, annotation: str, message: str
+) -> None:
+    annotations = f"  namespaceAnnotations:\n    example.org/a: '{annotation}'\n"
+    text = (INPUTS / "config" / "standard.yaml").read_text()
+    text = text.replace(
+        "  namespacePrefix: userlabs\n", f"  namespacePrefix: userlabs\n{annotations}"
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+
+    with pytest.raises(InputError, match=message):
+        lab(load(path))
