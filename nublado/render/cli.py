@@ -100,9 +100,10 @@ def parse_image(reference: str) -> ResolvedImage:
 
 def find_size(config: Config, spec: LabSpecification) -> LabSizeDefinition:
     """The configured definition of the size the spawner asked for."""
-    for definition in config.lab.sizes:
-        if definition.size == spec.options.size:
-            return definition
+    try:
+        return config.lab.get_size_definition(spec.options.size)
+    except KeyError:
+        pass
     configured = ", ".join(str(d.size) for d in config.lab.sizes) or "none"
     raise InputError(
         f"--spec: options.size: {spec.options.size} is not a configured size"

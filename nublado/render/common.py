@@ -8,34 +8,39 @@ from typing import Any
 
 from ..config import (
     HostPathVolumeSource,
-    LabResources,
     NFSVolumeSource,
     PVCVolumeSource,
     Toleration,
     VolumeConfig,
     VolumeMountConfig,
 )
-from ..units import format_cpu
 
 __all__ = [
-    "ARGO_CD_ANNOTATIONS",
     "CATEGORY_LABEL",
     "USER_LABEL",
     "ClaimContext",
     "VolumeContext",
+    "argo_annotations",
     "argo_labels",
     "claims_for",
     "mount",
-    "resources",
     "tolerations",
     "volumes_for",
 ]
 
-ARGO_CD_ANNOTATIONS = {
-    "argocd.argoproj.io/compare-options": "IgnoreExtraneous",
-    "argocd.argoproj.io/sync-options": "Prune=false",
-}
-"""Keep Argo CD from pruning or diffing objects the controller owns."""
+_ARGO_CD_ANNOTATIONS = (
+    ("argocd.argoproj.io/compare-options", "IgnoreExtraneous"),
+    ("argocd.argoproj.io/sync-options", "Prune=false"),
+)
+
+
+def argo_annotations() -> dict[str, str]:
+    """Annotations that keep Argo CD from pruning or diffing objects the controller owns.
+
+    A new dict each call: contexts may add to it without touching another set's.
+    """
+    return dict(_ARGO_CD_ANNOTATIONS)
+
 
 CATEGORY_LABEL = "nublado.lsst.io/category"
 USER_LABEL = "nublado.lsst.io/user"
@@ -51,7 +56,7 @@ def argo_labels(labels: dict[str, str], application: str | None) -> dict[str, st
 
 @dataclass(frozen=True, slots=True)
 class VolumeContext:
-    """One configured volume as a pod volume (templates/_helpers.yaml ``volume``)."""
+    """One configured volume as a pod volume (the ``volumes`` loops of the pod templates)."""
 
     name: str
     type: str
@@ -133,20 +138,6 @@ def mount(
     if config.sub_path is not None:
         result["subPath"] = config.sub_path
     return result
-
-
-def resources(config: LabResources) -> dict[str, dict[str, str]]:
-    """Container resources in the form upstream writes: CPU as str(float), memory in bytes."""
-    return {
-        "limits": {
-            "cpu": format_cpu(config.limits.cpu),
-            "memory": str(config.limits.memory),
-        },
-        "requests": {
-            "cpu": format_cpu(config.requests.cpu),
-            "memory": str(config.requests.memory),
-        },
-    }
 
 
 def tolerations(configured: Sequence[Toleration]) -> list[dict[str, Any]]:

@@ -10,15 +10,14 @@ from ..config import Config
 from ..errors import InputError
 from ..models.user import UserInfo
 from .common import (
-    ARGO_CD_ANNOTATIONS,
     CATEGORY_LABEL,
     USER_LABEL,
     ClaimContext,
     VolumeContext,
+    argo_annotations,
     argo_labels,
     claims_for,
     mount,
-    resources,
     tolerations,
     volumes_for,
 )
@@ -80,8 +79,8 @@ def build_fileserver_context(config: Config, user: UserInfo) -> dict[str, Any]:
         gid=user.gid,
         labels=argo_labels(selector, fileserver.application),
         selector=selector,
-        annotations=ARGO_CD_ANNOTATIONS,
-        job_annotations={**ARGO_CD_ANNOTATIONS, **fileserver.extra_annotations},
+        annotations=argo_annotations(),
+        job_annotations={**argo_annotations(), **fileserver.extra_annotations},
         template_annotations=dict(fileserver.extra_annotations),
         base_url=config.base_url,
         host=host,
@@ -90,7 +89,7 @@ def build_fileserver_context(config: Config, user: UserInfo) -> dict[str, Any]:
         timeout=str(int(fileserver.idle_timeout.total_seconds())),
         image=config.controller_image.reference,
         pull_policy=str(config.controller_image.pull_policy),
-        resources=resources(fileserver.resources) if fileserver.resources else None,
+        resources=fileserver.resources.to_kubernetes() if fileserver.resources else None,
         affinity=fileserver.affinity.to_kubernetes() if fileserver.affinity else None,
         node_selector=dict(fileserver.node_selector),
         supplemental_groups=user.supplemental_groups,

@@ -8,13 +8,12 @@ from typing import Any
 from ..config import Config
 from ..models.metadata import ControllerMetadata
 from .common import (
-    ARGO_CD_ANNOTATIONS,
     CATEGORY_LABEL,
     ClaimContext,
     VolumeContext,
+    argo_annotations,
     claims_for,
     mount,
-    resources,
     tolerations,
     volumes_for,
 )
@@ -58,11 +57,11 @@ def build_fsadmin_context(config: Config, metadata: ControllerMetadata) -> dict[
         name=fsadmin.pod_name,
         namespace=metadata.namespace,
         labels={CATEGORY_LABEL: "fsadmin"},
-        annotations=ARGO_CD_ANNOTATIONS,
-        pod_annotations={**ARGO_CD_ANNOTATIONS, **fsadmin.extra_annotations},
+        annotations=argo_annotations(),
+        pod_annotations={**argo_annotations(), **fsadmin.extra_annotations},
         image=config.controller_image.reference,
         pull_policy=str(config.controller_image.pull_policy),
-        resources=resources(fsadmin.resources) if fsadmin.resources else None,
+        resources=fsadmin.resources.to_kubernetes() if fsadmin.resources else None,
         affinity=fsadmin.affinity.to_kubernetes() if fsadmin.affinity else None,
         node_selector=dict(fsadmin.node_selector),
         tolerations=tolerations(fsadmin.tolerations),

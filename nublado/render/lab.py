@@ -18,22 +18,21 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError
 
-from ..config import Config, LabSizeDefinition
+from ..config import Config, LabSizeDefinition, file_volume_name
 from ..errors import InputError
 from ..models.image import ResolvedImage
 from ..models.lab import LabSpecification
 from ..models.user import UserInfo
 from ..units import format_cpu
 from .common import (
-    ARGO_CD_ANNOTATIONS,
     CATEGORY_LABEL,
     USER_LABEL,
     ClaimContext,
     VolumeContext,
+    argo_annotations,
     argo_labels,
     claims_for,
     mount,
-    resources,
     tolerations,
     volumes_for,
 )
@@ -45,7 +44,6 @@ __all__ = [
     "LabNames",
     "LabSecretError",
     "SourceSecret",
-    "file_key",
     "home_directory",
 ]
 
@@ -195,11 +193,6 @@ class LabContext:
     pod: PodContext
 
 
-def file_key(path: str) -> str:
-    """ConfigMap key of a configured file: its basename with ``.`` and ``_`` as ``-``."""
-    return PurePosixPath(path).name.replace(".", "-").replace("_", "-")
-
-
 def home_directory(config: Config, username: str) -> str:
     """The user's home directory under the configured prefix, schema and suffix."""
     lab = config.lab
@@ -226,7 +219,7 @@ class LabContextBuilder:
         self._config = config
         lab = config.lab
         mounts = lab.runtime_mounts_dir
-        self._files = [FileContext(file_key(p), PurePosixPath(p).name) for p in lab.files]
+        self._files = [FileContext(file_volume_name(p), PurePosixPath(p).name) for p in lab.files]
         config_mounts = [mount(m) for m in lab.volume_mounts]
         builtin_before: list[dict[str, Any]] = [
             {"name": "passwd", "mountPath": "/etc/passwd", "subPath": "passwd", "readOnly": True},
@@ -308,16 +301,16 @@ class LabContextBuilder:
         selector = {CATEGORY_LABEL: "lab", USER_LABEL: username}
         labels = argo_labels(selector, lab.application)
         home = home_directory(config, username)
-        size_resources = resources(size.resources)
+        size_resources = size.resources.to_kubernetes()
 
-        namespace_annotations = dict(ARGO_CD_ANNOTATIONS)
+        namespace_annotations = argo_annotations()
         for key, template in self._namespace_templates.items():
             try:
                 namespace_annotations[key] = template.render(uid=uid, gid=gid)
             except TemplateError as exc:
                 raise InputError(f"lab.namespaceAnnotations.{key}: {exc}") from exc
 
-        pod_annotations = dict(ARGO_CD_ANNOTATIONS)
+        pod_annotations = argo_annotations()
         pod_annotations["nublado.lsst.io/user-groups"] = json.dumps(
             [{"name": g.name, "id": g.id} for g in user.groups]
         )
@@ -420,7 +413,7 @@ class LabContextBuilder:
             namespace=namespace,
             labels=labels,
             selector=selector,
-            annotations=ARGO_CD_ANNOTATIONS,
+            annotations=argo_annotations(),
             namespace_annotations=namespace_annotations,
             port=LAB_PORT,
             env=self._env(spec, image, size),

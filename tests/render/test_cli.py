@@ -41,8 +41,7 @@ def _reference_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     try:
-        main(["render", *args])
-        code = 0
+        code = main(["render", *args])
     except SystemExit as exc:
         code = int(exc.code or 0)
     out, err = capsys.readouterr()

@@ -142,7 +142,7 @@ def test_cli_never_fails(monkeypatch, tmp_path: Path, caplog) -> None:
     monkeypatch.setenv("CST_LANDING_PAGE_SRC_DIR", str(tmp_path))
     monkeypatch.setenv("CST_LANDING_PAGE_FILES", "nothing-here")
 
-    assert main(["landingpage"]) is None
+    assert main(["landingpage"]) == 0
     assert "Provisioner failed" in caplog.text
 
 
