@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
 
-__all__ = ["NotebookQuota", "UserGroup", "UserInfo", "UserQuota"]
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["USERNAME_PATTERN", "NotebookQuota", "UserGroup", "UserInfo", "UserQuota"]
+
+USERNAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9]|-[a-z0-9])*[a-z](?:[a-z0-9]|-[a-z0-9])*")
+"""Gafaelfawr's username rule; usernames become parts of Kubernetes object names."""
 
 
 class UserGroup(BaseModel):
@@ -19,7 +24,7 @@ class UserGroup(BaseModel):
 class NotebookQuota(BaseModel):
     """Lab limits granted to the user; memory is in GiB as Gafaelfawr sends it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     cpu: float
     memory: float
@@ -51,6 +56,13 @@ class UserInfo(BaseModel):
     gid: int | None = None
     groups: list[UserGroup] = Field(default_factory=list)
     quota: UserQuota | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _valid_username(cls, username: str) -> str:
+        if not USERNAME_PATTERN.fullmatch(username):
+            raise ValueError(f"invalid username {username!r}: not a Gafaelfawr username")
+        return username
 
     @property
     def supplemental_groups(self) -> list[int]:

@@ -28,6 +28,7 @@ from ..models.image import ResolvedImage
 from ..models.lab import LabSpecification
 from ..models.metadata import ControllerMetadata
 from ..models.user import UserInfo
+from .discovery import reduce_discovery
 from .engine import Manifest, Renderer
 from .lab import LabContextBuilder, SourceSecret
 
@@ -44,13 +45,19 @@ _SECRET_TYPES = {
 def read_json(option: str, path: Path) -> Any:
     """Parse a JSON input file, naming the option and the place of any error."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(), parse_constant=_no_constant)
     except OSError as exc:
         raise InputError(f"{option} {path}: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{option} {path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
+    except ValueError as exc:
+        raise InputError(f"{option} {path}: invalid JSON: {exc}") from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_model(option: str, path: Path, model: type[_Model]) -> _Model:
@@ -78,6 +85,18 @@ def read_secrets(path: Path) -> dict[str, SourceSecret]:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
         secret_type = next((t for key, t in _SECRET_TYPES.items() if key in values), None)
         result[name] = SourceSecret(data=encoded, type=secret_type)
+    return result
+
+
+def read_discovery(path: Path) -> dict[str, Any]:
+    """A Repertoire discovery document; checked now so that a bad one is one clear line."""
+    data = read_json("--discovery", path)
+    try:
+        reduce_discovery(data)
+    except (AttributeError, KeyError, TypeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else "wrong shape"
+        raise InputError(f"--discovery {path}: not a discovery document ({detail})") from exc
+    result: dict[str, Any] = data
     return result
 
 
@@ -112,7 +131,7 @@ def find_size(config: Config, spec: LabSpecification) -> LabSizeDefinition:
 
 
 def _required(value: Any, option: str, set_name: str) -> Any:
-    if value is None:
+    if value is None or value == "":
         raise InputError(f"render {set_name} needs {option}")
     return value
 
@@ -169,7 +188,7 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
     "--template-dir",
     "template_dirs",
     multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Extra template folder searched first (repeatable; after the config's templateDirs).",
 )
 @click.option(
@@ -251,7 +270,7 @@ def _lab_context(
     spec = read_model("--spec", _required(spec_path, "--spec", "lab"), LabSpecification)
     resolved = parse_image(_required(image, "--image", "lab"))
     source_secrets = read_secrets(secrets_path) if secrets_path else {}
-    discovery = read_json("--discovery", discovery_path) if discovery_path else None
+    discovery = read_discovery(discovery_path) if discovery_path else None
     return LabContextBuilder(config).build(
         user=user,
         spec=spec,

@@ -114,7 +114,7 @@ def _finalize(value: Any) -> Any:
     if type(value) is _Quoted:
         return value
     raise RenderError(
-        f"template prints an unquoted value {str(value)[:40]!r}: every value must go through | q"
+        f"template prints an unquoted {type(value).__name__} value: every value must go through | q"
     )
 
 
@@ -232,7 +232,11 @@ class Renderer:
                 source, _, _ = self._env.loader.get_source(self._env, index)  # type: ignore[union-attr]
             except jinja2.TemplateNotFound as exc:
                 raise RenderError(f"unknown object set {set_name!r}: no {index}") from exc
-            names = yaml.safe_load(source)
+            try:
+                names = yaml.safe_load(source)
+            except yaml.YAMLError as exc:
+                reason = " ".join(str(exc).split())
+                raise RenderError(f"{index} is not valid YAML: {reason}") from exc
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise RenderError(f"{index} must be a list of template file names")
             self._sets[set_name] = [f"{set_name}/{name}" for name in names]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -205,6 +206,23 @@ def home_directory(config: Config, username: str) -> str:
     return home
 
 
+_GROUP_NAME = re.compile(r"([a-zA-Z]|[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z])[a-zA-Z0-9._-]*")
+"""A group name /etc/group can hold (Gafaelfawr's rule); others stay out of the file."""
+
+_NOT_GECOS = re.compile(r"[:\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _gecos(name: str | None) -> str:
+    """The display name as a passwd GECOS field.
+
+    Empty without a name (upstream wrote ``None``, DECISIONS 1). A ``:`` or a
+    line break would start a new field or a new passwd entry (a user could
+    make themselves another account), so they and other control characters
+    become spaces.
+    """
+    return _NOT_GECOS.sub(" ", name) if name else ""
+
+
 def _secret_ref(env: str, key: str, secret: str) -> dict[str, Any]:
     return {
         "name": env,
@@ -259,8 +277,6 @@ class LabContextBuilder:
         used = {m.volume_name for m in lab.volume_mounts}
         for init in lab.init_containers:
             used.update(m.volume_name for m in init.volume_mounts)
-        if lab.standard_inithome:
-            used.add(lab.home_volume_name)
         self._used_volumes = used
         self._science = lab.env.get("RSP_SITE_TYPE") == "science"
         self._start_command = shlex.join(lab.lab_start_command)
@@ -466,11 +482,12 @@ class LabContextBuilder:
         """passwd and group: the configured base files plus the user and their groups."""
         nss = self._config.lab.nss
         username = user.username
-        gecos = user.name or ""
+        gecos = _gecos(user.name)
         passwd = f"{nss.base_passwd}{username}:x:{user.uid}:{user.gid}:{gecos}:{home}:/bin/bash\n"
         group_lines = [
             f"{g.name}:x:{g.id}:\n" if g.id == user.gid else f"{g.name}:x:{g.id}:{username}\n"
             for g in user.groups
+            if _GROUP_NAME.fullmatch(g.name)
         ]
         return {"passwd": passwd, "group": nss.base_group + "".join(group_lines)}
 

@@ -14,6 +14,7 @@ from .common import CATEGORY_LABEL, tolerations
 __all__ = ["PrepullContext", "build_prepull_context", "prepull_pod_name"]
 
 _NOT_NAME = re.compile(r"[^a-z0-9.-]")
+_DOT_RUN = re.compile(r"[.-]*\.[.-]+|[.-]+\.[.-]*")
 _MAX_NAME = 253
 
 
@@ -24,8 +25,9 @@ def prepull_pod_name(tag: str, node: str) -> str:
     rejects both (DECISIONS 4), so the name is lower-cased and trimmed.
     """
     mangled = _NOT_NAME.sub("", tag.replace("_", "-").lower())
-    name = f"prepull-{mangled}-{node.lower()}"[:_MAX_NAME]
-    return name.rstrip("-.")
+    name = f"prepull-{mangled}-{node.lower()}"
+    # A dot must sit between two alphanumerics: "a..b" or "a.-b" would not be a name.
+    return _DOT_RUN.sub("-", name)[:_MAX_NAME].rstrip("-.")
 
 
 @dataclass(frozen=True, slots=True)

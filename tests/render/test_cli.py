@@ -99,6 +99,12 @@ def test_other_sets_ignore_inputs_they_do_not_need(
     assert [d["kind"] for d in yaml.safe_load_all(out)] == kinds
 
 
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
 def _bad_config(tmp_path: Path) -> Path:
     text = (CONFIG / "standard.yaml").read_text().replace("memory: 6Gi", "memory: 3Gx")
     path = tmp_path / "bad.yaml"
@@ -121,6 +127,66 @@ def _bad_config(tmp_path: Path) -> Path:
         (["lab", "--config", "CONFIG", "--user", "MISSING"], "nublado: error: --user "),
         (["lab", "--config", "BAD"], "nublado: error: lab.sizes[1].resources.limits.memory: "),
         (["lab", "--config", "NOPE"], "nublado: error: "),
+        (
+            [
+                "prepuller",
+                "--config",
+                "CONFIG",
+                "--metadata-dir",
+                "META",
+                "--image",
+                "a.b/c:d@e",
+                "--node",
+                "",
+            ],
+            "nublado: error: render prepuller needs --node",
+        ),
+        (
+            [
+                "lab",
+                "--config",
+                "CONFIG",
+                "--user",
+                "USER",
+                "--spec",
+                "SPEC",
+                "--image",
+                "a.b/c:d@e",
+                "--secrets",
+                "BADSECRETS",
+            ],
+            "nublado: error: --secrets ",
+        ),
+        (
+            [
+                "lab",
+                "--config",
+                "CONFIG",
+                "--user",
+                "USER",
+                "--spec",
+                "SPEC",
+                "--image",
+                "a.b/c:d@e",
+                "--discovery",
+                "BADDISCOVERY",
+            ],
+            "nublado: error: --discovery ",
+        ),
+        (
+            [
+                "lab",
+                "--config",
+                "CONFIG",
+                "--user",
+                "INFINITEUSER",
+                "--spec",
+                "SPEC",
+                "--image",
+                "a.b/c:d@e",
+            ],
+            "nublado: error: --user ",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -132,6 +198,13 @@ def test_bad_input_is_one_line_and_exit_2(
         "NOPE": str(tmp_path / "nope.yaml"),
         "MISSING": str(tmp_path / "missing.json"),
         "META": str(INPUTS / "metadata"),
+        "USER": str(INPUTS / "users" / "rachel.json"),
+        "SPEC": str(INPUTS / "lab-specification.json"),
+        "BADSECRETS": _write(tmp_path, "secrets.json", '{"nublado-secret": {"k": 1}}'),
+        "BADDISCOVERY": _write(tmp_path, "discovery.json", '{"datasets": {"x": 1}}'),
+        "INFINITEUSER": _write(
+            tmp_path, "user.json", '{"username": "rachel", "quota": {"notebook": {"cpu": NaN}}}'
+        ),
     }
     code, out, err = run(capsys, *[replace.get(a, a) for a in args])
 

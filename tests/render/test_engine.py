@@ -46,7 +46,7 @@ def test_quoted_values_come_out_verbatim_with_their_types(tmp_path: Path) -> Non
 def test_unquoted_expression_is_refused(tmp_path: Path) -> None:
     folder = _templates(tmp_path, {"t/set.yaml": "- a.yaml\n", "t/a.yaml": "name: {{ name }}\n"})
 
-    with pytest.raises(RenderError, match="unquoted value 'rachel'"):
+    with pytest.raises(RenderError, match="unquoted str value"):
         Renderer([folder]).render("t", {"name": "rachel"})
 
 
@@ -135,3 +135,12 @@ def test_q_value_must_be_a_whole_yaml_value(tmp_path: Path) -> None:
 
     with pytest.raises(RenderError, match="inside a larger scalar"):
         Renderer([folder]).render("t", {"user": "rachel"})
+
+
+def test_set_index_must_be_a_yaml_list(tmp_path: Path) -> None:
+    folder = _templates(tmp_path, {"t/set.yaml": "- a.yaml\n  b: [\n", "u/set.yaml": "a: 1\n"})
+
+    with pytest.raises(RenderError, match="t/set.yaml is not valid YAML"):
+        Renderer([folder]).render("t", {})
+    with pytest.raises(RenderError, match="u/set.yaml must be a list"):
+        Renderer([folder]).render("u", {})

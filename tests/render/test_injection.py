@@ -126,6 +126,12 @@ def notebook(manifests: list[Manifest]) -> dict[str, Any]:
     return container
 
 
+BASE_PASSWD = CONFIG.lab.nss.base_passwd
+BASE_GROUP = CONFIG.lab.nss.base_group
+UNSAFE_IN_NSS = re.compile(r"[:\x00-\x1f\x7f-\x9f\u2028\u2029]")
+GROUP_NAME = re.compile(r"([a-zA-Z]|[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z])[a-zA-Z0-9._-]*")
+
+
 @given(hostile_text)
 def test_display_name(name: str) -> None:
     manifests = render(user=reference_user(name=name))
@@ -134,7 +140,16 @@ def test_display_name(name: str) -> None:
     pod = by_name(manifests, "Pod", "rachel-nb")
     assert pod["metadata"]["annotations"]["nublado.lsst.io/user-name"] == name
     passwd = by_name(manifests, "ConfigMap", "rachel-nb-nss")["data"]["passwd"]
-    assert passwd.endswith(f"\nrachel:x:1101:1101:{name}:/home/rachel:/bin/bash\n")
+    # The name cannot add a passwd entry or a field: exactly one line, seven fields.
+    assert passwd.startswith(BASE_PASSWD)
+    line = passwd[len(BASE_PASSWD) :]
+    assert line.endswith("\n")
+    assert line.count("\n") == 1
+    fields = line[:-1].split(":")
+    assert fields[:4] == ["rachel", "x", "1101", "1101"]
+    assert fields[5:] == ["/home/rachel", "/bin/bash"]
+    if not UNSAFE_IN_NSS.search(name):
+        assert fields[4] == name
 
 
 @given(st.lists(hostile_text, min_size=1, max_size=5))
@@ -145,8 +160,12 @@ def test_group_names(names: list[str]) -> None:
     pod = by_name(manifests, "Pod", "rachel-nb")
     assert json.loads(pod["metadata"]["annotations"]["nublado.lsst.io/user-groups"]) == groups
     assert pod["spec"]["securityContext"]["supplementalGroups"] == [g["id"] for g in groups]
+    # Only names a group file can hold get a line, so none can add an entry.
     group_file = by_name(manifests, "ConfigMap", "rachel-nb-nss")["data"]["group"]
-    assert group_file.endswith("".join(f"{n}:x:{3000 + i}:rachel\n" for i, n in enumerate(names)))
+    expected = "".join(
+        f"{n}:x:{3000 + i}:rachel\n" for i, n in enumerate(names) if GROUP_NAME.fullmatch(n)
+    )
+    assert group_file == BASE_GROUP + expected
     benign = [{"name": f"g{i}", "id": g["id"]} for i, g in enumerate(groups)]
     assert shape(manifests) == shape(render(user=reference_user(groups=benign)))
 

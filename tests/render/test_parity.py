@@ -127,27 +127,6 @@ def test_lab_matches_upstream(validate: Any) -> None:
     assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
 
 
-def test_lab_set_is_in_apply_order() -> None:
-    kinds = [m["kind"] for m in render_reference_lab()]
-
-    assert kinds[0] == "Namespace"
-    assert kinds[-1] == "Pod"
-    assert kinds == [
-        "Namespace",
-        "PersistentVolumeClaim",
-        "PersistentVolumeClaim",
-        "ConfigMap",
-        "ConfigMap",
-        "ConfigMap",
-        "Secret",
-        "Secret",
-        "ResourceQuota",
-        "NetworkPolicy",
-        "Service",
-        "Pod",
-    ]
-
-
 def test_fileserver_matches_upstream(validate: Any) -> None:
     config = reference_config("fileserver")
     manifests = Renderer().render("fileserver", build_fileserver_context(config, reference_user()))
