@@ -212,6 +212,13 @@ _DURATION = re.compile(
 )
 
 
+def _timedelta(original: object, **parts: float) -> timedelta:
+    try:
+        return timedelta(**parts)
+    except OverflowError:
+        raise ValueError(f"duration too long: {original!r}") from None
+
+
 def parse_cli_duration(value: str) -> timedelta:
     """Parse the unit form of a duration (``8d``, ``4h 3minutes``, ``5w4d``).
 
@@ -224,7 +231,7 @@ def parse_cli_duration(value: str) -> timedelta:
             f"not a duration: {value!r} (expected groups like 1w 2d 3h 4m 5s, largest first)"
         )
     parts = {name: int(amount) for name, amount in match.groupdict().items() if amount}
-    return timedelta(**parts)
+    return _timedelta(value, **parts)
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
@@ -235,12 +242,12 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise ValueError(f"not a duration: {value!r}")
-        return timedelta(seconds=value)
+        return _timedelta(value, seconds=value)
     if not isinstance(value, str):
         raise ValueError(f"not a duration: {value!r}")
     seconds = _parse_number(value)
     if seconds is not None:
-        return timedelta(seconds=seconds)
+        return _timedelta(value, seconds=seconds)
     return parse_cli_duration(value)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError
 from .schema import config_schema_text
 
 __all__ = ["DEFAULT_SCHEMA_PATH", "schema"]
@@ -40,12 +41,18 @@ def schema(output: Path, check: bool) -> None:
     if check:
         try:
             current = output.read_text(encoding="utf-8")
-        except OSError:
-            current = None
+        except FileNotFoundError:
+            click.echo(f"nublado: {output} not found; run `nublado schema`", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            raise InputError(f"--output {output}: {exc.strerror}") from exc
         if current != text:
             click.echo(f"nublado: {output} is out of date; run `nublado schema`", err=True)
             sys.exit(1)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(exist_ok=True)  # one level (schema/), never a whole tree
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--output {output}: {exc.strerror}") from exc
     click.echo(f"Wrote {output}", err=True)

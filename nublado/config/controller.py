@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from ._base import ConfigModel, Duration, Problem, raise_problems
 from .fileserver import FileserverConfig, FSAdminConfig
@@ -71,6 +72,14 @@ class Config(ConfigModel):
     dropdown_menu: ImageFilterPolicy = Field(default_factory=ImageFilterPolicy)
     lab: LabConfig
     watch_reconnect_timeout: Duration = timedelta(minutes=3)
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an absolute http(s) URL: {url!r}")
+        return url
 
     @model_validator(mode="after")
     def _check_mounted_volumes(self) -> Self:

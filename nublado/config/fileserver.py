@@ -7,7 +7,7 @@ from typing import Any, Self
 
 from pydantic import ConfigDict, field_validator, model_validator
 
-from ._base import ConfigModel, Duration, LenientConfigModel, raise_problems
+from ._base import ConfigModel, Duration, KubernetesName, LenientConfigModel, raise_problems
 from .lab import LabResources
 from .scheduling import Affinity, Toleration
 from .volumes import VolumeConfig, VolumeMountConfig
@@ -72,8 +72,11 @@ class FileserverConfig(ConfigModel):
     @field_validator("path_prefix")
     @classmethod
     def _normalise_path_prefix(cls, prefix: str) -> str:
-        # Fixed (spec/DECISIONS.md): "/files/" used to give "/files//<user>".
-        return prefix.rstrip("/") or "/"
+        # Fixed (spec/DECISIONS.md): "/files/" used to give "/files//<user>";
+        # "/" is the root, so the user's path is "/<user>".
+        if not prefix.startswith("/"):
+            raise ValueError(f"must start with /: {prefix!r}")
+        return prefix.rstrip("/")
 
     @model_validator(mode="after")
     def _check_namespace(self) -> Self:
@@ -91,7 +94,7 @@ class FSAdminConfig(LenientConfigModel):
     extra_volume_mounts: list[VolumeMountConfig] = []
     mount_prefix: str | None = None
     node_selector: dict[str, str] = {}
-    pod_name: str = "fsadmin"
+    pod_name: KubernetesName = "fsadmin"
     resources: LabResources | None = None
     timeout: Duration = timedelta(minutes=2)
     tolerations: list[Toleration] = []

@@ -87,6 +87,16 @@ def is_reserved_env(name: str) -> bool:
     return name in RESERVED_ENV or name.startswith("JUPYTERHUB_")
 
 
+def _describe_place(where: tuple[str | int, ...]) -> str:
+    """``("volumeMounts", 1, "containerPath")`` as ``volumeMounts[1].containerPath``."""
+    text = str(where[0])
+    for part in where[1:]:
+        text += (
+            f"[{part}]" if isinstance(part, int) else f"[{part!r}]" if "/" in part else f".{part}"
+        )
+    return text
+
+
 def file_volume_name(path: str) -> str:
     """The volume (and files ConfigMap key) name of a ``lab.files`` entry.
 
@@ -116,6 +126,13 @@ class ResourceQuantity(LenientConfigModel):
 
     cpu: CpuCores
     memory: MemoryBytes
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"must be more than 0, not {value}")
+        return value
 
     def to_kubernetes(self) -> dict[str, str]:
         """The container form: ``str(float)`` cores and decimal bytes, both strings."""
@@ -220,7 +237,7 @@ class LabConfig(ConfigModel):
     init_containers: list[LabInitContainer] = []
     lab_start_command: list[str] = ["/opt/lsst/software/jupyterlab/runlab.sh"]
     namespace_annotations: dict[str, str] = {}
-    namespace_prefix: str
+    namespace_prefix: KubernetesName
     node_selector: dict[str, str] = {}
     nss: LabNSSFiles = Field(default_factory=LabNSSFiles)
     pull_secret: str | None = None
@@ -367,8 +384,48 @@ class LabConfig(ConfigModel):
                     " in lab.volumes",
                 )
             )
+        problems.extend(self._mount_path_problems())
         raise_problems(problems)
         return self
+
+    def _mount_path_problems(self) -> list[Problem]:
+        """Each path of the lab container is mounted once: Kubernetes refuses duplicates."""
+        problems: list[Problem] = []
+        owners: dict[str, str] = {}
+        places: list[tuple[tuple[str | int, ...], str]] = [
+            (("volumeMounts", i, "containerPath"), m.container_path)
+            for i, m in enumerate(self.volume_mounts)
+        ]
+        places.extend((("files", path), path) for path in self.files)
+        places.extend(
+            (("secrets", i, "path"), s.path) for i, s in enumerate(self.secrets) if s.path
+        )
+        for where, path in places:
+            key = path.rstrip("/") or "/"
+            if key in owners:
+                problems.append((where, f"{path} is already mounted by lab.{owners[key]}"))
+            else:
+                owners[key] = _describe_place(where)
+        return problems
+
+    @field_validator("namespace_annotations")
+    @classmethod
+    def _check_namespace_annotations(cls, annotations: dict[str, str]) -> dict[str, str]:
+        """Each value is a Jinja template over uid and gid: it must render now, not at spawn."""
+        if not annotations:
+            return annotations
+        from jinja2 import StrictUndefined, TemplateError
+        from jinja2.sandbox import SandboxedEnvironment
+
+        environment = SandboxedEnvironment(undefined=StrictUndefined)
+        problems: list[Problem] = []
+        for key, value in annotations.items():
+            try:
+                environment.from_string(value).render(uid=1000, gid=1000)
+            except TemplateError as exc:
+                problems.append(((key,), f"not a template over uid and gid: {exc}"))
+        raise_problems(problems)
+        return annotations
 
     def _volume_name_problems(self) -> list[Problem]:
         """Pod volume names must be unique: configured, file and built-in volumes."""

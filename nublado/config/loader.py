@@ -193,8 +193,9 @@ def find_ignored_keys(raw: Mapping[str, Any]) -> list[str]:
 def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, and validate the configuration file.
 
-    Relative ``templateDirs`` are taken relative to the file's folder and must
-    exist. Raises `ConfigError` listing every problem found, one per line.
+    Relative ``templateDirs`` (which must exist) and ``metadataPath`` are taken
+    relative to the file's folder, so a configuration means the same from any
+    working directory. Raises `ConfigError` listing every problem found, one per line.
     """
     path = Path(path)
     environ = os.environ if environ is None else environ
@@ -210,6 +211,8 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
         raise ConfigError(problems, path=path) from None
     if config.template_dirs:
         config = _resolve_template_dirs(config, path.parent, raw)
+    if not config.metadata_path.is_absolute():
+        config = config.model_copy(update={"metadata_path": path.parent / config.metadata_path})
     return config
 
 

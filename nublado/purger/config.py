@@ -316,6 +316,9 @@ def _parse_directory(value: Any, where: str) -> DirectoryPolicy:
     path = _get(value, "path")
     if not isinstance(path, str) or not path:
         raise PurgerConfigError(f"{where}.path: must be a non-empty string")
+    if not path.startswith("/"):
+        # Upstream did not check; a relative root would depend on the working directory.
+        raise PurgerConfigError(f"{where}.path: must be an absolute path, not {path!r}")
     try:
         threshold = human_size_to_bytes(_get(value, "threshold"))
     except ValueError as exc:

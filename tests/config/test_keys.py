@@ -151,10 +151,13 @@ def test_affinity_short_keys_equal_long_keys(load: Loader, standard: dict[str, A
     assert short.to_kubernetes() == long.to_kubernetes()
 
 
-def test_fileserver_path_prefix_is_normalised(load: Loader, standard: dict[str, Any]) -> None:
-    standard["fileserver"] = {"pathPrefix": "/files/"}
+@pytest.mark.parametrize(("given", "kept"), [("/files/", "/files"), ("/", ""), ("/a//", "/a")])
+def test_fileserver_path_prefix_is_normalised(
+    load: Loader, standard: dict[str, Any], given: str, kept: str
+) -> None:
+    standard["fileserver"] = {"pathPrefix": given}
 
-    assert load(standard).fileserver.path_prefix == "/files"
+    assert load(standard).fileserver.path_prefix == kept
 
 
 def test_models_are_frozen(load: Loader, standard: dict[str, Any]) -> None:

@@ -131,3 +131,13 @@ def test_loading_imports_no_kubernetes_or_web_stack(tmp_path: Path) -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_relative_metadata_path_is_relative_to_the_file(tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parent.parent / "data" / "reference" / "inputs"
+    text = (source / "config" / "fsadmin.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(f"metadataPath: podinfo\n{text}")
+
+    config = load_config(tmp_path / "config.yaml")
+
+    assert config.metadata_path == tmp_path / "podinfo"

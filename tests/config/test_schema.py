@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from nublado.config.cli import schema
 from nublado.config.schema import config_schema, config_schema_text
+from nublado.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "schema" / "config.schema.json"
@@ -86,3 +87,18 @@ def test_schema_to_standard_output() -> None:
 
     assert result.exit_code == 0
     assert result.output == config_schema_text()
+
+
+def test_schema_command_does_not_create_a_directory_tree(tmp_path: Path) -> None:
+    output = tmp_path / "a" / "b" / "config.schema.json"
+
+    with pytest.raises(InputError, match="No such file or directory"):
+        CliRunner().invoke(schema, ["--output", str(output)], catch_exceptions=False)
+    assert not (tmp_path / "a").exists()
+
+
+def test_schema_check_says_when_the_file_is_missing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(schema, ["--check", "--output", str(tmp_path / "none.json")])
+
+    assert result.exit_code == 1
+    assert "not found" in result.output

@@ -270,3 +270,9 @@ def test_whole_human_sizes_are_exact(number: int, suffix: str) -> None:
 
     assert human_size_to_bytes(f"{number}{suffix}") == number * factor
     assert memory_to_bytes(f"{number}{suffix}") == number * factor
+
+
+@pytest.mark.parametrize("given", ["99999999999w", 1e300, "1e300", "9999999999999999999999s"])
+def test_durations_too_long_for_a_timedelta_are_value_errors(given: object) -> None:
+    with pytest.raises(ValueError, match="duration too long"):
+        parse_duration(given)  # type: ignore[arg-type]

@@ -488,6 +488,60 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
             "lab.sizes[0].resources.limits.memory: not a quantity: 'lots'",
         ],
     ),
+    (
+        "namespace-prefix-not-a-name",
+        {"lab.namespacePrefix": "User_Labs"},
+        [
+            "lab.namespacePrefix: not a valid Kubernetes name: 'User_Labs'"
+            " (at most 63 lower-case letters, digits and '-', starting and ending with a"
+            " letter or digit)"
+        ],
+    ),
+    (
+        "fsadmin-pod-name-not-a-name",
+        {"fsadmin.podName": "FS Admin"},
+        [
+            "fsadmin.podName: not a valid Kubernetes name: 'FS Admin'"
+            " (at most 63 lower-case letters, digits and '-', starting and ending with a"
+            " letter or digit)"
+        ],
+    ),
+    (
+        "negative-memory",
+        {"lab.sizes.0.resources.requests.memory": "-1Gi"},
+        ["lab.sizes[0].resources.requests.memory: must be more than 0, not -1073741824"],
+    ),
+    (
+        "zero-cpu",
+        {"lab.sizes.0.resources.requests.cpu": 0},
+        ["lab.sizes[0].resources.requests.cpu: must be more than 0, not 0.0"],
+    ),
+    (
+        "duplicate-mount-path",
+        {"lab.volumeMounts.2.containerPath": "/home/"},
+        [
+            "lab.volumeMounts[2].containerPath: /home/ is already mounted by"
+            " lab.volumeMounts[0].containerPath"
+        ],
+    ),
+    (
+        "secret-path-over-a-file",
+        {"lab.secrets.0.path": "/opt/lsst/software/jupyterlab/panda"},
+        [
+            "lab.secrets[0].path: /opt/lsst/software/jupyterlab/panda is already mounted by"
+            " lab.files['/opt/lsst/software/jupyterlab/panda']"
+        ],
+    ),
+    (
+        "base-url-not-absolute",
+        {"EXTERNAL_INSTANCE_URL": "data.example.com"},
+        ["EXTERNAL_INSTANCE_URL: not an absolute http(s) URL: 'data.example.com'"],
+    ),
+    (
+        "fileserver-path-prefix-relative",
+        {"fileserver.pathPrefix": "files"},
+        ["fileserver.pathPrefix: must start with /: 'files'"],
+    ),
 ]
 
 

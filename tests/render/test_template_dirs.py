@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,6 @@ from reference_cases import INPUTS, load
 from reference_cases import render_lab as lab
 
 from nublado.config import ConfigError
-from nublado.errors import InputError
 from nublado.render.engine import BUILTIN_TEMPLATES, RenderError
 
 SERVICE_ACCOUNT = """\
@@ -100,15 +100,15 @@ def test_missing_template_folder_is_a_config_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("annotation", "message"),
+    ("annotation", "reason"),
     [
-        ("{{ username }}", "lab.namespaceAnnotations.example.org/a: 'username' is undefined"),
-        ("{{ uid", "lab.namespaceAnnotations.example.org/a: unexpected end of template"),
-        ("{{ uid.__class__ }}", "lab.namespaceAnnotations.example.org/a: "),
+        ("{{ username }}", "'username' is undefined"),
+        ("{{ uid", "unexpected end of template"),
+        ("{{ uid.__class__ }}", "access to attribute '__class__' of 'int' object is unsafe"),
     ],
 )
-def test_bad_namespace_annotation_template_is_an_input_error(
-    tmp_path: Path, annotation: str, message: str
+def test_bad_namespace_annotation_template_is_a_config_error(
+    tmp_path: Path, annotation: str, reason: str
 ) -> None:
     annotations = f"  namespaceAnnotations:\n    example.org/a: '{annotation}'\n"
     text = (INPUTS / "config" / "standard.yaml").read_text()
@@ -118,5 +118,6 @@ def test_bad_namespace_annotation_template_is_an_input_error(
     path = tmp_path / "config.yaml"
     path.write_text(text)
 
-    with pytest.raises(InputError, match=message):
-        lab(load(path))
+    expected = 'lab.namespaceAnnotations["example.org/a"]: not a template over uid and gid: '
+    with pytest.raises(ConfigError, match=re.escape(expected + reason)):
+        load(path)

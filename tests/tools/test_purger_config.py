@@ -134,6 +134,15 @@ def test_policy_parses_sizes_durations_and_both_key_styles(tmp_path: Path) -> No
         ({"path": "/s", "threshold": "-5", "intervals": {}}, "threshold"),
         ({"path": "/s", "threshold": True, "intervals": {}}, "threshold"),
         ({"path": "/s", "threshold": "1m", "intervals": {}}, "threshold"),
+        ({"path": "scratch", "threshold": 1, "intervals": {}}, "must be an absolute path"),
+        (
+            {
+                "path": "/s",
+                "threshold": 1,
+                "intervals": {"small": {"access_interval": "999999999999w"}},
+            },
+            "duration too long",
+        ),
         (
             {"path": "/s", "threshold": 1, "intervals": {"large": {"access_interval": -5}}},
             "negative",
