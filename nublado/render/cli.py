@@ -1,7 +1,8 @@
 """``nublado render``: print an object set's manifests without touching a cluster.
 
-Every input is a file or a value, so a render is reproducible and needs no
-network. This module must not import the Kubernetes client or the web stack:
+Every input is a file or a value, so a render needs no network and is
+reproducible once ``--token`` is given (by default the token is generated, as
+a real spawn's would be). This module must not import the Kubernetes client or the web stack:
 it is the dry-run path, and its cold start is measured.
 """
 
