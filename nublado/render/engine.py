@@ -23,7 +23,6 @@ error at render time, and so is an undefined value (``StrictUndefined``).
 
 from __future__ import annotations
 
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -120,11 +119,12 @@ def _finalize(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
-    """A parsed template shape: JSON text split around its placeholders."""
+    """A parsed template shape: its JSON (UTF-8) split around the placeholders."""
 
-    pieces: tuple[str, ...]
-    slots: tuple[int, ...]
-    key_slots: frozenset[int]
+    head: bytes
+    plan: tuple[tuple[int, bytes], ...]
+    """(slot, the JSON text that follows its value), in order."""
+    key_slots: tuple[int, ...]
 
     @classmethod
     def parse(cls, template: str, text: str) -> _Shape:
@@ -154,22 +154,25 @@ class _Shape:
                 f"template {template} prints a q value inside a larger scalar:"
                 " each | q must be a whole YAML value (compute the string in the context)"
             )
-        return cls(tuple(pieces), tuple(slots), frozenset(keys))
+        encoded = [piece.encode() for piece in pieces]
+        return cls(encoded[0], tuple(zip(slots, encoded[1:], strict=True)), tuple(sorted(keys)))
 
     def fill(self, template: str, values: Sequence[Any]) -> list[Manifest]:
-        out = [self.pieces[0]]
+        for slot in self.key_slots:
+            if not isinstance(values[slot], str):
+                raise RenderError(
+                    f"template {template} uses a non-string mapping key"
+                    f" of type {type(values[slot]).__name__}"
+                )
+        out = [self.head]
+        dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
         try:
-            for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
-                value = values[slot]
-                if slot in self.key_slots and not isinstance(value, str):
-                    raise RenderError(
-                        f"template {template} uses a non-string mapping key {value!r}"
-                    )
-                out.append(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode())
+            for slot, piece in self.plan:
+                out.append(dumps(values[slot], option=option))
                 out.append(piece)
         except TypeError as exc:
             raise RenderError(f"template {template} got a value JSON cannot hold: {exc}") from exc
-        documents: list[Manifest] = orjson.loads("".join(out))
+        documents: list[Manifest] = orjson.loads(b"".join(out))
         return documents
 
 
@@ -197,6 +200,28 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
         return None
 
 
+def _locate(starts: list[tuple[int, str]], line: int | None) -> str:
+    """``file line N`` for a line of a set's joined source."""
+    if line is None or not starts or line < starts[0][0]:
+        return "set"
+    first, name = max((start for start in starts if start[0] <= line), key=lambda s: s[0])
+    return f"{name} line {line - first + 1}"
+
+
+def _culprit(exc: BaseException, default: str, starts: list[tuple[int, str]] | None) -> str:
+    """Where in the templates ``exc`` was raised, from Jinja's rewritten traceback."""
+    line = None
+    traceback = exc.__traceback__
+    while traceback is not None:
+        code = traceback.tb_frame.f_code
+        if code.co_filename == "<template>" or code.co_filename.endswith(".yaml"):
+            line = traceback.tb_lineno
+            if starts is None:
+                return f"{default} line {line}"
+        traceback = traceback.tb_next
+    return _locate(starts, line) if starts is not None and line is not None else default
+
+
 class Renderer:
     """Renders object sets from the built-in templates and operator folders.
 
@@ -222,7 +247,7 @@ class Renderer:
         self._env.filters["q"] = quote
         self._shapes: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._sets: dict[str, list[str]] = {}
-        self._set_templates: dict[str, jinja2.Template] = {}
+        self._set_templates: dict[str, tuple[jinja2.Template, list[tuple[int, str]]]] = {}
 
     def templates(self, set_name: str) -> list[str]:
         """Template names of a set, in apply order, as its ``set.yaml`` lists them."""
@@ -245,23 +270,42 @@ class Renderer:
     def render(self, set_name: str, context: Mapping[str, Any]) -> list[Manifest]:
         """Render every template of a set with ``context``: manifests in apply order.
 
-        The set is rendered in one Jinja pass (a generated template that
-        includes each file in order, separated by document markers), so its
-        shape is looked up, filled and decoded once.
+        The set's files are joined into one Jinja template (each in its own
+        ``{% with %}`` scope, separated by document markers), so a set costs one
+        Jinja pass, one shape lookup, one fill and one decode.
         """
-        template = self._set_templates.get(set_name)
-        if template is None:
-            source = "\n---\n".join(
-                f"{{% include {json.dumps(name)} %}}" for name in self.templates(set_name)
-            )
-            template = self._compile(f"{set_name}/{_SET_INDEX}", source)
-            self._set_templates[set_name] = template
+        compiled = self._set_templates.get(set_name)
+        if compiled is None:
+            compiled = self._compile_set(set_name)
+            self._set_templates[set_name] = compiled
+        template, starts = compiled
         try:
-            return self._render(set_name, template, context)
+            return self._render(set_name, template, context, starts)
         except _InvalidYAMLError:
             for name in self.templates(set_name):  # find the file to blame (rare path)
                 self.render_template(name, context)
             raise
+
+    def _compile_set(self, set_name: str) -> tuple[jinja2.Template, list[tuple[int, str]]]:
+        loader = self._env.loader
+        assert loader is not None
+        parts: list[str] = []
+        starts: list[tuple[int, str]] = []  # (first line in the joined source, file)
+        line = 1
+        for name in self.templates(set_name):
+            try:
+                source = loader.get_source(self._env, name)[0]
+            except jinja2.TemplateNotFound as exc:
+                raise RenderError(f"template {name} not found in {self._describe_path()}") from exc
+            body = source.rstrip("\n")
+            starts.append((line + 1, name))
+            parts.append(f"{{% with %}}\n{body}\n{{% endwith %}}\n---\n")
+            line += body.count("\n") + 4
+        try:
+            return self._env.from_string("".join(parts)), starts
+        except jinja2.TemplateSyntaxError as exc:
+            where = _locate(starts, exc.lineno)
+            raise RenderError(f"template {where}: {exc.message}") from exc
 
     def render_template(self, name: str, context: Mapping[str, Any]) -> list[Manifest]:
         """Render one template into zero or more manifests."""
@@ -280,7 +324,11 @@ class Renderer:
             raise RenderError(f"{name}: {exc.message}") from exc
 
     def _render(
-        self, name: str, template: jinja2.Template, context: Mapping[str, Any]
+        self,
+        name: str,
+        template: jinja2.Template,
+        context: Mapping[str, Any],
+        starts: list[tuple[int, str]] | None = None,
     ) -> list[Manifest]:
         with self._recording() as values:
             try:
@@ -292,25 +340,13 @@ class Renderer:
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"template {exc.name} line {exc.lineno}: {exc.message}") from exc
             except RenderError as exc:
-                raise RenderError(f"template {self._culprit(exc, name)}: {exc}") from exc
+                raise RenderError(f"template {_culprit(exc, name, starts)}: {exc}") from exc
             except jinja2.UndefinedError as exc:
-                raise RenderError(f"template {self._culprit(exc, name)}: {exc.message}") from exc
+                where = _culprit(exc, name, starts)
+                raise RenderError(f"template {where}: {exc.message}") from exc
             except jinja2.TemplateError as exc:
-                raise RenderError(f"template {self._culprit(exc, name)}: {exc}") from exc
+                raise RenderError(f"template {_culprit(exc, name, starts)}: {exc}") from exc
         return self._shape(name, text).fill(name, values)
-
-    def _culprit(self, exc: BaseException, default: str) -> str:
-        """The template file whose code raised ``exc``, from Jinja's rewritten traceback."""
-        roots = [str(p.resolve()) + "/" for p in self.search_path]
-        culprit = default
-        traceback = exc.__traceback__
-        while traceback is not None:
-            filename = traceback.tb_frame.f_code.co_filename
-            for root in roots:
-                if filename.startswith(root):
-                    culprit = filename[len(root) :]
-            traceback = traceback.tb_next
-        return culprit
 
     def _shape(self, name: str, text: str) -> _Shape:
         key = (name, text)

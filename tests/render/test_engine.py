@@ -144,3 +144,35 @@ def test_set_index_must_be_a_yaml_list(tmp_path: Path) -> None:
         Renderer([folder]).render("t", {})
     with pytest.raises(RenderError, match="u/set.yaml must be a list"):
         Renderer([folder]).render("u", {})
+
+
+def test_errors_name_the_file_and_line_within_a_set(tmp_path: Path) -> None:
+    folder = _templates(
+        tmp_path,
+        {
+            "t/set.yaml": "- a.yaml\n- b.yaml\n",
+            "t/a.yaml": "a: {{ x | q }}\nb: 1\n",
+            "t/b.yaml": "{# comment #}\nc: 1\nd: {{ missing | q }}\n",
+            "u/set.yaml": "- a.yaml\n",
+            "u/a.yaml": "a: 1\nb: {% if %}\n",
+        },
+    )
+    renderer = Renderer([folder])
+
+    with pytest.raises(RenderError, match=r"^template t/b.yaml line 3: 'missing' is undefined$"):
+        renderer.render("t", {"x": 1})
+    with pytest.raises(RenderError, match=r"^template u/a.yaml line 2: "):
+        renderer.render("u", {})
+
+
+def test_a_template_cannot_change_another_templates_variables(tmp_path: Path) -> None:
+    folder = _templates(
+        tmp_path,
+        {
+            "t/set.yaml": "- a.yaml\n- b.yaml\n",
+            "t/a.yaml": "{% set x = 'changed' %}\na: {{ x | q }}\n",
+            "t/b.yaml": "b: {{ x | q }}\n",
+        },
+    )
+
+    assert Renderer([folder]).render("t", {"x": "given"}) == [{"a": "changed"}, {"b": "given"}]
