@@ -155,7 +155,8 @@ class PurgerConfig:
         lowered = {k.lower(): v for k, v in environ.items()}
         for snake, camel in names.items():
             for env_name in (f"{_ENV_PREFIX}{snake.upper()}", camel):
-                if env_name.lower() in lowered:
+                # An empty value (DEBUG=) counts as unset, as a shell user expects.
+                if lowered.get(env_name.lower()):
                     values[snake] = lowered[env_name.lower()]
                     break
         return cls._validate(values, source)
@@ -178,6 +179,8 @@ class PurgerConfig:
         policy_file = values.get("policy_file", POLICY_FILE)
         if not isinstance(policy_file, str | Path) or not str(policy_file):
             raise PurgerConfigError(f"{where('policyFile')}: must be a path")
+        if "\0" in str(policy_file):
+            raise PurgerConfigError(f"{where('policyFile')}: must not contain a NUL character")
         hook = values.get("alert_hook")
         return cls(
             policy_file=Path(policy_file),
@@ -319,6 +322,11 @@ def _parse_directory(value: Any, where: str) -> DirectoryPolicy:
     if not path.startswith("/"):
         # Upstream did not check; a relative root would depend on the working directory.
         raise PurgerConfigError(f"{where}.path: must be an absolute path, not {path!r}")
+    if "\0" in path:
+        raise PurgerConfigError(f"{where}.path: must not contain a NUL character")
+    if not path.strip("/"):
+        # Purging the whole machine as root is never what was meant.
+        raise PurgerConfigError(f"{where}.path: must not be the file system root /")
     try:
         threshold = human_size_to_bytes(_get(value, "threshold"))
     except ValueError as exc:

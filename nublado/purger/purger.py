@@ -3,9 +3,14 @@
 A run never stops at the first bad file. Files that vanish or cannot be read
 while planning, and files or directories that cannot be removed, are collected
 and the run goes on; the caller gets them all at the end (`PurgeFailedError`)
-and exits non-zero. Before any unlink or rmdir the target's parent is resolved
-and checked to lie inside its policy root, so a directory swapped for a symlink
-between planning and purging cannot send a delete elsewhere.
+and exits non-zero.
+
+The purger runs as root over trees their users control. A policy root that is
+a symlink is refused, and every unlink or rmdir is done relative to a
+descriptor reached from the policy root one component at a time with
+O_NOFOLLOW, so a directory swapped for a symlink at any moment (before the
+walk, during it, or between planning and purging) makes that one removal fail
+rather than act outside the root.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +35,18 @@ from .config import (
     SizeClassIntervals,
     load_policy,
 )
-from .walk import NEVER, REASONS, Cutoffs, Match, ScanBatch, ScanRoot, scan, walk_directories
+from .walk import (
+    NEVER,
+    REASONS,
+    Cutoffs,
+    Match,
+    ScanBatch,
+    ScanRoot,
+    describe_error,
+    open_root,
+    scan,
+    walk_directories,
+)
 
 __all__ = [
     "FileReason",
@@ -95,8 +111,8 @@ class Plan:
     directories: list[Path]
     files: list[FileRecord] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
-    resolved_roots: dict[str, str] = field(default_factory=dict)
-    """Each root's real path when it was walked: purging never leaves these."""
+    roots: list[ScanRoot] = field(default_factory=list, repr=False)
+    """The roots actually walked (refused ones left out): purging never leaves these."""
 
     def to_dict(self) -> dict[str, object]:
         """Upstream's camelCase form."""
@@ -106,10 +122,13 @@ class Plan:
         }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _ns(interval: timedelta) -> int:
-    return (interval.days * 86_400 + interval.seconds) * 1_000_000_000 + (
-        interval.microseconds * 1000
-    )
+    """Whole nanoseconds in ``interval`` (exact: timedelta counts microseconds)."""
+    return interval // _MICROSECOND * 1000
 
 
 def _cutoffs(intervals: SizeClassIntervals, when_ns: int) -> Cutoffs:
@@ -146,6 +165,65 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _below(path: str, root: ScanRoot) -> tuple[tuple[str, ...], str]:
+    """The components from ``root`` to ``path``'s parent, and ``path``'s name."""
+    prefix = root.path.rstrip(os.sep) + os.sep
+    if not path.startswith(prefix):
+        raise OSError(errno.EXDEV, f"not below its policy root {root.path}")
+    *parents, name = path[len(prefix) :].split(os.sep)
+    if not name or "" in parents or "." in parents or ".." in parents or name in {".", ".."}:
+        raise OSError(errno.EINVAL, "not a plain path below its policy root")
+    return tuple(parents), name
+
+
+def _owner(path: str, roots: Sequence[ScanRoot]) -> ScanRoot:
+    """The most specific walked root containing ``path``."""
+    candidates = [r for r in roots if _inside(path, r.path) and path != r.path]
+    if not candidates:
+        raise OSError(errno.EXDEV, "not below any walked policy root")
+    return max(candidates, key=lambda r: len(r.path))
+
+
+class _Remover:
+    """Unlink or rmdir names relative to directories opened safely from a root.
+
+    The last parent directory's descriptor is kept, so a directory full of
+    matches is descended into once, not once per file.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[str, tuple[str, ...]] | None = None
+        self._fd = -1
+
+    def _parent(self, root: ScanRoot, parents: tuple[str, ...]) -> int:
+        key = (root.path, parents)
+        if key != self._key:
+            self.close()
+            self._fd = open_root(root, parents)
+            self._key = key
+        return self._fd
+
+    def unlink(self, path: str, root: ScanRoot) -> None:
+        """Unlink the file ``path`` (never a directory) found below ``root``."""
+        parents, name = _below(path, root)
+        fd = self._parent(root, parents)
+        try:
+            os.unlink(name, dir_fd=fd)  # unlink never removes a directory (EISDIR)
+        except IsADirectoryError:
+            raise IsADirectoryError(errno.EISDIR, "became a directory after planning") from None
+
+    def rmdir(self, path: str, root: ScanRoot) -> None:
+        """Remove the directory ``path`` below ``root`` if it is empty."""
+        parents, name = _below(path, root)
+        os.rmdir(name, dir_fd=self._parent(root, parents))
+
+    def close(self) -> None:
+        """Close the kept descriptor."""
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._key = -1, None
+
+
 class Purger:
     """One purger run over the policy named by the configuration."""
 
@@ -168,51 +246,86 @@ class Purger:
 
     # -- planning --------------------------------------------------------------
 
-    def _prepare(self) -> tuple[Policy, list[ScanRoot], int]:
-        """Read the policy and turn it into walk roots, longest path first."""
+    def _prepare(self) -> tuple[Policy, list[ScanRoot], int, dict[str, str]]:
+        """Read the policy and turn it into walk roots, longest path first.
+
+        Returns the roots to walk and the refused ones with the reason: a root
+        that is a symlink (or reached through one) is never walked or purged.
+        """
         policy = load_policy(self._config.policy_file)
         self._policy = policy
         now = self._now or datetime.now(tz=UTC)
-        when_ns = int(now.timestamp()) * 1_000_000_000 + now.microsecond * 1000
+        when_ns = _ns(now - _EPOCH)
         future = self._config.future_duration
         if future is not None:
             when_ns += _ns(future)
         self._logger.info(
             f"Planning for time {(future or timedelta(0)).total_seconds()}s from now."
         )
+        paths = [str(d) for d in dict.fromkeys(policy.get_directories())]
         roots: list[ScanRoot] = []
+        refused: dict[str, str] = {}
         visited: list[str] = []
         # A path listed twice is walked once, with its first rules (as for_path finds).
-        for directory in reversed(list(dict.fromkeys(policy.get_directories()))):
-            rules = policy.for_path(directory)
-            path = str(directory)
-            roots.append(
-                ScanRoot(
-                    path=path,
-                    threshold=rules.threshold,
-                    large=_cutoffs(rules.intervals.large, when_ns),
-                    small=_cutoffs(rules.intervals.small, when_ns),
-                    excluded=frozenset(v for v in visited if _inside(v, path) and v != path),
-                )
+        for path in reversed(paths):
+            rules = policy.for_path(Path(path))
+            outer = [p for p in paths if p != path and _inside(path, p)]
+            anchor = min(outer, key=len) if outer else ""
+            root = ScanRoot(
+                path=path,
+                threshold=rules.threshold,
+                large=_cutoffs(rules.intervals.large, when_ns),
+                small=_cutoffs(rules.intervals.small, when_ns),
+                excluded=frozenset(v for v in visited if _inside(v, path) and v != path),
+                anchor=anchor,
+                anchor_parts=tuple(path[len(anchor) :].strip(os.sep).split(os.sep))
+                if anchor
+                else (),
             )
             visited.append(path)
-        return policy, roots, when_ns
+            problem = self._check_root(root)
+            if problem:
+                refused[path] = problem
+                self._logger.error(f"Refusing policy root {path}: {problem}")
+            else:
+                roots.append(root)
+        return policy, roots, when_ns, refused
+
+    @staticmethod
+    def _check_root(root: ScanRoot) -> str | None:
+        """Why ``root`` must not be walked, or None if it is a real directory."""
+        try:
+            info = os.lstat(root.path)
+        except OSError as exc:
+            return describe_error(exc)
+        if stat.S_ISLNK(info.st_mode):
+            return "is a symlink; refused"
+        if not stat.S_ISDIR(info.st_mode):
+            return "is not a directory; refused"
+        try:
+            os.close(open_root(root))
+        except OSError as exc:
+            # Reached through a symlink below an outer root, or swapped just now.
+            return describe_error(exc)
+        return None
 
     def _batches(self, roots: list[ScanRoot]) -> Iterator[ScanBatch]:
         return scan(roots, workers=self._workers, progress=self._progress)
 
+    def _log_mounts(self, batch: ScanBatch) -> None:
+        for path in batch.mounts:
+            self._logger.debug(f"Not entering {path}: another file system")
+
     def plan(self) -> Plan:
         """Walk the policy roots and keep every file to purge."""
         self._plan = None
-        policy, roots, when_ns = self._prepare()
-        plan = Plan(
-            directories=policy.get_directories(),
-            resolved_roots={root.path: os.path.realpath(root.path) for root in roots},
-        )
+        policy, roots, when_ns, refused = self._prepare()
+        plan = Plan(directories=policy.get_directories(), errors=dict(refused), roots=roots)
         for batch in self._batches(roots):
             rules = policy.for_path(Path(roots[batch.root].path))
             plan.files.extend(_record(rules, match, when_ns) for match in batch.matches)
             plan.errors.update(batch.errors)
+            self._log_mounts(batch)
         if self._logger.isEnabledFor(logging.DEBUG):
             for record in plan.files:
                 self._logger.debug(str(record))
@@ -235,8 +348,8 @@ class Purger:
         This is what ``report`` and ``warn`` run: memory stays flat however many
         files match. Returns the failures met while walking.
         """
-        policy, roots, when_ns = self._prepare()
-        return self._stream(out, policy, roots, when_ns, None)
+        policy, roots, when_ns, refused = self._prepare()
+        return refused | self._stream(out, policy, roots, when_ns, None)
 
     def _stream(
         self,
@@ -261,6 +374,7 @@ class Purger:
                 if on_batch is not None:
                     on_batch(batch)
             errors.update(batch.errors)
+            self._log_mounts(batch)
         if policy.directories and not matched:
             out.write("No matching files found.\n")
         out.flush()
@@ -274,26 +388,20 @@ class Purger:
         warning mode only report. Raises `PurgeFailedError` listing every
         failure once everything else is done.
         """
-        policy, roots, when_ns = self._prepare()
+        policy, roots, when_ns, refused = self._prepare()
         if self._config.dry_run or self._config.future_duration is not None:
             errors = self._stream(out, policy, roots, when_ns, None)
             self._warn_not_purging()
-            self._raise_for(errors)
+            self._raise_for(refused | errors)
             return
-        resolved = {root.path: os.path.realpath(root.path) for root in roots}
         failed: dict[str, str] = {}
 
         def purge_batch(batch: ScanBatch) -> None:
-            real_root = resolved[roots[batch.root].path]
-            for match in batch.matches:
-                try:
-                    self._unlink(match[0], real_root)
-                except OSError as exc:
-                    failed[match[0]] = str(exc)
+            self._unlink_all((m[0] for m in batch.matches), [roots[batch.root]], failed)
 
         errors = self._stream(out, policy, roots, when_ns, purge_batch)
-        failed = errors | failed
-        self._tidy([str(d) for d in policy.get_directories()], resolved, failed)
+        failed = refused | errors | failed
+        self._tidy(roots, [str(d) for d in policy.get_directories()], failed)
         self._raise_for(failed)
         self._logger.debug("Purge complete")
 
@@ -321,16 +429,8 @@ class Purger:
             self._raise_for(dict(plan.errors))
             return
         failed = dict(plan.errors)
-        roots = sorted((str(d) for d in plan.directories), key=len, reverse=True)
-        real_roots = plan.resolved_roots
-        for record in plan.files:
-            path = str(record.path)
-            root = next(r for r in roots if _inside(path, r))
-            try:
-                self._unlink(path, real_roots[root])
-            except OSError as exc:
-                failed[path] = str(exc)
-        self._tidy([str(d) for d in plan.directories], real_roots, failed)
+        self._unlink_all((str(r.path) for r in plan.files), plan.roots, failed)
+        self._tidy(plan.roots, [str(d) for d in plan.directories], failed)
         self._raise_for(failed)
         self._logger.debug("Purge complete")
         self._plan = None
@@ -344,47 +444,54 @@ class Purger:
             raise PurgeFailedError(failed)
 
     @staticmethod
-    def _unlink(path: str, real_root: str) -> None:
-        """Unlink ``path`` only if its freshly resolved parent is inside ``real_root``."""
-        parent, name = os.path.split(path)
-        real_parent = os.path.realpath(parent)
-        if not _inside(real_parent, real_root):
-            raise OSError(errno.EXDEV, f"resolves outside its policy root {real_root}")
-        target = os.path.join(real_parent, name)
-        if stat.S_ISDIR(os.lstat(target).st_mode):
-            raise IsADirectoryError(errno.EISDIR, "became a directory after planning", target)
-        os.unlink(target)
+    def _unlink_all(
+        paths: Iterator[str], roots: Sequence[ScanRoot], failed: dict[str, str]
+    ) -> None:
+        """Unlink each file, descending from its root; collect what fails."""
+        remover = _Remover()
+        try:
+            for path in paths:
+                try:
+                    remover.unlink(path, _owner(path, roots))
+                except OSError as exc:
+                    failed[path] = str(exc)
+        finally:
+            remover.close()
 
-    def _tidy(self, roots: list[str], real_roots: dict[str, str], failed: dict[str, str]) -> None:
+    def _tidy(self, roots: list[ScanRoot], directories: list[str], failed: dict[str, str]) -> None:
         """Remove empty sub-directories, deepest first, in a stable order.
 
         Policy roots and their ancestors are never removed. Every empty
-        directory under a root goes, not only those this run emptied.
+        directory under a walked root goes, not only those this run emptied.
+        Each rmdir is relative to a descriptor reached from the root without
+        following links, and rmdir itself only removes an empty directory.
         """
-        protected = set(roots)
-        for root in roots:
-            path, parent = root, os.path.dirname(root)
+        protected = set(directories)
+        for directory in directories:
+            path, parent = directory, os.path.dirname(directory)
             while parent != path:
                 protected.add(parent)
                 path, parent = parent, os.path.dirname(parent)
-        candidates: set[str] = set()
+        owners: dict[str, ScanRoot] = {}
         for root in roots:
-            candidates.update(walk_directories(root))
-        ordered = sorted(candidates - protected, key=lambda p: (-p.count(os.sep), p))
-        for directory in ordered:
-            root = max((r for r in roots if _inside(directory, r)), key=len)
-            real = os.path.realpath(directory)
-            if not _inside(real, real_roots[root]) or real == real_roots[root]:
-                failed[directory] = "resolves outside its policy root"
-                continue
-            try:
-                with os.scandir(real) as entries:
-                    if next(entries, None) is not None:
-                        continue
-                os.rmdir(real)
-            except OSError as exc:
-                # Vanished, refused, or refilled since the check: report, go on.
-                failed[directory] = str(exc)
+            found, errors = walk_directories(root)
+            for path in found:
+                owners.setdefault(path, root)
+            for path, error in errors:
+                failed.setdefault(path, error)
+        ordered = sorted(set(owners) - protected, key=lambda p: (-p.count(os.sep), p))
+        remover = _Remover()
+        try:
+            for directory in ordered:
+                try:
+                    remover.rmdir(directory, owners[directory])
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                        continue  # not empty: nothing to tidy
+                    # Vanished, refused, or swapped since the walk: report, go on.
+                    failed[directory] = str(exc)
+        finally:
+            remover.close()
 
 
 def _report_header(directories: list[Path]) -> str:

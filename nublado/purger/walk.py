@@ -7,18 +7,23 @@ comparisons are exact and strict). Nothing is logged or formatted per file, and
 only matches and failures are kept. Sub-trees are spread over a pool of
 processes so that every core walks.
 
-Nothing here follows a symbolic link: a symlinked directory is seen as a link
-(``is_dir(follow_symlinks=False)``) and skipped like any other link, so the walk
-never leaves the policy roots.
+Nothing here follows a symbolic link or leaves a policy root. The purger runs
+as root over trees their users can change while it walks, so no directory is
+ever opened by its full path: each is opened relative to its parent's
+descriptor with O_NOFOLLOW, and a directory swapped for a symlink is refused
+(reported) rather than followed. A directory on another device (a mount point)
+is not entered. Paths are kept as strings only for the report.
 """
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import stat
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -31,7 +36,12 @@ __all__ = [
     "Match",
     "ScanBatch",
     "ScanRoot",
+    "describe_error",
+    "open_beneath",
+    "open_root",
+    "refusal",
     "scan",
+    "walk_directories",
 ]
 
 ATIME, CTIME, MTIME = 0, 1, 2
@@ -70,6 +80,10 @@ class ScanRoot:
     small: Cutoffs
     excluded: frozenset[str] = frozenset()
     """Roots of more specific policies: their files belong to those policies."""
+    anchor: str = ""
+    """For a nested root, the outermost policy root containing it ("" otherwise)."""
+    anchor_parts: tuple[str, ...] = ()
+    """The components from ``anchor`` down to ``path``."""
 
 
 @dataclass
@@ -80,19 +94,85 @@ class ScanBatch:
     matches: list[Match] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     files: int = 0
+    mounts: list[str] = field(default_factory=list)
+    """Directories on another device than their root: not entered."""
 
 
 _OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
+Task = tuple[int, tuple[str, ...], ScanRoot, int]
+"""One sub-tree for a worker: (root index, components below the root, root, root's device)."""
 
-def _scan_directory(
-    directory: str, root: ScanRoot, batch: ScanBatch, subdirectories: list[str]
-) -> None:
-    """Check the files directly in ``directory``; append its sub-directories.
 
-    The directory is opened with O_NOFOLLOW and listed through its descriptor,
-    so a directory swapped for a symlink after its parent was listed is refused
-    rather than followed, and each ``lstat`` resolves one name, not a whole path.
+def _join(directory: str, name: str) -> str:
+    return (directory + os.sep if directory != os.sep else directory) + name
+
+
+def open_beneath(base: str, parts: tuple[str, ...] = ()) -> int:
+    """Open ``base``, then each of ``parts`` below it, one component at a time.
+
+    Every component, ``base``'s last one included, is opened with O_NOFOLLOW
+    and O_DIRECTORY relative to its parent's descriptor, so a component that is
+    (or has just become) a symlink or not a directory fails (ELOOP, ENOTDIR)
+    instead of being followed. The caller closes the descriptor returned.
+    """
+    try:
+        fd = os.open(base, _OPEN_DIRECTORY)
+    except OSError as exc:
+        raise _named_refusal(exc, base, None, base) from None
+    path = base
+    try:
+        for part in parts:
+            path = _join(path, part)
+            try:
+                child = os.open(part, _OPEN_DIRECTORY, dir_fd=fd)
+            except OSError as exc:
+                raise _named_refusal(exc, part, fd, path) from None
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def refusal(exc: OSError, name: str, dir_fd: int | None) -> str:
+    """Why opening the directory ``name`` failed, saying "is a symlink" when it is one.
+
+    With O_DIRECTORY and O_NOFOLLOW Linux answers ENOTDIR (or ELOOP) for a
+    symlink; one ``lstat`` on this rare path tells the two cases apart.
+    """
+    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+        return describe_error(exc)
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return describe_error(exc)
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symlink; not followed"
+    return "is not a directory"
+
+
+def _named_refusal(exc: OSError, name: str, dir_fd: int | None, path: str) -> OSError:
+    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+        return exc
+    return OSError(exc.errno, f"{path} {refusal(exc, name, dir_fd)}")
+
+
+def open_root(root: ScanRoot, parts: tuple[str, ...] = ()) -> int:
+    """Open a directory ``parts`` below a policy root, never through a link.
+
+    A nested root is reached from the outermost root that contains it, so a
+    symlink anywhere between the two is refused as well.
+    """
+    return open_beneath(root.anchor or root.path, root.anchor_parts + parts)
+
+
+def _scan_directory(fd: int, directory: str, root: ScanRoot, batch: ScanBatch) -> list[str]:
+    """Check the files directly in the open directory ``fd``; return its sub-directories.
+
+    The directory is listed through its descriptor and each ``lstat`` resolves
+    one name relative to it, never a whole path.
     """
     threshold = root.threshold
     large_a, large_c, large_m = root.large.atime, root.large.ctime, root.large.mtime
@@ -100,12 +180,8 @@ def _scan_directory(
     excluded = root.excluded
     matches = batch.matches
     prefix = directory + os.sep if directory != os.sep else directory
+    subdirectories: list[str] = []
     count = 0
-    try:
-        fd = os.open(directory, _OPEN_DIRECTORY)
-    except OSError as exc:
-        batch.errors.append((directory, _describe(exc)))
-        return
     try:
         with os.scandir(fd) as entries:
             for entry in entries:
@@ -114,19 +190,18 @@ def _scan_directory(
                     if entry.is_file(follow_symlinks=False):
                         info = entry.stat(follow_symlinks=False)
                     elif entry.is_dir(follow_symlinks=False):
-                        path = prefix + entry.name
-                        if path not in excluded:
-                            subdirectories.append(path)
+                        if not excluded or prefix + entry.name not in excluded:
+                            subdirectories.append(entry.name)
                         continue
                     elif entry.is_symlink():
                         continue
                     else:  # a FIFO, socket or device node: judged like a file
                         info = entry.stat(follow_symlinks=False)
                 except FileNotFoundError as exc:
-                    batch.errors.append((prefix + entry.name, f"{_describe(exc)} (vanished)"))
+                    batch.errors.append((prefix + entry.name, f"{describe_error(exc)} (vanished)"))
                     continue
                 except OSError as exc:
-                    batch.errors.append((prefix + entry.name, _describe(exc)))
+                    batch.errors.append((prefix + entry.name, describe_error(exc)))
                     continue
                 count += 1
                 if info.st_size >= threshold:
@@ -141,48 +216,129 @@ def _scan_directory(
                     matches.append((prefix + entry.name, large, MTIME, info.st_mtime_ns))
     except OSError as exc:
         # Reading the directory's next entry failed.
-        batch.errors.append((directory, _describe(exc)))
-    finally:
-        os.close(fd)
+        batch.errors.append((directory, describe_error(exc)))
     batch.files += count
+    return subdirectories
 
 
-def _describe(exc: OSError) -> str:
+def describe_error(exc: OSError) -> str:
+    """A short reason for a failure, as the report prints it."""
     return exc.strerror or str(exc)
 
 
-def _scan_tree(task: tuple[int, str, ScanRoot]) -> ScanBatch:
+def _open_error(exc: OSError, path: str) -> str:
+    """The reason for a report keyed by ``path``, without repeating the path."""
+    reason = describe_error(exc)
+    return reason.removeprefix(path + " ")
+
+
+def _same_device(fd: int, device: int, path: str, batch: ScanBatch) -> bool:
+    """False (and noted as a skipped mount point) if ``fd`` is on another device."""
+    if os.fstat(fd).st_dev == device:
+        return True
+    batch.mounts.append(path)
+    return False
+
+
+def _walk_from(fd: int, directory: str, root: ScanRoot, device: int, batch: ScanBatch) -> None:
+    """Walk everything below the open directory ``fd`` depth-first; closes ``fd``.
+
+    Each child is opened relative to its parent's descriptor with O_NOFOLLOW,
+    so a directory swapped for a symlink after it was listed is refused, and
+    one descriptor per level is open at a time. The order is the listing order,
+    pre-order, as a path stack would give.
+    """
+    stack = [(fd, directory, iter(_scan_directory(fd, directory, root, batch)))]
+    try:
+        while stack:
+            parent, path, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                os.close(parent)
+                continue
+            child_path = _join(path, name)
+            try:
+                child = os.open(name, _OPEN_DIRECTORY, dir_fd=parent)
+            except OSError as exc:
+                batch.errors.append((child_path, refusal(exc, name, parent)))
+                continue
+            if not _same_device(child, device, child_path, batch):
+                os.close(child)
+                continue
+            stack.append((child, child_path, iter(_scan_directory(child, child_path, root, batch))))
+    finally:
+        for parent, _, _ in stack:
+            os.close(parent)
+
+
+def _task_path(root: ScanRoot, parts: tuple[str, ...]) -> str:
+    return os.path.join(root.path, *parts) if parts else root.path
+
+
+def _scan_tree(task: Task) -> ScanBatch:
     """Walk one sub-tree depth-first (run in a worker process)."""
-    index, top, root = task
+    index, parts, root, device = task
     batch = ScanBatch(root=index)
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        children: list[str] = []
-        _scan_directory(directory, root, batch, children)
-        children.reverse()
-        stack.extend(children)
+    path = _task_path(root, parts)
+    try:
+        fd = open_root(root, parts)
+    except OSError as exc:
+        batch.errors.append((path, _open_error(exc, path)))
+        return batch
+    try:
+        same = _same_device(fd, device, path, batch)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not same:
+        os.close(fd)
+        return batch
+    _walk_from(fd, path, root, device, batch)
     return batch
 
 
-def _split(
-    roots: list[ScanRoot], wanted: int
-) -> tuple[list[ScanBatch], list[tuple[int, str, ScanRoot]]]:
-    """Walk the top levels here until there are ``wanted`` sub-trees to share out."""
+def _split(roots: list[ScanRoot], wanted: int) -> tuple[list[ScanBatch], list[Task]]:
+    """Walk the top levels here until there are ``wanted`` sub-trees to share out.
+
+    Sub-trees are handed over as components below their root, and re-opened
+    from the root one component at a time, so nothing is ever reopened by path.
+    """
     batches: list[ScanBatch] = []
-    tasks: list[tuple[int, str, ScanRoot]] = []
+    tasks: list[Task] = []
     for index, root in enumerate(roots):
         batch = ScanBatch(root=index)
         batches.append(batch)
-        frontier = [root.path]
-        for _ in range(3):
+        try:
+            fd = open_root(root)
+        except OSError as exc:
+            batch.errors.append((root.path, _open_error(exc, root.path)))
+            continue
+        try:
+            device = os.fstat(fd).st_dev
+            names = _scan_directory(fd, root.path, root, batch)
+        finally:
+            os.close(fd)
+        frontier: list[tuple[str, ...]] = [(name,) for name in names]
+        for _ in range(2):
             if len(frontier) >= wanted:
                 break
-            deeper: list[str] = []
-            for directory in frontier:
-                _scan_directory(directory, root, batch, deeper)
+            deeper: list[tuple[str, ...]] = []
+            for parts in frontier:
+                path = _task_path(root, parts)
+                try:
+                    fd = open_root(root, parts)
+                except OSError as exc:
+                    batch.errors.append((path, _open_error(exc, path)))
+                    continue
+                try:
+                    if _same_device(fd, device, path, batch):
+                        names = _scan_directory(fd, path, root, batch)
+                        deeper.extend((*parts, name) for name in names)
+                finally:
+                    os.close(fd)
             frontier = deeper
-        tasks.extend((index, directory, root) for directory in frontier)
+        tasks.extend((index, parts, root, device) for parts in frontier)
     return batches, tasks
 
 
@@ -255,16 +411,46 @@ def scan(roots: list[ScanRoot], *, workers: int = 1, progress: bool = False) -> 
         meter.close()
 
 
-def walk_directories(top: str) -> Iterable[str]:
-    """Every directory below ``top`` (not ``top`` itself), never through a link."""
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        try:
-            with os.scandir(directory) as entries:
-                children = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-        except OSError:
-            # Already reported by the plan's walk; tidying simply skips it.
-            continue
-        yield from children
-        stack.extend(children)
+def walk_directories(root: ScanRoot) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every directory below ``root`` (not the root itself) and the failures met.
+
+    Never through a link, never onto another device, never into a nested
+    policy root (its own walk covers it); opened only relative to descriptors.
+    """
+    found: list[str] = []
+    batch = ScanBatch(root=0)
+    try:
+        fd = open_root(root)
+    except OSError as exc:
+        return found, [(root.path, _open_error(exc, root.path))]
+    device = os.fstat(fd).st_dev
+    excluded = root.excluded
+    stack = [(fd, root.path)]
+    try:
+        while stack:
+            parent, path = stack.pop()
+            try:
+                with os.scandir(parent) as entries:
+                    names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+            except OSError as exc:
+                batch.errors.append((path, describe_error(exc)))
+                names = []
+            for name in names:
+                child_path = _join(path, name)
+                if child_path in excluded:
+                    continue
+                try:
+                    child = os.open(name, _OPEN_DIRECTORY, dir_fd=parent)
+                except OSError as exc:
+                    batch.errors.append((child_path, refusal(exc, name, parent)))
+                    continue
+                if not _same_device(child, device, child_path, batch):
+                    os.close(child)
+                    continue
+                found.append(child_path)
+                stack.append((child, child_path))
+            os.close(parent)
+    finally:
+        for parent, _ in stack:
+            os.close(parent)
+    return found, batch.errors

@@ -20,6 +20,13 @@ HOUR = 3600
 HOOK = "https://hooks.slack.example.com/services/T0/B0/xyz"
 
 
+def opened_path(target: Any, dir_fd: int | None) -> str:
+    """The full path an ``os.open`` call names (the purger opens relative to ``dir_fd``)."""
+    if dir_fd is None:
+        return str(target)
+    return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), str(target))
+
+
 def run(*args: str) -> int:
     """Run ``nublado`` in-process; return its exit status."""
     try:
@@ -141,7 +148,7 @@ def _unreadable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     real = os.open
 
     def open_(target: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        if str(target) == str(path):
+        if opened_path(target, kwargs.get("dir_fd")) == str(path):
             raise PermissionError(13, "Permission denied", str(path))
         return real(target, flags, *args, **kwargs)
 

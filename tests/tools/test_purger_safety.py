@@ -1,0 +1,310 @@
+"""The purger never acts outside its policy roots (it runs as root on user trees).
+
+Races are staged deterministically: the call between the purger's check and
+its act (``os.open`` or ``os.rmdir``) is wrapped to swap a directory for a
+symlink at exactly that moment. Everything lives in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nublado.purger.config import PurgerConfig, PurgerConfigError
+from nublado.purger.purger import PurgeFailedError, Purger
+
+HOUR = 3600
+
+
+def opened_path(target: Any, dir_fd: int | None) -> str:
+    """The full path an ``os.open`` call names (the purger opens relative to ``dir_fd``)."""
+    if dir_fd is None:
+        return str(target)
+    return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), str(target))
+
+
+def swap_for_symlink(directory: Path, target: Path) -> None:
+    """Move ``directory`` aside and put a symlink to ``target`` in its place."""
+    directory.rename(directory.with_name(directory.name + ".moved"))
+    directory.symlink_to(target)
+
+
+def swap_before_open(monkeypatch: pytest.MonkeyPatch, directory: Path, target: Path) -> None:
+    """The first time ``directory`` is about to be opened, swap it for a symlink."""
+    real_open = os.open
+    done: list[bool] = []
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if not done and opened_path(path, kwargs.get("dir_fd")) == str(directory):
+            done.append(True)
+            swap_for_symlink(directory, target)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A directory outside every policy root, with an old file and an empty directory."""
+    directory = tmp_path / "outside"
+    directory.mkdir()
+    (directory / "large").write_bytes(b"precious" * 10)
+    (directory / "old").write_bytes(b"precious" * 10)
+    (directory / "empty").mkdir()
+    aged = os.stat(directory / "large").st_atime - 1000 * HOUR
+    for name in ("large", "old"):
+        os.utime(directory / name, (aged, aged))
+    return directory
+
+
+def run_both(config: PurgerConfig) -> PurgeFailedError:
+    """Execute the streamed way, expecting a failure report."""
+    with pytest.raises(PurgeFailedError) as failure:
+        Purger(config, workers=1).stream_execute(io.StringIO())
+    return failure.value
+
+
+def assert_untouched(outside: Path) -> None:
+    assert (outside / "large").read_bytes() == b"precious" * 10
+    assert (outside / "old").read_bytes() == b"precious" * 10
+    assert (outside / "empty").is_dir()
+
+
+@pytest.mark.parametrize("mode", ["plan-then-purge", "streamed"])
+def test_policy_root_that_is_a_symlink_is_refused(
+    tree: Path, write_policy, outside: Path, mode: str
+) -> None:
+    scratch = tree / "scratch"
+    swap_for_symlink(scratch, outside)
+
+    purger = Purger(write_policy(), workers=1)
+    plan = purger.plan()
+    assert plan.files == []
+    assert plan.errors[str(scratch)] == "is a symlink; refused"
+    with pytest.raises(PurgeFailedError) as failure:
+        if mode == "streamed":
+            purger.stream_execute(io.StringIO())
+        else:
+            purger.purge()
+
+    assert failure.value.failed_files[str(scratch)] == "is a symlink; refused"
+    assert_untouched(outside)
+
+
+def test_report_of_a_symlinked_root_lists_nothing_outside(
+    tree: Path, write_policy, outside: Path
+) -> None:
+    swap_for_symlink(tree / "scratch", outside)
+    out = io.StringIO()
+
+    errors = Purger(write_policy(), workers=1).stream_report(out)
+
+    assert str(outside) not in out.getvalue()
+    assert "/large" not in out.getvalue().replace("Directories", "")
+    assert errors[str(tree / "scratch")] == "is a symlink; refused"
+
+
+def test_nested_policy_root_that_is_a_symlink_is_refused(
+    tree: Path, write_policy, outside: Path
+) -> None:
+    bar = tree / "scratch" / "foo" / "bar"
+    swap_for_symlink(bar, outside)
+
+    failure = run_both(write_policy())
+
+    assert failure.failed_files[str(bar)] == "is a symlink; refused"
+    assert_untouched(outside)
+
+
+def test_nested_policy_root_below_a_symlink_is_refused(
+    tree: Path, write_policy, outside: Path
+) -> None:
+    # foo (a user-owned directory between two roots) becomes a link: bar is
+    # then reached through it, and must not be walked.
+    (outside / "bar").mkdir()
+    (outside / "bar" / "large").write_bytes(b"x" * 45)
+    os.utime(outside / "bar" / "large", (1, 1))
+    swap_for_symlink(tree / "scratch" / "foo", outside)
+
+    failure = run_both(write_policy())
+
+    bar = tree / "scratch" / "foo" / "bar"
+    assert failure.failed_files[str(bar)] == f"{tree}/scratch/foo is a symlink; not followed"
+    assert (outside / "bar" / "large").exists()
+    assert_untouched(outside)
+
+
+def test_root_swapped_for_a_symlink_between_plan_and_purge(
+    tree: Path, write_policy, age, outside: Path
+) -> None:
+    scratch = tree / "scratch"
+    age(scratch / "large", atime=8 * HOUR)
+    purger = Purger(write_policy(), workers=1)
+    assert [f.path for f in purger.plan().files] == [scratch / "large"]
+    swap_for_symlink(scratch, outside)
+
+    with pytest.raises(PurgeFailedError) as failure:
+        purger.purge()
+
+    assert_untouched(outside)
+    assert failure.value.failed_files[str(scratch / "large")] == (
+        f"[Errno 20] {scratch} is a symlink; not followed"
+    )
+
+
+def test_directory_swapped_between_check_and_unlink(
+    tree: Path, write_policy, age, outside: Path, monkeypatch
+) -> None:
+    sub = tree / "scratch" / "sub"
+    sub.mkdir()
+    (sub / "old").write_bytes(b"x" * 50)
+    age(sub / "old", atime=8 * HOUR)
+    purger = Purger(write_policy(), workers=1)
+    assert [f.path for f in purger.plan().files] == [sub / "old"]
+    # The swap happens inside the purge, just as it descends into sub.
+    swap_before_open(monkeypatch, sub, outside)
+
+    with pytest.raises(PurgeFailedError) as failure:
+        purger.purge()
+
+    assert_untouched(outside)
+    assert failure.value.failed_files[str(sub / "old")] == (
+        f"[Errno 20] {sub} is a symlink; not followed"
+    )
+
+
+def test_directory_swapped_during_the_walk_is_not_listed(
+    tree: Path, write_policy, age, outside: Path, monkeypatch
+) -> None:
+    sub = tree / "scratch" / "sub"
+    sub.mkdir()
+    (sub / "old").write_bytes(b"x" * 50)
+    age(sub / "old", atime=8 * HOUR)
+    # sub is listed as a directory, then swapped just before the walk opens it.
+    swap_before_open(monkeypatch, sub, outside)
+    out = io.StringIO()
+
+    errors = Purger(write_policy(), workers=1).stream_report(out)
+
+    assert str(outside) not in out.getvalue()
+    assert f"{sub}/" not in out.getvalue()
+    assert errors == {str(sub): "is a symlink; not followed"}
+
+
+def test_directory_swapped_during_the_streamed_purge(
+    tree: Path, write_policy, age, outside: Path, monkeypatch
+) -> None:
+    sub = tree / "scratch" / "sub"
+    sub.mkdir()
+    (sub / "large").write_bytes(b"x" * 50)
+    age(sub / "large", atime=8 * HOUR)
+    swap_before_open(monkeypatch, sub, outside)
+
+    failure = run_both(write_policy())
+
+    assert_untouched(outside)
+    assert failure.failed_files == {str(sub): "is a symlink; not followed"}
+
+
+def test_tidy_never_removes_a_directory_through_a_swapped_parent(
+    tree: Path, write_policy, outside: Path, monkeypatch
+) -> None:
+    sub = tree / "scratch" / "sub"
+    (sub / "empty").mkdir(parents=True)
+    swapped: list[bool] = []
+
+    real_open = os.open
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        # Only the tidy's descent to sub/empty's parent (after the walk) swaps.
+        if (
+            not swapped
+            and opened_path(path, kwargs.get("dir_fd")) == str(sub)
+            and any(f.name == "_parent" for f in traceback.extract_stack())
+        ):
+            swapped.append(True)
+            swap_for_symlink(sub, outside)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+
+    failure = run_both(write_policy())
+
+    assert swapped
+    assert_untouched(outside)
+    assert failure.failed_files[str(sub / "empty")] == (
+        f"[Errno 20] {sub} is a symlink; not followed"
+    )
+
+
+def test_tidy_rmdir_of_a_name_swapped_for_a_symlink_fails_safely(
+    tree: Path, write_policy, outside: Path, monkeypatch
+) -> None:
+    empty = tree / "scratch" / "empty"
+    empty.mkdir()
+    real_rmdir = os.rmdir
+
+    def rmdir(path: Any, *, dir_fd: int | None = None) -> None:
+        if opened_path(path, dir_fd) == str(empty) and not empty.is_symlink():
+            swap_for_symlink(empty, outside / "empty")
+        real_rmdir(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+
+    failure = run_both(write_policy())
+
+    assert_untouched(outside)
+    assert empty.is_symlink()
+    assert "Not a directory" in failure.failed_files[str(empty)]
+
+
+def test_other_file_systems_are_not_entered(
+    tree: Path, write_policy, age, monkeypatch, caplog
+) -> None:
+    mount = tree / "scratch" / "mnt"
+    mount.mkdir()
+    (mount / "old").write_bytes(b"x" * 50)
+    age(mount / "old", atime=8 * HOUR)
+    (mount / "empty").mkdir()
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:
+        info = real_fstat(fd)
+        if os.readlink(f"/proc/self/fd/{fd}") == str(mount):
+            fields = list(info)
+            fields[2] = info.st_dev + 1  # st_dev
+            return os.stat_result(fields)
+        return info
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    caplog.set_level(logging.DEBUG)
+
+    Purger(write_policy(), workers=1).stream_execute(io.StringIO())  # no failure
+
+    assert (mount / "old").exists()
+    assert (mount / "empty").is_dir()
+    assert f"Not entering {mount}: another file system" in caplog.messages
+
+
+@pytest.mark.parametrize("path", ["/", "//", "/\x00/x", "/tmp/a\x00b"])
+def test_dangerous_policy_paths_are_refused(
+    tree: Path, write_policy: Callable[..., PurgerConfig], policy, path: str
+) -> None:
+    policy["directories"][0]["path"] = path
+    config = write_policy(policy)
+
+    with pytest.raises(PurgerConfigError, match=r"directories\[0\]\.path: must not"):
+        Purger(config).plan()
+
+
+def test_empty_environment_values_count_as_unset() -> None:
+    config = PurgerConfig.from_values({"dryRun": True}, {"DEBUG": "", "NUBLADO_DRY_RUN": ""})
+
+    assert (config.debug, config.dry_run) == (False, True)
