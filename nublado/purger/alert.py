@@ -60,5 +60,8 @@ def post_alert(hook: str, exc: BaseException, *, logger: logging.Logger) -> None
     try:
         response = httpx.post(hook, json=build_alert(exc), timeout=10.0)
         response.raise_for_status()
-    except httpx.HTTPError as error:
+    except Exception as error:
+        # Anything at all (a malformed hook URL raises InvalidURL, not an
+        # HTTPError): the alert must never hide the real failure or change the
+        # exit status.
         logger.warning(f"Could not post alert to Slack: {type(error).__name__}: {error}")

@@ -229,3 +229,30 @@ def test_alert_hook_from_configuration(tree: Path, write_policy, monkeypatch) ->
 
     assert run("purger", "report", "-c", str(tree / "config.yaml"), "--workers", "1") == 1
     assert route.call_count == 1
+
+
+@pytest.mark.parametrize("hook", ["http://[::1", "not a url", "ftp://example.invalid/x"])
+@pytest.mark.parametrize(("config_name", "expected"), [("missing.yaml", 2), (None, 1)])
+def test_malformed_alert_hook_never_hides_the_failure(
+    config_file: Path,
+    tree: Path,
+    monkeypatch,
+    capsys,
+    caplog,
+    hook: str,
+    config_name: str | None,
+    expected: int,
+) -> None:
+    monkeypatch.setenv("NUBLADO_ALERT_HOOK", hook)
+    config = str(tree / config_name) if config_name else str(config_file)
+    if config_name is None:
+        _unreadable(monkeypatch, tree / "scratch" / "foo")
+
+    assert run("purger", "report", "-c", config, "--workers", "1") == expected
+
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert ("not found" if config_name else "Permission denied") in captured.err
+    # Once logging is configured it writes to stdout; before that, caplog sees it.
+    logged = captured.out + captured.err + "".join(caplog.messages)
+    assert "Could not post alert to Slack" in logged
