@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -107,6 +108,25 @@ _OLD_DASK_LINK = "{EXTERNAL_INSTANCE_URL}{JUPYTERHUB_SERVICE_PREFIX}"
 _RELOCATED = (".cache", ".conda", ".config", ".eups", ".local", ".jupyter")
 
 _logger = logging.getLogger(__name__)
+
+
+def _find_portal(discovery: object) -> str | None:
+    """The portal URL in a discovery document, or None; any other shape is skipped.
+
+    The document comes from another service, so every level is checked to be
+    a mapping before it is looked into.
+    """
+    if not isinstance(discovery, dict):
+        return None
+    for section in ("services", "urls"):
+        services = discovery.get(section)
+        ui = services.get("ui") if isinstance(services, dict) else None
+        portal = ui.get("portal") if isinstance(ui, dict) else None
+        if isinstance(portal, dict) and isinstance(portal.get("url"), str):
+            return str(portal["url"])
+        if isinstance(portal, str):
+            return portal
+    return None
 
 
 @dataclass(frozen=True)
@@ -316,18 +336,14 @@ class Preparer:
             response = httpx.get(url, timeout=10.0)
             response.raise_for_status()
             discovery = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            # InvalidURL (a malformed REPERTOIRE_BASE_URL) is not an HTTPError.
             _logger.error(f"Service discovery at {url} failed: {type(exc).__name__}: {exc}")
             return None
-        for section in ("services", "urls"):
-            ui = discovery.get(section, {}).get("ui", {}) if isinstance(discovery, dict) else {}
-            portal = ui.get("portal") if isinstance(ui, dict) else None
-            if isinstance(portal, dict) and isinstance(portal.get("url"), str):
-                return str(portal["url"])
-            if isinstance(portal, str):
-                return portal
-        _logger.warning("Service discovery knows no portal; FIREFLY_URL not set")
-        return None
+        portal = _find_portal(discovery)
+        if portal is None:
+            _logger.warning("Service discovery knows no portal; FIREFLY_URL not set")
+        return portal
 
     # -- step 2: home tidy -----------------------------------------------------
 
@@ -359,7 +375,14 @@ class Preparer:
                 _logger.warning(f"Could not expire astropy cache entry {entry}: {exc}")
 
     def test_for_space(self) -> None:
-        """Write 1 MiB to home; on failure clear caches and try once more."""
+        """Write 1 MiB to home; on failure clear caches and try once more.
+
+        A missing home is a failure of its own: the cleanup must never create
+        it (that would hide the problem and start the lab on an empty home).
+        """
+        if not self.home.is_dir():
+            code = errno.ENOTDIR if self.home.exists() else errno.ENOENT
+            raise OSError(code, os.strerror(code), str(self.home))
         try:
             self._write_test_file()
         except OSError as first:
@@ -367,7 +390,7 @@ class Preparer:
             for cache in (self.home / ".cache", self.home / ".astropy" / "cache"):
                 shutil.rmtree(cache, ignore_errors=True)
                 with contextlib.suppress(OSError):
-                    cache.mkdir(parents=True, exist_ok=True)
+                    cache.mkdir(parents=False, exist_ok=True)
             try:
                 self._write_test_file()
             except OSError:
@@ -519,7 +542,8 @@ class Preparer:
     def copy_dircolors(self) -> None:
         """Give the user our ``ls`` colours unless they have their own."""
         target = self.home / ".dir_colors"
-        if not target.exists():
+        # A dangling symlink does not "exist", and copying would write through it.
+        if not target.exists() and not target.is_symlink():
             shutil.copy2(self._paths.etc / "dircolors.ansi-universal", target)
 
     def copy_skel(self) -> None:

@@ -436,3 +436,67 @@ def test_cli(lab: dict[str, Any], monkeypatch) -> None:
     assert env["USER"] == "hambone"
     assert "ABNORMAL_STARTUP" not in env
     assert os.environ.get("HOME") != str(lab["home"])  # the process env is not modified
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"services": []},
+        {"services": {"ui": []}},
+        {"services": {"ui": {"portal": 5}}, "urls": "x"},
+        {"urls": {"ui": {"portal": {"url": 7}}}},
+        [],
+        "portal",
+    ],
+)
+def test_malformed_discovery_is_logged_and_skipped(
+    lab: dict[str, Any], discovery, document: object, caplog
+) -> None:
+    discovery.get(f"{REPERTOIRE}/discovery").mock(return_value=httpx.Response(200, json=document))
+
+    env = prepare(lab).env
+
+    assert "FIREFLY_URL" not in env
+    assert "ABNORMAL_STARTUP" not in env
+    assert any("knows no portal" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize("base", ["http://[::1", "http://host:notaport"])
+def test_bad_repertoire_url_is_logged_and_skipped(lab: dict[str, Any], base: str, caplog) -> None:
+    env = prepare(lab, REPERTOIRE_BASE_URL=base).env
+
+    assert "FIREFLY_URL" not in env
+    assert "ABNORMAL_STARTUP" not in env
+    assert any("Service discovery at" in m for m in caplog.messages)
+
+
+def test_nonexistent_home_is_abnormal_and_never_created(lab: dict[str, Any]) -> None:
+    home = lab["tmp"] / "home" / "nobody"
+
+    env = prepare(lab, NUBLADO_HOME=str(home)).env
+
+    assert env["ABNORMAL_STARTUP"] == "TRUE"
+    assert env["ABNORMAL_STARTUP_ERRORCODE"] == "ENOENT"
+    assert not home.exists()
+
+
+def test_home_that_is_a_file_is_abnormal(lab: dict[str, Any]) -> None:
+    home = lab["tmp"] / "home" / "file"
+    home.write_text("not a home")
+
+    env = prepare(lab, NUBLADO_HOME=str(home)).env
+
+    assert env["ABNORMAL_STARTUP_ERRORCODE"] == "ENOTDIR"
+    assert home.read_text() == "not a home"
+
+
+def test_dangling_dircolors_symlink_is_left_alone(lab: dict[str, Any]) -> None:
+    target = lab["tmp"] / "elsewhere" / "colours"
+    target.parent.mkdir()
+    (lab["home"] / ".dir_colors").symlink_to(target)
+
+    env = prepare(lab).env
+
+    assert not target.exists()  # copy2 would have written through the link
+    assert (lab["home"] / ".dir_colors").is_symlink()
+    assert "ABNORMAL_STARTUP" not in env
