@@ -14,6 +14,7 @@ from .provisioner import InvalidHomeError, Provisioner
 __all__ = ["inithome"]
 
 _MISSING = "Environment variables 'NUBLADO_HOME', 'NUBLADO_UID', and 'NUBLADO_GID' must all be set."
+_NOT_ABSOLUTE = "Environment variable 'NUBLADO_HOME' must be set to an absolute path, not {home!r}."
 _NOT_INT = "Environment variables 'NUBLADO_UID' and 'NUBLADO_GID' must each be set to an integer."
 
 
@@ -29,6 +30,11 @@ def inithome() -> None:
     except KeyError as exc:
         logger.critical(_MISSING)
         raise InputError(_MISSING) from exc
+    if not home or not os.path.isabs(home):
+        # Path("") is Path("."): running as root, that would chown the working directory.
+        message = _NOT_ABSOLUTE.format(home=home)
+        logger.critical(message)
+        raise InputError(message)
     try:
         uid, gid = int(uid_text), int(gid_text)
     except ValueError as exc:

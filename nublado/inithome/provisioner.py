@@ -58,6 +58,9 @@ class Provisioner:
     gid: int
 
     def __post_init__(self) -> None:
+        if not self.home.is_absolute():
+            # Path("") is Path("."): never provision (chown) the working directory.
+            raise InvalidHomeError(f"home must be an absolute path, not {str(self.home)!r}")
         _check_id(self.uid)
         _check_id(self.gid)
 
@@ -68,6 +71,9 @@ class Provisioner:
         except FileNotFoundError:
             self._create()
             return
+        if stat.S_ISLNK(info.st_mode):
+            # Refused, not followed: as root, a link could hand any directory to the user.
+            raise InvalidHomeError(f"{self.home} is a symlink")
         if not stat.S_ISDIR(info.st_mode):
             raise InvalidHomeError(f"{self.home} exists but is not a directory")
         if (info.st_uid, info.st_gid) != (self.uid, self.gid):

@@ -154,3 +154,47 @@ def test_cli_unusable_home_exits_1(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("NUBLADO_GID", str(GID))
 
     assert run("inithome") == 1
+
+
+@pytest.mark.parametrize("home", ["", "relative/home", "."])
+def test_cli_empty_or_relative_home_exits_2_and_touches_nothing(
+    home: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    before = work.stat()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("NUBLADO_HOME", home)
+    monkeypatch.setenv("NUBLADO_UID", str(UID + 1))
+    monkeypatch.setenv("NUBLADO_GID", str(GID + 1))
+
+    assert run("inithome") == 2
+
+    assert "must be set to an absolute path" in capsys.readouterr().err
+    after = work.stat()
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+    assert list(work.iterdir()) == []
+
+
+def test_provisioner_refuses_a_relative_home() -> None:
+    with pytest.raises(InvalidHomeError, match="absolute path"):
+        Provisioner(home=Path(""), uid=UID, gid=GID)
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_home_that_is_a_symlink_is_refused(tmp_path: Path, dangling: bool) -> None:
+    target = tmp_path / "target"
+    if not dangling:
+        target.mkdir()
+    before = target.stat() if not dangling else None
+    home = tmp_path / "home"
+    home.symlink_to(target)
+
+    with pytest.raises(InvalidHomeError, match=r"is a symlink$"):
+        Provisioner(home=home, uid=UID + 1, gid=GID + 1).provision()
+
+    assert home.is_symlink()
+    if before is None:
+        assert not target.exists()
+    else:
+        assert (target.stat().st_uid, target.stat().st_gid) == (before.st_uid, before.st_gid)
