@@ -9,6 +9,7 @@ special file in the way stops the copy, since replacing those could lose data.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import stat
@@ -29,6 +30,9 @@ DOCMANAGER_SETTINGS = Path(
     ".jupyter/lab/user-settings/@jupyterlab/docmanager-extension/plugin.jupyterlab-settings"
 )
 """JupyterLab settings file, relative to home, that holds the default viewers."""
+
+
+_logger = logging.getLogger(__name__)
 
 
 class PrecheckError(NubladoError):
@@ -103,7 +107,8 @@ class LandingPageProvisioner:
                 raise DestinationError(destination)
             # Unlink first so a symlink is replaced, never written through.
             destination.unlink()
-        shutil.copy2(source, destination, follow_symlinks=True)
+        # Data plus mode (spec 6.2): copy, not copy2, so the file looks freshly delivered.
+        shutil.copy(source, destination, follow_symlinks=True)
 
     def update_settings(self) -> None:
         """Default Markdown to the preview viewer unless the user chose otherwise."""
@@ -111,11 +116,15 @@ class LandingPageProvisioner:
         settings: dict[str, object] = {}
         if path.exists():
             loaded = json.loads(path.read_text())
-            if isinstance(loaded, dict):
-                settings = loaded
-        viewers = settings.get("defaultViewers")
+            if not isinstance(loaded, dict):
+                _logger.warning(f"{path} is not a JSON object; leaving it alone")
+                return
+            settings = loaded
+        viewers = settings.get("defaultViewers", {})
         if not isinstance(viewers, dict):
-            viewers = {}
+            # The user's value, even a strange one, is theirs: never replace it.
+            _logger.warning(f"{path}: defaultViewers is not an object; leaving it alone")
+            return
         if "markdown" in viewers:
             return
         viewers["markdown"] = "Markdown Preview"

@@ -151,3 +151,45 @@ def test_cli_copies(setup: dict[str, str], monkeypatch) -> None:
         monkeypatch.setenv(key, value)
     main(["landingpage"])
     assert (Path(setup["NUBLADO_HOME"]) / "notebooks" / "tutorials" / "hello.txt").exists()
+
+
+def test_copy_keeps_mode_but_not_timestamps(setup: dict[str, str]) -> None:
+    source = Path(setup["CST_LANDING_PAGE_SRC_DIR"]) / "hello.txt"
+    source.chmod(0o640)
+    os.utime(source, (1_000_000, 1_000_000))
+
+    provisioner(setup).go()
+
+    copied = Path(setup["NUBLADO_HOME"]) / "notebooks" / "tutorials" / "hello.txt"
+    assert copied.read_text() == "Hello!\n"
+    assert copied.stat().st_mode & 0o777 == 0o640
+    assert copied.stat().st_mtime > 1_000_000  # data plus mode only (spec 6.2)
+
+
+@pytest.mark.parametrize("value", [["JSON Editor"], "Markdown Preview", 5, None])
+def test_strange_default_viewers_are_left_alone(
+    setup: dict[str, str], value: object, caplog
+) -> None:
+    path = Path(setup["NUBLADO_HOME"]) / DOCMANAGER_SETTINGS
+    path.parent.mkdir(parents=True)
+    text = json.dumps({"defaultViewers": value, "other": 1})
+    path.write_text(text)
+
+    provisioner(setup).go()
+
+    assert path.read_text() == text
+    assert any("defaultViewers is not an object" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize("document", ["[1, 2]", '"x"'])
+def test_settings_that_are_not_an_object_are_left_alone(
+    setup: dict[str, str], document: str, caplog
+) -> None:
+    path = Path(setup["NUBLADO_HOME"]) / DOCMANAGER_SETTINGS
+    path.parent.mkdir(parents=True)
+    path.write_text(document)
+
+    provisioner(setup).go()
+
+    assert path.read_text() == document
+    assert any("not a JSON object" in m for m in caplog.messages)
