@@ -256,3 +256,28 @@ def test_malformed_alert_hook_never_hides_the_failure(
     # Once logging is configured it writes to stdout; before that, caplog sees it.
     logged = captured.out + captured.err + "".join(caplog.messages)
     assert "Could not post alert to Slack" in logged
+
+
+@pytest.mark.parametrize("name", ["DEBUG", "NUBLADO_DEBUG", "NUBLADO_DRY_RUN", "DRYRUN"])
+def test_empty_environment_value_is_unset(
+    config_file: Path, tree: Path, age, monkeypatch, capsys, name: str
+) -> None:
+    age(tree / "scratch" / "large", atime=8 * HOUR)
+    monkeypatch.setenv(name, "")
+
+    assert run("purger", "execute", "-c", str(config_file), "--workers", "1") == 0
+
+    captured = capsys.readouterr()
+    assert "not a boolean" not in captured.err
+    assert not (tree / "scratch" / "large").exists()  # dry run stays off
+
+
+def test_nul_in_policy_file_is_a_configuration_error(tree: Path, capsys) -> None:
+    config = tree / "nul.yaml"
+    config.write_text('policyFile: "/tmp/a\\0b"\n')
+
+    assert run("purger", "report", "-c", str(config)) == 2
+
+    err = capsys.readouterr().err
+    assert "must not contain a NUL character" in err
+    assert "Traceback" not in err
