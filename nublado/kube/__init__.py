@@ -19,6 +19,7 @@ from .errors import (
     KubernetesConnectionError,
     KubernetesError,
     KubernetesTimeoutError,
+    MissingNamespaceError,
     NotFoundError,
     UnknownKindError,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "KubernetesConnectionError",
     "KubernetesError",
     "KubernetesTimeoutError",
+    "MissingNamespaceError",
     "NotFoundError",
     "PodFailure",
     "ResourceKind",

@@ -21,6 +21,7 @@ __all__ = [
     "KubernetesConnectionError",
     "KubernetesError",
     "KubernetesTimeoutError",
+    "MissingNamespaceError",
     "NotFoundError",
     "UnknownKindError",
     "error_from_status",
@@ -84,6 +85,10 @@ class KubernetesConnectionError(KubernetesError):
 
 class UnknownKindError(InputError):
     """A manifest or a call names a kind outside the fixed table in `nublado.kube.kinds`."""
+
+
+class MissingNamespaceError(InputError):
+    """A call names an object of a namespaced kind but no namespace to find it in."""
 
 
 _BY_STATUS: dict[int, type[KubernetesError]] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UnknownKindError
+from .errors import MissingNamespaceError, UnknownKindError
 
 __all__ = [
     "KINDS",
@@ -70,7 +70,9 @@ class ResourceKind:
     def object_path(self, name: str, namespace: str | None = None) -> str:
         """URL of one object."""
         if self.namespaced and not namespace:
-            raise UnknownKindError(f"{self.kind} {name} needs a namespace")
+            raise MissingNamespaceError(
+                f"{self.kind} {name!r} is namespaced: give the namespace it is in"
+            )
         return f"{self.collection_path(namespace if self.namespaced else None)}/{name}"
 
 
