@@ -18,7 +18,8 @@ import asyncio
 import builtins
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -84,6 +85,29 @@ class WatchEvent:
         return str(self.object.get("metadata", {}).get("name", ""))
 
 
+def _decode(data: bytes) -> Any:
+    """A JSON body, or None when it is empty or not JSON (a proxy's HTML error page)."""
+    try:
+        return orjson.loads(data) if data else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _timeout_seconds(timeout: aiohttp.ClientTimeout) -> float | None:
+    """The limit that applies to a call: its total, else its connect or read limit."""
+    return timeout.total or timeout.sock_connect or timeout.sock_read
+
+
+def _retry_after(headers: Any, default: float, cap: float) -> float:
+    """Seconds a 429/503 answer asks to wait (Retry-After in seconds), capped."""
+    value = headers.get("Retry-After", "") if headers is not None else ""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return default
+    return min(max(seconds, 0.0), cap)
+
+
 def _meta(obj: Object) -> Object:
     metadata = obj.get("metadata")
     return metadata if isinstance(metadata, dict) else {}
@@ -106,12 +130,14 @@ class KubernetesClient:
         request_timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.1,
+        max_retry_after: float = 5.0,
     ) -> None:
         self._api = api_client
         self.field_manager = field_manager
         self.request_timeout = request_timeout
         self.retries = retries
         self.backoff = backoff
+        self.max_retry_after = max_retry_after
 
     # Construction
 
@@ -185,24 +211,40 @@ class KubernetesClient:
         content_type: str = "application/json",
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> Any:
-        """One HTTP request; returns the raw response (caller reads or streams it)."""
+        """One HTTP request; returns the raw response (caller reads or streams it).
+
+        Every failure, including the ``kubernetes`` package's own exceptions
+        (a kubeconfig exec plugin that fails, a bad parameter), comes out as a
+        `KubernetesError`, so callers never need to know that package.
+        """
         headers = {"Content-Type": content_type, "Accept": "application/json"}
-        request = await self._api.param_serialize(
-            method,
-            path,
-            query_params=list(query or []),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
+        timeout = timeout or aiohttp.ClientTimeout(total=self.request_timeout)
         try:
-            return await self._api.call_api(
-                *request,
-                _request_timeout=timeout or aiohttp.ClientTimeout(total=self.request_timeout),
+            request = await self._api.param_serialize(
+                method,
+                path,
+                query_params=list(query or []),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
             )
+            return await self._api.call_api(*request, _request_timeout=timeout)
         except TimeoutError:
             raise KubernetesTimeoutError(
-                f"{method} {path} timed out after {self.request_timeout}s"
+                f"{method} {path} timed out after {_timeout_seconds(timeout)}s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise KubernetesConnectionError(f"{method} {path} failed: {exc}") from None
+        except (kconfig.ConfigException, kclient.OpenApiException) as exc:
+            raise KubernetesError(f"{method} {path} failed: {exc}") from None
+
+    async def _read(self, response: Any, method: str, path: str) -> bytes:
+        """The whole body of a response; a body that stalls is a timeout, not a hang."""
+        try:
+            return bytes(await response.read())
+        except TimeoutError:
+            raise KubernetesTimeoutError(
+                f"{method} {path} timed out after {self.request_timeout}s reading the answer"
             ) from None
         except aiohttp.ClientError as exc:
             raise KubernetesConnectionError(f"{method} {path} failed: {exc}") from None
@@ -217,31 +259,32 @@ class KubernetesClient:
         content_type: str = "application/json",
         retry: bool = True,
     ) -> tuple[int, Any]:
-        """A request with bounded retries; returns (status, decoded JSON) or raises."""
+        """A request with bounded retries; returns (status, decoded JSON) or raises.
+
+        Waits between attempts with exponential backoff, or as long as the
+        server's Retry-After asks on 429/503 (at most ``max_retry_after``).
+        """
         attempt = 0
         while True:
+            delay = min(self.backoff * 2**attempt, 2.0)
             try:
                 response = await self._send(
                     method, path, query=query, body=body, content_type=content_type
                 )
-                data = await response.read()
+                data = await self._read(response, method, path)
             except (KubernetesConnectionError, KubernetesTimeoutError):
                 if not retry or attempt >= self.retries:
                     raise
-            except aiohttp.ClientError as exc:
-                if not retry or attempt >= self.retries:
-                    raise KubernetesConnectionError(f"{method} {path} failed: {exc}") from None
             else:
-                try:
-                    decoded = orjson.loads(data) if data else None
-                except orjson.JSONDecodeError:
-                    decoded = None
+                decoded = _decode(data)
                 if 200 <= response.status < 300:
                     return response.status, decoded
                 if not retry or response.status not in _RETRYABLE or attempt >= self.retries:
                     raise error_from_status(response.status, decoded, response.reason or "")
+                if response.status in (429, 503):
+                    delay = _retry_after(response.headers, delay, self.max_retry_after)
             attempt += 1
-            await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), 2.0))
+            await asyncio.sleep(delay)
 
     # Operations
 
@@ -333,13 +376,24 @@ class KubernetesClient:
         items: builtins.list[Object] = []
         token = ""
         version = ""
+        restarted = False
         while True:
             page_query = [*query, ("limit", str(page_size))]
             if token:
                 page_query.append(("continue", token))
-            _, body = await self._request(
-                "GET", resource.collection_path(namespace), query=page_query
-            )
+            try:
+                _, body = await self._request(
+                    "GET", resource.collection_path(namespace), query=page_query
+                )
+            except ExpiredError:
+                # The continue token outlived the server's history (410): the
+                # pages read so far are from a version it no longer has, so start
+                # over once from a fresh first page rather than mix two versions.
+                if not token or restarted:
+                    raise
+                restarted = True
+                items, token, version = [], "", ""
+                continue
             for item in body.get("items") or []:
                 item.setdefault("apiVersion", resource.api_version)
                 item.setdefault("kind", resource.kind)
@@ -406,6 +460,11 @@ class KubernetesClient:
             uid = None
             if isinstance(answer, dict) and answer.get("kind") == resource.kind:
                 uid = _meta(answer).get("uid")
+            elif isinstance(answer, dict) and answer.get("kind") == "Status":
+                # An immediate deletion answers a Status naming the deleted uid:
+                # a same-name object created since then is not the one to wait for.
+                details = answer.get("details")
+                uid = details.get("uid") if isinstance(details, dict) else None
             await self.wait_for_deletion(resource.kind, name, namespace, uid=uid, timeout=timeout)
         return True
 
@@ -448,26 +507,38 @@ class KubernetesClient:
         Returns the object that satisfied it (None if absence did).
         Raises `KubernetesTimeoutError` after ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
-        items, version = await self.list_with_version(
-            kind, namespace, field_selector=f"metadata.name={name}"
-        )
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait_for(kind, name, namespace, predicate)
+        except TimeoutError:
+            raise KubernetesTimeoutError(
+                f"timed out after {timeout}s waiting for {kind} {name}"
+            ) from None
+
+    async def _wait_for(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        predicate: Callable[[Object | None], bool],
+    ) -> Object | None:
+        """`wait_for` without its time limit (the caller bounds it)."""
+        selector = f"metadata.name={name}"
+        items, version = await self.list_with_version(kind, namespace, field_selector=selector)
         current = items[0] if items else None
         if predicate(current):
             return current
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            async for event in self.watch(
-                kind,
-                namespace,
-                field_selector=f"metadata.name={name}",
-                resource_version=version,
-                timeout=remaining,
-            ):
+        # The watch starts knowing what the list saw, so a relist after a 410
+        # reports the object's deletion during the gap (and so does ``current``).
+        events = self._watch(
+            kind, namespace, field_selector=selector, resource_version=version, known=items
+        )
+        async with aclosing(events):
+            async for event in events:
                 current = None if event.type == "DELETED" else event.object
                 if predicate(current):
                     return current
-        raise KubernetesTimeoutError(f"timed out after {timeout}s waiting for {kind} {name}")
+        raise KubernetesTimeoutError(f"the watch of {kind} {name} ended")
 
     async def watch(
         self,
@@ -490,55 +561,99 @@ class KubernetesClient:
         ``timeout`` seconds have passed; after ``max_failures`` consecutive
         failed attempts it raises the last error.
         """
+        events = self._watch(
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            timeout=timeout,
+            max_failures=max_failures,
+        )
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    async def _watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | dict[str, str] | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout: float | None = None,
+        max_failures: int = 10,
+        known: Iterable[Object] = (),
+    ) -> AsyncGenerator[WatchEvent, None]:
+        """`watch`, starting with ``known``: the objects the caller listed at ``resource_version``.
+
+        Knowing them, a relist after a 410 can report DELETED for one removed
+        while the history was lost.
+        """
         resource = kind_named(kind)
         query = self._selector_query(label_selector, field_selector)
         deadline = None if timeout is None else time.monotonic() + timeout
-        known: dict[str, Object] = {}  # uid -> last object seen
+        seen_objects: dict[str, Object] = {
+            str(_meta(obj).get("uid", "")): obj for obj in known
+        }  # uid -> last object seen
         version = resource_version
+        need_list = version is None
         failures = 0
 
         def remaining() -> float | None:
             return None if deadline is None else deadline - time.monotonic()
 
-        async def relist() -> AsyncIterator[WatchEvent]:
+        async def relist() -> builtins.list[WatchEvent]:
             nonlocal version
-            items, version = await self.list_with_version(
+            items, new_version = await self.list_with_version(
                 resource.kind,
                 namespace,
                 label_selector=label_selector,
                 field_selector=field_selector,
             )
-            seen: set[str] = set()
+            version = new_version
+            changes: builtins.list[WatchEvent] = []
+            listed: set[str] = set()
             for item in items:
                 uid = str(_meta(item).get("uid", ""))
-                seen.add(uid)
-                old = known.get(uid)
-                known[uid] = item
+                listed.add(uid)
+                old = seen_objects.get(uid)
+                seen_objects[uid] = item
                 if old is None:
-                    yield WatchEvent("ADDED", item)
+                    changes.append(WatchEvent("ADDED", item))
                 elif _meta(old).get("resourceVersion") != _meta(item).get("resourceVersion"):
-                    yield WatchEvent("MODIFIED", item)
-            for uid in [u for u in known if u not in seen]:
-                yield WatchEvent("DELETED", known.pop(uid))
+                    changes.append(WatchEvent("MODIFIED", item))
+            for uid in [u for u in seen_objects if u not in listed]:
+                changes.append(WatchEvent("DELETED", seen_objects.pop(uid)))
+            return changes
 
-        if version is None:
-            async for event in relist():
-                yield event
         while True:
             left = remaining()
             if left is not None and left <= 0:
                 return
-            server_timeout = 300 if left is None else max(1, int(left + 0.999))
-            stream_query = [
-                *query,
-                ("watch", "true"),
-                ("allowWatchBookmarks", "true"),
-                ("timeoutSeconds", str(min(server_timeout, 300))),
-            ]
-            if version:
-                stream_query.append(("resourceVersion", version))
+            events = 0
+            started = time.monotonic()
             try:
+                if need_list:
+                    # A relist is retried like any other failed step of the watch.
+                    changes = await relist()
+                    need_list = False
+                    failures = 0
+                    for change in changes:
+                        yield change
+                    continue
+                server_timeout = 300 if left is None else max(1, int(left + 0.999))
+                stream_query = [
+                    *query,
+                    ("watch", "true"),
+                    ("allowWatchBookmarks", "true"),
+                    ("timeoutSeconds", str(min(server_timeout, 300))),
+                ]
+                if version:
+                    stream_query.append(("resourceVersion", version))
                 async for event_type, obj in self._stream(resource, namespace, stream_query, left):
+                    events += 1
                     failures = 0
                     metadata = _meta(obj)
                     version = str(metadata.get("resourceVersion") or version or "")
@@ -546,25 +661,35 @@ class KubernetesClient:
                         continue
                     uid = str(metadata.get("uid", ""))
                     if event_type == "DELETED":
-                        known.pop(uid, None)
+                        seen_objects.pop(uid, None)
                     else:
-                        known[uid] = obj
+                        seen_objects[uid] = obj
                     yield WatchEvent(event_type, obj)
+                left = remaining()
+                if events or time.monotonic() - started >= 1.0 or (left is not None and left <= 0):
+                    continue
+                # A stream that ends at once with nothing in it (a proxy closing
+                # it, a server refusing quietly) must not become a busy loop.
+                failures += 1
+                if failures >= max_failures:
+                    raise KubernetesConnectionError(
+                        f"watch of {resource.plural} keeps ending at once without events"
+                    )
             except ExpiredError:
+                need_list = True
                 failures = 0
-                async for event in relist():
-                    yield event
-            except (KubernetesConnectionError, KubernetesTimeoutError, KubernetesError) as exc:
-                if isinstance(exc, KubernetesError) and exc.status and exc.status not in _RETRYABLE:
+                continue
+            except KubernetesError as exc:
+                if exc.status and exc.status not in _RETRYABLE:
                     raise
                 failures += 1
                 if failures >= max_failures:
                     raise
-                delay = min(self.backoff * 2 ** (failures - 1), 5.0) * (0.5 + random.random() / 2)
-                left = remaining()
-                if left is not None:
-                    delay = min(delay, max(left, 0))
-                await asyncio.sleep(delay)
+            delay = min(self.backoff * 2 ** (failures - 1), 5.0) * (0.5 + random.random() / 2)
+            left = remaining()
+            if left is not None:
+                delay = min(delay, max(left, 0))
+            await asyncio.sleep(delay)
 
     async def _stream(
         self,
@@ -585,12 +710,8 @@ class KubernetesClient:
         finished = False
         try:
             if response.status != 200:
-                data = await response.read()
-                try:
-                    decoded = orjson.loads(data) if data else None
-                except orjson.JSONDecodeError:
-                    decoded = None
-                raise error_from_status(response.status, decoded, response.reason or "")
+                data = await self._read(response, "GET", resource.collection_path(namespace))
+                raise error_from_status(response.status, _decode(data), response.reason or "")
             deadline = None if left is None else time.monotonic() + left
             while True:
                 wait = None if deadline is None else max(deadline - time.monotonic(), 0)

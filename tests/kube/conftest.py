@@ -74,5 +74,5 @@ def sandbox(sandbox_settings: SandboxSettings) -> Iterator[Sandbox]:
 async def client(sandbox: Sandbox) -> AsyncIterator[KubernetesClient]:
     """The real client, over HTTP, on the sandbox; quick retries."""
     assert sandbox.url is not None
-    async with KubernetesClient.from_url(sandbox.url, backoff=0.01) as kube:
+    async with KubernetesClient.from_url(sandbox.url, backoff=0.01, max_retry_after=0.05) as kube:
         yield kube
