@@ -255,7 +255,7 @@ class Purger:
         policy = load_policy(self._config.policy_file)
         self._policy = policy
         now = self._now or datetime.now(tz=UTC)
-        when_ns = _ns(now - _EPOCH)
+        when_ns = _ns(now.astimezone(UTC) - _EPOCH)  # a naive time is local, as timestamp() has it
         future = self._config.future_duration
         if future is not None:
             when_ns += _ns(future)
@@ -321,14 +321,13 @@ class Purger:
         self._plan = None
         policy, roots, when_ns, refused = self._prepare()
         plan = Plan(directories=policy.get_directories(), errors=dict(refused), roots=roots)
-        for batch in self._batches(roots):
+
+        def keep(batch: ScanBatch) -> None:
             rules = policy.for_path(Path(roots[batch.root].path))
             plan.files.extend(_record(rules, match, when_ns) for match in batch.matches)
-            plan.errors.update(batch.errors)
-            self._log_mounts(batch)
-        if self._logger.isEnabledFor(logging.DEBUG):
-            for record in plan.files:
-                self._logger.debug(str(record))
+
+        # The same walk as the streamed commands, keeping the records instead of printing.
+        plan.errors.update(self._stream(None, policy, roots, when_ns, keep))
         self._plan = plan
         return plan
 
@@ -353,13 +352,18 @@ class Purger:
 
     def _stream(
         self,
-        out: TextIO,
+        out: TextIO | None,
         policy: Policy,
         roots: list[ScanRoot],
         when_ns: int,
         on_batch: Callable[[ScanBatch], None] | None,
     ) -> dict[str, str]:
-        out.write(_report_header(policy.get_directories()))
+        """The one walk every command runs: report lines to ``out``, batches to ``on_batch``.
+
+        Returns the failures met while walking. ``out`` None writes no report.
+        """
+        if out is not None:
+            out.write(_report_header(policy.get_directories()))
         debug = self._logger.isEnabledFor(logging.DEBUG)
         errors: dict[str, str] = {}
         matched = 0
@@ -370,14 +374,16 @@ class Purger:
                     self._logger.debug(str(_record(rules, match, when_ns)))
             if batch.matches:
                 matched += len(batch.matches)
-                out.write("".join(f"  -> {m[0]}\n" for m in batch.matches))
+                if out is not None:
+                    out.write("".join(f"  -> {m[0]}\n" for m in batch.matches))
                 if on_batch is not None:
                     on_batch(batch)
             errors.update(batch.errors)
             self._log_mounts(batch)
-        if policy.directories and not matched:
-            out.write("No matching files found.\n")
-        out.flush()
+        if out is not None:
+            if policy.directories and not matched:
+                out.write("No matching files found.\n")
+            out.flush()
         return errors
 
     def stream_execute(self, out: TextIO) -> None:

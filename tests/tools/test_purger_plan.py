@@ -583,3 +583,16 @@ def test_missing_policy_root_is_reported(tree: Path, write_policy, policy) -> No
     plan = Purger(write_policy(policy)).plan()
 
     assert plan.errors == {f"{tree}/nowhere": "No such file or directory"}
+
+
+def test_plan_time_is_exact_to_the_microsecond(tree: Path, write_policy, age) -> None:
+    # Planning at an explicit instant: cut-offs come from timedelta arithmetic, exactly.
+    large = tree / "scratch" / "large"
+    stamp_ns = 1_700_000_000_123_456_000
+    os.utime(large, ns=(stamp_ns, stamp_ns))
+    at_cutoff = datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=UTC) + timedelta(hours=1)
+
+    assert Purger(write_policy(), now=at_cutoff).plan().files == []
+    later = Purger(write_policy(), now=at_cutoff + timedelta(microseconds=1)).plan()
+    assert [f.path for f in later.files] == [large]
+    assert later.files[0].file_interval == timedelta(hours=1, microseconds=1)
