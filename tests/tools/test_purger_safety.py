@@ -21,6 +21,9 @@ from nublado.purger.config import PurgerConfig, PurgerConfigError
 from nublado.purger.purger import PurgeFailedError, Purger
 
 HOUR = 3600
+DEPTHS = ["", "a/b/c/d"]
+"""Where a test directory sits: in the top levels the parent process splits,
+or deep enough to be walked by ``_walk_from`` (in a worker, or inline)."""
 
 
 def opened_path(target: Any, dir_fd: int | None) -> str:
@@ -180,11 +183,12 @@ def test_directory_swapped_between_check_and_unlink(
     )
 
 
+@pytest.mark.parametrize("depth", DEPTHS)
 def test_directory_swapped_during_the_walk_is_not_listed(
-    tree: Path, write_policy, age, outside: Path, monkeypatch
+    tree: Path, write_policy, age, outside: Path, monkeypatch, depth: str
 ) -> None:
-    sub = tree / "scratch" / "sub"
-    sub.mkdir()
+    sub = tree / "scratch" / depth / "sub"
+    sub.mkdir(parents=True)
     (sub / "old").write_bytes(b"x" * 50)
     age(sub / "old", atime=8 * HOUR)
     # sub is listed as a directory, then swapped just before the walk opens it.
@@ -198,11 +202,12 @@ def test_directory_swapped_during_the_walk_is_not_listed(
     assert errors == {str(sub): "is a symlink; not followed"}
 
 
+@pytest.mark.parametrize("depth", DEPTHS)
 def test_directory_swapped_during_the_streamed_purge(
-    tree: Path, write_policy, age, outside: Path, monkeypatch
+    tree: Path, write_policy, age, outside: Path, monkeypatch, depth: str
 ) -> None:
-    sub = tree / "scratch" / "sub"
-    sub.mkdir()
+    sub = tree / "scratch" / depth / "sub"
+    sub.mkdir(parents=True)
     (sub / "large").write_bytes(b"x" * 50)
     age(sub / "large", atime=8 * HOUR)
     swap_before_open(monkeypatch, sub, outside)
@@ -265,11 +270,12 @@ def test_tidy_rmdir_of_a_name_swapped_for_a_symlink_fails_safely(
     assert "Not a directory" in failure.failed_files[str(empty)]
 
 
+@pytest.mark.parametrize("depth", DEPTHS)
 def test_other_file_systems_are_not_entered(
-    tree: Path, write_policy, age, monkeypatch, caplog
+    tree: Path, write_policy, age, monkeypatch, caplog, depth: str
 ) -> None:
-    mount = tree / "scratch" / "mnt"
-    mount.mkdir()
+    mount = tree / "scratch" / depth / "mnt"
+    mount.mkdir(parents=True)
     (mount / "old").write_bytes(b"x" * 50)
     age(mount / "old", atime=8 * HOUR)
     (mount / "empty").mkdir()
