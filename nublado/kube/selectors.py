@@ -87,6 +87,9 @@ class Requirement:
 _TOKEN_RE = re.compile(r"\s*(\(|\)|,|!=|==|=|!|>|<|[^\s(),!=<>]+)")
 
 
+_SPECIAL = frozenset({"(", ")", ",", "=", "==", "!=", ">", "<", "!"})
+
+
 def _tokens(text: str) -> list[str]:
     tokens: list[str] = []
     position = 0
@@ -125,6 +128,46 @@ class LabelSelector:
 
         def peek() -> str | None:
             return tokens[position] if position < len(tokens) else None
+
+        def parse_values(operator: str) -> list[str]:
+            # As upstream's parser: identifiers separated by single commas; an
+            # empty value where commas meet ``(,`` ``,,`` ``,)``; ``()`` is the
+            # empty value; two identifiers without a comma are an error.
+            values: list[str] = []
+            if peek() == ")":
+                take()
+                return [""]
+            while True:
+                item = take()
+                if item == ",":
+                    if not values:
+                        values.append("")
+                    following = peek()
+                    if following == ")":
+                        take()
+                        values.append("")
+                        break
+                    if following == ",":
+                        take()
+                        values.append("")
+                    continue
+                if item in _SPECIAL:
+                    raise SelectorError(
+                        f"unable to parse requirement: found {item!r}, expected: ',', "
+                        f"or identifier in the values of {operator}"
+                    )
+                _check_value(item)
+                values.append(item)
+                following = peek()
+                if following == ")":
+                    take()
+                    break
+                if following != ",":
+                    raise SelectorError(
+                        f"unable to parse requirement: found {following or 'end'!r}, "
+                        "expected: ',' or ')'"
+                    )
+            return list(dict.fromkeys(values))
 
         while True:
             token = take()
@@ -168,17 +211,7 @@ class LabelSelector:
                         raise SelectorError(
                             f"unable to parse requirement: expected '(' after {operator}"
                         )
-                    values: list[str] = []
-                    while True:
-                        item = take()
-                        if item == ")":
-                            break
-                        if item == ",":
-                            continue
-                        _check_value(item)
-                        values.append(item)
-                    if not values:
-                        values.append("")
+                    values = parse_values(operator)
                     requirements.append(Requirement(key, operator, tuple(values)))
                 else:
                     raise SelectorError(
