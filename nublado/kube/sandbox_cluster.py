@@ -541,6 +541,7 @@ class Cluster:
         subresource: str = "",
         field_manager: str | None = None,
         user_agent: str | None = None,
+        dry_run: bool = False,
     ) -> Object:
         """PUT: replace an object (or its status), honouring a resourceVersion precondition."""
         kind = self._kind(kind_name)
@@ -557,7 +558,9 @@ class Cluster:
                 new.pop("status", None)
                 if "status" in old and (kind.has_status or kind.kind == "Node"):
                     new["status"] = clone(old["status"])
-            return self._write_update(kind, old, new, subresource, field_manager, user_agent)
+            return self._write_update(
+                kind, old, new, subresource, field_manager, user_agent, dry_run
+            )
 
     def _existing(self, kind: ResourceKind, namespace: str | None, name: str) -> Object:
         obj = self.store.get(kind.kind, (namespace or "") if kind.namespaced else "", name)
@@ -586,6 +589,7 @@ class Cluster:
         subresource: str,
         field_manager: str | None,
         user_agent: str | None,
+        dry_run: bool = False,
     ) -> Object:
         manager = self._manager(field_manager, user_agent)
         entries = record_update(
@@ -597,7 +601,9 @@ class Cluster:
             now=now_timestamp(),
             subresource=subresource,
         )
-        return self._finish_update(kind, old, new, entries, validate=subresource != "status")
+        return self._finish_update(
+            kind, old, new, entries, validate=subresource != "status", dry_run=dry_run
+        )
 
     def patch(
         self,
@@ -610,6 +616,7 @@ class Cluster:
         subresource: str = "",
         field_manager: str | None = None,
         user_agent: str | None = None,
+        dry_run: bool = False,
     ) -> Object:
         """PATCH with a JSON patch, a merge patch, or a strategic merge patch (as a merge)."""
         kind = self._kind(kind_name)
@@ -636,7 +643,9 @@ class Cluster:
                     new.pop("status", None)
                     if "status" in old:
                         new["status"] = clone(old["status"])
-            return self._write_update(kind, old, new, subresource, field_manager, user_agent)
+            return self._write_update(
+                kind, old, new, subresource, field_manager, user_agent, dry_run
+            )
 
     def apply(
         self,
@@ -741,8 +750,13 @@ class Cluster:
         propagation_policy: str | None = None,
         grace_period_seconds: int | None = None,
         preconditions: dict[str, Any] | None = None,
+        dry_run: bool = False,
     ) -> Object:
-        """DELETE; returns the answer body (the object, or a Status for some kinds)."""
+        """DELETE; returns the answer body (the object, or a Status for some kinds).
+
+        With ``dry_run`` every check runs and the answer is what a real
+        deletion would answer, but nothing changes.
+        """
         kind = self._kind(kind_name)
         if propagation_policy not in (None, "Orphan", "Background", "Foreground"):
             raise ApiError(
@@ -765,6 +779,8 @@ class Cluster:
                         f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
                         f"{meta.get('uid')}",
                     )
+            if dry_run:
+                return self._dry_run_delete(kind, obj, grace_period_seconds)
             if kind.kind == "Namespace":
                 return self._delete_namespace(obj)
             policy = propagation_policy or ("Orphan" if kind.kind == "Job" else "Background")
@@ -806,6 +822,28 @@ class Cluster:
                 "status": "Success",
                 "details": {"name": name, "kind": kind.plural, "uid": meta.get("uid")},
             }
+
+    def _dry_run_delete(self, kind: ResourceKind, obj: Object, grace: int | None) -> Object:
+        """The answer a deletion would give, with the store untouched."""
+        meta = obj["metadata"]
+        if kind.kind == "Namespace" and meta.get("deletionTimestamp"):
+            return self._delete_namespace(obj)  # raises the 409 a real delete would
+        answer = clone(obj)
+        graceful = kind.kind == "Pod" and self.settings.pod_termination_delay > 0 and grace != 0
+        if kind.kind == "Namespace" or meta.get("finalizers") or graceful:
+            if not meta.get("deletionTimestamp"):
+                answer["metadata"]["deletionTimestamp"] = now_timestamp()
+                answer["metadata"]["deletionGracePeriodSeconds"] = 30 if grace is None else grace
+            return answer
+        if kind.kind in _RETURNS_DELETED_OBJECT:
+            return answer
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": meta["name"], "kind": kind.plural, "uid": meta.get("uid")},
+        }
 
     def _mark_deleting(self, kind: ResourceKind, obj: Object, grace: int | None) -> Object:
         meta = obj["metadata"]

@@ -32,7 +32,7 @@ from .selectors import FieldSelector, LabelSelector, SelectorError
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
-__all__ = ["Fault", "create_app", "parse_bool"]
+__all__ = ["Fault", "create_app", "parse_bool", "parse_dry_run", "parse_timeout_seconds"]
 
 Object = dict[str, Any]
 
@@ -302,6 +302,61 @@ def _decode_continue(token: str) -> tuple[str, str]:
         ) from None
 
 
+_SUBRESOURCE_METHODS = {"status": ("GET", "PUT", "PATCH"), "finalize": ("PUT",)}
+_OPTIONS = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
+
+
+def _method_not_allowed() -> ApiError:
+    return ApiError(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+    )
+
+
+def parse_dry_run(values: list[str], options_kind: str) -> bool:
+    """The dryRun parameter of a write, as the API server validates it: only ``All``.
+
+    Any other value is refused with 422 Invalid (no write happens).
+    """
+    if not values:
+        return False
+    if any(v != "All" for v in values):
+        quoted = ", ".join(f'"{v}"' for v in values)
+        raise ApiError(
+            422,
+            "Invalid",
+            f'{options_kind}.meta.k8s.io "" is invalid: dryRun: Unsupported value: '
+            f'[]string{{{quoted}}}: supported values: "All"',
+        )
+    return True
+
+
+def parse_timeout_seconds(text: str | None, default: float) -> float:
+    """timeoutSeconds of a list or watch: a whole number of seconds, else 400."""
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError.bad_request(
+            f'invalid value for timeoutSeconds: strconv.ParseInt: parsing "{text}": invalid syntax'
+        ) from None
+    return float(value) if value > 0 else default
+
+
+def _too_large_resource_version(wanted: int, current: int) -> Object:
+    """The Status a watch from a resourceVersion the server has not reached answers."""
+    body = status_body(
+        504, "Timeout", f"Timeout: Too large resource version: {wanted}, current: {current}"
+    )
+    body["details"] = {
+        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+        "retryAfterSeconds": 1,
+    }
+    return body
+
+
 class _Handlers:
     """Request handlers bound to one sandbox."""
 
@@ -365,6 +420,15 @@ class _Handlers:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         method = request.method
         query = request.query_params
+        if target.subresource:
+            if target.subresource == "status" and not target.kind.has_status:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            if target.subresource == "finalize" and target.kind.kind != "Namespace":
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            if method not in _SUBRESOURCE_METHODS[target.subresource]:
+                raise _method_not_allowed()
+        options_kind = "DeleteOptions" if method == "DELETE" else _OPTIONS.get(method, "")
+        dry_run = parse_dry_run(query.getlist("dryRun"), options_kind) if options_kind else False
         if target.name is None:
             if method == "GET":
                 if parse_bool(query.get("watch"), "watch"):
@@ -384,11 +448,11 @@ class _Handlers:
                     body,
                     field_manager=query.get("fieldManager"),
                     user_agent=request.headers.get("user-agent"),
-                    dry_run=query.get("dryRun") == "All",
+                    dry_run=dry_run,
                 )
                 return _json(obj, 201)
             if method == "DELETE":
-                return await self._delete_collection(request, target)
+                return await self._delete_collection(request, target, dry_run)
             raise ApiError(
                 405,
                 "MethodNotAllowed",
@@ -406,12 +470,13 @@ class _Handlers:
                 subresource=target.subresource if target.subresource == "status" else "",
                 field_manager=query.get("fieldManager"),
                 user_agent=request.headers.get("user-agent"),
+                dry_run=dry_run,
             )
             return _json(obj)
         if method == "PATCH":
-            return await self._patch(request, target)
+            return await self._patch(request, target, dry_run)
         if method == "DELETE":
-            return await self._delete(request, target)
+            return await self._delete(request, target, dry_run)
         raise ApiError(
             405,
             "MethodNotAllowed",
@@ -472,8 +537,14 @@ class _Handlers:
             resource_version = int(rv_text) if rv_text else None
         except ValueError:
             raise ApiError.bad_request(f"invalid resourceVersion {rv_text!r}") from None
-        timeout_text = query.get("timeoutSeconds")
-        timeout = float(timeout_text) if timeout_text else 1800.0
+        timeout = parse_timeout_seconds(query.get("timeoutSeconds"), 1800.0)
+        current = self.cluster.store.revision
+        if resource_version is not None and resource_version > current:
+            # The real server waits a moment for its cache to catch up, then sends
+            # this as the stream's only event (the sandbox has nothing to wait for).
+            too_large = _too_large_resource_version(resource_version, current)
+            line = orjson.dumps({"type": "ERROR", "object": too_large}) + b"\n"
+            return Response(line, media_type="application/json")
         watcher = Watcher(
             kind=kind.kind,
             namespace=target.namespace if kind.namespaced else None,
@@ -518,7 +589,7 @@ class _Handlers:
             self.cluster.store.unsubscribe(watcher)
         return StreamingResponse(stream(), media_type="application/json")
 
-    async def _patch(self, request: Request, target: _Target) -> Response:
+    async def _patch(self, request: Request, target: _Target, dry_run: bool) -> Response:
         query = request.query_params
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         raw = await request.body()
@@ -532,7 +603,7 @@ class _Handlers:
                 field_manager=query.get("fieldManager"),
                 force=parse_bool(force_text, "force"),
                 subresource=target.subresource if target.subresource == "status" else "",
-                dry_run=query.get("dryRun") == "All",
+                dry_run=dry_run,
             )
             return _json(obj, 201 if created else 200)
         if content_type not in (
@@ -563,12 +634,13 @@ class _Handlers:
             subresource=target.subresource if target.subresource == "status" else "",
             field_manager=query.get("fieldManager"),
             user_agent=request.headers.get("user-agent"),
+            dry_run=dry_run,
         )
         return _json(obj)
 
     async def _delete_options(
-        self, request: Request
-    ) -> tuple[str | None, int | None, Object | None]:
+        self, request: Request, dry_run: bool = False
+    ) -> tuple[str | None, int | None, Object | None, bool]:
         query = request.query_params
         policy = query.get("propagationPolicy")
         grace_text = query.get("gracePeriodSeconds")
@@ -582,6 +654,9 @@ class _Handlers:
             if options.get("orphanDependents") is True and policy is None:
                 policy = "Orphan"
             preconditions = options.get("preconditions")
+            body_dry_run = options.get("dryRun")
+            if isinstance(body_dry_run, list) and body_dry_run:
+                dry_run = parse_dry_run([str(v) for v in body_dry_run], "DeleteOptions")
         if policy is None and query.get("orphanDependents") is not None:
             policy = (
                 "Orphan"
@@ -594,10 +669,10 @@ class _Handlers:
                 grace = int(grace_text)
             except ValueError:
                 raise ApiError.bad_request(f"invalid gracePeriodSeconds {grace_text!r}") from None
-        return policy, grace, preconditions
+        return policy, grace, preconditions, dry_run
 
-    async def _delete(self, request: Request, target: _Target) -> Response:
-        policy, grace, preconditions = await self._delete_options(request)
+    async def _delete(self, request: Request, target: _Target, dry_run: bool) -> Response:
+        policy, grace, preconditions, dry_run = await self._delete_options(request, dry_run)
         body = self.cluster.delete(
             target.kind.kind,
             target.namespace,
@@ -605,11 +680,14 @@ class _Handlers:
             propagation_policy=policy,
             grace_period_seconds=grace,
             preconditions=preconditions,
+            dry_run=dry_run,
         )
         return _json(body)
 
-    async def _delete_collection(self, request: Request, target: _Target) -> Response:
-        policy, grace, _ = await self._delete_options(request)
+    async def _delete_collection(
+        self, request: Request, target: _Target, dry_run: bool
+    ) -> Response:
+        policy, grace, _, dry_run = await self._delete_options(request, dry_run)
         query = request.query_params
         items, _ = self.cluster.list(
             target.kind.kind,
@@ -627,6 +705,7 @@ class _Handlers:
                     meta["name"],
                     propagation_policy=policy,
                     grace_period_seconds=grace,
+                    dry_run=dry_run,
                 )
                 deleted.append(obj)
             except ApiError:

@@ -369,3 +369,126 @@ def test_watch_stream_events_timeout_and_expired_version(
     assert expired[0]["type"] == "ERROR"
     assert expired[0]["object"]["code"] == 410
     assert expired[0]["object"]["reason"] == "Expired"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("DELETE", "/api/v1/namespaces/p/configmaps/cm", {}),
+        ("PUT", "/api/v1/namespaces/p/configmaps/cm", {"json": _cm(A="2")}),
+        (
+            "PATCH",
+            "/api/v1/namespaces/p/configmaps/cm",
+            {
+                "json": {"data": {"A": "2"}},
+                "headers": {"content-type": "application/merge-patch+json"},
+            },
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/p/configmaps/cm",
+            {
+                "json": [{"op": "replace", "path": "/data/A", "value": "2"}],
+                "headers": {"content-type": "application/json-patch+json"},
+            },
+        ),
+        ("DELETE", "/api/v1/namespaces/p/configmaps", {}),
+    ],
+)
+def test_dry_run_writes_change_nothing(
+    http: httpx.Client, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    assert http.post("/api/v1/namespaces/p/configmaps", json=_cm(A="1")).status_code == 201
+    before = http.get("/api/v1/namespaces/p/configmaps/cm").json()
+
+    response = http.request(method, path, params={"dryRun": "All"}, **kwargs)
+
+    assert response.status_code == 200, response.text
+    after = http.get("/api/v1/namespaces/p/configmaps/cm")
+    assert after.status_code == 200
+    assert after.json() == before
+
+
+def test_dry_run_in_delete_options_body_and_bad_values(http: httpx.Client) -> None:
+    assert http.post("/api/v1/namespaces/p/configmaps", json=_cm(A="1")).status_code == 201
+    body = {"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]}
+    assert http.request("DELETE", "/api/v1/namespaces/p/configmaps/cm", json=body).is_success
+    assert http.get("/api/v1/namespaces/p/configmaps/cm").status_code == 200
+
+    for method in ("DELETE", "PUT", "POST"):
+        path = "/api/v1/namespaces/p/configmaps" + ("" if method == "POST" else "/cm")
+        json_body = None if method == "DELETE" else _cm(A="2")
+        response = http.request(method, path, params={"dryRun": "Some"}, json=json_body)
+        assert response.status_code == 422
+        assert response.json()["reason"] == "Invalid"
+        assert (
+            'dryRun: Unsupported value: []string{"Some"}: supported values: "All"'
+            in (response.json()["message"])
+        )
+    assert http.get("/api/v1/namespaces/p/configmaps/cm").json()["data"] == {"A": "1"}
+
+
+def test_subresources_refuse_verbs_they_do_not_have(http: httpx.Client) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pod", "namespace": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    assert http.post("/api/v1/namespaces/p/pods", json=pod).status_code == 201
+    assert http.post("/api/v1/namespaces/p/configmaps", json=_cm(A="1")).status_code == 201
+
+    response = http.delete("/api/v1/namespaces/p/pods/pod/status")
+    assert response.status_code == 405
+    assert response.json()["reason"] == "MethodNotAllowed"
+    assert http.get("/api/v1/namespaces/p/pods/pod").status_code == 200
+    assert http.post("/api/v1/namespaces/p/pods/pod/status", json=pod).status_code == 405
+    assert http.get("/api/v1/namespaces/p/configmaps/cm/status").status_code == 404
+    assert http.put("/api/v1/namespaces/p/configmaps/cm/finalize", json=_cm()).status_code == 404
+    assert http.get("/api/v1/namespaces/p/finalize").status_code == 405
+    assert http.get("/api/v1/namespaces/p/configmaps/cm").json()["data"] == {"A": "1"}
+
+
+def test_a_bad_timeout_is_a_400_status(http: httpx.Client) -> None:
+    response = http.get("/api/v1/namespaces/p/configmaps?watch=true&timeoutSeconds=soon")
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["kind"] == "Status"
+    assert "timeoutSeconds" in response.json()["message"]
+
+
+def test_a_watch_from_a_future_version_is_too_large(http: httpx.Client, sandbox: Sandbox) -> None:
+    future = sandbox.revision + 100
+    response = http.get(f"/api/v1/namespaces/p/configmaps?watch=true&resourceVersion={future}")
+
+    assert response.status_code == 200
+    event = json.loads(response.text.splitlines()[0])
+    assert event["type"] == "ERROR"
+    status = event["object"]
+    assert status["code"] == 504
+    assert status["reason"] == "Timeout"
+    assert status["message"] == (
+        f"Timeout: Too large resource version: {future}, current: {sandbox.revision}"
+    )
+    assert status["details"]["causes"] == [
+        {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+    ]
+
+
+def test_label_selector_values_follow_the_upstream_grammar(http: httpx.Client) -> None:
+    for name, label in (("empty", ""), ("b", "b"), ("other", "x")):
+        manifest = _cm(name)
+        manifest["metadata"]["labels"] = {"a": label}
+        assert http.post("/api/v1/namespaces/p/configmaps", json=manifest).status_code == 201
+
+    def names(selector: str) -> list[str]:
+        response = http.get("/api/v1/namespaces/p/configmaps", params={"labelSelector": selector})
+        assert response.status_code == 200, response.text
+        return [i["metadata"]["name"] for i in response.json()["items"]]
+
+    assert names("a in (b,,c)") == ["b", "empty"]
+    assert names("a in (b,)") == ["b", "empty"]
+    assert names("a in (b,c)") == ["b"]
+    response = http.get("/api/v1/namespaces/p/configmaps", params={"labelSelector": "a in (b c)"})
+    assert response.status_code == 400
