@@ -108,6 +108,14 @@ def _retry_after(headers: Any, default: float, cap: float) -> float:
     return min(max(seconds, 0.0), cap)
 
 
+def _too_large(exc: KubernetesError) -> bool:
+    """Whether an error is the 504 "Too large resource version" of a watch or list."""
+    causes = exc.details.get("causes") if exc.status == 504 else None
+    return isinstance(causes, list) and any(
+        isinstance(c, dict) and c.get("reason") == "ResourceVersionTooLarge" for c in causes
+    )
+
+
 def _meta(obj: Object) -> Object:
     metadata = obj.get("metadata")
     return metadata if isinstance(metadata, dict) else {}
@@ -682,6 +690,10 @@ class KubernetesClient:
             except KubernetesError as exc:
                 if exc.status and exc.status not in _RETRYABLE:
                     raise
+                if _too_large(exc):
+                    # Asked for a version this server has not reached (a client
+                    # that moved between servers): start again from a fresh list.
+                    need_list = True
                 failures += 1
                 if failures >= max_failures:
                     raise

@@ -224,3 +224,17 @@ async def test_timeout_messages_give_the_limit_that_applied(
 async def test_a_namespaced_kind_without_namespace_says_so(client: KubernetesClient) -> None:
     with pytest.raises(MissingNamespaceError, match="ConfigMap 'x' is namespaced"):
         await client.get("ConfigMap", "x")
+
+
+async def test_a_watch_from_a_version_the_server_lacks_starts_over_from_a_list(
+    client: KubernetesClient, sandbox: Sandbox, namespace: str
+) -> None:
+    await client.apply_one(_cm("a"))
+    future = str(sandbox.revision + 100)
+
+    seen = [
+        (e.type, e.name)
+        async for e in client.watch("ConfigMap", namespace, resource_version=future, timeout=0.5)
+    ]
+
+    assert seen == [("ADDED", "a")]
