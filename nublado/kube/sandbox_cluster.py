@@ -50,6 +50,13 @@ __all__ = ["Cluster", "SandboxSettings", "now_timestamp", "parse_object"]
 Object = dict[str, Any]
 
 # Delete answers the deleted object for these kinds, a Status for the others.
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter, or use the continue token "
+    "in this response to retrieve the remainder of the results. Continuing with the "
+    "provided token results in an inconsistent list - objects that were created, modified, "
+    "or deleted between the time the first chunk was returned and now may show up in the list."
+)
 _RETURNS_DELETED_OBJECT = frozenset(
     {
         "Pod",
@@ -353,8 +360,13 @@ class Cluster:
         namespace: str | None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        at_revision: int | None = None,
     ) -> tuple[builtins.list[Object], int]:
-        """LIST objects matching selectors; returns the items and the list resourceVersion."""
+        """LIST objects matching selectors; returns the items and the list resourceVersion.
+
+        With ``at_revision`` (a continue token's), the objects as they were
+        then; a 410 Expired when the history no longer reaches back to it.
+        """
         kind = self._kind(kind_name)
         try:
             labels = LabelSelector.parse(label_selector)
@@ -364,6 +376,16 @@ class Cluster:
         with self._lock:
             ns = namespace if kind.namespaced else None
             name = fields.equality("metadata.name")
+            if at_revision is not None:
+                snapshot = self.store.objects_at(kind.kind, ns, at_revision)
+                if snapshot is None:
+                    raise ApiError(410, "Expired", _CONTINUE_EXPIRED)
+                items = [
+                    o
+                    for o in snapshot
+                    if labels.matches(o["metadata"].get("labels")) and fields.matches(o, kind.kind)
+                ]
+                return items, at_revision
             if name is not None and ns is not None:
                 found = self.store.get(kind.kind, ns, name)
                 candidates = [found] if found is not None else []

@@ -291,11 +291,11 @@ def _encode_continue(revision: int, after: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_continue(token: str) -> tuple[str, str]:
+def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         start = data["start"]
-        return str(start[0]), str(start[1])
+        return int(data["rv"]), (str(start[0]), str(start[1]))
     except (ValueError, KeyError, IndexError, TypeError):
         raise ApiError.bad_request(
             "continue key is not valid: incorrect encoded start resourceVersion"
@@ -485,16 +485,18 @@ class _Handlers:
 
     def _list(self, request: Request, target: _Target) -> Response:
         query = request.query_params
+        token = query.get("continue")
+        at_revision, after = _decode_continue(token) if token else (None, ("", ""))
+        # Later pages show the collection as it was at the first page's version.
         items, revision = self.cluster.list(
             target.kind.kind,
             target.namespace,
             query.get("labelSelector"),
             query.get("fieldSelector"),
+            at_revision=at_revision,
         )
         metadata: Object = {"resourceVersion": str(revision)}
-        token = query.get("continue")
         if token:
-            after = _decode_continue(token)
             items = [
                 o
                 for o in items

@@ -196,6 +196,31 @@ class Store:
             for name in sorted(objects):
                 yield objects[name]
 
+    def objects_at(self, kind: str, namespace: str | None, revision: int) -> list[Object] | None:
+        """Objects of a kind as they were at ``revision``, in (namespace, name) order.
+
+        Rebuilt by undoing the recorded changes made since; None when the
+        history no longer reaches back that far (a continue token then expires).
+        """
+        with self.lock:
+            if revision < self._floor:
+                return None
+            state = {
+                (o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+                for o in self.iter_objects(kind, namespace)
+            }
+            for event in reversed(self._history):
+                if event.revision <= revision:
+                    break
+                if event.kind != kind or (namespace is not None and event.namespace != namespace):
+                    continue
+                key = (event.namespace, event.object["metadata"]["name"])
+                if event.type == "ADDED" or event.previous is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = event.previous
+            return [state[key] for key in sorted(state)]
+
     def kinds(self) -> list[str]:
         """Kinds that have (or had) objects."""
         return list(self._objects)

@@ -492,3 +492,32 @@ def test_label_selector_values_follow_the_upstream_grammar(http: httpx.Client) -
     assert names("a in (b,c)") == ["b"]
     response = http.get("/api/v1/namespaces/p/configmaps", params={"labelSelector": "a in (b c)"})
     assert response.status_code == 400
+
+
+def test_later_pages_show_the_collection_as_of_the_first_page(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    for name in ("a", "b", "c"):
+        assert http.post("/api/v1/namespaces/p/configmaps", json=_cm(name, v="1")).is_success
+    first = http.get("/api/v1/namespaces/p/configmaps", params={"limit": 1}).json()
+    version = first["metadata"]["resourceVersion"]
+    token = first["metadata"]["continue"]
+
+    # Changes after the first page: a new object between a and b, b changed, c deleted.
+    assert http.post("/api/v1/namespaces/p/configmaps", json=_cm("aa", v="1")).is_success
+    assert http.put("/api/v1/namespaces/p/configmaps/b", json=_cm("b", v="2")).is_success
+    assert http.delete("/api/v1/namespaces/p/configmaps/c").is_success
+
+    rest = http.get("/api/v1/namespaces/p/configmaps", params={"continue": token}).json()
+    assert [(i["metadata"]["name"], i["data"]["v"]) for i in rest["items"]] == [
+        ("b", "1"),
+        ("c", "1"),
+    ]
+    assert rest["metadata"]["resourceVersion"] == version
+    assert all(int(i["metadata"]["resourceVersion"]) <= int(version) for i in rest["items"])
+
+    sandbox.compact()  # the history no longer reaches back to the token's version
+    expired = http.get("/api/v1/namespaces/p/configmaps", params={"continue": token})
+    assert expired.status_code == 410
+    assert expired.json()["reason"] == "Expired"
+    assert "continue parameter is too old" in expired.json()["message"]
