@@ -96,6 +96,7 @@ class SandboxSettings:
     namespace_termination_delay: float | None = 0.0
     ingress_address: str = "127.0.0.1"
     history_limit: int = 10_000
+    watch_queue_limit: int = 1_000
 
 
 def _parse_body(raw: bytes) -> Any:
@@ -209,17 +210,21 @@ class Cluster:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run timers (kubelet steps, namespace termination) on this loop from now on."""
-        self.loop = loop
-        deferred, self._deferred = self._deferred, []
-        for delay, fn, args in deferred:
-            self.later(delay, fn, *args)
+        # Under the lock, so a `later` in another thread cannot append to the
+        # list being drained (its callback would never run).
+        with self._lock:
+            self.loop = loop
+            deferred, self._deferred = self._deferred, []
+            for delay, fn, args in deferred:
+                self.later(delay, fn, *args)
 
     def later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` on the server loop after ``delay`` seconds, from any thread."""
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            self._deferred.append((delay, fn, args))
-            return
+        with self._lock:
+            loop = self.loop
+            if loop is None or loop.is_closed():
+                self._deferred.append((delay, fn, args))
+                return
 
         def run() -> None:
             # An ApiError means the object changed under the controller; a real one would retry.

@@ -553,6 +553,7 @@ class _Handlers:
             labels=labels,
             fields=fields,
             loop=asyncio.get_running_loop(),
+            limit=self.cluster.settings.watch_queue_limit,
         )
         replay = self.cluster.store.subscribe(watcher, resource_version)
 

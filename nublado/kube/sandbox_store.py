@@ -136,6 +136,8 @@ class Watcher:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[tuple[str, Object] | None] = field(default_factory=asyncio.Queue)
     cut: bool = False
+    limit: int = 1_000  # events waiting to be sent before the watch is closed
+    overflowed: bool = False
 
     def selects(self, obj: Object | None) -> bool:
         """Whether an object is in this watch's view."""
@@ -167,7 +169,21 @@ class Watcher:
     def push(self, item: tuple[str, Object] | None) -> None:
         """Hand an event to the watch from any thread."""
         with contextlib.suppress(RuntimeError):  # a closed loop: the watch is gone
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+            self.loop.call_soon_threadsafe(self._deliver, item)
+
+    def _deliver(self, item: tuple[str, Object] | None) -> None:
+        """Queue an event (on the server loop), closing a watch whose reader fell behind.
+
+        Like kube-apiserver with an unresponsive watcher, the stream ends
+        cleanly after the events already queued, and the client resumes from
+        the last one it read; memory stays bounded.
+        """
+        if self.overflowed:
+            return
+        if item is not None and self.queue.qsize() >= self.limit:
+            self.overflowed = True
+            item = None
+        self.queue.put_nowait(item)
 
 
 class Store:
