@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import time
 from pathlib import Path
 
 import click
@@ -73,22 +74,21 @@ def sandbox(
         namespace_termination_delay=namespace_termination_delay,
     )
     server = Sandbox(settings, nodes=node_data)
-    try:
-        context = server.serve(host, port, log_level=log_level)
-        url = context.__enter__()
-    except (RuntimeError, OSError) as exc:
-        raise InputError(f"cannot serve the sandbox on {host}:{port}: {exc}") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(server.serve(host, port, log_level=log_level))
+        except (RuntimeError, OSError) as exc:
+            raise InputError(f"cannot serve the sandbox on {host}:{port}: {exc}") from None
         try:
             server.write_kubeconfig(kubeconfig)
         except OSError as exc:
             raise InputError(f"cannot write kubeconfig {kubeconfig}: {exc.strerror}") from None
         click.echo(f"sandbox listening on {url}; kubeconfig written to {kubeconfig}")
-        stop = threading.Event()
         try:
-            while not stop.wait(0.5):
-                pass
+            # Follow the server thread: if it dies, say so rather than idle forever.
+            while server.serving:
+                time.sleep(0.5)
         except KeyboardInterrupt:
             click.echo("sandbox stopping")
-    finally:
-        context.__exit__(None, None, None)
+            return
+    raise click.ClickException("the sandbox server stopped unexpectedly")

@@ -102,13 +102,6 @@ class RecordedRequest(NamedTuple):
     authorization: str
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the main thread."""
-
-    def install_signal_handlers(self) -> None:
-        """Do nothing: the server runs in a thread."""
-
-
 class Sandbox:
     """Handle on one sandbox API server: its state, its faults, and serving it.
 
@@ -128,6 +121,7 @@ class Sandbox:
         self._faults_lock = threading.Lock()
         self._requests: deque[RecordedRequest] = deque(maxlen=2000)
         self.url: str | None = None
+        self._thread: threading.Thread | None = None
         self.app = create_app(self)
         if nodes is not None:
             self.load_nodes(nodes)
@@ -342,9 +336,11 @@ class Sandbox:
             timeout_graceful_shutdown=2,
             access_log=False,
         )
-        server = _Server(config)
+        # uvicorn installs signal handlers only in the main thread: none here.
+        server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="nublado-sandbox", daemon=True)
         thread.start()
+        self._thread = thread
         deadline = time.monotonic() + 10
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
@@ -359,6 +355,12 @@ class Sandbox:
             server.should_exit = True
             thread.join(timeout=10)
             self.url = None
+            self._thread = None
+
+    @property
+    def serving(self) -> bool:
+        """Whether the server thread started by `serve` is still running."""
+        return self._thread is not None and self._thread.is_alive()
 
     def write_kubeconfig(self, path: Path, url: str | None = None) -> Path:
         """Write a kubeconfig pointing at this sandbox (while it is served)."""

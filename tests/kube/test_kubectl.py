@@ -165,3 +165,35 @@ def test_cli_reports_a_port_in_use_on_one_line(tmp_path: Path) -> None:
         f"listen on 127.0.0.1:{port}\n"
     )
     assert not (tmp_path / "kc").exists()
+
+
+def test_cli_exits_when_the_server_thread_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nublado.kube.sandbox import Sandbox
+
+    checks: list[bool] = []
+    original = Sandbox.serving
+
+    def serving(self: Sandbox) -> bool:
+        alive = bool(original.fget(self)) if original.fget else False  # type: ignore[misc]
+        checks.append(alive)
+        return alive and len(checks) < 2  # the thread "dies" after the first check
+
+    monkeypatch.setattr(Sandbox, "serving", property(serving))
+    with pytest.raises(SystemExit) as caught:
+        main(["sandbox", "--port", "0", "--kubeconfig", str(tmp_path / "kc")])
+
+    assert caught.value.code == 1
+    assert "the sandbox server stopped unexpectedly" in capsys.readouterr().err
+    assert checks[0] is True
+
+
+def test_serving_follows_the_server_thread() -> None:
+    from nublado.kube.sandbox import Sandbox
+
+    box = Sandbox()
+    assert not box.serving
+    with box.serve():
+        assert box.serving
+    assert not box.serving
