@@ -45,11 +45,11 @@ from .sandbox_rules import (
 from .sandbox_store import ApiError, Store, clone
 from .selectors import FieldSelector, LabelSelector, SelectorError
 
-__all__ = ["Cluster", "SandboxSettings", "now_timestamp", "parse_object"]
+__all__ = ["Cluster", "SandboxSettings", "now_timestamp", "parse_object", "parse_selectors"]
 
 Object = dict[str, Any]
 
-# Delete answers the deleted object for these kinds, a Status for the others.
+# A 410 for a continue token older than the history, in upstream's words.
 _CONTINUE_EXPIRED = (
     "The provided continue parameter is too old to display a consistent list result. "
     "You can start a new list without the continue parameter, or use the continue token "
@@ -57,6 +57,7 @@ _CONTINUE_EXPIRED = (
     "provided token results in an inconsistent list - objects that were created, modified, "
     "or deleted between the time the first chunk was returned and now may show up in the list."
 )
+# Delete answers the deleted object for these kinds, a Status for the others.
 _RETURNS_DELETED_OBJECT = frozenset(
     {
         "Pod",
@@ -97,6 +98,16 @@ class SandboxSettings:
     ingress_address: str = "127.0.0.1"
     history_limit: int = 10_000
     watch_queue_limit: int = 1_000
+
+
+def parse_selectors(
+    kind: str, label_selector: str | None, field_selector: str | None
+) -> tuple[LabelSelector, FieldSelector]:
+    """The labelSelector and fieldSelector of a list or watch; 400 BadRequest if malformed."""
+    try:
+        return LabelSelector.parse(label_selector), FieldSelector.parse(field_selector, kind)
+    except SelectorError as exc:
+        raise ApiError.bad_request(str(exc)) from None
 
 
 def _parse_body(raw: bytes) -> Any:
@@ -373,11 +384,7 @@ class Cluster:
         then; a 410 Expired when the history no longer reaches back to it.
         """
         kind = self._kind(kind_name)
-        try:
-            labels = LabelSelector.parse(label_selector)
-            fields = FieldSelector.parse(field_selector, kind.kind)
-        except SelectorError as exc:
-            raise ApiError.bad_request(str(exc)) from None
+        labels, fields = parse_selectors(kind.kind, label_selector, field_selector)
         with self._lock:
             ns = namespace if kind.namespaced else None
             name = fields.equality("metadata.name")
@@ -805,6 +812,15 @@ class Cluster:
                         f'Operation cannot be fulfilled on {kind.group_resource} "{name}": '
                         f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
                         f"{meta.get('uid')}",
+                    )
+                version = preconditions.get("resourceVersion")
+                if version and version != meta.get("resourceVersion"):
+                    raise ApiError(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {kind.group_resource} "{name}": '
+                        f"Precondition failed: ResourceVersion in precondition: {version}, "
+                        f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
                     )
             if dry_run:
                 return self._dry_run_delete(kind, obj, grace_period_seconds)

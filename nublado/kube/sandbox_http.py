@@ -25,9 +25,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .kinds import KINDS, ResourceKind
-from .sandbox_cluster import parse_object
+from .sandbox_cluster import parse_object, parse_selectors
 from .sandbox_store import ApiError, Watcher, status_body
-from .selectors import FieldSelector, LabelSelector, SelectorError
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -529,11 +528,9 @@ class _Handlers:
     async def _watch(self, request: Request, target: _Target) -> Response:
         query = request.query_params
         kind = target.kind
-        try:
-            labels = LabelSelector.parse(query.get("labelSelector"))
-            fields = FieldSelector.parse(query.get("fieldSelector"), kind.kind)
-        except SelectorError as exc:
-            raise ApiError.bad_request(str(exc)) from None
+        labels, fields = parse_selectors(
+            kind.kind, query.get("labelSelector"), query.get("fieldSelector")
+        )
         rv_text = query.get("resourceVersion")
         try:
             resource_version = int(rv_text) if rv_text else None

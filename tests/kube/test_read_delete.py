@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from nublado.kube.client import KubernetesClient
-from nublado.kube.errors import KubernetesTimeoutError, NotFoundError
+from nublado.kube.errors import KubernetesError, KubernetesTimeoutError, NotFoundError
 from nublado.kube.sandbox import Sandbox
 
 from .conftest import reference_manifests
@@ -154,3 +154,58 @@ async def test_job_deletion_orphans_its_pod_by_default(
     pods = sandbox.objects("fileservers", "Pod")
     assert len(pods) == 1
     assert pods[0]["metadata"].get("ownerReferences") == []
+
+
+async def test_deletecollection_deletes_what_the_selector_matches(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}})
+    for name, app in (("a", "x"), ("b", "x"), ("c", "y")):
+        await client.apply_one(_config_map(name, "d", {"app": app}))
+
+    status, answer = await client._request(
+        "DELETE", "/api/v1/namespaces/d/configmaps", query=[("labelSelector", "app=x")]
+    )
+
+    assert status == 200
+    assert answer["kind"] == "ConfigMapList"
+    assert sorted(i["metadata"]["name"] for i in answer["items"]) == ["a", "b"]
+    assert [o["metadata"]["name"] for o in sandbox.objects("d", "ConfigMap")] == ["c"]
+
+
+async def test_delete_preconditions_on_uid_and_resource_version(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}})
+    applied = await client.apply_one(_config_map("a", "d", {}))
+    meta = applied.object["metadata"]
+    path = "/api/v1/namespaces/d/configmaps/a"
+
+    for preconditions in ({"uid": "not-the-uid"}, {"resourceVersion": "1"}):
+        with pytest.raises(KubernetesError) as caught:
+            await client._request("DELETE", path, body={"preconditions": preconditions})
+        assert caught.value.status == 409
+        assert "Precondition failed" in caught.value.message
+    assert sandbox.get("ConfigMap", "a", "d") is not None
+
+    body = {"preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}}
+    await client._request("DELETE", path, body=body)
+    assert sandbox.get("ConfigMap", "a", "d") is None
+
+
+@pytest.mark.parametrize(("orphan", "pods_left"), [("true", 1), ("false", 0)])
+async def test_orphan_dependents_chooses_orphan_or_background(
+    client: KubernetesClient, sandbox: Sandbox, orphan: str, pods_left: int
+) -> None:
+    manifests = reference_manifests("fileserver")
+    await client.apply([m for m in manifests if m["kind"] in ("Namespace", "Job")])
+    await sandbox.wait_for_async(lambda: sandbox.objects("fileservers", "Pod"))
+
+    await client._request(
+        "DELETE",
+        "/apis/batch/v1/namespaces/fileservers/jobs/rachel-fs",
+        query=[("orphanDependents", orphan)],
+    )
+
+    assert sandbox.objects("fileservers", "Job") == []
+    assert len(sandbox.objects("fileservers", "Pod")) == pods_left
