@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,6 +34,13 @@ async def _collect(stream: AsyncIterator[WatchEvent], into: list[tuple[str, str,
         into.append((event.type, event.name, event.object.get("data", {}).get("v", "")))
 
 
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a collecting task and wait until it has closed its watch."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _watching(sandbox: Sandbox, count: int = 1) -> None:
     await sandbox.wait_for_async(lambda: sandbox.watch_count() >= count)
 
@@ -56,7 +64,7 @@ async def test_watch_from_a_resource_version_sees_later_changes_only(
     await client.apply_one(_cm("b", "1"))
     await client.delete("ConfigMap", "a", namespace)
     await sandbox.wait_for_async(lambda: len(seen) >= 3)
-    task.cancel()
+    await _stop(task)
 
     assert seen == [("MODIFIED", "a", "2"), ("ADDED", "b", "1"), ("DELETED", "a", "2")]
 
@@ -101,7 +109,7 @@ async def test_watch_resumes_after_a_cut_connection_without_losing_events(
     await _watching(sandbox)
     await client.apply_one(_cm("a", "4"))
     await sandbox.wait_for_async(lambda: len(seen) == 3)
-    task.cancel()
+    await _stop(task)
 
     assert seen == [("MODIFIED", "a", "2"), ("MODIFIED", "a", "3"), ("MODIFIED", "a", "4")]
     resumed = [r.target for r in sandbox.requests if "watch=true" in r.target]
@@ -149,7 +157,7 @@ async def test_relist_reports_deletions_of_objects_seen_before(
     sandbox.delete("ConfigMap", "b", namespace)
     sandbox.compact()
     await sandbox.wait_for_async(lambda: len(seen) == 3, timeout=5)
-    task.cancel()
+    await _stop(task)
 
     assert seen[2] == ("DELETED", "b", "1")
 
@@ -165,7 +173,7 @@ async def test_watch_retries_server_errors_then_raises_instead_of_stopping(
     await _watching(sandbox)
     await client.apply_one(_cm("a", "1"))
     await sandbox.wait_for_async(lambda: seen)
-    task.cancel()
+    await _stop(task)
     assert seen == [("ADDED", "a", "1")]
 
     sandbox.inject_fault("GET", "/api/v1/namespaces/w/configmaps", status=503, count=None)
@@ -200,6 +208,6 @@ async def test_watch_with_label_selector_sees_objects_leave_it(
     await client.apply_one(_cm("a", "2", {"app": "moved"}))
     await client.apply_one(_cm("a", "3", {"app": "w"}))
     await sandbox.wait_for_async(lambda: len(seen) == 2)
-    task.cancel()
+    await _stop(task)
 
     assert seen == [("DELETED", "a", "2"), ("ADDED", "a", "3")]
