@@ -195,6 +195,32 @@ class Sandbox:
             raise
         return True
 
+    def reset(
+        self,
+        settings: SandboxSettings | None = None,
+        *,
+        nodes: Path | dict[str, Any] | None = None,
+    ) -> None:
+        """Start over with an empty cluster, keeping the server (tests share one per module).
+
+        Open watches end, faults, pod failures and recorded requests are
+        cleared, and timers still pending from before act on the old cluster
+        only. Requests already in flight may still reach the new one.
+        """
+        old = self.cluster
+        fresh = Cluster(settings)
+        with old.store.lock:
+            loop = old.loop
+            old.store.close_watches()
+        if loop is not None and not loop.is_closed():
+            fresh.attach(loop)
+        self.cluster = fresh
+        self.settings = fresh.settings
+        self.clear_faults()
+        self._requests.clear()
+        if nodes is not None:
+            self.load_nodes(nodes)
+
     def load_nodes(self, source: Path | dict[str, Any]) -> list[Object]:
         """Add Nodes from a nodes file or its parsed content (with status.images)."""
         data = load_nodes_file(source) if isinstance(source, Path) else source

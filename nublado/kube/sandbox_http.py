@@ -25,7 +25,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .kinds import KINDS, ResourceKind
-from .sandbox_cluster import parse_object, parse_selectors
+from .sandbox_cluster import Cluster, parse_object, parse_selectors
 from .sandbox_store import ApiError, Watcher, status_body
 
 if TYPE_CHECKING:
@@ -361,7 +361,11 @@ class _Handlers:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        self.cluster = sandbox.cluster
+
+    @property
+    def cluster(self) -> Cluster:
+        """The sandbox's cluster now (`Sandbox.reset` swaps it for a fresh one)."""
+        return self.sandbox.cluster
 
     async def version(self, request: Request) -> Response:
         return _json(KUBERNETES_VERSION)
@@ -552,7 +556,8 @@ class _Handlers:
             loop=asyncio.get_running_loop(),
             limit=self.cluster.settings.watch_queue_limit,
         )
-        replay = self.cluster.store.subscribe(watcher, resource_version)
+        store = self.cluster.store  # the stream stays with this store across a reset
+        replay = store.subscribe(watcher, resource_version)
 
         async def stream() -> AsyncIterator[bytes]:
             try:
@@ -560,8 +565,7 @@ class _Handlers:
                     expired = status_body(
                         410,
                         "Expired",
-                        f"too old resource version: {resource_version} "
-                        f"({self.cluster.store.revision})",
+                        f"too old resource version: {resource_version} ({store.revision})",
                     )
                     yield orjson.dumps({"type": "ERROR", "object": expired}) + b"\n"
                     return
@@ -583,10 +587,10 @@ class _Handlers:
                     event_type, obj = item
                     yield orjson.dumps({"type": event_type, "object": obj}) + b"\n"
             finally:
-                self.cluster.store.unsubscribe(watcher)
+                store.unsubscribe(watcher)
 
         if replay is None:
-            self.cluster.store.unsubscribe(watcher)
+            store.unsubscribe(watcher)
         return StreamingResponse(stream(), media_type="application/json")
 
     async def _patch(self, request: Request, target: _Target, dry_run: bool) -> Response:
