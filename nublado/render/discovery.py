@@ -8,12 +8,16 @@ descriptions, documentation links and UI entries.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 __all__ = ["discovery_file", "reduce_discovery"]
+
+_ESCAPED_BY_PYTHON = re.compile(r"[^\x00-\x7e]")
+"""Characters json.dumps(ensure_ascii=True) escapes and orjson writes as they are."""
 
 
 def _service(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,10 +63,11 @@ def discovery_file(discovery: Mapping[str, Any] | None) -> str:
     This is Python's ``json.dumps(sort_keys=True, indent=2)``, byte for byte.
     orjson writes the same text about fifty times faster (the pure-Python
     indenting encoder was 40% of a lab's context build), except that it does
-    not escape non-ASCII characters: those rare documents take the slow path.
+    not escape non-ASCII characters or DEL: those rare documents take the
+    slow path.
     """
     reduced = reduce_discovery(discovery or {})
     text = orjson.dumps(reduced, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
-    if text.isascii():
+    if not _ESCAPED_BY_PYTHON.search(text):
         return text
     return json.dumps(reduced, sort_keys=True, indent=2, ensure_ascii=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from reference_cases import EXPECTED, reference_discovery
 
@@ -35,6 +35,7 @@ urls = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
 
 
 @given(st.dictionaries(st.text(max_size=10), urls, max_size=4), urls)
+@example({"\x7f": "é"}, "\x7f\u2028\x1f")
 def test_text_is_python_json_byte_for_byte(services: dict[str, str], butler: str) -> None:
     discovery: dict[str, Any] = {
         "datasets": {"dp1": {"butler_config": butler, "services": {}}},
