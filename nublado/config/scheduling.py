@@ -125,11 +125,11 @@ def _check_values(operator: str, values: list[str]) -> None:
             ) from None
 
 
-class NodeSelectorRequirement(ConfigModel):
-    """One condition on a node label or field."""
+class _Requirement(ConfigModel):
+    """One condition on a label or field: a key, an operator and its values."""
 
     key: str
-    operator: NodeSelectorOperator
+    operator: NodeSelectorOperator | LabelSelectorOperator
     values: list[str] = []
 
     @model_validator(mode="after")
@@ -140,6 +140,12 @@ class NodeSelectorRequirement(ConfigModel):
     def to_kubernetes(self) -> dict[str, Any]:
         """The pod-spec form; ``values`` is always present, even empty (as upstream)."""
         return {"key": self.key, "operator": self.operator.value, "values": list(self.values)}
+
+
+class NodeSelectorRequirement(_Requirement):
+    """One condition on a node label or field."""
+
+    operator: NodeSelectorOperator
 
 
 class NodeSelectorTerm(ConfigModel):
@@ -195,21 +201,10 @@ class NodeAffinity(ConfigModel):
         return result
 
 
-class LabelSelectorRequirement(ConfigModel):
+class LabelSelectorRequirement(_Requirement):
     """One condition on a pod (or namespace) label."""
 
-    key: str
     operator: LabelSelectorOperator
-    values: list[str] = []
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        _check_values(self.operator.value, self.values)
-        return self
-
-    def to_kubernetes(self) -> dict[str, Any]:
-        """The pod-spec form; ``values`` is always present, even empty (as upstream)."""
-        return {"key": self.key, "operator": self.operator.value, "values": list(self.values)}
 
 
 class LabelSelector(ConfigModel):
