@@ -373,23 +373,7 @@ def _parse_experimental(tag: str, match: re.Match[str]) -> RSPImageTag:
 
 
 def _parse_unknown(tag: str) -> RSPImageTag:
-    match = _UNKNOWN_WITH_CYCLE.fullmatch(tag) or _UNKNOWN.fullmatch(tag)
-    if not match:
-        return RSPImageTag(tag=tag, image_type=RSPImageType.UNKNOWN, display_name=tag)
-    cycle = match.groupdict().get("cycle")
-    display_name = match["base"]
-    if cycle:
-        display_name += f" (SAL Cycle {cycle})"
-    if match["arch"]:
-        display_name += f" [{match['arch']}]"
-    return RSPImageTag(
-        tag=tag,
-        image_type=RSPImageType.UNKNOWN,
-        display_name=display_name,
-        base=match["base"],
-        cycle=_optional_int(cycle),
-        architecture=match["arch"],
-    )
+    return _parse_named(tag, RSPImageType.UNKNOWN, lambda base: base)
 
 
 _PRODUCTIONS: tuple[tuple[re.Pattern[str], Callable[[str, re.Match[str]], RSPImageTag]], ...] = (
@@ -405,18 +389,23 @@ _PRODUCTIONS: tuple[tuple[re.Pattern[str], Callable[[str, re.Match[str]], RSPIma
 
 @lru_cache(maxsize=1024)
 def _parse_alias(tag: str) -> RSPImageTag:
+    return _parse_named(tag, RSPImageType.ALIAS, lambda base: base.replace("_", " ").title())
+
+
+def _parse_named(tag: str, image_type: RSPImageType, display: Callable[[str], str]) -> RSPImageTag:
+    """A tag outside the versioned grammar: a name, an optional cycle and architecture."""
     match = _UNKNOWN_WITH_CYCLE.fullmatch(tag) or _UNKNOWN.fullmatch(tag)
     if not match:
-        return RSPImageTag(tag=tag, image_type=RSPImageType.ALIAS, display_name=tag)
+        return RSPImageTag(tag=tag, image_type=image_type, display_name=tag)
     cycle = match.groupdict().get("cycle")
-    display_name = match["base"].replace("_", " ").title()
+    display_name = display(match["base"])
     if cycle:
         display_name += f" (SAL Cycle {cycle})"
     if match["arch"]:
         display_name += f" [{match['arch']}]"
     return RSPImageTag(
         tag=tag,
-        image_type=RSPImageType.ALIAS,
+        image_type=image_type,
         display_name=display_name,
         base=match["base"],
         cycle=_optional_int(cycle),
