@@ -583,15 +583,7 @@ class Cluster:
             incoming = self._incoming(kind, namespace, body, name)
             old = self._existing(kind, namespace, name)
             self._check_precondition(kind, old, incoming)
-            if subresource == "status":
-                new = clone(old)
-                if "status" in incoming:
-                    new["status"] = incoming["status"]
-            else:
-                new = incoming
-                new.pop("status", None)
-                if "status" in old and (kind.has_status or kind.kind == "Node"):
-                    new["status"] = clone(old["status"])
+            new = _with_status_rules(kind, old, incoming, subresource)
             return self._write_update(
                 kind, old, new, subresource, field_manager, user_agent, dry_run
             )
@@ -667,16 +659,7 @@ class Cluster:
                 raise ApiError(422, "Invalid", "the patch did not produce an object")
             incoming = self._incoming(kind, namespace, patched, name)
             self._check_precondition(kind, old, body if isinstance(body, dict) else {})
-            if subresource == "status":
-                new = clone(old)
-                if "status" in incoming:
-                    new["status"] = incoming["status"]
-            else:
-                new = incoming
-                if kind.has_status:
-                    new.pop("status", None)
-                    if "status" in old:
-                        new["status"] = clone(old["status"])
+            new = _with_status_rules(kind, old, incoming, subresource)
             return self._write_update(
                 kind, old, new, subresource, field_manager, user_agent, dry_run
             )
@@ -1269,3 +1252,23 @@ def _same_entries(old: builtins.list[Object], new: builtins.list[Object]) -> boo
         ]
 
     return key(old) == key(new)
+
+
+def _with_status_rules(
+    kind: ResourceKind, old: Object, incoming: Object, subresource: str
+) -> Object:
+    """The object a PUT or PATCH stores, by the status subresource's rules.
+
+    A write to ``status`` changes only the status; a write to the object
+    itself keeps the stored status of kinds that have a status subresource.
+    """
+    if subresource == "status":
+        new = clone(old)
+        if "status" in incoming:
+            new["status"] = incoming["status"]
+        return new
+    if kind.has_status:
+        incoming.pop("status", None)
+        if "status" in old:
+            incoming["status"] = clone(old["status"])
+    return incoming
