@@ -22,6 +22,16 @@ from .conftest import reference_manifests
 NS = "userlabs-rachel"
 
 
+def _lab_cm(data: dict[str, str]) -> dict[str, Any]:
+    """ConfigMap ``cm`` in namespace ``lab`` holding ``data``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "namespace": "lab"},
+        "data": data,
+    }
+
+
 def _find(manifests: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     return next(
         m
@@ -123,21 +133,8 @@ async def test_apply_without_force_conflicts_with_another_manager(
     client: KubernetesClient, sandbox: Sandbox
 ) -> None:
     await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab"}})
-    sandbox.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "cm", "namespace": "lab"},
-            "data": {"A": "1", "B": "2"},
-        },
-        field_manager="kubectl",
-    )
-    mine = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "cm", "namespace": "lab"},
-        "data": {"A": "changed"},
-    }
+    sandbox.apply(_lab_cm({"A": "1", "B": "2"}), field_manager="kubectl")
+    mine = _lab_cm({"A": "changed"})
 
     with pytest.raises(ConflictError) as caught:
         await client.apply_one(mine, force=False)
@@ -156,38 +153,15 @@ async def test_forced_apply_takes_ownership_and_same_values_are_shared(
     client: KubernetesClient, sandbox: Sandbox
 ) -> None:
     await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab"}})
-    sandbox.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "cm", "namespace": "lab"},
-            "data": {"A": "1", "B": "2"},
-        },
-        field_manager="kubectl",
-    )
+    sandbox.apply(_lab_cm({"A": "1", "B": "2"}), field_manager="kubectl")
     # Same value: no conflict, even without force.
-    shared = await client.apply_one(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "cm", "namespace": "lab"},
-            "data": {"B": "2"},
-        },
-        force=False,
-    )
+    shared = await client.apply_one(_lab_cm({"B": "2"}), force=False)
     assert {e["manager"] for e in shared.object["metadata"]["managedFields"]} == {
         "kubectl",
         "nublado",
     }
 
-    forced = await client.apply_one(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "cm", "namespace": "lab"},
-            "data": {"A": "9", "B": "2"},
-        },
-    )
+    forced = await client.apply_one(_lab_cm({"A": "9", "B": "2"}))
 
     assert forced.object["data"] == {"A": "9", "B": "2"}
     owners = {e["manager"]: e["fieldsV1"] for e in forced.object["metadata"]["managedFields"]}

@@ -45,20 +45,26 @@ async def _watching(sandbox: Sandbox, count: int = 1) -> None:
     await sandbox.wait_for_async(lambda: sandbox.watch_count() >= count)
 
 
+async def _watch_in_background(
+    client: KubernetesClient,
+    sandbox: Sandbox,
+    seen: list[tuple[str, str, str]],
+    **options: Any,
+) -> asyncio.Task[None]:
+    """Collect a ConfigMap watch of namespace w into ``seen``, once the sandbox serves it."""
+    task = asyncio.create_task(_collect(client.watch("ConfigMap", "w", **options), seen))
+    await _watching(sandbox)
+    return task
+
+
 async def test_watch_from_a_resource_version_sees_later_changes_only(
     client: KubernetesClient, sandbox: Sandbox, namespace: str
 ) -> None:
     first = await client.apply_one(_cm("a", "1"))
     seen: list[tuple[str, str, str]] = []
-    task = asyncio.create_task(
-        _collect(
-            client.watch(
-                "ConfigMap", namespace, resource_version=first.resource_version, timeout=2
-            ),
-            seen,
-        )
+    task = await _watch_in_background(
+        client, sandbox, seen, resource_version=first.resource_version, timeout=2
     )
-    await _watching(sandbox)
 
     await client.apply_one(_cm("a", "2"))
     await client.apply_one(_cm("b", "1"))
@@ -92,15 +98,9 @@ async def test_watch_resumes_after_a_cut_connection_without_losing_events(
 ) -> None:
     start = await client.apply_one(_cm("a", "1"))
     seen: list[tuple[str, str, str]] = []
-    task = asyncio.create_task(
-        _collect(
-            client.watch(
-                "ConfigMap", namespace, resource_version=start.resource_version, timeout=5
-            ),
-            seen,
-        )
+    task = await _watch_in_background(
+        client, sandbox, seen, resource_version=start.resource_version, timeout=5
     )
-    await _watching(sandbox)
     await client.apply_one(_cm("a", "2"))
     await sandbox.wait_for_async(lambda: len(seen) == 1)
 
@@ -167,10 +167,7 @@ async def test_watch_retries_server_errors_then_raises_instead_of_stopping(
 ) -> None:
     sandbox.inject_fault("GET", "/api/v1/namespaces/w/configmaps", status=500, count=2)
     seen: list[tuple[str, str, str]] = []
-    task = asyncio.create_task(
-        _collect(client.watch("ConfigMap", namespace, resource_version="1", timeout=5), seen)
-    )
-    await _watching(sandbox)
+    task = await _watch_in_background(client, sandbox, seen, resource_version="1", timeout=5)
     await client.apply_one(_cm("a", "1"))
     await sandbox.wait_for_async(lambda: seen)
     await _stop(task)
@@ -191,19 +188,14 @@ async def test_watch_with_label_selector_sees_objects_leave_it(
 ) -> None:
     start = await client.apply_one(_cm("a", "1"))
     seen: list[tuple[str, str, str]] = []
-    task = asyncio.create_task(
-        _collect(
-            client.watch(
-                "ConfigMap",
-                namespace,
-                label_selector="app=w",
-                resource_version=start.resource_version,
-                timeout=3,
-            ),
-            seen,
-        )
+    task = await _watch_in_background(
+        client,
+        sandbox,
+        seen,
+        label_selector="app=w",
+        resource_version=start.resource_version,
+        timeout=3,
     )
-    await _watching(sandbox)
 
     await client.apply_one(_cm("a", "2", {"app": "moved"}))
     await client.apply_one(_cm("a", "3", {"app": "w"}))
