@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nublado.kube.client import KubernetesClient
-from nublado.kube.sandbox import Sandbox, SandboxSettings
+from nublado.sandbox.server import Sandbox, SandboxSettings
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference"
 ORDER = [

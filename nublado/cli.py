@@ -22,7 +22,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "landingpage": ("nublado.landingpage.cli:landingpage", "Install the lab landing page."),
     "purger": ("nublado.purger.cli:purger", "Report on, warn about or purge old scratch files."),
     "render": ("nublado.render.cli:render", "Print the manifests of an object set (dry run)."),
-    "sandbox": ("nublado.kube.cli:sandbox", "Run the in-process Kubernetes API server."),
+    "sandbox": ("nublado.sandbox.cli:sandbox", "Run the in-process Kubernetes API server."),
     "schema": ("nublado.config.cli:schema", "Write the configuration JSON Schema."),
     "startup": ("nublado.startup.cli:startup", "Prepare the lab container before JupyterLab."),
 }

@@ -16,6 +16,8 @@ DATA = TESTS / "data"
 REFERENCE = DATA / "reference"
 SNAPSHOTS = TESTS.parent / "snapshots"
 
+pytest_plugins = ["sandbox_fixtures"]
+
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.register_profile(
     "ci", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]

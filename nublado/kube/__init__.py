@@ -1,8 +1,8 @@
-"""The only code that talks to Kubernetes, and the sandbox API server.
+"""The only code that talks to Kubernetes.
 
-Importing this package is cheap: the ``kubernetes`` client and the web stack
-are imported only when `KubernetesClient` or `Sandbox` is first used, so the
-render path never pays for them.
+Importing this package is cheap: the ``kubernetes`` client is imported only
+when `KubernetesClient` is first used, so the render path never pays for it.
+The sandbox API server the tests run against is `nublado.sandbox`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from .kinds import KINDS, ResourceKind, kind_for_manifest, kind_named
 
 if TYPE_CHECKING:
     from .client import ApplyResult, KubernetesClient, WatchEvent
-    from .sandbox import PodFailure, Sandbox, SandboxSettings
 
 __all__ = [
     "KINDS",
@@ -43,10 +42,7 @@ __all__ = [
     "KubernetesTimeoutError",
     "MissingNamespaceError",
     "NotFoundError",
-    "PodFailure",
     "ResourceKind",
-    "Sandbox",
-    "SandboxSettings",
     "UnknownKindError",
     "WatchEvent",
     "kind_for_manifest",
@@ -57,14 +53,11 @@ _LAZY = {
     "ApplyResult": "client",
     "KubernetesClient": "client",
     "WatchEvent": "client",
-    "PodFailure": "sandbox",
-    "Sandbox": "sandbox",
-    "SandboxSettings": "sandbox",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the client or the sandbox on first use of one of their names."""
+    """Import the client on first use of one of its names."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

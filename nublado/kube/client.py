@@ -29,6 +29,8 @@ import orjson
 from kubernetes.aio import client as kclient
 from kubernetes.aio import config as kconfig
 
+from ..errors import InputError
+from ..sandbox.selectors import LabelSelector, SelectorError
 from .errors import (
     ExpiredError,
     KubernetesConnectionError,
@@ -38,7 +40,6 @@ from .errors import (
     error_from_status,
 )
 from .kinds import ResourceKind, kind_for_manifest, kind_named
-from .selectors import LabelSelector
 
 __all__ = ["ApplyResult", "KubernetesClient", "WatchEvent"]
 
@@ -420,7 +421,10 @@ class KubernetesClient:
         if isinstance(label_selector, dict):
             label_selector = str(LabelSelector.from_labels(label_selector))
         if label_selector:
-            LabelSelector.parse(label_selector)  # a malformed selector fails here, clearly
+            try:
+                LabelSelector.parse(label_selector)  # a malformed selector fails here, clearly
+            except SelectorError as exc:
+                raise InputError(str(exc)) from None
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))

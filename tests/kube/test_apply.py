@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from sandbox_fixtures import reference_manifests
 
 from nublado.kube.client import KubernetesClient
 from nublado.kube.errors import (
@@ -15,9 +16,7 @@ from nublado.kube.errors import (
     NotFoundError,
     UnknownKindError,
 )
-from nublado.kube.sandbox import Sandbox
-
-from .conftest import reference_manifests
+from nublado.sandbox.server import Sandbox
 
 NS = "userlabs-rachel"
 

@@ -19,7 +19,7 @@ from nublado.kube.errors import (
     KubernetesTimeoutError,
     MissingNamespaceError,
 )
-from nublado.kube.sandbox import Sandbox
+from nublado.sandbox.server import Sandbox
 
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}}
 

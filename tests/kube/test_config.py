@@ -11,7 +11,7 @@ import yaml
 
 from nublado.kube.client import KubernetesClient
 from nublado.kube.errors import KubernetesError
-from nublado.kube.sandbox import Sandbox
+from nublado.sandbox.server import Sandbox
 
 
 async def test_client_from_kubeconfig_sends_the_token(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_in_cluster_configuration_outside_a_cluster_is_our_error(
 
 def test_importing_the_package_does_not_import_kubernetes() -> None:
     code = (
-        "import sys, nublado.kube, nublado.kube.kinds, nublado.kube.selectors\n"
+        "import sys, nublado.kube, nublado.kube.kinds\n"
         "assert 'kubernetes' not in sys.modules, 'kubernetes imported'\n"
         "assert 'starlette' not in sys.modules, 'starlette imported'\n"
         "nublado.kube.KubernetesClient\n"

@@ -9,7 +9,7 @@ import pytest
 
 from nublado.kube.client import KubernetesClient
 from nublado.kube.errors import ConflictError, KubernetesError, KubernetesTimeoutError
-from nublado.kube.sandbox import Sandbox
+from nublado.sandbox.server import Sandbox
 
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "f"}}
 CM: dict[str, Any] = {

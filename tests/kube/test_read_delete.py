@@ -7,12 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from sandbox_fixtures import reference_manifests
 
 from nublado.kube.client import KubernetesClient
 from nublado.kube.errors import KubernetesError, KubernetesTimeoutError, NotFoundError
-from nublado.kube.sandbox import Sandbox
-
-from .conftest import reference_manifests
+from nublado.sandbox.server import Sandbox
 
 NS = "userlabs-rachel"
 

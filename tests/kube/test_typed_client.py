@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes.aio import client as k
+from sandbox_fixtures import reference_manifests
 
 from nublado.kube.client import KubernetesClient
-from nublado.kube.sandbox import Sandbox
-
-from .conftest import reference_manifests
+from nublado.sandbox.server import Sandbox
 
 
 async def test_typed_models_decode_what_the_cluster_writes(

@@ -11,7 +11,7 @@ import pytest
 
 from nublado.kube.client import KubernetesClient, WatchEvent
 from nublado.kube.errors import KubernetesError
-from nublado.kube.sandbox import Sandbox
+from nublado.sandbox.server import Sandbox
 
 
 def _cm(name: str, value: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

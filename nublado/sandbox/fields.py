@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sandbox_store import clone
+from .store import clone
 
 __all__ = [
     "FieldConflict",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError  # the nublado command's one-line error, exit 2
 
 __all__ = ["sandbox"]
 
@@ -64,9 +64,12 @@ def sandbox(
     kubectl --kubeconfig FILE can then apply (--server-side), get, list and
     delete against it.
     """
-    from .sandbox import Sandbox, SandboxSettings, load_nodes_file
+    from .server import NodesFileError, Sandbox, SandboxSettings, load_nodes_file
 
-    node_data = load_nodes_file(nodes) if nodes is not None else None
+    try:
+        node_data = load_nodes_file(nodes) if nodes is not None else None
+    except NodesFileError as exc:
+        raise InputError(str(exc)) from None
     settings = SandboxSettings(
         schedule_delay=pod_start_delay,
         pull_delay=pod_start_delay,

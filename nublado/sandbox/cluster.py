@@ -6,7 +6,7 @@ kube-apiserver answers an error. It also plays the controllers a real cluster
 runs on its own: namespace lifecycle, the ``default`` ServiceAccount, garbage
 collection through ownerReferences, the Job controller, the Gafaelfawr
 operator and an ingress controller. The simulated kubelet is in
-`nublado.kube.sandbox_kubelet`.
+`nublado.sandbox.kubelet`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from typing import Any
 import orjson
 import yaml
 
-from .kinds import KINDS, ResourceKind, kind_named
-from .sandbox_fields import (
+from .fields import (
     ManagedEntry,
     apply_config,
     conflict_message,
@@ -35,15 +34,16 @@ from .sandbox_fields import (
     merge_patch,
     record_update,
 )
-from .sandbox_rules import (
+from .kinds import KINDS, ResourceKind, kind_named
+from .rules import (
     GENERATION_KINDS,
     apply_defaults,
     initial_status,
     validate_create,
     validate_update,
 )
-from .sandbox_store import ApiError, Store, clone
 from .selectors import FieldSelector, LabelSelector, SelectorError
+from .store import ApiError, Store, clone
 
 __all__ = ["Cluster", "SandboxSettings", "now_timestamp", "parse_object", "parse_selectors"]
 
@@ -213,7 +213,7 @@ class Cluster:
         self._ip_counter = 0
         self._lock = self.store.lock
         # Late import: the kubelet module needs this class for typing only.
-        from .sandbox_kubelet import Kubelet
+        from .kubelet import Kubelet
 
         self.kubelet = Kubelet(self)
 

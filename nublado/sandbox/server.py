@@ -1,7 +1,7 @@
 """The sandbox: an in-process Kubernetes API server for trying nublado and for tests.
 
 It speaks the real Kubernetes REST protocol over HTTP (see
-`nublado.kube.sandbox_http`), keeps objects in memory, and plays the parts of
+`nublado.sandbox.protocol`), keeps objects in memory, and plays the parts of
 a cluster a lab controller depends on (namespace lifecycle, a kubelet, the Job
 controller, Gafaelfawr, an ingress controller). The same client code runs
 against it and against a real cluster; kubectl can read and write it.
@@ -33,15 +33,15 @@ import orjson
 import uvicorn
 import yaml
 
-from ..errors import InputError
+from .cluster import Cluster, SandboxSettings
 from .kinds import KINDS, kind_for_manifest, kind_named
-from .sandbox_cluster import Cluster, SandboxSettings
-from .sandbox_http import Fault, create_app
-from .sandbox_kubelet import PodFailure
-from .sandbox_store import ApiError, clone
+from .kubelet import PodFailure
+from .protocol import Fault, create_app
+from .store import ApiError, clone
 
 __all__ = [
     "Fault",
+    "NodesFileError",
     "PodFailure",
     "Sandbox",
     "SandboxSettings",
@@ -52,26 +52,30 @@ __all__ = [
 Object = dict[str, Any]
 
 
+class NodesFileError(ValueError):
+    """A nodes file that cannot be read or does not describe nodes."""
+
+
 def load_nodes_file(path: Path) -> dict[str, Any]:
     """Read a nodes file (name -> {images: [{names, size_bytes}], labels}) for the sandbox."""
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        raise InputError(f"cannot read nodes file {path}: {exc.strerror}") from None
+        raise NodesFileError(f"cannot read nodes file {path}: {exc.strerror}") from None
     except ValueError as exc:
-        raise InputError(f"nodes file {path} is not valid JSON: {exc}") from None
+        raise NodesFileError(f"nodes file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise InputError(f"nodes file {path} must map node names to objects")
+        raise NodesFileError(f"nodes file {path} must map node names to objects")
     for name, node in data.items():
         images = node.get("images", [])
         if not isinstance(images, list) or not all(
             isinstance(i, dict) and isinstance(i.get("names"), list) for i in images
         ):
-            raise InputError(
+            raise NodesFileError(
                 f"nodes file {path}: node {name}: images must be a list of {{names: [...]}}"
             )
         if not isinstance(node.get("labels", {}), dict):
-            raise InputError(f"nodes file {path}: node {name}: labels must be a mapping")
+            raise NodesFileError(f"nodes file {path}: node {name}: labels must be a mapping")
     return data
 
 

@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
-
 __all__ = [
     "FieldSelector",
     "LabelSelector",
@@ -28,7 +26,7 @@ _PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 _OPERATORS = ("in", "notin")
 
 
-class SelectorError(InputError):
+class SelectorError(ValueError):
     """A label or field selector that does not parse; the sandbox answers 400."""
 
 

@@ -6,11 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from sandbox_fixtures import reference_manifests
 
 from nublado.kube.client import KubernetesClient
-from nublado.kube.sandbox import PodFailure, Sandbox, SandboxSettings
-
-from .conftest import reference_manifests
+from nublado.sandbox.server import PodFailure, Sandbox, SandboxSettings
 
 NS = "userlabs-rachel"
 

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from .kinds import ResourceKind
-from .sandbox_store import ApiError, clone
+from .store import ApiError, clone
 
 __all__ = [
     "GENERATION_KINDS",

@@ -1,4 +1,4 @@
-"""Fixtures for the Kubernetes layer: a served sandbox, a client on it, realistic manifests."""
+"""Sandbox fixtures for the client and sandbox tests: a served sandbox, a client, manifests."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from nublado.kube.client import KubernetesClient
-from nublado.kube.sandbox import Sandbox, SandboxSettings
+from nublado.sandbox.server import Sandbox, SandboxSettings
 
-REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
 NODES = REFERENCE / "inputs" / "nodes" / "standard.json"
 
 # Apply order of a lab set: namespace first, pod last.

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nublado.kube.sandbox import Sandbox
+from nublado.sandbox.server import Sandbox
 
 APPLY = {"content-type": "application/apply-patch+yaml"}
 

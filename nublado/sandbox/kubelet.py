@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .sandbox_cluster import Cluster
+    from .cluster import Cluster
 
 __all__ = ["Kubelet", "PodFailure"]
 
@@ -36,7 +36,7 @@ class PodFailure(StrEnum):
 
 
 def _now() -> str:
-    from .sandbox_cluster import now_timestamp
+    from .cluster import now_timestamp
 
     return now_timestamp()
 

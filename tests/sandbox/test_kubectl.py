@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sandbox_fixtures import NODES, reference_manifests
 
 from nublado.cli import main
-
-from .conftest import NODES, reference_manifests
 
 
 @pytest.fixture
@@ -170,7 +169,7 @@ def test_cli_reports_a_port_in_use_on_one_line(tmp_path: Path) -> None:
 def test_cli_exits_when_the_server_thread_dies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nublado.kube.sandbox import Sandbox
+    from nublado.sandbox.server import Sandbox
 
     checks: list[bool] = []
     original = Sandbox.serving
@@ -190,7 +189,7 @@ def test_cli_exits_when_the_server_thread_dies(
 
 
 def test_serving_follows_the_server_thread() -> None:
-    from nublado.kube.sandbox import Sandbox
+    from nublado.sandbox.server import Sandbox
 
     box = Sandbox()
     assert not box.serving

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nublado.kube.selectors import FieldSelector, LabelSelector, SelectorError
+from nublado.sandbox.selectors import FieldSelector, LabelSelector, SelectorError
 
 LABELS = {"app": "lab", "tier": "user", "nublado.lsst.io/user": "rachel", "size": "3"}
 

@@ -7,9 +7,9 @@ import threading
 import time
 from typing import Any
 
-from nublado.kube.sandbox_cluster import Cluster
-from nublado.kube.sandbox_store import Watcher
-from nublado.kube.selectors import FieldSelector, LabelSelector
+from nublado.sandbox.cluster import Cluster
+from nublado.sandbox.selectors import FieldSelector, LabelSelector
+from nublado.sandbox.store import Watcher
 
 
 def test_a_callback_deferred_while_the_loop_attaches_is_not_lost() -> None:

@@ -24,12 +24,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .cluster import Cluster, parse_object, parse_selectors
 from .kinds import KINDS, ResourceKind
-from .sandbox_cluster import Cluster, parse_object, parse_selectors
-from .sandbox_store import ApiError, Watcher, status_body
+from .store import ApiError, Watcher, status_body
 
 if TYPE_CHECKING:
-    from .sandbox import Sandbox
+    from .server import Sandbox
 
 __all__ = ["Fault", "create_app", "parse_bool", "parse_dry_run", "parse_timeout_seconds"]
 
