@@ -3,7 +3,7 @@
 Every manifest the test suite renders goes through `validate_manifest` or
 `validate_manifests`: built-in kinds against the strict (unknown fields
 rejected) JSON Schemas that kubernetes-validate bundles, custom resources
-against the vendored CRDs in tests/data/crds, plus the name, label, annotation
+against the CRDs the sandbox serves (nublado/sandbox/crds), plus the name, label, annotation
 and data-key rules the API server enforces but the schemas do not express.
 
 kubernetes-validate's own `validate()` re-reads and re-parses its 1.3 MB
@@ -48,7 +48,7 @@ __all__ = [
 KUBERNETES_VERSION = "1.32"
 """Kubernetes release whose API the manifests must satisfy."""
 
-CRD_DIR = Path(__file__).resolve().parent / "data" / "crds"
+CRD_DIR = Path(__file__).resolve().parents[1] / "nublado" / "sandbox" / "crds"
 """Vendored CustomResourceDefinitions (one YAML file each) for the custom kinds we render."""
 
 _SCHEMA_DIR = f"v{KUBERNETES_VERSION}.0-local-strict"

@@ -103,6 +103,8 @@ KINDS: tuple[ResourceKind, ...] = (
     ResourceKind(
         "GafaelfawrIngress", "gafaelfawr.lsst.io/v1alpha1", "gafaelfawringresses", True, ("gi",)
     ),
+    ResourceKind("Lease", "coordination.k8s.io/v1", "leases", True),
+    ResourceKind("StorageClass", "storage.k8s.io/v1", "storageclasses", False, ("sc",)),
 )
 
 _BY_KIND = {k.kind.lower(): k for k in KINDS}

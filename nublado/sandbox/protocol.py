@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .cluster import Cluster, parse_object, parse_selectors
 from .kinds import KINDS, ResourceKind
+from .request import FieldValidation, writing
 from .store import ApiError, Watcher, status_body
 
 if TYPE_CHECKING:
@@ -115,6 +116,17 @@ def parse_bool(value: str | None, name: str) -> bool:
     if value in _FALSE:
         return False
     raise ApiError.bad_request(f'strconv.ParseBool: parsing "{value}": invalid syntax ({name})')
+
+
+def _field_validation(value: str | None) -> FieldValidation:
+    """The ``fieldValidation`` query value (kube-apiserver's default is Warn)."""
+    if not value:
+        return "Warn"
+    if value not in ("Ignore", "Warn", "Strict"):
+        raise ApiError.bad_request(
+            f"fieldValidation parameter unsupported: {value}. Must be one of: Ignore, Warn, Strict"
+        )
+    return value  # type: ignore[return-value]
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -400,9 +412,19 @@ class _Handlers:
 
     async def resource(self, request: Request) -> Response:
         try:
-            return await self._resource(request)
+            validation = _field_validation(request.query_params.get("fieldValidation"))
         except ApiError as exc:
             return _error(exc)
+        with writing(validation) as write:
+            try:
+                response = await self._resource(request)
+            except ApiError as exc:
+                response = _error(exc)
+        for warning in write.warnings:
+            # warn-code 299 and agent "-", as kube-apiserver writes them.
+            text = warning.replace("\\", "\\\\").replace('"', '\\"')
+            response.headers.append("Warning", f'299 - "{text}"')
+        return response
 
     async def _resource(self, request: Request) -> Response:
         path = request.url.path

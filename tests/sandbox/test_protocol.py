@@ -37,7 +37,13 @@ def test_discovery_documents(http: httpx.Client) -> None:
     assert http.get("/version").json()["minor"] == "32"
     assert http.get("/api").json()["versions"] == ["v1"]
     groups = {g["name"] for g in http.get("/apis").json()["groups"]}
-    assert groups == {"networking.k8s.io", "batch", "gafaelfawr.lsst.io"}
+    assert groups == {
+        "networking.k8s.io",
+        "batch",
+        "gafaelfawr.lsst.io",
+        "coordination.k8s.io",
+        "storage.k8s.io",
+    }
     core = {r["name"]: r for r in http.get("/api/v1").json()["resources"]}
     assert core["pods"]["namespaced"] and not core["nodes"]["namespaced"]
     assert "pods/status" in core
