@@ -31,10 +31,10 @@ from .fields import (
     conflict_message,
     decode_managed_fields,
     encode_managed_fields,
-    merge_patch,
     record_update,
 )
 from .kinds import KINDS, ResourceKind, kind_named
+from .patch import apply_patch
 from .rules import (
     GENERATION_KINDS,
     apply_defaults,
@@ -127,78 +127,6 @@ def parse_object(raw: bytes) -> Object:
     if not isinstance(body, dict):
         raise ApiError.bad_request("the request body must be a JSON or YAML object")
     return body
-
-
-def _json_patch(target: Any, operations: Any) -> Any:
-    """RFC 6902 JSON patch."""
-    if not isinstance(operations, list):
-        raise ApiError.bad_request("a JSON patch must be a list of operations")
-    doc = clone(target)
-
-    def split(pointer: str) -> builtins.list[str]:
-        if pointer == "":
-            return []
-        if not pointer.startswith("/"):
-            raise ApiError(422, "Invalid", f"invalid JSON pointer {pointer!r}")
-        return [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
-
-    def parent(parts: builtins.list[str]) -> tuple[Any, str]:
-        node = doc
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node, parts[-1]
-
-    def read(parts: builtins.list[str]) -> Any:
-        node = doc
-        for part in parts:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node
-
-    for op in operations:
-        try:
-            kind = op["op"]
-            parts = split(op["path"])
-            if kind == "test":
-                if read(parts) != op.get("value"):
-                    raise ApiError(422, "Invalid", f"testing value at {op['path']} failed")
-                continue
-            if kind in ("move", "copy"):
-                value = clone(read(split(op["from"])))
-                if kind == "move":
-                    container, key = parent(split(op["from"]))
-                    if isinstance(container, list):
-                        container.pop(int(key))
-                    else:
-                        del container[key]
-                kind, op = "add", {"value": value}
-            if not parts:
-                doc = clone(op.get("value"))
-                continue
-            container, key = parent(parts)
-            if kind == "add":
-                if isinstance(container, list):
-                    index = len(container) if key == "-" else int(key)
-                    container.insert(index, clone(op["value"]))
-                else:
-                    container[key] = clone(op["value"])
-            elif kind == "replace":
-                read(parts)
-                if isinstance(container, list):
-                    container[int(key)] = clone(op["value"])
-                else:
-                    container[key] = clone(op["value"])
-            elif kind == "remove":
-                if isinstance(container, list):
-                    container.pop(int(key))
-                else:
-                    del container[key]
-            else:
-                raise ApiError(422, "Invalid", f"unknown JSON patch operation {kind!r}")
-        except (KeyError, IndexError, ValueError, TypeError):
-            raise ApiError(
-                422, "Invalid", f"the JSON patch operation {op!r} does not apply to the object"
-            ) from None
-    return doc
 
 
 class Cluster:
@@ -644,17 +572,12 @@ class Cluster:
         user_agent: str | None = None,
         dry_run: bool = False,
     ) -> Object:
-        """PATCH with a JSON patch, a merge patch, or a strategic merge patch (as a merge)."""
+        """PATCH with a JSON patch, a merge patch, or a strategic merge patch."""
         kind = self._kind(kind_name)
         body = _parse_body(raw)
         with self._lock:
             old = self._existing(kind, namespace, name)
-            if content_type == "application/json-patch+json":
-                patched = _json_patch(old, body)
-            else:
-                if not isinstance(body, dict):
-                    raise ApiError.bad_request("a merge patch must be a JSON object")
-                patched = merge_patch(old, body)
+            patched = apply_patch(kind.api_version, kind.kind, content_type, old, body)
             if not isinstance(patched, dict):
                 raise ApiError(422, "Invalid", "the patch did not produce an object")
             incoming = self._incoming(kind, namespace, patched, name)

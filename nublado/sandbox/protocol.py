@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .cluster import Cluster, parse_object, parse_selectors
 from .kinds import KINDS, ResourceKind
+from .patch import check_patch_type
 from .request import FieldValidation, writing
 from .store import ApiError, Watcher, status_body
 
@@ -632,18 +633,7 @@ class _Handlers:
                 dry_run=dry_run,
             )
             return _json(obj, 201 if created else 200)
-        if content_type not in (
-            "application/json-patch+json",
-            "application/merge-patch+json",
-            "application/strategic-merge-patch+json",
-        ):
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types "
-                "include: application/json-patch+json, application/merge-patch+json, "
-                "application/apply-patch+yaml, application/strategic-merge-patch+json",
-            )
+        check_patch_type(target.kind.api_version, target.kind.kind, content_type)
         if force_text is not None:
             raise ApiError(
                 422,
