@@ -444,6 +444,14 @@ _REFUSALS: list[tuple[str, str, Any, int, str | None, str]] = [
         "match $setElementOrder list:\n[map[port:80] map[port:443]]\n",
     ),
     (
+        "$setElementOrder naming a field the kind does not have",
+        "service",
+        {"spec": {"$setElementOrder/bogus": [{"port": 80}]}},
+        500,
+        None,
+        'unable to find api field in struct ServiceSpec for the json field "bogus"',
+    ),
+    (
         "list element types differing",
         "configmap",
         {"metadata": {"finalizers": [1]}},
