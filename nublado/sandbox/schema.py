@@ -274,7 +274,13 @@ def _wrap(spec: Object, custom: bool) -> Node:
     if ref is None and "allOf" in spec and len(spec["allOf"]) == 1:
         ref = spec["allOf"][0].get("$ref")
     if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
-        return node_for_definition(ref[len(_REF_PREFIX) :])
+        name = ref[len(_REF_PREFIX) :]
+        # A property may qualify the shared definition (its own patch strategy
+        # or map type); such a node is the definition with those keys on top.
+        extras = {k: v for k, v in spec.items() if k.startswith("x-kubernetes-")}
+        if extras:
+            return Node({**definitions()[name], **extras}, name=name)
+        return node_for_definition(name)
     return Node(spec, custom=custom)
 
 
