@@ -298,13 +298,6 @@ async def _list_revision(cluster: Cluster, options: ListOptions) -> tuple[int | 
     """
     limit = options.limit
     text = options.resource_version
-    if options.continue_token:
-        revision, _ = decode_continue(options.continue_token)
-        if text not in ("", "0"):
-            raise ApiError.bad_request(
-                "specifying resource version is not allowed when using continue"
-            )
-        return revision, limit
     if text == "":
         return None, limit
     if text == "0":
@@ -338,9 +331,19 @@ async def list_collection(
 ) -> Object:
     """A LIST's answer body: the collection at the revision its options ask for, paged."""
     options = ListOptions.parse(query, watch=False)
-    at_revision, limit = await _list_revision(cluster, options)
-    after = decode_continue(options.continue_token)[1] if options.continue_token else ("", "")
-    # Later pages show the collection as it was at the first page's version.
+    token = options.continue_token
+    at_revision: int | None
+    after = ("", "")
+    if token:
+        # Later pages show the collection as it was at the first page's version.
+        at_revision, after = decode_continue(token)
+        limit = options.limit
+        if options.resource_version not in ("", "0"):
+            raise ApiError.bad_request(
+                "specifying resource version is not allowed when using continue"
+            )
+    else:
+        at_revision, limit = await _list_revision(cluster, options)
     items, revision = cluster.list(
         kind.kind,
         namespace,
@@ -349,7 +352,7 @@ async def list_collection(
         at_revision=at_revision,
     )
     metadata: Object = {"resourceVersion": str(revision)}
-    if options.continue_token:
+    if token:
         items = [
             o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after
         ]
