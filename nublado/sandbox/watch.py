@@ -227,19 +227,15 @@ def _parse_revision(text: str) -> int:
     )
 
 
-def _bad_revision(text: str, from_etcd: bool) -> ApiError:
-    """A resourceVersion that is not a number.
+def _bad_revision(error: ValueError, from_etcd: bool) -> ApiError:
+    """A resourceVersion that is not a number (``error`` from `_parse_revision`).
 
     The etcd path (paged or Exact lists) answers 400; the watch cache's path
     returns the storage error unmapped, which the handler writes as a 500.
     """
-    try:
-        _parse_revision(text)
-    except ValueError as exc:
-        if from_etcd:
-            return ApiError.bad_request(f"invalid resource version: {exc}")
-        return _UnknownError(500, "", str(exc))
-    raise AssertionError("a valid resourceVersion")  # pragma: no cover
+    if from_etcd:
+        return ApiError.bad_request(f"invalid resource version: {error}")
+    return _UnknownError(500, "", str(error))
 
 
 def _too_large_resource_version(wanted: int, current: int, retry_after: int = 1) -> Object:
@@ -306,8 +302,8 @@ async def _list_revision(cluster: Cluster, options: ListOptions) -> tuple[int | 
     from_etcd = exact or limit > 0
     try:
         wanted = _parse_revision(text)
-    except ValueError:
-        raise _bad_revision(text, from_etcd) from None
+    except ValueError as exc:
+        raise _bad_revision(exc, from_etcd) from None
     store = cluster.store
     if exact:
         if wanted > store.revision:
@@ -408,8 +404,8 @@ async def watch_response(
     labels, fields = parse_selectors(kind.kind, options.label_selector, options.field_selector)
     try:
         since = _parse_revision(options.resource_version)
-    except ValueError:
-        raise _bad_revision(options.resource_version, from_etcd=False) from None
+    except ValueError as exc:
+        raise _bad_revision(exc, from_etcd=False) from None
     timeout = parse_timeout_seconds(query.get("timeoutSeconds"), 1800.0)
     store = cluster.store  # the stream stays with this store across a reset
     if since and not await _reached(cluster, since):

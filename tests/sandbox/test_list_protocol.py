@@ -276,6 +276,15 @@ _NOT_A_NUMBER = (
     [
         # The watch cache's path hands the storage error back unmapped: a 500.
         ({"resourceVersion": "v2"}, _status(500, None, _NOT_A_NUMBER)),
+        (
+            {"resourceVersion": str(2**64)},
+            _status(
+                500,
+                None,
+                f'resourceVersion: Invalid value: "{2**64}": strconv.ParseUint: parsing '
+                f'"{2**64}": value out of range',
+            ),
+        ),
         # etcd's path (paged or Exact) wraps it in a 400.
         (
             {"resourceVersion": "v2", "limit": "5"},
