@@ -670,6 +670,8 @@ class KubernetesClient:
                     metadata = _meta(obj)
                     version = str(metadata.get("resourceVersion") or version or "")
                     if event_type == "BOOKMARK":
+                        # Only a resume point: after a quiet spell the watch
+                        # resumes from here, not from a version etcd compacted.
                         continue
                     uid = str(metadata.get("uid", ""))
                     if event_type == "DELETED":

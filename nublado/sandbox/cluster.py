@@ -98,6 +98,11 @@ class SandboxSettings:
     ingress_address: str = "127.0.0.1"
     history_limit: int = 10_000
     watch_queue_limit: int = 1_000
+    # Watches that allow bookmarks get one this often (kube-apiserver: a minute).
+    bookmark_interval: float = 60.0
+    # How long a list or watch from a resourceVersion not reached yet waits for
+    # it before answering "Too large resource version" (kube-apiserver: 3 s).
+    resource_version_wait: float = 0.25
 
 
 def parse_selectors(

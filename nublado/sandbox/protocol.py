@@ -9,9 +9,7 @@ the fault-injection middleware tests use.
 from __future__ import annotations
 
 import asyncio
-import base64
 import fnmatch
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,15 +18,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .cluster import Cluster, parse_object, parse_selectors
+from .cluster import Cluster, parse_object
 from .kinds import KINDS, ResourceKind
+from .params import parse_bool, parse_timeout_seconds
 from .patch import check_patch_type
 from .request import FieldValidation, writing
-from .store import ApiError, Watcher, status_body
+from .store import ApiError, status_body
+from .watch import list_collection, watch_response
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -49,8 +49,6 @@ KUBERNETES_VERSION = {
     "platform": "linux/amd64",
 }
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -66,10 +64,6 @@ _REASONS = {
     503: "ServiceUnavailable",
     504: "Timeout",
 }
-
-
-class _WatchCut(Exception):
-    """Raised inside a watch stream to drop its connection without a clean end."""
 
 
 @dataclass
@@ -106,17 +100,6 @@ class Fault:
         reason = self.reason or _REASONS.get(status, "InternalError")
         message = self.message or f"injected fault: {status} {reason}"
         return status_body(status, reason, message)
-
-
-def parse_bool(value: str | None, name: str) -> bool:
-    """Go's strconv.ParseBool, as the API server parses boolean query parameters."""
-    if value is None or value == "":
-        return False
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ApiError.bad_request(f'strconv.ParseBool: parsing "{value}": invalid syntax ({name})')
 
 
 def _field_validation(value: str | None) -> FieldValidation:
@@ -298,22 +281,6 @@ def _resolve(path: str) -> _Target | None:
     return _Target(kind, namespace, name, subresource)
 
 
-def _encode_continue(revision: int, after: tuple[str, str]) -> str:
-    raw = orjson.dumps({"rv": revision, "start": list(after)})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        start = data["start"]
-        return int(data["rv"]), (str(start[0]), str(start[1]))
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise ApiError.bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion"
-        ) from None
-
-
 _SUBRESOURCE_METHODS = {"status": ("GET", "PUT", "PATCH"), "finalize": ("PUT",)}
 _OPTIONS = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
 
@@ -342,31 +309,6 @@ def parse_dry_run(values: list[str], options_kind: str) -> bool:
             f'[]string{{{quoted}}}: supported values: "All"',
         )
     return True
-
-
-def parse_timeout_seconds(text: str | None, default: float) -> float:
-    """timeoutSeconds of a list or watch: a whole number of seconds, else 400."""
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError.bad_request(
-            f'invalid value for timeoutSeconds: strconv.ParseInt: parsing "{text}": invalid syntax'
-        ) from None
-    return float(value) if value > 0 else default
-
-
-def _too_large_resource_version(wanted: int, current: int) -> Object:
-    """The Status a watch from a resourceVersion the server has not reached answers."""
-    body = status_body(
-        504, "Timeout", f"Timeout: Too large resource version: {wanted}, current: {current}"
-    )
-    body["details"] = {
-        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
-        "retryAfterSeconds": 1,
-    }
-    return body
 
 
 class _Handlers:
@@ -459,7 +401,7 @@ class _Handlers:
             if method == "GET":
                 if parse_bool(query.get("watch"), "watch"):
                     return await self._watch(request, target)
-                return self._list(request, target)
+                return await self._list(request, target)
             if method == "POST":
                 if target.kind.namespaced and target.namespace is None:
                     raise ApiError(
@@ -509,112 +451,18 @@ class _Handlers:
             "the server does not allow this method on the requested resource",
         )
 
-    def _list(self, request: Request, target: _Target) -> Response:
-        query = request.query_params
-        token = query.get("continue")
-        at_revision, after = _decode_continue(token) if token else (None, ("", ""))
-        # Later pages show the collection as it was at the first page's version.
-        items, revision = self.cluster.list(
-            target.kind.kind,
-            target.namespace,
-            query.get("labelSelector"),
-            query.get("fieldSelector"),
-            at_revision=at_revision,
+    async def _list(self, request: Request, target: _Target) -> Response:
+        body = await list_collection(
+            self.cluster, target.kind, target.namespace, request.query_params
         )
-        metadata: Object = {"resourceVersion": str(revision)}
-        if token:
-            items = [
-                o
-                for o in items
-                if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after
-            ]
-        limit_text = query.get("limit")
-        if limit_text:
-            try:
-                limit = int(limit_text)
-            except ValueError:
-                raise ApiError.bad_request(f"invalid limit {limit_text!r}") from None
-            if 0 < limit < len(items):
-                last = items[limit - 1]["metadata"]
-                metadata["continue"] = _encode_continue(
-                    revision, (last.get("namespace", ""), last["name"])
-                )
-                metadata["remainingItemCount"] = len(items) - limit
-                items = items[:limit]
         with self.cluster.store.lock:
-            body = orjson.dumps(
-                {
-                    "kind": target.kind.list_kind,
-                    "apiVersion": target.kind.api_version,
-                    "metadata": metadata,
-                    "items": items,
-                }
-            )
-        return Response(body, media_type="application/json")
+            raw = orjson.dumps(body)
+        return Response(raw, media_type="application/json")
 
     async def _watch(self, request: Request, target: _Target) -> Response:
-        query = request.query_params
-        kind = target.kind
-        labels, fields = parse_selectors(
-            kind.kind, query.get("labelSelector"), query.get("fieldSelector")
+        return await watch_response(
+            self.cluster, target.kind, target.namespace, request.query_params
         )
-        rv_text = query.get("resourceVersion")
-        try:
-            resource_version = int(rv_text) if rv_text else None
-        except ValueError:
-            raise ApiError.bad_request(f"invalid resourceVersion {rv_text!r}") from None
-        timeout = parse_timeout_seconds(query.get("timeoutSeconds"), 1800.0)
-        current = self.cluster.store.revision
-        if resource_version is not None and resource_version > current:
-            # The real server waits a moment for its cache to catch up, then sends
-            # this as the stream's only event (the sandbox has nothing to wait for).
-            too_large = _too_large_resource_version(resource_version, current)
-            line = orjson.dumps({"type": "ERROR", "object": too_large}) + b"\n"
-            return Response(line, media_type="application/json")
-        watcher = Watcher(
-            kind=kind.kind,
-            namespace=target.namespace if kind.namespaced else None,
-            labels=labels,
-            fields=fields,
-            loop=asyncio.get_running_loop(),
-            limit=self.cluster.settings.watch_queue_limit,
-        )
-        store = self.cluster.store  # the stream stays with this store across a reset
-        replay = store.subscribe(watcher, resource_version)
-
-        async def stream() -> AsyncIterator[bytes]:
-            try:
-                if replay is None:
-                    expired = status_body(
-                        410,
-                        "Expired",
-                        f"too old resource version: {resource_version} ({store.revision})",
-                    )
-                    yield orjson.dumps({"type": "ERROR", "object": expired}) + b"\n"
-                    return
-                for event_type, obj in replay:
-                    yield orjson.dumps({"type": event_type, "object": obj}) + b"\n"
-                deadline = time.monotonic() + timeout
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return
-                    try:
-                        item = await asyncio.wait_for(watcher.queue.get(), remaining)
-                    except TimeoutError:
-                        return
-                    if item is None:
-                        if watcher.cut:
-                            raise _WatchCut("watch cut by the sandbox")
-                        return
-                    event_type, obj = item
-                    yield orjson.dumps({"type": event_type, "object": obj}) + b"\n"
-            finally:
-                store.unsubscribe(watcher)
-
-        if replay is None:
-            store.unsubscribe(watcher)
-        return StreamingResponse(stream(), media_type="application/json")
 
     async def _patch(self, request: Request, target: _Target, dry_run: bool) -> Response:
         query = request.query_params

@@ -293,31 +293,59 @@ class Store:
     # Watching
 
     def subscribe(
-        self, watcher: Watcher, resource_version: int | None
-    ) -> list[tuple[str, Object]] | None:
-        """Register a watch; return the events it must replay, or None if the version is too old.
+        self, watcher: Watcher, since: int | None, *, state: bool = False
+    ) -> tuple[list[tuple[str, Object]], int] | None:
+        """Register a watch; return the events it must replay first and the revision now.
 
-        With no resourceVersion (or 0) the watch starts with ADDED for every
-        current object, as kube-apiserver does.
+        With ``state`` the replay is an ADDED for every current object in the
+        watch's view (a watch from "" or "0", or with sendInitialEvents);
+        otherwise, with ``since``, the recorded changes after that revision,
+        or None when the history no longer reaches back to it (410); with
+        neither, nothing: the watch starts now. The revision is where the
+        replay leaves the watch (an initial-events-end bookmark carries it).
         """
         with self.lock:
-            if resource_version is None or resource_version == 0:
+            if state:
                 replay = [
                     ("ADDED", obj)
                     for obj in self.iter_objects(watcher.kind, watcher.namespace)
                     if watcher.selects(obj)
                 ]
-            else:
-                if resource_version < self._floor:
+            elif since is not None:
+                if since < self._floor:
                     return None
                 replay = []
                 for event in self._history:
-                    if event.revision > resource_version and event.kind == watcher.kind:
+                    if event.revision > since and event.kind == watcher.kind:
                         item = watcher.offer(event)
                         if item is not None:
                             replay.append(item)
+            else:
+                replay = []
             self._watchers.append(watcher)
-            return replay
+            return replay, self.revision
+
+    def bookmark(self, watcher: Watcher) -> None:
+        """Queue a BOOKMARK at the current revision behind the events already queued.
+
+        Pushed under the lock like every event, so it reaches the watch after
+        all the changes up to its revision: a client resuming from it misses
+        nothing.
+        """
+        with self.lock:
+            if not watcher.cut:
+                watcher.push(("BOOKMARK", {"metadata": {"resourceVersion": str(self.revision)}}))
+
+    @property
+    def floor(self) -> int:
+        """The revision the history starts after (what a 410 names as the oldest)."""
+        with self.lock:
+            return self._floor
+
+    def reaches_back(self, revision: int) -> bool:
+        """Whether the history still holds every change after ``revision``."""
+        with self.lock:
+            return revision >= self._floor
 
     def unsubscribe(self, watcher: Watcher) -> None:
         """Forget a watch."""

@@ -203,3 +203,40 @@ async def test_watch_with_label_selector_sees_objects_leave_it(
     await _stop(task)
 
     assert seen == [("DELETED", "a", "2"), ("ADDED", "a", "3")]
+
+
+async def test_watch_resumes_from_a_bookmark_without_relisting(
+    client: KubernetesClient, sandbox: Sandbox, namespace: str
+) -> None:
+    sandbox.settings.bookmark_interval = 0.05
+    start = await client.apply_one(_cm("a", "1"))
+    seen: list[tuple[str, str, str]] = []
+    task = await _watch_in_background(
+        client, sandbox, seen, resource_version=start.resource_version, timeout=10
+    )
+
+    # A change outside the watch's view: the watch sees only bookmarks at its version.
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "other", "namespace": namespace},
+        "data": {"k": "dg=="},
+    }
+    quiet = (await client.apply_one(secret)).resource_version
+    await asyncio.sleep(0.3)
+    sandbox.compact()  # resuming from `start` would now be answered 410
+    assert sandbox.cut_watches() == 1
+    await _watching(sandbox)
+    await client.apply_one(_cm("a", "2"))
+    await sandbox.wait_for_async(lambda: seen)
+    await _stop(task)
+
+    assert seen == [("MODIFIED", "a", "2")]
+    watches = [r.target for r in sandbox.requests if "watch=true" in r.target]
+    assert len(watches) == 2
+    assert "allowWatchBookmarks=true" in watches[0]
+    assert f"resourceVersion={quiet}" in watches[1]
+    lists = [
+        r for r in sandbox.requests if "configmaps" in r.target and "watch=true" not in r.target
+    ]
+    assert [r.method for r in lists] == ["PATCH", "PATCH"]  # the two applies, no relist
