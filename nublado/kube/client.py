@@ -306,14 +306,22 @@ class KubernetesClient:
     async def apply_one(
         self, manifest: Object, *, force: bool = True, dry_run: bool = False
     ) -> ApplyResult:
-        """Server-side apply one manifest as field manager ``nublado``."""
+        """Server-side apply one manifest as field manager ``nublado``.
+
+        Applies ask for strict field validation, as kubectl does: a field a
+        template misspells is refused rather than silently dropped.
+        """
         kind = kind_for_manifest(manifest)
         metadata = _meta(manifest)
         name = metadata.get("name")
         namespace = metadata.get("namespace") if kind.namespaced else None
         if not name:
             raise KubernetesError(f"{kind.kind} manifest has no metadata.name")
-        query = [("fieldManager", self.field_manager), ("force", "true" if force else "false")]
+        query = [
+            ("fieldManager", self.field_manager),
+            ("force", "true" if force else "false"),
+            ("fieldValidation", "Strict"),
+        ]
         if dry_run:
             query.append(("dryRun", "All"))
         status, obj = await self._request(

@@ -31,7 +31,9 @@ async def test_client_from_kubeconfig_sends_the_token(sandbox: Sandbox, tmp_path
     sent = [r for r in sandbox.requests if r.target.startswith("/api/v1/namespaces")]
     assert {r.authorization for r in sent} == {"Bearer secret-token"}
     patch = next(r for r in sent if r.method == "PATCH")
-    assert patch.target == "/api/v1/namespaces/k?fieldManager=nublado&force=true"
+    assert patch.target == (
+        "/api/v1/namespaces/k?fieldManager=nublado&force=true&fieldValidation=Strict"
+    )
 
 
 async def test_load_prefers_an_explicit_kubeconfig(sandbox: Sandbox, tmp_path: Path) -> None:
