@@ -530,8 +530,11 @@ def _compare_one(old: Any, new: Any, node: Node | None, element: str, out: _Comp
     if old is not _MISSING and new is not _MISSING and old == new:
         return
     shape = _shape(node)
-    granular = (old is _MISSING or _granular(shape, old)) and (
-        new is _MISSING or _granular(shape, new)
+    # A null is an empty map or list that is there (upstream's nil slices).
+    granular = (
+        shape.kind != "leaf"
+        and (old is _MISSING or old is None or _granular(shape, old))
+        and (new is _MISSING or new is None or _granular(shape, new))
     )
     if granular and not (old is not _MISSING and old) and not (new is not _MISSING and new):
         granular = False  # both empty: a leaf, keeping the empty/null distinction
@@ -656,15 +659,23 @@ def _root(obj: dict[str, Any]) -> Node | None:
 
 
 def _empty_object(root: Node | None) -> dict[str, Any]:
-    """The object a create is compared with: the kind's empty Go struct, whose non-pointer
-    ``spec`` (and a pod template's ``metadata`` and ``spec``) are there from the start."""
+    """The object a create is compared with: the kind's empty Go struct.
+
+    Its non-pointer ``spec`` (and a pod template's ``metadata`` and ``spec``)
+    are there from the start, and so are their required fields, as nulls:
+    a created pod's ``f:spec`` and ``f:containers`` carry no ``.``.
+    """
     empty: dict[str, Any] = {"metadata": {}}
     spec = root.field("spec") if root is not None else None
-    if spec is not None:
-        empty["spec"] = {}
-        template = spec.field("template") if _shape(spec).kind == "struct" else None
-        if template is not None and template.field("spec") is not None:
-            empty["spec"]["template"] = {"metadata": {}, "spec": {}}
+    if spec is not None and _shape(spec).kind == "struct":
+        empty["spec"] = dict.fromkeys(spec.required)
+        template = spec.field("template")
+        template_spec = template.field("spec") if template is not None else None
+        if template_spec is not None and _shape(template_spec).kind == "struct":
+            empty["spec"]["template"] = {
+                "metadata": {},
+                "spec": dict.fromkeys(template_spec.required),
+            }
     return empty
 
 
