@@ -21,9 +21,12 @@ fields it changed from everyone else. Conflicts name the exact field
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from .request import current_write
 from .schema import Node, node_for
@@ -225,7 +228,8 @@ def _value_order(value: Any) -> tuple[int, Any]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, as Go writes it in a path element."""
+    return orjson.dumps(value).decode()
 
 
 @lru_cache(maxsize=4096)
@@ -250,141 +254,171 @@ def format_path(path: Path) -> str:
 # -- what the schema says about each node, decided once per node ----------------
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """How a schema node merges: ``struct``, ``map``, ``list``, ``deduced`` or ``leaf``."""
+class _Plan:
+    """How one schema node merges, decided once: ``struct``, ``map``, ``list``, ``deduced``
+    (no schema: maps merge per key, lists are atomic) or ``leaf``; with its children's plans.
+    """
 
-    kind: str
-    list_type: str = ""
-    keys: tuple[str, ...] = ()
-    preserves: bool = False
+    __slots__ = ("_fields", "_items", "defaults", "keys", "kind", "list_type", "node", "preserves")
+
+    def __init__(
+        self,
+        kind: str,
+        node: Node | None = None,
+        list_type: str = "",
+        keys: tuple[str, ...] = (),
+        preserves: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.node = node
+        self.list_type = list_type
+        self.keys = keys
+        self.preserves = preserves
+        self.defaults: dict[str, Any] = {}
+        self._fields: dict[str, tuple[_Plan, bool] | None] = {}
+        self._items: _Plan | None = None
+
+    def child(self, key: str, strict: bool = False) -> tuple[_Plan, bool]:
+        """The plan of a map entry or struct field, and whether it is a declared field.
+
+        ``strict`` refuses a field the struct does not declare (an applied
+        configuration); elsewhere such a field is handled as schema-less.
+        """
+        found = self._fields.get(key)
+        if found is None:
+            if self.kind == "struct":
+                assert self.node is not None
+                child = self.node.field(key)
+                if child is None:
+                    if strict and not self.preserves:
+                        raise SchemaError("field not declared in schema", (f"f:{key}",))
+                    return _DEDUCED, False
+                found = (_plan(child), True)
+            elif self.kind == "map":
+                assert self.node is not None
+                found = (_plan(self.node.values), False)
+            else:
+                found = (_DEDUCED, False)
+            self._fields[key] = found
+        return found
+
+    @property
+    def items(self) -> _Plan:
+        """The plan of a list's elements."""
+        if self._items is None:
+            assert self.node is not None
+            self._items = _plan(self.node.items)
+        return self._items
+
+    def granular(self, value: Any) -> bool:
+        """True when a value is walked element by element rather than as one leaf."""
+        kind = self.kind
+        if kind == "list":
+            return type(value) is list
+        return kind != "leaf" and type(value) is dict
 
 
-_LEAF = _Shape("leaf")
-# No schema at all (a kind the sandbox has no schema for, an unknown field a
-# custom resource preserves): maps merge per key, lists are atomic.
-_DEDUCED = _Shape("deduced")
-_SHAPES: dict[int, tuple[Node, _Shape]] = {}
+_LEAF = _Plan("leaf")
+_DEDUCED = _Plan("deduced")
+_PLANS: dict[int, tuple[Node, _Plan]] = {}
 
 
-def _shape(node: Node | None) -> _Shape:
+def _plan(node: Node | None) -> _Plan:
     if node is None:
         return _DEDUCED
-    found = _SHAPES.get(id(node))
+    found = _PLANS.get(id(node))
     if found is not None:
         return found[1]
     kind = node.kind
-    shape = _LEAF
+    plan = _LEAF
     if kind in ("struct", "map") and not node.atomic:
-        shape = _Shape(kind, preserves=node.preserves_unknown_fields)
+        plan = _Plan(kind, node, preserves=node.preserves_unknown_fields)
     elif kind == "list":
         list_type = node.list_type
         keys = tuple(sorted(node.list_map_keys)) if list_type == "map" else ()
         if list_type == "set" or keys:
-            shape = _Shape("list", list_type, keys)
-    _SHAPES[id(node)] = (node, shape)
-    return shape
+            plan = _Plan("list", node, list_type, keys)
+            for name in keys:
+                default = node.items.field_default(name)
+                if default is not None:
+                    plan.defaults[name] = default
+    _PLANS[id(node)] = (node, plan)
+    return plan
 
 
-def _child_node(
-    node: Node | None, shape: _Shape, key: str, strict: bool = False
-) -> tuple[Node | None, bool]:
-    """The schema of a map entry or struct field, and whether it is a declared field.
-
-    ``strict`` refuses a field the struct does not declare (an applied
-    configuration); elsewhere such a field is handled as schema-less.
-    """
-    if shape.kind == "struct":
-        assert node is not None
-        child = node.field(key)
-        if child is None and strict and not shape.preserves:
-            raise SchemaError("field not declared in schema", (f"f:{key}",))
-        return child, child is not None
-    if shape.kind == "map":
-        assert node is not None
-        return node.values, False
-    return None, False
-
-
-def _element(node: Node, shape: _Shape, item: Any, index: int) -> str:
+def _element(plan: _Plan, item: Any, index: int) -> str:
     """The path element of a list item: its keys (``k:``) or its value (``v:``)."""
-    if shape.list_type == "set":
+    if plan.list_type == "set":
         return "v:" + _json(item)
-    if not isinstance(item, dict):
+    if type(item) is not dict:
         raise SchemaError(
             f"element {index}: associative list with keys may not have non-map elements"
         )
     key: dict[str, Any] = {}
-    for name in shape.keys:
+    for name in plan.keys:
         if name in item:
             key[name] = item[name]
-            continue
-        default = node.items.field_default(name)
-        if default is None:
+        elif name in plan.defaults:
+            key[name] = plan.defaults[name]
+        else:
             raise SchemaError(
                 f"element {index}: associative list with keys has an element that omits key "
                 f'field "{name}" (and doesn\'t have default value)'
             )
-        key[name] = default
     return "k:" + _json(key)
 
 
-def _index(node: Node, shape: _Shape, items: list[Any]) -> dict[str, Any]:
+def _index(plan: _Plan, items: list[Any]) -> dict[str, Any]:
     """A list's items by path element, first occurrence first, in list order."""
     found: dict[str, Any] = {}
     for i, item in enumerate(items):
-        found.setdefault(_element(node, shape, item, i), item)
+        found.setdefault(_element(plan, item, i), item)
     return found
-
-
-def _granular(shape: _Shape, value: Any) -> bool:
-    """True when a value is walked element by element rather than as one leaf."""
-    if shape.kind == "list":
-        return isinstance(value, list)
-    return shape.kind != "leaf" and isinstance(value, dict)
 
 
 # -- the fields of an applied configuration (ToFieldSet) ---------------------------
 
 
-def _collect(value: Any, node: Node | None, out: FieldSet) -> bool:
-    """Fill ``out`` with the fields under a value; True when the value is itself a leaf."""
-    shape = _shape(node)
-    if not _granular(shape, value):
-        return True
-    if shape.kind == "list":
-        assert node is not None
+def _collect(value: Any, plan: _Plan, out: FieldSet) -> None:
+    """Fill ``out`` with the fields under a non-empty map, struct or list value."""
+    if plan.kind == "list":
+        items = plan.items
         for i, item in enumerate(value):
-            element = _element(node, shape, item, i)
-            below = FieldSet()
-            try:
-                _collect(item, node.items, below)
-            except SchemaError as error:
-                error.path = (element, *error.path)
-                raise
+            element = _element(plan, item, i)
             out.members.add(element)
-            if below:
-                out.children[element] = below
-        return False
-    if not value:
-        return True
+            if item and items.granular(item):
+                below = FieldSet()
+                try:
+                    _collect(item, items, below)
+                except SchemaError as error:
+                    error.path = (element, *error.path)
+                    raise
+                if below:
+                    out.children[element] = below
+        return
     for key, child in value.items():
         element = f"f:{key}"
-        child_node, declared = _child_node(node, shape, key, strict=True)
+        child_plan, declared = plan.child(key, strict=True)
+        if not child_plan.granular(child):
+            out.members.add(element)  # a leaf
+            continue
+        if not child:
+            if type(child) is dict or not declared:
+                out.members.add(element)  # an empty map is a leaf; an empty list is nothing
+            continue
         below = FieldSet()
         try:
-            leaf = _collect(child, child_node, below)
+            _collect(child, child_plan, below)
         except SchemaError as error:
             error.path = (element, *error.path)
             raise
-        if leaf or child is None or not declared:
+        if not declared:
             out.members.add(element)
         if below:
             out.children[element] = below
-    return False
 
 
-def _drop_undeclared(value: Any, node: Node | None, prefix: str) -> None:
+def _drop_undeclared(value: Any, plan: _Plan, prefix: str) -> None:
     """Drop, with a warning, the fields a custom resource's schema does not declare.
 
     kube-apiserver 1.32 answers an apply of such a field with a 500 ("field
@@ -393,36 +427,57 @@ def _drop_undeclared(value: Any, node: Node | None, prefix: str) -> None:
     vendored GafaelfawrIngress CRD predates ``config.allowOptions``, which
     the file server's template sets.
     """
-    shape = _shape(node)
-    if not _granular(shape, value):
+    if not plan.granular(value):
         return
-    assert node is not None
-    if shape.kind == "list":
+    if plan.kind == "list":
         for i, item in enumerate(value):
-            _drop_undeclared(item, node.items, f"{prefix}[{i}]")
+            _drop_undeclared(item, plan.items, f"{prefix}[{i}]")
         return
     for key in list(value):
         path = f"{prefix}.{key}" if prefix else key
-        child_node, declared = _child_node(node, shape, key)
-        if shape.kind == "struct" and not declared and not shape.preserves:
+        child_plan, declared = plan.child(key)
+        if plan.kind == "struct" and not declared and not plan.preserves:
             del value[key]
             current_write().warn(f'unknown field "{path}"')
-        elif child_node is not None:
-            _drop_undeclared(value[key], child_node, path)
+        else:
+            _drop_undeclared(value[key], child_plan, path)
+
+
+def _contains(live: Any, config: Any, plan: _Plan) -> bool:
+    """True when merging the configuration would leave the live value as it is."""
+    if not (plan.granular(live) and plan.granular(config)):
+        return bool(live == config)
+    if plan.kind == "list":
+        left = _index(plan, live)
+        right = _index(plan, config)
+        shared = [e for e in left if e in right]
+        if shared != list(right):
+            return False  # a new element, or the configuration reorders them
+        items = plan.items
+        return all(_contains(left[e], right[e], items) for e in right)
+    for key, value in config.items():
+        current = live.get(key, _MISSING)
+        if current is _MISSING or value is None:
+            return False
+        if (
+            current is not value
+            and current != value
+            and not _contains(current, value, plan.child(key)[0])
+        ):
+            return False
+    return True
 
 
 # -- merge, compare, prune --------------------------------------------------------
 
 
-def _merge(live: Any, config: Any, node: Node | None) -> Any:
+def _merge(live: Any, config: Any, plan: _Plan) -> Any:
     """The configuration merged into a private copy of the live value."""
-    shape = _shape(node)
-    if shape.kind == "list":
-        if isinstance(live, list) and isinstance(config, list):
-            assert node is not None
-            return _merge_list(live, config, node, shape)
+    if plan.kind == "list":
+        if type(live) is list and type(config) is list:
+            return _merge_list(live, config, plan)
         return config
-    if not (_granular(shape, live) and isinstance(config, dict)):
+    if not (plan.granular(live) and type(config) is dict):
         return config
     for key, value in config.items():
         if value is None:
@@ -432,26 +487,26 @@ def _merge(live: Any, config: Any, node: Node | None) -> Any:
         if current is _MISSING:
             live[key] = value
         else:
-            live[key] = _merge(current, value, _child_node(node, shape, key)[0])
+            live[key] = _merge(current, value, plan.child(key)[0])
     return live
 
 
-def _merge_list(live: list[Any], config: list[Any], node: Node, shape: _Shape) -> list[Any]:
+def _merge_list(live: list[Any], config: list[Any], plan: _Plan) -> list[Any]:
     """Merge two associative lists in structured-merge-diff's element order.
 
     Live-only elements keep their place; elements in both follow the
     configuration's order; configuration-only elements come where the
     configuration puts them.
     """
-    left = _index(node, shape, live)
-    right = _index(node, shape, config)
+    left = _index(plan, live)
+    right = _index(plan, config)
     left_order, right_order = list(left), list(right)
     shared = iter([e for e in right_order if e in left])
     next_shared = next(shared, None)
     merged: list[Any] = []
     taken: set[str] = set()
     li = ri = 0
-    items = node.items
+    items = plan.items
     while li < len(left_order) or ri < len(right_order):
         if li < len(left_order) and ri < len(right_order):
             element = left_order[li]
@@ -499,42 +554,38 @@ class _Comparison:
         return bool(self.added or self.modified or self.removed)
 
 
-def _compare(old: Any, new: Any, node: Node | None) -> _Comparison:
+def _compare(old: Any, new: Any, plan: _Plan) -> _Comparison:
     """What changed from one object to another, as structured-merge-diff's Compare."""
     result = _Comparison(FieldSet(), FieldSet(), FieldSet())
-    _compare_children(old, new, node, _shape(node), result)
+    _compare_children(old, new, plan, result)
     return result
 
 
-def _compare_children(
-    old: Any, new: Any, node: Node | None, shape: _Shape, out: _Comparison
-) -> None:
-    if shape.kind == "list":
-        assert node is not None
-        left = _index(node, shape, old if isinstance(old, list) else [])
-        right = _index(node, shape, new if isinstance(new, list) else [])
-        items = node.items
+def _compare_children(old: Any, new: Any, plan: _Plan, out: _Comparison) -> None:
+    if plan.kind == "list":
+        left = _index(plan, old if type(old) is list else [])
+        right = _index(plan, new if type(new) is list else [])
+        items = plan.items
         for element in {**left, **right}:
             _compare_one(
                 left.get(element, _MISSING), right.get(element, _MISSING), items, element, out
             )
         return
-    left = old if isinstance(old, dict) else {}
-    right = new if isinstance(new, dict) else {}
+    left = old if type(old) is dict else {}
+    right = new if type(new) is dict else {}
     for key in {**left, **right}:
-        child_node = _child_node(node, shape, key)[0]
-        _compare_one(left.get(key, _MISSING), right.get(key, _MISSING), child_node, f"f:{key}", out)
+        child_plan = plan.child(key)[0]
+        _compare_one(left.get(key, _MISSING), right.get(key, _MISSING), child_plan, f"f:{key}", out)
 
 
-def _compare_one(old: Any, new: Any, node: Node | None, element: str, out: _Comparison) -> None:
-    if old is not _MISSING and new is not _MISSING and old == new:
+def _compare_one(old: Any, new: Any, plan: _Plan, element: str, out: _Comparison) -> None:
+    if old is not _MISSING and new is not _MISSING and (old is new or old == new):
         return
-    shape = _shape(node)
     # A null is an empty map or list that is there (upstream's nil slices).
     granular = (
-        shape.kind != "leaf"
-        and (old is _MISSING or old is None or _granular(shape, old))
-        and (new is _MISSING or new is None or _granular(shape, new))
+        plan.kind != "leaf"
+        and (old is _MISSING or old is None or plan.granular(old))
+        and (new is _MISSING or new is None or plan.granular(new))
     )
     if granular and not (old is not _MISSING and old) and not (new is not _MISSING and new):
         granular = False  # both empty: a leaf, keeping the empty/null distinction
@@ -548,7 +599,7 @@ def _compare_one(old: Any, new: Any, node: Node | None, element: str, out: _Comp
         return
     below = _Comparison(FieldSet(), FieldSet(), FieldSet())
     _compare_children(
-        None if old is _MISSING else old, None if new is _MISSING else new, node, shape, below
+        None if old is _MISSING else old, None if new is _MISSING else new, plan, below
     )
     for mine, theirs in (
         (out.added, below.added),
@@ -567,24 +618,23 @@ def _owns(owned: FieldSet | None, element: str) -> bool:
     return owned is not None and (element in owned.members or element in owned.children)
 
 
-def _prune(obj: Any, node: Node | None, last: FieldSet, owned: FieldSet | None) -> None:
+def _prune(obj: Any, plan: _Plan, last: FieldSet, owned: FieldSet | None) -> None:
     """Remove, in place, the fields of ``last`` that no manager owns (nor anything under them).
 
     A map or list that loses its last item goes too, as upstream turns it into null.
     """
-    shape = _shape(node)
-    if not _granular(shape, obj):
+    if not plan.granular(obj):
         return
-    if shape.kind == "list":
-        assert node is not None
+    if plan.kind == "list":
         kept = []
+        items = plan.items
         for i, item in enumerate(obj):
-            element = _element(node, shape, item, i)
+            element = _element(plan, item, i)
             if element in last.members and not _owns(owned, element):
                 continue
             below = last.children.get(element)
             if below is not None:
-                _prune(item, node.items, below, owned.children.get(element) if owned else None)
+                _prune(item, items, below, owned.children.get(element) if owned else None)
             kept.append(item)
         obj[:] = kept
         return
@@ -597,14 +647,9 @@ def _prune(obj: Any, node: Node | None, last: FieldSet, owned: FieldSet | None) 
             continue
         below = last.children.get(element)
         child = obj[key]
-        if below is None or not isinstance(child, dict | list) or not child:
+        if below is None or type(child) not in (dict, list) or not child:
             continue
-        _prune(
-            child,
-            _child_node(node, shape, key)[0],
-            below,
-            owned.children.get(element) if owned else None,
-        )
+        _prune(child, plan.child(key)[0], below, owned.children.get(element) if owned else None)
         if not child:
             del obj[key]
 
@@ -667,11 +712,11 @@ def _empty_object(root: Node | None) -> dict[str, Any]:
     """
     empty: dict[str, Any] = {"metadata": {}}
     spec = root.field("spec") if root is not None else None
-    if spec is not None and _shape(spec).kind == "struct":
+    if spec is not None and _plan(spec).kind == "struct":
         empty["spec"] = dict.fromkeys(spec.required)
         template = spec.field("template")
         template_spec = template.field("spec") if template is not None else None
-        if template_spec is not None and _shape(template_spec).kind == "struct":
+        if template_spec is not None and _plan(template_spec).kind == "struct":
             empty["spec"]["template"] = {
                 "metadata": {},
                 "spec": dict.fromkeys(template_spec.required),
@@ -721,10 +766,12 @@ def apply_config(
     a configuration the schema cannot type.
     """
     root = _root(config)
+    plan = _plan(root)
     if root is not None and root.custom:
-        _drop_undeclared(config, root, "")
+        _drop_undeclared(config, plan, "")
     applied = FieldSet()
-    _collect(config, root, applied)
+    if plan.granular(config) and config:
+        _collect(config, plan, applied)
     applied = _tracked(applied, with_status)
     subresource = "status" if with_status else ""
     mine = next(
@@ -735,26 +782,36 @@ def apply_config(
         ),
         None,
     )
+    # The usual re-apply of the same configuration: nothing to prune, and
+    # nothing changes when the live object already holds every value.
+    if (
+        live is not None
+        and mine is not None
+        and mine.fields == applied
+        and _contains(live, config, plan)
+    ):
+        return clone(live), entries, []
     base = live if live is not None else _empty_object(root)
-    merged = _merge(clone(live) if live is not None else {}, config, root)
-    if mine is not None:
+    merged = _merge(clone(live) if live is not None else {}, config, plan)
+    if mine is not None and mine.fields != applied:
         owned = applied
         for entry in entries:
             if entry is not mine:
                 owned = owned.union(entry.fields)
-        _prune(merged, root, mine.fields, owned)
-    comparison = _compare(base, merged, root)
-    changed = _tracked(comparison.changed(), with_status)
-    removed = _tracked(comparison.removed, with_status)
-
+        _prune(merged, plan, mine.fields, owned)
+    others = [e for e in entries if e is not mine]
     conflicts: list[FieldConflict] = []
-    for entry in entries:
-        if entry is not mine:
-            conflicts.extend(
-                FieldConflict(p, entry) for p in entry.fields.intersection(changed).paths()
-            )
-    if conflicts and not force:
-        return base, entries, conflicts
+    changed = removed = FieldSet()
+    if others:
+        # Only other managers' sets care what changed (conflicts, removals).
+        comparison = _compare(base, merged, plan)
+        changed = _tracked(comparison.changed(), with_status)
+        removed = _tracked(comparison.removed, with_status)
+        for entry in others:
+            common = entry.fields.intersection(changed)
+            conflicts.extend(FieldConflict(p, entry) for p in common.paths())
+        if conflicts and not force:
+            return base, entries, conflicts
 
     new_entries: list[ManagedEntry] = []
     for entry in entries:
@@ -765,7 +822,7 @@ def apply_config(
         if fields:
             new_entries.append(entry if fields is entry.fields else replace(entry, fields=fields))
     if applied:
-        unchanged = mine is not None and mine.fields == applied and not comparison
+        unchanged = mine is not None and mine.fields == applied and merged == base
         time = mine.time if unchanged and mine is not None else now
         new_entries.append(ManagedEntry(manager, "Apply", api_version, time, applied, subresource))
     return merged, new_entries, conflicts
@@ -789,7 +846,7 @@ def record_update(
     """
     with_status = subresource == "status"
     root = _root(new)
-    comparison = _compare(old if old is not None else _empty_object(root), new, root)
+    comparison = _compare(old if old is not None else _empty_object(root), new, _plan(root))
     changed = _tracked(comparison.changed(), with_status)
     removed = _tracked(comparison.removed, with_status)
     result: list[ManagedEntry] = []
@@ -841,6 +898,25 @@ def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
     return encoded
 
 
+# Decoded field sets by the identity of the stored fieldsV1 tree they came from
+# (held here, so the identity stays theirs): stored objects are never changed
+# in place, and most writes decode the same trees again.
+_DECODED: OrderedDict[int, tuple[Any, FieldSet]] = OrderedDict()
+_DECODED_MAX = 4096
+
+
+def _decoded(tree: Any) -> FieldSet:
+    found = _DECODED.get(id(tree))
+    if found is not None and found[0] is tree:
+        _DECODED.move_to_end(id(tree))
+        return found[1]
+    fields = FieldSet.from_json(tree)
+    _DECODED[id(tree)] = (tree, fields)
+    if len(_DECODED) > _DECODED_MAX:
+        _DECODED.popitem(last=False)
+    return fields
+
+
 def decode_managed_fields(obj: dict[str, Any]) -> list[ManagedEntry]:
     """Read the managed entries back from an object's metadata."""
     return [
@@ -849,7 +925,7 @@ def decode_managed_fields(obj: dict[str, Any]) -> list[ManagedEntry]:
             operation=item.get("operation", "Update"),
             api_version=item.get("apiVersion", ""),
             time=item.get("time", ""),
-            fields=FieldSet.from_json(item.get("fieldsV1", {})),
+            fields=_decoded(item.get("fieldsV1")),
             subresource=item.get("subresource", ""),
         )
         for item in obj.get("metadata", {}).get("managedFields") or []
