@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -735,7 +735,7 @@ class ManagedEntry:
     operation: str
     api_version: str
     time: str
-    fields: FieldSet
+    fields: FieldSet = field(default_factory=FieldSet)
     subresource: str = ""
 
 

@@ -19,13 +19,16 @@ import httpx
 import pytest
 
 from nublado.sandbox.fields import (
+    FieldConflict,
     FieldSet,
     ManagedEntry,
     apply_config,
+    conflict_message,
     decode_managed_fields,
     encode_managed_fields,
     record_update,
 )
+from nublado.sandbox.request import writing
 from nublado.sandbox.server import Sandbox
 
 APPLY = {"content-type": "application/apply-patch+yaml"}
@@ -617,3 +620,85 @@ def test_managed_fields_round_trip() -> None:
     encoded = encode_managed_fields(decode_managed_fields(obj))
 
     assert json.dumps(encoded[0]["fieldsV1"]) == json.dumps(tree)
+
+
+def _ingress(**extra: Any) -> Object:
+    return {
+        "apiVersion": "gafaelfawr.lsst.io/v1alpha1",
+        "kind": "GafaelfawrIngress",
+        "metadata": {"name": "gi", "namespace": NS},
+        "config": {"baseUrl": "https://example.com", "scopes": {"all": ["read:all"]}},
+        "template": {"metadata": {"name": "gi"}, "spec": {"rules": []}},
+        **extra,
+    }
+
+
+def test_custom_resource_keeps_unknown_fields_where_its_schema_preserves_them() -> None:
+    live = _ingress()
+    config = _ingress(status={"create": {"status": "True"}, "extra": {"any": ["thing"]}})
+
+    merged, entries, _ = apply_config(
+        live,
+        config,
+        [],
+        manager="op",
+        api_version="v1alpha1",
+        now="T",
+        force=False,
+        with_status=True,
+    )
+
+    assert merged["status"]["extra"] == {"any": ["thing"]}
+    [entry] = entries
+    assert entry.fields.to_json()["f:status"] == {
+        "f:create": {"f:status": {}},
+        "f:extra": {"f:any": {}, ".": {}},
+    }
+
+
+def test_custom_resource_undeclared_field_is_dropped_with_a_warning() -> None:
+    config = _ingress()
+    config["config"]["colour"] = "blue"
+
+    with writing("Warn") as write:
+        merged, _, _ = apply_config(
+            None, config, [], manager="a", api_version="v1alpha1", now="T", force=False
+        )
+
+    assert "colour" not in merged["config"]
+    assert write.warnings == ['unknown field "config.colour"']
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (ManagedEntry("a", "Apply", "v1", "T"), '"a"'),
+        (
+            ManagedEntry("u", "Update", "v1", "2026-01-02T03:04:05Z"),
+            '"u" using v1 at 2026-01-02T03:04:05Z',
+        ),
+        (ManagedEntry("u", "Update", "v1", ""), '"u" using v1'),
+        (
+            ManagedEntry("k", "Update", "v1", "2026-01-02T03:04:05Z", subresource="status"),
+            '"k" with subresource "status" using v1 at 2026-01-02T03:04:05Z',
+        ),
+    ],
+)
+def test_conflict_names_the_manager_as_the_api_server_does(
+    entry: ManagedEntry, expected: str
+) -> None:
+    path = ("f:metadata", "f:finalizers", 'v:"example.com/x"')
+
+    message, causes = conflict_message([FieldConflict(path, entry)])
+
+    assert message == (
+        f"Apply failed with 1 conflict: conflict with {expected}: "
+        '.metadata.finalizers[="example.com/x"]'
+    )
+    assert causes == [
+        {
+            "reason": "FieldManagerConflict",
+            "message": f"conflict with {expected}",
+            "field": '.metadata.finalizers[="example.com/x"]',
+        }
+    ]
