@@ -173,17 +173,17 @@ class FieldSet:
         return found
 
     def to_json(self) -> dict[str, Any]:
-        """The ``fieldsV1`` form: elements in order, ``.`` last where a member has children."""
+        """The ``fieldsV1`` form: elements in order, ``.`` first where a member has children
+        (as kube-apiserver's answers show it)."""
         tree: dict[str, Any] = {}
         for element in sorted(self.members | self.children.keys(), key=_order):
             child = self.children.get(element)
             if child is None:
                 tree[element] = {}
+            elif element in self.members:
+                tree[element] = {".": {}, **child.to_json()}
             else:
-                encoded = child.to_json()
-                if element in self.members:
-                    encoded["."] = {}
-                tree[element] = encoded
+                tree[element] = child.to_json()
         return tree
 
     @classmethod

@@ -381,13 +381,13 @@ def test_apply_merges_as_structured_merge_diff(http: httpx.Client, case: Case) -
 
 
 def test_fields_v1_is_written_as_the_api_server_writes_it(http: httpx.Client) -> None:
-    """``.`` comes last in an element that has children, keys in sorted order, compact JSON."""
+    """``.`` comes first in an element that has children, keys in sorted order, compact JSON."""
     response = _write(http, SVC_URL, Step("apply", "a", _svc([_port(80, 8080)])))
     assert response.status_code == 201
     entry = response.json()["metadata"]["managedFields"][0]
     assert json.dumps(entry["fieldsV1"], separators=(",", ":")) == (
         '{"f:spec":{"f:ports":{"k:{\\"port\\":80,\\"protocol\\":\\"TCP\\"}":'
-        '{"f:port":{},"f:targetPort":{},".":{}}}}}'
+        '{".":{},"f:port":{},"f:targetPort":{}}}}}'
     )
 
 
@@ -594,11 +594,11 @@ def test_two_managers_merge_containers_and_env_entries() -> None:
 
 def test_managed_fields_round_trip() -> None:
     tree = {
-        "f:metadata": {"f:finalizers": {'v:"x"': {}, ".": {}}, "f:labels": {"f:app": {}}},
+        "f:metadata": {"f:finalizers": {".": {}, 'v:"x"': {}}, "f:labels": {"f:app": {}}},
         "f:spec": {
             "f:ports": {
-                _key(port=80, protocol="TCP"): {"f:port": {}, ".": {}},
-                _key(port=443, protocol="TCP"): {"f:port": {}, ".": {}},
+                _key(port=80, protocol="TCP"): {".": {}, "f:port": {}},
+                _key(port=443, protocol="TCP"): {".": {}, "f:port": {}},
             }
         },
     }
