@@ -614,8 +614,13 @@ def _compare_one(old: Any, new: Any, plan: _Plan, element: str, out: _Comparison
         out.removed.members.add(element)
 
 
-def _owns(owned: FieldSet | None, element: str) -> bool:
-    return owned is not None and (element in owned.members or element in owned.children)
+def _owns(owned: FieldSet | None, element: str, named: bool) -> bool:
+    """True when a manager owns the element; a struct's field also when one owns a field
+    under it (upstream makes named fields members before pruning), a list element or map
+    entry only by itself."""
+    if owned is None:
+        return False
+    return element in owned.members or (named and element in owned.children)
 
 
 def _prune(obj: Any, plan: _Plan, last: FieldSet, owned: FieldSet | None) -> None:
@@ -630,7 +635,7 @@ def _prune(obj: Any, plan: _Plan, last: FieldSet, owned: FieldSet | None) -> Non
         items = plan.items
         for i, item in enumerate(obj):
             element = _element(plan, item, i)
-            if element in last.members and not _owns(owned, element):
+            if element in last.members and not _owns(owned, element, named=False):
                 continue
             below = last.children.get(element)
             if below is not None:
@@ -642,14 +647,15 @@ def _prune(obj: Any, plan: _Plan, last: FieldSet, owned: FieldSet | None) -> Non
         if not element.startswith("f:") or element[2:] not in obj:
             continue
         key = element[2:]
-        if element in last.members and not _owns(owned, element):
+        child_plan, declared = plan.child(key)
+        if element in last.members and not _owns(owned, element, named=declared):
             del obj[key]
             continue
         below = last.children.get(element)
         child = obj[key]
         if below is None or type(child) not in (dict, list) or not child:
             continue
-        _prune(child, plan.child(key)[0], below, owned.children.get(element) if owned else None)
+        _prune(child, child_plan, below, owned.children.get(element) if owned else None)
         if not child:
             del obj[key]
 
