@@ -27,14 +27,12 @@ import yaml
 
 from .fields import (
     ManagedEntry,
-    SchemaError,
     apply_config,
     conflict_message,
     decode_managed_fields,
     encode_managed_fields,
     merge_patch,
     record_update,
-    typed_patch_error,
 )
 from .kinds import KINDS, ResourceKind, kind_named
 from .rules import (
@@ -724,18 +722,15 @@ class Cluster:
                         f"{config['metadata']['uid']}, and no existing object was found",
                     )
                 self._check_namespace(kind, (namespace or "") if kind.namespaced else "", name)
-                try:
-                    merged, entries, _ = apply_config(
-                        None,
-                        config,
-                        [],
-                        manager=field_manager,
-                        api_version=kind.api_version,
-                        now=now,
-                        force=True,
-                    )
-                except SchemaError as error:
-                    raise typed_patch_error(config, error) from None
+                merged, entries, _ = apply_config(
+                    None,
+                    config,
+                    [],
+                    manager=field_manager,
+                    api_version=kind.api_version,
+                    now=now,
+                    force=True,
+                )
                 obj = self._initialize(kind, merged)
                 obj["metadata"]["managedFields"] = encode_managed_fields(entries)
                 if dry_run:
@@ -743,19 +738,16 @@ class Cluster:
                 return self._insert(kind, obj), True
             self._check_precondition(kind, live, config)
             entries = decode_managed_fields(live)
-            try:
-                merged, new_entries, conflicts = apply_config(
-                    live,
-                    config,
-                    entries,
-                    manager=field_manager,
-                    api_version=kind.api_version,
-                    now=now,
-                    force=force,
-                    with_status=with_status,
-                )
-            except SchemaError as error:
-                raise typed_patch_error(config, error) from None
+            merged, new_entries, conflicts = apply_config(
+                live,
+                config,
+                entries,
+                manager=field_manager,
+                api_version=kind.api_version,
+                now=now,
+                force=force,
+                with_status=with_status,
+            )
             if conflicts and not force:
                 message, causes = conflict_message(conflicts)
                 raise ApiError(409, "Conflict", message, {"causes": causes})

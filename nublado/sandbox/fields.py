@@ -768,8 +768,8 @@ def apply_config(
 
     Returns the new object, the new managed entries and the conflicts; when
     there are conflicts and ``force`` is false, the object and entries are
-    returned unchanged and the caller answers 409. Raises `SchemaError` for
-    a configuration the schema cannot type.
+    returned unchanged and the caller answers 409. Raises the 500 `ApiError`
+    kube-apiserver answers for a configuration the schema cannot type.
     """
     root = _root(config)
     plan = _plan(root)
@@ -777,7 +777,10 @@ def apply_config(
         _drop_undeclared(config, plan, "")
     applied = FieldSet()
     if plan.granular(config) and config:
-        _collect(config, plan, applied)
+        try:
+            _collect(config, plan, applied)
+        except SchemaError as error:
+            raise typed_patch_error(config, error) from None
     applied = _tracked(applied, with_status)
     subresource = "status" if with_status else ""
     mine = next(

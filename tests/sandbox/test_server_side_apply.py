@@ -319,6 +319,16 @@ CASES = [
         {("a", "Apply"): {"f:data": {"f:B": {}}}, ("editor", "Update"): {"f:data": {"f:A": {}}}},
     ),
     Case(
+        "a field an Update removes leaves every manager's set",
+        CM_URL,
+        [
+            Step("apply", "a", _cm(data={"A": "1", "B": "2"}), 201),
+            Step("put", "editor", _cm(data={"B": "2"})),
+        ],
+        {"data": {"B": "2"}},
+        {("a", "Apply"): {"f:data": {"f:B": {}}}},
+    ),
+    Case(
         "several conflicts are listed by manager",
         CM_URL,
         [
