@@ -101,13 +101,6 @@ class FieldSet:
             node = node.children.setdefault(element, FieldSet())
         node.members.add(path[-1])
 
-    def has(self, path: Path) -> bool:
-        """True when the path is in the set."""
-        node: FieldSet | None = self
-        for element in path[:-1]:
-            node = node.children.get(element) if node is not None else None
-        return node is not None and path[-1] in node.members
-
     def union(self, other: FieldSet) -> FieldSet:
         """Every path in either set."""
         if not other:
@@ -543,15 +536,14 @@ def _merge_list(live: list[Any], config: list[Any], plan: _Plan) -> list[Any]:
 
 @dataclass
 class _Comparison:
+    """What changed between two objects: fields added, modified (leaves) and removed."""
+
     added: FieldSet
     modified: FieldSet
     removed: FieldSet
 
     def changed(self) -> FieldSet:
         return self.added.union(self.modified)
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.modified or self.removed)
 
 
 def _compare(old: Any, new: Any, plan: _Plan) -> _Comparison:
