@@ -1,182 +1,748 @@
 """Field ownership for the sandbox: managedFields, server-side apply merges, conflicts.
 
-A faithful-enough model of structured-merge-diff without schemas: maps merge
-key by key, lists and scalars are atomic leaves. Each (manager, operation)
-owns a set of leaf paths; an apply merges its configuration into the live
-object, removes the leaves its manager stopped applying, and refuses (409) to
-change a leaf another manager owns unless forced, as kube-apiserver does.
+kube-apiserver tracks who owns which field with structured-merge-diff, driven
+by each kind's schema, and so does this module (with `schema.Node`): structs
+and granular maps merge key by key, associative lists (``list-type: map``)
+element by element on their keys, sets by value, and atomic structs, maps and
+lists are one leaf. A field set is a tree of path elements written exactly as
+``metadata.managedFields[].fieldsV1`` writes them: ``f:name`` for a field,
+``k:{"port":80,"protocol":"TCP"}`` for a list element by its keys, ``v:"x"``
+for a set value, and ``.`` for "this element itself" when it also has
+children.
+
+An apply (operation ``Apply``) merges its configuration into the live object,
+removes what its manager applied before and no longer applies unless another
+manager owns it, and refuses (409) to change a field another manager owns
+unless forced; a PUT, POST or non-apply PATCH (operation ``Update``) takes the
+fields it changed from everyone else. Conflicts name the exact field
+(``.spec.ports[port=80,protocol="TCP"].targetPort``) in kube-apiserver's words.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
-from .store import clone
+import orjson
+
+from .request import current_write
+from .schema import Node, node_for
+from .store import ApiError, clone
 
 __all__ = [
     "FieldConflict",
+    "FieldSet",
     "ManagedEntry",
     "Path",
+    "SchemaError",
     "apply_config",
     "conflict_message",
     "decode_managed_fields",
     "encode_managed_fields",
-    "leaf_paths",
+    "format_path",
     "merge_patch",
     "record_update",
+    "typed_patch_error",
 ]
 
 Path = tuple[str, ...]
+"""A field path as a tuple of encoded path elements (``("f:spec", "f:ports", 'k:{...}')``)."""
 
-# Fields that no manager owns: identity, system metadata, and status on the main resource.
-_SYSTEM_METADATA = {
-    "name",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "managedFields",
-    "selfLink",
-}
-_MISSING = object()
+_MISSING: Any = object()
+
+
+class SchemaError(Exception):
+    """A value the schema cannot type (an undeclared field, a list element without its keys).
+
+    ``path`` is the place of the error, built from the inside out.
+    """
+
+    def __init__(self, message: str, path: Path = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{format_path(self.path)}: {self.message}" if self.path else self.message
+
+
+class FieldSet:
+    """A set of field paths as a tree, as structured-merge-diff's ``fieldpath.Set``.
+
+    ``members`` are the path elements of this level that are in the set;
+    ``children`` the sets below path elements that have something in the set
+    under them. Treated as immutable once built: operations return new sets
+    and share unchanged subtrees.
+    """
+
+    __slots__ = ("children", "members")
+
+    def __init__(self) -> None:
+        self.members: set[str] = set()
+        self.children: dict[str, FieldSet] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.members or self.children)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FieldSet):
+            return NotImplemented
+        return self.members == other.members and self.children == other.children
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def insert(self, path: Path) -> None:
+        """Add one path (building; only on a set not yet shared)."""
+        node = self
+        for element in path[:-1]:
+            node = node.children.setdefault(element, FieldSet())
+        node.members.add(path[-1])
+
+    def union(self, other: FieldSet) -> FieldSet:
+        """Every path in either set."""
+        if not other:
+            return self
+        if not self:
+            return other
+        out = FieldSet()
+        out.members = self.members | other.members
+        out.children = dict(self.children)
+        for element, child in other.children.items():
+            mine = out.children.get(element)
+            out.children[element] = child if mine is None else mine.union(child)
+        return out
+
+    def intersection(self, other: FieldSet) -> FieldSet:
+        """The paths in both sets."""
+        out = FieldSet()
+        out.members = self.members & other.members
+        for element, child in self.children.items():
+            theirs = other.children.get(element)
+            if theirs is not None:
+                common = child.intersection(theirs)
+                if common:
+                    out.children[element] = common
+        return out
+
+    def difference(self, other: FieldSet) -> FieldSet:
+        """The paths of this set that are not in the other (descendants are kept)."""
+        if not other or not self:
+            return self
+        out = FieldSet()
+        out.members = self.members - other.members
+        for element, child in self.children.items():
+            theirs = other.children.get(element)
+            if theirs is None:
+                out.children[element] = child
+            else:
+                rest = child.difference(theirs)
+                if rest:
+                    out.children[element] = rest
+        return out
+
+    def without_subtrees(self, other: FieldSet) -> FieldSet:
+        """This set without the other's members and everything under them."""
+        if not other or not self:
+            return self
+        out = FieldSet()
+        out.members = self.members - other.members
+        for element, child in self.children.items():
+            if element in other.members:
+                continue
+            theirs = other.children.get(element)
+            rest = child if theirs is None else child.without_subtrees(theirs)
+            if rest:
+                out.children[element] = rest
+        return out
+
+    def paths(self, prefix: Path = ()) -> list[Path]:
+        """Every path, in structured-merge-diff's order (members first, then children)."""
+        found = [(*prefix, e) for e in sorted(self.members, key=_order)]
+        for element in sorted(self.children, key=_order):
+            found.extend(self.children[element].paths((*prefix, element)))
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``fieldsV1`` form: elements in order, ``.`` first where a member has children
+        (as kube-apiserver's answers show it)."""
+        tree: dict[str, Any] = {}
+        for element in sorted(self.members | self.children.keys(), key=_order):
+            child = self.children.get(element)
+            if child is None:
+                tree[element] = {}
+            elif element in self.members:
+                tree[element] = {".": {}, **child.to_json()}
+            else:
+                tree[element] = child.to_json()
+        return tree
+
+    @classmethod
+    def from_json(cls, tree: Any) -> FieldSet:
+        """Read a ``fieldsV1`` tree; unknown kinds of path element are dropped, as upstream does."""
+        out = cls()
+        if not isinstance(tree, dict):
+            return out
+        for element, sub in tree.items():
+            if element == "." or element[:2] not in ("f:", "k:", "v:", "i:"):
+                continue
+            child = cls.from_json(sub)
+            if not isinstance(sub, dict) or not sub or "." in sub:
+                out.members.add(element)
+            if child:
+                out.children[element] = child
+        return out
+
+
+@lru_cache(maxsize=4096)
+def _order(element: str) -> tuple[Any, ...]:
+    """Sort key of a path element: field names, then keys, then values, then indexes."""
+    prefix, text = element[:2], element[2:]
+    if prefix == "f:":
+        return (0, text)
+    if prefix == "k:":
+        fields = json.loads(text)
+        return (1, tuple((name, *_value_order(fields[name])) for name in fields))
+    if prefix == "v:":
+        return (2, *_value_order(json.loads(text)))
+    return (3, int(text) if text.isdigit() else 0)
+
+
+def _value_order(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    return (4, json.dumps(value, sort_keys=True))
+
+
+def _json(value: Any) -> str:
+    """Compact JSON, as Go writes it in a path element."""
+    return orjson.dumps(value).decode()
+
+
+@lru_cache(maxsize=4096)
+def _display(element: str) -> str:
+    """How a path element reads in a conflict or error message."""
+    prefix, text = element[:2], element[2:]
+    if prefix == "f:":
+        return f".{text}"
+    if prefix == "k:":
+        fields = json.loads(text)
+        return "[" + ",".join(f"{name}={_json(value)}" for name, value in fields.items()) + "]"
+    if prefix == "v:":
+        return f"[={text}]"
+    return f"[{text}]"
+
+
+def format_path(path: Path) -> str:
+    """A path as kube-apiserver prints it: ``.spec.ports[port=80,protocol="TCP"].targetPort``."""
+    return "".join(_display(e) for e in path)
+
+
+# -- what the schema says about each node, decided once per node ----------------
+
+
+class _Plan:
+    """How one schema node merges, decided once: ``struct``, ``map``, ``list``, ``deduced``
+    (no schema: maps merge per key, lists are atomic) or ``leaf``; with its children's plans.
+    """
+
+    __slots__ = ("_fields", "_items", "defaults", "keys", "kind", "list_type", "node", "preserves")
+
+    def __init__(
+        self,
+        kind: str,
+        node: Node | None = None,
+        list_type: str = "",
+        keys: tuple[str, ...] = (),
+        preserves: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.node = node
+        self.list_type = list_type
+        self.keys = keys
+        self.preserves = preserves
+        self.defaults: dict[str, Any] = {}
+        self._fields: dict[str, tuple[_Plan, bool] | None] = {}
+        self._items: _Plan | None = None
+
+    def child(self, key: str, strict: bool = False) -> tuple[_Plan, bool]:
+        """The plan of a map entry or struct field, and whether it is a declared field.
+
+        ``strict`` refuses a field the struct does not declare (an applied
+        configuration); elsewhere such a field is handled as schema-less.
+        """
+        found = self._fields.get(key)
+        if found is None:
+            if self.kind == "struct":
+                assert self.node is not None
+                child = self.node.field(key)
+                if child is None:
+                    if strict and not self.preserves:
+                        raise SchemaError("field not declared in schema", (f"f:{key}",))
+                    return _DEDUCED, False
+                found = (_plan(child), True)
+            elif self.kind == "map":
+                assert self.node is not None
+                found = (_plan(self.node.values), False)
+            else:
+                found = (_DEDUCED, False)
+            self._fields[key] = found
+        return found
+
+    @property
+    def items(self) -> _Plan:
+        """The plan of a list's elements."""
+        if self._items is None:
+            assert self.node is not None
+            self._items = _plan(self.node.items)
+        return self._items
+
+    def granular(self, value: Any) -> bool:
+        """True when a value is walked element by element rather than as one leaf."""
+        kind = self.kind
+        if kind == "list":
+            return type(value) is list
+        return kind != "leaf" and type(value) is dict
+
+
+_LEAF = _Plan("leaf")
+_DEDUCED = _Plan("deduced")
+_PLANS: dict[int, tuple[Node, _Plan]] = {}
+
+
+def _plan(node: Node | None) -> _Plan:
+    if node is None:
+        return _DEDUCED
+    found = _PLANS.get(id(node))
+    if found is not None:
+        return found[1]
+    kind = node.kind
+    plan = _LEAF
+    if kind in ("struct", "map") and not node.atomic:
+        plan = _Plan(kind, node, preserves=node.preserves_unknown_fields)
+    elif kind == "list":
+        list_type = node.list_type
+        keys = tuple(sorted(node.list_map_keys)) if list_type == "map" else ()
+        if list_type == "set" or keys:
+            plan = _Plan("list", node, list_type, keys)
+            for name in keys:
+                default = node.items.field_default(name)
+                if default is not None:
+                    plan.defaults[name] = default
+    _PLANS[id(node)] = (node, plan)
+    return plan
+
+
+def _element(plan: _Plan, item: Any, index: int) -> str:
+    """The path element of a list item: its keys (``k:``) or its value (``v:``)."""
+    if plan.list_type == "set":
+        return "v:" + _json(item)
+    if type(item) is not dict:
+        raise SchemaError(
+            f"element {index}: associative list with keys may not have non-map elements"
+        )
+    key: dict[str, Any] = {}
+    for name in plan.keys:
+        if name in item:
+            key[name] = item[name]
+        elif name in plan.defaults:
+            key[name] = plan.defaults[name]
+        else:
+            raise SchemaError(
+                f"element {index}: associative list with keys has an element that omits key "
+                f'field "{name}" (and doesn\'t have default value)'
+            )
+    return "k:" + _json(key)
+
+
+def _index(plan: _Plan, items: list[Any]) -> dict[str, Any]:
+    """A list's items by path element, first occurrence first, in list order."""
+    found: dict[str, Any] = {}
+    for i, item in enumerate(items):
+        found.setdefault(_element(plan, item, i), item)
+    return found
+
+
+# -- the fields of an applied configuration (ToFieldSet) ---------------------------
+
+
+def _collect(value: Any, plan: _Plan, out: FieldSet) -> None:
+    """Fill ``out`` with the fields under a non-empty map, struct or list value."""
+    if plan.kind == "list":
+        items = plan.items
+        for i, item in enumerate(value):
+            element = _element(plan, item, i)
+            out.members.add(element)
+            if item and items.granular(item):
+                below = FieldSet()
+                try:
+                    _collect(item, items, below)
+                except SchemaError as error:
+                    error.path = (element, *error.path)
+                    raise
+                if below:
+                    out.children[element] = below
+        return
+    for key, child in value.items():
+        element = f"f:{key}"
+        child_plan, declared = plan.child(key, strict=True)
+        if not child_plan.granular(child):
+            out.members.add(element)  # a leaf
+            continue
+        if not child:
+            if type(child) is dict or not declared:
+                out.members.add(element)  # an empty map is a leaf; an empty list is nothing
+            continue
+        below = FieldSet()
+        try:
+            _collect(child, child_plan, below)
+        except SchemaError as error:
+            error.path = (element, *error.path)
+            raise
+        if not declared:
+            out.members.add(element)
+        if below:
+            out.children[element] = below
+
+
+def _drop_undeclared(value: Any, plan: _Plan, prefix: str) -> None:
+    """Drop, with a warning, the fields a custom resource's schema does not declare.
+
+    kube-apiserver 1.32 answers an apply of such a field with a 500 ("field
+    not declared in schema"), as for built-in kinds. The sandbox prunes them
+    instead, as a create or update of a custom resource does, because the
+    vendored GafaelfawrIngress CRD predates ``config.allowOptions``, which
+    the file server's template sets.
+    """
+    if not plan.granular(value):
+        return
+    if plan.kind == "list":
+        for i, item in enumerate(value):
+            _drop_undeclared(item, plan.items, f"{prefix}[{i}]")
+        return
+    for key in list(value):
+        path = f"{prefix}.{key}" if prefix else key
+        child_plan, declared = plan.child(key)
+        if plan.kind == "struct" and not declared and not plan.preserves:
+            del value[key]
+            current_write().warn(f'unknown field "{path}"')
+        else:
+            _drop_undeclared(value[key], child_plan, path)
+
+
+def _contains(live: Any, config: Any, plan: _Plan) -> bool:
+    """True when merging the configuration would leave the live value as it is."""
+    if not (plan.granular(live) and plan.granular(config)):
+        return bool(live == config)
+    if plan.kind == "list":
+        left = _index(plan, live)
+        right = _index(plan, config)
+        shared = [e for e in left if e in right]
+        if shared != list(right):
+            return False  # a new element, or the configuration reorders them
+        items = plan.items
+        return all(_contains(left[e], right[e], items) for e in right)
+    for key, value in config.items():
+        current = live.get(key, _MISSING)
+        if current is _MISSING or value is None:
+            return False
+        if (
+            current is not value
+            and current != value
+            and not _contains(current, value, plan.child(key)[0])
+        ):
+            return False
+    return True
+
+
+# -- merge, compare, prune --------------------------------------------------------
+
+
+def _merge(live: Any, config: Any, plan: _Plan) -> Any:
+    """The configuration merged into a private copy of the live value."""
+    if plan.kind == "list":
+        if type(live) is list and type(config) is list:
+            return _merge_list(live, config, plan)
+        return config
+    if not (plan.granular(live) and type(config) is dict):
+        return config
+    for key, value in config.items():
+        if value is None:
+            live.pop(key, None)
+            continue
+        current = live.get(key, _MISSING)
+        if current is _MISSING:
+            live[key] = value
+        else:
+            live[key] = _merge(current, value, plan.child(key)[0])
+    return live
+
+
+def _merge_list(live: list[Any], config: list[Any], plan: _Plan) -> list[Any]:
+    """Merge two associative lists in structured-merge-diff's element order.
+
+    Live-only elements keep their place; elements in both follow the
+    configuration's order; configuration-only elements come where the
+    configuration puts them.
+    """
+    left = _index(plan, live)
+    right = _index(plan, config)
+    left_order, right_order = list(left), list(right)
+    shared = iter([e for e in right_order if e in left])
+    next_shared = next(shared, None)
+    merged: list[Any] = []
+    taken: set[str] = set()
+    li = ri = 0
+    items = plan.items
+    while li < len(left_order) or ri < len(right_order):
+        if li < len(left_order) and ri < len(right_order):
+            element = left_order[li]
+            if element == right_order[ri]:
+                merged.append(_merge(left[element], right[element], items))
+                taken.add(element)
+                li += 1
+                ri += 1
+                next_shared = next(shared, None)
+                continue
+            if element in right and next_shared is not None and element != next_shared:
+                li += 1
+                continue
+        if li < len(left_order):
+            element = left_order[li]
+            if element not in right:
+                merged.append(left[element])
+                li += 1
+                continue
+            if element in taken:
+                li += 1
+                continue
+        if ri < len(right_order):
+            element = right_order[ri]
+            taken.add(element)
+            current = left.get(element, _MISSING)
+            value = right[element]
+            merged.append(value if current is _MISSING else _merge(current, value, items))
+            ri += 1
+            if element == next_shared:
+                next_shared = next(shared, None)
+    return merged
+
+
+@dataclass
+class _Comparison:
+    """What changed between two objects: fields added, modified (leaves) and removed."""
+
+    added: FieldSet
+    modified: FieldSet
+    removed: FieldSet
+
+    def changed(self) -> FieldSet:
+        return self.added.union(self.modified)
+
+
+def _compare(old: Any, new: Any, plan: _Plan) -> _Comparison:
+    """What changed from one object to another, as structured-merge-diff's Compare."""
+    result = _Comparison(FieldSet(), FieldSet(), FieldSet())
+    _compare_children(old, new, plan, result)
+    return result
+
+
+def _compare_children(old: Any, new: Any, plan: _Plan, out: _Comparison) -> None:
+    if plan.kind == "list":
+        left = _index(plan, old if type(old) is list else [])
+        right = _index(plan, new if type(new) is list else [])
+        items = plan.items
+        for element in {**left, **right}:
+            _compare_one(
+                left.get(element, _MISSING), right.get(element, _MISSING), items, element, out
+            )
+        return
+    left = old if type(old) is dict else {}
+    right = new if type(new) is dict else {}
+    for key in {**left, **right}:
+        child_plan = plan.child(key)[0]
+        _compare_one(left.get(key, _MISSING), right.get(key, _MISSING), child_plan, f"f:{key}", out)
+
+
+def _compare_one(old: Any, new: Any, plan: _Plan, element: str, out: _Comparison) -> None:
+    if old is not _MISSING and new is not _MISSING and (old is new or old == new):
+        return
+    # A null is an empty map or list that is there (upstream's nil slices).
+    granular = (
+        plan.kind != "leaf"
+        and (old is _MISSING or old is None or plan.granular(old))
+        and (new is _MISSING or new is None or plan.granular(new))
+    )
+    if granular and not (old is not _MISSING and old) and not (new is not _MISSING and new):
+        granular = False  # both empty: a leaf, keeping the empty/null distinction
+    if not granular:
+        if old is _MISSING:
+            out.added.members.add(element)
+        elif new is _MISSING:
+            out.removed.members.add(element)
+        else:
+            out.modified.members.add(element)
+        return
+    below = _Comparison(FieldSet(), FieldSet(), FieldSet())
+    _compare_children(
+        None if old is _MISSING else old, None if new is _MISSING else new, plan, below
+    )
+    for mine, theirs in (
+        (out.added, below.added),
+        (out.modified, below.modified),
+        (out.removed, below.removed),
+    ):
+        if theirs:
+            mine.children[element] = theirs
+    if old is _MISSING:
+        out.added.members.add(element)
+    elif new is _MISSING:
+        out.removed.members.add(element)
+
+
+def _owns(owned: FieldSet | None, element: str, named: bool) -> bool:
+    """True when a manager owns the element; a struct's field also when one owns a field
+    under it (upstream makes named fields members before pruning), a list element or map
+    entry only by itself."""
+    if owned is None:
+        return False
+    return element in owned.members or (named and element in owned.children)
+
+
+def _prune(obj: Any, plan: _Plan, last: FieldSet, owned: FieldSet | None) -> None:
+    """Remove, in place, the fields of ``last`` that no manager owns (nor anything under them).
+
+    A map or list that loses its last item goes too, as upstream turns it into null.
+    """
+    if not plan.granular(obj):
+        return
+    if plan.kind == "list":
+        kept = []
+        items = plan.items
+        for i, item in enumerate(obj):
+            element = _element(plan, item, i)
+            if element in last.members and not _owns(owned, element, named=False):
+                continue
+            below = last.children.get(element)
+            if below is not None:
+                _prune(item, items, below, owned.children.get(element) if owned else None)
+            kept.append(item)
+        obj[:] = kept
+        return
+    for element in last.members | last.children.keys():
+        if not element.startswith("f:") or element[2:] not in obj:
+            continue
+        key = element[2:]
+        child_plan, declared = plan.child(key)
+        if element in last.members and not _owns(owned, element, named=declared):
+            del obj[key]
+            continue
+        below = last.children.get(element)
+        child = obj[key]
+        if below is None or type(child) not in (dict, list) or not child:
+            continue
+        _prune(child, child_plan, below, owned.children.get(element) if owned else None)
+        if not child:
+            del obj[key]
+
+
+# -- fields no manager owns ---------------------------------------------------------
+
+
+def _paths_set(*paths: Path) -> FieldSet:
+    out = FieldSet()
+    for path in paths:
+        out.insert(path)
+    return out
+
+
+# What kube-apiserver strips from every manager's set (non-recursively).
+_STRIPPED = _paths_set(
+    ("f:apiVersion",),
+    ("f:kind",),
+    ("f:metadata",),
+    *(
+        ("f:metadata", f"f:{name}")
+        for name in (
+            "name",
+            "namespace",
+            "creationTimestamp",
+            "selfLink",
+            "uid",
+            "clusterName",
+            "generation",
+            "managedFields",
+            "resourceVersion",
+        )
+    ),
+)
+# Set by deletion, never by a manager's write.
+_DELETION = _paths_set(
+    ("f:metadata", "f:deletionTimestamp"), ("f:metadata", "f:deletionGracePeriodSeconds")
+)
+_IGNORED_MAIN = _DELETION.union(_paths_set(("f:status",)))
+
+
+def _tracked(fields: FieldSet, with_status: bool) -> FieldSet:
+    """The part of a set managers own: no identity, no system metadata, no status on the main
+    resource (kube-apiserver resets it there)."""
+    return fields.difference(_STRIPPED).without_subtrees(
+        _DELETION if with_status else _IGNORED_MAIN
+    )
+
+
+def _root(obj: dict[str, Any]) -> Node | None:
+    return node_for(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+
+
+def _empty_object(root: Node | None) -> dict[str, Any]:
+    """The object a create is compared with: the kind's empty Go struct.
+
+    Its non-pointer ``spec`` (and a pod template's ``metadata`` and ``spec``)
+    are there from the start, and so are their required fields, as nulls:
+    a created pod's ``f:spec`` and ``f:containers`` carry no ``.``.
+    """
+    empty: dict[str, Any] = {"metadata": {}}
+    spec = root.field("spec") if root is not None else None
+    if spec is not None and _plan(spec).kind == "struct":
+        empty["spec"] = dict.fromkeys(spec.required)
+        template = spec.field("template")
+        template_spec = template.field("spec") if template is not None else None
+        if template_spec is not None and _plan(template_spec).kind == "struct":
+            empty["spec"]["template"] = {
+                "metadata": {},
+                "spec": dict.fromkeys(template_spec.required),
+            }
+    return empty
+
+
+# -- managed entries ------------------------------------------------------------------
 
 
 @dataclass
 class ManagedEntry:
-    """One managedFields entry: who owns which leaves, by which operation."""
+    """One managedFields entry: who owns which fields, by which operation."""
 
     manager: str
     operation: str
     api_version: str
     time: str
-    fields: set[Path] = field(default_factory=set)
+    fields: FieldSet = field(default_factory=FieldSet)
     subresource: str = ""
 
 
 @dataclass(frozen=True)
 class FieldConflict:
-    """A leaf an apply would change that another manager owns."""
+    """A field an apply would change that another manager owns."""
 
     path: Path
     entry: ManagedEntry
-
-
-def _owned_part(obj: dict[str, Any], with_status: bool) -> dict[str, Any]:
-    """The part of an object that field ownership covers."""
-    owned = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
-    if not with_status:
-        owned.pop("status", None)
-    metadata = owned.get("metadata")
-    if isinstance(metadata, dict):
-        owned["metadata"] = {k: v for k, v in metadata.items() if k not in _SYSTEM_METADATA}
-        if not owned["metadata"]:
-            del owned["metadata"]
-    return owned
-
-
-def leaf_paths(obj: Any, prefix: Path = ()) -> set[Path]:
-    """Every leaf path of a value: non-empty maps are walked, everything else is a leaf."""
-    paths: set[Path] = set()
-    if isinstance(obj, dict) and obj:
-        for key, value in obj.items():
-            if isinstance(value, dict) and value:
-                paths |= leaf_paths(value, (*prefix, key))
-            else:
-                paths.add((*prefix, key))
-    elif prefix:
-        paths.add(prefix)
-    return paths
-
-
-def object_paths(obj: dict[str, Any], with_status: bool = False) -> set[Path]:
-    """Leaf paths of an object that a manager can own."""
-    return leaf_paths(_owned_part(obj, with_status))
-
-
-def _get(obj: Any, path: Path) -> Any:
-    for key in path:
-        if not isinstance(obj, dict) or key not in obj:
-            return _MISSING
-        obj = obj[key]
-    return obj
-
-
-def _delete(obj: dict[str, Any], path: Path) -> None:
-    """Remove a leaf, and the maps it leaves empty."""
-    parents: list[tuple[dict[str, Any], str]] = []
-    current: Any = obj
-    for key in path[:-1]:
-        if not isinstance(current, dict) or key not in current:
-            return
-        parents.append((current, key))
-        current = current[key]
-    if isinstance(current, dict):
-        current.pop(path[-1], None)
-    for parent, key in reversed(parents):
-        if parent[key] == {}:
-            del parent[key]
-        else:
-            break
-
-
-def _merge_into(target: dict[str, Any], source: dict[str, Any]) -> None:
-    for key, value in source.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict) and value:
-            _merge_into(target[key], value)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            continue
-        else:
-            target[key] = clone(value)
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (what ``application/merge-patch+json`` means)."""
-    if not isinstance(patch, dict):
-        return clone(patch)
-    result = clone(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _prefixes(paths: set[Path]) -> set[Path]:
-    found: set[Path] = set()
-    for path in paths:
-        for i in range(1, len(path) + 1):
-            found.add(path[:i])
-    return found
-
-
-def _overlapping(
-    owned: set[Path], paths: set[Path], path_prefixes: set[Path]
-) -> list[tuple[Path, Path]]:
-    """Pairs (owned path, path) where one is a prefix of (or equal to) the other."""
-    pairs: list[tuple[Path, Path]] = []
-    for owned_path in owned:
-        if owned_path in path_prefixes:
-            pairs.extend((owned_path, p) for p in paths if p[: len(owned_path)] == owned_path)
-        else:
-            for i in range(1, len(owned_path)):
-                if owned_path[:i] in paths:
-                    pairs.append((owned_path, owned_path[:i]))
-    return pairs
-
-
-def _drop_overlaps(entry: ManagedEntry, paths: set[Path]) -> None:
-    prefixes = _prefixes(paths)
-    entry.fields = {
-        p
-        for p in entry.fields
-        if p not in prefixes and not any(p[:i] in paths for i in range(1, len(p)))
-    }
 
 
 def apply_config(
@@ -190,63 +756,77 @@ def apply_config(
     force: bool,
     with_status: bool = False,
 ) -> tuple[dict[str, Any], list[ManagedEntry], list[FieldConflict]]:
-    """Merge an applied configuration into the live object.
+    """Merge an applied configuration into the live object (operation ``Apply``).
 
     Returns the new object, the new managed entries and the conflicts; when
-    there are conflicts and ``force`` is false, the object is not changed and
-    the caller answers 409.
+    there are conflicts and ``force`` is false, the object and entries are
+    returned unchanged and the caller answers 409. Raises the 500 `ApiError`
+    kube-apiserver answers for a configuration the schema cannot type.
     """
-    config_owned = _owned_part(config, with_status)
-    paths = leaf_paths(config_owned)
-    prefixes = _prefixes(paths)
-    mine = next((e for e in entries if e.manager == manager and e.operation == "Apply"), None)
-    conflicts: list[FieldConflict] = []
-    base = live or {}
-    for entry in entries:
-        if entry is mine:
-            continue
-        for owned_path, path in _overlapping(entry.fields, paths, prefixes):
-            longer = owned_path if len(owned_path) >= len(path) else path
-            if _get(base, longer) != _get(config_owned, longer):
-                conflicts.append(FieldConflict(path, entry))
-    if conflicts and not force:
-        return base, entries, conflicts
-
-    result = clone(base)
+    root = _root(config)
+    plan = _plan(root)
+    if root is not None and root.custom:
+        _drop_undeclared(config, plan, "")
+    applied = FieldSet()
+    if plan.granular(config) and config:
+        try:
+            _collect(config, plan, applied)
+        except SchemaError as error:
+            raise typed_patch_error(config, error) from None
+    applied = _tracked(applied, with_status)
+    subresource = "status" if with_status else ""
+    mine = next(
+        (
+            e
+            for e in entries
+            if e.manager == manager and e.operation == "Apply" and e.subresource == subresource
+        ),
+        None,
+    )
+    # The usual re-apply of the same configuration: nothing to prune, and
+    # nothing changes when the live object already holds every value.
+    if (
+        live is not None
+        and mine is not None
+        and mine.fields == applied
+        and _contains(live, config, plan)
+    ):
+        return clone(live), entries, []
+    base = live if live is not None else _empty_object(root)
+    merged = _merge(clone(live) if live is not None else {}, config, plan)
+    if mine is not None and mine.fields != applied:
+        owned = applied
+        for entry in entries:
+            if entry is not mine:
+                owned = owned.union(entry.fields)
+        _prune(merged, plan, mine.fields, owned)
     others = [e for e in entries if e is not mine]
-    if mine is not None:
-        other_owned = set().union(*(e.fields for e in others)) if others else set()
-        other_prefixes = _prefixes(other_owned)
-        for path in mine.fields - paths:
-            if path in other_prefixes or any(path[:i] in other_owned for i in range(1, len(path))):
-                continue
-            _delete(result, path)
-    _merge_into(result, config_owned)
-    for key in ("apiVersion", "kind"):
-        if key in config:
-            result[key] = config[key]
-    metadata = result.setdefault("metadata", {})
-    for key in ("name", "namespace"):
-        if key in config.get("metadata", {}):
-            metadata[key] = config["metadata"][key]
+    conflicts: list[FieldConflict] = []
+    changed = removed = FieldSet()
+    if others:
+        # Only other managers' sets care what changed (conflicts, removals).
+        comparison = _compare(base, merged, plan)
+        changed = _tracked(comparison.changed(), with_status)
+        removed = _tracked(comparison.removed, with_status)
+        for entry in others:
+            common = entry.fields.intersection(changed)
+            conflicts.extend(FieldConflict(p, entry) for p in common.paths())
+        if conflicts and not force:
+            return base, entries, conflicts
 
     new_entries: list[ManagedEntry] = []
-    applied = ManagedEntry(manager, "Apply", api_version, now, paths)
-    if mine is not None and mine.fields == paths:
-        applied.time = mine.time  # an unchanged apply does not touch the entry
     for entry in entries:
         if entry is mine:
-            new_entries.append(applied)
             continue
-        entry = copy.copy(entry)
-        entry.fields = set(entry.fields)
-        if force:
-            _drop_overlaps(entry, paths)
-        if entry.fields:
-            new_entries.append(entry)
-    if mine is None:
-        new_entries.append(applied)
-    return result, new_entries, conflicts
+        fields = entry.fields.difference(changed) if force else entry.fields
+        fields = fields.difference(removed)
+        if fields:
+            new_entries.append(entry if fields is entry.fields else replace(entry, fields=fields))
+    if applied:
+        unchanged = mine is not None and mine.fields == applied and merged == base
+        time = mine.time if unchanged and mine is not None else now
+        new_entries.append(ManagedEntry(manager, "Apply", api_version, time, applied, subresource))
+    return merged, new_entries, conflicts
 
 
 def record_update(
@@ -259,27 +839,36 @@ def record_update(
     now: str,
     subresource: str = "",
 ) -> list[ManagedEntry]:
-    """Give the changed leaves of a non-apply write to its manager (an Update entry)."""
+    """Give the fields a non-apply write changed to its manager (operation ``Update``).
+
+    The changed fields are taken from every other manager without conflict;
+    removed fields leave every set; the writer's entry keeps what it owned
+    before and gets a new time only when it changed something.
+    """
     with_status = subresource == "status"
-    new_paths = object_paths(new, with_status)
-    changed = new_paths if old is None else {p for p in new_paths if _get(old, p) != _get(new, p)}
-    all_paths = object_paths(new, True)
+    root = _root(new)
+    comparison = _compare(old if old is not None else _empty_object(root), new, _plan(root))
+    changed = _tracked(comparison.changed(), with_status)
+    removed = _tracked(comparison.removed, with_status)
     result: list[ManagedEntry] = []
     found = False
     for entry in entries:
-        entry = copy.copy(entry)
-        entry.fields = {p for p in entry.fields if p in all_paths or _get(new, p) is not _MISSING}
-        if (
+        mine = (
             entry.manager == manager
             and entry.operation == "Update"
             and entry.subresource == subresource
-        ):
+        )
+        fields = entry.fields.difference(removed)
+        if mine:
             found = True
             if changed:
-                entry.fields |= changed
-                entry.time = now
+                entry = replace(entry, fields=fields.union(changed), time=now)
+            elif fields is not entry.fields:
+                entry = replace(entry, fields=fields)
         else:
-            _drop_overlaps(entry, changed)
+            fields = fields.difference(changed)
+            if fields is not entry.fields:
+                entry = replace(entry, fields=fields)
         if entry.fields:
             result.append(entry)
     if not found and changed:
@@ -287,38 +876,22 @@ def record_update(
     return result
 
 
-def _encode_paths(paths: set[Path]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for path in sorted(paths):
-        node = tree
-        for key in path:
-            node = node.setdefault(f"f:{key}", {})
-    return tree
-
-
-def _decode_tree(tree: Any, prefix: Path = ()) -> set[Path]:
-    paths: set[Path] = set()
-    if not isinstance(tree, dict):
-        return paths
-    children = {k: v for k, v in tree.items() if k.startswith("f:")}
-    if not children and prefix:
-        paths.add(prefix)
-    for key, value in children.items():
-        paths |= _decode_tree(value, (*prefix, key[2:]))
-    return paths
-
-
 def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
-    """The ``metadata.managedFields`` list of an object."""
+    """The ``metadata.managedFields`` list, in kube-apiserver's order (Apply first, then by
+    time and manager)."""
+    ordered = sorted(
+        entries,
+        key=lambda e: (e.operation, e.time, e.manager, e.api_version, e.subresource),
+    )
     encoded = []
-    for entry in entries:
+    for entry in ordered:
         item: dict[str, Any] = {
             "manager": entry.manager,
             "operation": entry.operation,
             "apiVersion": entry.api_version,
             "time": entry.time,
             "fieldsType": "FieldsV1",
-            "fieldsV1": _encode_paths(entry.fields),
+            "fieldsV1": entry.fields.to_json(),
         }
         if entry.subresource:
             item["subresource"] = entry.subresource
@@ -326,45 +899,66 @@ def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
     return encoded
 
 
+# Decoded field sets by the identity of the stored fieldsV1 tree they came from
+# (held here, so the identity stays theirs): stored objects are never changed
+# in place, and most writes decode the same trees again.
+_DECODED: OrderedDict[int, tuple[Any, FieldSet]] = OrderedDict()
+_DECODED_MAX = 4096
+
+
+def _decoded(tree: Any) -> FieldSet:
+    found = _DECODED.get(id(tree))
+    if found is not None and found[0] is tree:
+        _DECODED.move_to_end(id(tree))
+        return found[1]
+    fields = FieldSet.from_json(tree)
+    _DECODED[id(tree)] = (tree, fields)
+    if len(_DECODED) > _DECODED_MAX:
+        _DECODED.popitem(last=False)
+    return fields
+
+
 def decode_managed_fields(obj: dict[str, Any]) -> list[ManagedEntry]:
     """Read the managed entries back from an object's metadata."""
-    entries = []
-    for item in obj.get("metadata", {}).get("managedFields") or []:
-        entries.append(
-            ManagedEntry(
-                manager=item.get("manager", ""),
-                operation=item.get("operation", "Update"),
-                api_version=item.get("apiVersion", ""),
-                time=item.get("time", ""),
-                fields=_decode_tree(item.get("fieldsV1", {})),
-                subresource=item.get("subresource", ""),
-            )
+    return [
+        ManagedEntry(
+            manager=item.get("manager", ""),
+            operation=item.get("operation", "Update"),
+            api_version=item.get("apiVersion", ""),
+            time=item.get("time", ""),
+            fields=_decoded(item.get("fieldsV1")),
+            subresource=item.get("subresource", ""),
         )
-    return entries
-
-
-def _format_path(path: Path) -> str:
-    return "".join(f".{key}" for key in path)
+        for item in obj.get("metadata", {}).get("managedFields") or []
+    ]
 
 
 def _describe_manager(entry: ManagedEntry) -> str:
+    text = json.dumps(entry.manager)
+    if entry.subresource:
+        text = f"{text} with subresource {json.dumps(entry.subresource)}"
     if entry.operation == "Apply":
-        return f'"{entry.manager}"'
-    text = f'"{entry.manager}" using {entry.api_version}'
+        return text
+    text = f"{text} using {entry.api_version}"
     return f"{text} at {entry.time}" if entry.time else text
 
 
 def conflict_message(conflicts: list[FieldConflict]) -> tuple[str, list[dict[str, str]]]:
     """The message and causes of a 409 apply conflict, worded as kube-apiserver words them."""
-    unique: dict[tuple[Path, str], FieldConflict] = {}
-    for conflict in conflicts:
-        unique.setdefault((conflict.path, conflict.entry.manager), conflict)
-    ordered = sorted(unique.values(), key=lambda c: (c.entry.manager, c.path))
+    ordered = sorted(
+        conflicts,
+        key=lambda c: (
+            c.entry.manager,
+            c.entry.operation,
+            c.entry.api_version,
+            c.entry.subresource,
+        ),
+    )
     causes = [
         {
             "reason": "FieldManagerConflict",
             "message": f"conflict with {_describe_manager(c.entry)}",
-            "field": _format_path(c.path),
+            "field": format_path(c.path),
         }
         for c in ordered
     ]
@@ -372,15 +966,47 @@ def conflict_message(conflicts: list[FieldConflict]) -> tuple[str, list[dict[str
         only = ordered[0]
         message = (
             f"Apply failed with 1 conflict: conflict with {_describe_manager(only.entry)}: "
-            f"{_format_path(only.path)}"
+            f"{format_path(only.path)}"
         )
         return message, causes
-    groups: dict[str, list[FieldConflict]] = {}
+    lines: list[str] = []
+    previous: ManagedEntry | None = None
     for conflict in ordered:
-        groups.setdefault(_describe_manager(conflict.entry), []).append(conflict)
-    parts = []
-    for described, items in groups.items():
-        lines = "\n".join(f"- {_format_path(c.path)}" for c in items)
-        word = "conflicts" if len(items) > 1 else "conflict"
-        parts.append(f"{word} with {described}:\n{lines}")
-    return f"Apply failed with {len(ordered)} conflicts: " + "\n".join(parts), causes
+        if conflict.entry is not previous:
+            lines.append(f"conflicts with {_describe_manager(conflict.entry)}:")
+            previous = conflict.entry
+        lines.append(f"- {format_path(conflict.path)}")
+    return f"Apply failed with {len(ordered)} conflicts: " + "\n".join(lines), causes
+
+
+class _InternalError(ApiError):
+    """A 500 as kube-apiserver writes one for a plain Go error: a Status with no reason."""
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body = super().body
+        body.pop("reason", None)
+        return body
+
+
+def typed_patch_error(config: dict[str, Any], error: SchemaError) -> ApiError:
+    """The answer to an apply body the schema cannot type (kube-apiserver 1.32 answers 500)."""
+    meta = config.get("metadata") or {}
+    api_version = str(config.get("apiVersion", ""))
+    group, _, version = api_version.rpartition("/")
+    gvk = f"{group}/{version}, Kind={config.get('kind', '')}"
+    where = f"{meta.get('namespace', '')}/{meta.get('name', '')}; {gvk}"
+    return _InternalError(500, "", f"failed to create typed patch object ({where}): {error}")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (what ``application/merge-patch+json`` means)."""
+    if not isinstance(patch, dict):
+        return clone(patch)
+    result = clone(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

@@ -112,6 +112,14 @@ _STRING_LIKE = {
     "io.k8s.apimachinery.pkg.apis.meta.v1.Time": "date-time",
     "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime": "date-time",
 }
+# Defaults kube-apiserver's 1.32 OpenAPI declares (``default``) that the
+# kubernetes-validate copy drops; structured-merge-diff fills in a missing
+# associative-list key from them (a Service port without ``protocol``).
+_LOST_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("io.k8s.api.core.v1.ContainerPort", "protocol"): "TCP",
+    ("io.k8s.api.core.v1.ServicePort", "protocol"): "TCP",
+    ("io.k8s.api.core.v1.LocalObjectReference", "name"): "",
+}
 
 
 @dataclass(eq=False)
@@ -188,6 +196,13 @@ class Node:
         child = _wrap(spec, self.custom) if spec is not None else None
         self._fields[name] = child
         return child
+
+    def field_default(self, name: str) -> Any:
+        """The schema default of a struct's field, or None when it declares none."""
+        spec = self.raw.get("properties", {}).get(name) or {}
+        if "default" in spec:
+            return spec["default"]
+        return _LOST_DEFAULTS.get((self.name, name))
 
     @property
     def field_names(self) -> tuple[str, ...]:
