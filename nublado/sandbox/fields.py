@@ -414,11 +414,9 @@ def _collect(value: Any, plan: _Plan, out: FieldSet) -> None:
 def _drop_undeclared(value: Any, plan: _Plan, prefix: str) -> None:
     """Drop, with a warning, the fields a custom resource's schema does not declare.
 
-    kube-apiserver 1.32 answers an apply of such a field with a 500 ("field
-    not declared in schema"), as for built-in kinds. The sandbox prunes them
-    instead, as a create or update of a custom resource does, because the
-    vendored GafaelfawrIngress CRD predates ``config.allowOptions``, which
-    the file server's template sets.
+    A custom resource's structural schema prunes undeclared fields on every
+    write; under ``fieldValidation=Strict`` they are refused instead, which
+    here means they stay and fail typing like a built-in kind's.
     """
     if not plan.granular(value):
         return
@@ -765,7 +763,7 @@ def apply_config(
     """
     root = _root(config)
     plan = _plan(root)
-    if root is not None and root.custom:
+    if root is not None and root.custom and current_write().field_validation != "Strict":
         _drop_undeclared(config, plan, "")
     applied = FieldSet()
     if plan.granular(config) and config:

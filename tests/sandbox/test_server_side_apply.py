@@ -30,6 +30,7 @@ from nublado.sandbox.fields import (
 )
 from nublado.sandbox.request import writing
 from nublado.sandbox.server import Sandbox
+from nublado.sandbox.store import ApiError
 
 APPLY = {"content-type": "application/apply-patch+yaml"}
 NS = "ssa"
@@ -677,6 +678,17 @@ def test_custom_resource_undeclared_field_is_dropped_with_a_warning() -> None:
 
     assert "colour" not in merged["config"]
     assert write.warnings == ['unknown field "config.colour"']
+
+
+def test_custom_resource_undeclared_field_is_refused_under_strict_validation() -> None:
+    config = _ingress()
+    config["config"]["colour"] = "blue"
+
+    with writing("Strict"), pytest.raises(ApiError) as raised:
+        apply_config(None, config, [], manager="a", api_version="v1alpha1", now="T", force=False)
+
+    assert raised.value.code == 500
+    assert ".config.colour: field not declared in schema" in raised.value.message
 
 
 @pytest.mark.parametrize(
