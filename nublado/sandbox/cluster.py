@@ -45,7 +45,14 @@ from .rules import (
 from .selectors import FieldSelector, LabelSelector, SelectorError
 from .store import ApiError, Store, clone
 
-__all__ = ["Cluster", "SandboxSettings", "now_timestamp", "parse_object", "parse_selectors"]
+__all__ = [
+    "SYSTEM_NAMESPACES",
+    "Cluster",
+    "SandboxSettings",
+    "now_timestamp",
+    "parse_object",
+    "parse_selectors",
+]
 
 Object = dict[str, Any]
 
@@ -69,6 +76,8 @@ _RETURNS_DELETED_OBJECT = frozenset(
         "GafaelfawrIngress",
     }
 )
+# The namespaces a new cluster has (kube-apiserver creates and keeps them).
+SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 # The characters apimachinery's generateName suffixes are drawn from (no vowels, no 0/1/3).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAMESPACE_TERMINATING = (
@@ -216,6 +225,8 @@ class Cluster:
         from .kubelet import Kubelet
 
         self.kubelet = Kubelet(self)
+        for name in SYSTEM_NAMESPACES:
+            self.create_internal("Namespace", {"metadata": {"name": name}}, "kube-apiserver")
 
     # Scheduling of background work on the server's loop
 

@@ -1,9 +1,12 @@
 """The sandbox's HTTP face: the Kubernetes REST protocol as a Starlette app.
 
-Discovery (/version, /api, /apis, per group/version lists, a minimal
-/openapi/v3 so that ``kubectl apply --server-side`` works), the resource
-verbs with their query parameters, watch streams, Status error bodies, and
-the fault-injection middleware tests use.
+Discovery (/version, /api, /apis, per group/version lists and /openapi/v3,
+from `nublado.sandbox.openapi`), health endpoints, the resource verbs with
+their query parameters, watch streams, Status error bodies, and the
+fault-injection middleware tests use. Bodies may be JSON, YAML or kubectl's
+protobuf (`nublado.sandbox.protobuf`); reads may ask for Tables
+(`nublado.sandbox.table`); events.k8s.io Events are core Events converted at
+this edge (`nublado.sandbox.events`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import base64
 import fnmatch
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,8 +27,19 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import events, health, table
 from .cluster import Cluster, parse_object, parse_selectors
-from .kinds import KINDS, ResourceKind
+from .kinds import VIEWS, ResourceKind
+from .logs import pod_log
+from .openapi import (
+    GROUPS,
+    KUBERNETES_VERSION,
+    api_group,
+    openapi_document,
+    openapi_root,
+    resource_list,
+)
+from .protobuf import PROTOBUF_MEDIA_TYPE, decode_object
 from .request import FieldValidation, writing
 from .store import ApiError, Watcher, status_body
 
@@ -36,18 +50,6 @@ __all__ = ["Fault", "create_app", "parse_bool", "parse_dry_run", "parse_timeout_
 
 Object = dict[str, Any]
 
-KUBERNETES_VERSION = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.23.0",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
-_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _REASONS = {
@@ -170,94 +172,6 @@ class FaultMiddleware:
         await self.app(scope, receive, send)
 
 
-def _groups() -> dict[str, list[ResourceKind]]:
-    groups: dict[str, list[ResourceKind]] = {}
-    for kind in KINDS:
-        groups.setdefault(kind.api_version, []).append(kind)
-    return groups
-
-
-_GROUPS = _groups()
-
-
-def _resource_list(api_version: str) -> Object:
-    resources = []
-    for kind in _GROUPS[api_version]:
-        entry: Object = {
-            "name": kind.plural,
-            "singularName": kind.singular,
-            "namespaced": kind.namespaced,
-            "kind": kind.kind,
-            "verbs": _VERBS,
-        }
-        if kind.short_names:
-            entry["shortNames"] = list(kind.short_names)
-        resources.append(entry)
-        if kind.has_status:
-            resources.append(
-                {
-                    "name": f"{kind.plural}/status",
-                    "singularName": "",
-                    "namespaced": kind.namespaced,
-                    "kind": kind.kind,
-                    "verbs": ["get", "patch", "update"],
-                }
-            )
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": api_version,
-        "resources": resources,
-    }
-
-
-def _api_group(api_version: str) -> Object:
-    group, _, version = api_version.rpartition("/")
-    gv = {"groupVersion": api_version, "version": version}
-    return {
-        "kind": "APIGroup",
-        "apiVersion": "v1",
-        "name": group,
-        "versions": [gv],
-        "preferredVersion": gv,
-    }
-
-
-def _openapi_root() -> Object:
-    paths = {}
-    for api_version in _GROUPS:
-        key = f"apis/{api_version}" if "/" in api_version else f"api/{api_version}"
-        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=sandbox"}
-    return {"paths": paths}
-
-
-def _openapi_group(api_version: str) -> Object:
-    paths: Object = {}
-    for kind in _GROUPS[api_version]:
-        path = kind.collection_path("{namespace}" if kind.namespaced else None) + "/{name}"
-        paths[path] = {
-            "patch": {
-                "x-kubernetes-group-version-kind": {
-                    "group": kind.group,
-                    "version": kind.version,
-                    "kind": kind.kind,
-                },
-                "parameters": [
-                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                ],
-                "responses": {"200": {"description": "OK"}},
-            }
-        }
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION["gitVersion"]},
-        "paths": paths,
-        "components": {"schemas": {}},
-    }
-
-
 @dataclass(frozen=True)
 class _Target:
     kind: ResourceKind
@@ -274,7 +188,7 @@ def _resolve(path: str) -> _Target | None:
         api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
     else:
         return None
-    kinds = {k.plural: k for k in _GROUPS.get(api_version, [])}
+    kinds = {k.plural: k for k in GROUPS.get(api_version, [])}
     if not rest or not kinds:
         return None
     namespace = None
@@ -292,7 +206,7 @@ def _resolve(path: str) -> _Target | None:
         return None
     name = rest[1] if len(rest) >= 2 else None
     subresource = rest[2] if len(rest) == 3 else ""
-    if subresource and subresource not in ("status", "finalize"):
+    if subresource and subresource not in ("status", "finalize", "log"):
         return None
     return _Target(kind, namespace, name, subresource)
 
@@ -313,7 +227,7 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         ) from None
 
 
-_SUBRESOURCE_METHODS = {"status": ("GET", "PUT", "PATCH"), "finalize": ("PUT",)}
+_SUBRESOURCE_METHODS = {"status": ("GET", "PUT", "PATCH"), "finalize": ("PUT",), "log": ("GET",)}
 _OPTIONS = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
 
 
@@ -368,6 +282,85 @@ def _too_large_resource_version(wanted: int, current: int) -> Object:
     return body
 
 
+async def _request_object(request: Request, kind: ResourceKind) -> Object:
+    """A create or replace body: JSON, YAML or kubectl's protobuf, in the stored form."""
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = decode_object(raw) if content_type == PROTOBUF_MEDIA_TYPE else parse_object(raw)
+    return events.to_stored(body) if kind in VIEWS else body
+
+
+def _view_patch(content_type: str, raw: bytes) -> bytes:
+    """A patch of an events.k8s.io Event as a patch of the stored core Event."""
+    body = parse_object(raw) if content_type != "application/json-patch+json" else None
+    if body is not None:
+        return orjson.dumps(events.to_stored(body))
+    operations = orjson.loads(raw)
+    if isinstance(operations, list):
+        for op in operations:
+            for key in ("path", "from"):
+                if isinstance(op, dict) and isinstance(op.get(key), str):
+                    head, _, rest = op[key][1:].partition("/")
+                    renamed = next(iter(events.to_stored({head: None})))
+                    op[key] = f"/{renamed}/{rest}" if rest else f"/{renamed}"
+    return orjson.dumps(operations)
+
+
+def _presenter(kind: ResourceKind) -> Callable[[Object], Object] | None:
+    """How a stored object is shown under ``kind`` (None: as stored)."""
+    return events.from_stored if kind in VIEWS else None
+
+
+def _present(kind: ResourceKind, obj: Object) -> Object:
+    present = _presenter(kind)
+    if present is None or obj.get("kind") != kind.kind:
+        return obj  # a Status, for example
+    return present(obj)
+
+
+def _field_selector(kind: ResourceKind, selector: str | None) -> str | None:
+    return events.selector_to_stored(selector) if kind in VIEWS else selector
+
+
+def _include_object(request: Request) -> str:
+    """The ``includeObject`` of a Table read: Metadata (default), Object or None."""
+    value = request.query_params.get("includeObject") or "Metadata"
+    if value not in ("Metadata", "Object", "None"):
+        raise ApiError.bad_request(
+            f'includeObject: Unsupported value: "{value}": supported values: "Metadata", '
+            '"None", "Object"'
+        )
+    return value
+
+
+def _event_shower(request: Request, kind: ResourceKind) -> Callable[[str, Object], bytes]:
+    """How a watch writes one event: the object as shown, or a one-row Table.
+
+    A Table watch sends the column definitions with its first event only, as
+    kube-apiserver does.
+    """
+    present = _presenter(kind)
+    if not table.wants_table(request.headers.get("accept", "")):
+
+        def plain(event_type: str, obj: Object) -> bytes:
+            shown = present(obj) if present is not None else obj
+            return orjson.dumps({"type": event_type, "object": shown}) + b"\n"
+
+        return plain
+    include = _include_object(request)
+    first = [True]
+
+    def as_table(event_type: str, obj: Object) -> bytes:
+        metadata = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+        shown = table.table(
+            kind, [obj], metadata, include_object=include, present=present, headers=first[0]
+        )
+        first[0] = False
+        return orjson.dumps({"type": event_type, "object": shown}) + b"\n"
+
+    return as_table
+
+
 class _Handlers:
     """Request handlers bound to one sandbox."""
 
@@ -395,20 +388,20 @@ class _Handlers:
         )
 
     async def apis(self, request: Request) -> Response:
-        groups = [_api_group(v) for v in _GROUPS if "/" in v]
+        groups = [api_group(v) for v in GROUPS if "/" in v]
         return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 
     async def openapi(self, request: Request) -> Response:
         path = request.path_params.get("path", "")
         if not path:
-            return _json(_openapi_root())
+            return _json(openapi_root())
         api_version = path.removeprefix("apis/").removeprefix("api/")
-        if api_version not in _GROUPS:
+        if api_version not in GROUPS:
             return _json(
                 status_body(404, "NotFound", "the server could not find the requested resource"),
                 404,
             )
-        return _json(_openapi_group(api_version))
+        return Response(openapi_document(api_version), media_type="application/json")
 
     async def resource(self, request: Request) -> Response:
         try:
@@ -431,15 +424,15 @@ class _Handlers:
         parts = [p for p in path.split("/") if p]
         # Group and group/version documents.
         is_get = request.method == "GET"
-        if is_get and len(parts) == 2 and parts[0] == "api" and parts[1] in _GROUPS:
-            return _json(_resource_list(parts[1]))
+        if is_get and len(parts) == 2 and parts[0] == "api" and parts[1] in GROUPS:
+            return _json(resource_list(parts[1]))
         if parts and parts[0] == "apis" and request.method == "GET":
-            if len(parts) == 3 and f"{parts[1]}/{parts[2]}" in _GROUPS:
-                return _json(_resource_list(f"{parts[1]}/{parts[2]}"))
+            if len(parts) == 3 and f"{parts[1]}/{parts[2]}" in GROUPS:
+                return _json(resource_list(f"{parts[1]}/{parts[2]}"))
             if len(parts) == 2:
-                versions = [v for v in _GROUPS if v.startswith(f"{parts[1]}/")]
+                versions = [v for v in GROUPS if v.startswith(f"{parts[1]}/")]
                 if versions:
-                    return _json(_api_group(versions[0]))
+                    return _json(api_group(versions[0]))
         target = _resolve(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -449,6 +442,8 @@ class _Handlers:
             if target.subresource == "status" and not target.kind.has_status:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             if target.subresource == "finalize" and target.kind.kind != "Namespace":
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            if target.subresource == "log" and target.kind.kind != "Pod":
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             if method not in _SUBRESOURCE_METHODS[target.subresource]:
                 raise _method_not_allowed()
@@ -466,7 +461,7 @@ class _Handlers:
                         "MethodNotAllowed",
                         "the server does not allow this method on the requested resource",
                     )
-                body = parse_object(await request.body())
+                body = await _request_object(request, target.kind)
                 obj = self.cluster.create(
                     target.kind.kind,
                     target.namespace,
@@ -475,7 +470,7 @@ class _Handlers:
                     user_agent=request.headers.get("user-agent"),
                     dry_run=dry_run,
                 )
-                return _json(obj, 201)
+                return _json(_present(target.kind, obj), 201)
             if method == "DELETE":
                 return await self._delete_collection(request, target, dry_run)
             raise ApiError(
@@ -483,10 +478,23 @@ class _Handlers:
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
             )
+        if method == "GET" and target.subresource == "log":
+            pod = self.cluster.get("Pod", target.namespace or "", target.name)
+            return pod_log(pod, query.get("container"))
         if method == "GET":
-            return _json(self.cluster.get(target.kind.kind, target.namespace or "", target.name))
+            obj = self.cluster.get(target.kind.kind, target.namespace or "", target.name)
+            if table.wants_table(request.headers.get("accept", "")):
+                return _json(
+                    table.object_table(
+                        target.kind,
+                        obj,
+                        include_object=_include_object(request),
+                        present=_presenter(target.kind),
+                    )
+                )
+            return _json(_present(target.kind, obj))
         if method == "PUT":
-            body = parse_object(await request.body())
+            body = await _request_object(request, target.kind)
             obj = self.cluster.replace(
                 target.kind.kind,
                 target.namespace,
@@ -497,7 +505,7 @@ class _Handlers:
                 user_agent=request.headers.get("user-agent"),
                 dry_run=dry_run,
             )
-            return _json(obj)
+            return _json(_present(target.kind, obj))
         if method == "PATCH":
             return await self._patch(request, target, dry_run)
         if method == "DELETE":
@@ -517,7 +525,7 @@ class _Handlers:
             target.kind.kind,
             target.namespace,
             query.get("labelSelector"),
-            query.get("fieldSelector"),
+            _field_selector(target.kind, query.get("fieldSelector")),
             at_revision=at_revision,
         )
         metadata: Object = {"resourceVersion": str(revision)}
@@ -540,6 +548,19 @@ class _Handlers:
                 )
                 metadata["remainingItemCount"] = len(items) - limit
                 items = items[:limit]
+        if table.wants_table(request.headers.get("accept", "")):
+            with self.cluster.store.lock:
+                shown = table.table(
+                    target.kind,
+                    items,
+                    metadata,
+                    include_object=_include_object(request),
+                    present=_presenter(target.kind),
+                )
+                return Response(orjson.dumps(shown), media_type="application/json")
+        present = _presenter(target.kind)
+        if present is not None:
+            items = [present(o) for o in items]
         with self.cluster.store.lock:
             body = orjson.dumps(
                 {
@@ -555,7 +576,7 @@ class _Handlers:
         query = request.query_params
         kind = target.kind
         labels, fields = parse_selectors(
-            kind.kind, query.get("labelSelector"), query.get("fieldSelector")
+            kind.kind, query.get("labelSelector"), _field_selector(kind, query.get("fieldSelector"))
         )
         rv_text = query.get("resourceVersion")
         try:
@@ -579,6 +600,7 @@ class _Handlers:
             limit=self.cluster.settings.watch_queue_limit,
         )
         store = self.cluster.store  # the stream stays with this store across a reset
+        show = _event_shower(request, kind)
         replay = store.subscribe(watcher, resource_version)
 
         async def stream() -> AsyncIterator[bytes]:
@@ -592,7 +614,7 @@ class _Handlers:
                     yield orjson.dumps({"type": "ERROR", "object": expired}) + b"\n"
                     return
                 for event_type, obj in replay:
-                    yield orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+                    yield show(event_type, obj)
                 deadline = time.monotonic() + timeout
                 while True:
                     remaining = deadline - time.monotonic()
@@ -607,7 +629,7 @@ class _Handlers:
                             raise _WatchCut("watch cut by the sandbox")
                         return
                     event_type, obj = item
-                    yield orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+                    yield show(event_type, obj)
             finally:
                 store.unsubscribe(watcher)
 
@@ -619,6 +641,8 @@ class _Handlers:
         query = request.query_params
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         raw = await request.body()
+        if target.kind in VIEWS:
+            raw = _view_patch(content_type, raw)
         force_text = query.get("force")
         if content_type == "application/apply-patch+yaml":
             obj, created = self.cluster.apply(
@@ -631,7 +655,7 @@ class _Handlers:
                 subresource=target.subresource if target.subresource == "status" else "",
                 dry_run=dry_run,
             )
-            return _json(obj, 201 if created else 200)
+            return _json(_present(target.kind, obj), 201 if created else 200)
         if content_type not in (
             "application/json-patch+json",
             "application/merge-patch+json",
@@ -662,7 +686,7 @@ class _Handlers:
             user_agent=request.headers.get("user-agent"),
             dry_run=dry_run,
         )
-        return _json(obj)
+        return _json(_present(target.kind, obj))
 
     async def _delete_options(
         self, request: Request, dry_run: bool = False
@@ -765,6 +789,11 @@ def create_app(sandbox: Sandbox) -> Starlette:
         Route("/api", handlers.api, methods=["GET"]),
         Route("/apis", handlers.apis, methods=["GET"]),
         Route("/openapi/v3", handlers.openapi, methods=["GET"]),
+        *(
+            Route(path, health.health, methods=["GET"])
+            for endpoint in health.CHECKS
+            for path in (f"/{endpoint}", f"/{endpoint}/{{check:path}}")
+        ),
         Route("/openapi/v3/{path:path}", handlers.openapi, methods=["GET"]),
         Route("/{path:path}", handlers.resource, methods=methods),
     ]
