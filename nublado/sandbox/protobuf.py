@@ -263,7 +263,7 @@ def decode_object(raw: bytes) -> Object:
     if not raw.startswith(_MAGIC):
         raise ApiError.bad_request(
             "provided data does not appear to be a protobuf message, expected prefix "
-            f"{list(_MAGIC)}"
+            f"[{' '.join(str(b) for b in _MAGIC)}]"
         )
     try:
         envelope = _message_class(f"{_RUNTIME}.Unknown").FromString(raw[len(_MAGIC) :])
