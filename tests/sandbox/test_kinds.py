@@ -76,9 +76,7 @@ def test_lease_create_get_update_and_list(http: httpx.Client) -> None:
     got = http.get(f"{LEASES}/nublado-leader").json()
     assert got["spec"] == {"holderIdentity": "replica-a", "leaseDurationSeconds": 15}
 
-    taken = http.put(
-        f"{LEASES}/nublado-leader", json=_lease("replica-b", resourceVersion=version)
-    )
+    taken = http.put(f"{LEASES}/nublado-leader", json=_lease("replica-b", resourceVersion=version))
     assert taken.status_code == 200
     assert taken.json()["spec"]["holderIdentity"] == "replica-b"
 
@@ -412,6 +410,5 @@ def test_a_protobuf_body_without_the_magic_is_a_400(http: httpx.Client) -> None:
 
     assert response.status_code == 400
     assert response.json()["message"] == (
-        "provided data does not appear to be a protobuf message, expected prefix "
-        "[107 56 115 0]"
+        "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
     )
