@@ -224,9 +224,9 @@ def test_kubectl_logs_says_the_sandbox_runs_no_containers(kubectl: Kubectl) -> N
 
 def test_kubectl_logs_of_a_missing_pod_is_not_found(sandbox: Sandbox, tmp_path: Path) -> None:
     config = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    base = ["kubectl", "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "c")]
     done = subprocess.run(
-        ["kubectl", "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "c")]
-        + ["logs", "pod/nope", "-n", "default"],
+        [*base, "logs", "pod/nope", "-n", "default"],
         capture_output=True,
         text=True,
         timeout=60,
