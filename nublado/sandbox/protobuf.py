@@ -36,6 +36,8 @@ _MAGIC = b"k8s\x00"
 _META = "k8s.io.apimachinery.pkg.apis.meta.v1"
 _RUNTIME = "k8s.io.apimachinery.pkg.runtime"
 _CORE = "k8s.io.api.core.v1"
+_RESOURCE = "k8s.io.apimachinery.pkg.api.resource"
+_QUANTITY = f"{_RESOURCE}.Quantity"
 
 _STRING = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
 _BYTES = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
@@ -49,8 +51,9 @@ _REPEATED = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
 # (name, number, type, repeated, message type or map value type)
 _Field = tuple[str, int, int, bool, str]
 
-# message name -> fields; map fields are ``("map", value type)``.
+# message name -> fields; a map's type is ``map:string``, ``map:bytes`` or ``map:<message>``.
 _MESSAGES: dict[str, list[_Field]] = {
+    _QUANTITY: [("string", 1, _STRING, False, "")],
     f"{_RUNTIME}.TypeMeta": [
         ("apiVersion", 1, _STRING, False, ""),
         ("kind", 2, _STRING, False, ""),
@@ -119,6 +122,28 @@ _MESSAGES: dict[str, list[_Field]] = {
         ("fieldPath", 7, _STRING, False, ""),
     ],
     f"{_CORE}.LocalObjectReference": [("name", 1, _STRING, False, "")],
+    f"{_CORE}.ScopedResourceSelectorRequirement": [
+        ("scopeName", 1, _STRING, False, ""),
+        ("operator", 2, _STRING, False, ""),
+        ("values", 3, _STRING, True, ""),
+    ],
+    f"{_CORE}.ScopeSelector": [
+        ("matchExpressions", 1, _MESSAGE, True, f"{_CORE}.ScopedResourceSelectorRequirement"),
+    ],
+    f"{_CORE}.ResourceQuotaSpec": [
+        ("hard", 1, _MESSAGE, True, f"map:{_QUANTITY}"),
+        ("scopes", 2, _STRING, True, ""),
+        ("scopeSelector", 3, _MESSAGE, False, f"{_CORE}.ScopeSelector"),
+    ],
+    f"{_CORE}.ResourceQuotaStatus": [
+        ("hard", 1, _MESSAGE, True, f"map:{_QUANTITY}"),
+        ("used", 2, _MESSAGE, True, f"map:{_QUANTITY}"),
+    ],
+    f"{_CORE}.ResourceQuota": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("spec", 2, _MESSAGE, False, f"{_CORE}.ResourceQuotaSpec"),
+        ("status", 3, _MESSAGE, False, f"{_CORE}.ResourceQuotaStatus"),
+    ],
     f"{_CORE}.ServiceAccount": [
         ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
         ("secrets", 2, _MESSAGE, True, f"{_CORE}.ObjectReference"),
@@ -133,6 +158,7 @@ _KINDS = {
     ("v1", "Secret"): f"{_CORE}.Secret",
     ("v1", "Namespace"): f"{_CORE}.Namespace",
     ("v1", "ServiceAccount"): f"{_CORE}.ServiceAccount",
+    ("v1", "ResourceQuota"): f"{_CORE}.ResourceQuota",
 }
 
 
@@ -180,18 +206,25 @@ def _pool() -> descriptor_pool.DescriptorPool:
                 entry = message.nested_type.add(name=_entry_name(field_name))
                 entry.options.map_entry = True
                 entry.field.add(name="key", number=1, type=_STRING, label=_OPTIONAL)
-                value_type = _BYTES if type_name == "map:bytes" else _STRING
-                entry.field.add(name="value", number=2, type=value_type, label=_OPTIONAL)
+                value = type_name.removeprefix("map:")
+                if value in ("string", "bytes"):
+                    value_type = _BYTES if value == "bytes" else _STRING
+                    entry.field.add(name="value", number=2, type=value_type, label=_OPTIONAL)
+                else:
+                    entry.field.add(
+                        name="value",
+                        number=2,
+                        type=_MESSAGE,
+                        label=_OPTIONAL,
+                        type_name=f".{value}",
+                    )
                 field.type_name = f".{full_name}.{_entry_name(field_name)}"
             elif type_name:
                 field.type_name = f".{type_name}"
-    # Packages that others depend on first: runtime and meta before core.
-    order = [_RUNTIME, _META, _CORE]
-    for package in order:
-        proto = files[package]
-        if package == _CORE:
-            proto.dependency.append(files[_META].name)
-        pool.Add(proto)
+    # Packages that others depend on first: core uses meta and resource.
+    files[_CORE].dependency.extend([files[_META].name, files[_RESOURCE].name])
+    for package in (_RUNTIME, _RESOURCE, _META, _CORE):
+        pool.Add(files[package])
     return pool
 
 
@@ -215,17 +248,24 @@ def _repeated(field: Any) -> bool:
     return bool(field.label == field.LABEL_REPEATED)
 
 
+def _map_value(field: Any, value: Any) -> Any:
+    """One map value in its JSON form: bytes as base64, a Quantity as its string."""
+    if field.type == field.TYPE_BYTES:
+        return base64.b64encode(value).decode()
+    if field.message_type is not None:
+        if field.message_type.full_name == _QUANTITY:
+            return getattr(value, "string")  # noqa: B009 - a dynamic message's field
+        return _to_json(value)
+    return value
+
+
 def _to_json(message: Message) -> Object:
     """A decoded message as its JSON form: set fields only, maps as objects, bytes base64."""
     out: Object = {}
     for field, value in message.ListFields():
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
-            is_bytes = value_field.type == value_field.TYPE_BYTES
-            out[field.name] = {
-                key: base64.b64encode(item).decode() if is_bytes else item
-                for key, item in value.items()
-            }
+            out[field.name] = {key: _map_value(value_field, item) for key, item in value.items()}
         elif field.message_type is not None and field.message_type.full_name == f"{_META}.Time":
             if value.ListFields():  # the zero time is Go's null
                 out[field.name] = _time(value)

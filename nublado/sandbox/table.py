@@ -660,6 +660,108 @@ def _storage_class_cells(sc: Object, now: datetime) -> list[Cell]:
     ]
 
 
+def _quota_columns() -> list[Object]:
+    return [
+        _name_column(),
+        _age_column(),
+        _column(
+            "Request",
+            "Request represents a minimum amount of cpu/memory that a container may consume.",
+        ),
+        _column(
+            "Limit",
+            "Limits control the maximum amount of cpu/memory that a container may use "
+            "independent of contention on the node.",
+        ),
+    ]
+
+
+def _quota_cells(quota: Object, now: datetime) -> list[Cell]:
+    status = quota.get("status") or {}
+    hard = status.get("hard") or {}
+    used = status.get("used") or {}
+    requests: list[str] = []
+    limits: list[str] = []
+    for resource in sorted(hard):
+        column = limits if resource.split(".")[0] == "limits" and "." in resource else requests
+        column.append(f"{resource}: {used.get(resource, '0')}/{hard[resource]}")
+    return [quota["metadata"]["name"], _age(quota, now), ", ".join(requests), ", ".join(limits)]
+
+
+def format_label_selector(selector: Object | None) -> str:
+    """apimachinery's ``FormatLabelSelector``: ``a=b,c in (d,e)``, ``<none>`` when empty."""
+    if not selector:
+        return "<none>"
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key = expression.get("key", "")
+        operator = expression.get("operator", "")
+        values = ",".join(expression.get("values") or [])
+        match operator:
+            case "In":
+                parts.append(f"{key} in ({values})")
+            case "NotIn":
+                parts.append(f"{key} notin ({values})")
+            case "Exists":
+                parts.append(key)
+            case "DoesNotExist":
+                parts.append(f"!{key}")
+    return ",".join(parts) or "<none>"
+
+
+def _network_policy_columns() -> list[Object]:
+    return [
+        _name_column(),
+        _column(
+            "Pod-Selector",
+            _doc("io.k8s.api.networking.v1.NetworkPolicySpec", "podSelector"),
+        ),
+        _age_column(),
+    ]
+
+
+def _network_policy_cells(policy: Object, now: datetime) -> list[Cell]:
+    selector = (policy.get("spec") or {}).get("podSelector")
+    return [policy["metadata"]["name"], format_label_selector(selector), _age(policy, now)]
+
+
+_INGRESS = "io.k8s.api.networking.v1.IngressSpec"
+
+
+def _ingress_columns() -> list[Object]:
+    return [
+        _name_column(),
+        _column("Class", _doc(_INGRESS, "ingressClassName")),
+        _column(
+            "Hosts", "Hosts that incoming requests are matched against before the ingress rule"
+        ),
+        _column("Address", "Address is a list containing ingress points for the load-balancer"),
+        _column("Ports", "Ports of TLS configurations that open"),
+        _age_column(),
+    ]
+
+
+def _ingress_cells(ingress: Object, now: datetime) -> list[Cell]:
+    spec = ingress.get("spec") or {}
+    hosts = [r["host"] for r in spec.get("rules") or [] if r.get("host")]
+    if not hosts:
+        shown_hosts = "*"
+    elif len(hosts) > 3:
+        shown_hosts = ",".join(hosts[:3]) + f" + {len(hosts) - 3} more..."
+    else:
+        shown_hosts = ",".join(hosts)
+    balancer = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    addresses = [a.get("ip") or a.get("hostname") for a in balancer]
+    return [
+        ingress["metadata"]["name"],
+        spec.get("ingressClassName") or "<none>",
+        shown_hosts,
+        ",".join(a for a in addresses if a),
+        "80, 443" if spec.get("tls") else "80",
+        _age(ingress, now),
+    ]
+
+
 def _default_columns() -> list[Object]:
     return [_name_column(), _age_column()]
 
@@ -687,6 +789,9 @@ _PRINTERS = {
     "ServiceAccount": _Printer(_service_account_columns, _service_account_cells),
     "Lease": _Printer(_lease_columns, _lease_cells),
     "StorageClass": _Printer(_storage_class_columns, _storage_class_cells),
+    "ResourceQuota": _Printer(_quota_columns, _quota_cells),
+    "NetworkPolicy": _Printer(_network_policy_columns, _network_policy_cells),
+    "Ingress": _Printer(_ingress_columns, _ingress_cells),
 }
 
 

@@ -412,3 +412,19 @@ def test_a_protobuf_body_without_the_magic_is_a_400(http: httpx.Client) -> None:
     assert response.json()["message"] == (
         "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
     )
+
+
+def test_a_protobuf_resource_quota_keeps_its_quantities(http: httpx.Client) -> None:
+    quantity = _bytes_field(1, b"500m")  # Quantity.string = 1
+    spec = _bytes_field(1, _bytes_field(1, b"limits.cpu") + _bytes_field(2, quantity))
+    spec += _bytes_field(2, b"BestEffort")  # scopes
+    raw = _bytes_field(1, _object_meta("q")) + _bytes_field(2, spec)
+
+    response = http.post(
+        f"/api/v1/namespaces/{NS}/resourcequotas",
+        content=_envelope("ResourceQuota", raw),
+        headers=PROTOBUF,
+    )
+
+    assert response.status_code == 201
+    assert response.json()["spec"] == {"hard": {"limits.cpu": "500m"}, "scopes": ["BestEffort"]}

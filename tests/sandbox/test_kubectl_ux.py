@@ -212,6 +212,17 @@ def test_kubectl_create_namespace_configmap_and_secret(kubectl: Kubectl, sandbox
     )
 
 
+def test_kubectl_create_quota_and_serviceaccount(kubectl: Kubectl) -> None:
+    created = kubectl("create", "quota", "q", "-n", "default", "--hard=pods=2,limits.cpu=1")
+    account = kubectl("create", "serviceaccount", "robot", "-n", "default")
+
+    assert (created, account) == ("resourcequota/q created\n", "serviceaccount/robot created\n")
+    _match(
+        _lines(kubectl("get", "quota", "q", "-n", "default")),
+        [r"NAME   AGE   REQUEST     LIMIT", rf"q      {AGE} +pods: 0/2   limits.cpu: 0/1"],
+    )
+
+
 @pytest.mark.usefixtures("lab")
 def test_kubectl_logs_says_the_sandbox_runs_no_containers(kubectl: Kubectl) -> None:
     output = kubectl("logs", "pod/rachel-nb", "-n", NS)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nublado.sandbox.kinds import kind_named
+from nublado.sandbox.kinds import ResourceKind, kind_named
 from nublado.sandbox.server import Sandbox
 from nublado.sandbox.table import human_duration, pod_status, table, wants_table
 
@@ -506,12 +506,13 @@ def test_custom_resource_table_uses_the_crds_printer_columns() -> None:
 
 
 def test_kinds_without_a_printer_show_name_and_age() -> None:
-    policy = {"metadata": {"name": "np", "creationTimestamp": _ago(3)}}
+    widget = {"metadata": {"name": "w", "creationTimestamp": _ago(3)}}
+    kind = ResourceKind("Widget", "example.com/v1", "widgets", True)
 
-    body = table(kind_named("NetworkPolicy"), [policy], {})
+    body = table(kind, [widget], {})
 
     assert _names(body["columnDefinitions"]) == ["Name", "Age"]
-    assert body["rows"][0]["cells"] == ["np", "3s"]
+    assert body["rows"][0]["cells"] == ["w", "3s"]
 
 
 def test_a_table_watch_sends_columns_once(http: httpx.Client, sandbox: Sandbox) -> None:
@@ -549,3 +550,83 @@ def test_include_object_must_be_known(http: httpx.Client) -> None:
     assert response.json()["message"] == (
         'includeObject: Unsupported value: "All": supported values: "Metadata", "None", "Object"'
     )
+
+
+def test_resource_quota_cells_split_requests_and_limits() -> None:
+    quota = {
+        "metadata": {"name": "q", "creationTimestamp": _ago(4)},
+        "status": {
+            "hard": {"pods": "2", "limits.cpu": "1", "requests.memory": "1Gi"},
+            "used": {"pods": "1", "limits.cpu": "500m"},
+        },
+    }
+
+    body = table(kind_named("ResourceQuota"), [quota], {})
+
+    assert _names(body["columnDefinitions"]) == ["Name", "Age", "Request", "Limit"]
+    assert body["rows"][0]["cells"] == [
+        "q",
+        "4s",
+        "pods: 1/2, requests.memory: 0/1Gi",
+        "limits.cpu: 500m/1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("selector", "text"),
+    [
+        ({}, "<none>"),
+        ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "k", "operator": "In", "values": ["x", "y"]},
+                    {"key": "e", "operator": "Exists"},
+                    {"key": "n", "operator": "DoesNotExist"},
+                ]
+            },
+            "k in (x,y),e,!n",
+        ),
+    ],
+)
+def test_network_policy_shows_its_pod_selector(selector: dict[str, Any], text: str) -> None:
+    policy = {
+        "metadata": {"name": "np", "creationTimestamp": _ago(1)},
+        "spec": {"podSelector": selector},
+    }
+
+    body = table(kind_named("NetworkPolicy"), [policy], {})
+
+    assert _names(body["columnDefinitions"]) == ["Name", "Pod-Selector", "Age"]
+    assert body["rows"][0]["cells"] == ["np", text, "1s"]
+
+
+def test_ingress_cells() -> None:
+    ingress = {
+        "metadata": {"name": "lab", "creationTimestamp": _ago(2)},
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{"host": "data.example.com"}],
+            "tls": [{"hosts": ["data.example.com"]}],
+        },
+        "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}},
+    }
+
+    body = table(kind_named("Ingress"), [ingress], {})
+
+    assert _names(body["columnDefinitions"]) == [
+        "Name",
+        "Class",
+        "Hosts",
+        "Address",
+        "Ports",
+        "Age",
+    ]
+    assert body["rows"][0]["cells"] == [
+        "lab",
+        "nginx",
+        "data.example.com",
+        "127.0.0.1",
+        "80, 443",
+        "2s",
+    ]
