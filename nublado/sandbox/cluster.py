@@ -78,6 +78,8 @@ _RETURNS_DELETED_OBJECT = frozenset(
 )
 # The namespaces a new cluster has (kube-apiserver creates and keeps them).
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+# The ones NamespaceLifecycle admission refuses to delete.
+_IMMORTAL_NAMESPACES = frozenset({"default", "kube-public", "kube-system"})
 # The characters apimachinery's generateName suffixes are drawn from (no vowels, no 0/1/3).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAMESPACE_TERMINATING = (
@@ -797,6 +799,13 @@ class Cluster:
         with self._lock:
             obj = self._existing(kind, namespace, name)
             meta = obj["metadata"]
+            if kind.kind == "Namespace" and name in _IMMORTAL_NAMESPACES:
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                    {"name": name, "kind": "namespaces"},
+                )
             if preconditions:
                 uid = preconditions.get("uid")
                 if uid and uid != meta.get("uid"):

@@ -41,11 +41,28 @@ def test_a_new_cluster_has_the_system_namespaces(sandbox: Sandbox) -> None:
 
 
 def test_reset_brings_the_system_namespaces_back(sandbox: Sandbox) -> None:
-    sandbox.delete("Namespace", "default")
+    sandbox.delete("Namespace", "kube-node-lease")
     sandbox.reset()
 
     assert [ns["metadata"]["name"] for ns in sandbox.objects(kind="Namespace")] == SYSTEM
     assert sandbox.get("Namespace", "default")["status"] == {"phase": "Active"}  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])
+def test_system_namespaces_may_not_be_deleted(http: httpx.Client, name: str) -> None:
+    response = http.delete(f"/api/v1/namespaces/{name}")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+        "reason": "Forbidden",
+        "details": {"name": name, "kind": "namespaces"},
+        "code": 403,
+    }
 
 
 def test_objects_can_be_created_in_default_without_creating_it(http: httpx.Client) -> None:
