@@ -15,16 +15,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .store import ApiError
+
 __all__ = [
     "EVENTS_API_VERSION",
+    "EVENTS_PREFIX",
     "from_stored",
     "selector_to_stored",
     "to_stored",
+    "view_error",
 ]
 
 Object = dict[str, Any]
 
 EVENTS_API_VERSION = "events.k8s.io/v1"
+EVENTS_PREFIX = "/apis/events.k8s.io/"
 
 # events.k8s.io/v1 field -> core v1 field, where the names differ.
 _TO_CORE = {
@@ -60,6 +65,19 @@ def from_stored(event: Object) -> Object:
         view[_FROM_CORE.get(key, key)] = value
     view.setdefault("eventTime", None)
     return view
+
+
+def view_error(exc: ApiError) -> ApiError:
+    """An error about a stored core Event, named as events.k8s.io names its resource.
+
+    ``events "x" not found`` becomes ``events.events.k8s.io "x" not found``
+    (and the same for conflicts), with the group in the details.
+    """
+    details = exc.details or {}
+    if details.get("kind") != "events" or "group" in details:
+        return exc
+    message = exc.message.replace('events "', 'events.events.k8s.io "', 1)
+    return ApiError(exc.code, exc.reason, message, {**details, "group": "events.k8s.io"})
 
 
 _SELECTOR_FIELD = re.compile(r"(^|,)\s*(!?)([A-Za-z.]+)")

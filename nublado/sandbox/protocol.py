@@ -412,6 +412,8 @@ class _Handlers:
             try:
                 response = await self._resource(request)
             except ApiError as exc:
+                if request.url.path.startswith(events.EVENTS_PREFIX):
+                    exc = events.view_error(exc)
                 response = _error(exc)
         for warning in write.warnings:
             # warn-code 299 and agent "-", as kube-apiserver writes them.

@@ -180,6 +180,18 @@ def test_an_events_k8s_io_event_reads_as_a_core_event(http: httpx.Client) -> Non
     assert core["action"] == "Restarting"
 
 
+def test_a_missing_events_k8s_io_event_is_named_in_its_group(http: httpx.Client) -> None:
+    response = http.get(f"{EVENTS}/nope")
+
+    assert response.status_code == 404
+    assert response.json()["message"] == 'events.events.k8s.io "nope" not found'
+    assert response.json()["details"] == {
+        "name": "nope",
+        "kind": "events",
+        "group": "events.k8s.io",
+    }
+
+
 def test_both_versions_list_the_same_events(http: httpx.Client) -> None:
     http.post(CORE_EVENTS, json=CORE_EVENT)
     http.post(EVENTS, json=NEW_EVENT)
