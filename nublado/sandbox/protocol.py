@@ -767,7 +767,7 @@ class _Handlers:
                 "kind": target.kind.list_kind,
                 "apiVersion": target.kind.api_version,
                 "metadata": {"resourceVersion": str(self.cluster.store.revision)},
-                "items": deleted,
+                "items": [_present(target.kind, o) for o in deleted],
             }
         )
 

@@ -206,6 +206,16 @@ def test_both_versions_list_the_same_events(http: httpx.Client) -> None:
     assert {e["apiVersion"] for e in new["items"]} == {"events.k8s.io/v1"}
 
 
+def test_deleting_events_through_events_k8s_io_answers_its_form(http: httpx.Client) -> None:
+    http.post(CORE_EVENTS, json=CORE_EVENT)
+
+    deleted = http.delete(EVENTS).json()
+
+    assert deleted["kind"] == "EventList"
+    assert [e["note"] for e in deleted["items"]] == ["Started container notebook"]
+    assert http.get(CORE_EVENTS).json()["items"] == []
+
+
 def test_events_k8s_io_field_selectors_use_its_own_names(http: httpx.Client) -> None:
     http.post(CORE_EVENTS, json=CORE_EVENT)
     http.post(EVENTS, json={**NEW_EVENT, "regarding": {"kind": "Pod", "name": "other"}})
