@@ -15,7 +15,7 @@ import asyncio
 import base64
 import fnmatch
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,15 @@ from .openapi import (
     openapi_root,
     resource_list,
 )
-from .protobuf import PROTOBUF_MEDIA_TYPE, decode_object
+from .present import (
+    event_writer,
+    field_selector,
+    include_object,
+    present,
+    presenter,
+    request_object,
+    view_patch,
+)
 from .request import FieldValidation, writing
 from .store import ApiError, Watcher, status_body
 
@@ -282,85 +290,6 @@ def _too_large_resource_version(wanted: int, current: int) -> Object:
     return body
 
 
-async def _request_object(request: Request, kind: ResourceKind) -> Object:
-    """A create or replace body: JSON, YAML or kubectl's protobuf, in the stored form."""
-    raw = await request.body()
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    body = decode_object(raw) if content_type == PROTOBUF_MEDIA_TYPE else parse_object(raw)
-    return events.to_stored(body) if kind in VIEWS else body
-
-
-def _view_patch(content_type: str, raw: bytes) -> bytes:
-    """A patch of an events.k8s.io Event as a patch of the stored core Event."""
-    body = parse_object(raw) if content_type != "application/json-patch+json" else None
-    if body is not None:
-        return orjson.dumps(events.to_stored(body))
-    operations = orjson.loads(raw)
-    if isinstance(operations, list):
-        for op in operations:
-            for key in ("path", "from"):
-                if isinstance(op, dict) and isinstance(op.get(key), str):
-                    head, _, rest = op[key][1:].partition("/")
-                    renamed = next(iter(events.to_stored({head: None})))
-                    op[key] = f"/{renamed}/{rest}" if rest else f"/{renamed}"
-    return orjson.dumps(operations)
-
-
-def _presenter(kind: ResourceKind) -> Callable[[Object], Object] | None:
-    """How a stored object is shown under ``kind`` (None: as stored)."""
-    return events.from_stored if kind in VIEWS else None
-
-
-def _present(kind: ResourceKind, obj: Object) -> Object:
-    present = _presenter(kind)
-    if present is None or obj.get("kind") != kind.kind:
-        return obj  # a Status, for example
-    return present(obj)
-
-
-def _field_selector(kind: ResourceKind, selector: str | None) -> str | None:
-    return events.selector_to_stored(selector) if kind in VIEWS else selector
-
-
-def _include_object(request: Request) -> str:
-    """The ``includeObject`` of a Table read: Metadata (default), Object or None."""
-    value = request.query_params.get("includeObject") or "Metadata"
-    if value not in ("Metadata", "Object", "None"):
-        raise ApiError.bad_request(
-            f'includeObject: Unsupported value: "{value}": supported values: "Metadata", '
-            '"None", "Object"'
-        )
-    return value
-
-
-def _event_shower(request: Request, kind: ResourceKind) -> Callable[[str, Object], bytes]:
-    """How a watch writes one event: the object as shown, or a one-row Table.
-
-    A Table watch sends the column definitions with its first event only, as
-    kube-apiserver does.
-    """
-    present = _presenter(kind)
-    if not table.wants_table(request.headers.get("accept", "")):
-
-        def plain(event_type: str, obj: Object) -> bytes:
-            shown = present(obj) if present is not None else obj
-            return orjson.dumps({"type": event_type, "object": shown}) + b"\n"
-
-        return plain
-    include = _include_object(request)
-    first = [True]
-
-    def as_table(event_type: str, obj: Object) -> bytes:
-        metadata = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-        shown = table.table(
-            kind, [obj], metadata, include_object=include, present=present, headers=first[0]
-        )
-        first[0] = False
-        return orjson.dumps({"type": event_type, "object": shown}) + b"\n"
-
-    return as_table
-
-
 class _Handlers:
     """Request handlers bound to one sandbox."""
 
@@ -463,7 +392,7 @@ class _Handlers:
                         "MethodNotAllowed",
                         "the server does not allow this method on the requested resource",
                     )
-                body = await _request_object(request, target.kind)
+                body = await request_object(request, target.kind)
                 obj = self.cluster.create(
                     target.kind.kind,
                     target.namespace,
@@ -472,7 +401,7 @@ class _Handlers:
                     user_agent=request.headers.get("user-agent"),
                     dry_run=dry_run,
                 )
-                return _json(_present(target.kind, obj), 201)
+                return _json(present(target.kind, obj), 201)
             if method == "DELETE":
                 return await self._delete_collection(request, target, dry_run)
             raise ApiError(
@@ -490,13 +419,13 @@ class _Handlers:
                     table.object_table(
                         target.kind,
                         obj,
-                        include_object=_include_object(request),
-                        present=_presenter(target.kind),
+                        include_object=include_object(request),
+                        present=presenter(target.kind),
                     )
                 )
-            return _json(_present(target.kind, obj))
+            return _json(present(target.kind, obj))
         if method == "PUT":
-            body = await _request_object(request, target.kind)
+            body = await request_object(request, target.kind)
             obj = self.cluster.replace(
                 target.kind.kind,
                 target.namespace,
@@ -507,7 +436,7 @@ class _Handlers:
                 user_agent=request.headers.get("user-agent"),
                 dry_run=dry_run,
             )
-            return _json(_present(target.kind, obj))
+            return _json(present(target.kind, obj))
         if method == "PATCH":
             return await self._patch(request, target, dry_run)
         if method == "DELETE":
@@ -527,7 +456,7 @@ class _Handlers:
             target.kind.kind,
             target.namespace,
             query.get("labelSelector"),
-            _field_selector(target.kind, query.get("fieldSelector")),
+            field_selector(target.kind, query.get("fieldSelector")),
             at_revision=at_revision,
         )
         metadata: Object = {"resourceVersion": str(revision)}
@@ -556,13 +485,11 @@ class _Handlers:
                     target.kind,
                     items,
                     metadata,
-                    include_object=_include_object(request),
-                    present=_presenter(target.kind),
+                    include_object=include_object(request),
+                    present=presenter(target.kind),
                 )
                 return Response(orjson.dumps(shown), media_type="application/json")
-        present = _presenter(target.kind)
-        if present is not None:
-            items = [present(o) for o in items]
+        items = [present(target.kind, o) for o in items]
         with self.cluster.store.lock:
             body = orjson.dumps(
                 {
@@ -578,7 +505,7 @@ class _Handlers:
         query = request.query_params
         kind = target.kind
         labels, fields = parse_selectors(
-            kind.kind, query.get("labelSelector"), _field_selector(kind, query.get("fieldSelector"))
+            kind.kind, query.get("labelSelector"), field_selector(kind, query.get("fieldSelector"))
         )
         rv_text = query.get("resourceVersion")
         try:
@@ -602,7 +529,7 @@ class _Handlers:
             limit=self.cluster.settings.watch_queue_limit,
         )
         store = self.cluster.store  # the stream stays with this store across a reset
-        show = _event_shower(request, kind)
+        show = event_writer(request, kind)
         replay = store.subscribe(watcher, resource_version)
 
         async def stream() -> AsyncIterator[bytes]:
@@ -644,7 +571,7 @@ class _Handlers:
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         raw = await request.body()
         if target.kind in VIEWS:
-            raw = _view_patch(content_type, raw)
+            raw = view_patch(content_type, raw)
         force_text = query.get("force")
         if content_type == "application/apply-patch+yaml":
             obj, created = self.cluster.apply(
@@ -657,7 +584,7 @@ class _Handlers:
                 subresource=target.subresource if target.subresource == "status" else "",
                 dry_run=dry_run,
             )
-            return _json(_present(target.kind, obj), 201 if created else 200)
+            return _json(present(target.kind, obj), 201 if created else 200)
         if content_type not in (
             "application/json-patch+json",
             "application/merge-patch+json",
@@ -688,7 +615,7 @@ class _Handlers:
             user_agent=request.headers.get("user-agent"),
             dry_run=dry_run,
         )
-        return _json(_present(target.kind, obj))
+        return _json(present(target.kind, obj))
 
     async def _delete_options(
         self, request: Request, dry_run: bool = False
@@ -767,7 +694,7 @@ class _Handlers:
                 "kind": target.kind.list_kind,
                 "apiVersion": target.kind.api_version,
                 "metadata": {"resourceVersion": str(self.cluster.store.revision)},
-                "items": [_present(target.kind, o) for o in deleted],
+                "items": [present(target.kind, o) for o in deleted],
             }
         )
 
