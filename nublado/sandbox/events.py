@@ -23,6 +23,7 @@ __all__ = [
     "from_stored",
     "selector_to_stored",
     "to_stored",
+    "validate_create",
     "view_error",
 ]
 
@@ -65,6 +66,97 @@ def from_stored(event: Object) -> Object:
         view[_FROM_CORE.get(key, key)] = value
     view.setdefault("eventTime", None)
     return view
+
+
+_LIMITS = {"reportingInstance": 128, "action": 128, "reason": 128}
+_NOTE_LIMIT = 1024
+
+
+def _required(field: str) -> tuple[str, str, str]:
+    return field, "FieldValueRequired", "Required value"
+
+
+def _invalid(field: str, detail: str, value: str = "") -> tuple[str, str, str]:
+    return field, "FieldValueInvalid", f'Invalid value: "{value}": {detail}'
+
+
+def _legacy_errors(event: Object, namespace: str) -> list[tuple[str, str, str]]:
+    """What kube-apiserver checks of every Event, whatever version creates it."""
+    errors: list[tuple[str, str, str]] = []
+    involved_namespace = (event.get("involvedObject") or {}).get("namespace") or ""
+    mismatch = _invalid("involvedObject.namespace", "does not match event.namespace")
+    if not event.get("eventTime"):
+        if involved_namespace and involved_namespace != namespace:
+            errors.append(
+                _invalid(
+                    "involvedObject.namespace", "does not match event.namespace", involved_namespace
+                )
+            )
+        elif not involved_namespace and namespace not in ("", "default"):
+            errors.append(mismatch)
+        return errors
+    if not involved_namespace and namespace not in ("default", "kube-system"):
+        errors.append(mismatch)
+    if not event.get("reportingComponent"):
+        errors.append(_required("reportingController"))
+    for field, limit in _LIMITS.items():
+        value = str(event.get(field) or "")
+        if not value:
+            errors.append(_required(field))
+        elif len(value) > limit:
+            errors.append(_invalid(field, f"can have at most {limit} characters"))
+    if len(str(event.get("message") or "")) > _NOTE_LIMIT:
+        errors.append(_invalid("message", f"can have at most {_NOTE_LIMIT} characters"))
+    return errors
+
+
+def validate_create(event: Object, namespace: str) -> None:
+    """events.k8s.io/v1's checks of a new Event (given in its stored, core form).
+
+    The newer API is strict where core v1 stays lenient for old clients: an
+    ``eventTime``, a ``Normal`` or ``Warning`` type, a well-formed series and
+    none of the deprecated fields. 422 with every failed field, as
+    kube-apiserver answers.
+    """
+    errors = _legacy_errors(event, namespace)
+    series = event.get("series")
+    if series is not None:
+        if int(series.get("count") or 0) < 2:
+            errors.append(_invalid("series.count", "should be at least 2"))
+        if not series.get("lastObservedTime"):
+            errors.append(_required("series.lastObservedTime"))
+    if not event.get("eventTime"):
+        errors.append(_required("eventTime"))
+    event_type = event.get("type") or ""
+    if event_type not in ("Normal", "Warning"):
+        errors.append(_invalid("type", f"has invalid value: {event_type}"))
+    for field in ("firstTimestamp", "lastTimestamp"):
+        if event.get(field):
+            errors.append(_invalid(field, "needs to be unset"))
+    if event.get("count"):
+        errors.append(_invalid("count", "needs to be unset"))
+    source = event.get("source") or {}
+    if source.get("component") or source.get("host"):
+        errors.append(_invalid("source", "needs to be unset"))
+    if not errors:
+        return
+    name = (event.get("metadata") or {}).get("name") or ""
+    listed = [f"{field}: {detail}" for field, _, detail in errors]
+    summary = listed[0] if len(listed) == 1 else f"[{', '.join(listed)}]"
+    raise ApiError(
+        422,
+        "Invalid",
+        f'Event.events.k8s.io "{name}" is invalid: {summary}',
+        {
+            "name": name,
+            "group": "events.k8s.io",
+            "kind": "Event",
+            "causes": [
+                {"reason": reason, "message": detail, "field": field}
+                for field, reason, detail in errors
+            ],
+        },
+    )
 
 
 def view_error(exc: ApiError) -> ApiError:

@@ -35,12 +35,23 @@ __all__ = [
 Object = dict[str, Any]
 
 
-async def request_object(request: Request, kind: ResourceKind) -> Object:
-    """A create or replace body: JSON, YAML or kubectl's protobuf, in the stored form."""
+async def request_object(
+    request: Request, kind: ResourceKind, creating_in: str | None = None
+) -> Object:
+    """A create or replace body: JSON, YAML or kubectl's protobuf, in the stored form.
+
+    ``creating_in`` is the namespace of a create, for the checks the newer
+    events.k8s.io API makes of new Events.
+    """
     raw = await request.body()
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     body = decode_object(raw) if content_type == PROTOBUF_MEDIA_TYPE else parse_object(raw)
-    return events.to_stored(body) if kind in VIEWS else body
+    if kind not in VIEWS:
+        return body
+    stored = events.to_stored(body)
+    if creating_in is not None:
+        events.validate_create(stored, creating_in)
+    return stored
 
 
 def view_patch(content_type: str, raw: bytes) -> bytes:

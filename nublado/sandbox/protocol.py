@@ -392,7 +392,7 @@ class _Handlers:
                         "MethodNotAllowed",
                         "the server does not allow this method on the requested resource",
                     )
-                body = await request_object(request, target.kind)
+                body = await request_object(request, target.kind, target.namespace or "")
                 obj = self.cluster.create(
                     target.kind.kind,
                     target.namespace,

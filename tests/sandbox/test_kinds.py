@@ -165,6 +165,50 @@ def test_a_core_event_reads_through_events_k8s_io(http: httpx.Client) -> None:
         assert core_only not in event
 
 
+def test_events_k8s_io_refuses_an_event_without_its_required_fields(
+    http: httpx.Client,
+) -> None:
+    response = http.post(
+        EVENTS,
+        json={
+            "metadata": {"name": "bare"},
+            "regarding": {"kind": "Pod", "name": "lab", "namespace": NS},
+            "type": "Info",
+            "deprecatedCount": 3,
+        },
+    )
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["message"] == (
+        'Event.events.k8s.io "bare" is invalid: [eventTime: Required value, type: Invalid '
+        'value: "": has invalid value: Info, count: Invalid value: "": needs to be unset]'
+    )
+    assert body["details"]["causes"][0] == {
+        "reason": "FieldValueRequired",
+        "message": "Required value",
+        "field": "eventTime",
+    }
+
+
+def test_events_k8s_io_requires_the_reporter_of_a_new_event(http: httpx.Client) -> None:
+    event = {k: v for k, v in NEW_EVENT.items() if k not in ("reportingInstance", "action")}
+
+    response = http.post(EVENTS, json=event)
+
+    assert response.status_code == 422
+    assert response.json()["message"] == (
+        'Event.events.k8s.io "lab.2" is invalid: [reportingInstance: Required value, '
+        "action: Required value]"
+    )
+
+
+def test_core_v1_stays_lenient_about_events(http: httpx.Client) -> None:
+    bare = {"metadata": {"name": "bare"}, "involvedObject": {"namespace": NS}, "type": "Info"}
+
+    assert http.post(CORE_EVENTS, json=bare).status_code == 201
+
+
 def test_an_events_k8s_io_event_reads_as_a_core_event(http: httpx.Client) -> None:
     created = http.post(EVENTS, json=NEW_EVENT)
     assert created.status_code == 201
@@ -218,7 +262,8 @@ def test_deleting_events_through_events_k8s_io_answers_its_form(http: httpx.Clie
 
 def test_events_k8s_io_field_selectors_use_its_own_names(http: httpx.Client) -> None:
     http.post(CORE_EVENTS, json=CORE_EVENT)
-    http.post(EVENTS, json={**NEW_EVENT, "regarding": {"kind": "Pod", "name": "other"}})
+    other = {"kind": "Pod", "name": "other", "namespace": NS}
+    assert http.post(EVENTS, json={**NEW_EVENT, "regarding": other}).status_code == 201
 
     found = http.get(EVENTS, params={"fieldSelector": "regarding.name=other"}).json()
 
