@@ -275,3 +275,35 @@ def test_kubectl_reads_events_through_events_k8s_io(kubectl: Kubectl) -> None:
     assert listed["items"]
     assert {e["apiVersion"] for e in listed["items"]} == {"events.k8s.io/v1"}
     assert all(e["regarding"]["name"] == "rachel-nb" for e in listed["items"])
+
+
+def test_kubectl_get_watch_prints_rows_as_objects_come(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    sandbox.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}
+    )
+    command = ["kubectl", "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "c")]
+    watching = subprocess.Popen(
+        [*command, "get", "configmaps", "-n", "default", "-w", "--request-timeout=3s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sandbox.wait_for(lambda: sandbox.watch_count() == 1, timeout=10)
+        sandbox.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "b", "namespace": "default"},
+                "data": {"k": "v"},
+            }
+        )
+        output, _ = watching.communicate(timeout=30)
+    finally:
+        watching.kill()
+
+    _match(
+        _lines(output),
+        [r"NAME   DATA   AGE", rf"a      0      {AGE}", rf"b      1      {AGE}"],
+    )
