@@ -18,8 +18,12 @@ from .store import ApiError
 __all__ = ["pod_log"]
 
 
-def pod_log(pod: dict[str, Any], container: str | None) -> Response:
-    """The log answer for one of ``pod``'s containers (400 for a container it lacks)."""
+def pod_log(pod: dict[str, Any], container: str | None, previous: bool = False) -> Response:
+    """The log answer for one of ``pod``'s containers (400 for a container it lacks).
+
+    ``previous`` (``kubectl logs -p``) asks for the last terminated instance,
+    which a sandbox container never has: the real server's 400.
+    """
     spec = pod.get("spec") or {}
     name = pod["metadata"]["name"]
     names = [
@@ -37,6 +41,10 @@ def pod_log(pod: dict[str, Any], container: str | None) -> Response:
         container = main[0]
     elif container not in names:
         raise ApiError.bad_request(f"container {container} is not valid for pod {name}")
+    if previous:
+        raise ApiError.bad_request(
+            f'previous terminated container "{container}" in pod "{name}" not found'
+        )
     namespace = pod["metadata"].get("namespace", "")
     return PlainTextResponse(
         f"nublado sandbox: no logs for container {container} of pod {namespace}/{name}: "

@@ -411,7 +411,9 @@ class _Handlers:
             )
         if method == "GET" and target.subresource == "log":
             pod = self.cluster.get("Pod", target.namespace or "", target.name)
-            return pod_log(pod, query.get("container"))
+            return pod_log(
+                pod, query.get("container"), parse_bool(query.get("previous"), "previous")
+            )
         if method == "GET":
             obj = self.cluster.get(target.kind.kind, target.namespace or "", target.name)
             if table.wants_table(request.headers.get("accept", "")):

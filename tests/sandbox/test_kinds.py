@@ -384,6 +384,17 @@ def test_pod_logs_need_one_of_the_pods_containers(
     assert response.json()["message"] == message
 
 
+def test_previous_logs_are_never_there(http: httpx.Client) -> None:
+    http.post(f"/api/v1/namespaces/{NS}/pods", json=_pod("lab", "notebook"))
+
+    response = http.get(f"/api/v1/namespaces/{NS}/pods/lab/log", params={"previous": "true"})
+
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        'previous terminated container "notebook" in pod "lab" not found'
+    )
+
+
 def test_logs_are_a_pod_subresource_only(http: httpx.Client) -> None:
     response = http.get(f"/api/v1/namespaces/{NS}/configmaps/x/log")
 
