@@ -45,7 +45,14 @@ from .rules import (
 from .selectors import FieldSelector, LabelSelector, SelectorError
 from .store import ApiError, Store, clone
 
-__all__ = ["Cluster", "SandboxSettings", "now_timestamp", "parse_object", "parse_selectors"]
+__all__ = [
+    "SYSTEM_NAMESPACES",
+    "Cluster",
+    "SandboxSettings",
+    "now_timestamp",
+    "parse_object",
+    "parse_selectors",
+]
 
 Object = dict[str, Any]
 
@@ -69,6 +76,10 @@ _RETURNS_DELETED_OBJECT = frozenset(
         "GafaelfawrIngress",
     }
 )
+# The namespaces a new cluster has (kube-apiserver creates and keeps them).
+SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+# The ones NamespaceLifecycle admission refuses to delete.
+_IMMORTAL_NAMESPACES = frozenset({"default", "kube-public", "kube-system"})
 # The characters apimachinery's generateName suffixes are drawn from (no vowels, no 0/1/3).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAMESPACE_TERMINATING = (
@@ -149,6 +160,8 @@ class Cluster:
         from .kubelet import Kubelet
 
         self.kubelet = Kubelet(self)
+        for name in SYSTEM_NAMESPACES:
+            self.create_internal("Namespace", {"metadata": {"name": name}}, "kube-apiserver")
 
     # Scheduling of background work on the server's loop
 
@@ -714,6 +727,13 @@ class Cluster:
         with self._lock:
             obj = self._existing(kind, namespace, name)
             meta = obj["metadata"]
+            if kind.kind == "Namespace" and name in _IMMORTAL_NAMESPACES:
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                    {"name": name, "kind": "namespaces"},
+                )
             if preconditions:
                 uid = preconditions.get("uid")
                 if uid and uid != meta.get("uid"):

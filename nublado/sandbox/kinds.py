@@ -20,6 +20,8 @@ class MissingNamespaceError(ValueError):
 
 __all__ = [
     "KINDS",
+    "SERVED_KINDS",
+    "VIEWS",
     "MissingNamespaceError",
     "ResourceKind",
     "UnknownKindError",
@@ -38,6 +40,7 @@ class ResourceKind:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     has_status: bool = False
+    categories: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -90,22 +93,32 @@ KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("Secret", "v1", "secrets", True),
     ResourceKind("ServiceAccount", "v1", "serviceaccounts", True, ("sa",)),
     ResourceKind("ResourceQuota", "v1", "resourcequotas", True, ("quota",), has_status=True),
-    ResourceKind("Service", "v1", "services", True, ("svc",), has_status=True),
+    ResourceKind("Service", "v1", "services", True, ("svc",), has_status=True, categories=("all",)),
     ResourceKind(
         "PersistentVolumeClaim", "v1", "persistentvolumeclaims", True, ("pvc",), has_status=True
     ),
-    ResourceKind("Pod", "v1", "pods", True, ("po",), has_status=True),
+    ResourceKind("Pod", "v1", "pods", True, ("po",), has_status=True, categories=("all",)),
     ResourceKind("Event", "v1", "events", True, ("ev",)),
     ResourceKind("Node", "v1", "nodes", False, ("no",), has_status=True),
     ResourceKind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True, ("netpol",)),
     ResourceKind("Ingress", "networking.k8s.io/v1", "ingresses", True, ("ing",), has_status=True),
-    ResourceKind("Job", "batch/v1", "jobs", True, (), has_status=True),
+    ResourceKind("Job", "batch/v1", "jobs", True, (), has_status=True, categories=("all",)),
     ResourceKind(
         "GafaelfawrIngress", "gafaelfawr.lsst.io/v1alpha1", "gafaelfawringresses", True, ("gi",)
     ),
     ResourceKind("Lease", "coordination.k8s.io/v1", "leases", True),
     ResourceKind("StorageClass", "storage.k8s.io/v1", "storageclasses", False, ("sc",)),
 )
+
+# Kinds served a second time under another group/version, stored once: the
+# store keys objects by kind name, so a view shares its stored kind's objects
+# and the HTTP layer converts them at the edge (`nublado.sandbox.events`).
+VIEWS: tuple[ResourceKind, ...] = (
+    ResourceKind("Event", "events.k8s.io/v1", "events", True, ("ev",)),
+)
+
+# Everything discovery lists, stored kinds first.
+SERVED_KINDS: tuple[ResourceKind, ...] = KINDS + VIEWS
 
 _BY_KIND = {k.kind.lower(): k for k in KINDS}
 _BY_NAME: dict[str, ResourceKind] = {}

@@ -1,9 +1,12 @@
 """The sandbox's HTTP face: the Kubernetes REST protocol as a Starlette app.
 
-Discovery (/version, /api, /apis, per group/version lists, a minimal
-/openapi/v3 so that ``kubectl apply --server-side`` works), the resource
-verbs with their query parameters, watch streams, Status error bodies, and
-the fault-injection middleware tests use.
+Discovery (/version, /api, /apis, per group/version lists and /openapi/v3,
+from `nublado.sandbox.openapi`), health endpoints, the resource verbs with
+their query parameters, watch streams, Status error bodies, and the
+fault-injection middleware tests use. Bodies may be JSON, YAML or kubectl's
+protobuf (`nublado.sandbox.protobuf`); reads may ask for Tables
+(`nublado.sandbox.table`); events.k8s.io Events are core Events converted at
+this edge (`nublado.sandbox.events`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,29 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import events, health, table
 from .cluster import Cluster, parse_object
-from .kinds import KINDS, ResourceKind
+from .kinds import VIEWS, ResourceKind
+from .logs import pod_log
+from .openapi import (
+    GROUPS,
+    KUBERNETES_VERSION,
+    api_group,
+    openapi_document,
+    openapi_root,
+    resource_list,
+)
 from .params import parse_bool, parse_timeout_seconds
 from .patch import check_patch_type
+from .present import (
+    event_writer,
+    field_selector,
+    include_object,
+    present,
+    presenter,
+    request_object,
+    view_patch,
+)
 from .request import FieldValidation, writing
 from .store import ApiError, status_body
 from .watch import list_collection, watch_response
@@ -37,18 +59,6 @@ __all__ = ["Fault", "create_app", "parse_bool", "parse_dry_run", "parse_timeout_
 
 Object = dict[str, Any]
 
-KUBERNETES_VERSION = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.23.0",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
-_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 _REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -154,94 +164,6 @@ class FaultMiddleware:
         await self.app(scope, receive, send)
 
 
-def _groups() -> dict[str, list[ResourceKind]]:
-    groups: dict[str, list[ResourceKind]] = {}
-    for kind in KINDS:
-        groups.setdefault(kind.api_version, []).append(kind)
-    return groups
-
-
-_GROUPS = _groups()
-
-
-def _resource_list(api_version: str) -> Object:
-    resources = []
-    for kind in _GROUPS[api_version]:
-        entry: Object = {
-            "name": kind.plural,
-            "singularName": kind.singular,
-            "namespaced": kind.namespaced,
-            "kind": kind.kind,
-            "verbs": _VERBS,
-        }
-        if kind.short_names:
-            entry["shortNames"] = list(kind.short_names)
-        resources.append(entry)
-        if kind.has_status:
-            resources.append(
-                {
-                    "name": f"{kind.plural}/status",
-                    "singularName": "",
-                    "namespaced": kind.namespaced,
-                    "kind": kind.kind,
-                    "verbs": ["get", "patch", "update"],
-                }
-            )
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": api_version,
-        "resources": resources,
-    }
-
-
-def _api_group(api_version: str) -> Object:
-    group, _, version = api_version.rpartition("/")
-    gv = {"groupVersion": api_version, "version": version}
-    return {
-        "kind": "APIGroup",
-        "apiVersion": "v1",
-        "name": group,
-        "versions": [gv],
-        "preferredVersion": gv,
-    }
-
-
-def _openapi_root() -> Object:
-    paths = {}
-    for api_version in _GROUPS:
-        key = f"apis/{api_version}" if "/" in api_version else f"api/{api_version}"
-        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=sandbox"}
-    return {"paths": paths}
-
-
-def _openapi_group(api_version: str) -> Object:
-    paths: Object = {}
-    for kind in _GROUPS[api_version]:
-        path = kind.collection_path("{namespace}" if kind.namespaced else None) + "/{name}"
-        paths[path] = {
-            "patch": {
-                "x-kubernetes-group-version-kind": {
-                    "group": kind.group,
-                    "version": kind.version,
-                    "kind": kind.kind,
-                },
-                "parameters": [
-                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                ],
-                "responses": {"200": {"description": "OK"}},
-            }
-        }
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION["gitVersion"]},
-        "paths": paths,
-        "components": {"schemas": {}},
-    }
-
-
 @dataclass(frozen=True)
 class _Target:
     kind: ResourceKind
@@ -258,7 +180,7 @@ def _resolve(path: str) -> _Target | None:
         api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
     else:
         return None
-    kinds = {k.plural: k for k in _GROUPS.get(api_version, [])}
+    kinds = {k.plural: k for k in GROUPS.get(api_version, [])}
     if not rest or not kinds:
         return None
     namespace = None
@@ -276,12 +198,12 @@ def _resolve(path: str) -> _Target | None:
         return None
     name = rest[1] if len(rest) >= 2 else None
     subresource = rest[2] if len(rest) == 3 else ""
-    if subresource and subresource not in ("status", "finalize"):
+    if subresource and subresource not in ("status", "finalize", "log"):
         return None
     return _Target(kind, namespace, name, subresource)
 
 
-_SUBRESOURCE_METHODS = {"status": ("GET", "PUT", "PATCH"), "finalize": ("PUT",)}
+_SUBRESOURCE_METHODS = {"status": ("GET", "PUT", "PATCH"), "finalize": ("PUT",), "log": ("GET",)}
 _OPTIONS = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
 
 
@@ -338,20 +260,20 @@ class _Handlers:
         )
 
     async def apis(self, request: Request) -> Response:
-        groups = [_api_group(v) for v in _GROUPS if "/" in v]
+        groups = [api_group(v) for v in GROUPS if "/" in v]
         return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 
     async def openapi(self, request: Request) -> Response:
         path = request.path_params.get("path", "")
         if not path:
-            return _json(_openapi_root())
+            return _json(openapi_root())
         api_version = path.removeprefix("apis/").removeprefix("api/")
-        if api_version not in _GROUPS:
+        if api_version not in GROUPS:
             return _json(
                 status_body(404, "NotFound", "the server could not find the requested resource"),
                 404,
             )
-        return _json(_openapi_group(api_version))
+        return Response(openapi_document(api_version), media_type="application/json")
 
     async def resource(self, request: Request) -> Response:
         try:
@@ -362,6 +284,8 @@ class _Handlers:
             try:
                 response = await self._resource(request)
             except ApiError as exc:
+                if request.url.path.startswith(events.EVENTS_PREFIX):
+                    exc = events.view_error(exc)
                 response = _error(exc)
         for warning in write.warnings:
             # warn-code 299 and agent "-", as kube-apiserver writes them.
@@ -374,15 +298,15 @@ class _Handlers:
         parts = [p for p in path.split("/") if p]
         # Group and group/version documents.
         is_get = request.method == "GET"
-        if is_get and len(parts) == 2 and parts[0] == "api" and parts[1] in _GROUPS:
-            return _json(_resource_list(parts[1]))
+        if is_get and len(parts) == 2 and parts[0] == "api" and parts[1] in GROUPS:
+            return _json(resource_list(parts[1]))
         if parts and parts[0] == "apis" and request.method == "GET":
-            if len(parts) == 3 and f"{parts[1]}/{parts[2]}" in _GROUPS:
-                return _json(_resource_list(f"{parts[1]}/{parts[2]}"))
+            if len(parts) == 3 and f"{parts[1]}/{parts[2]}" in GROUPS:
+                return _json(resource_list(f"{parts[1]}/{parts[2]}"))
             if len(parts) == 2:
-                versions = [v for v in _GROUPS if v.startswith(f"{parts[1]}/")]
+                versions = [v for v in GROUPS if v.startswith(f"{parts[1]}/")]
                 if versions:
-                    return _json(_api_group(versions[0]))
+                    return _json(api_group(versions[0]))
         target = _resolve(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -392,6 +316,8 @@ class _Handlers:
             if target.subresource == "status" and not target.kind.has_status:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             if target.subresource == "finalize" and target.kind.kind != "Namespace":
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            if target.subresource == "log" and target.kind.kind != "Pod":
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             if method not in _SUBRESOURCE_METHODS[target.subresource]:
                 raise _method_not_allowed()
@@ -409,7 +335,7 @@ class _Handlers:
                         "MethodNotAllowed",
                         "the server does not allow this method on the requested resource",
                     )
-                body = parse_object(await request.body())
+                body = await request_object(request, target.kind, target.namespace or "")
                 obj = self.cluster.create(
                     target.kind.kind,
                     target.namespace,
@@ -418,7 +344,7 @@ class _Handlers:
                     user_agent=request.headers.get("user-agent"),
                     dry_run=dry_run,
                 )
-                return _json(obj, 201)
+                return _json(present(target.kind, obj), 201)
             if method == "DELETE":
                 return await self._delete_collection(request, target, dry_run)
             raise ApiError(
@@ -426,10 +352,25 @@ class _Handlers:
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
             )
+        if method == "GET" and target.subresource == "log":
+            pod = self.cluster.get("Pod", target.namespace or "", target.name)
+            return pod_log(
+                pod, query.get("container"), parse_bool(query.get("previous"), "previous")
+            )
         if method == "GET":
-            return _json(self.cluster.get(target.kind.kind, target.namespace or "", target.name))
+            obj = self.cluster.get(target.kind.kind, target.namespace or "", target.name)
+            if table.wants_table(request.headers.get("accept", "")):
+                return _json(
+                    table.object_table(
+                        target.kind,
+                        obj,
+                        include_object=include_object(request),
+                        present=presenter(target.kind),
+                    )
+                )
+            return _json(present(target.kind, obj))
         if method == "PUT":
-            body = parse_object(await request.body())
+            body = await request_object(request, target.kind)
             obj = self.cluster.replace(
                 target.kind.kind,
                 target.namespace,
@@ -440,7 +381,7 @@ class _Handlers:
                 user_agent=request.headers.get("user-agent"),
                 dry_run=dry_run,
             )
-            return _json(obj)
+            return _json(present(target.kind, obj))
         if method == "PATCH":
             return await self._patch(request, target, dry_run)
         if method == "DELETE":
@@ -452,22 +393,40 @@ class _Handlers:
         )
 
     async def _list(self, request: Request, target: _Target) -> Response:
-        body = await list_collection(
-            self.cluster, target.kind, target.namespace, request.query_params
-        )
+        kind = target.kind
+        query = dict(request.query_params)
+        if "fieldSelector" in query:
+            query["fieldSelector"] = field_selector(kind, query["fieldSelector"]) or ""
+        body = await list_collection(self.cluster, kind, target.namespace, query)
         with self.cluster.store.lock:
+            if table.wants_table(request.headers.get("accept", "")):
+                shown = table.table(
+                    kind,
+                    body["items"],
+                    body["metadata"],
+                    include_object=include_object(request),
+                    present=presenter(kind),
+                )
+                return Response(orjson.dumps(shown), media_type="application/json")
+            body["items"] = [present(kind, o) for o in body["items"]]
             raw = orjson.dumps(body)
         return Response(raw, media_type="application/json")
 
     async def _watch(self, request: Request, target: _Target) -> Response:
+        kind = target.kind
+        query = dict(request.query_params)
+        if "fieldSelector" in query:
+            query["fieldSelector"] = field_selector(kind, query["fieldSelector"]) or ""
         return await watch_response(
-            self.cluster, target.kind, target.namespace, request.query_params
+            self.cluster, kind, target.namespace, query, write=event_writer(request, kind)
         )
 
     async def _patch(self, request: Request, target: _Target, dry_run: bool) -> Response:
         query = request.query_params
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         raw = await request.body()
+        if target.kind in VIEWS:
+            raw = view_patch(content_type, raw)
         force_text = query.get("force")
         if content_type == "application/apply-patch+yaml":
             obj, created = self.cluster.apply(
@@ -480,7 +439,7 @@ class _Handlers:
                 subresource=target.subresource if target.subresource == "status" else "",
                 dry_run=dry_run,
             )
-            return _json(obj, 201 if created else 200)
+            return _json(present(target.kind, obj), 201 if created else 200)
         check_patch_type(target.kind.api_version, target.kind.kind, content_type)
         if force_text is not None:
             raise ApiError(
@@ -500,7 +459,7 @@ class _Handlers:
             user_agent=request.headers.get("user-agent"),
             dry_run=dry_run,
         )
-        return _json(obj)
+        return _json(present(target.kind, obj))
 
     async def _delete_options(
         self, request: Request, dry_run: bool = False
@@ -579,7 +538,7 @@ class _Handlers:
                 "kind": target.kind.list_kind,
                 "apiVersion": target.kind.api_version,
                 "metadata": {"resourceVersion": str(self.cluster.store.revision)},
-                "items": deleted,
+                "items": [present(target.kind, o) for o in deleted],
             }
         )
 
@@ -603,6 +562,11 @@ def create_app(sandbox: Sandbox) -> Starlette:
         Route("/api", handlers.api, methods=["GET"]),
         Route("/apis", handlers.apis, methods=["GET"]),
         Route("/openapi/v3", handlers.openapi, methods=["GET"]),
+        *(
+            Route(path, health.health, methods=["GET"])
+            for endpoint in health.CHECKS
+            for path in (f"/{endpoint}", f"/{endpoint}/{{check:path}}")
+        ),
         Route("/openapi/v3/{path:path}", handlers.openapi, methods=["GET"]),
         Route("/{path:path}", handlers.resource, methods=methods),
     ]

@@ -30,6 +30,7 @@ __all__ = [
     "Node",
     "NodeKind",
     "crd_documents",
+    "definition_name",
     "definitions",
     "node_for",
     "node_for_definition",
@@ -67,6 +68,11 @@ def _gvk_index() -> dict[tuple[str, str], str]:
             # DeleteOptions and WatchEvent claim every group; keep the first owner.
             index.setdefault((api_version, gvk["kind"]), name)
     return index
+
+
+def definition_name(api_version: str, kind: str) -> str | None:
+    """The definition name of a built-in kind (``io.k8s.api.core.v1.Pod``), None if unknown."""
+    return _gvk_index().get((api_version, kind))
 
 
 @cache

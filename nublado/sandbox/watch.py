@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -389,7 +389,12 @@ def _bookmark(kind: ResourceKind, revision: str, *, initial_events_end: bool = F
 
 
 async def watch_response(
-    cluster: Cluster, kind: ResourceKind, namespace: str | None, query: Mapping[str, str]
+    cluster: Cluster,
+    kind: ResourceKind,
+    namespace: str | None,
+    query: Mapping[str, str],
+    *,
+    write: Callable[[str, Object], bytes] = _event_line,
 ) -> Response:
     """A WATCH: a stream of newline-delimited events from the version its options ask for.
 
@@ -399,6 +404,8 @@ async def watch_response(
     version (once it is reached), then, when bookmarks are allowed, a
     BOOKMARK annotated ``k8s.io/initial-events-end``; with ``false``, "" and
     "0" start from now. Watches allowing bookmarks get one periodically.
+    ``write`` turns a change into its line (the object as the client's view
+    and format show it).
     """
     options = ListOptions.parse(query, watch=True)
     labels, fields = parse_selectors(kind.kind, options.label_selector, options.field_selector)
@@ -434,7 +441,7 @@ async def watch_response(
     async def stream() -> AsyncIterator[bytes]:
         try:
             for event_type, obj in replay:
-                yield _event_line(event_type, obj)
+                yield write(event_type, obj)
             if initial and options.allow_bookmarks:
                 yield _bookmark(kind, str(revision), initial_events_end=True)
             deadline = time.monotonic() + timeout
@@ -465,7 +472,7 @@ async def watch_response(
                 if event_type == "BOOKMARK":
                     yield _bookmark(kind, obj["metadata"]["resourceVersion"])
                 else:
-                    yield _event_line(event_type, obj)
+                    yield write(event_type, obj)
         finally:
             store.unsubscribe(watcher)
 

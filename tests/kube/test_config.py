@@ -11,6 +11,7 @@ import yaml
 
 from nublado.kube.client import KubernetesClient
 from nublado.kube.errors import KubernetesError
+from nublado.sandbox.cluster import SYSTEM_NAMESPACES
 from nublado.sandbox.server import Sandbox
 
 
@@ -26,7 +27,7 @@ async def test_client_from_kubeconfig_sends_the_token(sandbox: Sandbox, tmp_path
             [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "k"}}]
         )
 
-    assert namespaces == []
+    assert [ns["metadata"]["name"] for ns in namespaces] == list(SYSTEM_NAMESPACES)
     assert results[0].created
     sent = [r for r in sandbox.requests if r.target.startswith("/api/v1/namespaces")]
     assert {r.authorization for r in sent} == {"Bearer secret-token"}

@@ -43,6 +43,7 @@ def test_discovery_documents(http: httpx.Client) -> None:
         "gafaelfawr.lsst.io",
         "coordination.k8s.io",
         "storage.k8s.io",
+        "events.k8s.io",
     }
     core = {r["name"]: r for r in http.get("/api/v1").json()["resources"]}
     assert core["pods"]["namespaced"] and not core["nodes"]["namespaced"]

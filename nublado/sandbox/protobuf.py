@@ -1,0 +1,321 @@
+"""Kubernetes' protobuf request bodies, for the kinds kubectl writes with them.
+
+``kubectl create configmap|secret|namespace|serviceaccount`` send
+``application/vnd.kubernetes.protobuf``: the magic ``k8s\\x00``, then a
+``runtime.Unknown`` envelope (type meta, raw bytes) around the object's own
+message. kubectl does not fall back to JSON when a server refuses that
+(it shows the 415), so the sandbox reads these bodies.
+
+The message definitions below are the few k8s.io/api and apimachinery
+messages those kinds need, with the field numbers of their ``generated.proto``
+(proto2), built once into a descriptor pool. Decoded messages become the
+object's JSON form (``bytes`` as base64, as the JSON API writes Secret data).
+A body of another kind answers 415, as kube-apiserver does for a type it has
+no protobuf form of.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+
+from .store import ApiError
+
+__all__ = ["PROTOBUF_MEDIA_TYPE", "decode_object"]
+
+Object = dict[str, Any]
+
+PROTOBUF_MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
+_MAGIC = b"k8s\x00"
+
+_META = "k8s.io.apimachinery.pkg.apis.meta.v1"
+_RUNTIME = "k8s.io.apimachinery.pkg.runtime"
+_CORE = "k8s.io.api.core.v1"
+_RESOURCE = "k8s.io.apimachinery.pkg.api.resource"
+_QUANTITY = f"{_RESOURCE}.Quantity"
+
+_STRING = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+_BYTES = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+_BOOL = descriptor_pb2.FieldDescriptorProto.TYPE_BOOL
+_INT64 = descriptor_pb2.FieldDescriptorProto.TYPE_INT64
+_INT32 = descriptor_pb2.FieldDescriptorProto.TYPE_INT32
+_MESSAGE = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+_OPTIONAL = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+_REPEATED = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+
+# (name, number, type, repeated, message type or map value type)
+_Field = tuple[str, int, int, bool, str]
+
+# message name -> fields; a map's type is ``map:string``, ``map:bytes`` or ``map:<message>``.
+_MESSAGES: dict[str, list[_Field]] = {
+    _QUANTITY: [("string", 1, _STRING, False, "")],
+    f"{_RUNTIME}.TypeMeta": [
+        ("apiVersion", 1, _STRING, False, ""),
+        ("kind", 2, _STRING, False, ""),
+    ],
+    f"{_RUNTIME}.Unknown": [
+        ("typeMeta", 1, _MESSAGE, False, f"{_RUNTIME}.TypeMeta"),
+        ("raw", 2, _BYTES, False, ""),
+        ("contentEncoding", 3, _STRING, False, ""),
+        ("contentType", 4, _STRING, False, ""),
+    ],
+    f"{_META}.Time": [
+        ("seconds", 1, _INT64, False, ""),
+        ("nanos", 2, _INT32, False, ""),
+    ],
+    f"{_META}.OwnerReference": [
+        ("kind", 1, _STRING, False, ""),
+        ("name", 3, _STRING, False, ""),
+        ("uid", 4, _STRING, False, ""),
+        ("apiVersion", 5, _STRING, False, ""),
+        ("controller", 6, _BOOL, False, ""),
+        ("blockOwnerDeletion", 7, _BOOL, False, ""),
+    ],
+    f"{_META}.ObjectMeta": [
+        ("name", 1, _STRING, False, ""),
+        ("generateName", 2, _STRING, False, ""),
+        ("namespace", 3, _STRING, False, ""),
+        ("selfLink", 4, _STRING, False, ""),
+        ("uid", 5, _STRING, False, ""),
+        ("resourceVersion", 6, _STRING, False, ""),
+        ("generation", 7, _INT64, False, ""),
+        ("creationTimestamp", 8, _MESSAGE, False, f"{_META}.Time"),
+        ("deletionTimestamp", 9, _MESSAGE, False, f"{_META}.Time"),
+        ("deletionGracePeriodSeconds", 10, _INT64, False, ""),
+        ("labels", 11, _MESSAGE, True, "map:string"),
+        ("annotations", 12, _MESSAGE, True, "map:string"),
+        ("ownerReferences", 13, _MESSAGE, True, f"{_META}.OwnerReference"),
+        ("finalizers", 14, _STRING, True, ""),
+    ],
+    f"{_CORE}.ConfigMap": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("data", 2, _MESSAGE, True, "map:string"),
+        ("binaryData", 3, _MESSAGE, True, "map:bytes"),
+        ("immutable", 4, _BOOL, False, ""),
+    ],
+    f"{_CORE}.Secret": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("data", 2, _MESSAGE, True, "map:bytes"),
+        ("type", 3, _STRING, False, ""),
+        ("stringData", 4, _MESSAGE, True, "map:string"),
+        ("immutable", 5, _BOOL, False, ""),
+    ],
+    f"{_CORE}.NamespaceSpec": [("finalizers", 1, _STRING, True, "")],
+    f"{_CORE}.NamespaceStatus": [("phase", 1, _STRING, False, "")],
+    f"{_CORE}.Namespace": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("spec", 2, _MESSAGE, False, f"{_CORE}.NamespaceSpec"),
+        ("status", 3, _MESSAGE, False, f"{_CORE}.NamespaceStatus"),
+    ],
+    f"{_CORE}.ObjectReference": [
+        ("kind", 1, _STRING, False, ""),
+        ("namespace", 2, _STRING, False, ""),
+        ("name", 3, _STRING, False, ""),
+        ("uid", 4, _STRING, False, ""),
+        ("apiVersion", 5, _STRING, False, ""),
+        ("resourceVersion", 6, _STRING, False, ""),
+        ("fieldPath", 7, _STRING, False, ""),
+    ],
+    f"{_CORE}.LocalObjectReference": [("name", 1, _STRING, False, "")],
+    f"{_CORE}.ScopedResourceSelectorRequirement": [
+        ("scopeName", 1, _STRING, False, ""),
+        ("operator", 2, _STRING, False, ""),
+        ("values", 3, _STRING, True, ""),
+    ],
+    f"{_CORE}.ScopeSelector": [
+        ("matchExpressions", 1, _MESSAGE, True, f"{_CORE}.ScopedResourceSelectorRequirement"),
+    ],
+    f"{_CORE}.ResourceQuotaSpec": [
+        ("hard", 1, _MESSAGE, True, f"map:{_QUANTITY}"),
+        ("scopes", 2, _STRING, True, ""),
+        ("scopeSelector", 3, _MESSAGE, False, f"{_CORE}.ScopeSelector"),
+    ],
+    f"{_CORE}.ResourceQuotaStatus": [
+        ("hard", 1, _MESSAGE, True, f"map:{_QUANTITY}"),
+        ("used", 2, _MESSAGE, True, f"map:{_QUANTITY}"),
+    ],
+    f"{_CORE}.ResourceQuota": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("spec", 2, _MESSAGE, False, f"{_CORE}.ResourceQuotaSpec"),
+        ("status", 3, _MESSAGE, False, f"{_CORE}.ResourceQuotaStatus"),
+    ],
+    f"{_CORE}.ServiceAccount": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("secrets", 2, _MESSAGE, True, f"{_CORE}.ObjectReference"),
+        ("imagePullSecrets", 3, _MESSAGE, True, f"{_CORE}.LocalObjectReference"),
+        ("automountServiceAccountToken", 4, _BOOL, False, ""),
+    ],
+}
+
+# (apiVersion, kind) of the envelope -> message name.
+_KINDS = {
+    ("v1", "ConfigMap"): f"{_CORE}.ConfigMap",
+    ("v1", "Secret"): f"{_CORE}.Secret",
+    ("v1", "Namespace"): f"{_CORE}.Namespace",
+    ("v1", "ServiceAccount"): f"{_CORE}.ServiceAccount",
+    ("v1", "ResourceQuota"): f"{_CORE}.ResourceQuota",
+}
+
+
+# Fields that are pointers in the Go types: present only when set, false included.
+_POINTERS = frozenset(
+    {
+        "automountServiceAccountToken",
+        "blockOwnerDeletion",
+        "controller",
+        "deletionGracePeriodSeconds",
+        "immutable",
+    }
+)
+
+
+def _entry_name(field: str) -> str:
+    return field[0].upper() + field[1:] + "Entry"
+
+
+@cache
+def _pool() -> descriptor_pool.DescriptorPool:
+    """A descriptor pool holding the messages above (one file per proto package)."""
+    pool = descriptor_pool.DescriptorPool()
+    files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+    for full_name, fields in _MESSAGES.items():
+        package, _, name = full_name.rpartition(".")
+        proto = files.get(package)
+        if proto is None:
+            proto = descriptor_pb2.FileDescriptorProto(
+                name=f"{package.replace('.', '/')}/generated.proto",
+                package=package,
+                syntax="proto2",
+            )
+            files[package] = proto
+        message = proto.message_type.add(name=name)
+        for field_name, number, kind, repeated, type_name in fields:
+            field = message.field.add(
+                name=field_name,
+                number=number,
+                type=kind,
+                label=_REPEATED if repeated else _OPTIONAL,
+                json_name=field_name,
+            )
+            if type_name.startswith("map:"):
+                entry = message.nested_type.add(name=_entry_name(field_name))
+                entry.options.map_entry = True
+                entry.field.add(name="key", number=1, type=_STRING, label=_OPTIONAL)
+                value = type_name.removeprefix("map:")
+                if value in ("string", "bytes"):
+                    value_type = _BYTES if value == "bytes" else _STRING
+                    entry.field.add(name="value", number=2, type=value_type, label=_OPTIONAL)
+                else:
+                    entry.field.add(
+                        name="value",
+                        number=2,
+                        type=_MESSAGE,
+                        label=_OPTIONAL,
+                        type_name=f".{value}",
+                    )
+                field.type_name = f".{full_name}.{_entry_name(field_name)}"
+            elif type_name:
+                field.type_name = f".{type_name}"
+    # Packages that others depend on first: core uses meta and resource.
+    files[_CORE].dependency.extend([files[_META].name, files[_RESOURCE].name])
+    for package in (_RUNTIME, _RESOURCE, _META, _CORE):
+        pool.Add(files[package])
+    return pool
+
+
+@cache
+def _message_class(full_name: str) -> type[Message]:
+    descriptor = _pool().FindMessageTypeByName(full_name)
+    message_class: type[Message] = message_factory.GetMessageClass(descriptor)
+    return message_class
+
+
+def _time(message: Message) -> str:
+    seconds = getattr(message, "seconds")  # noqa: B009 - a dynamic message's field
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _repeated(field: Any) -> bool:
+    """Whether a field is repeated (``is_repeated`` in newer protobuf, ``label`` before)."""
+    flag = getattr(field, "is_repeated", None)
+    if flag is not None:
+        return bool(flag)
+    return bool(field.label == field.LABEL_REPEATED)
+
+
+def _map_value(field: Any, value: Any) -> Any:
+    """One map value in its JSON form: bytes as base64, a Quantity as its string."""
+    if field.type == field.TYPE_BYTES:
+        return base64.b64encode(value).decode()
+    if field.message_type is not None:
+        if field.message_type.full_name == _QUANTITY:
+            return getattr(value, "string")  # noqa: B009 - a dynamic message's field
+        return _to_json(value)
+    return value
+
+
+def _to_json(message: Message) -> Object:
+    """A decoded message as its JSON form: set fields only, maps as objects, bytes base64."""
+    out: Object = {}
+    for field, value in message.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            out[field.name] = {key: _map_value(value_field, item) for key, item in value.items()}
+        elif field.message_type is not None and field.message_type.full_name == f"{_META}.Time":
+            if value.ListFields():  # the zero time is Go's null
+                out[field.name] = _time(value)
+        elif field.message_type is not None:
+            if _repeated(field):
+                out[field.name] = [_to_json(item) for item in value]
+            else:
+                out[field.name] = _to_json(value)
+        elif _repeated(field):
+            out[field.name] = list(value)
+        elif not value and field.name not in _POINTERS:
+            continue  # Go writes every plain field; its JSON omits the empty ones
+        elif field.type == field.TYPE_BYTES:
+            out[field.name] = base64.b64encode(value).decode()
+        else:
+            out[field.name] = value
+    return out
+
+
+def _unsupported() -> ApiError:
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml",
+    )
+
+
+def decode_object(raw: bytes) -> Object:
+    """A protobuf request body as the JSON object it encodes.
+
+    400 for a body that is not a Kubernetes protobuf envelope, 415 for a kind
+    the sandbox has no message definition of.
+    """
+    if not raw.startswith(_MAGIC):
+        raise ApiError.bad_request(
+            "provided data does not appear to be a protobuf message, expected prefix "
+            f"[{' '.join(str(b) for b in _MAGIC)}]"
+        )
+    try:
+        envelope = _message_class(f"{_RUNTIME}.Unknown").FromString(raw[len(_MAGIC) :])
+        type_meta = _to_json(envelope).get("typeMeta", {})
+        api_version = str(type_meta.get("apiVersion", ""))
+        kind = str(type_meta.get("kind", ""))
+        message_name = _KINDS.get((api_version, kind))
+        if message_name is None:
+            raise _unsupported()
+        message = _message_class(message_name).FromString(getattr(envelope, "raw"))  # noqa: B009
+    except DecodeError as exc:
+        raise ApiError.bad_request(f"error decoding request body: {exc}") from None
+    obj = {"apiVersion": api_version, "kind": kind}
+    obj.update(_to_json(message))
+    return obj
