@@ -3,10 +3,10 @@
 `Cluster` is the API server without HTTP: create, get, list, replace, patch,
 server-side apply and delete, each raising `ApiError` exactly where
 kube-apiserver answers an error. It also plays the controllers a real cluster
-runs on its own: namespace lifecycle, the ``default`` ServiceAccount, garbage
-collection through ownerReferences, the Job controller, the Gafaelfawr
-operator and an ingress controller. The simulated kubelet is in
-`nublado.sandbox.kubelet`.
+runs on its own: the ``default`` ServiceAccount, the Job controller, the
+Gafaelfawr operator and an ingress controller. The simulated kubelet is in
+`nublado.sandbox.kubelet`; deletion (finalizers, grace periods, garbage
+collection, namespace termination) in `nublado.sandbox.garbage`.
 """
 
 from __future__ import annotations

@@ -10,8 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
+from sandbox_fixtures import reference_manifests
 
 from nublado.kube.client import KubernetesClient
+from nublado.sandbox.cli import sandbox as sandbox_command
 from nublado.sandbox.server import Sandbox
 
 MERGE = {"content-type": "application/merge-patch+json"}
@@ -294,3 +297,33 @@ async def test_client_foreground_delete_returns_once_dependents_are_gone(
 
     assert sandbox.get("Pod", "pod", "p") is None
     assert sandbox.get("ConfigMap", "owner", "p") is None
+
+
+def test_a_gafaelfawr_ingress_held_in_the_foreground_does_not_remake_its_ingress(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    manifest = next(
+        m for m in reference_manifests("fileserver") if m["kind"] == "GafaelfawrIngress"
+    )
+    manifest["metadata"] = {
+        **manifest["metadata"],
+        "namespace": "p",
+        "finalizers": ["example.com/x"],
+    }
+    path = "/apis/gafaelfawr.lsst.io/v1alpha1/namespaces/p/gafaelfawringresses"
+    assert http.post(path, json=manifest).status_code == 201
+    name = manifest["metadata"]["name"]
+    ingress = f"/apis/networking.k8s.io/v1/namespaces/p/ingresses/{name}"
+    assert http.get(ingress).status_code == 200
+
+    http.delete(f"{path}/{name}", params={"propagationPolicy": "Foreground"})
+
+    assert http.get(ingress).status_code == 404
+    assert http.get(f"{path}/{name}").json()["metadata"]["finalizers"] == ["example.com/x"]
+
+
+def test_the_cli_exposes_the_pod_grace_scale() -> None:
+    result = CliRunner().invoke(sandbox_command, ["--help"])
+
+    assert result.exit_code == 0
+    assert "--pod-grace-scale" in result.output
