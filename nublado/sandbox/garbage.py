@@ -568,7 +568,10 @@ class GarbageCollector:
             policy = "Foreground"
         else:
             policy = "Background"
-        self._delete(kind, obj, policy, None)
+        if kind.kind == "Namespace":
+            self._delete_namespace(obj, policy, dry_run=False)
+        else:
+            self._delete(kind, obj, policy, None)
 
     def _owner_state(self, ref: Object, namespace: str) -> str:
         """classifyReferences: "gone" (dangling), "waiting" (foreground) or "solid"."""

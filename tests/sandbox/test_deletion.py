@@ -3,6 +3,7 @@ namespaces that stay Terminating with the namespace controller's conditions."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 from collections.abc import Iterator
@@ -81,6 +82,10 @@ def _events(http: httpx.Client, path: str, name: str, since: str) -> list[dict[s
                 if events[-1]["type"] == "DELETED":
                     break
     return events
+
+
+def _seconds(timestamp: str) -> int:
+    return calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _gone(http: httpx.Client, path: str) -> bool:
@@ -245,8 +250,8 @@ def test_a_deleted_pod_terminates_for_its_grace_period(
     assert response.status_code == 200
     meta = response.json()["metadata"]
     assert meta["deletionGracePeriodSeconds"] == 30
-    deadline = time.mktime(time.strptime(meta["deletionTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
-    assert before + 28 - time.timezone <= deadline <= time.time() + 31 - time.timezone
+    deadline = _seconds(meta["deletionTimestamp"])
+    assert before + 28 <= deadline <= time.time() + 31
     terminating = http.get(f"{PODS}/pod")
     assert terminating.status_code == 200
     assert terminating.json()["metadata"]["deletionTimestamp"] == meta["deletionTimestamp"]
@@ -322,9 +327,7 @@ def test_a_second_delete_may_only_shorten_the_grace_period(
     shorter = http.delete(f"{PODS}/pod", params={"gracePeriodSeconds": "1"}).json()["metadata"]
 
     assert shorter["deletionGracePeriodSeconds"] == 1
-    moved = time.mktime(time.strptime(first["deletionTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
-    now = time.mktime(time.strptime(shorter["deletionTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
-    assert moved - now == 29
+    assert _seconds(first["deletionTimestamp"]) - _seconds(shorter["deletionTimestamp"]) == 29
     sandbox.wait_for(lambda: sandbox.get("Pod", "pod", "p") is None, timeout=2)
     assert time.monotonic() - start < 2
 
@@ -394,6 +397,7 @@ def test_an_unused_pvc_goes_at_once(http: httpx.Client) -> None:
 def test_a_pvc_in_use_stays_terminating_until_its_pod_is_gone(
     http: httpx.Client, sandbox: Sandbox
 ) -> None:
+    sandbox.settings.pod_grace_scale = 0.1  # the pod stays Terminating 3 s
     http.post(PVCS, json=_pvc())
     pod = _pod()
     pod["spec"]["volumes"] = [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]
@@ -408,7 +412,7 @@ def test_a_pvc_in_use_stays_terminating_until_its_pod_is_gone(
     assert "deletionTimestamp" in pvc["metadata"]
     http.delete(f"{PODS}/pod")
     assert http.get(f"{PVCS}/home").status_code == 200  # the pod is still Terminating
-    sandbox.wait_for(lambda: sandbox.get("Pod", "pod", "p") is None)
+    sandbox.wait_for(lambda: sandbox.get("Pod", "pod", "p") is None, timeout=10)
     assert _gone(http, f"{PVCS}/home")
 
 

@@ -327,3 +327,20 @@ def test_the_cli_exposes_the_pod_grace_scale() -> None:
 
     assert result.exit_code == 0
     assert "--pod-grace-scale" in result.output
+
+
+def test_a_collected_namespace_terminates_like_a_deleted_one(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    sandbox.settings.namespace_termination_delay = None
+    owner = _cm(http, "owner")
+    namespace = {"metadata": {"name": "owned", "ownerReferences": [_ref(owner)]}}
+    assert http.post("/api/v1/namespaces", json=namespace).status_code == 201
+
+    http.delete(f"{CM}/owner")
+
+    owned = http.get("/api/v1/namespaces/owned").json()
+    assert owned["status"]["phase"] == "Terminating"
+    assert owned["spec"]["finalizers"] == ["kubernetes"]
+    assert sandbox.finish_namespace("owned")
+    assert http.get("/api/v1/namespaces/owned").status_code == 404
