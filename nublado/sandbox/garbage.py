@@ -46,6 +46,7 @@ __all__ = [
     "ORPHAN",
     "PVC_PROTECTION",
     "GarbageCollector",
+    "being_deleted_error",
 ]
 
 Object = dict[str, Any]
