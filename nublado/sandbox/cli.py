@@ -49,6 +49,13 @@ __all__ = ["sandbox"]
     show_default=True,
     help="Seconds a deleted namespace stays Terminating.",
 )
+@click.option(
+    "--pod-grace-scale",
+    type=click.FloatRange(0),
+    default=0.01,
+    show_default=True,
+    help="Factor on a deleted pod's grace period (1: real time; 30 s become 0.3 s at 0.01).",
+)
 @click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
 def sandbox(
     host: str,
@@ -57,6 +64,7 @@ def sandbox(
     nodes: Path | None,
     pod_start_delay: float,
     namespace_termination_delay: float,
+    pod_grace_scale: float,
     log_level: str,
 ) -> None:
     """Run the in-process Kubernetes API server until interrupted.
@@ -75,6 +83,7 @@ def sandbox(
         pull_delay=pod_start_delay,
         start_delay=pod_start_delay,
         namespace_termination_delay=namespace_termination_delay,
+        pod_grace_scale=pod_grace_scale,
     )
     server = Sandbox(settings, nodes=node_data)
     with contextlib.ExitStack() as stack:

@@ -3,10 +3,10 @@
 `Cluster` is the API server without HTTP: create, get, list, replace, patch,
 server-side apply and delete, each raising `ApiError` exactly where
 kube-apiserver answers an error. It also plays the controllers a real cluster
-runs on its own: namespace lifecycle, the ``default`` ServiceAccount, garbage
-collection through ownerReferences, the Job controller, the Gafaelfawr
-operator and an ingress controller. The simulated kubelet is in
-`nublado.sandbox.kubelet`.
+runs on its own: the ``default`` ServiceAccount, the Job controller, the
+Gafaelfawr operator and an ingress controller. The simulated kubelet is in
+`nublado.sandbox.kubelet`; deletion (finalizers, grace periods, garbage
+collection, namespace termination) in `nublado.sandbox.garbage`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from .fields import (
     encode_managed_fields,
     record_update,
 )
-from .kinds import KINDS, ResourceKind, kind_named
+from .garbage import GarbageCollector, being_deleted_error
+from .kinds import ResourceKind, kind_named
 from .patch import apply_patch
 from .rules import (
     GENERATION_KINDS,
@@ -64,28 +65,12 @@ _CONTINUE_EXPIRED = (
     "provided token results in an inconsistent list - objects that were created, modified, "
     "or deleted between the time the first chunk was returned and now may show up in the list."
 )
-# Delete answers the deleted object for these kinds, a Status for the others.
-_RETURNS_DELETED_OBJECT = frozenset(
-    {
-        "Pod",
-        "ServiceAccount",
-        "Service",
-        "PersistentVolumeClaim",
-        "Node",
-        "Namespace",
-        "GafaelfawrIngress",
-    }
-)
 # The namespaces a new cluster has (kube-apiserver creates and keeps them).
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 # The ones NamespaceLifecycle admission refuses to delete.
 _IMMORTAL_NAMESPACES = frozenset({"default", "kube-public", "kube-system"})
 # The characters apimachinery's generateName suffixes are drawn from (no vowels, no 0/1/3).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_NAMESPACE_TERMINATING = (
-    "The system is ensuring all content is removed from this namespace.  Upon completion, "
-    "this namespace will automatically be purged by the system."
-)
 
 
 def now_timestamp() -> str:
@@ -99,12 +84,14 @@ class SandboxSettings:
 
     ``namespace_termination_delay`` of None keeps deleted namespaces
     Terminating until `Cluster.finish_namespace` is called.
+    ``pod_grace_scale`` scales pods' termination grace periods: a pod deleted
+    with the default 30 s stays Terminating 0.3 s at the default 0.01.
     """
 
     schedule_delay: float = 0.0
     pull_delay: float = 0.0
     start_delay: float = 0.0
-    pod_termination_delay: float = 0.0
+    pod_grace_scale: float = 0.01
     namespace_termination_delay: float | None = 0.0
     ingress_address: str = "127.0.0.1"
     history_limit: int = 10_000
@@ -153,13 +140,13 @@ class Cluster:
         self.store = Store(self.settings.history_limit)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._deferred: builtins.list[tuple[float, Callable[..., None], tuple[Any, ...]]] = []
-        self._foreground: dict[str, tuple[str, str, str]] = {}  # owner uid -> (kind, ns, name)
         self._ip_counter = 0
         self._lock = self.store.lock
         # Late import: the kubelet module needs this class for typing only.
         from .kubelet import Kubelet
 
         self.kubelet = Kubelet(self)
+        self.garbage = GarbageCollector(self)
         for name in SYSTEM_NAMESPACES:
             self.create_internal("Namespace", {"metadata": {"name": name}}, "kube-apiserver")
 
@@ -389,13 +376,8 @@ class Cluster:
             ns_key = (namespace or "") if kind.namespaced else ""
             existing = self.store.get(kind.kind, ns_key, name)
             if existing is not None:
-                if kind.kind == "Namespace" and existing["metadata"].get("deletionTimestamp"):
-                    raise ApiError(
-                        409,
-                        "AlreadyExists",
-                        f'object is being deleted: namespaces "{name}" already exists',
-                        {"name": name, "kind": "namespaces"},
-                    )
+                if existing["metadata"].get("deletionTimestamp"):
+                    raise being_deleted_error(kind, name)
                 raise ApiError.already_exists(kind, name)
             self._check_namespace(kind, ns_key, name)
             obj = self._initialize(kind, obj)
@@ -404,6 +386,7 @@ class Cluster:
                 None, obj, [], manager=manager, api_version=kind.api_version, now=now_timestamp()
             )
             obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+            self.garbage.admit_create(kind, obj)
             if dry_run:
                 return obj
             return self._insert(kind, obj)
@@ -411,6 +394,7 @@ class Cluster:
     def _insert(self, kind: ResourceKind, obj: Object) -> Object:
         stored = self.store.put(kind.kind, obj, "ADDED")
         self._after_write(kind, None, stored)
+        self.garbage.written(kind, None, stored)
         return stored
 
     def create_internal(self, kind_name: str, obj: Object, manager: str) -> Object | None:
@@ -489,6 +473,8 @@ class Cluster:
         apply_defaults(kind, new)
         if validate:
             validate_update(kind, old, new)
+        if not internal:
+            self.garbage.check_update(kind, old, new)
         new_entries = encode_managed_fields(entries)
         old_compare = {
             **old,
@@ -504,11 +490,11 @@ class Cluster:
         if dry_run:
             meta["resourceVersion"] = old_meta["resourceVersion"]
             return new
+        if self.garbage.deletes_on_update(kind, old, new):
+            return self.garbage.remove(kind, old)
         stored = self.store.put(kind.kind, new, "MODIFIED", old)
         self._after_write(kind, old, stored)
-        deleting = meta.get("deletionTimestamp") and not meta.get("finalizers")
-        if deleting and not internal and kind.kind != "Namespace":
-            self._remove(kind, stored)
+        self.garbage.written(kind, old, stored)
         return stored
 
     def replace(
@@ -674,6 +660,7 @@ class Cluster:
                 )
                 obj = self._initialize(kind, merged)
                 obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+                self.garbage.admit_create(kind, obj)
                 if dry_run:
                     return obj, True
                 return self._insert(kind, obj), True
@@ -712,243 +699,36 @@ class Cluster:
     ) -> Object:
         """DELETE; returns the answer body (the object, or a Status for some kinds).
 
-        With ``dry_run`` every check runs and the answer is what a real
-        deletion would answer, but nothing changes.
+        The rules (grace periods, finalizers, propagation, namespaces) are in
+        `nublado.sandbox.garbage`.
         """
         kind = self._kind(kind_name)
-        if propagation_policy not in (None, "Orphan", "Background", "Foreground"):
+        if kind.kind == "Namespace" and name in _IMMORTAL_NAMESPACES:
             raise ApiError(
-                422,
-                "Invalid",
-                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
-                f'"{propagation_policy}": supported values: "Foreground", "Background", '
-                '"Orphan", "nil"',
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
             )
         with self._lock:
-            obj = self._existing(kind, namespace, name)
-            meta = obj["metadata"]
-            if kind.kind == "Namespace" and name in _IMMORTAL_NAMESPACES:
-                raise ApiError(
-                    403,
-                    "Forbidden",
-                    f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                    {"name": name, "kind": "namespaces"},
-                )
-            if preconditions:
-                uid = preconditions.get("uid")
-                if uid and uid != meta.get("uid"):
-                    raise ApiError(
-                        409,
-                        "Conflict",
-                        f'Operation cannot be fulfilled on {kind.group_resource} "{name}": '
-                        f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
-                        f"{meta.get('uid')}",
-                    )
-                version = preconditions.get("resourceVersion")
-                if version and version != meta.get("resourceVersion"):
-                    raise ApiError(
-                        409,
-                        "Conflict",
-                        f'Operation cannot be fulfilled on {kind.group_resource} "{name}": '
-                        f"Precondition failed: ResourceVersion in precondition: {version}, "
-                        f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
-                    )
-            if dry_run:
-                return self._dry_run_delete(kind, obj, grace_period_seconds)
-            if kind.kind == "Namespace":
-                return self._delete_namespace(obj)
-            policy = propagation_policy or ("Orphan" if kind.kind == "Job" else "Background")
-            if meta.get("deletionTimestamp"):
-                return obj  # already going; a second delete changes nothing
-            if meta.get("finalizers"):
-                return self._mark_deleting(kind, obj, grace_period_seconds)
-            delay = self.settings.pod_termination_delay
-            if kind.kind == "Pod" and delay > 0 and grace_period_seconds != 0:
-                marked = self._mark_deleting(kind, obj, grace_period_seconds)
-                uid = meta["uid"]
-                self.later(delay, self._finish_pod_termination, namespace or "", name, uid)
-                return marked
-            if policy == "Foreground" and self._dependents(obj):
-                foreground = self.update_internal(
-                    kind.kind,
-                    meta.get("namespace", ""),
-                    name,
-                    lambda o: o["metadata"].update(
-                        deletionTimestamp=now_timestamp(),
-                        finalizers=["foregroundDeletion"],
-                        deletionGracePeriodSeconds=0,
-                    ),
-                    "kube-controller-manager",
-                    subresource="",
-                )
-                self._foreground[meta["uid"]] = (kind.kind, meta.get("namespace", ""), name)
-                for dependent_kind, dependent in self._dependents(obj):
-                    self._delete_object(dependent_kind, dependent, "Background")
-                self._check_foreground(meta["uid"])
-                return foreground or obj
-            final = self._delete_object(kind, obj, policy)
-            if kind.kind in _RETURNS_DELETED_OBJECT:
-                return final
-            return {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "details": {"name": name, "kind": kind.plural, "uid": meta.get("uid")},
-            }
-
-    def _dry_run_delete(self, kind: ResourceKind, obj: Object, grace: int | None) -> Object:
-        """The answer a deletion would give, with the store untouched."""
-        meta = obj["metadata"]
-        if kind.kind == "Namespace" and meta.get("deletionTimestamp"):
-            return self._delete_namespace(obj)  # raises the 409 a real delete would
-        answer = clone(obj)
-        graceful = kind.kind == "Pod" and self.settings.pod_termination_delay > 0 and grace != 0
-        if kind.kind == "Namespace" or meta.get("finalizers") or graceful:
-            if not meta.get("deletionTimestamp"):
-                answer["metadata"]["deletionTimestamp"] = now_timestamp()
-                answer["metadata"]["deletionGracePeriodSeconds"] = 30 if grace is None else grace
-            return answer
-        if kind.kind in _RETURNS_DELETED_OBJECT:
-            return answer
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "details": {"name": meta["name"], "kind": kind.plural, "uid": meta.get("uid")},
-        }
-
-    def _mark_deleting(self, kind: ResourceKind, obj: Object, grace: int | None) -> Object:
-        meta = obj["metadata"]
-
-        def mark(o: Object) -> None:
-            o["metadata"]["deletionTimestamp"] = now_timestamp()
-            o["metadata"]["deletionGracePeriodSeconds"] = 30 if grace is None else grace
-
-        result = self.update_internal(
-            kind.kind,
-            meta.get("namespace", ""),
-            meta["name"],
-            mark,
-            "kube-apiserver",
-            subresource="",
-        )
-        return result or obj
-
-    def _finish_pod_termination(self, namespace: str, name: str, uid: str) -> None:
-        with self._lock:
-            pod = self.store.get("Pod", namespace, name)
-            if pod is not None and pod["metadata"].get("uid") == uid:
-                self._delete_object(kind_named("Pod"), pod, "Background")
-
-    def _dependents(self, owner: Object) -> builtins.list[tuple[ResourceKind, Object]]:
-        uid = owner["metadata"].get("uid")
-        namespace = owner["metadata"].get("namespace")
-        found = []
-        for kind in KINDS:
-            if kind.namespaced and namespace is None:
-                continue
-            for obj in self.store.iter_objects(kind.kind, namespace if kind.namespaced else ""):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if any(ref.get("uid") == uid for ref in refs):
-                    found.append((kind, obj))
-        return found
-
-    def _delete_object(self, kind: ResourceKind, obj: Object, policy: str) -> Object:
-        """Remove an object now and deal with its dependents per the propagation policy."""
-        meta = obj["metadata"]
-        dependents = self._dependents(obj)
-        final = self._remove(kind, obj)
-        for dependent_kind, dependent in dependents:
-            dependent_meta = dependent["metadata"]
-            if policy == "Orphan":
-                owner_uid = meta.get("uid")
-
-                def orphan(o: Object, owner_uid: Any = owner_uid) -> None:
-                    refs = o["metadata"].get("ownerReferences", [])
-                    o["metadata"]["ownerReferences"] = [
-                        r for r in refs if r.get("uid") != owner_uid
-                    ]
-
-                self.update_internal(
-                    dependent_kind.kind,
-                    dependent_meta.get("namespace", ""),
-                    dependent_meta["name"],
-                    orphan,
-                    "kube-controller-manager",
-                    subresource="",
-                )
-            else:
-                current = self.store.get(
-                    dependent_kind.kind, dependent_meta.get("namespace", ""), dependent_meta["name"]
-                )
-                if current is not None and not current["metadata"].get("deletionTimestamp"):
-                    self._delete_object(dependent_kind, current, "Background")
-        return final
-
-    def _remove(self, kind: ResourceKind, obj: Object) -> Object:
-        meta = obj["metadata"]
-        final = self.store.remove(kind.kind, meta.get("namespace", ""), meta["name"]) or obj
-        for ref in meta.get("ownerReferences") or []:
-            self._check_foreground(ref.get("uid", ""))
-        self._after_remove(kind, final)
-        return final
-
-    def _check_foreground(self, owner_uid: str) -> None:
-        entry = self._foreground.get(owner_uid)
-        if entry is None:
-            return
-        kind_name, namespace, name = entry
-        owner = self.store.get(kind_name, namespace, name)
-        if owner is None or owner["metadata"].get("uid") != owner_uid:
-            self._foreground.pop(owner_uid, None)
-            return
-        if not self._dependents(owner):
-            self._foreground.pop(owner_uid, None)
-            self._remove(kind_named(kind_name), owner)
+            return self.garbage.delete(
+                kind,
+                namespace,
+                name,
+                propagation_policy=propagation_policy,
+                grace_period_seconds=grace_period_seconds,
+                preconditions=preconditions,
+                dry_run=dry_run,
+            )
 
     # Namespaces
 
-    def _delete_namespace(self, ns: Object) -> Object:
-        name = ns["metadata"]["name"]
-        if ns["metadata"].get("deletionTimestamp"):
-            raise ApiError(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on namespaces "{name}": {_NAMESPACE_TERMINATING}',
-                {"name": name, "kind": "namespaces"},
-            )
-
-        def mark(o: Object) -> None:
-            o["metadata"]["deletionTimestamp"] = now_timestamp()
-            o["metadata"]["deletionGracePeriodSeconds"] = 0
-            o.setdefault("status", {})["phase"] = "Terminating"
-
-        marked = self.update_internal("Namespace", "", name, mark, "kube-apiserver", subresource="")
-        delay = self.settings.namespace_termination_delay
-        if delay is not None:
-            self.later(delay, self._finish_namespace_later, name)
-        return marked or ns
-
     def finish_namespace(self, name: str) -> bool:
-        """Complete a terminating namespace: delete its content, then the namespace.
+        """Run the namespace controller on a Terminating namespace now (see `garbage`).
 
         Returns False when the namespace is absent or not terminating.
         """
-        with self._lock:
-            ns = self.store.get("Namespace", "", name)
-            if ns is None or not ns["metadata"].get("deletionTimestamp"):
-                return False
-            for kind in KINDS:
-                if kind.namespaced:
-                    for obj in list(self.store.iter_objects(kind.kind, name)):
-                        self._remove(kind, obj)
-            self._remove(kind_named("Namespace"), ns)
-            return True
-
-    def _finish_namespace_later(self, name: str) -> None:
-        self.finish_namespace(name)
+        return self.garbage.finish_namespace(name)
 
     def terminating_namespaces(self) -> builtins.list[str]:
         """Names of namespaces that are Terminating."""
@@ -985,7 +765,7 @@ class Cluster:
                         meta["name"],
                         meta["uid"],
                     )
-            case "GafaelfawrIngress":
+            case "GafaelfawrIngress" if not new["metadata"].get("deletionTimestamp"):
                 self._sync_gafaelfawr_ingress(new)
 
     def _after_remove(self, kind: ResourceKind, obj: Object) -> None:

@@ -256,7 +256,11 @@ class Sandbox:
         self.cluster.kubelet.clear_failures()
 
     def finish_namespace(self, name: str) -> bool:
-        """Complete a Terminating namespace now (its content, then itself)."""
+        """Run the namespace controller on a Terminating namespace now.
+
+        Its content goes as on a cluster (pods after their grace period,
+        objects with finalizers once those are removed), then the namespace.
+        """
         return self.cluster.finish_namespace(name)
 
     def compact(self) -> None:

@@ -16,6 +16,11 @@ from nublado.sandbox.server import Sandbox
 NS = "userlabs-rachel"
 
 
+def _phase(sandbox: Sandbox, name: str) -> str | None:
+    pod = sandbox.get("Pod", name, NS)
+    return None if pod is None else pod["status"].get("phase")
+
+
 def _config_map(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -72,8 +77,9 @@ async def test_list_follows_pagination(client: KubernetesClient, sandbox: Sandbo
 async def test_delete_waits_until_the_object_is_gone(
     client: KubernetesClient, sandbox: Sandbox, lab_manifests: list[dict[str, Any]]
 ) -> None:
-    sandbox.settings.pod_termination_delay = 0.3
+    sandbox.settings.pod_grace_scale = 0.3  # the 1 s grace period lasts 0.3 s
     await client.apply(lab_manifests)
+    await sandbox.wait_for_async(lambda: _phase(sandbox, "rachel-nb") == "Running")
     start = time.monotonic()
 
     deleted = await client.delete("Pod", "rachel-nb", NS, grace_period_seconds=1)
@@ -192,9 +198,9 @@ async def test_delete_preconditions_on_uid_and_resource_version(
     assert sandbox.get("ConfigMap", "a", "d") is None
 
 
-@pytest.mark.parametrize(("orphan", "pods_left"), [("true", 1), ("false", 0)])
+@pytest.mark.parametrize(("orphan", "terminating"), [("true", False), ("false", True)])
 async def test_orphan_dependents_chooses_orphan_or_background(
-    client: KubernetesClient, sandbox: Sandbox, orphan: str, pods_left: int
+    client: KubernetesClient, sandbox: Sandbox, orphan: str, terminating: bool
 ) -> None:
     manifests = reference_manifests("fileserver")
     await client.apply([m for m in manifests if m["kind"] in ("Namespace", "Job")])
@@ -207,4 +213,9 @@ async def test_orphan_dependents_chooses_orphan_or_background(
     )
 
     assert sandbox.objects("fileservers", "Job") == []
-    assert len(sandbox.objects("fileservers", "Pod")) == pods_left
+    # Background: the garbage collector deletes the pod, which terminates gracefully.
+    pods = sandbox.objects("fileservers", "Pod")
+    assert len(pods) == 1
+    assert ("deletionTimestamp" in pods[0]["metadata"]) is terminating
+    if terminating:
+        await sandbox.wait_for_async(lambda: not sandbox.objects("fileservers", "Pod"))

@@ -162,11 +162,24 @@ async def test_failure_can_hit_a_running_pod(
     sandbox.clear_pod_failures()
 
 
+def _controller_pod(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "nublado-controller", "namespace": namespace},
+        "spec": {"containers": [{"name": "controller", "image": "ghcr.io/lsst-sqre/nublado:1"}]},
+    }
+
+
 async def test_prepull_pod_runs_to_completion(client: KubernetesClient, sandbox: Sandbox) -> None:
     await client.apply_one(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nublado"}}
     )
     pod = reference_manifests("prepull")[0]
+    # The prepull pod is owned by the controller's pod: without it, the garbage
+    # collector removes the prepull pod at once (a dangling owner reference).
+    owner = (await client.apply_one(_controller_pod(pod["metadata"]["namespace"]))).object
+    pod["metadata"]["ownerReferences"][0]["uid"] = owner["metadata"]["uid"]
 
     await client.apply_one(pod)
 
