@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import yaml
 
+from .admission import Admission
 from .fields import (
     ManagedEntry,
     apply_config,
@@ -43,6 +44,7 @@ from .rules import (
     validate_update,
 )
 from .selectors import FieldSelector, LabelSelector, SelectorError
+from .storage import Storage
 from .store import ApiError, Store, clone
 
 __all__ = ["Cluster", "SandboxSettings", "now_timestamp", "parse_object", "parse_selectors"]
@@ -215,6 +217,8 @@ class Cluster:
         # Late import: the kubelet module needs this class for typing only.
         from .kubelet import Kubelet
 
+        self.admission = Admission(self)
+        self.storage = Storage(self)
         self.kubelet = Kubelet(self)
 
     # Scheduling of background work on the server's loop
@@ -427,6 +431,7 @@ class Cluster:
         with self._lock:
             obj = self._incoming(kind, namespace, body)
             metadata = obj["metadata"]
+            body_name = metadata.get("name")
             if not metadata.get("name"):
                 generate = metadata.get("generateName")
                 if not generate:
@@ -453,6 +458,7 @@ class Cluster:
                 raise ApiError.already_exists(kind, name)
             self._check_namespace(kind, ns_key, name)
             obj = self._initialize(kind, obj)
+            self.admission.admit_create(kind, obj, body_name or metadata.get("generateName", name))
             manager = self._manager(field_manager, user_agent)
             entries = record_update(
                 None, obj, [], manager=manager, api_version=kind.api_version, now=now_timestamp()
@@ -543,6 +549,7 @@ class Cluster:
         apply_defaults(kind, new)
         if validate:
             validate_update(kind, old, new)
+            self.admission.admit_update(kind, old, new)
         new_entries = encode_managed_fields(entries)
         old_compare = {
             **old,
@@ -732,6 +739,7 @@ class Cluster:
                     force=True,
                 )
                 obj = self._initialize(kind, merged)
+                self.admission.admit_create(kind, obj, name)
                 obj["metadata"]["managedFields"] = encode_managed_fields(entries)
                 if dry_run:
                     return obj, True
@@ -1015,6 +1023,8 @@ class Cluster:
 
     def _after_write(self, kind: ResourceKind, old: Object | None, new: Object) -> None:
         """Reactions of the simulated controllers to a stored write."""
+        self.admission.after_write(kind, old, new)
+        self.storage.after_write(kind.kind, old, new)
         match kind.kind:
             case "Namespace" if old is None:
                 self.create_internal(
@@ -1024,6 +1034,10 @@ class Cluster:
                 )
             case "Pod":
                 self.kubelet.pod_written(old, new)
+            case "ConfigMap" | "Secret":
+                self.kubelet.config_written(new)
+            case "Node":
+                self.kubelet.node_written()
             case "Job" if old is None:
                 self._start_job_pod(new)
             case "Ingress":
@@ -1041,6 +1055,7 @@ class Cluster:
                 self._sync_gafaelfawr_ingress(new)
 
     def _after_remove(self, kind: ResourceKind, obj: Object) -> None:
+        self.admission.after_remove(kind, obj)
         if kind.kind == "Pod":
             self.kubelet.pod_removed(obj)
 
