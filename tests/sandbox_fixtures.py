@@ -77,7 +77,7 @@ def served_sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def sandbox(served_sandbox: Sandbox, sandbox_settings: SandboxSettings) -> Iterator[Sandbox]:
-    """A sandbox with the reference nodes and storage classes, served on 127.0.0.1, fresh for each test.
+    """A sandbox with the reference nodes and storage classes, on 127.0.0.1, fresh per test.
 
     The module's server is kept; its cluster, faults and recorded requests are
     reset before and after the test.

@@ -34,6 +34,7 @@ __all__ = [
 Object = dict[str, Any]
 
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+_BETA_DEFAULT_CLASS_ANNOTATION = "storageclass.beta.kubernetes.io/is-default-class"
 SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"
 _CONTROLLER = "persistentvolume-controller"
 
@@ -133,19 +134,24 @@ class Storage:
     # Admission
 
     def _default_class_name(self) -> str | None:
-        """The default class, as the plugin picks it: the newest of those marked default."""
+        """The default class as the plugin picks it: the newest marked, ties by name."""
         marked = [
             c
             for c in self.cluster.store.iter_objects("StorageClass", None)
-            if (c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+            if "true"
+            in (
+                (c["metadata"].get("annotations") or {}).get(key)
+                for key in (DEFAULT_CLASS_ANNOTATION, _BETA_DEFAULT_CLASS_ANNOTATION)
+            )
         ]
         if not marked:
             return None
-        newest = max(
-            marked,
-            key=lambda c: (c["metadata"].get("creationTimestamp", ""), c["metadata"]["name"]),
+        newest = max(c["metadata"].get("creationTimestamp", "") for c in marked)
+        return min(
+            str(c["metadata"]["name"])
+            for c in marked
+            if c["metadata"].get("creationTimestamp", "") == newest
         )
-        return str(newest["metadata"]["name"])
 
     def default_class(self, claim: Object) -> None:
         """DefaultStorageClass admission: a claim that names no class gets the default."""
