@@ -14,7 +14,6 @@ Messages are upstream's, word for word.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .kinds import KINDS, ResourceKind
@@ -28,8 +27,8 @@ __all__ = ["Admission", "forbidden", "object_usage"]
 
 Object = dict[str, Any]
 
-_ONE = Quantity(Fraction(1))
-_ZERO = Quantity(Fraction(0))
+_ONE = Quantity.of(1)
+_ZERO = Quantity(0)
 # What a pod's quota evaluator counts (apimachinery's podResources).
 _POD_RESOURCES = frozenset(
     {
@@ -132,27 +131,33 @@ def _containers(spec: Object, key: str) -> list[Object]:
     return [c for c in spec.get(key) or [] if isinstance(c, dict)]
 
 
-def _pod_totals(spec: Object, which: int) -> dict[str, Quantity]:
-    """A pod's requests (``which`` 0) or limits (1): containers summed, then init maxima."""
-    total: dict[str, Quantity] = {}
+def _pod_totals(spec: Object) -> tuple[dict[str, Quantity], dict[str, Quantity]]:
+    """A pod's requests and limits: containers summed, then init containers' maxima."""
+    requests: dict[str, Quantity] = {}
+    limits: dict[str, Quantity] = {}
     for container in _containers(spec, "containers"):
-        for key, value in _container_resources(container)[which].items():
-            _add(total, key, value)
+        container_requests, container_limits = _container_resources(container)
+        for key, value in container_requests.items():
+            _add(requests, key, value)
+        for key, value in container_limits.items():
+            _add(limits, key, value)
     for container in _containers(spec, "initContainers"):
-        for key, value in _container_resources(container)[which].items():
-            if key not in total or value.value > total[key].value:
-                total[key] = value
+        for total, values in zip((requests, limits), _container_resources(container), strict=True):
+            for key, value in values.items():
+                if key not in total or value.nanos > total[key].nanos:
+                    total[key] = value
     for key, value in _resource_list(spec.get("overhead")).items():
-        _add(total, key, value)
-    return total
+        _add(requests, key, value)
+        if key in limits:  # overhead raises only limits that are set
+            _add(limits, key, value)
+    return requests, limits
 
 
 def _pod_usage(pod: Object) -> dict[str, Quantity]:
     usage = {"count/pods": _ONE}
     if (pod.get("status") or {}).get("phase") in _TERMINAL_PHASES:
         return usage  # ended pods keep only their object count
-    spec = pod.get("spec") or {}
-    usage.update(_compute_usage(_pod_totals(spec, 0), _pod_totals(spec, 1)))
+    usage.update(_compute_usage(*_pod_totals(pod.get("spec") or {})))
     return usage
 
 
@@ -170,7 +175,7 @@ def object_usage(kind: ResourceKind, obj: Object) -> dict[str, Quantity]:
                 usage["services.loadbalancers"] = _ONE
             if service_type in ("NodePort", "LoadBalancer"):
                 ports = len(spec.get("ports") or [])
-                usage["services.nodeports"] = Quantity(Fraction(ports))
+                usage["services.nodeports"] = Quantity.of(ports)
         case "PersistentVolumeClaim":
             usage["persistentvolumeclaims"] = _ONE
             requested = _resource_list((spec.get("resources") or {}).get("requests"))
@@ -210,6 +215,21 @@ def _kind_of(name: str) -> str | None:
     if name.startswith("requests.") and "/" in name:
         return "Pod"  # extended resources
     return None
+
+
+def _usage_may_change(kind: ResourceKind, old: Object | None, new: Object) -> bool:
+    """Whether a write can change what the object counts (cheap: most writes cannot)."""
+    if old is None:
+        return True
+    match kind.kind:
+        case "Pod":
+            ended = ((old.get("status") or {}).get("phase") in _TERMINAL_PHASES) != (
+                (new.get("status") or {}).get("phase") in _TERMINAL_PHASES
+            )
+            return ended or old.get("spec") != new.get("spec")
+        case "PersistentVolumeClaim" | "Service":
+            return old.get("spec") != new.get("spec")
+    return False
 
 
 def _pretty(usage: dict[str, Quantity], names: Iterable[str]) -> str:
@@ -266,19 +286,20 @@ class Admission:
     def _check_quota(
         self, kind: ResourceKind, obj: Object, old: Object | None, namespace: str, name: str
     ) -> None:
-        quotas = self._quotas(namespace)
-        if not quotas:
+        covering = []
+        for quota in self._quotas(namespace):
+            hard = _resource_list((quota.get("status") or {}).get("hard"))
+            restricted = _matching(kind, hard)
+            if restricted:
+                covering.append((quota, hard, restricted))
+        if not covering:
             return
         usage = object_usage(kind, obj)
         if old is not None:
             before = object_usage(kind, old)
             usage = {k: v - before[k] if k in before else v for k, v in usage.items()}
-            usage = {k: v for k, v in usage.items() if v.value > 0}
-        for quota in quotas:
-            hard = _resource_list((quota.get("status") or {}).get("hard"))
-            restricted = _matching(kind, hard)
-            if not restricted:
-                continue
+            usage = {k: v for k, v in usage.items() if v.nanos > 0}
+        for quota, hard, restricted in covering:
             if kind.kind == "Pod" and old is None:
                 missing = self._missing_compute(obj, restricted)
                 if missing:
@@ -286,11 +307,11 @@ class Admission:
                         kind, name, f"failed quota: {quota['metadata']['name']}: {missing}"
                     )
             used = _resource_list((quota.get("status") or {}).get("used"))
-            requested = {k: v for k, v in usage.items() if k in restricted and v.value != 0}
+            requested = {k: v for k, v in usage.items() if k in restricted and v.nanos != 0}
             exceeded = [
                 k
                 for k, v in requested.items()
-                if (used[k] + v if k in used else v).value > hard[k].value
+                if (used[k] + v if k in used else v).nanos > hard[k].nanos
             ]
             if exceeded:
                 raise forbidden(
@@ -321,10 +342,11 @@ class Admission:
     # The quota controller
 
     def after_write(self, kind: ResourceKind, old: Object | None, new: Object) -> None:
-        """Bring the namespace's quotas up to date after a stored write."""
+        """Bring the namespace's quotas up to date after a write that changes usage."""
         if kind.kind == "ResourceQuota":
-            self._sync(new)
-        elif kind.namespaced and kind.kind != "Event":
+            if old is None or old.get("spec") != new.get("spec"):
+                self._sync(new)
+        elif kind.namespaced and kind.kind != "Event" and _usage_may_change(kind, old, new):
             self._sync_for(kind, new["metadata"].get("namespace", ""))
 
     def after_remove(self, kind: ResourceKind, obj: Object) -> None:

@@ -6,11 +6,13 @@ does, so the numbers a test reads are the numbers a cluster would print. The
 sandbox imports nothing of the controller, so it keeps this small parser of
 its own: values are exact fractions, and each quantity remembers whether it
 was written in binary (``Ki``), decimal (``k``) or exponent form, because
-the canonical text depends on it.
+the canonical text depends on it. Values are kept as whole nano-units, as
+apimachinery rounds them (up) to nine decimal places, so arithmetic is on ints.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -31,39 +33,57 @@ _PATTERN = re.compile(
     r"^(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
     r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exponent>[eE][+-]?\d+)|(?P<decimal>[numkMGTPE]?))$"
 )
-_NANO = Fraction(1, 10**9)
+_GIGA = 10**9
 
 
 class QuantityError(ValueError):
     """A string that is not a Kubernetes quantity."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Quantity:
-    """An exact quantity and the format its canonical text is written in."""
+    """A quantity in nano-units and the format its canonical text is written in."""
 
-    value: Fraction
+    nanos: int
     format: str = DECIMAL
+
+    @classmethod
+    def of(cls, value: int | Fraction, fmt: str = DECIMAL) -> Quantity:
+        """The quantity ``value`` (in whole units), rounded up to nano-units."""
+        return cls(math.ceil(Fraction(value) * _GIGA), fmt)
+
+    @property
+    def value(self) -> Fraction:
+        """The value in whole units."""
+        return Fraction(self.nanos, _GIGA)
 
     def __add__(self, other: Quantity) -> Quantity:
         # apimachinery keeps the left operand's format.
-        return Quantity(self.value + other.value, self.format)
+        return Quantity(self.nanos + other.nanos, self.format)
 
     def __sub__(self, other: Quantity) -> Quantity:
-        return Quantity(self.value - other.value, self.format)
+        return Quantity(self.nanos - other.nanos, self.format)
 
     def __str__(self) -> str:
-        return _canonical(self.value, self.format)
+        return _canonical(self.nanos, self.format)
 
 
 def parse_quantity(text: object) -> Quantity:
     """Parse a quantity as the API server does; numbers (YAML ``1.0``) are accepted too."""
+    if isinstance(text, str):
+        return _parse_text(text)
     if isinstance(text, bool):
         raise QuantityError(f"quantities must match the regular expression: {text!r}")
     if isinstance(text, int | float):
         text = repr(text) if isinstance(text, float) else str(text)
     if not isinstance(text, str):
         raise QuantityError(f"quantities must be strings, not {type(text).__name__}")
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Quantity:
+    """Parse one quantity string (cached: a cluster's objects repeat a few values)."""
     match = _PATTERN.match(text.strip())
     if match is None:
         raise QuantityError(
@@ -72,40 +92,28 @@ def parse_quantity(text: object) -> Quantity:
         )
     number = Fraction(match["number"])
     if match["binary"]:
-        return Quantity(number * 1024 ** _BINARY_SUFFIXES[match["binary"]], BINARY)
+        return Quantity.of(number * 1024 ** _BINARY_SUFFIXES[match["binary"]], BINARY)
     if match["exponent"]:
-        return Quantity(number * Fraction(10) ** int(match["exponent"][1:]), EXPONENT)
-    return Quantity(number * Fraction(10) ** _DECIMAL_SUFFIXES[match["decimal"] or ""], DECIMAL)
+        return Quantity.of(number * Fraction(10) ** int(match["exponent"][1:]), EXPONENT)
+    return Quantity.of(number * Fraction(10) ** _DECIMAL_SUFFIXES[match["decimal"] or ""])
 
 
-def _round_up_to_nano(value: Fraction) -> Fraction:
-    """apimachinery keeps nine decimal places and rounds away from zero past them."""
-    scaled = value / _NANO
-    if scaled.denominator == 1:
-        return value
-    return Fraction(math.ceil(scaled) if value > 0 else math.floor(scaled)) * _NANO
-
-
-def _canonical(value: Fraction, fmt: str) -> str:
-    value = _round_up_to_nano(value)
-    if value == 0:
+def _canonical(nanos: int, fmt: str) -> str:
+    if nanos == 0:
         return "0"
-    if fmt == BINARY and value.denominator == 1 and abs(value) >= 1024:
+    if fmt == BINARY and nanos % _GIGA == 0 and abs(nanos) >= 1024 * _GIGA:
+        whole = nanos // _GIGA
         power = 0
-        whole = int(value)
         while power < 6 and whole % 1024 == 0:
             whole //= 1024
             power += 1
         return f"{whole}{_BINARY_BY_POWER.get(power, '')}"
     # Decimal: the largest exponent, a multiple of three, that leaves an integer mantissa.
     exponent = -9
-    mantissa = value * 10**9
-    while exponent < 18 and mantissa.denominator == 1 and int(mantissa) % 1000 == 0:
-        mantissa /= 1000
+    mantissa = nanos
+    while exponent < 18 and mantissa % 1000 == 0:
+        mantissa //= 1000
         exponent += 3
-    while mantissa.denominator != 1:  # cannot happen after rounding; kept for safety
-        mantissa *= 1000
-        exponent -= 3
     if fmt == EXPONENT:
-        return f"{int(mantissa)}" if exponent == 0 else f"{int(mantissa)}e{exponent}"
-    return f"{int(mantissa)}{_DECIMAL_BY_EXPONENT[exponent]}"
+        return f"{mantissa}" if exponent == 0 else f"{mantissa}e{exponent}"
+    return f"{mantissa}{_DECIMAL_BY_EXPONENT[exponent]}"
