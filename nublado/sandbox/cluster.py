@@ -1037,7 +1037,7 @@ class Cluster:
             case "ConfigMap" | "Secret":
                 self.kubelet.config_written(new)
             case "Node":
-                self.kubelet.node_written()
+                self.kubelet.node_written(old, new)
             case "Job" if old is None:
                 self._start_job_pod(new)
             case "Ingress":

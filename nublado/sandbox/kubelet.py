@@ -193,9 +193,17 @@ class Kubelet:
                 del self._blocked[key]
                 self.cluster.later(0, step, key[0], key[1], uid)
 
-    def node_written(self) -> None:
-        """A node was added or changed: unschedulable pods may fit now."""
-        self.scheduler.retry()
+    def node_written(self, old: Object | None, new: Object) -> None:
+        """A node was added, relabelled or retainted: unschedulable pods may fit now.
+
+        Status writes (the images a pull adds) change nothing for scheduling.
+        """
+        if (
+            old is None
+            or old["metadata"].get("labels") != new["metadata"].get("labels")
+            or old.get("spec") != new.get("spec")
+        ):
+            self.scheduler.retry()
 
     def _volumes_mounted(self, pod: Object) -> bool:
         """Mount the pod's volumes; False (FailedMount, ContainerCreating) if one is missing."""

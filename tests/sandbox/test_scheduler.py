@@ -346,3 +346,32 @@ def test_preferred_affinity_then_cached_images_choose_among_fitting_nodes(
 
     assert _node_of(sandbox, "cached") == "b"
     assert _node_of(sandbox, "preferred") == "a"
+
+
+def test_pod_is_scheduled_when_a_node_is_relabelled(http: httpx.Client, sandbox: Sandbox) -> None:
+    http.post(PODS, json=_pod(nodeSelector={"zone": "north"}))
+    _failed_scheduling(sandbox)
+
+    response = http.patch(
+        "/api/v1/nodes/a",
+        headers={"content-type": "application/merge-patch+json"},
+        json={"metadata": {"labels": {"zone": "north"}}},
+    )
+
+    assert response.status_code == 200
+    assert _node_of(sandbox) == "a"
+
+
+def test_node_status_writes_do_not_retry_unschedulable_pods(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    http.post(PODS, json=_pod(nodeSelector={"zone": "north"}))
+    _failed_scheduling(sandbox)
+    http.post(PODS, json=_pod("other", nodeSelector={"zone": "east"}))  # its pull updates node a
+
+    sandbox.wait_for(
+        lambda: (sandbox.get("Pod", "other", "p") or {})["status"]["phase"] == "Running"
+    )
+
+    failed = [e for e in sandbox.objects("p", "Event") if e["reason"] == "FailedScheduling"]
+    assert len(failed) == 1
