@@ -458,12 +458,14 @@ class Cluster:
                 raise ApiError.already_exists(kind, name)
             self._check_namespace(kind, ns_key, name)
             obj = self._initialize(kind, obj)
-            self.admission.admit_create(kind, obj, body_name or metadata.get("generateName", name))
             manager = self._manager(field_manager, user_agent)
             entries = record_update(
                 None, obj, [], manager=manager, api_version=kind.api_version, now=now_timestamp()
             )
             obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+            # After the field manager, as kube-apiserver runs admission: what a plugin fills
+            # in (a PVC's default class) belongs to no manager.
+            self.admission.admit_create(kind, obj, body_name or metadata.get("generateName", name))
             if dry_run:
                 return obj
             return self._insert(kind, obj)
