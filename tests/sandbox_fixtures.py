@@ -13,7 +13,12 @@ from nublado.kube.client import KubernetesClient
 from nublado.sandbox.server import Sandbox, SandboxSettings
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
-NODES = REFERENCE / "inputs" / "nodes" / "standard.json"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# The reference nodes (upstream's) with what the reference lab's configuration
+# asks of a cluster, which upstream's mock never checked: a zone label for its
+# required node affinity, a taint it tolerates, and its PVCs' storage class.
+NODES = EXAMPLES / "nodes.json"
+STORAGE_CLASSES = EXAMPLES / "storage-classes.json"
 
 # Apply order of a lab set: namespace first, pod last.
 _ORDER = [
@@ -72,12 +77,12 @@ def served_sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def sandbox(served_sandbox: Sandbox, sandbox_settings: SandboxSettings) -> Iterator[Sandbox]:
-    """A sandbox with the reference nodes, served on 127.0.0.1, fresh for each test.
+    """A sandbox with the reference nodes and storage classes, on 127.0.0.1, fresh per test.
 
     The module's server is kept; its cluster, faults and recorded requests are
     reset before and after the test.
     """
-    served_sandbox.reset(sandbox_settings, nodes=NODES)
+    served_sandbox.reset(sandbox_settings, nodes=NODES, storage_classes=STORAGE_CLASSES)
     yield served_sandbox
     served_sandbox.reset()
 

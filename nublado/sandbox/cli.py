@@ -36,6 +36,13 @@ __all__ = ["sandbox"]
     help="Nodes file (name -> images, labels) loaded as Node objects.",
 )
 @click.option(
+    "--storage-classes",
+    "storage_classes",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="StorageClasses file (JSON list, or name -> fields); default: `standard`.",
+)
+@click.option(
     "--pod-start-delay",
     type=click.FloatRange(0),
     default=0.0,
@@ -62,6 +69,7 @@ def sandbox(
     port: int,
     kubeconfig: Path,
     nodes: Path | None,
+    storage_classes: Path | None,
     pod_start_delay: float,
     namespace_termination_delay: float,
     pod_grace_scale: float,
@@ -73,10 +81,14 @@ def sandbox(
     delete against it.
     """
     from .server import NodesFileError, Sandbox, SandboxSettings, load_nodes_file
+    from .storage import StorageClassesFileError, load_storage_classes_file
 
     try:
         node_data = load_nodes_file(nodes) if nodes is not None else None
-    except NodesFileError as exc:
+        class_data = (
+            load_storage_classes_file(storage_classes) if storage_classes is not None else None
+        )
+    except (NodesFileError, StorageClassesFileError) as exc:
         raise InputError(str(exc)) from None
     settings = SandboxSettings(
         schedule_delay=pod_start_delay,
@@ -85,7 +97,7 @@ def sandbox(
         namespace_termination_delay=namespace_termination_delay,
         pod_grace_scale=pod_grace_scale,
     )
-    server = Sandbox(settings, nodes=node_data)
+    server = Sandbox(settings, nodes=node_data, storage_classes=class_data)
     with contextlib.ExitStack() as stack:
         try:
             url = stack.enter_context(server.serve(host, port, log_level=log_level))

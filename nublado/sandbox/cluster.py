@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import yaml
 
+from .admission import Admission
 from .fields import (
     ManagedEntry,
     apply_config,
@@ -44,6 +45,7 @@ from .rules import (
     validate_update,
 )
 from .selectors import FieldSelector, LabelSelector, SelectorError
+from .storage import Storage
 from .store import ApiError, Store, clone
 
 __all__ = [
@@ -145,6 +147,8 @@ class Cluster:
         # Late import: the kubelet module needs this class for typing only.
         from .kubelet import Kubelet
 
+        self.admission = Admission(self)
+        self.storage = Storage(self)
         self.kubelet = Kubelet(self)
         self.garbage = GarbageCollector(self)
         for name in SYSTEM_NAMESPACES:
@@ -360,6 +364,7 @@ class Cluster:
         with self._lock:
             obj = self._incoming(kind, namespace, body)
             metadata = obj["metadata"]
+            body_name = metadata.get("name")
             if not metadata.get("name"):
                 generate = metadata.get("generateName")
                 if not generate:
@@ -386,7 +391,10 @@ class Cluster:
                 None, obj, [], manager=manager, api_version=kind.api_version, now=now_timestamp()
             )
             obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+            # After the field manager, as kube-apiserver runs admission: what a plugin fills
+            # in (a PVC's default class, its protection finalizer) belongs to no manager.
             self.garbage.admit_create(kind, obj)
+            self.admission.admit_create(kind, obj, body_name or metadata.get("generateName", name))
             if dry_run:
                 return obj
             return self._insert(kind, obj)
@@ -473,6 +481,7 @@ class Cluster:
         apply_defaults(kind, new)
         if validate:
             validate_update(kind, old, new)
+            self.admission.admit_update(kind, old, new)
         if not internal:
             self.garbage.check_update(kind, old, new)
         new_entries = encode_managed_fields(entries)
@@ -659,6 +668,7 @@ class Cluster:
                     force=True,
                 )
                 obj = self._initialize(kind, merged)
+                self.admission.admit_create(kind, obj, name)
                 obj["metadata"]["managedFields"] = encode_managed_fields(entries)
                 self.garbage.admit_create(kind, obj)
                 if dry_run:
@@ -743,6 +753,8 @@ class Cluster:
 
     def _after_write(self, kind: ResourceKind, old: Object | None, new: Object) -> None:
         """Reactions of the simulated controllers to a stored write."""
+        self.admission.after_write(kind, old, new)
+        self.storage.after_write(kind.kind, old, new)
         match kind.kind:
             case "Namespace" if old is None:
                 self.create_internal(
@@ -752,6 +764,10 @@ class Cluster:
                 )
             case "Pod":
                 self.kubelet.pod_written(old, new)
+            case "ConfigMap" | "Secret":
+                self.kubelet.config_written(new)
+            case "Node":
+                self.kubelet.node_written(old, new)
             case "Job" if old is None:
                 self._start_job_pod(new)
             case "Ingress":
@@ -769,6 +785,7 @@ class Cluster:
                 self._sync_gafaelfawr_ingress(new)
 
     def _after_remove(self, kind: ResourceKind, obj: Object) -> None:
+        self.admission.after_remove(kind, obj)
         if kind.kind == "Pod":
             self.kubelet.pod_removed(obj)
 

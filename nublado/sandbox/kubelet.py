@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import fnmatch
 import secrets
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from .references import env_problem, mount_problems
+from .scheduler import Scheduler, image_present
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -52,6 +56,9 @@ class Kubelet:
         self.cluster = cluster
         self._failures: list[tuple[str, str, PodFailure]] = []
         self._ip = 0
+        self.scheduler = Scheduler(cluster, self)
+        # Pods waiting for a ConfigMap or Secret: (namespace, name) -> (uid, step to retry).
+        self._blocked: dict[tuple[str, str], tuple[str, Callable[[str, str, str], None]]] = {}
 
     # Failures on demand
 
@@ -98,15 +105,8 @@ class Kubelet:
 
     def pod_written(self, old: Object | None, new: Object) -> None:
         """Start the lifecycle of a new pod."""
-        meta = new["metadata"]
         if old is None and (new.get("status") or {}).get("phase") == "Pending":
-            self.cluster.later(
-                self.cluster.settings.schedule_delay,
-                self._schedule,
-                meta["namespace"],
-                meta["name"],
-                meta["uid"],
-            )
+            self.scheduler.queue(new)
         if old is not None:
             old_phase = (old.get("status") or {}).get("phase")
             phase = (new.get("status") or {}).get("phase")
@@ -175,58 +175,93 @@ class Kubelet:
         }
         self.cluster.create_internal("Event", event, component)
 
-    def _pick_node(self, pod: Object) -> str | None:
-        selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-        for node in self.cluster.store.iter_objects("Node", None):
-            labels = node["metadata"].get("labels") or {}
-            if (node.get("spec") or {}).get("unschedulable"):
-                continue
-            if all(labels.get(k) == v for k, v in selector.items()):
-                return str(node["metadata"]["name"])
-        return None
+    def now(self) -> str:
+        """The current time as the kubelet writes it."""
+        return _now()
 
-    def _schedule(self, namespace: str, name: str, uid: str) -> None:
-        with self.cluster.store.lock:
-            pod = self._current(namespace, name, uid)
-            if pod is None:
-                return
-            node = (pod.get("spec") or {}).get("nodeName") or self._pick_node(pod)
-            if node is None:
-                total = sum(1 for _ in self.cluster.store.iter_objects("Node", None))
-                self._event(
-                    pod,
-                    "FailedScheduling",
-                    f"0/{total} nodes are available: {total} node(s) didn't match Pod's node "
-                    "affinity/selector.",
-                    event_type="Warning",
-                    component="default-scheduler",
-                )
-                return
-            now = _now()
+    def pod_bound(self, pod: Object) -> None:
+        """The scheduler bound the pod: pull its images after the pull delay."""
+        meta = pod["metadata"]
+        delay = self.cluster.settings.pull_delay
+        self.cluster.later(delay, self._pull, meta["namespace"], meta["name"], meta["uid"])
 
-            def bind(o: Object) -> None:
-                o.setdefault("spec", {})["nodeName"] = node
-                o.setdefault("status", {})["conditions"] = [
-                    {
-                        "type": "PodScheduled",
-                        "status": "True",
-                        "lastProbeTime": None,
-                        "lastTransitionTime": now,
-                    }
-                ]
+    def config_written(self, obj: Object) -> None:
+        """A ConfigMap or Secret appeared or changed: retry the pods of its namespace waiting."""
+        namespace = obj["metadata"].get("namespace", "")
+        for key, (uid, step) in list(self._blocked.items()):
+            if key[0] == namespace:
+                del self._blocked[key]
+                self.cluster.later(0, step, key[0], key[1], uid)
 
-            pod = self.cluster.update_internal(
-                "Pod", namespace, name, bind, "default-scheduler", subresource="", uid=uid
-            )
-            if pod is None:
-                return
+    def node_written(self, old: Object | None, new: Object) -> None:
+        """A node was added, relabelled or retainted: unschedulable pods may fit now.
+
+        Status writes (the images a pull adds) change nothing for scheduling.
+        """
+        if (
+            old is None
+            or old["metadata"].get("labels") != new["metadata"].get("labels")
+            or old.get("spec") != new.get("spec")
+        ):
+            self.scheduler.retry()
+
+    def _volumes_mounted(self, pod: Object) -> bool:
+        """Mount the pod's volumes; False (FailedMount, ContainerCreating) if one is missing."""
+        meta = pod["metadata"]
+        problems = mount_problems(self.cluster.store, pod)
+        if not problems:
+            return True
+        self._blocked[(meta["namespace"], meta["name"])] = (meta["uid"], self._pull)
+        for volume, problem in problems:
             self._event(
                 pod,
-                "Scheduled",
-                f"Successfully assigned {namespace}/{name} to {node}",
-                component="default-scheduler",
+                "FailedMount",
+                f'MountVolume.SetUp failed for volume "{volume}" : {problem}',
+                event_type="Warning",
             )
-            self.cluster.later(self.cluster.settings.pull_delay, self._pull, namespace, name, uid)
+
+        def mutate(o: Object) -> None:
+            status = o.setdefault("status", {})
+            status["containerStatuses"] = [
+                {**entry, "state": {"waiting": {"reason": "ContainerCreating"}}}
+                for entry in self._waiting_status(o, "ContainerCreating", "")
+            ]
+            status["conditions"] = _conditions(status, ready=False)
+
+        self.cluster.update_internal(
+            "Pod", meta["namespace"], meta["name"], mutate, "kubelet", uid=meta["uid"]
+        )
+        return False
+
+    def _config_ready(self, pod: Object) -> bool:
+        """Resolve the containers' environment; False (CreateContainerConfigError) if it fails."""
+        meta = pod["metadata"]
+        for key in ("initContainers", "containers"):
+            for container in _containers(pod, key):
+                problem = env_problem(self.cluster.store, meta["namespace"], container)
+                if problem is None:
+                    continue
+                self._blocked[(meta["namespace"], meta["name"])] = (meta["uid"], self._start)
+                self._event(
+                    pod,
+                    "Failed",
+                    f"Error: {problem}",
+                    event_type="Warning",
+                    field_path=f"spec.{key}{{{container.get('name')}}}",
+                )
+
+                def mutate(o: Object, problem: str = problem) -> None:
+                    status = o.setdefault("status", {})
+                    status["containerStatuses"] = self._waiting_status(
+                        o, "CreateContainerConfigError", problem
+                    )
+                    status["conditions"] = _conditions(status, ready=False)
+
+                self.cluster.update_internal(
+                    "Pod", meta["namespace"], meta["name"], mutate, "kubelet", uid=meta["uid"]
+                )
+                return False
+        return True
 
     def _node_images(self, node_name: str) -> set[str]:
         node = self.cluster.store.get("Node", "", node_name)
@@ -240,6 +275,8 @@ class Kubelet:
             pod = self._current(namespace, name, uid)
             if pod is None:
                 return
+            if not self._volumes_mounted(pod):
+                return
             failure = self._failure_for(pod)
             if failure in (PodFailure.ERR_IMAGE_PULL, PodFailure.IMAGE_PULL_BACK_OFF):
                 self._pull_failure(pod, PodFailure(failure))
@@ -251,7 +288,8 @@ class Kubelet:
                 for container in _containers(pod, key):
                     image = str(container.get("image", ""))
                     path = f"spec.{key}{{{container.get('name')}}}"
-                    if image in present and container.get("imagePullPolicy") != "Always":
+                    policy = container.get("imagePullPolicy")
+                    if image_present(image, present) and policy != "Always":
                         self._event(
                             pod,
                             "Pulled",
@@ -331,7 +369,7 @@ class Kubelet:
     def _start(self, namespace: str, name: str, uid: str) -> None:
         with self.cluster.store.lock:
             pod = self._current(namespace, name, uid)
-            if pod is None:
+            if pod is None or not self._config_ready(pod):
                 return
             for key in ("initContainers", "containers"):
                 for container in _containers(pod, key):

@@ -151,12 +151,7 @@ def initial_status(kind: ResourceKind, obj: Object, given: Any) -> Any:
         case "Pod":
             return {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
         case "PersistentVolumeClaim":
-            spec = obj.get("spec") or {}
-            status: Object = {"phase": "Bound", "accessModes": spec.get("accessModes", [])}
-            storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
-            if storage:
-                status["capacity"] = {"storage": storage}
-            return status
+            return {"phase": "Pending"}  # the volume controller (storage.py) binds it
         case "Service" | "Ingress":
             return {"loadBalancer": {}}
         case "ResourceQuota":

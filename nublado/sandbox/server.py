@@ -37,6 +37,7 @@ from .cluster import Cluster, SandboxSettings
 from .kinds import KINDS, kind_for_manifest, kind_named
 from .kubelet import PodFailure
 from .protocol import Fault, create_app
+from .storage import DEFAULT_STORAGE_CLASSES, load_storage_classes_file
 from .store import ApiError, clone
 
 __all__ = [
@@ -118,6 +119,7 @@ class Sandbox:
         settings: SandboxSettings | None = None,
         *,
         nodes: Path | dict[str, Any] | None = None,
+        storage_classes: Path | list[Object] | dict[str, Any] | None = None,
     ) -> None:
         self.cluster = Cluster(settings)
         self.settings = self.cluster.settings
@@ -129,6 +131,7 @@ class Sandbox:
         self.app = create_app(self)
         if nodes is not None:
             self.load_nodes(nodes)
+        self.load_storage_classes(storage_classes)
 
     # State
 
@@ -204,6 +207,7 @@ class Sandbox:
         settings: SandboxSettings | None = None,
         *,
         nodes: Path | dict[str, Any] | None = None,
+        storage_classes: Path | list[Object] | dict[str, Any] | None = None,
     ) -> None:
         """Start over with an empty cluster, keeping the server (tests share one per module).
 
@@ -224,6 +228,16 @@ class Sandbox:
         self._requests.clear()
         if nodes is not None:
             self.load_nodes(nodes)
+        self.load_storage_classes(storage_classes)
+
+    def load_storage_classes(
+        self, source: Path | list[Object] | dict[str, Any] | None = None
+    ) -> list[Object]:
+        """Add StorageClasses from a file or its content; None: ``standard``, the default."""
+        if source is None:
+            source = DEFAULT_STORAGE_CLASSES
+        data = load_storage_classes_file(source) if isinstance(source, Path) else source
+        return self.cluster.storage.add_classes(data)
 
     def load_nodes(self, source: Path | dict[str, Any]) -> list[Object]:
         """Add Nodes from a nodes file or its parsed content (with status.images)."""

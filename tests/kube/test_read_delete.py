@@ -151,8 +151,12 @@ async def test_job_deletion_orphans_its_pod_by_default(
     client: KubernetesClient, sandbox: Sandbox
 ) -> None:
     manifests = reference_manifests("fileserver")
-    await client.apply([m for m in manifests if m["kind"] in ("Namespace", "Job")])
-    await sandbox.wait_for_async(lambda: sandbox.objects("fileservers", "Pod"))
+    kinds = ("Namespace", "PersistentVolumeClaim", "Job")
+    await client.apply([m for m in manifests if m["kind"] in kinds])
+    # Scheduled (its claims bound): only a pod on a node has a grace period.
+    await sandbox.wait_for_async(
+        lambda: [p for p in sandbox.objects("fileservers", "Pod") if p["spec"].get("nodeName")]
+    )
 
     await client.delete("Job", "rachel-fs", "fileservers")
 
@@ -203,8 +207,12 @@ async def test_orphan_dependents_chooses_orphan_or_background(
     client: KubernetesClient, sandbox: Sandbox, orphan: str, terminating: bool
 ) -> None:
     manifests = reference_manifests("fileserver")
-    await client.apply([m for m in manifests if m["kind"] in ("Namespace", "Job")])
-    await sandbox.wait_for_async(lambda: sandbox.objects("fileservers", "Pod"))
+    kinds = ("Namespace", "PersistentVolumeClaim", "Job")
+    await client.apply([m for m in manifests if m["kind"] in kinds])
+    # Scheduled (its claims bound): only a pod on a node has a grace period.
+    await sandbox.wait_for_async(
+        lambda: [p for p in sandbox.objects("fileservers", "Pod") if p["spec"].get("nodeName")]
+    )
 
     await client._request(
         "DELETE",

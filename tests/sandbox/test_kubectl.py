@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sandbox_fixtures import NODES, reference_manifests
+from sandbox_fixtures import NODES, STORAGE_CLASSES, reference_manifests
 
 from nublado.cli import main
 
@@ -35,6 +35,8 @@ def sandbox_process(tmp_path: Path) -> Iterator[Path]:
             str(kubeconfig),
             "--nodes",
             str(NODES),
+            "--storage-classes",
+            str(STORAGE_CLASSES),
             "--log-level",
             "warning",
         ],
