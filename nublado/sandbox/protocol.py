@@ -28,6 +28,7 @@ from .cluster import Cluster, parse_object, parse_selectors
 from .kinds import KINDS, ResourceKind
 from .request import FieldValidation, writing
 from .store import ApiError, Watcher, status_body
+from .validation import check_body_size
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -417,6 +418,8 @@ class _Handlers:
             return _error(exc)
         with writing(validation) as write:
             try:
+                if request.method in ("POST", "PUT", "PATCH"):
+                    check_body_size(await request.body())
                 response = await self._resource(request)
             except ApiError as exc:
                 response = _error(exc)

@@ -1,0 +1,120 @@
+"""Kubernetes resource quantities (``500m``, ``1Gi``, ``2e3``): parse, compare, print.
+
+The sandbox needs them where kube-apiserver does: to refuse a body whose
+quantity does not parse (a 400 with apimachinery's own message), to compare
+requests with limits, and to print a quantity in the canonical form the real
+server's validation messages use (``1.5`` is ``1500m``, ``1024Mi`` is ``1Gi``).
+Values are exact fractions, so no float rounding sneaks into a comparison.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+__all__ = ["Quantity", "QuantityError", "parse_quantity"]
+
+QuantityFormat = Literal["BinarySI", "DecimalSI", "DecimalExponent"]
+
+_SPLIT = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+FORMAT_WRONG = f"quantities must match the regular expression '{_SPLIT}'"
+SUFFIX_WRONG = "unable to parse quantity's suffix"
+NUMERIC_WRONG = "unable to parse numeric part of quantity"
+
+# The shape apimachinery's parseQuantityString accepts: sign, digits with at
+# most one point, suffix letters, an optional signed exponent.
+_SHAPE = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?([eEinumkKMGTP]*)([-+]?[0-9]*)")
+_DECIMAL_SUFFIXES = {
+    "n": -9,
+    "u": -6,
+    "m": -3,
+    "": 0,
+    "k": 3,
+    "M": 6,
+    "G": 9,
+    "T": 12,
+    "P": 15,
+    "E": 18,
+}
+_BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_DECIMAL_BY_EXPONENT = {v: k for k, v in _DECIMAL_SUFFIXES.items()}
+_BINARY_BY_EXPONENT = {v: k for k, v in _BINARY_SUFFIXES.items()}
+_NANO = Fraction(1, 10**9)
+
+
+class QuantityError(ValueError):
+    """A quantity that does not parse; the text is apimachinery's error message."""
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """An exact quantity and the format its suffix asked for."""
+
+    value: Fraction
+    format: QuantityFormat
+
+    def __str__(self) -> str:
+        return self.canonical()
+
+    def canonical(self) -> str:
+        """The canonical text, as apimachinery's ``Quantity.String`` writes it."""
+        value = self.value
+        if value == 0:
+            return "0"
+        form = self.format
+        if form == "BinarySI" and (-1024 < value < 1024 or value.denominator != 1):
+            form = "DecimalSI"
+        if form == "BinarySI":
+            number = int(value)
+            for exponent in (60, 50, 40, 30, 20, 10):
+                if number % (1 << exponent) == 0:
+                    return f"{number >> exponent}{_BINARY_BY_EXPONENT[exponent]}"
+            return str(number)
+        # Precision below a nano unit is rounded up, away from zero.
+        scaled = value / _NANO
+        mantissa = -((-scaled.numerator) // scaled.denominator) if value > 0 else int(scaled)
+        exponent = -9
+        while mantissa % 1000 == 0 and exponent < 18:
+            mantissa //= 1000
+            exponent += 3
+        if form == "DecimalExponent":
+            return f"{mantissa}e{exponent}" if exponent else str(mantissa)
+        return f"{mantissa}{_DECIMAL_BY_EXPONENT[exponent]}"
+
+
+def parse_quantity(text: str) -> Quantity:
+    """Parse a quantity as ``resource.ParseQuantity`` does, or raise `QuantityError`."""
+    if not text:
+        raise QuantityError(FORMAT_WRONG)
+    match = _SHAPE.fullmatch(text)
+    if match is None:
+        raise QuantityError(FORMAT_WRONG)
+    sign, whole, fraction, letters, exponent_text = match.groups()
+    fraction = fraction or ""
+    if not whole and not fraction:
+        raise QuantityError(NUMERIC_WRONG)
+    suffix = letters + exponent_text
+    number = Fraction(int(whole or "0")) + (
+        Fraction(int(fraction), 10 ** len(fraction)) if fraction else 0
+    )
+    form: QuantityFormat
+    if suffix in _DECIMAL_SUFFIXES:
+        number *= Fraction(10) ** _DECIMAL_SUFFIXES[suffix]
+        form = "DecimalSI"
+    elif suffix in _BINARY_SUFFIXES:
+        number *= 1 << _BINARY_SUFFIXES[suffix]
+        form = "BinarySI"
+    elif letters in ("e", "E") and exponent_text.lstrip("+-").isdigit():
+        number *= Fraction(10) ** int(exponent_text)
+        form = "DecimalExponent"
+    else:
+        raise QuantityError(SUFFIX_WRONG)
+    if sign == "-":
+        number = -number
+    # Below a nano unit the value is rounded up, as the API server stores it.
+    if (number / _NANO).denominator != 1:
+        scaled = number / _NANO
+        number = Fraction(-((-scaled.numerator) // scaled.denominator)) * _NANO
+    return Quantity(number, form)
