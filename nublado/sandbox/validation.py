@@ -605,7 +605,8 @@ def label_value(value: str) -> list[str]:
     if not _LABEL_VALUE_RE.match(value):
         errors.append(
             _regex_error(
-                "a valid label must be an empty string or " + _QNAME_MESSAGE,
+                "a valid label must be an empty string or "
+                + _QNAME_MESSAGE.removeprefix("must "),
                 _LABEL_VALUE_FMT,
                 "MyValue",
                 "my_value",
