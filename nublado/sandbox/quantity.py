@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
-__all__ = ["Quantity", "QuantityError", "parse_quantity"]
+__all__ = ["Quantity", "QuantityError", "check_quantity", "parse_quantity"]
 
 QuantityFormat = Literal["BinarySI", "DecimalSI", "DecimalExponent"]
 
@@ -26,6 +27,10 @@ NUMERIC_WRONG = "unable to parse numeric part of quantity"
 # The shape apimachinery's parseQuantityString accepts: sign, digits with at
 # most one point, suffix letters, an optional signed exponent.
 _SHAPE = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?([eEinumkKMGTP]*)([-+]?[0-9]*)")
+# Every well-formed quantity, for a check that needs no value.
+_VALID = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[numkMGTPE]|[KMGTPE]i|[eE][+-]?[0-9]+)?"
+)
 _DECIMAL_SUFFIXES = {
     "n": -9,
     "u": -6,
@@ -84,6 +89,13 @@ class Quantity:
         return f"{mantissa}{_DECIMAL_BY_EXPONENT[exponent]}"
 
 
+def check_quantity(text: str) -> None:
+    """Raise `QuantityError` when ``text`` is not a quantity (cheaper than parsing it)."""
+    if _VALID.fullmatch(text) is None:
+        parse_quantity(text)
+
+
+@lru_cache(maxsize=4096)
 def parse_quantity(text: str) -> Quantity:
     """Parse a quantity as ``resource.ParseQuantity`` does, or raise `QuantityError`."""
     if not text:

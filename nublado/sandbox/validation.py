@@ -22,11 +22,11 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from .kinds import ResourceKind
-from .quantity import Quantity, QuantityError, parse_quantity
+from .quantity import Quantity, QuantityError, check_quantity, parse_quantity
 from .request import current_write
 from .schema import Node, node_for
 from .store import ApiError
@@ -274,122 +274,242 @@ def _base64_error(text: str) -> str | None:
     return None
 
 
+# How a scalar is checked: its JSON type, or the format that decodes it.
+_CHECKS = ("any", "string", "byte", "integer", "number", "boolean", "quantity", "intstr")
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the decoder needs of a schema node, computed once per node."""
+
+    kind: str
+    check: str
+    int_format: str
+    preserve: bool
+    required: tuple[str, ...]
+
+
+_SHAPES: dict[Node, _Shape] = {}
+
+
+def _shape(node: Node) -> _Shape:
+    """The node's shape (nodes live as long as the schema, so the cache never grows stale)."""
+    shape = _SHAPES.get(node)
+    if shape is not None:
+        return shape
+    kind = node.kind
+    check = "any"
+    if kind == "scalar":
+        types = node.types
+        form = node.format
+        if form == "quantity":
+            check = "quantity"
+        elif form == "int-or-string" or ("integer" in types and "string" in types):
+            check = "intstr"
+        elif "string" in types:
+            check = "byte" if form == "byte" else "string"
+        elif "integer" in types:
+            check = "integer"
+        elif "number" in types:
+            check = "number"
+        elif "boolean" in types:
+            check = "boolean"
+    shape = _Shape(
+        kind=kind,
+        check=check,
+        int_format=node.format if node.format in _INT_RANGES else "int64",
+        preserve=node.preserves_unknown_fields,
+        required=node.required if node.custom else (),
+    )
+    _SHAPES[node] = shape
+    return shape
+
+
+class _MapKey(str):
+    """A map key in a path (printed ``[key]``), as opposed to a field name."""
+
+
 class _Decoder:
     """One walk of an object against its schema: types, formats and unknown fields.
 
-    ``typed`` walks check types as Go's decoder does for built-in kinds (the
-    first bad value raises `_DecodeError`); custom resources collect schema
-    errors as 422 causes instead. Unknown fields are collected, and removed
-    when ``prune`` is set.
+    Built-in kinds are checked as Go's decoder checks them (the first bad
+    value raises `_DecodeError`); custom resources collect schema errors as
+    422 causes instead. Unknown fields are collected, and removed when
+    ``prune`` is set. The path of the value being checked is kept as a stack
+    of parts and written out only for an error or an unknown field.
     """
 
-    def __init__(self, *, typed: bool, prune: bool, check_types: bool = True) -> None:
-        self.typed = typed
+    def __init__(self, root: Node, *, prune: bool, check_types: bool = True) -> None:
+        self.root = root
+        self.typed = not root.custom
         self.prune = prune
         self.check_types = check_types
+        self.parts: list[str | int] = []
         self.unknown: list[str] = []
         self.errors: list[FieldError] = []
 
-    def walk(self, node: Node, value: Any, path: str, stack: str, struct: str) -> None:
-        """Check ``value`` at ``path`` (``stack``: Go's field path; ``struct``: its owner)."""
-        if value is None:
-            return
-        kind = node.kind
-        if kind == "untyped":
-            return
+    def walk(self, node: Node, value: Any) -> None:
+        """Check ``value`` against ``node``; ``self.parts`` is the path to it."""
+        shape = _shape(node)
+        kind = shape.kind
+        parts = self.parts
         if kind == "struct":
-            if not isinstance(value, dict):
-                self._type_error(node, value, path, stack, struct)
+            if type(value) is not dict:
+                self._type_error(node, value)
                 return
-            owner = node.name.rsplit(".", 1)[-1] if node.name else struct
-            if node.custom:
-                for name in node.required:
-                    if name not in value and self.check_types:
-                        self.errors.append(_required(_join(path, name)))
-            for key in list(value):
+            if shape.required and self.check_types:
+                for name in shape.required:
+                    if name not in value:
+                        self.errors.append(_required(self._path(name)))
+            for key in list(value) if self.prune else value:
                 child = node.field(key)
-                child_path = _join(path, key)
                 if child is None:
-                    if node.preserves_unknown_fields:
+                    if shape.preserve:
                         continue
-                    self.unknown.append(child_path)
+                    self.unknown.append(self._path(key))
                     if self.prune:
                         del value[key]
                     continue
-                self.walk(child, value[key], child_path, _join(stack, key), owner)
+                item = value[key]
+                if item is None:
+                    continue
+                parts.append(key)
+                self._child(child, item)
+                parts.pop()
             return
         if kind == "map":
-            if not isinstance(value, dict):
-                self._type_error(node, value, path, stack, struct)
+            if type(value) is not dict:
+                self._type_error(node, value)
                 return
             values = node.values
             for key, item in value.items():
-                self.walk(values, item, f"{path}[{key}]", stack, struct)
+                if item is not None:
+                    parts.append(_MapKey(key))
+                    self._child(values, item)
+                    parts.pop()
             return
         if kind == "list":
-            if not isinstance(value, list):
-                self._type_error(node, value, path, stack, struct)
+            if type(value) is not list:
+                self._type_error(node, value)
                 return
             items = node.items
             for index, item in enumerate(value):
-                self.walk(items, item, f"{path}[{index}]", stack, struct)
+                if item is not None:
+                    parts.append(index)
+                    self._child(items, item)
+                    parts.pop()
             return
-        if self.check_types:
-            self._scalar(node, value, path, stack, struct)
+        if kind == "scalar" and self.check_types:
+            self._scalar(node, shape, value)
 
-    def _scalar(self, node: Node, value: Any, path: str, stack: str, struct: str) -> None:
-        form = node.format
-        types = node.types
-        if form == "quantity":
+    def _child(self, node: Node, value: Any) -> None:
+        """Check one value, strings and small scalars without another call."""
+        shape = _shape(node)
+        if shape.kind == "scalar":
+            check = shape.check
+            kind = type(value)
+            if (check == "string" and kind is str) or (check == "boolean" and kind is bool):
+                return
+            if self.check_types:
+                self._scalar(node, shape, value)
+            return
+        if shape.kind != "untyped":
+            self.walk(node, value)
+
+    def _scalar(self, node: Node, shape: _Shape, value: Any) -> None:
+        check = shape.check
+        kind = type(value)
+        if check == "string":
+            if kind is str:
+                return
+        elif check == "quantity":
             if self.typed:
-                text = value if isinstance(value, str) else _quantity_text(value)
+                text = value if kind is str else _quantity_text(value)
                 try:
-                    parse_quantity(text.strip())
+                    check_quantity(text.strip())
                 except QuantityError as exc:
                     raise _DecodeError(str(exc)) from None
                 return
-            if isinstance(value, str | int | float) and not isinstance(value, bool):
+            if kind in (str, int, float):
                 return
-        elif form == "int-or-string" or ("integer" in types and "string" in types):
-            if isinstance(value, str) or (self._is_int(value, "int32")):
+        elif check == "intstr":
+            if kind is str or (kind is int and _fits(value, "int32")):
                 return
             if self.typed:
                 # IntOrString decodes anything but a string into its int32.
-                raise _DecodeError(_unmarshal_message(value, "int32", stack, struct))
-        elif "string" in types:
-            if isinstance(value, str):
-                if form == "byte" and self.typed:
+                raise _DecodeError(self._unmarshal(value, "int32"))
+        elif check == "byte":
+            if kind is str:
+                if self.typed:
                     problem = _base64_error(value)
                     if problem is not None:
                         raise _DecodeError(problem)
                 return
-        elif "integer" in types:
-            if self._is_int(value, form):
+        elif check == "integer":
+            if kind is int and _fits(value, shape.int_format):
                 return
-        elif "number" in types:
-            if isinstance(value, int | float) and not isinstance(value, bool):
+        elif check == "number":
+            if kind in (int, float):
                 return
-        elif "boolean" in types:
-            if isinstance(value, bool):
+        elif check == "boolean":
+            if kind is bool:
                 return
         else:
             return
-        self._type_error(node, value, path, stack, struct)
+        self._type_error(node, value)
 
-    @staticmethod
-    def _is_int(value: Any, form: str) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return False
-        low, high = _INT_RANGES.get(form, _INT_RANGES["int64"])
-        return low <= value <= high
+    # -- paths and errors -----------------------------------------------------
 
-    def _type_error(self, node: Node, value: Any, path: str, stack: str, struct: str) -> None:
+    def _path(self, last: str | None = None) -> str:
+        """The display path of the current value (``spec.containers[0].image``)."""
+        text = ""
+        for part in [*self.parts, last] if last is not None else self.parts:
+            if isinstance(part, int | _MapKey):
+                text += f"[{part}]"
+            else:
+                text = f"{text}.{part}" if text else part
+        return text
+
+    def _go_context(self) -> tuple[str, str]:
+        """Go's error context: the field names from the root, and the struct holding the last."""
+        names = [p for p in self.parts if isinstance(p, str) and not isinstance(p, _MapKey)]
+        node: Node | None = self.root
+        owner = self.root.name.rsplit(".", 1)[-1]
+        for part in self.parts[:-1]:
+            if node is None:
+                break
+            if isinstance(part, int):
+                node = node.items
+            elif isinstance(part, _MapKey):
+                node = node.values
+            else:
+                node = node.field(part)
+            if node is not None and node.name and _shape(node).kind == "struct":
+                owner = node.name.rsplit(".", 1)[-1]
+        return ".".join(names), owner
+
+    def _unmarshal(self, value: Any, go_type: str, node: Node | None = None) -> str:
+        """Go's UnmarshalTypeError text, with the struct and field path it adds."""
+        got = _json_type(value)
+        integer = go_type == "int32" or (node is not None and "integer" in node.types)
+        if got == "number" and integer:
+            # Go names the literal when a number does not fit an integer field.
+            got = f"number {json.dumps(value)}"
+        stack, owner = self._go_context()
+        if stack:
+            target = f"Go struct field {owner}.{stack}"
+            return f"json: cannot unmarshal {got} into {target} of type {go_type}"
+        return f"json: cannot unmarshal {got} into Go value of type {go_type}"
+
+    def _type_error(self, node: Node, value: Any) -> None:
+        if not self.check_types:
+            return
         if self.typed:
-            raise _DecodeError(_unmarshal_message(value, _go_type(node), stack, struct, node))
-        want = node.kind if node.kind in ("list", "map", "struct") else ""
-        expected = {"list": "array", "map": "object", "struct": "object"}.get(want) or (
+            raise _DecodeError(self._unmarshal(value, _go_type(node), node))
+        expected = {"list": "array", "map": "object", "struct": "object"}.get(node.kind) or (
             node.types[0] if node.types else "object"
         )
+        path = self._path()
         got = _schema_type(value)
         self.errors.append(
             FieldError(
@@ -401,8 +521,9 @@ class _Decoder:
         )
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+def _fits(value: int, form: str) -> bool:
+    low, high = _INT_RANGES[form]
+    return low <= value <= high
 
 
 def _quantity_text(value: Any) -> str:
@@ -427,21 +548,6 @@ def _schema_type(value: Any) -> str:
     return "object"
 
 
-def _unmarshal_message(
-    value: Any, go_type: str, stack: str, struct: str, node: Node | None = None
-) -> str:
-    """Go's UnmarshalTypeError text, with the struct and field path it adds."""
-    got = _json_type(value)
-    integer = go_type == "int32" or (node is not None and "integer" in node.types)
-    if got == "number" and integer:
-        # Go names the literal when a number does not fit an integer field.
-        got = f"number {json.dumps(value)}"
-    if stack:
-        target = f"Go struct field {struct}.{stack}"
-        return f"json: cannot unmarshal {got} into {target} of type {go_type}"
-    return f"json: cannot unmarshal {got} into Go value of type {go_type}"
-
-
 def find_unknown_fields(node: Node, value: Any, *, prune: bool = False) -> list[str]:
     """Paths (``spec.containers[0].foo``) of the fields ``node``'s schema does not declare.
 
@@ -449,8 +555,8 @@ def find_unknown_fields(node: Node, value: Any, *, prune: bool = False) -> list[
     fields under ``x-kubernetes-preserve-unknown-fields``. Types are not
     checked, so this serves any body (an apply configuration as well).
     """
-    decoder = _Decoder(typed=not node.custom, prune=prune, check_types=False)
-    decoder.walk(node, value, "", "", node.name.rsplit(".", 1)[-1] if node.name else "")
+    decoder = _Decoder(node, prune=prune, check_types=False)
+    decoder.walk(node, value)
     return decoder.unknown
 
 
@@ -466,11 +572,11 @@ def decode_object(kind: ResourceKind, obj: Object) -> None:
     node = node_for(kind.api_version, kind.kind)
     if node is None:
         return
-    decoder = _Decoder(typed=not node.custom, prune=True)
+    decoder = _Decoder(node, prune=True)
     version = kind.api_version.rpartition("/")[2]
     prefix = f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}'
     try:
-        decoder.walk(node, obj, "", "", kind.kind)
+        decoder.walk(node, obj)
     except _DecodeError as exc:
         raise ApiError.bad_request(f"{prefix}: {exc}") from None
     if decoder.unknown:
@@ -520,7 +626,8 @@ def _max_len(limit: int) -> str:
     return f"must be no more than {limit} characters"
 
 
-def dns1123_label(value: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def dns1123_label(value: str) -> tuple[str, ...]:
     """IsDNS1123Label."""
     errors = [_max_len(63)] if len(value) > 63 else []
     if not _LABEL_RE.match(value):
@@ -536,10 +643,11 @@ def dns1123_label(value: str) -> list[str]:
                     "123-abc",
                 )
             )
-    return errors
+    return tuple(errors)
 
 
-def dns1123_subdomain(value: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def dns1123_subdomain(value: str) -> tuple[str, ...]:
     """IsDNS1123Subdomain."""
     errors = [_max_len(253)] if len(value) > 253 else []
     if not _SUBDOMAIN_RE.match(value):
@@ -551,10 +659,11 @@ def dns1123_subdomain(value: str) -> list[str]:
                 "example.com",
             )
         )
-    return errors
+    return tuple(errors)
 
 
-def dns1035_label(value: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def dns1035_label(value: str) -> tuple[str, ...]:
     """IsDNS1035Label (Service names)."""
     errors = [_max_len(63)] if len(value) > 63 else []
     if not _DNS1035_RE.match(value):
@@ -567,10 +676,11 @@ def dns1035_label(value: str) -> list[str]:
                 "abc-123",
             )
         )
-    return errors
+    return tuple(errors)
 
 
-def qualified_name(value: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def qualified_name(value: str) -> tuple[str, ...]:
     """IsQualifiedName: label and annotation keys, ``prefix/name``."""
     errors: list[str] = []
     parts = value.split("/")
@@ -583,11 +693,11 @@ def qualified_name(value: str) -> list[str]:
         else:
             errors.extend(f"prefix part {m}" for m in dns1123_subdomain(prefix))
     else:
-        return [
+        return (
             "a qualified name "
             + _regex_error(_QNAME_MESSAGE, _QNAME_FMT, "MyName", "my.name", "123-abc")
-            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ]
+            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+        )
     if not name:
         errors.append("name part must be non-empty")
     elif len(name) > 63:
@@ -596,27 +706,28 @@ def qualified_name(value: str) -> list[str]:
         errors.append(
             "name part " + _regex_error(_QNAME_MESSAGE, _QNAME_FMT, "MyName", "my.name", "123-abc")
         )
-    return errors
+    return tuple(errors)
 
 
-def label_value(value: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def label_value(value: str) -> tuple[str, ...]:
     """IsValidLabelValue."""
     errors = [_max_len(63)] if len(value) > 63 else []
     if not _LABEL_VALUE_RE.match(value):
         errors.append(
             _regex_error(
-                "a valid label must be an empty string or "
-                + _QNAME_MESSAGE.removeprefix("must "),
+                "a valid label must be an empty string or " + _QNAME_MESSAGE.removeprefix("must "),
                 _LABEL_VALUE_FMT,
                 "MyValue",
                 "my_value",
                 "12345",
             )
         )
-    return errors
+    return tuple(errors)
 
 
-def _port_name(value: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _port_name(value: str) -> tuple[str, ...]:
     """IsValidPortName (an IANA service name)."""
     errors = [_max_len(15)] if len(value) > 15 else []
     if not _PORT_NAME_CHARS.match(value):
@@ -627,7 +738,7 @@ def _port_name(value: str) -> list[str]:
         errors.append("must not contain consecutive hyphens")
     if value and (value[0] == "-" or value[-1] == "-"):
         errors.append("must not begin or end with a hyphen")
-    return errors
+    return tuple(errors)
 
 
 def _port_number(value: int) -> list[str]:
@@ -636,7 +747,8 @@ def _port_number(value: int) -> list[str]:
     return ["must be between 1 and 65535, inclusive"]
 
 
-def _config_key(value: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _config_key(value: str) -> tuple[str, ...]:
     """IsConfigMapKey: ConfigMap and Secret data keys."""
     errors = [_max_len(253)] if len(value) > 253 else []
     if not _CONFIG_KEY_RE.match(value):
@@ -655,7 +767,7 @@ def _config_key(value: str) -> list[str]:
         errors.append("must not be '..'")
     elif value.startswith(".."):
         errors.append("must not start with '..'")
-    return errors
+    return tuple(errors)
 
 
 def _mask_trailing_dash(value: str) -> str:
@@ -707,7 +819,7 @@ def _label_selector(selector: Any, path: str) -> list[FieldError]:
 # -- metadata ----------------------------------------------------------------------
 
 # Kinds whose names follow another rule than a DNS-1123 subdomain.
-_NAME_RULES: dict[str, Callable[[str], list[str]]] = {
+_NAME_RULES: dict[str, Callable[[str], tuple[str, ...]]] = {
     "Namespace": dns1123_label,
     "Service": dns1035_label,
 }
