@@ -28,7 +28,7 @@ from .cluster import Cluster, parse_object, parse_selectors
 from .kinds import KINDS, ResourceKind
 from .request import FieldValidation, writing
 from .store import ApiError, Watcher, status_body
-from .validation import check_body_size
+from .validation import check_body_size, decoding_patch
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -654,17 +654,18 @@ class _Handlers:
                 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
                 "for non-apply patch",
             )
-        obj = self.cluster.patch(
-            target.kind.kind,
-            target.namespace,
-            target.name or "",
-            content_type,
-            raw,
-            subresource=target.subresource if target.subresource == "status" else "",
-            field_manager=query.get("fieldManager"),
-            user_agent=request.headers.get("user-agent"),
-            dry_run=dry_run,
-        )
+        with decoding_patch():
+            obj = self.cluster.patch(
+                target.kind.kind,
+                target.namespace,
+                target.name or "",
+                content_type,
+                raw,
+                subresource=target.subresource if target.subresource == "status" else "",
+                field_manager=query.get("fieldManager"),
+                user_agent=request.headers.get("user-agent"),
+                dry_run=dry_run,
+            )
         return _json(obj)
 
     async def _delete_options(

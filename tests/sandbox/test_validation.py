@@ -582,12 +582,44 @@ def _write(http: httpx.Client, verb: str, validation: str) -> httpx.Response:
 VERBS = ["POST", "PUT", "merge-patch", "json-patch"]
 
 
-@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize("verb", ["POST", "PUT"])
 def test_strict_refuses_unknown_fields(http: httpx.Client, verb: str) -> None:
     response = _write(http, verb, "Strict")
     assert response.status_code == 400
     assert response.json()["message"] == UNKNOWN_STRICT
     assert response.json()["reason"] == "BadRequest"
+
+
+@pytest.mark.parametrize("verb", ["merge-patch", "json-patch"])
+def test_strict_refuses_unknown_fields_in_a_patch_as_invalid_patch(
+    http: httpx.Client, verb: str
+) -> None:
+    # The patch handler wraps the strict error in a 422 on the field "patch",
+    # the patched object (as the sandbox writes it) being the bad value.
+    response = _write(http, verb, "Strict")
+    assert response.status_code == 422
+    body = response.json()
+    strict = 'strict decoding error: unknown field "metadata.colour", unknown field "spec"'
+    assert body["message"].startswith(' "" is invalid: patch: Invalid value: "{')
+    assert body["message"].endswith(f'}}": {strict}')
+    [cause] = body["details"]["causes"]
+    assert (cause["reason"], cause["field"]) == ("FieldValueInvalid", "patch")
+    assert cause["message"].endswith(strict)
+    assert set(body["details"]) == {"causes"}
+    assert "colour" not in http.get(f"{CONFIGMAPS}/c").json()["metadata"]
+
+
+def test_wrong_type_in_a_patch_is_invalid_patch(http: httpx.Client) -> None:
+    assert http.post(CONFIGMAPS, json={"metadata": {"name": "c"}}).status_code == 201
+    response = http.patch(
+        f"{CONFIGMAPS}/c",
+        content=json.dumps({"data": {"a": 1}}),
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["message"].endswith(
+        "json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
+    )
 
 
 @pytest.mark.parametrize("validation", ["Warn", ""])
