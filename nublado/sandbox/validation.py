@@ -919,7 +919,11 @@ def _volume_sources() -> tuple[str, ...]:
 
 
 def _volumes(volumes: list[Any], path: str) -> tuple[set[str], list[FieldError]]:
-    """ValidateVolumes: unique DNS-label names, exactly one source each."""
+    """ValidateVolumes: unique DNS-label names, exactly one source each.
+
+    As in the real rule, a volume with an error does not count as declared,
+    so mounts of it are refused too.
+    """
     errors: list[FieldError] = []
     names: set[str] = set()
     sources = _volume_sources()
@@ -929,18 +933,22 @@ def _volumes(volumes: list[Any], path: str) -> tuple[set[str], list[FieldError]]
             continue
         name = volume.get("name") or ""
         given = [s for s in sources if volume.get(s) is not None]
+        found: list[FieldError] = []
         if not given:
-            errors.append(_required(where, "must specify a volume type"))
+            found.append(_required(where, "must specify a volume type"))
         for extra in given[1:]:
-            errors.append(_forbidden(f"{where}.{extra}", "may not specify more than 1 volume type"))
-        errors.extend(_volume_source(volume, where))
+            found.append(_forbidden(f"{where}.{extra}", "may not specify more than 1 volume type"))
+        found.extend(_volume_source(volume, where))
         if not name:
-            errors.append(_required(f"{where}.name"))
+            found.append(_required(f"{where}.name"))
         else:
-            errors.extend(_invalid(f"{where}.name", name, m) for m in dns1123_label(name))
-            if name in names:
-                errors.append(_duplicate(f"{where}.name", name))
-        names.add(name)
+            found.extend(_invalid(f"{where}.name", name, m) for m in dns1123_label(name))
+        if name in names:
+            found.append(_duplicate(f"{where}.name", name))
+        if found:
+            errors.extend(found)
+        else:
+            names.add(name)
     return names, errors
 
 
@@ -1008,7 +1016,8 @@ def _env(env: list[Any], path: str) -> list[FieldError]:
         name = variable.get("name") or ""
         if not name:
             errors.append(_required(where))
-        if not _RELAXED_ENV_NAME.match(name):
+            errors.append(_invalid(where, name, "environment variable name must be non-empty"))
+        elif not _RELAXED_ENV_NAME.match(name):
             errors.append(
                 _invalid(
                     where,

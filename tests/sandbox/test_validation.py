@@ -19,7 +19,10 @@ import pytest
 from render.test_snapshots import CASES as RENDERED_SETS
 from sandbox_fixtures import reference_manifests
 
+from nublado.sandbox.quantity import parse_quantity
+from nublado.sandbox.schema import node_for
 from nublado.sandbox.server import Sandbox
+from nublado.sandbox.validation import find_unknown_fields
 
 NS = "v"
 PODS = f"/api/v1/namespaces/{NS}/pods"
@@ -748,3 +751,50 @@ def test_rendered_sets_pass_validation(sandbox: Sandbox, case: str) -> None:
     manifests = json.loads(json.dumps(RENDERED_SETS[case]()))
     with httpx.Client(base_url=sandbox.url, timeout=30) as http:
         _create_all(http, manifests)
+
+
+# -- the pieces other sandbox modules reuse ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("1.5", "1500m"),
+        ("2000", "2k"),
+        ("1500", "1500"),
+        ("1024Mi", "1Gi"),
+        ("1536Mi", "1536Mi"),
+        ("0.5Gi", "512Mi"),
+        ("100m", "100m"),
+        ("1e3", "1e3"),
+        ("0.0000000001", "1n"),
+        ("-1Gi", "-1Gi"),
+        ("0", "0"),
+    ],
+)
+def test_quantities_print_in_canonical_form(text: str, canonical: str) -> None:
+    assert str(parse_quantity(text)) == canonical
+
+
+def test_unknown_field_walker_reports_and_prunes() -> None:
+    node = node_for("v1", "Pod")
+    assert node is not None
+    pod = _pod(containers=[_container(limits={"cpu": "1"})], colour="blue")
+    assert find_unknown_fields(node, pod) == ["spec.containers[0].limits", "spec.colour"]
+    assert "colour" in pod["spec"]
+    assert find_unknown_fields(node, pod, prune=True) == [
+        "spec.containers[0].limits",
+        "spec.colour",
+    ]
+    assert find_unknown_fields(node, pod) == []
+    custom = node_for("gafaelfawr.lsst.io/v1alpha1", "GafaelfawrIngress")
+    assert custom is not None
+    assert find_unknown_fields(custom, _gafaelfawr_ingress(colour="blue")) == ["config.colour"]
+
+
+def test_generate_name_is_validated(http: httpx.Client) -> None:
+    response = http.post(CONFIGMAPS, json={"metadata": {"generateName": "Lab-"}})
+    assert response.status_code == 422
+    causes = [(c["field"], c["message"]) for c in response.json()["details"]["causes"]]
+    assert causes[0] == ("metadata.generateName", f'Invalid value: "Lab-": {SUBDOMAIN_RULE}')
+    assert http.post(CONFIGMAPS, json={"metadata": {"generateName": "lab-"}}).status_code == 201
