@@ -214,8 +214,10 @@ def _go_package(definition: str) -> str:
 
 def _go_type(node: Node) -> str:
     """The Go type a schema node decodes into, as Go's decoder names it."""
+    if node.format == "date-time":
+        return "string"  # metav1.Time decodes its JSON string first
     if node.name:
-        if node.kind == "scalar" and node.format in ("quantity", "int-or-string", "date-time"):
+        if node.kind == "scalar" and node.format in ("quantity", "int-or-string"):
             return _go_package(node.name)
         if node.kind == "struct":
             return _go_package(node.name)
