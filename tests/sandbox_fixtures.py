@@ -54,6 +54,11 @@ def reference_manifests(name: str) -> list[dict[str, Any]]:
         for key, value in (data or {}).items():
             if value == "<ANY>":
                 data[key] = "dG9rZW4="
+        # As deployed: the GafaelfawrIngress CRD requires an https base URL
+        # (the reference configuration serves Gafaelfawr on local http).
+        config = manifest.get("config") if manifest["kind"] == "GafaelfawrIngress" else None
+        if config and not str(config.get("baseUrl", "https://")).startswith("https://"):
+            config["baseUrl"] = "https://data.example.com"
     return sorted(manifests, key=lambda m: _ORDER.index(m["kind"]))
 
 

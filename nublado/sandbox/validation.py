@@ -294,6 +294,8 @@ class _Shape:
     int_format: str
     preserve: bool
     required: tuple[str, ...]
+    enum: tuple[Any, ...] = ()
+    pattern: re.Pattern[str] | None = None
 
 
 _SHAPES: dict[Node, _Shape] = {}
@@ -327,6 +329,10 @@ def _shape(node: Node) -> _Shape:
         int_format=node.format if node.format in _INT_RANGES else "int64",
         preserve=node.preserves_unknown_fields,
         required=node.required if node.custom else (),
+        # Only a custom resource's schema is enforced as such; built-in kinds
+        # have their validation code instead.
+        enum=node.enum if node.custom else (),
+        pattern=re.compile(node.raw["pattern"]) if node.custom and "pattern" in node.raw else None,
     )
     _SHAPES[node] = shape
     return shape
@@ -415,7 +421,10 @@ class _Decoder:
         if shape.kind == "scalar":
             check = shape.check
             kind = type(value)
-            if (check == "string" and kind is str) or (check == "boolean" and kind is bool):
+            plain = not shape.enum and shape.pattern is None
+            if plain and (
+                (check == "string" and kind is str) or (check == "boolean" and kind is bool)
+            ):
                 return
             if self.check_types:
                 self._scalar(node, shape, value)
@@ -424,6 +433,8 @@ class _Decoder:
             self.walk(node, value)
 
     def _scalar(self, node: Node, shape: _Shape, value: Any) -> None:
+        if shape.enum or shape.pattern:
+            self._schema_rules(shape, value)
         check = shape.check
         kind = type(value)
         if check == "string":
@@ -464,6 +475,15 @@ class _Decoder:
         else:
             return
         self._type_error(node, value)
+
+    def _schema_rules(self, shape: _Shape, value: Any) -> None:
+        """A custom resource's ``enum`` and ``pattern``, as its CRD validation writes them."""
+        if shape.enum and value not in shape.enum:
+            self.errors.append(_not_supported(self._path(), value, [str(v) for v in shape.enum]))
+        if shape.pattern and isinstance(value, str) and not shape.pattern.search(value):
+            path = self._path()
+            detail = f"{path} in body should match '{shape.pattern.pattern}'"
+            self.errors.append(_invalid(path, value, detail))
 
     # -- paths and errors -----------------------------------------------------
 

@@ -692,8 +692,9 @@ def test_custom_resource_unknown_fields_follow_field_validation(http: httpx.Clie
     assert "colour" not in warned.json()["config"]
 
 
-def test_custom_resource_types_and_required_fields(http: httpx.Client) -> None:
-    body = _gafaelfawr_ingress(allowCookies="yes")
+def test_custom_resource_schema_types_required_enums_and_patterns(http: httpx.Client) -> None:
+    body = _gafaelfawr_ingress(allowCookies="yes", authType="digest")
+    body["config"]["baseUrl"] = "http://example.com"
     del body["template"]
     response = http.post(INGRESSES, json=body)
     assert response.status_code == 422
@@ -701,10 +702,21 @@ def test_custom_resource_types_and_required_fields(http: httpx.Client) -> None:
     assert causes == [
         ("FieldValueRequired", "template", "Required value"),
         (
+            "FieldValueInvalid",
+            "config.baseUrl",
+            'Invalid value: "http://example.com": config.baseUrl in body should match '
+            "'^https://[a-z.-]+'",
+        ),
+        (
             "FieldValueTypeInvalid",
             "config.allowCookies",
             'Invalid value: "string": config.allowCookies in body must be of type boolean: '
             '"string"',
+        ),
+        (
+            "FieldValueNotSupported",
+            "config.authType",
+            'Unsupported value: "digest": supported values: "basic", "bearer"',
         ),
     ]
 
