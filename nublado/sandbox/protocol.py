@@ -419,7 +419,7 @@ class _Handlers:
         with writing(validation) as write:
             try:
                 if request.method in ("POST", "PUT", "PATCH"):
-                    check_body_size(await request.body())
+                    check_body_size(await request.body(), request.method)
                 response = await self._resource(request)
             except ApiError as exc:
                 response = _error(exc)

@@ -173,14 +173,73 @@ def invalid_error(kind: ResourceKind, name: str, errors: list[FieldError]) -> Ap
 # -- request body limit -------------------------------------------------------
 
 
-def check_body_size(raw: bytes) -> None:
-    """413 for a body past kube-apiserver's 3 MiB limit, before anything parses it."""
+def check_body_size(raw: bytes, method: str = "") -> None:
+    """413 for a body past kube-apiserver's 3 MiB limit, before anything parses it.
+
+    The body of a POST or PUT is also kept for the request's strict decoding,
+    which looks for duplicate fields the JSON parser has already merged.
+    """
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(
             413,
             "RequestEntityTooLarge",
             f"Request entity too large: limit is {MAX_BODY_BYTES}",
         )
+    if method in ("POST", "PUT"):
+        _BODY.set(raw)
+
+
+_BODY: ContextVar[bytes | None] = ContextVar("sandbox_body", default=None)
+
+
+class _Pairs(dict[str, Any]):
+    """A JSON object that remembers the keys it held more than once."""
+
+    duplicates: frozenset[str] = frozenset()
+
+
+def _pairs(items: list[tuple[str, Any]]) -> _Pairs:
+    result = _Pairs(items)
+    if len(result) != len(items):
+        seen: set[str] = set()
+        repeated: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                repeated.add(key)
+            seen.add(key)
+        result.duplicates = frozenset(repeated)
+    return result
+
+
+def _with_duplicates(node: Node) -> list[str] | None:
+    """Strict errors of the request body, duplicates included, when it has duplicate fields.
+
+    Read once per request (the first object decoded is the body's), and only
+    under Strict: parsing the body a second time costs more than the rest.
+    """
+    raw = _BODY.get()
+    if raw is None:
+        return None
+    _BODY.set(None)
+    if not raw.lstrip().startswith(b"{") or b'"' not in raw:
+        return None
+    found: list[bool] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> _Pairs:
+        result = _pairs(items)
+        if result.duplicates:
+            found.append(True)
+        return result
+
+    try:
+        tree = json.loads(raw, object_pairs_hook=pairs)
+    except ValueError:
+        return None
+    if not found:
+        return None
+    decoder = _Decoder(node, prune=False, check_types=False)
+    decoder.walk(node, tree)
+    return decoder.strict
 
 
 # -- decoding -------------------------------------------------------------------
@@ -359,6 +418,7 @@ class _Decoder:
         self.check_types = check_types
         self.parts: list[str | int] = []
         self.unknown: list[str] = []
+        self.strict: list[str] = []  # unknown and duplicate fields, in document order
         self.errors: list[FieldError] = []
 
     def walk(self, node: Node, value: Any) -> None:
@@ -367,22 +427,26 @@ class _Decoder:
         kind = shape.kind
         parts = self.parts
         if kind == "struct":
-            if type(value) is not dict:
+            if not isinstance(value, dict):
                 self._type_error(node, value)
                 return
             if shape.required and self.check_types:
                 for name in shape.required:
                     if name not in value:
                         self.errors.append(_required(self._path(name)))
+            duplicates = value.duplicates if type(value) is _Pairs else ()
             for key in list(value) if self.prune else value:
                 child = node.field(key)
                 if child is None:
                     if shape.preserve:
                         continue
                     self.unknown.append(self._path(key))
+                    self.strict.append(f'unknown field "{self.unknown[-1]}"')
                     if self.prune:
                         del value[key]
                     continue
+                if key in duplicates:
+                    self.strict.append(f'duplicate field "{self._path(key)}"')
                 item = value[key]
                 if item is None:
                     continue
@@ -391,7 +455,7 @@ class _Decoder:
                 parts.pop()
             return
         if kind == "map":
-            if type(value) is not dict:
+            if not isinstance(value, dict):
                 self._type_error(node, value)
                 return
             values = node.values
@@ -638,11 +702,12 @@ def decode_object(kind: ResourceKind, obj: Object) -> None:
         if patched is not None:
             raise _patch_invalid(patched, str(exc)) from None
         raise ApiError.bad_request(f"{prefix}: {exc}") from None
-    if decoder.unknown:
+    write = current_write()
+    with_duplicates = _with_duplicates(node) if write.field_validation == "Strict" else None
+    if decoder.unknown or with_duplicates:
         messages = [f'unknown field "{path}"' for path in decoder.unknown]
-        write = current_write()
         if write.field_validation == "Strict":
-            strict = f"strict decoding error: {', '.join(messages)}"
+            strict = f"strict decoding error: {', '.join(with_duplicates or messages)}"
             if patched is not None:
                 raise _patch_invalid(patched, strict)
             raise ApiError.bad_request(f"{prefix}: {strict}")

@@ -593,6 +593,27 @@ def test_strict_refuses_unknown_fields(http: httpx.Client, verb: str) -> None:
     assert response.json()["reason"] == "BadRequest"
 
 
+@pytest.mark.parametrize("verb", ["POST", "PUT"])
+def test_strict_refuses_duplicate_fields(http: httpx.Client, verb: str) -> None:
+    body = b'{"metadata": {"name": "c", "name": "c"}, "dta": {}, "data": {"a": "1"}}'
+    headers = {"content-type": "application/json"}
+    query = {"fieldValidation": "Strict"}
+    if verb == "POST":
+        response = http.post(CONFIGMAPS, content=body, headers=headers, params=query)
+    else:
+        assert http.post(CONFIGMAPS, json={"metadata": {"name": "c"}}).status_code == 201
+        response = http.put(f"{CONFIGMAPS}/c", content=body, headers=headers, params=query)
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+        'duplicate field "metadata.name", unknown field "dta"'
+    )
+    # Without Strict, the last value wins, as in Go's decoder.
+    lenient = http.post(CONFIGMAPS, content=body.replace(b'"c"}', b'"d"}'), headers=headers)
+    assert lenient.status_code == 201
+    assert lenient.json()["metadata"]["name"] == "d"
+
+
 @pytest.mark.parametrize("verb", ["merge-patch", "json-patch"])
 def test_strict_refuses_unknown_fields_in_a_patch_as_invalid_patch(
     http: httpx.Client, verb: str
