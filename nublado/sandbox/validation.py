@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
 
@@ -355,6 +355,10 @@ class _Shape:
     required: tuple[str, ...]
     enum: tuple[Any, ...] = ()
     pattern: re.Pattern[str] | None = None
+    # The Python type that is always a valid value (str for a plain string).
+    quick: type | None = None
+    # A struct's fields met so far: name -> (node, shape), or None when undeclared.
+    fields: dict[str, tuple[Node, _Shape] | None] = field(default_factory=dict)
 
 
 _SHAPES: dict[Node, _Shape] = {}
@@ -382,9 +386,12 @@ def _shape(node: Node) -> _Shape:
             check = "number"
         elif "boolean" in types:
             check = "boolean"
+    custom_rules = node.custom and ("enum" in node.raw or "pattern" in node.raw)
+    quick = {"string": str, "boolean": bool}.get(check) if not custom_rules else None
     shape = _Shape(
         kind=kind,
         check=check,
+        quick=quick,
         int_format=node.format if node.format in _INT_RANGES else "int64",
         preserve=node.preserves_unknown_fields,
         required=node.required if node.custom else (),
@@ -395,6 +402,9 @@ def _shape(node: Node) -> _Shape:
     )
     _SHAPES[node] = shape
     return shape
+
+
+_UNSEEN: Any = object()
 
 
 class _MapKey(str):
@@ -421,80 +431,77 @@ class _Decoder:
         self.strict: list[str] = []  # unknown and duplicate fields, in document order
         self.errors: list[FieldError] = []
 
-    def walk(self, node: Node, value: Any) -> None:
+    def walk(self, node: Node, value: Any, shape: _Shape | None = None) -> None:
         """Check ``value`` against ``node``; ``self.parts`` is the path to it."""
-        shape = _shape(node)
+        if shape is None:
+            shape = _shape(node)
         kind = shape.kind
-        parts = self.parts
         if kind == "struct":
             if not isinstance(value, dict):
                 self._type_error(node, value)
                 return
-            if shape.required and self.check_types:
-                for name in shape.required:
-                    if name not in value:
-                        self.errors.append(_required(self._path(name)))
-            duplicates = value.duplicates if type(value) is _Pairs else ()
-            for key in list(value) if self.prune else value:
-                child = node.field(key)
-                if child is None:
-                    if shape.preserve:
-                        continue
-                    self.unknown.append(self._path(key))
-                    self.strict.append(f'unknown field "{self.unknown[-1]}"')
-                    if self.prune:
-                        del value[key]
-                    continue
-                if key in duplicates:
-                    self.strict.append(f'duplicate field "{self._path(key)}"')
-                item = value[key]
-                if item is None:
-                    continue
-                parts.append(key)
-                self._child(child, item)
-                parts.pop()
+            self._struct(node, shape, value)
             return
         if kind == "map":
             if not isinstance(value, dict):
                 self._type_error(node, value)
                 return
             values = node.values
+            values_shape = _shape(values)
             for key, item in value.items():
-                if item is not None:
-                    parts.append(_MapKey(key))
-                    self._child(values, item)
-                    parts.pop()
+                self._child(values, values_shape, item, _MapKey(key))
             return
         if kind == "list":
             if type(value) is not list:
                 self._type_error(node, value)
                 return
             items = node.items
+            items_shape = _shape(items)
             for index, item in enumerate(value):
-                if item is not None:
-                    parts.append(index)
-                    self._child(items, item)
-                    parts.pop()
+                self._child(items, items_shape, item, index)
             return
         if kind == "scalar" and self.check_types:
             self._scalar(node, shape, value)
 
-    def _child(self, node: Node, value: Any) -> None:
-        """Check one value, strings and small scalars without another call."""
-        shape = _shape(node)
-        if shape.kind == "scalar":
-            check = shape.check
-            kind = type(value)
-            plain = not shape.enum and shape.pattern is None
-            if plain and (
-                (check == "string" and kind is str) or (check == "boolean" and kind is bool)
-            ):
-                return
-            if self.check_types:
-                self._scalar(node, shape, value)
+    def _struct(self, node: Node, shape: _Shape, value: Object) -> None:
+        if shape.required and self.check_types:
+            for name in shape.required:
+                if name not in value:
+                    self.errors.append(_required(self._path(name)))
+        duplicates = value.duplicates if type(value) is _Pairs else ()
+        fields = shape.fields
+        for key in list(value) if self.prune else value:
+            entry = fields.get(key, _UNSEEN)
+            if entry is _UNSEEN:
+                child = node.field(key)
+                entry = fields[key] = (child, _shape(child)) if child is not None else None
+            if entry is None:
+                if shape.preserve:
+                    continue
+                self.unknown.append(self._path(key))
+                self.strict.append(f'unknown field "{self.unknown[-1]}"')
+                if self.prune:
+                    del value[key]
+                continue
+            if key in duplicates:
+                self.strict.append(f'duplicate field "{self._path(key)}"')
+            self._child(entry[0], entry[1], value[key], key)
+
+    def _child(self, node: Node, shape: _Shape, value: Any, part: str | int) -> None:
+        """Check one value under ``part``; plain strings and booleans without another call."""
+        if value is None or type(value) is shape.quick:
             return
-        if shape.kind != "untyped":
-            self.walk(node, value)
+        kind = shape.kind
+        if kind == "scalar":
+            if self.check_types:
+                self.parts.append(part)
+                self._scalar(node, shape, value)
+                self.parts.pop()
+            return
+        if kind != "untyped":
+            self.parts.append(part)
+            self.walk(node, value, shape)
+            self.parts.pop()
 
     def _scalar(self, node: Node, shape: _Shape, value: Any) -> None:
         if shape.enum or shape.pattern:
