@@ -28,7 +28,7 @@ __all__ = ["Admission", "forbidden", "object_usage"]
 Object = dict[str, Any]
 
 _ONE = Quantity.of(1)
-_ZERO = Quantity(0)
+_ZERO = Quantity.of(0)
 # What a pod's quota evaluator counts (apimachinery's podResources).
 _POD_RESOURCES = frozenset(
     {

@@ -47,6 +47,7 @@ from .rules import (
 from .selectors import FieldSelector, LabelSelector, SelectorError
 from .storage import Storage
 from .store import ApiError, Store, clone
+from .validation import decode_object
 
 __all__ = [
     "SYSTEM_NAMESPACES",
@@ -285,6 +286,7 @@ class Cluster:
                 ip = f"10.96.{self._ip_counter // 250}.{self._ip_counter % 250 + 1}"
                 spec.setdefault("clusterIP", ip)
                 spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        decode_object(kind, obj)
         apply_defaults(kind, obj)
         validate_create(kind, obj)
         return obj
@@ -478,6 +480,8 @@ class Cluster:
             for key in ("clusterIP", "clusterIPs"):
                 if key in old_spec and key not in spec:
                     spec[key] = old_spec[key]
+        if not internal:
+            decode_object(kind, new)
         apply_defaults(kind, new)
         if validate:
             validate_update(kind, old, new)

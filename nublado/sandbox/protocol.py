@@ -50,6 +50,7 @@ from .present import (
 )
 from .request import FieldValidation, writing
 from .store import ApiError, status_body
+from .validation import check_body_size, decoding_patch
 from .watch import list_collection, watch_response
 
 if TYPE_CHECKING:
@@ -282,6 +283,8 @@ class _Handlers:
             return _error(exc)
         with writing(validation) as write:
             try:
+                if request.method in ("POST", "PUT", "PATCH"):
+                    check_body_size(await request.body(), request.method)
                 response = await self._resource(request)
             except ApiError as exc:
                 if request.url.path.startswith(events.EVENTS_PREFIX):
@@ -448,17 +451,18 @@ class _Handlers:
                 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
                 "for non-apply patch",
             )
-        obj = self.cluster.patch(
-            target.kind.kind,
-            target.namespace,
-            target.name or "",
-            content_type,
-            raw,
-            subresource=target.subresource if target.subresource == "status" else "",
-            field_manager=query.get("fieldManager"),
-            user_agent=request.headers.get("user-agent"),
-            dry_run=dry_run,
-        )
+        with decoding_patch():
+            obj = self.cluster.patch(
+                target.kind.kind,
+                target.namespace,
+                target.name or "",
+                content_type,
+                raw,
+                subresource=target.subresource if target.subresource == "status" else "",
+                field_manager=query.get("fieldManager"),
+                user_agent=request.headers.get("user-agent"),
+                dry_run=dry_run,
+            )
         return _json(present(target.kind, obj))
 
     async def _delete_options(

@@ -1,119 +1,161 @@
-"""Kubernetes resource quantities (``500m``, ``3Gi``, ``1e3``) for the sandbox.
+"""Kubernetes resource quantities (``500m``, ``1Gi``, ``2e3``): parse, compare, print.
 
-Quota admission adds and compares quantities and writes them back into
-messages and ``status.used`` the way apimachinery's ``Quantity.String()``
-does, so the numbers a test reads are the numbers a cluster would print. The
-sandbox imports nothing of the controller, so it keeps this small parser of
-its own: values are exact fractions, and each quantity remembers whether it
-was written in binary (``Ki``), decimal (``k``) or exponent form, because
-the canonical text depends on it. Values are kept as whole nano-units, as
-apimachinery rounds them (up) to nine decimal places, so arithmetic is on ints.
+The sandbox needs them where kube-apiserver does: to refuse a body whose
+quantity does not parse (a 400 with apimachinery's own message), to compare
+requests with limits, to add up quota usage, and to print a quantity in the
+canonical form the real server's messages and ``status.used`` use (``1.5`` is
+``1500m``, ``1024Mi`` is ``1Gi``). Values are exact fractions, so no float
+rounding sneaks into a comparison; sums keep the left operand's format, as
+apimachinery's ``Add`` does.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
+from typing import Literal
 
-__all__ = ["BINARY", "DECIMAL", "EXPONENT", "Quantity", "QuantityError", "parse_quantity"]
+__all__ = ["Quantity", "QuantityError", "check_quantity", "parse_quantity"]
 
-BINARY = "BinarySI"
-DECIMAL = "DecimalSI"
-EXPONENT = "DecimalExponent"
+QuantityFormat = Literal["BinarySI", "DecimalSI", "DecimalExponent"]
 
-_BINARY_SUFFIXES = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-_DECIMAL_SUFFIXES = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12}
-_DECIMAL_SUFFIXES.update({"P": 15, "E": 18})
-_DECIMAL_BY_EXPONENT = {exponent: suffix for suffix, exponent in _DECIMAL_SUFFIXES.items()}
-_BINARY_BY_POWER = {power: suffix for suffix, power in _BINARY_SUFFIXES.items()}
-_PATTERN = re.compile(
-    r"^(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
-    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exponent>[eE][+-]?\d+)|(?P<decimal>[numkMGTPE]?))$"
+_SPLIT = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+FORMAT_WRONG = f"quantities must match the regular expression '{_SPLIT}'"
+SUFFIX_WRONG = "unable to parse quantity's suffix"
+NUMERIC_WRONG = "unable to parse numeric part of quantity"
+
+# The shape apimachinery's parseQuantityString accepts: sign, digits with at
+# most one point, suffix letters, an optional signed exponent.
+_SHAPE = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?([eEinumkKMGTP]*)([-+]?[0-9]*)")
+# Every well-formed quantity, for a check that needs no value.
+_VALID = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[numkMGTPE]|[KMGTPE]i|[eE][+-]?[0-9]+)?"
 )
-_GIGA = 10**9
+_DECIMAL_SUFFIXES = {
+    "n": -9,
+    "u": -6,
+    "m": -3,
+    "": 0,
+    "k": 3,
+    "M": 6,
+    "G": 9,
+    "T": 12,
+    "P": 15,
+    "E": 18,
+}
+_BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_DECIMAL_BY_EXPONENT = {v: k for k, v in _DECIMAL_SUFFIXES.items()}
+_BINARY_BY_EXPONENT = {v: k for k, v in _BINARY_SUFFIXES.items()}
+_NANO = Fraction(1, 10**9)
 
 
 class QuantityError(ValueError):
-    """A string that is not a Kubernetes quantity."""
+    """A quantity that does not parse; the text is apimachinery's error message."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Quantity:
-    """A quantity in nano-units and the format its canonical text is written in."""
+    """An exact quantity and the format its suffix asked for."""
 
-    nanos: int
-    format: str = DECIMAL
+    value: Fraction
+    format: QuantityFormat = "DecimalSI"
 
     @classmethod
-    def of(cls, value: int | Fraction, fmt: str = DECIMAL) -> Quantity:
-        """The quantity ``value`` (in whole units), rounded up to nano-units."""
-        return cls(math.ceil(Fraction(value) * _GIGA), fmt)
+    def of(cls, value: int | Fraction, form: QuantityFormat = "DecimalSI") -> Quantity:
+        """The quantity ``value`` in whole units (a count, a sum of ports)."""
+        return cls(Fraction(value), form)
 
     @property
-    def value(self) -> Fraction:
-        """The value in whole units."""
-        return Fraction(self.nanos, _GIGA)
+    def nanos(self) -> int:
+        """The value in nano-units, rounded up as the API server stores it."""
+        return math.ceil(self.value / _NANO)
 
     def __add__(self, other: Quantity) -> Quantity:
-        # apimachinery keeps the left operand's format.
-        return Quantity(self.nanos + other.nanos, self.format)
+        return Quantity(self.value + other.value, self.format)
 
     def __sub__(self, other: Quantity) -> Quantity:
-        return Quantity(self.nanos - other.nanos, self.format)
+        return Quantity(self.value - other.value, self.format)
 
     def __str__(self) -> str:
-        return _canonical(self.nanos, self.format)
+        return self.canonical()
+
+    def canonical(self) -> str:
+        """The canonical text, as apimachinery's ``Quantity.String`` writes it."""
+        value = self.value
+        if value == 0:
+            return "0"
+        form = self.format
+        if form == "BinarySI" and (-1024 < value < 1024 or value.denominator != 1):
+            form = "DecimalSI"
+        if form == "BinarySI":
+            number = int(value)
+            for exponent in (60, 50, 40, 30, 20, 10):
+                if number % (1 << exponent) == 0:
+                    return f"{number >> exponent}{_BINARY_BY_EXPONENT[exponent]}"
+            return str(number)
+        # Precision below a nano unit is rounded up, away from zero.
+        scaled = value / _NANO
+        mantissa = -((-scaled.numerator) // scaled.denominator) if value > 0 else int(scaled)
+        exponent = -9
+        while mantissa % 1000 == 0 and exponent < 18:
+            mantissa //= 1000
+            exponent += 3
+        if form == "DecimalExponent":
+            return f"{mantissa}e{exponent}" if exponent else str(mantissa)
+        return f"{mantissa}{_DECIMAL_BY_EXPONENT[exponent]}"
+
+
+def check_quantity(text: str) -> None:
+    """Raise `QuantityError` when ``text`` is not a quantity (cheaper than parsing it)."""
+    if _VALID.fullmatch(text) is None:
+        parse_quantity(text)
 
 
 def parse_quantity(text: object) -> Quantity:
-    """Parse a quantity as the API server does; numbers (YAML ``1.0``) are accepted too."""
-    if isinstance(text, str):
-        return _parse_text(text)
-    if isinstance(text, bool):
-        raise QuantityError(f"quantities must match the regular expression: {text!r}")
-    if isinstance(text, int | float):
-        text = repr(text) if isinstance(text, float) else str(text)
-    if not isinstance(text, str):
-        raise QuantityError(f"quantities must be strings, not {type(text).__name__}")
-    return _parse_text(text)
+    """Parse a quantity as ``resource.ParseQuantity`` does, or raise `QuantityError`.
+
+    A JSON number (``cpu: 1.5`` in YAML) is read as its text, as the API
+    server's decoder does.
+    """
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise QuantityError(FORMAT_WRONG)
+    return _parse_text(text if isinstance(text, str) else repr(text))
 
 
-@functools.lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)
 def _parse_text(text: str) -> Quantity:
-    """Parse one quantity string (cached: a cluster's objects repeat a few values)."""
-    match = _PATTERN.match(text.strip())
+    if not text:
+        raise QuantityError(FORMAT_WRONG)
+    match = _SHAPE.fullmatch(text)
     if match is None:
-        raise QuantityError(
-            "quantities must match the regular expression "
-            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-        )
-    number = Fraction(match["number"])
-    if match["binary"]:
-        return Quantity.of(number * 1024 ** _BINARY_SUFFIXES[match["binary"]], BINARY)
-    if match["exponent"]:
-        return Quantity.of(number * Fraction(10) ** int(match["exponent"][1:]), EXPONENT)
-    return Quantity.of(number * Fraction(10) ** _DECIMAL_SUFFIXES[match["decimal"] or ""])
-
-
-def _canonical(nanos: int, fmt: str) -> str:
-    if nanos == 0:
-        return "0"
-    if fmt == BINARY and nanos % _GIGA == 0 and abs(nanos) >= 1024 * _GIGA:
-        whole = nanos // _GIGA
-        power = 0
-        while power < 6 and whole % 1024 == 0:
-            whole //= 1024
-            power += 1
-        return f"{whole}{_BINARY_BY_POWER.get(power, '')}"
-    # Decimal: the largest exponent, a multiple of three, that leaves an integer mantissa.
-    exponent = -9
-    mantissa = nanos
-    while exponent < 18 and mantissa % 1000 == 0:
-        mantissa //= 1000
-        exponent += 3
-    if fmt == EXPONENT:
-        return f"{mantissa}" if exponent == 0 else f"{mantissa}e{exponent}"
-    return f"{mantissa}{_DECIMAL_BY_EXPONENT[exponent]}"
+        raise QuantityError(FORMAT_WRONG)
+    sign, whole, fraction, letters, exponent_text = match.groups()
+    fraction = fraction or ""
+    if not whole and not fraction:
+        raise QuantityError(NUMERIC_WRONG)
+    suffix = letters + exponent_text
+    number = Fraction(int(whole or "0")) + (
+        Fraction(int(fraction), 10 ** len(fraction)) if fraction else 0
+    )
+    form: QuantityFormat
+    if suffix in _DECIMAL_SUFFIXES:
+        number *= Fraction(10) ** _DECIMAL_SUFFIXES[suffix]
+        form = "DecimalSI"
+    elif suffix in _BINARY_SUFFIXES:
+        number *= 1 << _BINARY_SUFFIXES[suffix]
+        form = "BinarySI"
+    elif letters in ("e", "E") and exponent_text.lstrip("+-").isdigit():
+        number *= Fraction(10) ** int(exponent_text)
+        form = "DecimalExponent"
+    else:
+        raise QuantityError(SUFFIX_WRONG)
+    if sign == "-":
+        number = -number
+    # Below a nano unit the value is rounded up, as the API server stores it.
+    if (number / _NANO).denominator != 1:
+        scaled = number / _NANO
+        number = Fraction(-((-scaled.numerator) // scaled.denominator)) * _NANO
+    return Quantity(number, form)

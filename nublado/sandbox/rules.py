@@ -9,11 +9,11 @@ real server writes.
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 from .kinds import ResourceKind
 from .store import ApiError, clone
+from .validation import validate_object
 
 __all__ = [
     "GENERATION_KINDS",
@@ -28,9 +28,6 @@ Object = dict[str, Any]
 # Kinds whose metadata.generation counts spec changes.
 GENERATION_KINDS = frozenset({"Job", "NetworkPolicy", "Ingress", "GafaelfawrIngress"})
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_NAME_KINDS = frozenset({"Namespace", "Service"})
 
 _POD_UPDATE_MESSAGE = (
     "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
@@ -164,33 +161,8 @@ def initial_status(kind: ResourceKind, obj: Object, given: Any) -> Any:
 
 
 def validate_create(kind: ResourceKind, obj: Object) -> None:
-    """Reject names Kubernetes rejects."""
-    name = obj["metadata"]["name"]
-    pattern = _DNS_LABEL if kind.kind in _LABEL_NAME_KINDS else _DNS_SUBDOMAIN
-    limit = 63 if kind.kind in _LABEL_NAME_KINDS else 253
-    if len(name) > limit or not pattern.match(name):
-        what = "RFC 1123 label" if kind.kind in _LABEL_NAME_KINDS else "RFC 1123 subdomain"
-        raise ApiError.invalid(
-            kind,
-            name,
-            "metadata.name",
-            f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
-            "alphanumeric characters, '-' or '.', and must start and end with an "
-            "alphanumeric character",
-            "FieldValueInvalid",
-        )
-    if kind.kind == "Job":
-        restart = (
-            ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("restartPolicy")
-        )
-        if restart not in (None, "Never", "OnFailure"):
-            raise ApiError.invalid(
-                kind,
-                name,
-                "spec.template.spec.restartPolicy",
-                f'Unsupported value: "{restart}": supported values: "OnFailure", "Never"',
-                "FieldValueNotSupported",
-            )
+    """Refuse a new object the API server refuses (422 Invalid with every cause)."""
+    validate_object(kind, obj)
 
 
 def _forbid(kind: ResourceKind, name: str, field_path: str, detail: str) -> ApiError:
@@ -223,7 +195,12 @@ def _spec_diff(old: Object, new: Object) -> str:
 
 
 def validate_update(kind: ResourceKind, old: Object, new: Object) -> None:
-    """Reject updates the API server rejects (422 Invalid with its message)."""
+    """Reject updates the API server rejects (422 Invalid with its message).
+
+    The new object must be valid as a whole first, as on create; then the
+    rules that compare it with the stored one (immutable fields) apply.
+    """
+    validate_object(kind, new)
     name = old["metadata"]["name"]
     match kind.kind:
         case "ConfigMap" | "Secret":

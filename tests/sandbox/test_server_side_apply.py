@@ -75,14 +75,20 @@ def _key(**fields: Any) -> str:
 
 
 def _port(port: int, target: int) -> Object:
-    return {"port": port, "targetPort": target}
+    # A Service with several ports must name each one.
+    return {"name": f"p{port}", "port": port, "targetPort": target}
 
 
 def _port_fields(*ports: int) -> Object:
     return {
         "f:spec": {
             "f:ports": {
-                _key(port=p, protocol="TCP"): {"f:port": {}, "f:targetPort": {}, ".": {}}
+                _key(port=p, protocol="TCP"): {
+                    ".": {},
+                    "f:name": {},
+                    "f:port": {},
+                    "f:targetPort": {},
+                }
                 for p in ports
             }
         }
@@ -192,8 +198,9 @@ CASES = [
             ("a", "Apply"): {
                 "f:spec": {
                     "f:ports": {
-                        _key(port=80, protocol="TCP"): {"f:port": {}, ".": {}},
+                        _key(port=80, protocol="TCP"): {"f:name": {}, "f:port": {}, ".": {}},
                         _key(port=82, protocol="TCP"): {
+                            "f:name": {},
                             "f:port": {},
                             "f:targetPort": {},
                             ".": {},
@@ -393,7 +400,8 @@ def test_apply_merges_as_structured_merge_diff(http: httpx.Client, case: Case) -
 
 def test_fields_v1_is_written_as_the_api_server_writes_it(http: httpx.Client) -> None:
     """``.`` comes first in an element that has children, keys in sorted order, compact JSON."""
-    response = _write(http, SVC_URL, Step("apply", "a", _svc([_port(80, 8080)])))
+    port = {"port": 80, "targetPort": 8080}  # one port: no name needed
+    response = _write(http, SVC_URL, Step("apply", "a", _svc([port])))
     assert response.status_code == 201
     entry = response.json()["metadata"]["managedFields"][0]
     assert json.dumps(entry["fieldsV1"], separators=(",", ":")) == (

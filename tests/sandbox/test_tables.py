@@ -282,13 +282,17 @@ def test_configmap_and_secret_tables_count_their_data(http: httpx.Client) -> Non
     )
     http.post(
         f"/api/v1/namespaces/{NS}/secrets",
-        json={"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"a": "AA=="}},
+        json={
+            "metadata": {"name": "s"},
+            "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "AA==", "tls.key": "AA=="},
+        },
     )
 
     columns, cells = _columns_and_cells(http, f"/api/v1/namespaces/{NS}/configmaps/c")
     assert (columns, cells[:2]) == (["Name", "Data", "Age"], ["c", 2])
     columns, cells = _columns_and_cells(http, f"/api/v1/namespaces/{NS}/secrets/s")
-    assert (columns, cells[:3]) == (["Name", "Type", "Data", "Age"], ["s", "kubernetes.io/tls", 1])
+    assert (columns, cells[:3]) == (["Name", "Type", "Data", "Age"], ["s", "kubernetes.io/tls", 2])
 
 
 def test_service_table(http: httpx.Client) -> None:
@@ -298,7 +302,10 @@ def test_service_table(http: httpx.Client) -> None:
             "metadata": {"name": "lab"},
             "spec": {
                 "selector": {"app": "lab"},
-                "ports": [{"port": 8888, "targetPort": 8888}, {"port": 53, "protocol": "UDP"}],
+                "ports": [
+                    {"name": "http", "port": 8888, "targetPort": 8888},
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                ],
             },
         },
     )

@@ -1,0 +1,1698 @@
+"""What kube-apiserver refuses in an object, with the answers it writes.
+
+Two steps, as in the real server. `decode_object` is the request decoder:
+a value of the wrong JSON type, a quantity that does not parse or a Secret
+value that is not base64 is a 400 BadRequest (``Pod in version "v1" cannot
+be handled as a Pod: ...``), and fields the schema does not declare are
+refused, warned about or dropped per the request's ``fieldValidation``.
+`validate_object` is the validation of a decoded object: the rules of
+Kubernetes' ``validation`` packages a lab controller can break (names, labels,
+annotations, pod containers and volumes, ConfigMap and Secret keys and size,
+Service ports, NetworkPolicy, ResourceQuota, PVC), each a cause of one 422
+Invalid whose message is built as apimachinery's ``NewInvalid`` builds it.
+
+Everything is read from Kubernetes' schema (`nublado.sandbox.schema`); the
+rules themselves are hand-written because the real ones are code, not schema.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from typing import Any
+
+import orjson
+
+from .kinds import ResourceKind
+from .quantity import Quantity, QuantityError, check_quantity, parse_quantity
+from .request import current_write
+from .schema import Node, node_for
+from .store import ApiError
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_DATA_BYTES",
+    "FieldError",
+    "GoSyntax",
+    "check_body_size",
+    "decode_object",
+    "decoding_patch",
+    "find_unknown_fields",
+    "invalid_error",
+    "validate_object",
+]
+
+Object = dict[str, Any]
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+"""kube-apiserver's limit on a request body (``--max-request-bytes`` default)."""
+
+MAX_DATA_BYTES = 1024 * 1024
+"""The most data a ConfigMap or Secret may hold (``core.MaxSecretSize``)."""
+
+_MAX_ANNOTATION_BYTES = 256 * 1024
+
+# -- field errors, as apimachinery's field.Error writes them -------------------
+
+_REASON_TEXT = {
+    "FieldValueNotFound": "Not found",
+    "FieldValueRequired": "Required value",
+    "FieldValueDuplicate": "Duplicate value",
+    "FieldValueInvalid": "Invalid value",
+    "FieldValueNotSupported": "Unsupported value",
+    "FieldValueForbidden": "Forbidden",
+    "FieldValueTooLong": "Too long",
+    "FieldValueTooMany": "Too many",
+    "FieldValueTypeInvalid": "Invalid value",
+}
+# Reasons whose message never shows the bad value.
+_VALUELESS = frozenset({"FieldValueRequired", "FieldValueForbidden", "FieldValueTooLong"})
+
+
+@dataclass(frozen=True)
+class GoSyntax:
+    """A bad value already written as Go's ``%#v`` writes it (a struct, a slice)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One cause of a 422: a reason, the field path, the bad value and a detail."""
+
+    reason: str
+    field: str
+    value: Any = ""
+    detail: str = ""
+
+    def body(self) -> str:
+        """The message without the field (``ErrorBody``), the cause's ``message``."""
+        text = _REASON_TEXT[self.reason]
+        if self.reason not in _VALUELESS:
+            text = f"{text}: {_go_value(self.value)}"
+        if self.detail:
+            text = f"{text}: {self.detail}"
+        return text
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.body()}"
+
+
+def _go_value(value: Any) -> str:
+    if isinstance(value, GoSyntax):
+        return value.text
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _required(path: str, detail: str = "") -> FieldError:
+    return FieldError("FieldValueRequired", path, "", detail)
+
+
+def _invalid(path: str, value: Any, detail: str) -> FieldError:
+    return FieldError("FieldValueInvalid", path, value, detail)
+
+
+def _not_supported(path: str, value: Any, supported: Iterable[str]) -> FieldError:
+    quoted = ", ".join(json.dumps(v) for v in supported)
+    return FieldError("FieldValueNotSupported", path, value, f"supported values: {quoted}")
+
+
+def _duplicate(path: str, value: Any) -> FieldError:
+    return FieldError("FieldValueDuplicate", path, value)
+
+
+def _forbidden(path: str, detail: str) -> FieldError:
+    return FieldError("FieldValueForbidden", path, "", detail)
+
+
+def _too_long(path: str, limit: int) -> FieldError:
+    return FieldError("FieldValueTooLong", path, "", f"must have at most {limit} bytes")
+
+
+def _not_found(path: str, value: Any) -> FieldError:
+    return FieldError("FieldValueNotFound", path, value)
+
+
+def invalid_error(kind: ResourceKind, name: str, errors: list[FieldError]) -> ApiError:
+    """The 422 Invalid of ``errors.NewInvalid``: every cause, the message aggregated.
+
+    The message lists each distinct error once, in brackets when there are
+    several, as apimachinery's aggregate error prints them.
+    """
+    qualified = f"{kind.kind}.{kind.group}" if kind.group else kind.kind
+    texts: list[str] = []
+    for error in errors:
+        text = str(error)
+        if text not in texts:
+            texts.append(text)
+    summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    details: Object = {"name": name}
+    if kind.group:
+        details["group"] = kind.group
+    details["kind"] = kind.kind
+    details["causes"] = [
+        {"reason": e.reason, "message": e.body(), "field": e.field} for e in errors
+    ]
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}', details)
+
+
+# -- request body limit -------------------------------------------------------
+
+
+def check_body_size(raw: bytes, method: str = "") -> None:
+    """413 for a body past kube-apiserver's 3 MiB limit, before anything parses it.
+
+    The body of a POST or PUT is also kept for the request's strict decoding,
+    which looks for duplicate fields the JSON parser has already merged.
+    """
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(
+            413,
+            "RequestEntityTooLarge",
+            f"Request entity too large: limit is {MAX_BODY_BYTES}",
+        )
+    if method in ("POST", "PUT"):
+        _BODY.set(raw)
+
+
+_BODY: ContextVar[bytes | None] = ContextVar("sandbox_body", default=None)
+
+
+class _Pairs(dict[str, Any]):
+    """A JSON object that remembers the keys it held more than once."""
+
+    duplicates: frozenset[str] = frozenset()
+
+
+def _pairs(items: list[tuple[str, Any]]) -> _Pairs:
+    result = _Pairs(items)
+    if len(result) != len(items):
+        seen: set[str] = set()
+        repeated: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                repeated.add(key)
+            seen.add(key)
+        result.duplicates = frozenset(repeated)
+    return result
+
+
+def _with_duplicates(node: Node) -> list[str] | None:
+    """Strict errors of the request body, duplicates included, when it has duplicate fields.
+
+    Read once per request (the first object decoded is the body's), and only
+    under Strict: parsing the body a second time costs more than the rest.
+    """
+    raw = _BODY.get()
+    if raw is None:
+        return None
+    _BODY.set(None)
+    if not raw.lstrip().startswith(b"{") or b'"' not in raw:
+        return None
+    found: list[bool] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> _Pairs:
+        result = _pairs(items)
+        if result.duplicates:
+            found.append(True)
+        return result
+
+    try:
+        tree = json.loads(raw, object_pairs_hook=pairs)
+    except ValueError:
+        return None
+    if not found:
+        return None
+    decoder = _Decoder(node, prune=False, check_types=False)
+    decoder.walk(node, tree)
+    return decoder.strict
+
+
+# -- decoding -------------------------------------------------------------------
+
+
+class _DecodeError(Exception):
+    """A value the decoder cannot store: its text is the decoder's message."""
+
+
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_BASE64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _json_type(value: Any) -> str:
+    """How Go's decoder names a JSON value in an UnmarshalTypeError."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "number"
+
+
+def _go_package(definition: str) -> str:
+    parts = definition.split(".")
+    return f"{parts[-2]}.{parts[-1]}" if len(parts) >= 2 else definition
+
+
+def _go_type(node: Node) -> str:
+    """The Go type a schema node decodes into, as Go's decoder names it."""
+    if node.format == "date-time":
+        return "string"  # metav1.Time decodes its JSON string first
+    if node.name:
+        if node.kind == "scalar" and node.format in ("quantity", "int-or-string"):
+            return _go_package(node.name)
+        if node.kind == "struct":
+            return _go_package(node.name)
+    kind = node.kind
+    if kind == "list":
+        return "[]" + _go_type(node.items)
+    if kind == "map":
+        return "map[string]" + _go_type(node.values)
+    types = node.types
+    if "integer" in types and "string" in types:
+        return "intstr.IntOrString"
+    if node.format == "byte":
+        return "[]uint8"
+    if "integer" in types:
+        return node.format if node.format in _INT_RANGES else "int"
+    if "number" in types:
+        return "float64"
+    if "boolean" in types:
+        return "bool"
+    if "string" in types:
+        return "string"
+    return "interface {}"
+
+
+def _base64_error(text: str) -> str | None:
+    """The error Go's ``base64.StdEncoding`` gives for a value, or None if it decodes."""
+    data = text.encode()
+    position = 0
+    end = len(data)
+    while position < end:
+        quantum = 0
+        while quantum < 4:
+            if position == end:
+                if quantum == 0:
+                    return None
+                return f"illegal base64 data at input byte {position - quantum}"
+            char = data[position]
+            position += 1
+            if char in (10, 13):
+                continue
+            if char in _BASE64:
+                quantum += 1
+                continue
+            if char != ord("="):
+                return f"illegal base64 data at input byte {position - 1}"
+            if quantum in (0, 1):
+                return f"illegal base64 data at input byte {position - 1}"
+            if quantum == 2:
+                while position < end and data[position] in (10, 13):
+                    position += 1
+                if position == end:
+                    return f"illegal base64 data at input byte {end}"
+                if data[position] != ord("="):
+                    return f"illegal base64 data at input byte {position - 1}"
+                position += 1
+            while position < end and data[position] in (10, 13):
+                position += 1
+            if position < end:
+                return f"illegal base64 data at input byte {position}"
+            return None
+    return None
+
+
+# How a scalar is checked: its JSON type, or the format that decodes it.
+_CHECKS = ("any", "string", "byte", "integer", "number", "boolean", "quantity", "intstr")
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the decoder needs of a schema node, computed once per node."""
+
+    kind: str
+    check: str
+    int_format: str
+    preserve: bool
+    required: tuple[str, ...]
+    enum: tuple[Any, ...] = ()
+    pattern: re.Pattern[str] | None = None
+    # The Python type that is always a valid value (str for a plain string).
+    quick: type | None = None
+    # A struct's fields met so far: name -> (node, shape), or None when undeclared.
+    fields: dict[str, tuple[Node, _Shape] | None] = field(default_factory=dict)
+
+
+_SHAPES: dict[Node, _Shape] = {}
+
+
+def _shape(node: Node) -> _Shape:
+    """The node's shape (nodes live as long as the schema, so the cache never grows stale)."""
+    shape = _SHAPES.get(node)
+    if shape is not None:
+        return shape
+    kind = node.kind
+    check = "any"
+    if kind == "scalar":
+        types = node.types
+        form = node.format
+        if form == "quantity":
+            check = "quantity"
+        elif form == "int-or-string" or ("integer" in types and "string" in types):
+            check = "intstr"
+        elif "string" in types:
+            check = "byte" if form == "byte" else "string"
+        elif "integer" in types:
+            check = "integer"
+        elif "number" in types:
+            check = "number"
+        elif "boolean" in types:
+            check = "boolean"
+    custom_rules = node.custom and ("enum" in node.raw or "pattern" in node.raw)
+    quick = {"string": str, "boolean": bool}.get(check) if not custom_rules else None
+    shape = _Shape(
+        kind=kind,
+        check=check,
+        quick=quick,
+        int_format=node.format if node.format in _INT_RANGES else "int64",
+        preserve=node.preserves_unknown_fields,
+        required=node.required if node.custom else (),
+        # Only a custom resource's schema is enforced as such; built-in kinds
+        # have their validation code instead.
+        enum=node.enum if node.custom else (),
+        pattern=re.compile(node.raw["pattern"]) if node.custom and "pattern" in node.raw else None,
+    )
+    _SHAPES[node] = shape
+    return shape
+
+
+_UNSEEN: Any = object()
+
+
+class _MapKey(str):
+    """A map key in a path (printed ``[key]``), as opposed to a field name."""
+
+
+class _Decoder:
+    """One walk of an object against its schema: types, formats and unknown fields.
+
+    Built-in kinds are checked as Go's decoder checks them (the first bad
+    value raises `_DecodeError`); custom resources collect schema errors as
+    422 causes instead. Unknown fields are collected, and removed when
+    ``prune`` is set. The path of the value being checked is kept as a stack
+    of parts and written out only for an error or an unknown field.
+    """
+
+    def __init__(self, root: Node, *, prune: bool, check_types: bool = True) -> None:
+        self.root = root
+        self.typed = not root.custom
+        self.prune = prune
+        self.check_types = check_types
+        self.parts: list[str | int] = []
+        self.unknown: list[str] = []
+        self.strict: list[str] = []  # unknown and duplicate fields, in document order
+        self.errors: list[FieldError] = []
+
+    def walk(self, node: Node, value: Any, shape: _Shape | None = None) -> None:
+        """Check ``value`` against ``node``; ``self.parts`` is the path to it."""
+        if shape is None:
+            shape = _shape(node)
+        kind = shape.kind
+        if kind == "struct":
+            if not isinstance(value, dict):
+                self._type_error(node, value)
+                return
+            self._struct(node, shape, value)
+            return
+        if kind == "map":
+            if not isinstance(value, dict):
+                self._type_error(node, value)
+                return
+            values = node.values
+            values_shape = _shape(values)
+            for key, item in value.items():
+                self._child(values, values_shape, item, _MapKey(key))
+            return
+        if kind == "list":
+            if type(value) is not list:
+                self._type_error(node, value)
+                return
+            items = node.items
+            items_shape = _shape(items)
+            for index, item in enumerate(value):
+                self._child(items, items_shape, item, index)
+            return
+        if kind == "scalar" and self.check_types:
+            self._scalar(node, shape, value)
+
+    def _struct(self, node: Node, shape: _Shape, value: Object) -> None:
+        if shape.required and self.check_types:
+            for name in shape.required:
+                if name not in value:
+                    self.errors.append(_required(self._path(name)))
+        duplicates = value.duplicates if type(value) is _Pairs else ()
+        fields = shape.fields
+        for key in list(value) if self.prune else value:
+            entry = fields.get(key, _UNSEEN)
+            if entry is _UNSEEN:
+                child = node.field(key)
+                entry = fields[key] = (child, _shape(child)) if child is not None else None
+            if entry is None:
+                if shape.preserve:
+                    continue
+                self.unknown.append(self._path(key))
+                self.strict.append(f'unknown field "{self.unknown[-1]}"')
+                if self.prune:
+                    del value[key]
+                continue
+            if key in duplicates:
+                self.strict.append(f'duplicate field "{self._path(key)}"')
+            self._child(entry[0], entry[1], value[key], key)
+
+    def _child(self, node: Node, shape: _Shape, value: Any, part: str | int) -> None:
+        """Check one value under ``part``; plain strings and booleans without another call."""
+        if value is None or type(value) is shape.quick:
+            return
+        kind = shape.kind
+        if kind == "scalar":
+            if self.check_types:
+                self.parts.append(part)
+                self._scalar(node, shape, value)
+                self.parts.pop()
+            return
+        if kind != "untyped":
+            self.parts.append(part)
+            self.walk(node, value, shape)
+            self.parts.pop()
+
+    def _scalar(self, node: Node, shape: _Shape, value: Any) -> None:
+        if shape.enum or shape.pattern:
+            self._schema_rules(shape, value)
+        check = shape.check
+        kind = type(value)
+        if check == "string":
+            if kind is str:
+                return
+        elif check == "quantity":
+            if self.typed:
+                text = value if kind is str else _quantity_text(value)
+                try:
+                    check_quantity(text.strip())
+                except QuantityError as exc:
+                    raise _DecodeError(str(exc)) from None
+                return
+            if kind in (str, int, float):
+                return
+        elif check == "intstr":
+            if kind is str or (kind is int and _fits(value, "int32")):
+                return
+            if self.typed:
+                # IntOrString decodes anything but a string into its int32.
+                raise _DecodeError(self._unmarshal(value, "int32"))
+        elif check == "byte":
+            if kind is str:
+                if self.typed:
+                    problem = _base64_error(value)
+                    if problem is not None:
+                        raise _DecodeError(problem)
+                return
+        elif check == "integer":
+            if kind is int and _fits(value, shape.int_format):
+                return
+        elif check == "number":
+            if kind in (int, float):
+                return
+        elif check == "boolean":
+            if kind is bool:
+                return
+        else:
+            return
+        self._type_error(node, value)
+
+    def _schema_rules(self, shape: _Shape, value: Any) -> None:
+        """A custom resource's ``enum`` and ``pattern``, as its CRD validation writes them."""
+        if shape.enum and value not in shape.enum:
+            self.errors.append(_not_supported(self._path(), value, [str(v) for v in shape.enum]))
+        if shape.pattern and isinstance(value, str) and not shape.pattern.search(value):
+            path = self._path()
+            detail = f"{path} in body should match '{shape.pattern.pattern}'"
+            self.errors.append(_invalid(path, value, detail))
+
+    # -- paths and errors -----------------------------------------------------
+
+    def _path(self, last: str | None = None) -> str:
+        """The display path of the current value (``spec.containers[0].image``)."""
+        text = ""
+        for part in [*self.parts, last] if last is not None else self.parts:
+            if isinstance(part, int | _MapKey):
+                text += f"[{part}]"
+            else:
+                text = f"{text}.{part}" if text else part
+        return text
+
+    def _go_context(self) -> tuple[str, str]:
+        """Go's error context: the field names from the root, and the struct holding the last."""
+        names = [p for p in self.parts if isinstance(p, str) and not isinstance(p, _MapKey)]
+        node: Node | None = self.root
+        owner = self.root.name.rsplit(".", 1)[-1]
+        for part in self.parts[:-1]:
+            if node is None:
+                break
+            if isinstance(part, int):
+                node = node.items
+            elif isinstance(part, _MapKey):
+                node = node.values
+            else:
+                node = node.field(part)
+            if node is not None and node.name and _shape(node).kind == "struct":
+                owner = node.name.rsplit(".", 1)[-1]
+        return ".".join(names), owner
+
+    def _unmarshal(self, value: Any, go_type: str, node: Node | None = None) -> str:
+        """Go's UnmarshalTypeError text, with the struct and field path it adds."""
+        got = _json_type(value)
+        integer = go_type == "int32" or (node is not None and "integer" in node.types)
+        if got == "number" and integer:
+            # Go names the literal when a number does not fit an integer field.
+            got = f"number {json.dumps(value)}"
+        stack, owner = self._go_context()
+        if stack:
+            target = f"Go struct field {owner}.{stack}"
+            return f"json: cannot unmarshal {got} into {target} of type {go_type}"
+        return f"json: cannot unmarshal {got} into Go value of type {go_type}"
+
+    def _type_error(self, node: Node, value: Any) -> None:
+        if not self.check_types:
+            return
+        if self.typed:
+            raise _DecodeError(self._unmarshal(value, _go_type(node), node))
+        expected = {"list": "array", "map": "object", "struct": "object"}.get(node.kind) or (
+            node.types[0] if node.types else "object"
+        )
+        path = self._path()
+        got = _schema_type(value)
+        self.errors.append(
+            FieldError(
+                "FieldValueTypeInvalid",
+                path,
+                got,
+                f"{path} in body must be of type {expected}: {json.dumps(got)}",
+            )
+        )
+
+
+def _fits(value: int, form: str) -> bool:
+    low, high = _INT_RANGES[form]
+    return low <= value <= high
+
+
+def _quantity_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _schema_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def find_unknown_fields(node: Node, value: Any, *, prune: bool = False) -> list[str]:
+    """Paths (``spec.containers[0].foo``) of the fields ``node``'s schema does not declare.
+
+    With ``prune`` they are also removed from ``value``. Custom resources keep
+    fields under ``x-kubernetes-preserve-unknown-fields``. Types are not
+    checked, so this serves any body (an apply configuration as well).
+    """
+    decoder = _Decoder(node, prune=prune, check_types=False)
+    decoder.walk(node, value)
+    return decoder.unknown
+
+
+_PATCHING: ContextVar[bool] = ContextVar("sandbox_patching", default=False)
+
+
+@contextmanager
+def decoding_patch() -> Iterator[None]:
+    """Serve a JSON, merge or strategic merge patch: its decode errors answer differently.
+
+    kube-apiserver's patch handler decodes the patched object itself and
+    wraps any error (a wrong type, or unknown fields under Strict) in a 422
+    Invalid with an empty kind and name, the field ``patch`` and the patched
+    object as the bad value, instead of the 400 of a create or update.
+    """
+    token = _PATCHING.set(True)
+    try:
+        yield
+    finally:
+        _PATCHING.reset(token)
+
+
+def _patch_invalid(patched: bytes, message: str) -> ApiError:
+    error = _invalid("patch", patched.decode(), message)
+    return ApiError(
+        422,
+        "Invalid",
+        f' "" is invalid: {error}',
+        {"causes": [{"reason": error.reason, "message": error.body(), "field": error.field}]},
+    )
+
+
+def decode_object(kind: ResourceKind, obj: Object) -> None:
+    """Decode a written object as kube-apiserver's decoder does, in place.
+
+    Raises 400 BadRequest for a value Go cannot decode (and 422 for a custom
+    resource that breaks its schema's types or required fields). Unknown
+    fields answer per the write's ``fieldValidation``: ``Strict`` refuses them
+    (400 ``strict decoding error``), ``Warn`` drops them with a warning each,
+    ``Ignore`` drops them silently.
+    """
+    node = node_for(kind.api_version, kind.kind)
+    if node is None:
+        return
+    decoder = _Decoder(node, prune=True)
+    version = kind.api_version.rpartition("/")[2]
+    prefix = f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}'
+    patched = orjson.dumps(obj) if _PATCHING.get() else None
+    try:
+        decoder.walk(node, obj)
+    except _DecodeError as exc:
+        if patched is not None:
+            raise _patch_invalid(patched, str(exc)) from None
+        raise ApiError.bad_request(f"{prefix}: {exc}") from None
+    write = current_write()
+    with_duplicates = _with_duplicates(node) if write.field_validation == "Strict" else None
+    if decoder.unknown or with_duplicates:
+        messages = [f'unknown field "{path}"' for path in decoder.unknown]
+        if write.field_validation == "Strict":
+            strict = f"strict decoding error: {', '.join(with_duplicates or messages)}"
+            if patched is not None:
+                raise _patch_invalid(patched, strict)
+            raise ApiError.bad_request(f"{prefix}: {strict}")
+        if write.field_validation == "Warn":
+            for message in messages:
+                write.warn(message)
+    if decoder.errors:
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        raise invalid_error(kind, name, decoder.errors)
+
+
+# -- names, labels and the other string rules of apimachinery -------------------
+
+_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN_FMT = _LABEL_FMT + r"(\." + _LABEL_FMT + ")*"
+_DNS1035_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_QNAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_LABEL_VALUE_FMT = f"({_QNAME_FMT})?"
+_CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
+_LABEL_RE = re.compile(f"^{_LABEL_FMT}$")
+_SUBDOMAIN_RE = re.compile(f"^{_SUBDOMAIN_FMT}$")
+_DNS1035_RE = re.compile(f"^{_DNS1035_FMT}$")
+_QNAME_RE = re.compile(f"^{_QNAME_FMT}$")
+_LABEL_VALUE_RE = re.compile(f"^{_LABEL_VALUE_FMT}$")
+_CONFIG_KEY_RE = re.compile(f"^{_CONFIG_KEY_FMT}$")
+_PORT_NAME_CHARS = re.compile("^[-a-z0-9]+$")
+_RELAXED_ENV_NAME = re.compile("^[ -<>-~]+$")
+_QNAME_MESSAGE = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+    "an alphanumeric character"
+)
+
+
+def _regex_error(message: str, fmt: str, *examples: str) -> str:
+    """apimachinery's RegexError: the message, examples and the regular expression."""
+    if not examples:
+        return f"{message} (regex used for validation is '{fmt}')"
+    shown = " or ".join(f"'{e}', " for e in examples)
+    return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
+
+
+def _max_len(limit: int) -> str:
+    return f"must be no more than {limit} characters"
+
+
+@lru_cache(maxsize=4096)
+def dns1123_label(value: str) -> tuple[str, ...]:
+    """IsDNS1123Label."""
+    errors = [_max_len(63)] if len(value) > 63 else []
+    if not _LABEL_RE.match(value):
+        if _SUBDOMAIN_RE.match(value):
+            errors.append("must not contain dots")
+        else:
+            errors.append(
+                _regex_error(
+                    "a lowercase RFC 1123 label must consist of lower case alphanumeric "
+                    "characters or '-', and must start and end with an alphanumeric character",
+                    _LABEL_FMT,
+                    "my-name",
+                    "123-abc",
+                )
+            )
+    return tuple(errors)
+
+
+@lru_cache(maxsize=4096)
+def dns1123_subdomain(value: str) -> tuple[str, ...]:
+    """IsDNS1123Subdomain."""
+    errors = [_max_len(253)] if len(value) > 253 else []
+    if not _SUBDOMAIN_RE.match(value):
+        errors.append(
+            _regex_error(
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                "characters, '-' or '.', and must start and end with an alphanumeric character",
+                _SUBDOMAIN_FMT,
+                "example.com",
+            )
+        )
+    return tuple(errors)
+
+
+@lru_cache(maxsize=4096)
+def dns1035_label(value: str) -> tuple[str, ...]:
+    """IsDNS1035Label (Service names)."""
+    errors = [_max_len(63)] if len(value) > 63 else []
+    if not _DNS1035_RE.match(value):
+        errors.append(
+            _regex_error(
+                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+                "start with an alphabetic character, and end with an alphanumeric character",
+                _DNS1035_FMT,
+                "my-name",
+                "abc-123",
+            )
+        )
+    return tuple(errors)
+
+
+@lru_cache(maxsize=4096)
+def qualified_name(value: str) -> tuple[str, ...]:
+    """IsQualifiedName: label and annotation keys, ``prefix/name``."""
+    errors: list[str] = []
+    parts = value.split("/")
+    if len(parts) == 1:
+        name = parts[0]
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            errors.append("prefix part must be non-empty")
+        else:
+            errors.extend(f"prefix part {m}" for m in dns1123_subdomain(prefix))
+    else:
+        return (
+            "a qualified name "
+            + _regex_error(_QNAME_MESSAGE, _QNAME_FMT, "MyName", "my.name", "123-abc")
+            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+        )
+    if not name:
+        errors.append("name part must be non-empty")
+    elif len(name) > 63:
+        errors.append("name part " + _max_len(63))
+    if not _QNAME_RE.match(name):
+        errors.append(
+            "name part " + _regex_error(_QNAME_MESSAGE, _QNAME_FMT, "MyName", "my.name", "123-abc")
+        )
+    return tuple(errors)
+
+
+@lru_cache(maxsize=4096)
+def label_value(value: str) -> tuple[str, ...]:
+    """IsValidLabelValue."""
+    errors = [_max_len(63)] if len(value) > 63 else []
+    if not _LABEL_VALUE_RE.match(value):
+        errors.append(
+            _regex_error(
+                "a valid label must be an empty string or " + _QNAME_MESSAGE.removeprefix("must "),
+                _LABEL_VALUE_FMT,
+                "MyValue",
+                "my_value",
+                "12345",
+            )
+        )
+    return tuple(errors)
+
+
+@lru_cache(maxsize=4096)
+def _port_name(value: str) -> tuple[str, ...]:
+    """IsValidPortName (an IANA service name)."""
+    errors = [_max_len(15)] if len(value) > 15 else []
+    if not _PORT_NAME_CHARS.match(value):
+        errors.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not re.search("[a-z]", value):
+        errors.append("must contain at least one letter (a-z)")
+    if "--" in value:
+        errors.append("must not contain consecutive hyphens")
+    if value and (value[0] == "-" or value[-1] == "-"):
+        errors.append("must not begin or end with a hyphen")
+    return tuple(errors)
+
+
+def _port_number(value: int) -> list[str]:
+    if 1 <= value <= 65535:
+        return []
+    return ["must be between 1 and 65535, inclusive"]
+
+
+@lru_cache(maxsize=4096)
+def _config_key(value: str) -> tuple[str, ...]:
+    """IsConfigMapKey: ConfigMap and Secret data keys."""
+    errors = [_max_len(253)] if len(value) > 253 else []
+    if not _CONFIG_KEY_RE.match(value):
+        errors.append(
+            _regex_error(
+                "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                _CONFIG_KEY_FMT,
+                "key.name",
+                "KEY_NAME",
+                "key-name",
+            )
+        )
+    if value == ".":
+        errors.append("must not be '.'")
+    elif value == "..":
+        errors.append("must not be '..'")
+    elif value.startswith(".."):
+        errors.append("must not start with '..'")
+    return tuple(errors)
+
+
+def _mask_trailing_dash(value: str) -> str:
+    return value[:-1] + "a" if len(value) > 1 and value.endswith("-") else value
+
+
+def _labels(labels: Any, path: str) -> list[FieldError]:
+    """ValidateLabels: keys are qualified names, values label values."""
+    errors: list[FieldError] = []
+    for key, value in (labels or {}).items():
+        errors.extend(_invalid(path, key, m) for m in qualified_name(key))
+        errors.extend(_invalid(path, value, m) for m in label_value(str(value)))
+    return errors
+
+
+def _label_selector(selector: Any, path: str) -> list[FieldError]:
+    """ValidateLabelSelector: matchLabels and matchExpressions."""
+    if not isinstance(selector, dict):
+        return []
+    errors = _labels(selector.get("matchLabels"), f"{path}.matchLabels")
+    for index, requirement in enumerate(selector.get("matchExpressions") or []):
+        where = f"{path}.matchExpressions[{index}]"
+        operator = requirement.get("operator")
+        values = requirement.get("values") or []
+        if operator in ("In", "NotIn"):
+            if not values:
+                errors.append(
+                    _required(
+                        f"{where}.values", "must be specified when `operator` is 'In' or 'NotIn'"
+                    )
+                )
+        elif operator in ("Exists", "DoesNotExist"):
+            if values:
+                errors.append(
+                    _forbidden(
+                        f"{where}.values",
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
+        else:
+            errors.append(_invalid(f"{where}.operator", operator, "not a valid selector operator"))
+        key = requirement.get("key") or ""
+        errors.extend(_invalid(f"{where}.key", key, m) for m in qualified_name(key))
+        for i, value in enumerate(values):
+            errors.extend(_invalid(f"{where}.values[{i}]", value, m) for m in label_value(value))
+    return errors
+
+
+# -- metadata ----------------------------------------------------------------------
+
+# Kinds whose names follow another rule than a DNS-1123 subdomain.
+_NAME_RULES: dict[str, Callable[[str], tuple[str, ...]]] = {
+    "Namespace": dns1123_label,
+    "Service": dns1035_label,
+}
+
+
+def _metadata(kind: ResourceKind, metadata: Object) -> list[FieldError]:
+    """ValidateObjectMeta: names, labels, annotations."""
+    errors: list[FieldError] = []
+    rule = _NAME_RULES.get(kind.kind, dns1123_subdomain)
+    generate = metadata.get("generateName")
+    if generate:
+        errors.extend(
+            _invalid("metadata.generateName", generate, m)
+            for m in rule(_mask_trailing_dash(generate))
+        )
+    name = metadata.get("name") or ""
+    if not name:
+        errors.append(_required("metadata.name", "name or generateName is required"))
+    else:
+        errors.extend(_invalid("metadata.name", name, m) for m in rule(name))
+    errors.extend(_labels(metadata.get("labels"), "metadata.labels"))
+    annotations = metadata.get("annotations") or {}
+    for key in annotations:
+        errors.extend(_invalid("metadata.annotations", key, m) for m in qualified_name(key.lower()))
+    size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
+    if size > _MAX_ANNOTATION_BYTES:
+        errors.append(_too_long("metadata.annotations", _MAX_ANNOTATION_BYTES))
+    return errors
+
+
+# -- pods ------------------------------------------------------------------------
+
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+_DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
+_CONTAINER_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
+_NONNEGATIVE = "must be greater than or equal to 0"
+_USER_ID = "must be between 0 and 2147483647, inclusive"
+
+
+def _quantity(value: Any) -> Quantity | None:
+    try:
+        return parse_quantity(str(value).strip())
+    except QuantityError:
+        return None
+
+
+@cache
+def _volume_sources() -> tuple[str, ...]:
+    """The volume source fields of the Volume schema (every field but ``name``)."""
+    node = node_for("v1", "Pod")
+    assert node is not None
+    volume = node.field("spec").field("volumes").items  # type: ignore[union-attr]
+    return tuple(name for name in volume.field_names if name != "name")
+
+
+def _volumes(volumes: list[Any], path: str) -> tuple[set[str], list[FieldError]]:
+    """ValidateVolumes: unique DNS-label names, exactly one source each.
+
+    As in the real rule, a volume with an error does not count as declared,
+    so mounts of it are refused too.
+    """
+    errors: list[FieldError] = []
+    names: set[str] = set()
+    sources = _volume_sources()
+    for index, volume in enumerate(volumes):
+        where = f"{path}[{index}]"
+        if not isinstance(volume, dict):
+            continue
+        name = volume.get("name") or ""
+        given = [s for s in sources if volume.get(s) is not None]
+        found: list[FieldError] = []
+        if not given:
+            found.append(_required(where, "must specify a volume type"))
+        for extra in given[1:]:
+            found.append(_forbidden(f"{where}.{extra}", "may not specify more than 1 volume type"))
+        found.extend(_volume_source(volume, where))
+        if not name:
+            found.append(_required(f"{where}.name"))
+        else:
+            found.extend(_invalid(f"{where}.name", name, m) for m in dns1123_label(name))
+        if name in names:
+            found.append(_duplicate(f"{where}.name", name))
+        if found:
+            errors.extend(found)
+        else:
+            names.add(name)
+    return names, errors
+
+
+_SOURCE_REQUIRED = {
+    "configMap": "name",
+    "secret": "secretName",
+    "persistentVolumeClaim": "claimName",
+    "hostPath": "path",
+}
+
+
+def _volume_source(volume: Object, where: str) -> list[FieldError]:
+    errors = []
+    for source, key in _SOURCE_REQUIRED.items():
+        spec = volume.get(source)
+        if isinstance(spec, dict) and not spec.get(key):
+            errors.append(_required(f"{where}.{source}.{key}"))
+    nfs = volume.get("nfs")
+    if isinstance(nfs, dict):
+        if not nfs.get("server"):
+            errors.append(_required(f"{where}.nfs.server"))
+        path = nfs.get("path") or ""
+        if not path:
+            errors.append(_required(f"{where}.nfs.path"))
+        elif not path.startswith("/"):
+            errors.append(_invalid(f"{where}.nfs.path", path, "must be an absolute path"))
+    return errors
+
+
+def _container_ports(ports: list[Any], path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    names: set[str] = set()
+    for index, port in enumerate(ports):
+        where = f"{path}[{index}]"
+        name = port.get("name") or ""
+        if name:
+            problems = _port_name(name)
+            errors.extend(_invalid(f"{where}.name", name, m) for m in problems)
+            if not problems:
+                if name in names:
+                    errors.append(_duplicate(f"{where}.name", name))
+                names.add(name)
+        number = port.get("containerPort") or 0
+        if number == 0:
+            errors.append(_required(f"{where}.containerPort"))
+        else:
+            errors.extend(
+                _invalid(f"{where}.containerPort", number, m) for m in _port_number(number)
+            )
+        host = port.get("hostPort") or 0
+        if host:
+            errors.extend(_invalid(f"{where}.hostPort", host, m) for m in _port_number(host))
+        protocol = port.get("protocol", "TCP")
+        if not protocol:
+            errors.append(_required(f"{where}.protocol"))
+        elif protocol not in _PROTOCOLS:
+            errors.append(_not_supported(f"{where}.protocol", protocol, _PROTOCOLS))
+    return errors
+
+
+def _env(env: list[Any], path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for index, variable in enumerate(env):
+        where = f"{path}[{index}].name"
+        name = variable.get("name") or ""
+        if not name:
+            errors.append(_required(where))
+            errors.append(_invalid(where, name, "environment variable name must be non-empty"))
+        elif not _RELAXED_ENV_NAME.match(name):
+            errors.append(
+                _invalid(
+                    where,
+                    name,
+                    "a valid environment variable name must consist only of printable ASCII "
+                    "characters other than '='",
+                )
+            )
+    return errors
+
+
+def _volume_mounts(mounts: list[Any], volumes: set[str], path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    for index, mount in enumerate(mounts):
+        where = f"{path}[{index}]"
+        name = mount.get("name") or ""
+        if not name:
+            errors.append(_required(f"{where}.name"))
+        if name not in volumes:
+            errors.append(_not_found(f"{where}.name", name))
+        mount_path = mount.get("mountPath") or ""
+        if not mount_path:
+            errors.append(_required(f"{where}.mountPath"))
+        if mount_path in seen:
+            errors.append(_invalid(f"{where}.mountPath", mount_path, "must be unique"))
+        seen.add(mount_path)
+        sub_path = mount.get("subPath") or ""
+        if sub_path:
+            errors.extend(_descending_path(sub_path, f"{path}.subPath"))
+    return errors
+
+
+def _descending_path(value: str, path: str) -> list[FieldError]:
+    errors = []
+    if value.startswith("/"):
+        errors.append(_invalid(path, value, "must be a relative path"))
+    if ".." in value.replace("\\", "/").split("/"):
+        errors.append(_invalid(path, value, "must not contain '..'"))
+    return errors
+
+
+def _resources(resources: Any, path: str) -> list[FieldError]:
+    """ValidateResourceRequirements: names, non-negative values, requests <= limits."""
+    if not isinstance(resources, dict):
+        return []
+    errors: list[FieldError] = []
+    limits = resources.get("limits") or {}
+    requests = resources.get("requests") or {}
+    parsed_limits: dict[str, Quantity] = {}
+    for key, text in limits.items():
+        where = f"{path}.limits[{key}]"
+        errors.extend(_container_resource_name(key, where))
+        quantity = _quantity(text)
+        if quantity is not None:
+            parsed_limits[key] = quantity
+            if quantity.value < 0:
+                errors.append(_invalid(where, str(quantity), _NONNEGATIVE))
+    for key, text in requests.items():
+        where = f"{path}.requests[{key}]"
+        errors.extend(_container_resource_name(key, where))
+        quantity = _quantity(text)
+        if quantity is None:
+            continue
+        if quantity.value < 0:
+            errors.append(_invalid(where, str(quantity), _NONNEGATIVE))
+        limit = parsed_limits.get(key)
+        if limit is not None and quantity.value > limit.value:
+            errors.append(
+                _invalid(
+                    f"{path}.requests",
+                    str(quantity),
+                    f"must be less than or equal to {key} limit of {limit}",
+                )
+            )
+    return errors
+
+
+def _container_resource_name(name: str, path: str) -> list[FieldError]:
+    errors = [_invalid(path, name, m) for m in qualified_name(name)]
+    if "/" not in name and name not in _CONTAINER_RESOURCES and not name.startswith("hugepages-"):
+        errors.append(_invalid(path, name, "must be a standard resource for containers"))
+    return errors
+
+
+def _user_ids(context: Any, path: str, keys: tuple[str, ...]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if not isinstance(context, dict):
+        return errors
+    for key in keys:
+        value = context.get(key)
+        if isinstance(value, int) and not 0 <= value <= 2147483647:
+            errors.append(_invalid(f"{path}.{key}", value, _USER_ID))
+    return errors
+
+
+def _container(container: Object, volumes: set[str], path: str, init: bool) -> list[FieldError]:
+    """validateContainerCommon: what every container needs."""
+    errors: list[FieldError] = []
+    name = container.get("name") or ""
+    if not name:
+        errors.append(_required(f"{path}.name"))
+    else:
+        errors.extend(_invalid(f"{path}.name", name, m) for m in dns1123_label(name))
+    if not container.get("image"):
+        errors.append(_required(f"{path}.image"))
+    policy = container.get("terminationMessagePolicy")
+    if policy is not None and policy not in _MESSAGE_POLICIES:
+        errors.append(_not_supported(f"{path}.terminationMessagePolicy", policy, _MESSAGE_POLICIES))
+    errors.extend(_container_ports(container.get("ports") or [], f"{path}.ports"))
+    errors.extend(_env(container.get("env") or [], f"{path}.env"))
+    mounts = container.get("volumeMounts") or []
+    errors.extend(_volume_mounts(mounts, volumes, f"{path}.volumeMounts"))
+    pull = container.get("imagePullPolicy")
+    if pull is not None and pull not in _PULL_POLICIES:
+        errors.append(_not_supported(f"{path}.imagePullPolicy", pull, _PULL_POLICIES))
+    errors.extend(_resources(container.get("resources"), f"{path}.resources"))
+    context = container.get("securityContext")
+    errors.extend(_user_ids(context, f"{path}.securityContext", ("runAsUser", "runAsGroup")))
+    if (
+        isinstance(context, dict)
+        and context.get("privileged") is True
+        and context.get("allowPrivilegeEscalation") is False
+    ):
+        errors.append(
+            _invalid(
+                f"{path}.securityContext",
+                GoSyntax("false"),
+                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            )
+        )
+    return errors
+
+
+def _pod_spec(spec: Any, path: str) -> list[FieldError]:
+    """ValidatePodSpec, the parts a lab controller can get wrong."""
+    if not isinstance(spec, dict):
+        return []
+    errors: list[FieldError] = []
+    volumes, volume_errors = _volumes(spec.get("volumes") or [], f"{path}.volumes")
+    errors.extend(volume_errors)
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    if not containers:
+        errors.append(_required(f"{path}.containers"))
+    names: set[str] = set()
+    for index, container in enumerate(containers):
+        where = f"{path}.containers[{index}]"
+        errors.extend(_container(container, volumes, where, init=False))
+        name = container.get("name") or ""
+        if name in names:
+            errors.append(_duplicate(f"{where}.name", name))
+        names.add(name)
+    for index, container in enumerate(spec.get("initContainers") or []):
+        if not isinstance(container, dict):
+            continue
+        where = f"{path}.initContainers[{index}]"
+        errors.extend(_container(container, volumes, where, init=True))
+        name = container.get("name") or ""
+        if name in names:
+            errors.append(_duplicate(f"{where}.name", name))
+        names.add(name)
+    restart = spec.get("restartPolicy")
+    if restart is not None and restart not in _RESTART_POLICIES:
+        errors.append(_not_supported(f"{path}.restartPolicy", restart, _RESTART_POLICIES))
+    dns = spec.get("dnsPolicy")
+    if dns is not None and dns not in _DNS_POLICIES:
+        errors.append(_not_supported(f"{path}.dnsPolicy", dns, _DNS_POLICIES))
+    errors.extend(_labels(spec.get("nodeSelector"), f"{path}.nodeSelector"))
+    errors.extend(
+        _user_ids(
+            spec.get("securityContext"),
+            f"{path}.securityContext",
+            ("runAsUser", "runAsGroup", "fsGroup"),
+        )
+    )
+    groups = (spec.get("securityContext") or {}).get("supplementalGroups") or []
+    for index, group in enumerate(groups):
+        if isinstance(group, int) and not 0 <= group <= 2147483647:
+            errors.append(
+                _invalid(f"{path}.securityContext.supplementalGroups[{index}]", group, _USER_ID)
+            )
+    account = spec.get("serviceAccountName") or ""
+    if account:
+        errors.extend(
+            _invalid(f"{path}.serviceAccountName", account, m) for m in dns1123_subdomain(account)
+        )
+    return errors
+
+
+# -- other kinds ---------------------------------------------------------------------
+
+
+def _config_map(obj: Object) -> list[FieldError]:
+    errors: list[FieldError] = []
+    data = obj.get("data") or {}
+    binary = obj.get("binaryData") or {}
+    size = 0
+    for key, value in data.items():
+        errors.extend(_invalid(f"data[{key}]", key, m) for m in _config_key(key))
+        if key in binary:
+            errors.append(_invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
+        size += len(str(value).encode())
+    for key, value in binary.items():
+        errors.extend(_invalid(f"binaryData[{key}]", key, m) for m in _config_key(key))
+        if key in data:
+            errors.append(_invalid(f"binaryData[{key}]", key, "duplicate of key present in data"))
+        size += _decoded_length(value)
+    if size > MAX_DATA_BYTES:
+        # Field "" is the whole object; apimachinery prints its path as "[]".
+        errors.append(_too_long("[]", MAX_DATA_BYTES))
+    return errors
+
+
+def _decoded_length(value: Any) -> int:
+    text = str(value).replace("\n", "").replace("\r", "")
+    return len(text) * 3 // 4 - text[-2:].count("=")
+
+
+def _secret(obj: Object) -> list[FieldError]:
+    errors: list[FieldError] = []
+    data = obj.get("data") or {}
+    size = 0
+    for key, value in data.items():
+        errors.extend(_invalid(f"data[{key}]", key, m) for m in _config_key(key))
+        size += _decoded_length(value)
+    if size > MAX_DATA_BYTES:
+        errors.append(_too_long("data", MAX_DATA_BYTES))
+    secret_type = obj.get("type")
+    required_keys = {
+        "kubernetes.io/tls": ("tls.crt", "tls.key"),
+        "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+        "kubernetes.io/dockercfg": (".dockercfg",),
+        "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+    }.get(str(secret_type), ())
+    for key in required_keys:
+        if key not in data:
+            errors.append(_required(f"data[{key}]"))
+    return errors
+
+
+_SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+_SESSION_AFFINITIES = ("ClientIP", "None")
+
+
+def _go_service_port(port: Object) -> GoSyntax:
+    """A port's (protocol, port) key as ``%#v`` prints the core.ServicePort struct."""
+    return GoSyntax(
+        f'core.ServicePort{{Name:"", Protocol:"{port.get("protocol", "")}", '
+        f"AppProtocol:(*string)(nil), Port:{port.get('port', 0)}, "
+        'TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}'
+    )
+
+
+def _port_or_name(value: Any, path: str) -> list[FieldError]:
+    if isinstance(value, int):
+        return [_invalid(path, value, m) for m in _port_number(value)]
+    if isinstance(value, str):
+        return [_invalid(path, value, m) for m in _port_name(value)]
+    return []
+
+
+def _service(obj: Object) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    errors: list[FieldError] = []
+    ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+    service_type = spec.get("type")
+    headless = spec.get("clusterIP") == "None"
+    if not ports and not headless and service_type != "ExternalName":
+        errors.append(_required("spec.ports"))
+    names: set[str] = set()
+    for index, port in enumerate(ports):
+        where = f"spec.ports[{index}]"
+        name = port.get("name") or ""
+        if len(ports) > 1 and not name:
+            errors.append(_required(f"{where}.name"))
+        elif name:
+            errors.extend(_invalid(f"{where}.name", name, m) for m in dns1123_label(name))
+            if name in names:
+                errors.append(_duplicate(f"{where}.name", name))
+            names.add(name)
+        number = port.get("port") or 0
+        errors.extend(_invalid(f"{where}.port", number, m) for m in _port_number(number))
+        protocol = port.get("protocol") or ""
+        if not protocol:
+            errors.append(_required(f"{where}.protocol"))
+        elif protocol not in _PROTOCOLS:
+            errors.append(_not_supported(f"{where}.protocol", protocol, _PROTOCOLS))
+        errors.extend(_port_or_name(port.get("targetPort"), f"{where}.targetPort"))
+    if spec.get("selector") is not None:
+        errors.extend(_labels(spec.get("selector"), "spec.selector"))
+    affinity = spec.get("sessionAffinity")
+    if affinity is not None and affinity not in _SESSION_AFFINITIES:
+        errors.append(_not_supported("spec.sessionAffinity", affinity, _SESSION_AFFINITIES))
+    if service_type is not None and service_type not in _SERVICE_TYPES:
+        errors.append(_not_supported("spec.type", service_type, _SERVICE_TYPES))
+    seen: set[tuple[Any, Any]] = set()
+    for index, port in enumerate(ports):
+        key = (port.get("protocol"), port.get("port"))
+        if key in seen:
+            errors.append(_duplicate(f"spec.ports[{index}]", _go_service_port(port)))
+        seen.add(key)
+    return errors
+
+
+def _network_policy(obj: Object) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    errors = _label_selector(spec.get("podSelector"), "spec.podSelector")
+    for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+        for index, rule in enumerate(spec.get(direction) or []):
+            where = f"spec.{direction}[{index}]"
+            for i, port in enumerate(rule.get("ports") or []):
+                errors.extend(_network_policy_port(port, f"{where}.ports[{i}]"))
+            for i, peer in enumerate(rule.get(peers_key) or []):
+                errors.extend(_network_policy_peer(peer, f"{where}.{peers_key}[{i}]"))
+    types = spec.get("policyTypes") or []
+    if len(types) > 2:
+        errors.append(
+            _invalid(
+                "spec.policyTypes",
+                GoSyntax(
+                    "&[]networking.PolicyType{" + ", ".join(json.dumps(t) for t in types) + "}"
+                ),
+                "may not specify more than two policyTypes",
+            )
+        )
+        return errors
+    for index, policy_type in enumerate(types):
+        if policy_type not in ("Ingress", "Egress"):
+            errors.append(
+                _not_supported(f"spec.policyTypes[{index}]", policy_type, ("Ingress", "Egress"))
+            )
+    return errors
+
+
+def _network_policy_port(port: Object, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    protocol = port.get("protocol")
+    if protocol is not None and protocol not in ("TCP", "UDP", "SCTP"):
+        errors.append(_not_supported(f"{path}.protocol", protocol, ("TCP", "UDP", "SCTP")))
+    number = port.get("port")
+    end = port.get("endPort")
+    if isinstance(number, int):
+        errors.extend(_invalid(f"{path}.port", number, m) for m in _port_number(number))
+        if isinstance(end, int):
+            if end < number:
+                errors.append(
+                    _invalid(f"{path}.endPort", number, "must be greater than or equal to `port`")
+                )
+            errors.extend(_invalid(f"{path}.endPort", end, m) for m in _port_number(end))
+    elif isinstance(number, str):
+        if end is not None:
+            errors.append(
+                _invalid(f"{path}.endPort", end, "may not be specified when `port` is non-numeric")
+            )
+        errors.extend(_invalid(f"{path}.port", number, m) for m in _port_name(number))
+    elif end is not None:
+        errors.append(
+            _invalid(f"{path}.endPort", end, "may not be specified when `port` is not specified")
+        )
+    return errors
+
+
+def _network_policy_peer(peer: Object, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    count = 0
+    for key in ("podSelector", "namespaceSelector"):
+        if peer.get(key) is not None:
+            count += 1
+            errors.extend(_label_selector(peer[key], f"{path}.{key}"))
+    block = peer.get("ipBlock")
+    if block is not None:
+        count += 1
+        cidr = block.get("cidr") or ""
+        if not cidr:
+            errors.append(_required(f"{path}.ipBlock.cidr"))
+        else:
+            try:
+                network = ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                network = None
+                errors.append(
+                    _invalid(
+                        f"{path}.ipBlock.cidr",
+                        cidr,
+                        "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+                    )
+                )
+            for i, excluded in enumerate(block.get("except") or []):
+                try:
+                    inner = ipaddress.ip_network(excluded, strict=False)
+                except ValueError:
+                    errors.append(
+                        _invalid(
+                            f"{path}.ipBlock.except[{i}]",
+                            excluded,
+                            "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+                        )
+                    )
+                    continue
+                if network is not None and (
+                    inner.version != network.version
+                    or not inner.subnet_of(network)  # type: ignore[arg-type]
+                    or inner == network
+                ):
+                    errors.append(
+                        _invalid(
+                            f"{path}.ipBlock.except[{i}]",
+                            excluded,
+                            "must be a strict subset of `cidr`",
+                        )
+                    )
+    if count == 0:
+        errors.append(_required(path, "must specify a peer"))
+    elif count > 1 and block is not None:
+        errors.append(_forbidden(path, "may not specify both ipBlock and another peer"))
+    return errors
+
+
+_QUOTA_RESOURCES = frozenset(
+    {
+        "pods",
+        "services",
+        "replicationcontrollers",
+        "resourcequotas",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "services.nodeports",
+        "services.loadbalancers",
+        "cpu",
+        "memory",
+        "ephemeral-storage",
+        "storage",
+        "requests.cpu",
+        "requests.memory",
+        "requests.storage",
+        "requests.ephemeral-storage",
+        "limits.cpu",
+        "limits.memory",
+        "limits.ephemeral-storage",
+    }
+)
+_QUOTA_INTEGERS = frozenset(
+    {
+        "pods",
+        "services",
+        "replicationcontrollers",
+        "resourcequotas",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "services.nodeports",
+        "services.loadbalancers",
+    }
+)
+_QUOTA_SCOPES = frozenset(
+    {
+        "Terminating",
+        "NotTerminating",
+        "BestEffort",
+        "NotBestEffort",
+        "PriorityClass",
+        "CrossNamespacePodAffinity",
+    }
+)
+
+
+def _resource_quota(obj: Object) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    errors: list[FieldError] = []
+    for key, text in (spec.get("hard") or {}).items():
+        where = f"spec.hard[{key}]"
+        errors.extend(_invalid(where, key, m) for m in qualified_name(key))
+        standard = key in _QUOTA_RESOURCES or key.startswith(("hugepages-", "requests.hugepages-"))
+        if "/" not in key and not standard:
+            errors.append(_invalid(where, key, "must be a standard resource for quota"))
+        quantity = _quantity(text)
+        if quantity is None:
+            continue
+        if quantity.value < 0:
+            errors.append(_invalid(where, str(quantity), _NONNEGATIVE))
+        integer = key in _QUOTA_INTEGERS or key.startswith("count/")
+        if integer and quantity.value.denominator != 1:
+            errors.append(_invalid(where, GoSyntax(str(quantity)), "must be an integer"))
+    scopes = spec.get("scopes") or []
+    for scope in scopes:
+        if scope not in _QUOTA_SCOPES:
+            shown = ", ".join(json.dumps(s) for s in scopes)
+            errors.append(
+                _invalid(
+                    "spec.scopes",
+                    GoSyntax(f"[]core.ResourceQuotaScope{{{shown}}}"),
+                    "unsupported scope",
+                )
+            )
+    pairs = (("Terminating", "NotTerminating"), ("BestEffort", "NotBestEffort"))
+    for first, second in pairs:
+        if first in scopes and second in scopes:
+            shown = ", ".join(json.dumps(s) for s in scopes)
+            errors.append(
+                _invalid(
+                    "spec.scopes",
+                    GoSyntax(f"[]core.ResourceQuotaScope{{{shown}}}"),
+                    "conflicting scopes",
+                )
+            )
+    return errors
+
+
+_ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
+_VOLUME_MODES = ("Block", "Filesystem")
+
+
+def _pvc(obj: Object) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    errors: list[FieldError] = []
+    modes = spec.get("accessModes") or []
+    if not modes:
+        errors.append(_required("spec.accessModes", "at least 1 access mode is required"))
+    if spec.get("selector") is not None:
+        errors.extend(_label_selector(spec["selector"], "spec.selector"))
+    for mode in modes:
+        if mode not in _ACCESS_MODES:
+            errors.append(_not_supported("spec.accessModes", mode, _ACCESS_MODES))
+    if "ReadWriteOncePod" in modes and len(modes) > 1:
+        errors.append(
+            _forbidden("spec.accessModes", "may not use ReadWriteOncePod with other access modes")
+        )
+    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if storage is None:
+        errors.append(_required("spec.resources[storage]"))
+    else:
+        quantity = _quantity(storage)
+        if quantity is not None and quantity.value <= 0:
+            errors.append(
+                _invalid("spec.resources[storage]", str(quantity), "must be greater than zero")
+            )
+    storage_class = spec.get("storageClassName")
+    if storage_class:
+        errors.extend(
+            _invalid("spec.storageClassName", storage_class, m)
+            for m in dns1123_subdomain(storage_class)
+        )
+    mode = spec.get("volumeMode")
+    if mode is not None and mode not in _VOLUME_MODES:
+        errors.append(_not_supported("spec.volumeMode", mode, _VOLUME_MODES))
+    return errors
+
+
+def _job(obj: Object) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    template = spec.get("template") or {}
+    template_labels = (template.get("metadata") or {}).get("labels")
+    errors = _labels(template_labels, "spec.template.metadata.labels")
+    errors.extend(_pod_spec(template.get("spec"), "spec.template.spec"))
+    restart = (template.get("spec") or {}).get("restartPolicy")
+    if restart not in ("Never", "OnFailure"):
+        errors.append(
+            _not_supported("spec.template.spec.restartPolicy", restart, ("OnFailure", "Never"))
+        )
+    return errors
+
+
+_KIND_RULES: dict[str, Callable[[Object], list[FieldError]]] = {
+    "Pod": lambda obj: _pod_spec(obj.get("spec"), "spec"),
+    "ConfigMap": _config_map,
+    "Secret": _secret,
+    "Service": _service,
+    "NetworkPolicy": _network_policy,
+    "ResourceQuota": _resource_quota,
+    "PersistentVolumeClaim": _pvc,
+    "Job": _job,
+}
+
+
+def validate_object(kind: ResourceKind, obj: Object) -> None:
+    """Run the kind's validation on a decoded, defaulted object; 422 with every cause."""
+    metadata = obj.get("metadata") or {}
+    errors = _metadata(kind, metadata)
+    rule = _KIND_RULES.get(kind.kind)
+    if rule is not None:
+        errors.extend(rule(obj))
+    if errors:
+        raise invalid_error(kind, str(metadata.get("name") or ""), errors)
