@@ -43,7 +43,6 @@ __all__ = [
     "decode_managed_fields",
     "encode_managed_fields",
     "format_path",
-    "merge_patch",
     "record_update",
     "typed_patch_error",
 ]
@@ -995,16 +994,3 @@ def typed_patch_error(config: dict[str, Any], error: SchemaError) -> ApiError:
     gvk = f"{group}/{version}, Kind={config.get('kind', '')}"
     where = f"{meta.get('namespace', '')}/{meta.get('name', '')}; {gvk}"
     return _InternalError(500, "", f"failed to create typed patch object ({where}): {error}")
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (what ``application/merge-patch+json`` means)."""
-    if not isinstance(patch, dict):
-        return clone(patch)
-    result = clone(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
