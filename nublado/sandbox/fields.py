@@ -896,20 +896,24 @@ def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
     return encoded
 
 
-# Decoded field sets by the identity of the stored fieldsV1 tree they came from
-# (held here, so the identity stays theirs): stored objects are never changed
-# in place, and most writes decode the same trees again.
-_DECODED: OrderedDict[int, tuple[Any, FieldSet]] = OrderedDict()
-_DECODED_MAX = 4096
+_DECODED: OrderedDict[bytes, FieldSet] = OrderedDict()
+_DECODED_MAX = 1024
 
 
 def _decoded(tree: Any) -> FieldSet:
-    found = _DECODED.get(id(tree))
-    if found is not None and found[0] is tree:
-        _DECODED.move_to_end(id(tree))
-        return found[1]
+    """The field set of a ``fieldsV1`` tree, decoded once per distinct tree.
+
+    Every write decodes the object's entries, and the store hands out copies,
+    so the cache is keyed by content: serializing a tree costs a fraction of
+    rebuilding its set, and field sets are never changed once built.
+    """
+    key = orjson.dumps(tree)
+    found = _DECODED.get(key)
+    if found is not None:
+        _DECODED.move_to_end(key)
+        return found
     fields = FieldSet.from_json(tree)
-    _DECODED[id(tree)] = (tree, fields)
+    _DECODED[key] = fields
     if len(_DECODED) > _DECODED_MAX:
         _DECODED.popitem(last=False)
     return fields

@@ -166,11 +166,20 @@ class Scheduler:
             meta["uid"],
         )
 
-    def retry(self) -> None:
-        """Try unschedulable pods again (nodes or claims changed)."""
-        waiting, self._waiting = self._waiting, {}
-        for (namespace, name), uid in waiting.items():
-            self.cluster.later(0, self.schedule, namespace, name, uid)
+    def retry(self, namespace: str | None = None) -> None:
+        """Try unschedulable pods again: all when nodes change, a namespace's when a claim binds.
+
+        Only a claim of its own namespace can unblock a pod, and retrying every
+        waiting pod on each bind made a cluster of Pending labs quadratic.
+        """
+        retried = [
+            (key, uid)
+            for key, uid in self._waiting.items()
+            if namespace is None or key[0] == namespace
+        ]
+        for (pod_namespace, name), uid in retried:
+            del self._waiting[(pod_namespace, name)]
+            self.cluster.later(0, self.schedule, pod_namespace, name, uid)
 
     def _claims_problem(self, pod: Object) -> str | None:
         """VolumeBinding's PreFilter: a missing claim, or unbound Immediate ones."""

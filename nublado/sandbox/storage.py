@@ -224,7 +224,7 @@ class Storage:
                     )
                 return
             self._bind(claim, storage_class)
-        self.cluster.kubelet.scheduler.retry()
+        self.cluster.kubelet.scheduler.retry(claim["metadata"]["namespace"])
 
     def bind_for_pod(self, pod: Object, node: str) -> None:
         """The scheduler's PreBind: provision the pod's delayed claims on its node."""
