@@ -29,6 +29,8 @@ from .admission import Admission
 from .fields import (
     ManagedEntry,
     apply_config,
+    check_applied_type,
+    check_field_manager,
     conflict_message,
     decode_managed_fields,
     encode_managed_fields,
@@ -39,8 +41,10 @@ from .kinds import ResourceKind, kind_named
 from .patch import apply_patch
 from .rules import (
     GENERATION_KINDS,
+    admission_defaults,
     apply_defaults,
     initial_status,
+    keep_admitted,
     validate_create,
     validate_update,
 )
@@ -395,6 +399,7 @@ class Cluster:
             obj["metadata"]["managedFields"] = encode_managed_fields(entries)
             # After the field manager, as kube-apiserver runs admission: what a plugin fills
             # in (a PVC's default class, its protection finalizer) belongs to no manager.
+            admission_defaults(kind, obj)
             self.garbage.admit_create(kind, obj)
             self.admission.admit_create(kind, obj, body_name or metadata.get("generateName", name))
             if dry_run:
@@ -423,12 +428,16 @@ class Cluster:
         namespace: str,
         name: str,
         mutate: Callable[[Object], None],
-        manager: str,
+        manager: str | None,
         *,
         subresource: str = "status",
         uid: str | None = None,
     ) -> Object | None:
-        """Change an object as a controller does (None if it is gone or was replaced)."""
+        """Change an object as a controller does (None if it is gone or was replaced).
+
+        With no ``manager`` the write records no managed fields, as a write
+        straight to storage (a pod's binding) does.
+        """
         kind = self._kind(kind_name)
         with self._lock:
             old = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
@@ -436,15 +445,17 @@ class Cluster:
                 return None
             new = clone(old)
             mutate(new)
-            entries = record_update(
-                old,
-                new,
-                decode_managed_fields(old),
-                manager=manager,
-                api_version=kind.api_version,
-                now=now_timestamp(),
-                subresource=subresource,
-            )
+            entries = decode_managed_fields(old)
+            if manager is not None:
+                entries = record_update(
+                    old,
+                    new,
+                    entries,
+                    manager=manager,
+                    api_version=kind.api_version,
+                    now=now_timestamp(),
+                    subresource=subresource,
+                )
             return self._finish_update(kind, old, new, entries, validate=False, internal=True)
 
     def _finish_update(
@@ -483,6 +494,7 @@ class Cluster:
         if not internal:
             decode_object(kind, new)
         apply_defaults(kind, new)
+        keep_admitted(kind, old, new)
         if validate:
             validate_update(kind, old, new)
             self.admission.admit_update(kind, old, new)
@@ -618,32 +630,10 @@ class Cluster:
     ) -> tuple[Object, bool]:
         """Server-side apply; returns the object and whether it was created."""
         kind = self._kind(kind_name)
-        if not field_manager:
-            raise ApiError(
-                422,
-                "Invalid",
-                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
-                "required for apply patch",
-                {
-                    "group": "meta.k8s.io",
-                    "kind": "PatchOptions",
-                    "causes": [
-                        {
-                            "reason": "FieldValueRequired",
-                            "message": "Required value: is required for apply patch",
-                            "field": "fieldManager",
-                        }
-                    ],
-                },
-            )
-        if len(field_manager) > 128:
-            raise ApiError(
-                422,
-                "Invalid",
-                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Too long: may not be '
-                "more than 128 bytes",
-            )
+        check_field_manager("PatchOptions", field_manager, apply=True)
+        assert field_manager is not None
         config_raw = parse_object(raw)
+        check_applied_type(config_raw, kind.api_version, kind.kind)
         with self._lock:
             config = self._incoming(kind, namespace, config_raw, name)
             if config["metadata"].get("managedFields") is not None:
@@ -672,6 +662,7 @@ class Cluster:
                     force=True,
                 )
                 obj = self._initialize(kind, merged)
+                admission_defaults(kind, obj)
                 self.admission.admit_create(kind, obj, name)
                 obj["metadata"]["managedFields"] = encode_managed_fields(entries)
                 self.garbage.admit_create(kind, obj)

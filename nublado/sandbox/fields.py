@@ -31,6 +31,7 @@ import orjson
 from .request import current_write
 from .schema import Node, node_for
 from .store import ApiError, clone
+from .validation import FieldError, GoSyntax
 
 __all__ = [
     "FieldConflict",
@@ -39,6 +40,8 @@ __all__ = [
     "Path",
     "SchemaError",
     "apply_config",
+    "check_applied_type",
+    "check_field_manager",
     "conflict_message",
     "decode_managed_fields",
     "encode_managed_fields",
@@ -377,6 +380,10 @@ def _collect(value: Any, plan: _Plan, out: FieldSet) -> None:
         items = plan.items
         for i, item in enumerate(value):
             element = _element(plan, item, i)
+            if element in out.members:
+                # An applied configuration may not name one element twice (upstream's
+                # validation refuses it; the live object may have duplicates).
+                raise SchemaError(f"duplicate entries for key {_display(element)}")
             out.members.add(element)
             if item and items.granular(item):
                 below = FieldSet()
@@ -998,3 +1005,113 @@ def typed_patch_error(config: dict[str, Any], error: SchemaError) -> ApiError:
     gvk = f"{group}/{version}, Kind={config.get('kind', '')}"
     where = f"{meta.get('namespace', '')}/{meta.get('name', '')}; {gvk}"
     return _InternalError(500, "", f"failed to create typed patch object ({where}): {error}")
+
+
+# -- checks before an apply or any write uses a manager's name -------------------------
+
+_FIELD_MANAGER_MAX_BYTES = 128
+
+
+def check_field_manager(options_kind: str, manager: str | None, *, apply: bool = False) -> None:
+    """Refuse a ``fieldManager`` query value kube-apiserver refuses (422, every cause at once).
+
+    Every write's options are validated before its body is decoded
+    (apimachinery's ``ValidateFieldManager``): at most 128 bytes, every
+    character printable; an apply must name one.
+    """
+    text = manager or ""
+    errors: list[FieldError] = []
+    if apply and not text:
+        errors.append(
+            FieldError("FieldValueRequired", "fieldManager", "", "is required for apply patch")
+        )
+    if len(text.encode()) > _FIELD_MANAGER_MAX_BYTES:
+        errors.append(
+            FieldError(
+                "FieldValueTooLong",
+                "fieldManager",
+                "",
+                f"must have at most {_FIELD_MANAGER_MAX_BYTES} bytes",
+            )
+        )
+    position = 0
+    for char in text:
+        # Go's unicode.IsPrint and Python's isprintable agree: letters, marks, numbers,
+        # punctuation, symbols and the ASCII space.
+        if not char.isprintable():
+            errors.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    "fieldManager",
+                    GoSyntax(_go_quote(text)),
+                    f"invalid character U+{ord(char):04X} (at position {position})",
+                )
+            )
+        position += len(char.encode())
+    if not errors:
+        return
+    texts = list(dict.fromkeys(str(e) for e in errors))
+    summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    raise ApiError(
+        422,
+        "Invalid",
+        f'{options_kind}.meta.k8s.io "" is invalid: {summary}',
+        {
+            "group": "meta.k8s.io",
+            "kind": options_kind,
+            "causes": [{"reason": e.reason, "message": e.body(), "field": e.field} for e in errors],
+        },
+    )
+
+
+def _go_quote(text: str) -> str:
+    """A string as Go's ``%q`` (``strconv.Quote``) writes it."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        elif char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def check_applied_type(config: dict[str, Any], api_version: str, kind: str) -> None:
+    """Refuse an applied configuration that is not of the endpoint's type (400).
+
+    kube-apiserver's outermost field manager (``versionCheckManager``)
+    compares the configuration's group, version and kind with the
+    endpoint's before anything else of the apply; an unparseable
+    ``apiVersion`` counts as empty, as apimachinery's ``Unstructured`` reads it.
+    """
+    given_version = config.get("apiVersion")
+    given_kind = config.get("kind")
+    version_text = given_version if isinstance(given_version, str) else ""
+    kind_text = given_kind if isinstance(given_kind, str) else ""
+    if version_text == api_version and kind_text == kind:
+        return
+    if version_text.count("/") > 1:
+        group, version, kind_text = "", "", ""
+    else:
+        group, _, version = version_text.rpartition("/")
+    raise ApiError.bad_request(f"invalid object type: {group}/{version}, Kind={kind_text}")

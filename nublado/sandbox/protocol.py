@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import events, health, table
 from .cluster import Cluster, parse_object
+from .fields import check_field_manager
 from .kinds import VIEWS, ResourceKind
 from .logs import pod_log
 from .openapi import (
@@ -326,6 +327,8 @@ class _Handlers:
                 raise _method_not_allowed()
         options_kind = "DeleteOptions" if method == "DELETE" else _OPTIONS.get(method, "")
         dry_run = parse_dry_run(query.getlist("dryRun"), options_kind) if options_kind else False
+        if method in _OPTIONS:
+            check_field_manager(options_kind, query.get("fieldManager"))
         if target.name is None:
             if method == "GET":
                 if parse_bool(query.get("watch"), "watch"):

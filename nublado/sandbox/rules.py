@@ -17,8 +17,10 @@ from .validation import validate_object
 
 __all__ = [
     "GENERATION_KINDS",
+    "admission_defaults",
     "apply_defaults",
     "initial_status",
+    "keep_admitted",
     "validate_create",
     "validate_update",
 ]
@@ -46,17 +48,22 @@ def _image_pull_policy(image: str) -> str:
 
 
 def _default_pod_spec(spec: Object) -> None:
+    """A pod spec's scheme defaults, filled while the body is decoded (so its writer owns them).
+
+    ``serviceAccount`` and ``serviceAccountName`` mirror each other, as the
+    v1 conversion makes them; the ``default`` account, ``priority`` and
+    ``preemptionPolicy`` come from admission instead (`admission_defaults`).
+    """
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("securityContext", {})
     spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("priority", 0)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-    spec["serviceAccountName"] = account
-    spec["serviceAccount"] = account
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    if account:
+        spec["serviceAccountName"] = account
+        spec["serviceAccount"] = account
     for key in ("initContainers", "containers"):
         for container in spec.get(key) or []:
             if isinstance(container, dict):
@@ -125,6 +132,43 @@ def apply_defaults(kind: ResourceKind, obj: Object) -> None:
                 if "egress" in spec:
                     types.append("Egress")
                 spec["policyTypes"] = types
+
+
+def admission_defaults(kind: ResourceKind, obj: Object) -> None:
+    """What kube-apiserver's mutating admission plugins fill in on a create.
+
+    Called after the create's managed fields are recorded, because the real
+    server runs the field manager before admission: these fields belong to
+    no manager. ServiceAccount admission names the ``default`` account of a
+    pod that names none; Priority admission sets the priority and preemption
+    policy (of the cluster's default, there being no PriorityClasses here).
+    Only pods: a Job's pod template is not admitted, its pods are.
+    """
+    spec = obj.get("spec")
+    if kind.kind != "Pod" or not isinstance(spec, dict):
+        return
+    if not spec.get("serviceAccountName"):
+        spec["serviceAccountName"] = "default"
+        spec["serviceAccount"] = "default"
+    spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+
+
+def keep_admitted(kind: ResourceKind, old: Object, new: Object) -> None:
+    """Keep, on an update, what admission set at the create (Priority admission does so).
+
+    A replacement body that leaves out ``priority`` or ``preemptionPolicy``
+    keeps the stored values; pod validation refuses any other change to them.
+    """
+    if kind.kind != "Pod":
+        return
+    old_spec = old.get("spec")
+    new_spec = new.get("spec")
+    if not isinstance(old_spec, dict) or not isinstance(new_spec, dict):
+        return
+    for key in ("priority", "preemptionPolicy"):
+        if key in old_spec and key not in new_spec:
+            new_spec[key] = old_spec[key]
 
 
 def _qos_class(spec: Object) -> str:

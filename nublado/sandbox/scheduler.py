@@ -298,7 +298,7 @@ class Scheduler:
             ]
 
         bound = self.cluster.update_internal(
-            "Pod", namespace, name, bind, "default-scheduler", subresource="", uid=meta["uid"]
+            "Pod", namespace, name, bind, None, subresource="", uid=meta["uid"]
         )
         if bound is None:
             return
