@@ -381,11 +381,6 @@ class Cluster:
                 metadata["name"] = f"{generate}{suffix}"
             name = metadata["name"]
             ns_key = (namespace or "") if kind.namespaced else ""
-            existing = self.store.get(kind.kind, ns_key, name)
-            if existing is not None:
-                if existing["metadata"].get("deletionTimestamp"):
-                    raise being_deleted_error(kind, name)
-                raise ApiError.already_exists(kind, name)
             self._check_namespace(kind, ns_key, name)
             obj = self._initialize(kind, obj)
             manager = self._manager(field_manager, user_agent)
@@ -397,6 +392,12 @@ class Cluster:
             # in (a PVC's default class, its protection finalizer) belongs to no manager.
             self.garbage.admit_create(kind, obj)
             self.admission.admit_create(kind, obj, body_name or metadata.get("generateName", name))
+            # Last, as storage's KeyExists: decoding, validation and admission answer first.
+            existing = self.store.get(kind.kind, ns_key, name)
+            if existing is not None:
+                if existing["metadata"].get("deletionTimestamp"):
+                    raise being_deleted_error(kind, name)
+                raise ApiError.already_exists(kind, name)
             if dry_run:
                 return obj
             return self._insert(kind, obj)
