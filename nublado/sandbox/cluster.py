@@ -465,6 +465,7 @@ class Cluster:
         """
         old_meta = old["metadata"]
         meta = new.setdefault("metadata", {})
+        given_uid = meta.get("uid")
         system = ["uid", "creationTimestamp", "generation", "name", "namespace"]
         if not internal:
             system += ["deletionTimestamp", "deletionGracePeriodSeconds"]
@@ -485,7 +486,7 @@ class Cluster:
             decode_object(kind, new)
         apply_defaults(kind, new)
         if validate:
-            validate_update(kind, old, new)
+            validate_update(kind, old, new, given_uid)
             self.admission.admit_update(kind, old, new)
         if not internal:
             self.garbage.check_update(kind, old, new)

@@ -38,9 +38,11 @@ from .store import ApiError
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_DATA_BYTES",
+    "SERVICE_CIDR",
     "FieldError",
     "GoSyntax",
     "check_body_size",
+    "check_service_range",
     "decode_object",
     "decoding_patch",
     "find_unknown_fields",
@@ -981,7 +983,74 @@ def _metadata(kind: ResourceKind, metadata: Object) -> list[FieldError]:
     size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
     if size > _MAX_ANNOTATION_BYTES:
         errors.append(_too_long("metadata.annotations", _MAX_ANNOTATION_BYTES))
+    references = metadata.get("ownerReferences")
+    if isinstance(references, list):
+        errors.extend(_owner_references(references, "metadata.ownerReferences"))
     return errors
+
+
+def _owner_references(references: list[Any], path: str) -> list[FieldError]:
+    """ValidateOwnerReferences: apiVersion, kind, name and uid set; one controller at most.
+
+    Every error is on the list's path, without an index, as in apimachinery.
+    """
+    errors: list[FieldError] = []
+    first_controller = ""
+    for reference in references:
+        if not isinstance(reference, dict):
+            continue
+        api_version = reference.get("apiVersion") or ""
+        if not _api_version_has_version(api_version):
+            errors.append(_invalid(f"{path}.apiVersion", api_version, "version must not be empty"))
+        for key in ("kind", "name", "uid"):
+            value = reference.get(key) or ""
+            if not value:
+                errors.append(_invalid(f"{path}.{key}", value, f"{key} must not be empty"))
+        if reference.get("controller") is True:
+            current = f"{reference.get('kind') or ''}/{reference.get('name') or ''}"
+            if first_controller:
+                errors.append(
+                    _invalid(
+                        path,
+                        _go_owner_references(references),
+                        'Only one reference can have Controller set to true. Found "true" in '
+                        f"references for {first_controller} and {current}",
+                    )
+                )
+            else:
+                first_controller = current
+    return errors
+
+
+def _api_version_has_version(api_version: str) -> bool:
+    """Whether schema.ParseGroupVersion finds a version (``v1``, ``apps/v1``)."""
+    if api_version.count("/") > 1:
+        return False
+    return bool(api_version.rpartition("/")[2])
+
+
+def _go_owner_references(references: list[Any]) -> GoSyntax:
+    """The list as ``%#v`` prints []v1.OwnerReference (pointers print as addresses)."""
+
+    def pointer(value: Any) -> str:
+        return "(*bool)(nil)" if value is None else "(*bool)(0xc000000000)"
+
+    items = []
+    for ref in references:
+        if not isinstance(ref, dict):
+            continue
+        fields = ", ".join(
+            [
+                f"APIVersion:{json.dumps(str(ref.get('apiVersion') or ''))}",
+                f"Kind:{json.dumps(str(ref.get('kind') or ''))}",
+                f"Name:{json.dumps(str(ref.get('name') or ''))}",
+                f"UID:{json.dumps(str(ref.get('uid') or ''))}",
+                f"Controller:{pointer(ref.get('controller'))}",
+                f"BlockOwnerDeletion:{pointer(ref.get('blockOwnerDeletion'))}",
+            ]
+        )
+        items.append(f"v1.OwnerReference{{{fields}}}")
+    return GoSyntax("[]v1.OwnerReference{" + ", ".join(items) + "}")
 
 
 # -- pods ------------------------------------------------------------------------
@@ -2009,6 +2078,30 @@ def _service(obj: Object) -> list[FieldError]:
         elif protocol not in _PROTOCOLS:
             errors.append(_not_supported(f"{where}.protocol", protocol, _PROTOCOLS))
         errors.extend(_port_or_name(port.get("targetPort"), f"{where}.targetPort"))
+        app_protocol = port.get("appProtocol")
+        if isinstance(app_protocol, str):
+            errors.extend(
+                _invalid(f"{where}.appProtocol", app_protocol, m)
+                for m in qualified_name(app_protocol)
+            )
+    if service_type == "ExternalName":
+        cname = str(spec.get("externalName") or "").removesuffix(".")
+        if cname:
+            errors.extend(_invalid("spec.externalName", cname, m) for m in dns1123_subdomain(cname))
+        else:
+            errors.append(_required("spec.externalName"))
+    for index, ip in enumerate(spec.get("clusterIPs") or []):
+        if ip != "None" and not _valid_ip(ip):
+            errors.append(_invalid(f"spec.clusterIPs[{index}]", ip, _VALID_IP))
+    if service_type in (None, "ClusterIP"):
+        for index, port in enumerate(ports):
+            if port.get("nodePort"):
+                errors.append(
+                    _forbidden(
+                        f"spec.ports[{index}].nodePort",
+                        "may not be used when `type` is 'ClusterIP'",
+                    )
+                )
     if spec.get("selector") is not None:
         errors.extend(_labels(spec.get("selector"), "spec.selector"))
     affinity = spec.get("sessionAffinity")
@@ -2294,6 +2387,33 @@ _KIND_RULES: dict[str, Callable[[Object], list[FieldError]]] = {
     "PersistentVolumeClaim": _pvc,
     "Job": _job,
 }
+
+
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+"""The sandbox's service range (the IPs it allocates are 10.96.x.y)."""
+
+
+def check_service_range(kind: ResourceKind, obj: Object) -> None:
+    """The allocator's answer to a requested clusterIP outside the service range.
+
+    kube-apiserver allocates a Service's IPs before it validates the object,
+    so this 422 comes alone.
+    """
+    ips = (obj.get("spec") or {}).get("clusterIPs") or []
+    for ip in ips:
+        try:
+            address = ipaddress.ip_address(str(ip))
+        except ValueError:
+            return  # validation's "must be a valid IP address" answers
+        if address.version == SERVICE_CIDR.version and address not in SERVICE_CIDR:
+            shown = ", ".join(json.dumps(str(i)) for i in ips)
+            error = _invalid(
+                "spec.clusterIPs",
+                GoSyntax(f"[]string{{{shown}}}"),
+                f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. "
+                f"The range of valid IPs is {SERVICE_CIDR}",
+            )
+            raise invalid_error(kind, str(obj["metadata"].get("name") or ""), [error])
 
 
 def validate_object(kind: ResourceKind, obj: Object) -> None:
