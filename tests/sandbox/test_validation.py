@@ -1226,3 +1226,168 @@ def test_generate_name_is_validated(http: httpx.Client) -> None:
     causes = [(c["field"], c["message"]) for c in response.json()["details"]["causes"]]
     assert causes[0] == ("metadata.generateName", f'Invalid value: "Lab-": {SUBDOMAIN_RULE}')
     assert http.post(CONFIGMAPS, json={"metadata": {"generateName": "lab-"}}).status_code == 201
+
+
+# What a create answers when the name is taken: everything else first, then 409.
+
+
+def _existing_config_map(http: httpx.Client) -> None:
+    response = http.post(CONFIGMAPS, json={"metadata": {"name": "taken"}, "data": {"a": "1"}})
+    assert response.status_code == 201
+
+
+def test_create_of_a_taken_name_decodes_before_answering_409(http: httpx.Client) -> None:
+    _existing_config_map(http)
+
+    response = http.post(
+        CONFIGMAPS,
+        params={"fieldValidation": "Strict"},
+        json={"metadata": {"name": "taken"}, "bogus": 1},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+        'unknown field "bogus"'
+    )
+
+
+def test_create_of_a_taken_name_validates_before_answering_409(http: httpx.Client) -> None:
+    _existing_config_map(http)
+
+    response = http.post(
+        CONFIGMAPS, json={"metadata": {"name": "taken", "labels": {"app": "not valid!"}}}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["message"] == (
+        f'ConfigMap "taken" is invalid: metadata.labels: Invalid value: "not valid!": '
+        f"{LABEL_VALUE_RULE}"
+    )
+
+
+def test_create_of_a_taken_name_is_admitted_before_answering_409(http: httpx.Client) -> None:
+    _existing_config_map(http)
+    quota = {"metadata": {"name": "q"}, "spec": {"hard": {"configmaps": "1"}}}
+    assert http.post(QUOTAS, json=quota).status_code == 201
+
+    response = http.post(CONFIGMAPS, json={"metadata": {"name": "taken"}})
+
+    assert response.status_code == 403, response.text
+    assert response.json()["message"].startswith(
+        'configmaps "taken" is forbidden: exceeded quota: q,'
+    )
+
+
+def test_create_of_a_taken_valid_name_is_409(http: httpx.Client) -> None:
+    _existing_config_map(http)
+
+    response = http.post(CONFIGMAPS, json={"metadata": {"name": "taken"}})
+
+    assert response.status_code == 409
+    assert response.json()["message"] == 'configmaps "taken" already exists'
+
+
+def test_create_of_a_name_being_deleted_validates_before_answering_409(
+    http: httpx.Client,
+) -> None:
+    body = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    assert http.post(CONFIGMAPS, json=body).status_code == 201
+    assert http.delete(f"{CONFIGMAPS}/held").status_code == 200
+
+    invalid = http.post(CONFIGMAPS, json={"metadata": {"name": "held", "labels": {"a": "b c"}}})
+    taken = http.post(CONFIGMAPS, json={"metadata": {"name": "held"}})
+
+    assert invalid.status_code == 422, invalid.text
+    assert taken.status_code == 409
+    assert taken.json()["message"] == 'object is being deleted: configmaps "held" already exists'
+
+
+# Immutable metadata on update.
+
+
+@pytest.mark.parametrize("verb", ["merge-patch", "PUT"])
+def test_changing_the_uid_is_invalid(http: httpx.Client, verb: str) -> None:
+    created = http.post(CONFIGMAPS, json={"metadata": {"name": "u"}}).json()
+    path = f"{CONFIGMAPS}/u"
+    if verb == "PUT":
+        body = {**created, "metadata": {**created["metadata"], "uid": "other"}}
+        response = http.put(path, json=body)
+    else:
+        response = http.patch(
+            path,
+            headers={"content-type": "application/merge-patch+json"},
+            json={"metadata": {"uid": "other"}},
+        )
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["message"] == (
+        'ConfigMap "u" is invalid: metadata.uid: Invalid value: "other": field is immutable'
+    )
+    # Checked twice, as the common fields and as the kind's own metadata.
+    cause = {
+        "reason": "FieldValueInvalid",
+        "message": 'Invalid value: "other": field is immutable',
+        "field": "metadata.uid",
+    }
+    assert body["details"]["causes"] == [cause, cause]
+    assert http.get(path).json()["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+def test_update_without_a_uid_keeps_the_stored_one(http: httpx.Client) -> None:
+    created = http.post(CONFIGMAPS, json={"metadata": {"name": "u"}}).json()
+    metadata = {k: v for k, v in created["metadata"].items() if k != "uid"}
+
+    response = http.put(f"{CONFIGMAPS}/u", json={**created, "metadata": metadata})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+# DeleteOptions.
+
+
+BOTH_SET = (
+    'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: "Foreground": '
+    "orphanDependents and deletionPropagation cannot be both set"
+)
+
+
+@pytest.mark.parametrize("where", ["body", "query"])
+def test_delete_with_orphan_dependents_and_a_propagation_policy_is_invalid(
+    http: httpx.Client, where: str
+) -> None:
+    assert http.post(CONFIGMAPS, json={"metadata": {"name": "d"}}).status_code == 201
+    options = {"orphanDependents": True, "propagationPolicy": "Foreground"}
+    if where == "body":
+        response = http.request("DELETE", f"{CONFIGMAPS}/d", json=options)
+    else:
+        response = http.delete(
+            f"{CONFIGMAPS}/d",
+            params={"orphanDependents": "true", "propagationPolicy": "Foreground"},
+        )
+
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": BOTH_SET,
+        "reason": "Invalid",
+        "details": {
+            "group": "meta.k8s.io",
+            "kind": "DeleteOptions",
+            "causes": [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": 'Invalid value: "Foreground": orphanDependents and '
+                    "deletionPropagation cannot be both set",
+                    "field": "propagationPolicy",
+                }
+            ],
+        },
+        "code": 422,
+    }
+    assert http.get(f"{CONFIGMAPS}/d").status_code == 200
