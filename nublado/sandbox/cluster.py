@@ -40,6 +40,7 @@ from .patch import apply_patch
 from .rules import (
     GENERATION_KINDS,
     apply_defaults,
+    check_uid_precondition,
     initial_status,
     validate_create,
     validate_update,
@@ -529,6 +530,7 @@ class Cluster:
         with self._lock:
             incoming = self._incoming(kind, namespace, body, name)
             old = self._existing(kind, namespace, name)
+            check_uid_precondition(kind, old, incoming)
             self._check_precondition(kind, old, incoming)
             new = _with_status_rules(kind, old, incoming, subresource)
             return self._write_update(

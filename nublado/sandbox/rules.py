@@ -19,6 +19,7 @@ from .validation import FieldError, check_service_range, invalid_error, validate
 __all__ = [
     "GENERATION_KINDS",
     "apply_defaults",
+    "check_uid_precondition",
     "initial_status",
     "validate_create",
     "validate_update",
@@ -195,6 +196,25 @@ def _spec_diff(old: Object, new: Object) -> str:
                 lines.append(f"+  \t{key}: {new[key]!r},")
     lines.append("  }")
     return "\n".join(lines)
+
+
+def check_uid_precondition(kind: ResourceKind, old: Object, incoming: Object) -> None:
+    """A PUT's uid is a storage precondition (DefaultUpdatedObjectInfo): 409 when it differs.
+
+    Checked before the resourceVersion, as etcd's GuaranteedUpdate does. A
+    patch carries no such precondition; its uid change is a 422 instead.
+    """
+    given = (incoming.get("metadata") or {}).get("uid")
+    name = old["metadata"]["name"]
+    stored = old["metadata"].get("uid")
+    if given and given != stored:
+        raise ApiError(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {kind.group_resource} "{name}": Precondition '
+            f"failed: UID in precondition: {given}, UID in object meta: {stored}",
+            {"name": name, "kind": kind.plural},
+        )
 
 
 def _metadata_update(kind: ResourceKind, old: Object, new: Object, given_uid: str | None) -> None:

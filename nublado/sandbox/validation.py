@@ -1648,8 +1648,6 @@ def _container_kind_rules(container: Object, path: str, init: bool) -> list[Fiel
             )
         return errors
     errors = []
-    if restart is not None and restart != "Always":
-        errors.append(_not_supported(f"{path}.restartPolicy", restart, ("Always",)))
     if restart == "Always":
         errors.extend(_probes_and_lifecycle(container, path))
         return errors
@@ -1729,11 +1727,14 @@ def _pod_spec(spec: Any, path: str, for_pod: bool = False) -> list[FieldError]:
     for index, container in enumerate(init_containers):
         where = f"{path}.initContainers[{index}]"
         errors.extend(_container(container, volumes, where, init=True))
-        errors.extend(_container_kind_rules(container, where, init=True))
+        restart_policy = container.get("restartPolicy")
+        if restart_policy is not None and restart_policy != "Always":
+            errors.append(_not_supported(f"{where}.restartPolicy", restart_policy, ("Always",)))
         name = container.get("name") or ""
         if name in names:
             errors.append(_duplicate(f"{where}.name", name))
         names.add(name)
+        errors.extend(_container_kind_rules(container, where, init=True))
     restart = spec.get("restartPolicy")
     if restart is not None and restart not in _RESTART_POLICIES:
         errors.append(_not_supported(f"{path}.restartPolicy", restart, _RESTART_POLICIES))

@@ -1306,19 +1306,14 @@ def test_create_of_a_name_being_deleted_validates_before_answering_409(
 # Immutable metadata on update.
 
 
-@pytest.mark.parametrize("verb", ["merge-patch", "PUT"])
-def test_changing_the_uid_is_invalid(http: httpx.Client, verb: str) -> None:
+def test_patching_the_uid_is_invalid(http: httpx.Client) -> None:
     created = http.post(CONFIGMAPS, json={"metadata": {"name": "u"}}).json()
-    path = f"{CONFIGMAPS}/u"
-    if verb == "PUT":
-        body = {**created, "metadata": {**created["metadata"], "uid": "other"}}
-        response = http.put(path, json=body)
-    else:
-        response = http.patch(
-            path,
-            headers={"content-type": "application/merge-patch+json"},
-            json={"metadata": {"uid": "other"}},
-        )
+
+    response = http.patch(
+        f"{CONFIGMAPS}/u",
+        headers={"content-type": "application/merge-patch+json"},
+        json={"metadata": {"uid": "other"}},
+    )
 
     assert response.status_code == 422, response.text
     body = response.json()
@@ -1332,7 +1327,25 @@ def test_changing_the_uid_is_invalid(http: httpx.Client, verb: str) -> None:
         "field": "metadata.uid",
     }
     assert body["details"]["causes"] == [cause, cause]
-    assert http.get(path).json()["metadata"]["uid"] == created["metadata"]["uid"]
+    assert http.get(f"{CONFIGMAPS}/u").json()["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+def test_put_with_another_uid_fails_its_precondition(http: httpx.Client) -> None:
+    created = http.post(CONFIGMAPS, json={"metadata": {"name": "u"}}).json()
+    uid = created["metadata"]["uid"]
+    # A stale resourceVersion too: the uid precondition is checked first.
+    metadata = {**created["metadata"], "uid": "other", "resourceVersion": "1"}
+
+    response = http.put(f"{CONFIGMAPS}/u", json={**created, "metadata": metadata})
+
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert (body["reason"], body["message"]) == (
+        "Conflict",
+        f'Operation cannot be fulfilled on configmaps "u": Precondition failed: UID in '
+        f"precondition: other, UID in object meta: {uid}",
+    )
+    assert body["details"] == {"name": "u", "kind": "configmaps"}
 
 
 def test_update_without_a_uid_keeps_the_stored_one(http: httpx.Client) -> None:
