@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .kinds import KINDS, ResourceKind
 from .quantity import Quantity, QuantityError, parse_quantity
+from .resize import check_claim_resize
 from .store import ApiError
 
 if TYPE_CHECKING:
@@ -260,6 +261,8 @@ class Admission:
 
     def admit_update(self, kind: ResourceKind, old: Object, new: Object) -> None:
         """Admit an update: quota for the kinds whose usage an update can change."""
+        if kind.kind == "PersistentVolumeClaim":
+            check_claim_resize(self.cluster.store, kind, old, new)
         if kind.kind in ("PersistentVolumeClaim", "Service"):
             meta = old["metadata"]
             self._check_quota(kind, new, old, meta.get("namespace", ""), meta["name"])

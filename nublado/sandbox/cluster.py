@@ -43,6 +43,7 @@ from .rules import (
     GENERATION_KINDS,
     admission_defaults,
     apply_defaults,
+    check_uid_precondition,
     initial_status,
     keep_admitted,
     validate_create,
@@ -385,11 +386,6 @@ class Cluster:
                 metadata["name"] = f"{generate}{suffix}"
             name = metadata["name"]
             ns_key = (namespace or "") if kind.namespaced else ""
-            existing = self.store.get(kind.kind, ns_key, name)
-            if existing is not None:
-                if existing["metadata"].get("deletionTimestamp"):
-                    raise being_deleted_error(kind, name)
-                raise ApiError.already_exists(kind, name)
             self._check_namespace(kind, ns_key, name)
             obj = self._initialize(kind, obj)
             manager = self._manager(field_manager, user_agent)
@@ -402,6 +398,12 @@ class Cluster:
             admission_defaults(kind, obj)
             self.garbage.admit_create(kind, obj)
             self.admission.admit_create(kind, obj, body_name or metadata.get("generateName", name))
+            # Last, as storage's KeyExists: decoding, validation and admission answer first.
+            existing = self.store.get(kind.kind, ns_key, name)
+            if existing is not None:
+                if existing["metadata"].get("deletionTimestamp"):
+                    raise being_deleted_error(kind, name)
+                raise ApiError.already_exists(kind, name)
             if dry_run:
                 return obj
             return self._insert(kind, obj)
@@ -475,6 +477,7 @@ class Cluster:
         """
         old_meta = old["metadata"]
         meta = new.setdefault("metadata", {})
+        given_uid = meta.get("uid")
         system = ["uid", "creationTimestamp", "generation", "name", "namespace"]
         if not internal:
             system += ["deletionTimestamp", "deletionGracePeriodSeconds"]
@@ -496,7 +499,7 @@ class Cluster:
         apply_defaults(kind, new)
         keep_admitted(kind, old, new)
         if validate:
-            validate_update(kind, old, new)
+            validate_update(kind, old, new, given_uid)
             self.admission.admit_update(kind, old, new)
         if not internal:
             self.garbage.check_update(kind, old, new)
@@ -539,6 +542,7 @@ class Cluster:
         with self._lock:
             incoming = self._incoming(kind, namespace, body, name)
             old = self._existing(kind, namespace, name)
+            check_uid_precondition(kind, old, incoming)
             self._check_precondition(kind, old, incoming)
             new = _with_status_rules(kind, old, incoming, subresource)
             return self._write_update(

@@ -125,6 +125,28 @@ def _field_validation(value: str | None) -> FieldValidation:
     return value  # type: ignore[return-value]
 
 
+def _both_propagation_options(policy: str) -> ApiError:
+    """ValidateDeleteOptions: the deprecated orphanDependents excludes propagationPolicy."""
+    message = "orphanDependents and deletionPropagation cannot be both set"
+    return ApiError(
+        422,
+        "Invalid",
+        f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: '
+        f'"{policy}": {message}',
+        {
+            "group": "meta.k8s.io",
+            "kind": "DeleteOptions",
+            "causes": [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": f'Invalid value: "{policy}": {message}',
+                    "field": "propagationPolicy",
+                }
+            ],
+        },
+    )
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
@@ -476,8 +498,10 @@ class _Handlers:
         grace_text = query.get("gracePeriodSeconds")
         preconditions = None
         raw = await request.body()
+        orphan_given = query.get("orphanDependents") is not None
         if raw.strip():
             options = parse_object(raw)
+            orphan_given = options.get("orphanDependents") is not None
             policy = options.get("propagationPolicy") or policy
             if options.get("gracePeriodSeconds") is not None:
                 grace_text = str(options["gracePeriodSeconds"])
@@ -487,6 +511,8 @@ class _Handlers:
             body_dry_run = options.get("dryRun")
             if isinstance(body_dry_run, list) and body_dry_run:
                 dry_run = parse_dry_run([str(v) for v in body_dry_run], "DeleteOptions")
+        if orphan_given and policy is not None:
+            raise _both_propagation_options(policy)
         if policy is None and query.get("orphanDependents") is not None:
             policy = (
                 "Orphan"

@@ -12,13 +12,15 @@ import base64
 from typing import Any
 
 from .kinds import ResourceKind
+from .quantity import Quantity, QuantityError, parse_quantity
 from .store import ApiError, clone
-from .validation import validate_object
+from .validation import FieldError, check_service_range, invalid_error, validate_object
 
 __all__ = [
     "GENERATION_KINDS",
     "admission_defaults",
     "apply_defaults",
+    "check_uid_precondition",
     "initial_status",
     "keep_admitted",
     "validate_create",
@@ -206,6 +208,8 @@ def initial_status(kind: ResourceKind, obj: Object, given: Any) -> Any:
 
 def validate_create(kind: ResourceKind, obj: Object) -> None:
     """Refuse a new object the API server refuses (422 Invalid with every cause)."""
+    if kind.kind == "Service":
+        check_service_range(kind, obj)
     validate_object(kind, obj)
 
 
@@ -238,12 +242,76 @@ def _spec_diff(old: Object, new: Object) -> str:
     return "\n".join(lines)
 
 
-def validate_update(kind: ResourceKind, old: Object, new: Object) -> None:
+def check_uid_precondition(kind: ResourceKind, old: Object, incoming: Object) -> None:
+    """A PUT's uid is a storage precondition (DefaultUpdatedObjectInfo): 409 when it differs.
+
+    Checked before the resourceVersion, as etcd's GuaranteedUpdate does. A
+    patch carries no such precondition; its uid change is a 422 instead.
+    """
+    given = (incoming.get("metadata") or {}).get("uid")
+    name = old["metadata"]["name"]
+    stored = old["metadata"].get("uid")
+    if given and given != stored:
+        raise ApiError(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {kind.group_resource} "{name}": Precondition '
+            f"failed: UID in precondition: {given}, UID in object meta: {stored}",
+            {"name": name, "kind": kind.plural},
+        )
+
+
+def _metadata_update(kind: ResourceKind, old: Object, new: Object, given_uid: str | None) -> None:
+    """ValidateObjectMetaUpdate's uid rule: an update may omit the uid, never change it.
+
+    ``given_uid`` is the uid the request carried (the update keeps the stored
+    one). kube-apiserver checks object metadata twice on update (the common
+    fields, then the kind's own ValidateUpdate), so the cause appears twice.
+    Name and namespace cannot differ from the URL's (400 before this), and a
+    changed creationTimestamp is reset to the stored one, as rest.BeforeUpdate does.
+    """
+    old_uid = old["metadata"].get("uid")
+    if given_uid and old_uid and given_uid != old_uid:
+        error = FieldError("FieldValueInvalid", "metadata.uid", given_uid, "field is immutable")
+        raise invalid_error(kind, old["metadata"]["name"], [error, error])
+
+
+def _storage(values: Any) -> Quantity | None:
+    try:
+        return parse_quantity((values or {}).get("storage"))
+    except QuantityError:
+        return None
+
+
+def _claim_shrink(kind: ResourceKind, name: str, old: Object, new: Object) -> None:
+    """ValidatePersistentVolumeClaimUpdate (1.32, RecoverVolumeExpansionFailure on by default).
+
+    A claim's request may go down, to recover from a failed expansion, but
+    never to or below the capacity its volume already has.
+    """
+    old_size = _storage(((old.get("spec") or {}).get("resources") or {}).get("requests"))
+    new_size = _storage(((new.get("spec") or {}).get("resources") or {}).get("requests"))
+    if old_size is None or new_size is None or new_size.value >= old_size.value:
+        return
+    capacity = _storage((old.get("status") or {}).get("capacity"))
+    if new_size.value <= (capacity.value if capacity is not None else 0):
+        raise _forbid(
+            kind,
+            name,
+            "spec.resources.requests.storage",
+            "field can not be less than status.capacity",
+        )
+
+
+def validate_update(
+    kind: ResourceKind, old: Object, new: Object, given_uid: str | None = None
+) -> None:
     """Reject updates the API server rejects (422 Invalid with its message).
 
     The new object must be valid as a whole first, as on create; then the
     rules that compare it with the stored one (immutable fields) apply.
     """
+    _metadata_update(kind, old, new, given_uid)
     validate_object(kind, new)
     name = old["metadata"]["name"]
     match kind.kind:
@@ -281,6 +349,7 @@ def validate_update(kind: ResourceKind, old: Object, new: Object) -> None:
                     "FieldValueForbidden",
                 )
         case "PersistentVolumeClaim":
+            _claim_shrink(kind, name, old, new)
             old_spec = clone(old.get("spec") or {})
             new_spec = clone(new.get("spec") or {})
             for spec in (old_spec, new_spec):

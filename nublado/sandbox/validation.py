@@ -38,9 +38,11 @@ from .store import ApiError
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_DATA_BYTES",
+    "SERVICE_CIDR",
     "FieldError",
     "GoSyntax",
     "check_body_size",
+    "check_service_range",
     "decode_object",
     "decoding_patch",
     "find_unknown_fields",
@@ -981,7 +983,74 @@ def _metadata(kind: ResourceKind, metadata: Object) -> list[FieldError]:
     size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
     if size > _MAX_ANNOTATION_BYTES:
         errors.append(_too_long("metadata.annotations", _MAX_ANNOTATION_BYTES))
+    references = metadata.get("ownerReferences")
+    if isinstance(references, list):
+        errors.extend(_owner_references(references, "metadata.ownerReferences"))
     return errors
+
+
+def _owner_references(references: list[Any], path: str) -> list[FieldError]:
+    """ValidateOwnerReferences: apiVersion, kind, name and uid set; one controller at most.
+
+    Every error is on the list's path, without an index, as in apimachinery.
+    """
+    errors: list[FieldError] = []
+    first_controller = ""
+    for reference in references:
+        if not isinstance(reference, dict):
+            continue
+        api_version = reference.get("apiVersion") or ""
+        if not _api_version_has_version(api_version):
+            errors.append(_invalid(f"{path}.apiVersion", api_version, "version must not be empty"))
+        for key in ("kind", "name", "uid"):
+            value = reference.get(key) or ""
+            if not value:
+                errors.append(_invalid(f"{path}.{key}", value, f"{key} must not be empty"))
+        if reference.get("controller") is True:
+            current = f"{reference.get('kind') or ''}/{reference.get('name') or ''}"
+            if first_controller:
+                errors.append(
+                    _invalid(
+                        path,
+                        _go_owner_references(references),
+                        'Only one reference can have Controller set to true. Found "true" in '
+                        f"references for {first_controller} and {current}",
+                    )
+                )
+            else:
+                first_controller = current
+    return errors
+
+
+def _api_version_has_version(api_version: str) -> bool:
+    """Whether schema.ParseGroupVersion finds a version (``v1``, ``apps/v1``)."""
+    if api_version.count("/") > 1:
+        return False
+    return bool(api_version.rpartition("/")[2])
+
+
+def _go_owner_references(references: list[Any]) -> GoSyntax:
+    """The list as ``%#v`` prints []v1.OwnerReference (pointers print as addresses)."""
+
+    def pointer(value: Any) -> str:
+        return "(*bool)(nil)" if value is None else "(*bool)(0xc000000000)"
+
+    items = []
+    for ref in references:
+        if not isinstance(ref, dict):
+            continue
+        fields = ", ".join(
+            [
+                f"APIVersion:{json.dumps(str(ref.get('apiVersion') or ''))}",
+                f"Kind:{json.dumps(str(ref.get('kind') or ''))}",
+                f"Name:{json.dumps(str(ref.get('name') or ''))}",
+                f"UID:{json.dumps(str(ref.get('uid') or ''))}",
+                f"Controller:{pointer(ref.get('controller'))}",
+                f"BlockOwnerDeletion:{pointer(ref.get('blockOwnerDeletion'))}",
+            ]
+        )
+        items.append(f"v1.OwnerReference{{{fields}}}")
+    return GoSyntax("[]v1.OwnerReference{" + ", ".join(items) + "}")
 
 
 # -- pods ------------------------------------------------------------------------
@@ -1054,12 +1123,57 @@ _SOURCE_REQUIRED = {
 }
 
 
+_FILE_MODE = "must be a number between 0 and 0777 (octal), both inclusive"
+_HOST_PATH_TYPES = (
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+)
+
+
 def _volume_source(volume: Object, where: str) -> list[FieldError]:
+    """The per-source rules of validateVolumeSource a pod spec can break."""
     errors = []
+    empty_dir = volume.get("emptyDir")
+    if isinstance(empty_dir, dict) and empty_dir.get("sizeLimit") is not None:
+        limit = _quantity(empty_dir["sizeLimit"])
+        if limit is not None and limit.value < 0:
+            errors.append(
+                _forbidden(
+                    f"{where}.emptyDir.sizeLimit",
+                    "SizeLimit field must be a valid resource quantity",
+                )
+            )
     for source, key in _SOURCE_REQUIRED.items():
         spec = volume.get(source)
         if isinstance(spec, dict) and not spec.get(key):
             errors.append(_required(f"{where}.{source}.{key}"))
+            if source == "hostPath":
+                continue
+        if not isinstance(spec, dict):
+            continue
+        if source == "hostPath":
+            errors.extend(_no_backsteps(spec["path"], f"{where}.hostPath.path"))
+            host_type = spec.get("type")
+            if host_type is not None and host_type not in _HOST_PATH_TYPES:
+                errors.append(_not_supported(f"{where}.hostPath.type", host_type, _HOST_PATH_TYPES))
+        elif source in ("secret", "configMap"):
+            errors.extend(_file_mode(spec.get("defaultMode"), f"{where}.{source}.defaultMode"))
+            for index, item in enumerate(spec.get("items") or []):
+                if isinstance(item, dict):
+                    errors.extend(_key_to_path(item, f"{where}.{source}.items[{index}]"))
+    downward = volume.get("downwardAPI")
+    if isinstance(downward, dict):
+        errors.extend(_file_mode(downward.get("defaultMode"), f"{where}.downwardAPI.defaultMode"))
+        for item in downward.get("items") or []:
+            if isinstance(item, dict):
+                # The real rule reports every item under the source's path, without an index.
+                errors.extend(_downward_api_file(item, f"{where}.downwardAPI"))
     nfs = volume.get("nfs")
     if isinstance(nfs, dict):
         if not nfs.get("server"):
@@ -1069,6 +1183,217 @@ def _volume_source(volume: Object, where: str) -> list[FieldError]:
             errors.append(_required(f"{where}.nfs.path"))
         elif not path.startswith("/"):
             errors.append(_invalid(f"{where}.nfs.path", path, "must be an absolute path"))
+    return errors
+
+
+def _file_mode(mode: Any, path: str) -> list[FieldError]:
+    if isinstance(mode, int) and not 0 <= mode <= 0o777:
+        return [_invalid(path, mode, _FILE_MODE)]
+    return []
+
+
+def _no_backsteps(value: str, path: str) -> list[FieldError]:
+    """validatePathNoBacksteps: one error however many ``..`` elements."""
+    if ".." in value.replace("\\", "/").split("/"):
+        return [_invalid(path, value, "must not contain '..'")]
+    return []
+
+
+def _local_non_reserved_path(value: str, path: str) -> list[FieldError]:
+    """ValidateLocalNonReservedPath: relative, no ``..`` element, not starting with ``..``."""
+    errors = []
+    if value.startswith("/"):
+        errors.append(_invalid(path, value, "must be a relative path"))
+    errors.extend(_no_backsteps(value, path))
+    if value.startswith("..") and not value.startswith("../"):
+        errors.append(_invalid(path, value, "must not start with '..'"))
+    return errors
+
+
+def _key_to_path(item: Object, path: str) -> list[FieldError]:
+    """validateKeyToPath: a ConfigMap or Secret item's key, path and mode."""
+    errors = []
+    if not item.get("key"):
+        errors.append(_required(f"{path}.key"))
+    target = item.get("path") or ""
+    if not target:
+        errors.append(_required(f"{path}.path"))
+    errors.extend(_local_non_reserved_path(target, f"{path}.path"))
+    errors.extend(_file_mode(item.get("mode"), f"{path}.mode"))
+    return errors
+
+
+_VOLUME_FIELD_PATHS = (
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+)
+_ENV_FIELD_PATHS = (
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+)
+# What ConvertDownwardAPIFieldLabel accepts for a v1 pod.
+_DOWNWARD_LABELS = frozenset(
+    {
+        "metadata.annotations",
+        "metadata.labels",
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.uid",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.serviceAccountName",
+        "spec.schedulerName",
+        "status.phase",
+        "status.hostIP",
+        "status.hostIPs",
+        "status.podIP",
+        "status.podIPs",
+    }
+)
+_RESOURCE_FIELD_PATHS = (
+    "limits.cpu",
+    "limits.ephemeral-storage",
+    "limits.memory",
+    "requests.cpu",
+    "requests.ephemeral-storage",
+    "requests.memory",
+)
+
+
+def _split_subscript(field_path: str) -> tuple[str, str] | None:
+    """SplitMaybeSubscriptedPath: ``metadata.labels['key']`` -> (path, key)."""
+    if not field_path.endswith("']"):
+        return None
+    head, sep, key = field_path[:-2].partition("['")
+    if not sep or not head:
+        return None
+    return head, key
+
+
+def _object_field_selector(
+    selector: Object, expressions: tuple[str, ...], path: str
+) -> list[FieldError]:
+    """validateObjectFieldSelector (apiVersion defaults to v1, as the real defaulting does)."""
+    version = selector.get("apiVersion") or "v1"
+    field_path = selector.get("fieldPath") or ""
+    if not field_path:
+        return [_required(f"{path}.fieldPath")]
+    problem = None
+    subscripted = _split_subscript(field_path)
+    if version != "v1":
+        problem = f"unsupported pod version: {version}"
+    elif subscripted is not None:
+        if subscripted[0] not in ("metadata.annotations", "metadata.labels"):
+            problem = f"field label does not support subscript: {field_path}"
+    elif field_path == "spec.host":
+        field_path = "spec.nodeName"
+    elif field_path not in _DOWNWARD_LABELS:
+        problem = f"field label not supported: {field_path}"
+    if problem is not None:
+        detail = f"error converting fieldPath: {problem}"
+        return [_invalid(f"{path}.fieldPath", selector.get("fieldPath"), detail)]
+    if subscripted is not None:
+        head, key = subscripted
+        key = key.lower() if head == "metadata.annotations" else key
+        return [_invalid(path, key, m) for m in qualified_name(key)]
+    if field_path not in expressions:
+        return [_not_supported(f"{path}.fieldPath", field_path, expressions)]
+    return []
+
+
+def _resource_field_selector(selector: Object, path: str, volume: bool) -> list[FieldError]:
+    """validateContainerResourceFieldSelector (hugepages resources allowed by prefix)."""
+    resource = selector.get("resource") or ""
+    if volume and not selector.get("containerName"):
+        return [_required(f"{path}.containerName")]
+    if not resource:
+        return [_required(f"{path}.resource")]
+    if resource not in _RESOURCE_FIELD_PATHS and not resource.startswith(
+        ("limits.hugepages-", "requests.hugepages-")
+    ):
+        return [_not_supported(f"{path}.resource", resource, _RESOURCE_FIELD_PATHS)]
+    return []
+
+
+def _downward_api_file(item: Object, path: str) -> list[FieldError]:
+    """validateDownwardAPIVolumeFile."""
+    errors = []
+    target = item.get("path") or ""
+    if not target:
+        errors.append(_required(f"{path}.path"))
+    errors.extend(_local_non_reserved_path(target, f"{path}.path"))
+    field_ref = item.get("fieldRef")
+    resource_ref = item.get("resourceFieldRef")
+    if isinstance(field_ref, dict):
+        errors.extend(_object_field_selector(field_ref, _VOLUME_FIELD_PATHS, f"{path}.fieldRef"))
+        if resource_ref is not None:
+            errors.append(
+                _invalid(
+                    path,
+                    "resource",
+                    "fieldRef and resourceFieldRef can not be specified simultaneously",
+                )
+            )
+    elif isinstance(resource_ref, dict):
+        errors.extend(_resource_field_selector(resource_ref, f"{path}.resourceFieldRef", True))
+    else:
+        errors.append(_required(path, "one of fieldRef and resourceFieldRef is required"))
+    errors.extend(_file_mode(item.get("mode"), f"{path}.mode"))
+    return errors
+
+
+def _env_value_from(variable: Object, path: str) -> list[FieldError]:
+    """validateEnvVarValueFrom: exactly one source, and not together with ``value``."""
+    source = variable.get("valueFrom")
+    if not isinstance(source, dict):
+        return []
+    errors: list[FieldError] = []
+    count = 0
+    if isinstance(source.get("fieldRef"), dict):
+        count += 1
+        errors.extend(
+            _object_field_selector(source["fieldRef"], _ENV_FIELD_PATHS, f"{path}.fieldRef")
+        )
+    if isinstance(source.get("resourceFieldRef"), dict):
+        count += 1
+        errors.extend(
+            _resource_field_selector(source["resourceFieldRef"], f"{path}.resourceFieldRef", False)
+        )
+    for key in ("configMapKeyRef", "secretKeyRef"):
+        selector = source.get(key)
+        if not isinstance(selector, dict):
+            continue
+        count += 1
+        name = selector.get("name") or ""
+        errors.extend(_invalid(f"{path}.{key}.name", name, m) for m in dns1123_subdomain(name))
+        item = selector.get("key") or ""
+        if not item:
+            errors.append(_required(f"{path}.{key}.key"))
+        else:
+            errors.extend(_invalid(f"{path}.{key}.key", item, m) for m in _config_key(item))
+    if count == 0:
+        errors.append(
+            _invalid(
+                path,
+                "",
+                "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or "
+                "`secretKeyRef`",
+            )
+        )
+    elif variable.get("value"):
+        errors.append(_invalid(path, "", "may not be specified when `value` is not empty"))
+    elif count > 1:
+        errors.append(_invalid(path, "", "may not have more than one field specified at a time"))
     return errors
 
 
@@ -1120,6 +1445,7 @@ def _env(env: list[Any], path: str) -> list[FieldError]:
                     "characters other than '='",
                 )
             )
+        errors.extend(_env_value_from(variable, f"{path}[{index}].valueFrom"))
     return errors
 
 
@@ -1179,7 +1505,14 @@ def _resources(resources: Any, path: str) -> list[FieldError]:
         if quantity.value < 0:
             errors.append(_invalid(where, str(quantity), _NONNEGATIVE))
         limit = parsed_limits.get(key)
-        if limit is not None and quantity.value > limit.value:
+        overcommit = _overcommit_allowed(key)
+        if limit is not None and quantity.value != limit.value and not overcommit:
+            errors.append(
+                _invalid(
+                    f"{path}.requests", str(quantity), f"must be equal to {key} limit of {limit}"
+                )
+            )
+        elif limit is not None and quantity.value > limit.value:
             errors.append(
                 _invalid(
                     f"{path}.requests",
@@ -1187,7 +1520,20 @@ def _resources(resources: Any, path: str) -> list[FieldError]:
                     f"must be less than or equal to {key} limit of {limit}",
                 )
             )
+        elif limit is None and key not in limits and not overcommit:
+            errors.append(
+                _required(f"{path}.limits", "Limit must be set for non overcommitable resources")
+            )
+    names = set(limits) | set(requests)
+    if names.isdisjoint(("cpu", "memory")) and any(n.startswith("hugepages-") for n in names):
+        errors.append(_forbidden(path, "HugePages require cpu or memory"))
     return errors
+
+
+def _overcommit_allowed(name: str) -> bool:
+    """IsOvercommitAllowed: native resources but hugepages (requests may be below limits)."""
+    native = "/" not in name or "kubernetes.io/" in name
+    return native and not name.startswith("hugepages-")
 
 
 def _container_resource_name(name: str, path: str) -> list[FieldError]:
@@ -1205,6 +1551,114 @@ def _user_ids(context: Any, path: str, keys: tuple[str, ...]) -> list[FieldError
         value = context.get(key)
         if isinstance(value, int) and not 0 <= value <= 2147483647:
             errors.append(_invalid(f"{path}.{key}", value, _USER_ID))
+    return errors
+
+
+_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc", "sleep")
+_PROBE_COUNTS = (
+    "initialDelaySeconds",
+    "timeoutSeconds",
+    "periodSeconds",
+    "successThreshold",
+    "failureThreshold",
+)
+
+
+def _handler(handler: Object, path: str, kinds: tuple[str, ...]) -> list[FieldError]:
+    """validateHandler: exactly one action, each well formed."""
+    errors: list[FieldError] = []
+    count = 0
+    for kind in kinds:
+        action = handler.get(kind)
+        if action is None:
+            continue
+        where = f"{path}.{kind}"
+        if count:
+            errors.append(_forbidden(where, "may not specify more than 1 handler type"))
+            continue
+        count += 1
+        if not isinstance(action, dict):
+            continue
+        if kind == "exec" and not action.get("command"):
+            errors.append(_required(f"{where}.command"))
+        elif kind in ("httpGet", "tcpSocket"):
+            errors.extend(_port_or_name(action.get("port"), f"{where}.port"))
+            scheme = action.get("scheme")
+            if kind == "httpGet" and scheme is not None and scheme not in ("HTTP", "HTTPS"):
+                errors.append(_not_supported(f"{where}.scheme", scheme, ("HTTP", "HTTPS")))
+        elif kind == "grpc":
+            port = action.get("port")
+            if isinstance(port, int):
+                errors.extend(_invalid(f"{where}.port", port, m) for m in _port_number(port))
+    if count == 0:
+        errors.append(_required(path, "must specify a handler type"))
+    return errors
+
+
+def _probe(probe: Any, path: str, kind: str) -> list[FieldError]:
+    """validateLivenessProbe, validateReadinessProbe, validateStartupProbe."""
+    if not isinstance(probe, dict):
+        return []
+    errors = _handler(probe, path, _HANDLERS[:4])
+    for key in _PROBE_COUNTS:
+        value = probe.get(key)
+        if isinstance(value, int) and value < 0:
+            errors.append(_invalid(f"{path}.{key}", value, _NONNEGATIVE))
+    grace = probe.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and grace <= 0:
+        errors.append(
+            _invalid(f"{path}.terminationGracePeriodSeconds", grace, "must be greater than 0")
+        )
+    success = probe.get("successThreshold")
+    if kind != "readinessProbe" and success is not None and success != 1:
+        errors.append(_invalid(f"{path}.successThreshold", success, "must be 1"))
+    if kind == "readinessProbe" and grace is not None:
+        errors.append(
+            _invalid(
+                f"{path}.terminationGracePeriodSeconds",
+                grace,
+                "must not be set for readinessProbes",
+            )
+        )
+    return errors
+
+
+def _probes_and_lifecycle(container: Object, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    lifecycle = container.get("lifecycle")
+    if isinstance(lifecycle, dict):
+        for hook in ("postStart", "preStop"):
+            if isinstance(lifecycle.get(hook), dict):
+                where = f"{path}.lifecycle.{hook}"
+                kinds = ("exec", "httpGet", "tcpSocket", "sleep")
+                errors.extend(_handler(lifecycle[hook], where, kinds))
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        errors.extend(_probe(container.get(kind), f"{path}.{kind}", kind))
+    return errors
+
+
+def _container_kind_rules(container: Object, path: str, init: bool) -> list[FieldError]:
+    """What validateContainers and validateInitContainers add to the common rules."""
+    restart = container.get("restartPolicy")
+    if not init:
+        errors = _probes_and_lifecycle(container, path)
+        if restart is not None:
+            errors.append(
+                _forbidden(f"{path}.restartPolicy", "may not be set for non-init containers")
+            )
+        return errors
+    errors = []
+    if restart == "Always":
+        errors.extend(_probes_and_lifecycle(container, path))
+        return errors
+    for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
+        if container.get(key) is not None:
+            errors.append(
+                _forbidden(
+                    f"{path}.{key}",
+                    "may not be set for init containers without restartPolicy=Always",
+                )
+            )
     return errors
 
 
@@ -1246,8 +1700,12 @@ def _container(container: Object, volumes: set[str], path: str, init: bool) -> l
     return errors
 
 
-def _pod_spec(spec: Any, path: str) -> list[FieldError]:
-    """ValidatePodSpec, the parts a lab controller can get wrong."""
+def _pod_spec(spec: Any, path: str, for_pod: bool = False) -> list[FieldError]:
+    """ValidatePodSpec, the parts a lab controller can get wrong.
+
+    ``for_pod`` adds the checks kube-apiserver makes of a pod but not of a
+    pod template (validateContainersOnlyForPod), after the spec's own.
+    """
     if not isinstance(spec, dict):
         return []
     errors: list[FieldError] = []
@@ -1264,15 +1722,19 @@ def _pod_spec(spec: Any, path: str) -> list[FieldError]:
         if name in names:
             errors.append(_duplicate(f"{where}.name", name))
         names.add(name)
-    for index, container in enumerate(spec.get("initContainers") or []):
-        if not isinstance(container, dict):
-            continue
+        errors.extend(_container_kind_rules(container, where, init=False))
+    init_containers = [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+    for index, container in enumerate(init_containers):
         where = f"{path}.initContainers[{index}]"
         errors.extend(_container(container, volumes, where, init=True))
+        restart_policy = container.get("restartPolicy")
+        if restart_policy is not None and restart_policy != "Always":
+            errors.append(_not_supported(f"{where}.restartPolicy", restart_policy, ("Always",)))
         name = container.get("name") or ""
         if name in names:
             errors.append(_duplicate(f"{where}.name", name))
         names.add(name)
+        errors.extend(_container_kind_rules(container, where, init=True))
     restart = spec.get("restartPolicy")
     if restart is not None and restart not in _RESTART_POLICIES:
         errors.append(_not_supported(f"{path}.restartPolicy", restart, _RESTART_POLICIES))
@@ -1280,24 +1742,241 @@ def _pod_spec(spec: Any, path: str) -> list[FieldError]:
     if dns is not None and dns not in _DNS_POLICIES:
         errors.append(_not_supported(f"{path}.dnsPolicy", dns, _DNS_POLICIES))
     errors.extend(_labels(spec.get("nodeSelector"), f"{path}.nodeSelector"))
+    context = spec.get("securityContext")
     errors.extend(
-        _user_ids(
-            spec.get("securityContext"),
-            f"{path}.securityContext",
-            ("runAsUser", "runAsGroup", "fsGroup"),
-        )
+        _user_ids(context, f"{path}.securityContext", ("runAsUser", "runAsGroup", "fsGroup"))
     )
-    groups = (spec.get("securityContext") or {}).get("supplementalGroups") or []
+    groups = (context or {}).get("supplementalGroups") or []
     for index, group in enumerate(groups):
         if isinstance(group, int) and not 0 <= group <= 2147483647:
             errors.append(
                 _invalid(f"{path}.securityContext.supplementalGroups[{index}]", group, _USER_ID)
             )
+    change_policy = (context or {}).get("fsGroupChangePolicy")
+    if change_policy is not None and change_policy not in _FS_GROUP_CHANGE_POLICIES:
+        errors.append(
+            _not_supported(
+                f"{path}.securityContext.fsGroupChangePolicy",
+                change_policy,
+                _FS_GROUP_CHANGE_POLICIES,
+            )
+        )
+    errors.extend(_affinity(spec.get("affinity"), f"{path}.affinity"))
+    errors.extend(_dns_config(spec.get("dnsConfig"), dns, f"{path}.dnsConfig"))
     account = spec.get("serviceAccountName") or ""
     if account:
         errors.extend(
             _invalid(f"{path}.serviceAccountName", account, m) for m in dns1123_subdomain(account)
         )
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and not 1 <= deadline <= 2147483647:
+        errors.append(
+            _invalid(
+                f"{path}.activeDeadlineSeconds",
+                deadline,
+                "must be between 1 and 2147483647, inclusive",
+            )
+        )
+    for key in ("hostname", "subdomain"):
+        value = spec.get(key) or ""
+        if value:
+            errors.extend(_invalid(f"{path}.{key}", value, m) for m in dns1123_label(value))
+    tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)]
+    errors.extend(_tolerations(tolerations, f"{path}.tolerations"))
+    if for_pod:
+        for key, listed in (("containers", containers), ("initContainers", init_containers)):
+            for index, container in enumerate(listed):
+                image = container.get("image")
+                if isinstance(image, str) and image != image.strip():
+                    errors.append(
+                        _invalid(
+                            f"{path}.{key}[{index}].image",
+                            image,
+                            "must not have leading or trailing whitespace",
+                        )
+                    )
+    return errors
+
+
+_FS_GROUP_CHANGE_POLICIES = ("Always", "OnRootMismatch")
+_TOLERATION_OPERATORS = ("Equal", "Exists")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+_VALID_IP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+
+
+def _tolerations(tolerations: list[Object], path: str) -> list[FieldError]:
+    """ValidateTolerations."""
+    errors: list[FieldError] = []
+    for index, toleration in enumerate(tolerations):
+        where = f"{path}[{index}]"
+        key = toleration.get("key") or ""
+        operator = toleration.get("operator") or ""
+        value = toleration.get("value") or ""
+        effect = toleration.get("effect") or ""
+        if key:
+            errors.extend(_invalid(f"{where}.key", key, m) for m in qualified_name(key))
+        elif operator != "Exists":
+            errors.append(
+                _invalid(
+                    f"{where}.operator",
+                    operator,
+                    'operator must be Exists when `key` is empty, which means "match all values '
+                    'and all keys"',
+                )
+            )
+        if toleration.get("tolerationSeconds") is not None and effect != "NoExecute":
+            errors.append(
+                _invalid(
+                    f"{where}.effect",
+                    effect,
+                    "effect must be 'NoExecute' when `tolerationSeconds` is set",
+                )
+            )
+        if operator in ("Equal", ""):
+            problems = label_value(value)
+            if problems:
+                errors.append(_invalid(f"{where}.operator", value, ";".join(problems)))
+        elif operator == "Exists":
+            if value:
+                errors.append(
+                    _invalid(
+                        f"{where}.operator",
+                        value,
+                        "value must be empty when `operator` is 'Exists'",
+                    )
+                )
+        else:
+            errors.append(_not_supported(f"{where}.operator", operator, _TOLERATION_OPERATORS))
+        if effect and effect not in _TAINT_EFFECTS:
+            errors.append(_not_supported(f"{where}.effect", effect, _TAINT_EFFECTS))
+    return errors
+
+
+def _node_selector_term(term: Any, path: str, check_values: bool) -> list[FieldError]:
+    """ValidateNodeSelectorTerm: its matchExpressions and matchFields."""
+    if not isinstance(term, dict):
+        return []
+    errors: list[FieldError] = []
+    for index, requirement in enumerate(term.get("matchExpressions") or []):
+        where = f"{path}.matchExpressions[{index}]"
+        operator = requirement.get("operator") or ""
+        values = requirement.get("values") or []
+        if operator in ("In", "NotIn"):
+            if not values:
+                errors.append(
+                    _required(
+                        f"{where}.values", "must be specified when `operator` is 'In' or 'NotIn'"
+                    )
+                )
+        elif operator in ("Exists", "DoesNotExist"):
+            if values:
+                errors.append(
+                    _forbidden(
+                        f"{where}.values",
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
+        elif operator in ("Gt", "Lt"):
+            if len(values) != 1:
+                errors.append(
+                    _required(
+                        f"{where}.values",
+                        "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                    )
+                )
+        else:
+            errors.append(_invalid(f"{where}.operator", operator, "not a valid selector operator"))
+        key = requirement.get("key") or ""
+        errors.extend(_invalid(f"{where}.key", key, m) for m in qualified_name(key))
+        if check_values:
+            for i, value in enumerate(values):
+                errors.extend(
+                    _invalid(f"{where}.values[{i}]", value, m) for m in label_value(str(value))
+                )
+    for index, requirement in enumerate(term.get("matchFields") or []):
+        where = f"{path}.matchFields[{index}]"
+        operator = requirement.get("operator") or ""
+        values = requirement.get("values") or []
+        if operator in ("In", "NotIn"):
+            if len(values) != 1:
+                errors.append(
+                    _required(
+                        f"{where}.values",
+                        "must be only one value when `operator` is 'In' or 'NotIn' for node "
+                        "field selector",
+                    )
+                )
+        else:
+            errors.append(_invalid(f"{where}.operator", operator, "not a valid selector operator"))
+        key = requirement.get("key") or ""
+        if key != "metadata.name":
+            errors.append(_invalid(f"{where}.key", key, "not a valid field selector key"))
+        else:
+            for i, value in enumerate(values):
+                errors.extend(
+                    _invalid(f"{where}.values[{i}]", value, m) for m in dns1123_subdomain(value)
+                )
+    return errors
+
+
+def _affinity(affinity: Any, path: str) -> list[FieldError]:
+    """validateAffinity: the node affinity (pod affinity terms are left to the scheduler)."""
+    if not isinstance(affinity, dict):
+        return []
+    node = affinity.get("nodeAffinity")
+    if not isinstance(node, dict):
+        return []
+    errors: list[FieldError] = []
+    where = f"{path}.nodeAffinity"
+    required = node.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if isinstance(required, dict):
+        terms_path = f"{where}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+        terms = required.get("nodeSelectorTerms") or []
+        if not terms:
+            errors.append(_required(terms_path, "must have at least one node selector term"))
+        for index, term in enumerate(terms):
+            errors.extend(_node_selector_term(term, f"{terms_path}[{index}]", True))
+    preferred = node.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+    for index, term in enumerate(preferred):
+        if not isinstance(term, dict):
+            continue
+        term_path = f"{where}.preferredDuringSchedulingIgnoredDuringExecution[{index}]"
+        weight = term.get("weight") or 0
+        if not 1 <= weight <= 100:
+            errors.append(_invalid(f"{term_path}.weight", weight, "must be in the range 1-100"))
+        errors.extend(_node_selector_term(term.get("preference"), f"{term_path}.preference", False))
+    return errors
+
+
+def _valid_ip(value: Any) -> bool:
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _dns_config(config: Any, policy: Any, path: str) -> list[FieldError]:
+    """validatePodDNSConfig: dnsPolicy None needs a config with a nameserver."""
+    if policy == "None":
+        if not isinstance(config, dict):
+            return [_required(path, "must provide `dnsConfig` when `dnsPolicy` is None")]
+        if not config.get("nameservers"):
+            return [
+                _required(
+                    f"{path}.nameservers",
+                    "must provide at least one DNS nameserver when `dnsPolicy` is None",
+                )
+            ]
+    if not isinstance(config, dict):
+        return []
+    errors: list[FieldError] = []
+    for index, server in enumerate(config.get("nameservers") or []):
+        if not _valid_ip(server):
+            errors.append(_invalid(f"{path}.nameservers[{index}]", server, _VALID_IP))
+    for index, option in enumerate(config.get("options") or []):
+        if isinstance(option, dict) and not option.get("name"):
+            errors.append(_required(f"{path}.options[{index}]", "must not be empty"))
     return errors
 
 
@@ -1400,6 +2079,30 @@ def _service(obj: Object) -> list[FieldError]:
         elif protocol not in _PROTOCOLS:
             errors.append(_not_supported(f"{where}.protocol", protocol, _PROTOCOLS))
         errors.extend(_port_or_name(port.get("targetPort"), f"{where}.targetPort"))
+        app_protocol = port.get("appProtocol")
+        if isinstance(app_protocol, str):
+            errors.extend(
+                _invalid(f"{where}.appProtocol", app_protocol, m)
+                for m in qualified_name(app_protocol)
+            )
+    if service_type == "ExternalName":
+        cname = str(spec.get("externalName") or "").removesuffix(".")
+        if cname:
+            errors.extend(_invalid("spec.externalName", cname, m) for m in dns1123_subdomain(cname))
+        else:
+            errors.append(_required("spec.externalName"))
+    for index, ip in enumerate(spec.get("clusterIPs") or []):
+        if ip != "None" and not _valid_ip(ip):
+            errors.append(_invalid(f"spec.clusterIPs[{index}]", ip, _VALID_IP))
+    if service_type in (None, "ClusterIP"):
+        for index, port in enumerate(ports):
+            if port.get("nodePort"):
+                errors.append(
+                    _forbidden(
+                        f"spec.ports[{index}].nodePort",
+                        "may not be used when `type` is 'ClusterIP'",
+                    )
+                )
     if spec.get("selector") is not None:
         errors.extend(_labels(spec.get("selector"), "spec.selector"))
     affinity = spec.get("sessionAffinity")
@@ -1676,7 +2379,7 @@ def _job(obj: Object) -> list[FieldError]:
 
 
 _KIND_RULES: dict[str, Callable[[Object], list[FieldError]]] = {
-    "Pod": lambda obj: _pod_spec(obj.get("spec"), "spec"),
+    "Pod": lambda obj: _pod_spec(obj.get("spec"), "spec", for_pod=True),
     "ConfigMap": _config_map,
     "Secret": _secret,
     "Service": _service,
@@ -1685,6 +2388,33 @@ _KIND_RULES: dict[str, Callable[[Object], list[FieldError]]] = {
     "PersistentVolumeClaim": _pvc,
     "Job": _job,
 }
+
+
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+"""The sandbox's service range (the IPs it allocates are 10.96.x.y)."""
+
+
+def check_service_range(kind: ResourceKind, obj: Object) -> None:
+    """The allocator's answer to a requested clusterIP outside the service range.
+
+    kube-apiserver allocates a Service's IPs before it validates the object,
+    so this 422 comes alone.
+    """
+    ips = (obj.get("spec") or {}).get("clusterIPs") or []
+    for ip in ips:
+        try:
+            address = ipaddress.ip_address(str(ip))
+        except ValueError:
+            return  # validation's "must be a valid IP address" answers
+        if address.version == SERVICE_CIDR.version and address not in SERVICE_CIDR:
+            shown = ", ".join(json.dumps(str(i)) for i in ips)
+            error = _invalid(
+                "spec.clusterIPs",
+                GoSyntax(f"[]string{{{shown}}}"),
+                f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. "
+                f"The range of valid IPs is {SERVICE_CIDR}",
+            )
+            raise invalid_error(kind, str(obj["metadata"].get("name") or ""), [error])
 
 
 def validate_object(kind: ResourceKind, obj: Object) -> None:

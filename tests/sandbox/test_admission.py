@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -303,19 +304,111 @@ def test_quota_on_other_resources_asks_nothing_of_pods(http: httpx.Client) -> No
     assert http.post(PODS, json=_pod("x")).status_code == 201
 
 
+CLAIMS = "/api/v1/namespaces/p/persistentvolumeclaims"
+MERGE = {"content-type": "application/merge-patch+json"}
+
+
+def _bound_claim(http: httpx.Client, storage_class: str | None = None) -> dict[str, Any]:
+    """Create claim ``c`` of 1Gi and wait until the volume controller binds it."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    response = http.post(CLAIMS, json={"metadata": {"name": "c"}, "spec": spec})
+    assert response.status_code == 201, response.text
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        claim: dict[str, Any] = http.get(f"{CLAIMS}/c").json()
+        if claim.get("status", {}).get("phase") == "Bound" or storage_class == "missing":
+            return claim
+        time.sleep(0.02)
+    raise AssertionError("claim c was never bound")
+
+
+def _expandable_class(http: httpx.Client) -> None:
+    storage_class = {
+        "metadata": {"name": "expandable"},
+        "provisioner": "sandbox.local/hostpath",
+        "allowVolumeExpansion": True,
+    }
+    response = http.post("/apis/storage.k8s.io/v1/storageclasses", json=storage_class)
+    assert response.status_code == 201, response.text
+
+
+def _resize(http: httpx.Client, storage: str) -> httpx.Response:
+    return http.patch(
+        f"{CLAIMS}/c",
+        headers=MERGE,
+        json={"spec": {"resources": {"requests": {"storage": storage}}}},
+    )
+
+
+def test_growing_a_claim_whose_class_cannot_expand_is_forbidden(http: httpx.Client) -> None:
+    _bound_claim(http)  # the default class, without allowVolumeExpansion
+
+    _forbidden(
+        _resize(http, "2Gi"),
+        'persistentvolumeclaims "c" is forbidden: only dynamically provisioned pvc can be '
+        "resized and the storageclass that provisions the pvc must support resize",
+        "c",
+        "persistentvolumeclaims",
+    )
+
+
+def test_growing_an_unbound_claim_is_forbidden(http: httpx.Client) -> None:
+    _bound_claim(http, "missing")
+
+    _forbidden(
+        _resize(http, "2Gi"),
+        'persistentvolumeclaims "c" is forbidden: Only bound persistent volume claims can be '
+        "expanded",
+        "c",
+        "persistentvolumeclaims",
+    )
+
+
+def test_growing_a_claim_whose_class_allows_expansion_is_admitted(http: httpx.Client) -> None:
+    _expandable_class(http)
+    _bound_claim(http, "expandable")
+
+    response = _resize(http, "2Gi")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["spec"]["resources"]["requests"]["storage"] == "2Gi"
+
+
+def test_shrinking_a_claim_to_its_capacity_or_below_is_invalid(http: httpx.Client) -> None:
+    _expandable_class(http)
+    _bound_claim(http, "expandable")
+    assert _resize(http, "2Gi").status_code == 200
+
+    # Down to more than the volume's capacity (1Gi) recovers a failed expansion.
+    assert _resize(http, "1536Mi").status_code == 200
+    response = _resize(http, "500Mi")
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["message"] == (
+        'PersistentVolumeClaim "c" is invalid: spec.resources.requests.storage: Forbidden: '
+        "field can not be less than status.capacity"
+    )
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldValueForbidden",
+            "message": "Forbidden: field can not be less than status.capacity",
+            "field": "spec.resources.requests.storage",
+        }
+    ]
+
+
 def test_claim_resized_past_a_quota_is_forbidden(http: httpx.Client, sandbox: Sandbox) -> None:
     http.post("/api/v1/namespaces/p/resourcequotas", json=_quota({"requests.storage": "2Gi"}))
-    claim = {
-        "metadata": {"name": "c"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-    assert http.post("/api/v1/namespaces/p/persistentvolumeclaims", json=claim).status_code == 201
+    _expandable_class(http)
+    _bound_claim(http, "expandable")
 
-    response = http.patch(
-        "/api/v1/namespaces/p/persistentvolumeclaims/c",
-        headers={"content-type": "application/merge-patch+json"},
-        json={"spec": {"resources": {"requests": {"storage": "3Gi"}}}},
-    )
+    response = _resize(http, "3Gi")
 
     _forbidden(
         response,

@@ -50,6 +50,19 @@ SUBDOMAIN_RULE = (
     r"[a-z0-9])?)*')"
 )
 PORT_RANGE = "must be between 1 and 65535, inclusive"
+LABEL_RULE = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
+    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+QNAME_RULE = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+NODE_TERMS = (
+    "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+)
 
 
 @pytest.fixture
@@ -75,6 +88,11 @@ def _pod(name: str = "p", **spec: Any) -> dict[str, Any]:
 
 def _container(**fields: Any) -> dict[str, Any]:
     return {"name": "c", "image": "busybox", **fields}
+
+
+def _node_affinity(expressions: list[dict[str, Any]]) -> dict[str, Any]:
+    required = {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}
 
 
 @dataclass
@@ -447,6 +465,383 @@ REFUSED: dict[str, Refused] = {
             "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
         ),
     ),
+    **{
+        name: _refused_invalid(PODS, body, "Pod", cause)
+        for name, (body, cause) in {
+            "toleration-operator-bogus": (
+                _pod(tolerations=[{"key": "k", "operator": "Bogus"}]),
+                (
+                    "FieldValueNotSupported",
+                    "spec.tolerations[0].operator",
+                    'Unsupported value: "Bogus": supported values: "Equal", "Exists"',
+                ),
+            ),
+            "toleration-effect-nope": (
+                _pod(tolerations=[{"key": "k", "operator": "Exists", "effect": "Nope"}]),
+                (
+                    "FieldValueNotSupported",
+                    "spec.tolerations[0].effect",
+                    'Unsupported value: "Nope": supported values: "NoSchedule", '
+                    '"PreferNoSchedule", "NoExecute"',
+                ),
+            ),
+            "toleration-exists-with-value": (
+                _pod(tolerations=[{"key": "k", "operator": "Exists", "value": "v"}]),
+                (
+                    "FieldValueInvalid",
+                    "spec.tolerations[0].operator",
+                    "Invalid value: \"v\": value must be empty when `operator` is 'Exists'",
+                ),
+            ),
+            "toleration-seconds-without-no-execute": (
+                _pod(tolerations=[{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 60}]),
+                (
+                    "FieldValueInvalid",
+                    "spec.tolerations[0].effect",
+                    "Invalid value: \"NoSchedule\": effect must be 'NoExecute' when "
+                    "`tolerationSeconds` is set",
+                ),
+            ),
+            "node-affinity-operator-bogus": (
+                _pod(affinity=_node_affinity([{"key": "zone", "operator": "Bogus"}])),
+                (
+                    "FieldValueInvalid",
+                    f"{NODE_TERMS}[0].matchExpressions[0].operator",
+                    'Invalid value: "Bogus": not a valid selector operator',
+                ),
+            ),
+            "node-affinity-no-terms": (
+                _pod(
+                    affinity={
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": []
+                            }
+                        }
+                    }
+                ),
+                (
+                    "FieldValueRequired",
+                    NODE_TERMS,
+                    "Required value: must have at least one node selector term",
+                ),
+            ),
+            "node-affinity-in-without-values": (
+                _pod(affinity=_node_affinity([{"key": "zone", "operator": "In"}])),
+                (
+                    "FieldValueRequired",
+                    f"{NODE_TERMS}[0].matchExpressions[0].values",
+                    "Required value: must be specified when `operator` is 'In' or 'NotIn'",
+                ),
+            ),
+            "config-map-item-path-backsteps": (
+                _pod(
+                    volumes=[
+                        {
+                            "name": "v",
+                            "configMap": {"name": "cm", "items": [{"key": "a", "path": "../b"}]},
+                        }
+                    ]
+                ),
+                (
+                    "FieldValueInvalid",
+                    "spec.volumes[0].configMap.items[0].path",
+                    "Invalid value: \"../b\": must not contain '..'",
+                ),
+            ),
+            "secret-default-mode-4096": (
+                _pod(volumes=[{"name": "v", "secret": {"secretName": "s", "defaultMode": 4096}}]),
+                (
+                    "FieldValueInvalid",
+                    "spec.volumes[0].secret.defaultMode",
+                    "Invalid value: 4096: must be a number between 0 and 0777 (octal), both "
+                    "inclusive",
+                ),
+            ),
+            "empty-dir-negative-size-limit": (
+                _pod(volumes=[{"name": "v", "emptyDir": {"sizeLimit": "-1"}}]),
+                (
+                    "FieldValueForbidden",
+                    "spec.volumes[0].emptyDir.sizeLimit",
+                    "Forbidden: SizeLimit field must be a valid resource quantity",
+                ),
+            ),
+            "downward-api-field-bogus": (
+                _pod(
+                    volumes=[
+                        {
+                            "name": "v",
+                            "downwardAPI": {
+                                "items": [{"path": "f", "fieldRef": {"fieldPath": "spec.bogus"}}]
+                            },
+                        }
+                    ]
+                ),
+                (
+                    "FieldValueInvalid",
+                    "spec.volumes[0].downwardAPI.fieldRef.fieldPath",
+                    'Invalid value: "spec.bogus": error converting fieldPath: field label not '
+                    "supported: spec.bogus",
+                ),
+            ),
+            "downward-api-resource-bogus": (
+                _pod(
+                    volumes=[
+                        {
+                            "name": "v",
+                            "downwardAPI": {
+                                "items": [
+                                    {
+                                        "path": "f",
+                                        "resourceFieldRef": {
+                                            "containerName": "c",
+                                            "resource": "limits.bogus",
+                                        },
+                                    }
+                                ]
+                            },
+                        }
+                    ]
+                ),
+                (
+                    "FieldValueNotSupported",
+                    "spec.volumes[0].downwardAPI.resourceFieldRef.resource",
+                    'Unsupported value: "limits.bogus": supported values: "limits.cpu", '
+                    '"limits.ephemeral-storage", "limits.memory", "requests.cpu", '
+                    '"requests.ephemeral-storage", "requests.memory"',
+                ),
+            ),
+            "env-two-sources": (
+                _pod(
+                    containers=[
+                        _container(
+                            env=[
+                                {
+                                    "name": "A",
+                                    "valueFrom": {
+                                        "configMapKeyRef": {"name": "cm", "key": "a"},
+                                        "secretKeyRef": {"name": "s", "key": "a"},
+                                    },
+                                }
+                            ]
+                        )
+                    ]
+                ),
+                (
+                    "FieldValueInvalid",
+                    "spec.containers[0].env[0].valueFrom",
+                    'Invalid value: "": may not have more than one field specified at a time',
+                ),
+            ),
+            "env-value-and-value-from": (
+                _pod(
+                    containers=[
+                        _container(
+                            env=[
+                                {
+                                    "name": "A",
+                                    "value": "x",
+                                    "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "a"}},
+                                }
+                            ]
+                        )
+                    ]
+                ),
+                (
+                    "FieldValueInvalid",
+                    "spec.containers[0].env[0].valueFrom",
+                    'Invalid value: "": may not be specified when `value` is not empty',
+                ),
+            ),
+            "env-field-ref-bogus": (
+                _pod(
+                    containers=[
+                        _container(
+                            env=[
+                                {
+                                    "name": "A",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.bogus"}},
+                                }
+                            ]
+                        )
+                    ]
+                ),
+                (
+                    "FieldValueInvalid",
+                    "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath",
+                    'Invalid value: "metadata.bogus": error converting fieldPath: field label '
+                    "not supported: metadata.bogus",
+                ),
+            ),
+            "image-with-leading-space": (
+                _pod(containers=[_container(image=" busybox")]),
+                (
+                    "FieldValueInvalid",
+                    "spec.containers[0].image",
+                    'Invalid value: " busybox": must not have leading or trailing whitespace',
+                ),
+            ),
+            "probe-without-handler": (
+                _pod(containers=[_container(livenessProbe={"periodSeconds": 5})]),
+                (
+                    "FieldValueRequired",
+                    "spec.containers[0].livenessProbe",
+                    "Required value: must specify a handler type",
+                ),
+            ),
+            "active-deadline-zero": (
+                _pod(activeDeadlineSeconds=0),
+                (
+                    "FieldValueInvalid",
+                    "spec.activeDeadlineSeconds",
+                    "Invalid value: 0: must be between 1 and 2147483647, inclusive",
+                ),
+            ),
+            "hostname-not-a-label": (
+                _pod(hostname="Bad_Host"),
+                ("FieldValueInvalid", "spec.hostname", f'Invalid value: "Bad_Host": {LABEL_RULE}'),
+            ),
+            "host-path-type-bogus": (
+                _pod(volumes=[{"name": "v", "hostPath": {"path": "/d", "type": "Bogus"}}]),
+                (
+                    "FieldValueNotSupported",
+                    "spec.volumes[0].hostPath.type",
+                    'Unsupported value: "Bogus": supported values: "", "BlockDevice", '
+                    '"CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", '
+                    '"Socket"',
+                ),
+            ),
+            "init-container-restart-never": (
+                _pod(initContainers=[_container(name="i", restartPolicy="Never")]),
+                (
+                    "FieldValueNotSupported",
+                    "spec.initContainers[0].restartPolicy",
+                    'Unsupported value: "Never": supported values: "Always"',
+                ),
+            ),
+            "dns-none-without-config": (
+                _pod(dnsPolicy="None"),
+                (
+                    "FieldValueRequired",
+                    "spec.dnsConfig",
+                    "Required value: must provide `dnsConfig` when `dnsPolicy` is None",
+                ),
+            ),
+            "fs-group-change-policy-bogus": (
+                _pod(securityContext={"fsGroupChangePolicy": "Bogus"}),
+                (
+                    "FieldValueNotSupported",
+                    "spec.securityContext.fsGroupChangePolicy",
+                    'Unsupported value: "Bogus": supported values: "Always", "OnRootMismatch"',
+                ),
+            ),
+            "hugepages-without-cpu-or-memory": (
+                _pod(containers=[_container(resources={"limits": {"hugepages-2Mi": "2Mi"}})]),
+                (
+                    "FieldValueForbidden",
+                    "spec.containers[0].resources",
+                    "Forbidden: HugePages require cpu or memory",
+                ),
+            ),
+            "owner-reference-without-uid": (
+                {
+                    **_pod(),
+                    "metadata": {
+                        "name": "p",
+                        "ownerReferences": [
+                            {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": ""}
+                        ],
+                    },
+                },
+                (
+                    "FieldValueInvalid",
+                    "metadata.ownerReferences.uid",
+                    'Invalid value: "": uid must not be empty',
+                ),
+            ),
+            "two-controller-owner-references": (
+                {
+                    **_pod(),
+                    "metadata": {
+                        "name": "p",
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "v1",
+                                "kind": "ConfigMap",
+                                "name": "a",
+                                "uid": "1",
+                                "controller": True,
+                            },
+                            {
+                                "apiVersion": "v1",
+                                "kind": "ConfigMap",
+                                "name": "b",
+                                "uid": "2",
+                                "controller": True,
+                            },
+                        ],
+                    },
+                },
+                (
+                    "FieldValueInvalid",
+                    "metadata.ownerReferences",
+                    "Invalid value: []v1.OwnerReference{"
+                    'v1.OwnerReference{APIVersion:"v1", Kind:"ConfigMap", Name:"a", UID:"1", '
+                    "Controller:(*bool)(0xc000000000), BlockOwnerDeletion:(*bool)(nil)}, "
+                    'v1.OwnerReference{APIVersion:"v1", Kind:"ConfigMap", Name:"b", UID:"2", '
+                    "Controller:(*bool)(0xc000000000), BlockOwnerDeletion:(*bool)(nil)}}: "
+                    'Only one reference can have Controller set to true. Found "true" in '
+                    "references for ConfigMap/a and ConfigMap/b",
+                ),
+            ),
+        }.items()
+    },
+    **{
+        name: _refused_invalid(
+            SERVICES, {"metadata": {"name": "s"}, "spec": spec}, "Service", cause
+        )
+        for name, (spec, cause) in {
+            "service-cluster-ip-not-an-ip": (
+                {"clusterIP": "1.2.3", "ports": [{"port": 80}]},
+                (
+                    "FieldValueInvalid",
+                    "spec.clusterIPs[0]",
+                    'Invalid value: "1.2.3": must be a valid IP address, (e.g. 10.9.8.7 or '
+                    "2001:db8::ffff)",
+                ),
+            ),
+            "service-cluster-ip-outside-range": (
+                {"clusterIP": "1.2.3.4", "ports": [{"port": 80}]},
+                (
+                    "FieldValueInvalid",
+                    "spec.clusterIPs",
+                    'Invalid value: []string{"1.2.3.4"}: failed to allocate IP 1.2.3.4: the '
+                    "provided IP (1.2.3.4) is not in the valid range. The range of valid IPs is "
+                    "10.96.0.0/12",
+                ),
+            ),
+            "service-node-port-on-cluster-ip": (
+                {"ports": [{"port": 80, "nodePort": 30080}]},
+                (
+                    "FieldValueForbidden",
+                    "spec.ports[0].nodePort",
+                    "Forbidden: may not be used when `type` is 'ClusterIP'",
+                ),
+            ),
+            "external-name-service-without-name": (
+                {"type": "ExternalName"},
+                ("FieldValueRequired", "spec.externalName", "Required value"),
+            ),
+            "service-app-protocol-not-qualified": (
+                {"ports": [{"port": 80, "appProtocol": "a b"}]},
+                (
+                    "FieldValueInvalid",
+                    "spec.ports[0].appProtocol",
+                    f'Invalid value: "a b": name part {QNAME_RULE}',
+                ),
+            ),
+        }.items()
+    },
     "job-restart-policy": _refused_invalid(
         JOBS,
         {
@@ -831,3 +1226,181 @@ def test_generate_name_is_validated(http: httpx.Client) -> None:
     causes = [(c["field"], c["message"]) for c in response.json()["details"]["causes"]]
     assert causes[0] == ("metadata.generateName", f'Invalid value: "Lab-": {SUBDOMAIN_RULE}')
     assert http.post(CONFIGMAPS, json={"metadata": {"generateName": "lab-"}}).status_code == 201
+
+
+# What a create answers when the name is taken: everything else first, then 409.
+
+
+def _existing_config_map(http: httpx.Client) -> None:
+    response = http.post(CONFIGMAPS, json={"metadata": {"name": "taken"}, "data": {"a": "1"}})
+    assert response.status_code == 201
+
+
+def test_create_of_a_taken_name_decodes_before_answering_409(http: httpx.Client) -> None:
+    _existing_config_map(http)
+
+    response = http.post(
+        CONFIGMAPS,
+        params={"fieldValidation": "Strict"},
+        json={"metadata": {"name": "taken"}, "bogus": 1},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+        'unknown field "bogus"'
+    )
+
+
+def test_create_of_a_taken_name_validates_before_answering_409(http: httpx.Client) -> None:
+    _existing_config_map(http)
+
+    response = http.post(
+        CONFIGMAPS, json={"metadata": {"name": "taken", "labels": {"app": "not valid!"}}}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["message"] == (
+        f'ConfigMap "taken" is invalid: metadata.labels: Invalid value: "not valid!": '
+        f"{LABEL_VALUE_RULE}"
+    )
+
+
+def test_create_of_a_taken_name_is_admitted_before_answering_409(http: httpx.Client) -> None:
+    _existing_config_map(http)
+    quota = {"metadata": {"name": "q"}, "spec": {"hard": {"configmaps": "1"}}}
+    assert http.post(QUOTAS, json=quota).status_code == 201
+
+    response = http.post(CONFIGMAPS, json={"metadata": {"name": "taken"}})
+
+    assert response.status_code == 403, response.text
+    assert response.json()["message"].startswith(
+        'configmaps "taken" is forbidden: exceeded quota: q,'
+    )
+
+
+def test_create_of_a_taken_valid_name_is_409(http: httpx.Client) -> None:
+    _existing_config_map(http)
+
+    response = http.post(CONFIGMAPS, json={"metadata": {"name": "taken"}})
+
+    assert response.status_code == 409
+    assert response.json()["message"] == 'configmaps "taken" already exists'
+
+
+def test_create_of_a_name_being_deleted_validates_before_answering_409(
+    http: httpx.Client,
+) -> None:
+    body = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    assert http.post(CONFIGMAPS, json=body).status_code == 201
+    assert http.delete(f"{CONFIGMAPS}/held").status_code == 200
+
+    invalid = http.post(CONFIGMAPS, json={"metadata": {"name": "held", "labels": {"a": "b c"}}})
+    taken = http.post(CONFIGMAPS, json={"metadata": {"name": "held"}})
+
+    assert invalid.status_code == 422, invalid.text
+    assert taken.status_code == 409
+    assert taken.json()["message"] == 'object is being deleted: configmaps "held" already exists'
+
+
+# Immutable metadata on update.
+
+
+def test_patching_the_uid_is_invalid(http: httpx.Client) -> None:
+    created = http.post(CONFIGMAPS, json={"metadata": {"name": "u"}}).json()
+
+    response = http.patch(
+        f"{CONFIGMAPS}/u",
+        headers={"content-type": "application/merge-patch+json"},
+        json={"metadata": {"uid": "other"}},
+    )
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["message"] == (
+        'ConfigMap "u" is invalid: metadata.uid: Invalid value: "other": field is immutable'
+    )
+    # Checked twice, as the common fields and as the kind's own metadata.
+    cause = {
+        "reason": "FieldValueInvalid",
+        "message": 'Invalid value: "other": field is immutable',
+        "field": "metadata.uid",
+    }
+    assert body["details"]["causes"] == [cause, cause]
+    assert http.get(f"{CONFIGMAPS}/u").json()["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+def test_put_with_another_uid_fails_its_precondition(http: httpx.Client) -> None:
+    created = http.post(CONFIGMAPS, json={"metadata": {"name": "u"}}).json()
+    uid = created["metadata"]["uid"]
+    # A stale resourceVersion too: the uid precondition is checked first.
+    metadata = {**created["metadata"], "uid": "other", "resourceVersion": "1"}
+
+    response = http.put(f"{CONFIGMAPS}/u", json={**created, "metadata": metadata})
+
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert (body["reason"], body["message"]) == (
+        "Conflict",
+        f'Operation cannot be fulfilled on configmaps "u": Precondition failed: UID in '
+        f"precondition: other, UID in object meta: {uid}",
+    )
+    assert body["details"] == {"name": "u", "kind": "configmaps"}
+
+
+def test_update_without_a_uid_keeps_the_stored_one(http: httpx.Client) -> None:
+    created = http.post(CONFIGMAPS, json={"metadata": {"name": "u"}}).json()
+    metadata = {k: v for k, v in created["metadata"].items() if k != "uid"}
+
+    response = http.put(f"{CONFIGMAPS}/u", json={**created, "metadata": metadata})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+# DeleteOptions.
+
+
+BOTH_SET = (
+    'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: "Foreground": '
+    "orphanDependents and deletionPropagation cannot be both set"
+)
+
+
+@pytest.mark.parametrize("where", ["body", "query"])
+def test_delete_with_orphan_dependents_and_a_propagation_policy_is_invalid(
+    http: httpx.Client, where: str
+) -> None:
+    assert http.post(CONFIGMAPS, json={"metadata": {"name": "d"}}).status_code == 201
+    options = {"orphanDependents": True, "propagationPolicy": "Foreground"}
+    if where == "body":
+        response = http.request("DELETE", f"{CONFIGMAPS}/d", json=options)
+    else:
+        response = http.delete(
+            f"{CONFIGMAPS}/d",
+            params={"orphanDependents": "true", "propagationPolicy": "Foreground"},
+        )
+
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": BOTH_SET,
+        "reason": "Invalid",
+        "details": {
+            "group": "meta.k8s.io",
+            "kind": "DeleteOptions",
+            "causes": [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": 'Invalid value: "Foreground": orphanDependents and '
+                    "deletionPropagation cannot be both set",
+                    "field": "propagationPolicy",
+                }
+            ],
+        },
+        "code": 422,
+    }
+    assert http.get(f"{CONFIGMAPS}/d").status_code == 200
