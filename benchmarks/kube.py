@@ -21,6 +21,7 @@ import asyncio
 import gc
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,34 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "data" / "reference"
 NODES = ROOT / "examples" / "nodes.json"
 STORAGE_CLASSES = ROOT / "examples" / "storage-classes.json"
-ORDER = [
-    "Namespace",
-    "PersistentVolumeClaim",
-    "ConfigMap",
-    "Secret",
-    "ResourceQuota",
-    "NetworkPolicy",
-    "Service",
-    "ServiceAccount",
-    "Pod",
-]
 
 
 def lab_template() -> str:
-    """The reference lab set as manifests (no status or server fields), in apply order."""
-    objects = json.loads((REFERENCE / "expected" / "objects" / "lab.json").read_text())
-    manifests = []
-    for obj in objects:
-        manifest = {k: v for k, v in obj.items() if k != "status"}
-        manifest["metadata"] = {
-            k: v
-            for k, v in obj["metadata"].items()
-            if k not in ("resourceVersion", "managedFields", "uid")
-        }
-        manifests.append(manifest)
-    manifests.sort(key=lambda m: ORDER.index(m["kind"]))
-    # "<ANY>" stands for the user's token, which the renderer writes as base64.
-    return json.dumps(manifests).replace('"<ANY>"', '"dG9rZW4="')
+    """The reference lab set as deployable manifests, in apply order (the tests' own)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from sandbox_fixtures import reference_manifests
+
+    return json.dumps(reference_manifests("lab"))
 
 
 TEMPLATE = lab_template()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from render.test_snapshots import CASES as RENDERED_SETS
-from sandbox_fixtures import reference_manifests
+from sandbox_fixtures import deployable, reference_manifests
 
 from nublado.sandbox.quantity import parse_quantity
 from nublado.sandbox.schema import node_for
@@ -1176,7 +1176,7 @@ def test_reference_sets_pass_validation(sandbox: Sandbox, name: str) -> None:
 @pytest.mark.parametrize("case", sorted(RENDERED_SETS))
 def test_rendered_sets_pass_validation(sandbox: Sandbox, case: str) -> None:
     assert sandbox.url is not None
-    manifests = json.loads(json.dumps(RENDERED_SETS[case]()))
+    manifests = deployable(json.loads(json.dumps(RENDERED_SETS[case]())))
     with httpx.Client(base_url=sandbox.url, timeout=30) as http:
         _create_all(http, manifests)
 
