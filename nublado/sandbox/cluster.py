@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-import yaml
-
 from .admission import Admission
+from .body import JsonSyntaxError, decode_apply_body, decode_json, decode_patch_body
 from .fields import (
     ManagedEntry,
     apply_config,
@@ -37,6 +35,7 @@ from .fields import (
 from .garbage import GarbageCollector, being_deleted_error
 from .kinds import ResourceKind, kind_named
 from .patch import apply_patch
+from .request import current_write
 from .rules import (
     GENERATION_KINDS,
     apply_defaults,
@@ -116,20 +115,12 @@ def parse_selectors(
         raise ApiError.bad_request(str(exc)) from None
 
 
-def _parse_body(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ApiError.bad_request(f"error decoding request body: {exc}") from None
-
-
 def parse_object(raw: bytes) -> Object:
-    """Decode a request body (JSON, or YAML for apply) into an object."""
-    body = _parse_body(raw)
+    """Decode a body that may be JSON or YAML (DeleteOptions) into an object."""
+    try:
+        body = decode_json(raw)
+    except JsonSyntaxError:
+        body = decode_apply_body(raw)
     if not isinstance(body, dict):
         raise ApiError.bad_request("the request body must be a JSON or YAML object")
     return body
@@ -591,7 +582,7 @@ class Cluster:
     ) -> Object:
         """PATCH with a JSON patch, a merge patch, or a strategic merge patch."""
         kind = self._kind(kind_name)
-        body = _parse_body(raw)
+        body = decode_patch_body(raw, content_type, current_write().field_validation)
         with self._lock:
             old = self._existing(kind, namespace, name)
             patched = apply_patch(kind.api_version, kind.kind, content_type, old, body)
@@ -643,7 +634,7 @@ class Cluster:
                 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Too long: may not be '
                 "more than 128 bytes",
             )
-        config_raw = parse_object(raw)
+        config_raw = decode_apply_body(raw)
         with self._lock:
             config = self._incoming(kind, namespace, config_raw, name)
             if config["metadata"].get("managedFields") is not None:
