@@ -126,6 +126,14 @@ def parse_object(raw: bytes) -> Object:
     return body
 
 
+def _set_managed_fields(metadata: Object, entries: builtins.list[Object]) -> None:
+    """Set managedFields; none at all when no manager owns a field (Go's omitempty)."""
+    if entries:
+        metadata["managedFields"] = entries
+    else:
+        metadata.pop("managedFields", None)
+
+
 class Cluster:
     """The in-memory API server and the controllers of a one-machine cluster."""
 
@@ -383,7 +391,7 @@ class Cluster:
             entries = record_update(
                 None, obj, [], manager=manager, api_version=kind.api_version, now=now_timestamp()
             )
-            obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+            _set_managed_fields(obj["metadata"], encode_managed_fields(entries))
             # After the field manager, as kube-apiserver runs admission: what a plugin fills
             # in (a PVC's default class, its protection finalizer) belongs to no manager.
             self.garbage.admit_create(kind, obj)
@@ -490,7 +498,7 @@ class Cluster:
             return old
         if kind.kind in GENERATION_KINDS and _spec_part(old) != _spec_part(new):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
-        meta["managedFields"] = new_entries
+        _set_managed_fields(meta, new_entries)
         if dry_run:
             meta["resourceVersion"] = old_meta["resourceVersion"]
             return new
@@ -664,7 +672,7 @@ class Cluster:
                 )
                 obj = self._initialize(kind, merged)
                 self.admission.admit_create(kind, obj, name)
-                obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+                _set_managed_fields(obj["metadata"], encode_managed_fields(entries))
                 self.garbage.admit_create(kind, obj)
                 if dry_run:
                     return obj, True
