@@ -690,9 +690,14 @@ class _Decoder:
 
 
 def _empty(value: Any, shape: _Shape) -> bool:
-    """Whether Go's omitempty leaves out ``value``: a null, or an empty map or list."""
+    """Whether Go's omitempty leaves out ``value``: a null, or an empty map or list.
+
+    A null time stays: a metav1.Time that is not a pointer (a condition's
+    ``lastProbeTime``) is a struct, which omitempty never leaves out, and Go
+    writes its zero value as null.
+    """
     if value is None:
-        return True
+        return shape.check not in ("time", "microtime")
     return not value and type(value) in (dict, list) and shape.kind in ("map", "list")
 
 
