@@ -562,6 +562,9 @@ class Cluster:
         dry_run: bool = False,
     ) -> Object:
         manager = self._manager(field_manager, user_agent)
+        # Decoded before the field manager sees it, as kube-apiserver does: a field the
+        # decoder drops (unknown, or empty and omitempty) belongs to no manager.
+        decode_object(kind, new)
         entries = record_update(
             old,
             new,
@@ -593,7 +596,11 @@ class Cluster:
         body = decode_patch_body(raw, content_type, current_write().field_validation)
         with self._lock:
             old = self._existing(kind, namespace, name)
-            patched = apply_patch(kind.api_version, kind.kind, content_type, old, body)
+            try:
+                patched = apply_patch(kind.api_version, kind.kind, content_type, old, body)
+            except RecursionError:
+                # The patch code recurses; Go's limit (10,000 levels) is beyond Python's.
+                raise ApiError.bad_request("error decoding patch: exceeded max depth") from None
             if not isinstance(patched, dict):
                 raise ApiError(422, "Invalid", "the patch did not produce an object")
             incoming = self._incoming(kind, namespace, patched, name)

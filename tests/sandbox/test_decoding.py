@@ -378,3 +378,41 @@ def test_object_with_no_owned_fields_has_no_managed_fields(http: httpx.Client) -
     response = http.post(CONFIGMAPS, json={"metadata": {"name": "bare"}})
     assert response.status_code == 201
     assert "managedFields" not in response.json()["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "patch"),
+    [
+        ("application/merge-patch+json", {"bogus": {"a": 1}, "metadata": {"labels": {}}}),
+        ("application/strategic-merge-patch+json", {"bogus": {"a": 1}, "data": {}}),
+    ],
+)
+def test_fields_dropped_by_decoding_have_no_manager(
+    http: httpx.Client, content_type: str, patch: dict[str, Any]
+) -> None:
+    assert http.post(CONFIGMAPS, json={"metadata": {"name": "u1"}}).status_code == 201
+    response = http.patch(
+        f"{CONFIGMAPS}/u1",
+        json=patch,
+        headers={"Content-Type": content_type},
+        params={"fieldManager": "patcher"},
+    )
+    assert response.status_code == 200
+    assert response.headers["warning"] == '299 - "unknown field \\"bogus\\""'
+    managed = json.dumps(response.json()["metadata"].get("managedFields", []))
+    for key in ("f:bogus", "f:labels", "f:data"):
+        assert key not in managed
+
+
+@pytest.mark.parametrize("content_type", [MERGE, STRATEGIC])
+def test_deep_patch_is_never_a_500(http: httpx.Client, content_type: dict[str, str]) -> None:
+    assert http.post(CONFIGMAPS, json={"metadata": {"name": "dp"}}).status_code == 201
+    raw = f'{{"bogus": {_nested(299)}}}'.encode()
+    response = http.patch(f"{CONFIGMAPS}/dp", content=raw, headers=content_type)
+    assert response.status_code == 200
+    assert "bogus" not in response.json()
+    # Deeper than Python's recursion allows: a 400 where Go (10,000 levels) would accept.
+    raw = f'{{"bogus": {_nested(2999)}}}'.encode()
+    response = http.patch(f"{CONFIGMAPS}/dp", content=raw, headers=content_type)
+    assert response.status_code == 400
+    assert response.json()["message"] == "error decoding patch: exceeded max depth"
