@@ -816,6 +816,24 @@ def decode_object(kind: ResourceKind, obj: Object) -> None:
     if decoder.errors:
         name = str((obj.get("metadata") or {}).get("name") or "")
         raise invalid_error(kind, name, decoder.errors)
+    if node.custom:
+        _check_storable(obj)
+
+
+def _check_storable(obj: Object) -> None:
+    """Refuse a custom resource the sandbox could not write back (a sandbox limit).
+
+    A custom resource keeps what its schema preserves, at any depth; Go
+    writes 10,000 levels, orjson 255. Better a 400 naming the limit than a
+    500 on every later read. Built-in kinds never get here with such depth:
+    their decode drops the undeclared fields that could hold it.
+    """
+    try:
+        orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        raise ApiError.bad_request(
+            "the sandbox cannot store a value nested deeper than 255 levels"
+        ) from None
 
 
 # -- names, labels and the other string rules of apimachinery -------------------

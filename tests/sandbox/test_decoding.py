@@ -416,3 +416,18 @@ def test_deep_patch_is_never_a_500(http: httpx.Client, content_type: dict[str, s
     response = http.patch(f"{CONFIGMAPS}/dp", content=raw, headers=content_type)
     assert response.status_code == 400
     assert response.json()["message"] == "error decoding patch: exceeded max depth"
+
+
+def test_deep_custom_resource_is_never_a_500(http: httpx.Client) -> None:
+    body = (
+        '{"apiVersion": "gafaelfawr.lsst.io/v1alpha1", "kind": "GafaelfawrIngress", '
+        '"metadata": {"name": "g"}, "config": {"baseUrl": "https://x", '
+        '"scopes": {"all": ["read:all"]}}, "template": {"metadata": {"name": "g"}, '
+        f'"spec": {{"rules": []}}}}, "status": {_nested(300)}}}'
+    )
+    path = f"/apis/gafaelfawr.lsst.io/v1alpha1/namespaces/{NS}/gafaelfawringresses"
+    response = http.post(path, content=body.encode(), headers=JSON)
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "the sandbox cannot store a value nested deeper than 255 levels"
+    )
