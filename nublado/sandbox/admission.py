@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .kinds import KINDS, ResourceKind
-from .quantity import Quantity, QuantityError, parse_quantity
+from .quantity import Quantity, QuantityError, decode_quantity
 from .resize import check_claim_resize
 from .store import ApiError
 
@@ -82,7 +82,7 @@ def forbidden(kind: ResourceKind, name: str, message: str) -> ApiError:
 
 def _quantity(value: Any) -> Quantity | None:
     try:
-        return parse_quantity(value)
+        return decode_quantity(value)
     except QuantityError:
         return None  # validation refuses these; quota just does not count them
 

@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-import yaml
-
 from .admission import Admission
+from .body import JsonSyntaxError, decode_apply_body, decode_json, decode_patch_body
 from .fields import (
     ManagedEntry,
     apply_config,
@@ -39,6 +37,7 @@ from .fields import (
 from .garbage import GarbageCollector, being_deleted_error
 from .kinds import ResourceKind, kind_named
 from .patch import apply_patch
+from .request import current_write
 from .rules import (
     GENERATION_KINDS,
     admission_defaults,
@@ -121,23 +120,23 @@ def parse_selectors(
         raise ApiError.bad_request(str(exc)) from None
 
 
-def _parse_body(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ApiError.bad_request(f"error decoding request body: {exc}") from None
-
-
 def parse_object(raw: bytes) -> Object:
-    """Decode a request body (JSON, or YAML for apply) into an object."""
-    body = _parse_body(raw)
+    """Decode a body that may be JSON or YAML (DeleteOptions) into an object."""
+    try:
+        body = decode_json(raw)
+    except JsonSyntaxError:
+        body = decode_apply_body(raw)
     if not isinstance(body, dict):
         raise ApiError.bad_request("the request body must be a JSON or YAML object")
     return body
+
+
+def _set_managed_fields(metadata: Object, entries: builtins.list[Object]) -> None:
+    """Set managedFields; none at all when no manager owns a field (Go's omitempty)."""
+    if entries:
+        metadata["managedFields"] = entries
+    else:
+        metadata.pop("managedFields", None)
 
 
 class Cluster:
@@ -392,7 +391,7 @@ class Cluster:
             entries = record_update(
                 None, obj, [], manager=manager, api_version=kind.api_version, now=now_timestamp()
             )
-            obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+            _set_managed_fields(obj["metadata"], encode_managed_fields(entries))
             # After the field manager, as kube-apiserver runs admission: what a plugin fills
             # in (a PVC's default class, its protection finalizer) belongs to no manager.
             admission_defaults(kind, obj)
@@ -514,7 +513,7 @@ class Cluster:
             return old
         if kind.kind in GENERATION_KINDS and _spec_part(old) != _spec_part(new):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
-        meta["managedFields"] = new_entries
+        _set_managed_fields(meta, new_entries)
         if dry_run:
             meta["resourceVersion"] = old_meta["resourceVersion"]
             return new
@@ -579,6 +578,9 @@ class Cluster:
         dry_run: bool = False,
     ) -> Object:
         manager = self._manager(field_manager, user_agent)
+        # Decoded before the field manager sees it, as kube-apiserver does: a field the
+        # decoder drops (unknown, or empty and omitempty) belongs to no manager.
+        decode_object(kind, new)
         entries = record_update(
             old,
             new,
@@ -607,10 +609,14 @@ class Cluster:
     ) -> Object:
         """PATCH with a JSON patch, a merge patch, or a strategic merge patch."""
         kind = self._kind(kind_name)
-        body = _parse_body(raw)
+        body = decode_patch_body(raw, content_type, current_write().field_validation)
         with self._lock:
             old = self._existing(kind, namespace, name)
-            patched = apply_patch(kind.api_version, kind.kind, content_type, old, body)
+            try:
+                patched = apply_patch(kind.api_version, kind.kind, content_type, old, body)
+            except RecursionError:
+                # The patch code recurses; Go's limit (10,000 levels) is beyond Python's.
+                raise ApiError.bad_request("error decoding patch: exceeded max depth") from None
             if not isinstance(patched, dict):
                 raise ApiError(422, "Invalid", "the patch did not produce an object")
             incoming = self._incoming(kind, namespace, patched, name)
@@ -636,7 +642,7 @@ class Cluster:
         kind = self._kind(kind_name)
         check_field_manager("PatchOptions", field_manager, apply=True)
         assert field_manager is not None
-        config_raw = parse_object(raw)
+        config_raw = decode_apply_body(raw)
         check_applied_type(config_raw, kind.api_version, kind.kind)
         with self._lock:
             config = self._incoming(kind, namespace, config_raw, name)
@@ -668,7 +674,7 @@ class Cluster:
                 obj = self._initialize(kind, merged)
                 admission_defaults(kind, obj)
                 self.admission.admit_create(kind, obj, name)
-                obj["metadata"]["managedFields"] = encode_managed_fields(entries)
+                _set_managed_fields(obj["metadata"], encode_managed_fields(entries))
                 self.garbage.admit_create(kind, obj)
                 if dry_run:
                     return obj, True

@@ -17,9 +17,10 @@ import orjson
 from starlette.requests import Request
 
 from . import events, table
-from .cluster import parse_object
+from .body import decode_apply_body, decode_object_body, decode_patch_body, media_type
 from .kinds import VIEWS, ResourceKind
 from .protobuf import PROTOBUF_MEDIA_TYPE, decode_object
+from .request import current_write
 from .store import ApiError
 
 __all__ = [
@@ -44,8 +45,11 @@ async def request_object(
     events.k8s.io API makes of new Events.
     """
     raw = await request.body()
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    body = decode_object(raw) if content_type == PROTOBUF_MEDIA_TYPE else parse_object(raw)
+    content_type = media_type(request.headers.get("content-type"))
+    if content_type == PROTOBUF_MEDIA_TYPE:
+        body = decode_object(raw)
+    else:
+        body = decode_object_body(raw, content_type, kind.kind)
     if kind not in VIEWS:
         return body
     stored = events.to_stored(body)
@@ -56,10 +60,14 @@ async def request_object(
 
 def view_patch(content_type: str, raw: bytes) -> bytes:
     """A patch of an events.k8s.io Event as a patch of the stored core Event."""
-    body = parse_object(raw) if content_type != "application/json-patch+json" else None
-    if body is not None:
-        return orjson.dumps(events.to_stored(body))
-    operations = orjson.loads(raw)
+    if content_type == "application/apply-patch+yaml":
+        return orjson.dumps(events.to_stored(decode_apply_body(raw)))
+    if not content_type.endswith("patch+json"):
+        return raw  # refused as an unknown patch type next
+    patch = decode_patch_body(raw, content_type, current_write().field_validation)
+    if isinstance(patch, dict):
+        return orjson.dumps(events.to_stored(patch))
+    operations = patch
     if isinstance(operations, list):
         for op in operations:
             for key in ("path", "from"):

@@ -18,7 +18,14 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
 
-__all__ = ["Quantity", "QuantityError", "check_quantity", "parse_quantity"]
+__all__ = [
+    "Quantity",
+    "QuantityError",
+    "canonical_quantity",
+    "check_quantity",
+    "decode_quantity",
+    "parse_quantity",
+]
 
 QuantityFormat = Literal["BinarySI", "DecimalSI", "DecimalExponent"]
 
@@ -123,6 +130,23 @@ def parse_quantity(text: object) -> Quantity:
     if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise QuantityError(FORMAT_WRONG)
     return _parse_text(text if isinstance(text, str) else repr(text))
+
+
+def decode_quantity(value: object) -> Quantity:
+    """A quantity as ``Quantity.UnmarshalJSON`` reads a JSON value: text trimmed of spaces.
+
+    The one parser of stored values: the decoder canonicalises with it, and
+    quota and limit checks read with it, so they cannot disagree.
+    """
+    if isinstance(value, str):
+        return _parse_text(value.strip())
+    return parse_quantity(value)
+
+
+@lru_cache(maxsize=4096)
+def canonical_quantity(text: str) -> str:
+    """The text a quantity written as ``text`` is stored and returned as (``1.0`` -> ``1``)."""
+    return _parse_text(text.strip()).canonical()
 
 
 @lru_cache(maxsize=4096)

@@ -37,7 +37,33 @@ _T = TypeVar("_T")
 
 def clone(value: _T) -> _T:
     """A deep copy of a JSON value; much faster than copy.deepcopy for API objects."""
-    return cast(_T, orjson.loads(orjson.dumps(value)))
+    try:
+        return cast(_T, orjson.loads(orjson.dumps(value)))
+    except (orjson.JSONEncodeError, orjson.JSONDecodeError):
+        # Nesting orjson refuses (the JSON decoder allows 10,000 levels).
+        return cast(_T, _deep_copy(value))
+
+
+def _deep_copy(value: Any) -> Any:
+    """An iterative deep copy of dicts and lists, for values too deep to recurse into."""
+    if not isinstance(value, dict | list):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    pending: list[tuple[Any, Any]] = [(value, root)]
+    while pending:
+        source, target = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, dict | list):
+                copied: Any = {} if isinstance(item, dict) else []
+                pending.append((item, copied))
+            else:
+                copied = item
+            if isinstance(target, dict):
+                target[key] = copied
+            else:
+                target.append(copied)
+    return root
 
 
 def status_body(

@@ -29,8 +29,9 @@ from typing import Any
 
 import orjson
 
+from .gotime import TimeParseError, canonical_time
 from .kinds import ResourceKind
-from .quantity import Quantity, QuantityError, check_quantity, parse_quantity
+from .quantity import Quantity, QuantityError, canonical_quantity, decode_quantity
 from .request import current_write
 from .schema import Node, node_for
 from .store import ApiError
@@ -235,7 +236,7 @@ def _with_duplicates(node: Node) -> list[str] | None:
 
     try:
         tree = json.loads(raw, object_pairs_hook=pairs)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not found:
         return None
@@ -343,7 +344,32 @@ def _base64_error(text: str) -> str | None:
 
 
 # How a scalar is checked: its JSON type, or the format that decodes it.
-_CHECKS = ("any", "string", "byte", "integer", "number", "boolean", "quantity", "intstr")
+_CHECKS = (
+    "any",
+    "string",
+    "byte",
+    "integer",
+    "number",
+    "boolean",
+    "quantity",
+    "intstr",
+    "time",
+    "microtime",
+)
+_TIME_DEFINITIONS = {
+    "io.k8s.apimachinery.pkg.apis.meta.v1.Time": "time",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime": "microtime",
+}
+# What Go's decoder stores for a null map value or list item of each check
+# (the zero value of its type); None where the zero value is itself null.
+_ZEROS: dict[str, Any] = {
+    "string": "",
+    "quantity": "0",
+    "integer": 0,
+    "number": 0,
+    "boolean": False,
+    "intstr": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -361,6 +387,9 @@ class _Shape:
     quick: type | None = None
     # A struct's fields met so far: name -> (node, shape), or None when undeclared.
     fields: dict[str, tuple[Node, _Shape] | None] = field(default_factory=dict)
+    # A built-in struct's required fields: the ones Go writes even when empty
+    # (the Kubernetes convention: optional fields are omitempty).
+    keep: frozenset[str] = frozenset()
 
 
 _SHAPES: dict[Node, _Shape] = {}
@@ -378,6 +407,8 @@ def _shape(node: Node) -> _Shape:
         form = node.format
         if form == "quantity":
             check = "quantity"
+        elif node.name in _TIME_DEFINITIONS:
+            check = _TIME_DEFINITIONS[node.name]
         elif form == "int-or-string" or ("integer" in types and "string" in types):
             check = "intstr"
         elif "string" in types:
@@ -397,6 +428,7 @@ def _shape(node: Node) -> _Shape:
         int_format=node.format if node.format in _INT_RANGES else "int64",
         preserve=node.preserves_unknown_fields,
         required=node.required if node.custom else (),
+        keep=frozenset(node.required) if not node.custom else frozenset(),
         # Only a custom resource's schema is enforced as such; built-in kinds
         # have their validation code instead.
         enum=node.enum if node.custom else (),
@@ -432,6 +464,9 @@ class _Decoder:
         self.unknown: list[str] = []
         self.strict: list[str] = []  # unknown and duplicate fields, in document order
         self.errors: list[FieldError] = []
+        # A built-in kind's decode stores what Go would write back: canonical
+        # quantities and times, no empty optional maps, lists or nulls.
+        self.normalize = self.typed and prune and check_types
 
     def walk(self, node: Node, value: Any, shape: _Shape | None = None) -> None:
         """Check ``value`` against ``node``; ``self.parts`` is the path to it."""
@@ -450,8 +485,14 @@ class _Decoder:
                 return
             values = node.values
             values_shape = _shape(values)
+            normalize = self.normalize
             for key, item in value.items():
-                self._child(values, values_shape, item, _MapKey(key))
+                if item is None and normalize:
+                    value[key] = _zero(values_shape)
+                    continue
+                new = self._child(values, values_shape, item, _MapKey(key))
+                if new is not item:
+                    value[key] = new
             return
         if kind == "list":
             if type(value) is not list:
@@ -459,8 +500,14 @@ class _Decoder:
                 return
             items = node.items
             items_shape = _shape(items)
+            normalize = self.normalize
             for index, item in enumerate(value):
-                self._child(items, items_shape, item, index)
+                if item is None and normalize:
+                    value[index] = _zero(items_shape)
+                    continue
+                new = self._child(items, items_shape, item, index)
+                if new is not item:
+                    value[index] = new
             return
         if kind == "scalar" and self.check_types:
             self._scalar(node, shape, value)
@@ -487,45 +534,67 @@ class _Decoder:
                 continue
             if key in duplicates:
                 self.strict.append(f'duplicate field "{self._path(key)}"')
-            self._child(entry[0], entry[1], value[key], key)
+            item = value[key]
+            if self.normalize and key not in shape.keep and _empty(item, entry[1]):
+                # Go's omitempty: an empty optional map or list, or a null, is not written.
+                del value[key]
+                continue
+            new = self._child(entry[0], entry[1], item, key)
+            if new is not item:
+                value[key] = new
 
-    def _child(self, node: Node, shape: _Shape, value: Any, part: str | int) -> None:
-        """Check one value under ``part``; plain strings and booleans without another call."""
+    def _child(self, node: Node, shape: _Shape, value: Any, part: str | int) -> Any:
+        """Check one value under ``part``; plain strings and booleans without another call.
+
+        Returns the value as stored (a quantity or a time rewritten to its
+        canonical form), ``value`` itself when unchanged.
+        """
         if value is None or type(value) is shape.quick:
-            return
+            return value
         kind = shape.kind
         if kind == "scalar":
             if self.check_types:
                 self.parts.append(part)
-                self._scalar(node, shape, value)
+                value = self._scalar(node, shape, value)
                 self.parts.pop()
-            return
+            return value
         if kind != "untyped":
             self.parts.append(part)
             self.walk(node, value, shape)
             self.parts.pop()
+        return value
 
-    def _scalar(self, node: Node, shape: _Shape, value: Any) -> None:
+    def _scalar(self, node: Node, shape: _Shape, value: Any) -> Any:
         if shape.enum or shape.pattern:
             self._schema_rules(shape, value)
         check = shape.check
         kind = type(value)
         if check == "string":
             if kind is str:
-                return
+                return value
         elif check == "quantity":
             if self.typed:
+                # Quantity.UnmarshalJSON: the text trimmed, or a number's literal.
                 text = value if kind is str else _quantity_text(value)
                 try:
-                    check_quantity(text.strip())
+                    return canonical_quantity(text)
                 except QuantityError as exc:
                     raise _DecodeError(str(exc)) from None
-                return
             if kind in (str, int, float):
-                return
+                return value
+        elif check in ("time", "microtime"):
+            if kind is not str:
+                # Time.UnmarshalJSON reads the value into a string first.
+                raise _DecodeError(
+                    f"json: cannot unmarshal {_json_type(value)} into Go value of type string"
+                )
+            try:
+                return canonical_time(value, check == "microtime")
+            except TimeParseError as exc:
+                raise _DecodeError(str(exc)) from None
         elif check == "intstr":
             if kind is str or (kind is int and _fits(value, "int32")):
-                return
+                return value
             if self.typed:
                 # IntOrString decodes anything but a string into its int32.
                 raise _DecodeError(self._unmarshal(value, "int32"))
@@ -535,19 +604,20 @@ class _Decoder:
                     problem = _base64_error(value)
                     if problem is not None:
                         raise _DecodeError(problem)
-                return
+                return value
         elif check == "integer":
             if kind is int and _fits(value, shape.int_format):
-                return
+                return value
         elif check == "number":
             if kind in (int, float):
-                return
+                return value
         elif check == "boolean":
             if kind is bool:
-                return
+                return value
         else:
-            return
+            return value
         self._type_error(node, value)
+        return value
 
     def _schema_rules(self, shape: _Shape, value: Any) -> None:
         """A custom resource's ``enum`` and ``pattern``, as its CRD validation writes them."""
@@ -619,6 +689,25 @@ class _Decoder:
                 f"{path} in body must be of type {expected}: {json.dumps(got)}",
             )
         )
+
+
+def _empty(value: Any, shape: _Shape) -> bool:
+    """Whether Go's omitempty leaves out ``value``: a null, or an empty map or list.
+
+    A null time stays: a metav1.Time that is not a pointer (a condition's
+    ``lastProbeTime``) is a struct, which omitempty never leaves out, and Go
+    writes its zero value as null.
+    """
+    if value is None:
+        return shape.check not in ("time", "microtime")
+    return not value and type(value) in (dict, list) and shape.kind in ("map", "list")
+
+
+def _zero(shape: _Shape) -> Any:
+    """Go's zero value for a null map value or list item (``data: {a: null}`` is ``""``)."""
+    if shape.kind == "struct":
+        return {}
+    return _ZEROS.get(shape.check) if shape.kind == "scalar" else None
 
 
 def _fits(value: int, form: str) -> bool:
@@ -704,7 +793,10 @@ def decode_object(kind: ResourceKind, obj: Object) -> None:
     decoder = _Decoder(node, prune=True)
     version = kind.api_version.rpartition("/")[2]
     prefix = f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}'
-    patched = orjson.dumps(obj) if _PATCHING.get() else None
+    try:
+        patched = orjson.dumps(obj) if _PATCHING.get() else None
+    except orjson.JSONEncodeError:
+        patched = b"{}"  # nested deeper than orjson writes; only an error message shows it
     try:
         decoder.walk(node, obj)
     except _DecodeError as exc:
@@ -726,6 +818,24 @@ def decode_object(kind: ResourceKind, obj: Object) -> None:
     if decoder.errors:
         name = str((obj.get("metadata") or {}).get("name") or "")
         raise invalid_error(kind, name, decoder.errors)
+    if node.custom:
+        _check_storable(obj)
+
+
+def _check_storable(obj: Object) -> None:
+    """Refuse a custom resource the sandbox could not write back (a sandbox limit).
+
+    A custom resource keeps what its schema preserves, at any depth; Go
+    writes 10,000 levels, orjson 255. Better a 400 naming the limit than a
+    500 on every later read. Built-in kinds never get here with such depth:
+    their decode drops the undeclared fields that could hold it.
+    """
+    try:
+        orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        raise ApiError.bad_request(
+            "the sandbox cannot store a value nested deeper than 255 levels"
+        ) from None
 
 
 # -- names, labels and the other string rules of apimachinery -------------------
@@ -1067,7 +1177,7 @@ _USER_ID = "must be between 0 and 2147483647, inclusive"
 
 def _quantity(value: Any) -> Quantity | None:
     try:
-        return parse_quantity(str(value).strip())
+        return decode_quantity(value)
     except QuantityError:
         return None
 
@@ -2378,6 +2488,22 @@ def _job(obj: Object) -> list[FieldError]:
     return errors
 
 
+def _lease_spec(spec: Any) -> list[FieldError]:
+    """ValidateLeaseSpec: a positive duration, no negative transition count."""
+    if not isinstance(spec, dict):
+        return []
+    errors: list[FieldError] = []
+    duration = spec.get("leaseDurationSeconds")
+    if isinstance(duration, int) and duration <= 0:
+        path = "spec.leaseDurationSeconds"
+        errors.append(_invalid(path, duration, "must be greater than 0"))
+    transitions = spec.get("leaseTransitions")
+    if isinstance(transitions, int) and transitions < 0:
+        path = "spec.leaseTransitions"
+        errors.append(_invalid(path, transitions, "must be greater than or equal to 0"))
+    return errors
+
+
 _KIND_RULES: dict[str, Callable[[Object], list[FieldError]]] = {
     "Pod": lambda obj: _pod_spec(obj.get("spec"), "spec", for_pod=True),
     "ConfigMap": _config_map,
@@ -2387,6 +2513,7 @@ _KIND_RULES: dict[str, Callable[[Object], list[FieldError]]] = {
     "ResourceQuota": _resource_quota,
     "PersistentVolumeClaim": _pvc,
     "Job": _job,
+    "Lease": lambda obj: _lease_spec(obj.get("spec")),
 }
 
 

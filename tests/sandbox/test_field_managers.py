@@ -298,7 +298,7 @@ def test_apply_refuses_duplicate_keys(
 
 
 def _applied(obj: Object) -> list[Object]:
-    return [e for e in obj["metadata"]["managedFields"] if e["manager"] == "test"]
+    return [e for e in obj["metadata"].get("managedFields", []) if e["manager"] == "test"]
 
 
 # -- fields no manager owns --------------------------------------------------------------------
