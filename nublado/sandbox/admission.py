@@ -21,7 +21,7 @@ from .quantity import Quantity, QuantityError, parse_quantity
 from .store import ApiError
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .host import ClusterHost
 
 __all__ = ["Admission", "forbidden", "object_usage"]
 
@@ -239,7 +239,7 @@ def _pretty(usage: dict[str, Quantity], names: Iterable[str]) -> str:
 class Admission:
     """The admission plugins and the quota controller of one cluster."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterHost) -> None:
         self.cluster = cluster
 
     # Admission
