@@ -107,12 +107,11 @@ class Kubelet:
             phase = (new.get("status") or {}).get("phase")
             if phase != old_phase and phase in ("Succeeded", "Failed"):
                 self.cluster.job_pod_finished(new, phase)
-                self.scheduler.pod_freed(new)
+        self.scheduler.pod_written(new)
 
     def pod_removed(self, pod: Object) -> None:
         """Nothing to stop (later steps check that their pod still exists); its room is free."""
-        if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-            self.scheduler.pod_freed(pod)
+        self.scheduler.pod_removed(pod)
 
     # Steps
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,8 @@ _NOT_HELPFUL = "Preemption is not helpful for scheduling"
 _NO_VICTIMS = "No preemption victims found for incoming pod"
 # Resources NodeResourcesFit always tracks; others only when scalar (see `_tracked`).
 _NATIVE = ("cpu", "memory", "ephemeral-storage")
+# Phases in which a pod holds no resources.
+_TERMINAL = ("Succeeded", "Failed")
 
 
 def image_present(image: str, names: set[str]) -> bool:
@@ -229,19 +230,6 @@ class _NodeUsage:
         self.requested: Counter[str] = Counter()
 
 
-def _usage(pods: Iterable[Object]) -> dict[str, _NodeUsage]:
-    """Each node's usage: bound pods not yet terminated (Succeeded or Failed free their share)."""
-    usage: dict[str, _NodeUsage] = {}
-    for pod in pods:
-        node = (pod.get("spec") or {}).get("nodeName")
-        if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        entry = usage.setdefault(node, _NodeUsage())
-        entry.pods += 1
-        entry.requested.update(pod_requests(pod))
-    return usage
-
-
 def _insufficient(
     requests: dict[str, int], node: Object, usage: _NodeUsage | None
 ) -> tuple[list[str], bool]:
@@ -299,6 +287,10 @@ class Scheduler:
         self._waiting: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid
         # Waiting pods some node lacked room for: worth a retry when a bound pod goes.
         self._short: set[tuple[str, str]] = set()
+        # Pods holding a node's resources (bound, not terminated), kept as pods are
+        # written rather than counted at each attempt: pod uid -> (node, requests).
+        self._bound: dict[str, tuple[str, dict[str, int]]] = {}
+        self._usage: dict[str, _NodeUsage] = {}
 
     def queue(self, pod: Object) -> None:
         """Schedule a new pod once the schedule delay has passed."""
@@ -327,18 +319,40 @@ class Scheduler:
             self._short.discard((pod_namespace, name))
             self.cluster.later(0, self.schedule, pod_namespace, name, uid)
 
-    def pod_freed(self, pod: Object) -> None:
-        """A bound pod terminated or went: pods that lacked room on its node may fit now.
+    def pod_written(self, pod: Object) -> None:
+        """Count a bound pod against its node until it terminates (Succeeded or Failed)."""
+        uid = pod["metadata"]["uid"]
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        holds = node != "" and (pod.get("status") or {}).get("phase") not in _TERMINAL
+        if holds and uid not in self._bound:
+            requests = pod_requests(pod)
+            self._bound[uid] = (node, requests)
+            usage = self._usage.setdefault(node, _NodeUsage())
+            usage.pods += 1
+            usage.requested.update(requests)
+        elif not holds and uid in self._bound:
+            self._release(uid)
 
-        Only those (upstream requeues on AssignedPodDelete for NodeResourcesFit
-        failures alone), so a deletion costs nothing to pods waiting for claims.
+    def pod_removed(self, pod: Object) -> None:
+        """A pod is gone: what it held on its node is free."""
+        if pod["metadata"]["uid"] in self._bound:
+            self._release(pod["metadata"]["uid"])
+
+    def _release(self, uid: str) -> None:
+        """Free a pod's share of its node; pods that lacked room may fit now.
+
+        Only those are retried (upstream requeues on AssignedPodDelete for
+        NodeResourcesFit failures alone), so pods waiting for claims see no
+        extra attempts.
         """
-        if not (pod.get("spec") or {}).get("nodeName"):
-            return
+        node, requests = self._bound.pop(uid)
+        usage = self._usage[node]
+        usage.pods -= 1
+        usage.requested.subtract(requests)
         for key in sorted(self._short):
-            uid = self._waiting.pop(key, None)
-            if uid is not None:
-                self.cluster.later(0, self.schedule, key[0], key[1], uid)
+            waiting = self._waiting.pop(key, None)
+            if waiting is not None:
+                self.cluster.later(0, self.schedule, key[0], key[1], waiting)
         self._short.clear()
 
     def _claims_problem(self, pod: Object) -> str | None:
@@ -374,7 +388,6 @@ class Scheduler:
         feasible = []
         short = False
         requests = pod_requests(pod)
-        usage = _usage(self.cluster.store.iter_objects("Pod", None))
         for node in nodes:
             reason = _filter(spec, node)
             if reason is not None:
@@ -382,7 +395,7 @@ class Scheduler:
                 preemption[_NOT_HELPFUL] += 1
                 continue
             name = node["metadata"]["name"]
-            shortfalls, resolvable = _insufficient(requests, node, usage.get(name))
+            shortfalls, resolvable = _insufficient(requests, node, self._usage.get(name))
             if not shortfalls:
                 feasible.append(node)
                 continue

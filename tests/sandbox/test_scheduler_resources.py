@@ -160,6 +160,10 @@ def test_the_pod_count_limit_is_too_many_pods(http: httpx.Client, sandbox: Sandb
         "0/2 nodes are available: 2 Too many pods. "
         "preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
     )
+    # A node whose allocatable grows takes the waiting pod.
+    patch = {"status": {"allocatable": {"pods": "2"}}}
+    assert http.patch("/api/v1/nodes/b/status", json=patch, headers=MERGE).status_code == 200
+    assert _node_of(sandbox, "three") == "b"
 
 
 def test_resource_and_taint_reasons_are_counted_together(
