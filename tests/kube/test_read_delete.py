@@ -46,9 +46,16 @@ async def test_get_returns_the_object_and_missing_raises_not_found(
     assert await client.find("Pod", "nobody-nb", NS) is None
 
 
-async def test_malformed_label_selector_is_the_servers_400(client: KubernetesClient) -> None:
+@pytest.mark.parametrize("verb", ["list", "watch"])
+async def test_malformed_label_selector_is_the_servers_400(
+    client: KubernetesClient, verb: str
+) -> None:
     with pytest.raises(KubernetesError) as caught:
-        await client.list("ConfigMap", label_selector="app in (lab")
+        if verb == "list":
+            await client.list("ConfigMap", label_selector="app in (lab")
+        else:
+            async for _ in client.watch("ConfigMap", "default", label_selector="app in (lab"):
+                pass
 
     assert (caught.value.status, caught.value.reason) == (400, "BadRequest")
     assert caught.value.message == (
