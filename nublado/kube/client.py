@@ -29,8 +29,6 @@ import orjson
 from kubernetes.aio import client as kclient
 from kubernetes.aio import config as kconfig
 
-from ..errors import InputError
-from ..sandbox.selectors import LabelSelector, SelectorError
 from .errors import (
     ExpiredError,
     KubernetesConnectionError,
@@ -50,6 +48,11 @@ FIELD_MANAGER = "nublado"
 # are (without it, it would walk and re-encode the manifest); the API server strips it.
 _APPLY = "application/apply-patch+yaml; charset=utf-8"
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+def _format_labels(labels: dict[str, str]) -> str:
+    """An equality label selector for a set of labels (``k=v,k2=v2``, what matchLabels means)."""
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
 @dataclass(frozen=True)
@@ -427,12 +430,10 @@ class KubernetesClient:
     ) -> builtins.list[tuple[str, str]]:
         query: builtins.list[tuple[str, str]] = []
         if isinstance(label_selector, dict):
-            label_selector = str(LabelSelector.from_labels(label_selector))
+            label_selector = _format_labels(label_selector)
         if label_selector:
-            try:
-                LabelSelector.parse(label_selector)  # a malformed selector fails here, clearly
-            except SelectorError as exc:
-                raise InputError(str(exc)) from None
+            # A malformed selector is the API server's to refuse: 400 BadRequest, raised
+            # as a KubernetesError with its message.
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))

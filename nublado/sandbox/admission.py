@@ -22,7 +22,7 @@ from .resize import check_claim_resize
 from .store import ApiError
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .host import ClusterHost
 
 __all__ = ["Admission", "forbidden", "object_usage"]
 
@@ -240,7 +240,7 @@ def _pretty(usage: dict[str, Quantity], names: Iterable[str]) -> str:
 class Admission:
     """The admission plugins and the quota controller of one cluster."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterHost) -> None:
         self.cluster = cluster
 
     # Admission

@@ -18,12 +18,11 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from .admission import Admission
 from .body import JsonSyntaxError, decode_apply_body, decode_json, decode_patch_body
+from .clock import now_timestamp
 from .fields import (
     ManagedEntry,
     apply_config,
@@ -36,6 +35,7 @@ from .fields import (
 )
 from .garbage import GarbageCollector, being_deleted_error
 from .kinds import ResourceKind, kind_named
+from .kubelet import Kubelet
 from .patch import apply_patch
 from .request import current_write
 from .rules import (
@@ -49,6 +49,7 @@ from .rules import (
     validate_update,
 )
 from .selectors import FieldSelector, LabelSelector, SelectorError
+from .settings import SandboxSettings
 from .storage import Storage
 from .store import ApiError, Store, clone
 from .validation import decode_object
@@ -78,36 +79,6 @@ SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 _IMMORTAL_NAMESPACES = frozenset({"default", "kube-public", "kube-system"})
 # The characters apimachinery's generateName suffixes are drawn from (no vowels, no 0/1/3).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def now_timestamp() -> str:
-    """The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class SandboxSettings:
-    """How the simulated cluster behaves; delays are in seconds.
-
-    ``namespace_termination_delay`` of None keeps deleted namespaces
-    Terminating until `Cluster.finish_namespace` is called.
-    ``pod_grace_scale`` scales pods' termination grace periods: a pod deleted
-    with the default 30 s stays Terminating 0.3 s at the default 0.01.
-    """
-
-    schedule_delay: float = 0.0
-    pull_delay: float = 0.0
-    start_delay: float = 0.0
-    pod_grace_scale: float = 0.01
-    namespace_termination_delay: float | None = 0.0
-    ingress_address: str = "127.0.0.1"
-    history_limit: int = 10_000
-    watch_queue_limit: int = 1_000
-    # Watches that allow bookmarks get one this often (kube-apiserver: a minute).
-    bookmark_interval: float = 60.0
-    # How long a list or watch from a resourceVersion not reached yet waits for
-    # it before answering "Too large resource version" (kube-apiserver: 3 s).
-    resource_version_wait: float = 0.25
 
 
 def parse_selectors(
@@ -149,9 +120,6 @@ class Cluster:
         self._deferred: builtins.list[tuple[float, Callable[..., None], tuple[Any, ...]]] = []
         self._ip_counter = 0
         self._lock = self.store.lock
-        # Late import: the kubelet module needs this class for typing only.
-        from .kubelet import Kubelet
-
         self.admission = Admission(self)
         self.storage = Storage(self)
         self.kubelet = Kubelet(self)

@@ -38,7 +38,7 @@ from .kinds import KINDS, ResourceKind, UnknownKindError, kind_named
 from .store import ApiError, clone
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .host import ClusterHost
 
 __all__ = [
     "FOREGROUND",
@@ -249,7 +249,7 @@ class GarbageCollector:
     PVC) is queued and done before the write returns.
     """
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterHost) -> None:
         self.cluster = cluster
         self.store = cluster.store
         # Owner uid -> the (kind, namespace, name) of the objects whose ownerReferences name it.

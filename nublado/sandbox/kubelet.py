@@ -16,11 +16,12 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .clock import event_name, now_timestamp
 from .references import env_problem, mount_problems
 from .scheduler import Scheduler, image_present
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .host import ClusterHost
 
 __all__ = ["Kubelet", "PodFailure"]
 
@@ -39,12 +40,6 @@ class PodFailure(StrEnum):
     FAILED = "Failed"
 
 
-def _now() -> str:
-    from .cluster import now_timestamp
-
-    return now_timestamp()
-
-
 def _containers(pod: Object, key: str) -> list[Object]:
     return [c for c in (pod.get("spec") or {}).get(key) or [] if isinstance(c, dict)]
 
@@ -52,7 +47,7 @@ def _containers(pod: Object, key: str) -> list[Object]:
 class Kubelet:
     """Moves pods through Pending to Running (or a requested failure) and writes Events."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterHost) -> None:
         self.cluster = cluster
         self._failures: list[tuple[str, str, PodFailure]] = []
         self._ip = 0
@@ -112,9 +107,11 @@ class Kubelet:
             phase = (new.get("status") or {}).get("phase")
             if phase != old_phase and phase in ("Succeeded", "Failed"):
                 self.cluster.job_pod_finished(new, phase)
+        self.scheduler.pod_written(new)
 
     def pod_removed(self, pod: Object) -> None:
-        """Nothing to stop: later steps check that their pod still exists."""
+        """Nothing to stop (later steps check that their pod still exists); its room is free."""
+        self.scheduler.pod_removed(pod)
 
     # Steps
 
@@ -140,7 +137,7 @@ class Kubelet:
     ) -> None:
         meta = pod["metadata"]
         node = (pod.get("spec") or {}).get("nodeName", "")
-        now = _now()
+        now = now_timestamp()
         involved: Object = {
             "kind": "Pod",
             "namespace": meta["namespace"],
@@ -158,7 +155,7 @@ class Kubelet:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{meta['name']}.{secrets.token_hex(8)}",
+                "name": event_name(meta["name"]),
                 "namespace": meta["namespace"],
             },
             "involvedObject": involved,
@@ -177,7 +174,7 @@ class Kubelet:
 
     def now(self) -> str:
         """The current time as the kubelet writes it."""
-        return _now()
+        return now_timestamp()
 
     def pod_bound(self, pod: Object) -> None:
         """The scheduler bound the pod: pull its images after the pull delay."""
@@ -194,14 +191,16 @@ class Kubelet:
                 self.cluster.later(0, step, key[0], key[1], uid)
 
     def node_written(self, old: Object | None, new: Object) -> None:
-        """A node was added, relabelled or retainted: unschedulable pods may fit now.
+        """A node was added, relabelled, retainted or resized: unschedulable pods may fit now.
 
-        Status writes (the images a pull adds) change nothing for scheduling.
+        Other status writes (the images a pull adds) change nothing for scheduling.
         """
         if (
             old is None
             or old["metadata"].get("labels") != new["metadata"].get("labels")
             or old.get("spec") != new.get("spec")
+            or (old.get("status") or {}).get("allocatable")
+            != (new.get("status") or {}).get("allocatable")
         ):
             self.scheduler.retry()
 
@@ -404,7 +403,7 @@ class Kubelet:
         return f"10.244.{self._ip // 250}.{self._ip % 250 + 1}"
 
     def _base_status(self, status: Object, pod: Object) -> None:
-        now = _now()
+        now = now_timestamp()
         node = self.cluster.store.get("Node", "", pod["spec"].get("nodeName", ""))
         addresses = ((node or {}).get("status") or {}).get("addresses") or []
         host_ip = next(
@@ -455,7 +454,7 @@ class Kubelet:
 
     def _run(self, pod: Object) -> None:
         meta = pod["metadata"]
-        now = _now()
+        now = now_timestamp()
 
         def mutate(o: Object) -> None:
             status = o.setdefault("status", {})
@@ -473,7 +472,7 @@ class Kubelet:
 
     def _terminate(self, pod: Object, phase: str, exit_code: int) -> None:
         meta = pod["metadata"]
-        now = _now()
+        now = now_timestamp()
         reason = "Completed" if exit_code == 0 else "Error"
 
         def mutate(o: Object) -> None:
@@ -511,7 +510,7 @@ class Kubelet:
             f"({meta['uid']})",
             event_type="Warning",
         )
-        now = _now()
+        now = now_timestamp()
 
         def mutate(o: Object) -> None:
             status = o.setdefault("status", {})
@@ -551,7 +550,7 @@ class Kubelet:
 
 
 def _conditions(status: Object, ready: bool) -> list[Object]:
-    now = _now()
+    now = now_timestamp()
     scheduled = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"),
         {

@@ -16,7 +16,7 @@ import fnmatch
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
@@ -54,10 +54,14 @@ from .store import ApiError, status_body
 from .validation import check_body_size, decoding_patch
 from .watch import list_collection, watch_response
 
-if TYPE_CHECKING:
-    from .server import Sandbox
-
-__all__ = ["Fault", "create_app", "parse_bool", "parse_dry_run", "parse_timeout_seconds"]
+__all__ = [
+    "Fault",
+    "SandboxHandle",
+    "create_app",
+    "parse_bool",
+    "parse_dry_run",
+    "parse_timeout_seconds",
+]
 
 Object = dict[str, Any]
 
@@ -76,6 +80,20 @@ _REASONS = {
     503: "ServiceUnavailable",
     504: "Timeout",
 }
+
+
+class SandboxHandle(Protocol):
+    """What the HTTP layer needs of `nublado.sandbox.server.Sandbox`.
+
+    A protocol rather than the class, since the server module imports this one.
+    """
+
+    @property
+    def cluster(self) -> Cluster: ...
+
+    def _record(self, method: str, path: str, query: str, headers: dict[str, str]) -> None: ...
+
+    def _take_fault(self, method: str, path: str, query: str) -> Fault | None: ...
 
 
 @dataclass
@@ -158,7 +176,7 @@ def _error(exc: ApiError) -> Response:
 class FaultMiddleware:
     """ASGI middleware applying the sandbox's fault rules and recording requests."""
 
-    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
+    def __init__(self, app: ASGIApp, sandbox: SandboxHandle) -> None:
         self.app = app
         self.sandbox = sandbox
 
@@ -260,7 +278,7 @@ def parse_dry_run(values: list[str], options_kind: str) -> bool:
 class _Handlers:
     """Request handlers bound to one sandbox."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxHandle) -> None:
         self.sandbox = sandbox
 
     @property
@@ -576,7 +594,7 @@ class _Handlers:
         )
 
 
-def create_app(sandbox: Sandbox) -> Starlette:
+def create_app(sandbox: SandboxHandle) -> Starlette:
     """The Starlette app serving a sandbox (wrapped in its fault middleware)."""
     handlers = _Handlers(sandbox)
 

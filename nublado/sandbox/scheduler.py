@@ -2,30 +2,42 @@
 
 It runs kube-scheduler's filters that a lab's spec exercises, in upstream's
 order: the pod's claims (missing, or unbound with an Immediate class), then per
-node NodeUnschedulable, TaintToleration and NodeAffinity (``nodeSelector`` and
-required node affinity). A pod no node fits stays Pending with condition
-PodScheduled False (reason Unschedulable) and a FailedScheduling Event whose
-message is the real one, and is tried again when nodes or claims change. Of
+node NodeUnschedulable, TaintToleration, NodeAffinity (``nodeSelector`` and
+required node affinity) and NodeResourcesFit (the pod's requests against the
+node's allocatable less what its other pods request, and its pod count). A pod
+no node fits stays Pending with condition PodScheduled False (reason
+Unschedulable) and a FailedScheduling Event whose message is the real one, and
+is tried again when nodes, claims or pods change. Of
 the nodes that fit, the one with the most preferred-affinity weight, then the
 most of the pod's images already present, wins (ties: node order).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .cluster import Cluster
-    from .kubelet import Kubelet
+from .quantity import QuantityError, parse_quantity
 
-__all__ = ["Scheduler", "image_present", "match_node_selector_term", "tolerates"]
+if TYPE_CHECKING:
+    from .host import ClusterHost, KubeletView
+
+__all__ = ["Scheduler", "image_present", "match_node_selector_term", "pod_requests", "tolerates"]
 
 Object = dict[str, Any]
 
 _AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 _UNSCHEDULABLE = "node(s) were unschedulable"
 _UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+# What the preemption dry run says of a node, by whether evicting pods could make room.
+_NOT_HELPFUL = "Preemption is not helpful for scheduling"
+_NO_VICTIMS = "No preemption victims found for incoming pod"
+# Resources NodeResourcesFit always tracks; others only when scalar (see `_tracked`).
+_NATIVE = ("cpu", "memory", "ephemeral-storage")
+# Phases in which a pod holds no resources.
+_TERMINAL = ("Succeeded", "Failed")
 
 
 def image_present(image: str, names: set[str]) -> bool:
@@ -116,7 +128,7 @@ def _matches_affinity(spec: Object, node: Object) -> bool:
 
 
 def _filter(spec: Object, node: Object) -> str | None:
-    """The first filter that rejects the node, as its reason, or None if it fits."""
+    """The first of the node filters before NodeResourcesFit that rejects the node, or None."""
     tolerations = spec.get("tolerations") or []
     node_spec = node.get("spec") or {}
     if node_spec.get("unschedulable") and not tolerates(tolerations, _UNSCHEDULABLE_TAINT):
@@ -131,6 +143,119 @@ def _filter(spec: Object, node: Object) -> str | None:
     return None
 
 
+def _tracked(name: str) -> bool:
+    """Whether NodeResourcesFit checks a resource: cpu, memory, ephemeral-storage, scalars.
+
+    Scalars are hugepages, attachable volumes and extended resources (a name
+    with a domain outside kubernetes.io, as ``nvidia.com/gpu``).
+    """
+    if name in _NATIVE or name.startswith(("hugepages-", "attachable-volumes-")):
+        return True
+    return "/" in name and not name.startswith(("kubernetes.io/", "requests."))
+
+
+def _amount(name: str, value: Fraction) -> int:
+    """A resource as the scheduler counts it: millicores for cpu, else whole units, rounded up."""
+    return math.ceil(value * 1000) if name == "cpu" else math.ceil(value)
+
+
+def _resource_list(resources: Object | None) -> dict[str, Fraction]:
+    """A container's requests, defaulted from its limits as the API server's defaulting does."""
+    resources = resources if isinstance(resources, dict) else {}
+    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    values = {}
+    for name, text in merged.items():
+        if not _tracked(str(name)):
+            continue
+        try:
+            values[str(name)] = parse_quantity(text).value
+        except QuantityError:  # validation refused it already; nothing to count
+            continue
+    return values
+
+
+def _add(total: dict[str, Fraction], more: dict[str, Fraction]) -> None:
+    for name, value in more.items():
+        total[name] = total.get(name, Fraction(0)) + value
+
+
+def _max(total: dict[str, Fraction], other: dict[str, Fraction]) -> None:
+    for name, value in other.items():
+        total[name] = max(total.get(name, Fraction(0)), value)
+
+
+def pod_requests(pod: Object) -> dict[str, int]:
+    """What a pod asks of its node (upstream's PodRequests), in `_amount` units.
+
+    The containers' requests summed; each init container in turn needs its
+    own requests plus those of the sidecars (restartPolicy Always) started
+    before it, and the pod needs the larger of the two; plus the overhead.
+    """
+    spec = pod.get("spec") or {}
+    total: dict[str, Fraction] = {}
+    for container in spec.get("containers") or []:
+        _add(total, _resource_list((container or {}).get("resources")))
+    sidecars: dict[str, Fraction] = {}
+    init_peak: dict[str, Fraction] = {}
+    for container in spec.get("initContainers") or []:
+        requests = _resource_list((container or {}).get("resources"))
+        if (container or {}).get("restartPolicy") == "Always":
+            _add(total, requests)
+            _add(sidecars, requests)
+            _max(init_peak, sidecars)
+        else:
+            _add(requests, sidecars)
+            _max(init_peak, requests)
+    _max(total, init_peak)
+    _add(total, _resource_list({"requests": spec.get("overhead") or {}}))
+    return {name: _amount(name, value) for name, value in total.items() if value}
+
+
+def _allocatable(node: Object) -> dict[str, int]:
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    values = {}
+    for name, text in allocatable.items():
+        try:
+            values[str(name)] = _amount(str(name), parse_quantity(text).value)
+        except QuantityError:
+            continue
+    return values
+
+
+class _NodeUsage:
+    """The pods bound to a node that still hold resources, and what they request."""
+
+    def __init__(self) -> None:
+        self.pods = 0
+        self.requested: Counter[str] = Counter()
+
+
+def _insufficient(
+    requests: dict[str, int], node: Object, usage: _NodeUsage | None
+) -> tuple[list[str], bool]:
+    """NodeResourcesFit: the node's shortfalls and whether all could be freed by preemption.
+
+    A shortfall larger than the node's whole allocatable is one no eviction
+    could make up (upstream marks the node UnschedulableAndUnresolvable).
+    """
+    if "allocatable" not in (node.get("status") or {}):
+        # A node posted by hand has no kubelet to report its size: the sandbox
+        # lets it take anything (a real one would reject all as Too many pods).
+        return [], True
+    allocatable = _allocatable(node)
+    usage = usage or _NodeUsage()
+    reasons = []
+    resolvable = True
+    if usage.pods + 1 > allocatable.get("pods", 0):
+        reasons.append("Too many pods")
+    for name, wanted in requests.items():
+        free = allocatable.get(name, 0) - usage.requested[name]
+        if wanted > free:
+            reasons.append(f"Insufficient {name}")
+            resolvable = resolvable and wanted <= allocatable.get(name, 0)
+    return reasons, resolvable
+
+
 def _preferred_weight(spec: Object, node: Object) -> int:
     preferred = _node_affinity(spec).get("preferredDuringSchedulingIgnoredDuringExecution") or []
     return sum(
@@ -140,20 +265,32 @@ def _preferred_weight(spec: Object, node: Object) -> int:
     )
 
 
-def _unschedulable_message(total: int, reasons: str) -> str:
+def _histogram(reasons: Counter[str]) -> str:
+    """Reasons with their node counts, as upstream's FitError sorts them (by the text)."""
+    return ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
+
+
+def _unschedulable_message(total: int, reasons: str, preemption: str | None = None) -> str:
+    preemption = preemption or f"{total} {_NOT_HELPFUL}"
     return (
         f"0/{total} nodes are available: {reasons}. preemption: 0/{total} nodes are "
-        f"available: {total} Preemption is not helpful for scheduling."
+        f"available: {preemption}."
     )
 
 
 class Scheduler:
     """Binds Pending pods to nodes, after the kubelet's schedule delay."""
 
-    def __init__(self, cluster: Cluster, kubelet: Kubelet) -> None:
+    def __init__(self, cluster: ClusterHost, kubelet: KubeletView) -> None:
         self.cluster = cluster
         self.kubelet = kubelet
         self._waiting: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid
+        # Waiting pods some node lacked room for: worth a retry when a bound pod goes.
+        self._short: set[tuple[str, str]] = set()
+        # Pods holding a node's resources (bound, not terminated), kept as pods are
+        # written rather than counted at each attempt: pod uid -> (node, requests).
+        self._bound: dict[str, tuple[str, dict[str, int]]] = {}
+        self._usage: dict[str, _NodeUsage] = {}
 
     def queue(self, pod: Object) -> None:
         """Schedule a new pod once the schedule delay has passed."""
@@ -179,7 +316,44 @@ class Scheduler:
         ]
         for (pod_namespace, name), uid in retried:
             del self._waiting[(pod_namespace, name)]
+            self._short.discard((pod_namespace, name))
             self.cluster.later(0, self.schedule, pod_namespace, name, uid)
+
+    def pod_written(self, pod: Object) -> None:
+        """Count a bound pod against its node until it terminates (Succeeded or Failed)."""
+        uid = pod["metadata"]["uid"]
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        holds = node != "" and (pod.get("status") or {}).get("phase") not in _TERMINAL
+        if holds and uid not in self._bound:
+            requests = pod_requests(pod)
+            self._bound[uid] = (node, requests)
+            usage = self._usage.setdefault(node, _NodeUsage())
+            usage.pods += 1
+            usage.requested.update(requests)
+        elif not holds and uid in self._bound:
+            self._release(uid)
+
+    def pod_removed(self, pod: Object) -> None:
+        """A pod is gone: what it held on its node is free."""
+        if pod["metadata"]["uid"] in self._bound:
+            self._release(pod["metadata"]["uid"])
+
+    def _release(self, uid: str) -> None:
+        """Free a pod's share of its node; pods that lacked room may fit now.
+
+        Only those are retried (upstream requeues on AssignedPodDelete for
+        NodeResourcesFit failures alone), so pods waiting for claims see no
+        extra attempts.
+        """
+        node, requests = self._bound.pop(uid)
+        usage = self._usage[node]
+        usage.pods -= 1
+        usage.requested.subtract(requests)
+        for key in sorted(self._short):
+            waiting = self._waiting.pop(key, None)
+            if waiting is not None:
+                self.cluster.later(0, self.schedule, key[0], key[1], waiting)
+        self._short.clear()
 
     def _claims_problem(self, pod: Object) -> str | None:
         """VolumeBinding's PreFilter: a missing claim, or unbound Immediate ones."""
@@ -199,27 +373,39 @@ class Scheduler:
                 unbound = True
         return "pod has unbound immediate PersistentVolumeClaims" if unbound else None
 
-    def _pick(self, pod: Object) -> tuple[str | None, str]:
-        """The chosen node, or None and the FailedScheduling message."""
+    def _pick(self, pod: Object) -> tuple[str | None, str, bool]:
+        """The chosen node, or None, the FailedScheduling message and whether room was short."""
         spec = pod.get("spec") or {}
         nodes = list(self.cluster.store.iter_objects("Node", None))
         total = len(nodes)
         problem = self._claims_problem(pod)
         if problem is not None:
-            return None, _unschedulable_message(total, problem)
+            return None, _unschedulable_message(total, problem), False
         if not nodes:
-            return None, "no nodes available to schedule pods"
+            return None, "no nodes available to schedule pods", False
         reasons: Counter[str] = Counter()
+        preemption: Counter[str] = Counter()
         feasible = []
+        short = False
+        requests = pod_requests(pod)
         for node in nodes:
             reason = _filter(spec, node)
-            if reason is None:
-                feasible.append(node)
-            else:
+            if reason is not None:
                 reasons[reason] += 1
+                preemption[_NOT_HELPFUL] += 1
+                continue
+            name = node["metadata"]["name"]
+            shortfalls, resolvable = _insufficient(requests, node, self._usage.get(name))
+            if not shortfalls:
+                feasible.append(node)
+                continue
+            reasons.update(shortfalls)
+            short = True
+            # The sandbox preempts nothing: with room to be made, it finds no victims.
+            preemption[_NO_VICTIMS if resolvable else _NOT_HELPFUL] += 1
         if not feasible:
-            text = ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
-            return None, _unschedulable_message(total, text)
+            message = _unschedulable_message(total, _histogram(reasons), _histogram(preemption))
+            return None, message, short
         images = [
             str(c.get("image", ""))
             for key in ("initContainers", "containers")
@@ -232,7 +418,7 @@ class Scheduler:
             return _preferred_weight(spec, node), sum(image_present(i, names) for i in images)
 
         best = max(feasible, key=score)  # max keeps the first of equals: node order
-        return str(best["metadata"]["name"]), ""
+        return str(best["metadata"]["name"]), "", False
 
     def schedule(self, namespace: str, name: str, uid: str) -> None:
         """One scheduling attempt: bind the pod, or record why it cannot be."""
@@ -242,13 +428,17 @@ class Scheduler:
                 return
             node = (pod.get("spec") or {}).get("nodeName")
             message = ""
+            short = False
             if not node:
-                node, message = self._pick(pod)
+                node, message, short = self._pick(pod)
             if node is None:
                 self._waiting[(namespace, name)] = uid
+                if short:
+                    self._short.add((namespace, name))
                 self._unschedulable(pod, message)
                 return
             self._waiting.pop((namespace, name), None)
+            self._short.discard((namespace, name))
             self.cluster.storage.bind_for_pod(pod, node)
             self._bind(pod, node)
 

@@ -13,14 +13,14 @@ No PersistentVolume objects are made: the sandbox does not serve them.
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .clock import event_name, now_timestamp
 from .store import clone
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .host import ClusterHost
 
 __all__ = [
     "DEFAULT_CLASS_ANNOTATION",
@@ -119,7 +119,7 @@ def _claim_names(pod: Object) -> list[str]:
 class Storage:
     """The DefaultStorageClass plugin and the volume controller of one cluster."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterHost) -> None:
         self.cluster = cluster
 
     def add_classes(self, data: Any) -> list[Object]:
@@ -286,12 +286,12 @@ class Storage:
         self, claim: Object, reason: str, message: str, *, event_type: str = "Normal"
     ) -> None:
         meta = claim["metadata"]
-        now = _now()
+        now = now_timestamp()
         event = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{meta['name']}.{secrets.token_hex(8)}",
+                "name": event_name(meta["name"]),
                 "namespace": meta["namespace"],
             },
             "involvedObject": {
@@ -314,9 +314,3 @@ class Storage:
             "reportingInstance": "",
         }
         self.cluster.create_internal("Event", event, "kube-controller-manager")
-
-
-def _now() -> str:
-    from .cluster import now_timestamp
-
-    return now_timestamp()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -42,6 +44,34 @@ async def test_get_returns_the_object_and_missing_raises_not_found(
         await client.get("Pod", "nobody-nb", NS)
     assert caught.value.message == 'pods "nobody-nb" not found'
     assert await client.find("Pod", "nobody-nb", NS) is None
+
+
+@pytest.mark.parametrize("verb", ["list", "watch"])
+async def test_malformed_label_selector_is_the_servers_400(
+    client: KubernetesClient, verb: str
+) -> None:
+    with pytest.raises(KubernetesError) as caught:
+        if verb == "list":
+            await client.list("ConfigMap", label_selector="app in (lab")
+        else:
+            async for _ in client.watch("ConfigMap", "default", label_selector="app in (lab"):
+                pass
+
+    assert (caught.value.status, caught.value.reason) == (400, "BadRequest")
+    assert caught.value.message == (
+        "unable to parse requirement: found 'end', expected: ',' or ')'"
+    )
+
+
+def test_production_client_imports_no_sandbox() -> None:
+    """The client ships in the production image, which installs without the sandbox."""
+    code = (
+        "import sys, nublado.kube.client; print(sorted(m for m in sys.modules if 'sandbox' in m))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 async def test_list_by_label_in_one_namespace_and_across_all(client: KubernetesClient) -> None:

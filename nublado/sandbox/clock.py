@@ -1,0 +1,52 @@
+"""The sandbox's clock: timestamps as Kubernetes writes them, and event names.
+
+A leaf module (standard library only), so the cluster and its controllers can
+all read the time without importing each other.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+__all__ = ["event_name", "format_micro_time", "now_micro_time", "now_timestamp", "unix_nano"]
+
+_lock = threading.Lock()
+_last_nano = 0
+
+
+def now_timestamp() -> str:
+    """The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_micro_time(moment: datetime) -> str:
+    """A time as metav1.MicroTime writes it (RFC 3339, six fractional digits, UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_micro_time() -> str:
+    """The current time as a MicroTime (an Event's eventTime, a Lease's renewTime)."""
+    return format_micro_time(datetime.now(UTC))
+
+
+def unix_nano() -> int:
+    """The current time in nanoseconds since the epoch, strictly increasing across calls.
+
+    Two events recorded within the clock's resolution would otherwise share a
+    name; bumping by one keeps names unique and in the order they were made.
+    """
+    global _last_nano  # one clock for the process, as the recorders have
+    with _lock:
+        _last_nano = max(time.time_ns(), _last_nano + 1)
+        return _last_nano
+
+
+def event_name(involved_name: str) -> str:
+    """An Event's name as client-go's recorder makes it: ``<object name>.<hex of UnixNano>``.
+
+    Names so made sort in the order the events were recorded, so a list (by
+    name) comes in time order, as `kubectl describe` shows it.
+    """
+    return f"{involved_name}.{unix_nano():x}"
