@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from nublado.kube.client import KubernetesClient
@@ -113,6 +114,16 @@ def sandbox(served_sandbox: Sandbox, sandbox_settings: SandboxSettings) -> Itera
     served_sandbox.reset(sandbox_settings, nodes=NODES, storage_classes=STORAGE_CLASSES)
     yield served_sandbox
     served_sandbox.reset()
+
+
+@pytest.fixture
+def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    """A plain HTTP client on the served sandbox, with namespace ``p`` created."""
+    assert sandbox.url is not None
+    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+        response = client.post("/api/v1/namespaces", json={"metadata": {"name": "p"}})
+        assert response.status_code == 201
+        yield client
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,16 +14,6 @@ from nublado.sandbox.server import Sandbox
 
 APPLY = {"content-type": "application/apply-patch+yaml"}
 PODS = "/api/v1/namespaces/p/pods"
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``p`` created."""
-    assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": "p"}})
-        assert response.status_code == 201
-        yield client
 
 
 def _pod(

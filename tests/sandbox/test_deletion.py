@@ -6,7 +6,6 @@ from __future__ import annotations
 import calendar
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,16 +19,6 @@ MERGE = {"content-type": "application/merge-patch+json"}
 CM = "/api/v1/namespaces/p/configmaps"
 PODS = "/api/v1/namespaces/p/pods"
 PVCS = "/api/v1/namespaces/p/persistentvolumeclaims"
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``p`` created."""
-    assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": "p"}})
-        assert response.status_code == 201
-        yield client
 
 
 def _cm(name: str = "cm", finalizers: list[str] | None = None) -> dict[str, Any]:

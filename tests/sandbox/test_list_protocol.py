@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,16 +12,6 @@ import pytest
 from nublado.sandbox.server import Sandbox
 
 PATH = "/api/v1/namespaces/p/configmaps"
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``p`` created."""
-    assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": "p"}})
-        assert response.status_code == 201
-        yield client
 
 
 def _cm(name: str, **data: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,16 +11,6 @@ import pytest
 from nublado.sandbox.server import Sandbox
 
 APPLY = {"content-type": "application/apply-patch+yaml"}
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``p`` created."""
-    assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": "p"}})
-        assert response.status_code == 201
-        yield client
 
 
 def _cm(name: str = "cm", **data: str) -> dict[str, Any]:
