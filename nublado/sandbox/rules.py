@@ -75,6 +75,9 @@ def _default_pod_spec(spec: Object) -> None:
                 container.setdefault(
                     "imagePullPolicy", _image_pull_policy(str(container.get("image", "")))
                 )
+                for port in container.get("ports") or []:
+                    if isinstance(port, dict):
+                        port.setdefault("protocol", "TCP")  # SetDefaults_ContainerPort
 
 
 def apply_defaults(kind: ResourceKind, obj: Object) -> None:

@@ -431,3 +431,23 @@ def test_deep_custom_resource_is_never_a_500(http: httpx.Client) -> None:
     assert response.json()["message"] == (
         "the sandbox cannot store a value nested deeper than 255 levels"
     )
+
+
+def test_container_ports_default_to_tcp(sandbox: Sandbox) -> None:
+    """SetDefaults_ContainerPort: a port without a protocol is stored as TCP."""
+    assert sandbox.url is not None
+    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+        client.post("/api/v1/namespaces", json={"metadata": {"name": "ports"}})
+        pod = {
+            "metadata": {"name": "web"},
+            "spec": {
+                "containers": [
+                    {"name": "c", "image": "nginx:1", "ports": [{"containerPort": 8888}]}
+                ]
+            },
+        }
+        created = client.post("/api/v1/namespaces/ports/pods", json=pod)
+
+    assert created.status_code == 201, created.text
+    ports = created.json()["spec"]["containers"][0]["ports"]
+    assert ports == [{"containerPort": 8888, "protocol": "TCP"}]
