@@ -895,7 +895,7 @@ def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
             "apiVersion": entry.api_version,
             "time": entry.time,
             "fieldsType": "FieldsV1",
-            "fieldsV1": entry.fields.to_json(),
+            "fieldsV1": _encoded(entry.fields),
         }
         if entry.subresource:
             item["subresource"] = entry.subresource
@@ -905,6 +905,19 @@ def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
 
 _DECODED: OrderedDict[bytes, FieldSet] = OrderedDict()
 _DECODED_MAX = 1024
+# The other way: a decoded set's tree, by the set's identity. Most writes keep
+# most entries as they were (a status update leaves the applier's entry), and
+# reading the tree back is much cheaper than walking the set again.
+_ENCODED: dict[int, tuple[FieldSet, bytes]] = {}
+
+
+def _encoded(fields: FieldSet) -> dict[str, Any]:
+    """The ``fieldsV1`` tree of a set (a fresh dict each time: callers may keep it)."""
+    known = _ENCODED.get(id(fields))
+    if known is not None and known[0] is fields:
+        tree: dict[str, Any] = orjson.loads(known[1])
+        return tree
+    return fields.to_json()
 
 
 def _decoded(tree: Any) -> FieldSet:
@@ -921,8 +934,10 @@ def _decoded(tree: Any) -> FieldSet:
         return found
     fields = FieldSet.from_json(tree)
     _DECODED[key] = fields
+    _ENCODED[id(fields)] = (fields, orjson.dumps(fields.to_json()))  # canonical form
     if len(_DECODED) > _DECODED_MAX:
-        _DECODED.popitem(last=False)
+        _, dropped = _DECODED.popitem(last=False)
+        _ENCODED.pop(id(dropped), None)
     return fields
 
 
