@@ -340,21 +340,28 @@ def _versioned(
         _ABSENT_HIGHEST if arch is None else (0, arch),
         tag,
     )
-    return RSPImageTag(
-        tag,
-        image_type,
-        label,
-        version,
-        semantic,
-        None,
-        cycle,
-        cycle_build,
-        build,
-        arch,
-        extra,
-        when,
-        order,
+    return _new_tag(
+        (
+            tag,
+            image_type,
+            label,
+            version,
+            semantic,
+            None,
+            cycle,
+            cycle_build,
+            build,
+            arch,
+            extra,
+            when,
+            order,
+        )
     )
+
+
+def _new_tag(fields: tuple[Any, ...]) -> RSPImageTag:
+    """Build a tag from all its fields in order, skipping the named tuple's Python ``__new__``."""
+    return tuple.__new__(RSPImageTag, fields)
 
 
 _Head = tuple[str, SemanticVersion, datetime | None, tuple[Any, ...]]
