@@ -35,6 +35,7 @@ __all__ = [
     "decode_object_body",
     "decode_patch_body",
     "decode_yaml",
+    "json_type",
     "media_type",
 ]
 
@@ -378,14 +379,17 @@ _FIND_KIND = (
 )
 
 
-def _go_json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """How Go's decoder names a JSON value in an UnmarshalTypeError."""
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, int | float):
-        return "number"
     if isinstance(value, str):
         return "string"
-    return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "number"
 
 
 def decode_object_body(raw: bytes, content_type: str | None, kind: str) -> Object:
@@ -412,7 +416,7 @@ def decode_object_body(raw: bytes, content_type: str | None, kind: str) -> Objec
     if not isinstance(body, dict):
         raise ApiError.bad_request(
             f"{unrecognized}: couldn't get version/kind; json parse error: json: cannot "
-            f"unmarshal {_go_json_type(body)} into Go value of type {_FIND_KIND} "
+            f"unmarshal {json_type(body)} into Go value of type {_FIND_KIND} "
             f"({_summary(raw)})"
         )
     return body
@@ -449,7 +453,7 @@ def decode_apply_body(raw: bytes) -> Object:
     if not isinstance(body, dict):
         raise ApiError.bad_request(
             "error decoding YAML: error unmarshaling JSON: while decoding JSON: json: cannot "
-            f"unmarshal {_go_json_type(body)} into Go value of type map[string]interface {{}}"
+            f"unmarshal {json_type(body)} into Go value of type map[string]interface {{}}"
         )
     return body
 

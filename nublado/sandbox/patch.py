@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .body import json_type
 from .schema import Node, node_for
 from .store import ApiError, clone
 
@@ -97,7 +98,7 @@ def apply_patch(api_version: str, kind: str, content_type: str, target: Object, 
             return clone(target)
         if not isinstance(body, dict):
             raise ApiError.bad_request(
-                f"json: cannot unmarshal {_json_type(body)} into Go value of type "
+                f"json: cannot unmarshal {json_type(body)} into Go value of type "
                 "map[string]interface {}"
             )
         return strategic_merge_patch(target, body, node_for(api_version, kind))
@@ -209,17 +210,6 @@ class _PlainError(ApiError):
         body = super().body
         body.pop("reason", None)
         return body
-
-
-def _json_type(value: Any) -> str:
-    """The JSON type word Go's decoder uses in its errors."""
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "bool"
-    return "number"
 
 
 def _go_type(value: Any) -> str:

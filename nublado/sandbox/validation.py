@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from .body import json_type
 from .gotime import TimeParseError, canonical_time
 from .kinds import ResourceKind
 from .quantity import Quantity, QuantityError, canonical_quantity, decode_quantity
@@ -254,19 +255,6 @@ class _DecodeError(Exception):
 
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _BASE64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-
-
-def _json_type(value: Any) -> str:
-    """How Go's decoder names a JSON value in an UnmarshalTypeError."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "number"
 
 
 def _go_package(definition: str) -> str:
@@ -586,7 +574,7 @@ class _Decoder:
             if kind is not str:
                 # Time.UnmarshalJSON reads the value into a string first.
                 raise _DecodeError(
-                    f"json: cannot unmarshal {_json_type(value)} into Go value of type string"
+                    f"json: cannot unmarshal {json_type(value)} into Go value of type string"
                 )
             try:
                 return canonical_time(value, check == "microtime")
@@ -660,7 +648,7 @@ class _Decoder:
 
     def _unmarshal(self, value: Any, go_type: str, node: Node | None = None) -> str:
         """Go's UnmarshalTypeError text, with the struct and field path it adds."""
-        got = _json_type(value)
+        got = json_type(value)
         integer = go_type == "int32" or (node is not None and "integer" in node.types)
         if got == "number" and integer:
             # Go names the literal when a number does not fit an integer field.
