@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -614,11 +614,10 @@ class GarbageCollector:
             self._drop_owner_references(dependent_kind, dependent, {uid})
         self._remove_finalizer(kind, owner, ORPHAN)
 
-    def _drop_owner_references(self, kind: ResourceKind, obj: Object, uids: set[str]) -> None:
-        def mutate(o: Object) -> None:
-            refs = _meta(o).get("ownerReferences") or []
-            _meta(o)["ownerReferences"] = [r for r in refs if r.get("uid") not in uids]
-
+    def _update_metadata(
+        self, kind: ResourceKind, obj: Object, mutate: Callable[[Object], None]
+    ) -> None:
+        """Change an object's metadata as the garbage collector (this very object, by uid)."""
         meta = _meta(obj)
         self.cluster.update_internal(
             kind.kind,
@@ -629,6 +628,13 @@ class GarbageCollector:
             subresource="",
             uid=meta.get("uid"),
         )
+
+    def _drop_owner_references(self, kind: ResourceKind, obj: Object, uids: set[str]) -> None:
+        def mutate(o: Object) -> None:
+            refs = _meta(o).get("ownerReferences") or []
+            _meta(o)["ownerReferences"] = [r for r in refs if r.get("uid") not in uids]
+
+        self._update_metadata(kind, obj, mutate)
 
     def _remove_finalizer(self, kind: ResourceKind, obj: Object, finalizer: str) -> None:
         """Remove one finalizer; the update removes the object if it was the last."""
@@ -640,16 +646,7 @@ class GarbageCollector:
             else:
                 _meta(o).pop("finalizers", None)
 
-        meta = _meta(obj)
-        self.cluster.update_internal(
-            kind.kind,
-            meta.get("namespace", ""),
-            meta["name"],
-            mutate,
-            _CONTROLLER,
-            subresource="",
-            uid=meta.get("uid"),
-        )
+        self._update_metadata(kind, obj, mutate)
 
     # PVC protection
 
