@@ -117,11 +117,15 @@ def sandbox(served_sandbox: Sandbox, sandbox_settings: SandboxSettings) -> Itera
 
 
 @pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``p`` created."""
+def http(sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """A plain HTTP client on the served sandbox, with the test module's ``NS`` created.
+
+    The namespace is ``p`` in a module that names none.
+    """
     assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": "p"}})
+    namespace = getattr(request.module, "NS", "p")
+    with httpx.Client(base_url=sandbox.url, timeout=60) as client:
+        response = client.post("/api/v1/namespaces", json={"metadata": {"name": namespace}})
         assert response.status_code == 201
         yield client
 

@@ -10,7 +10,6 @@ is a body the review found mishandled, with the real status and message.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -34,16 +33,6 @@ UNKNOWN_FORMAT = (
     "application/json, application/yaml, application/vnd.kubernetes.protobuf"
 )
 MICRO_LAYOUT = "2006-01-02T15:04:05.000000Z07:00"
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``d`` created."""
-    assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=60) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": NS}})
-        assert response.status_code == 201
-        yield client
 
 
 def _pod(name: str, **spec: Any) -> dict[str, Any]:

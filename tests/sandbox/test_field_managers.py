@@ -8,7 +8,6 @@ field manager ran, and a pod's binding, which writes to storage directly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,16 +22,6 @@ CMS = f"/api/v1/namespaces/{NS}/configmaps"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 
 Object = dict[str, Any]
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``fm`` created."""
-    assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": NS}})
-        assert response.status_code == 201
-        yield client
 
 
 def _cm(name: str = "cm", **extra: Any) -> Object:

@@ -11,7 +11,6 @@ conflicts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +28,6 @@ from nublado.sandbox.fields import (
     record_update,
 )
 from nublado.sandbox.request import writing
-from nublado.sandbox.server import Sandbox
 from nublado.sandbox.store import ApiError
 
 APPLY = {"content-type": "application/apply-patch+yaml"}
@@ -38,16 +36,6 @@ CM_URL = f"/api/v1/namespaces/{NS}/configmaps"
 SVC_URL = f"/api/v1/namespaces/{NS}/services"
 
 Object = dict[str, Any]
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``ssa`` created."""
-    assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": NS}})
-        assert response.status_code == 201
-        yield client
 
 
 def _cm(name: str = "cm", **extra: Any) -> Object:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,16 +62,6 @@ QNAME_RULE = (
 NODE_TERMS = (
     "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
 )
-
-
-@pytest.fixture
-def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the served sandbox, with namespace ``v`` created."""
-    assert sandbox.url is not None
-    with httpx.Client(base_url=sandbox.url, timeout=30) as client:
-        response = client.post("/api/v1/namespaces", json={"metadata": {"name": NS}})
-        assert response.status_code == 201
-        yield client
 
 
 def _pod(name: str = "p", **spec: Any) -> dict[str, Any]:
