@@ -47,12 +47,6 @@ class RSPImageType(StrEnum):
 _TYPE_PRIORITY = {image_type: index for index, image_type in enumerate(RSPImageType)}
 
 
-def _compare_prerelease(left: str | None, right: str | None) -> int:
-    """Compare semver prerelease strings: a release sorts above any of its prereleases."""
-    left_key, right_key = _prerelease_key(left), _prerelease_key(right)
-    return (left_key > right_key) - (left_key < right_key)
-
-
 @lru_cache(maxsize=256)
 def _prerelease_key(prerelease: str | None) -> tuple[Any, ...]:
     """Sort key of a semver prerelease: none sorts highest; numeric identifiers below others.
