@@ -8,17 +8,34 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["event_name", "format_micro_time", "now_micro_time", "now_timestamp", "unix_nano"]
+__all__ = [
+    "TIME_FORMAT",
+    "event_name",
+    "format_micro_time",
+    "now_micro_time",
+    "now_timestamp",
+    "shifted_timestamp",
+    "unix_nano",
+]
+
+# metav1.Time on the wire: RFC 3339, whole seconds, UTC.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 _lock = threading.Lock()
 _last_nano = 0
 
 
-def now_timestamp() -> str:
-    """The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_timestamp(offset: float = 0.0) -> str:
+    """The time ``offset`` seconds from now, as Kubernetes writes timestamps."""
+    return (datetime.now(UTC) + timedelta(seconds=offset)).strftime(TIME_FORMAT)
+
+
+def shifted_timestamp(timestamp: str, seconds: float) -> str:
+    """A timestamp moved by ``seconds`` (a shortened grace period moves a deadline)."""
+    moment = datetime.strptime(timestamp, TIME_FORMAT).replace(tzinfo=UTC)
+    return (moment + timedelta(seconds=seconds)).strftime(TIME_FORMAT)
 
 
 def format_micro_time(moment: datetime) -> str:

@@ -31,9 +31,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .clock import now_timestamp, shifted_timestamp
 from .kinds import KINDS, ResourceKind, UnknownKindError, kind_named
 from .store import ApiError, clone
 
@@ -58,7 +58,6 @@ NAMESPACE_FINALIZER = "kubernetes"
 
 # The manager the controllers' writes are recorded under (their user agent's first word).
 _CONTROLLER = "kube-controller-manager"
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Delete answers the deleted object for these kinds (ReturnDeletedObject), a Status for others.
 _RETURNS_DELETED_OBJECT = frozenset(
     {
@@ -104,17 +103,6 @@ _NAMESPACE_CONDITIONS = (
 
 # A unit of controller work: (what, kind, namespace, name, uid).
 _Work = tuple[str, str, str, str, str]
-
-
-def _timestamp(offset: float = 0.0) -> str:
-    """A time ``offset`` seconds from now, as Kubernetes writes timestamps."""
-    return (datetime.now(UTC) + timedelta(seconds=offset)).strftime(_TIME_FORMAT)
-
-
-def _shifted(timestamp: str, seconds: int) -> str:
-    """A timestamp moved by ``seconds`` (a shortened grace period moves the deadline)."""
-    moment = datetime.strptime(timestamp, _TIME_FORMAT).replace(tzinfo=UTC)
-    return (moment + timedelta(seconds=seconds)).strftime(_TIME_FORMAT)
 
 
 def _go_strings(values: Iterable[str]) -> str:
@@ -320,10 +308,10 @@ class GarbageCollector:
                 if grace is None or grace >= current:
                     return _deleted_answer(kind, obj)
                 graceful, period = True, grace
-                deadline = _shifted(meta["deletionTimestamp"], grace - int(current))
+                deadline = shifted_timestamp(meta["deletionTimestamp"], grace - int(current))
             elif not deleting:
                 graceful, period = True, _pod_grace_period(obj, grace)
-                deadline = _timestamp(period)
+                deadline = now_timestamp(period)
         finalizers = _finalizers(obj)
         wanted = finalizers
         if not (kind.kind == "Pod" and deleting and meta.get("deletionGracePeriodSeconds")):
@@ -709,7 +697,7 @@ class GarbageCollector:
             return self._delete(kind, ns, policy, None, dry_run)
         new = clone(ns)
         new_meta = _meta(new)
-        new_meta["deletionTimestamp"] = _timestamp()
+        new_meta["deletionTimestamp"] = now_timestamp()
         new.setdefault("status", {})["phase"] = "Terminating"
         if policy is not None:
             finalizers = [f for f in _finalizers(ns) if f not in (ORPHAN, FOREGROUND)]
@@ -813,7 +801,7 @@ class GarbageCollector:
                 "SomeFinalizersRemain",
                 f"Some content in the namespace has finalizers remaining: {', '.join(counts)}",
             )
-        now = _timestamp()
+        now = now_timestamp()
 
         def mutate(o: Object) -> None:
             conditions = o.setdefault("status", {}).setdefault("conditions", [])
@@ -842,7 +830,7 @@ def _mark_deleting(meta: Object) -> None:
     """markAsDeleting: an object held by finalizers, deleted with no grace period."""
     if not meta.get("deletionTimestamp") and "generation" in meta:
         meta["generation"] = int(meta["generation"]) + 1
-    now = _timestamp()
+    now = now_timestamp()
     if not meta.get("deletionTimestamp") or meta["deletionTimestamp"] > now:
         meta["deletionTimestamp"] = now
     meta["deletionGracePeriodSeconds"] = 0

@@ -24,6 +24,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
+from .clock import TIME_FORMAT
 from .store import ApiError
 
 __all__ = ["PROTOBUF_MEDIA_TYPE", "decode_object"]
@@ -237,7 +238,7 @@ def _message_class(full_name: str) -> type[Message]:
 
 def _time(message: Message) -> str:
     seconds = getattr(message, "seconds")  # noqa: B009 - a dynamic message's field
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, UTC).strftime(TIME_FORMAT)
 
 
 def _repeated(field: Any) -> bool:
