@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..config import Config
+from ..errors import NubladoError
 from ..images.nodes import node_taints, toleration_verdict
 from ..kube.client import KubernetesClient
 from ..kube.errors import AlreadyExistsError, KubernetesError
@@ -55,6 +56,9 @@ Cleanup runs outside the prepull timeout (which may already be spent); a
 pod whose image never arrived has no running container, so its deletion is
 quick on a real cluster too.
 """
+
+_CANCEL_CLEANUP_TIMEOUT = 10.0
+"""Seconds a cancelled run (the controller stopping) spends deleting its pod."""
 
 OnDone = Callable[[ResolvedImage, str, bool], None]
 
@@ -128,7 +132,8 @@ class Prepuller:
     that nothing lingers on the node (a pod stuck in ImagePullBackOff keeps
     the kubelet retrying the pull) and a run leaves no prepull pods. A pod of
     the same name that exists anyway (left by a crashed controller) is still
-    deleted and replaced when its prepull is created.
+    deleted and replaced when its prepull is created. A run cancelled while a
+    pod exists (the controller stopping) deletes that pod before it ends.
     """
 
     def __init__(
@@ -228,6 +233,7 @@ class Prepuller:
             async with asyncio.timeout(self.timeout):
                 manifest = self._manifest(image, node)
                 name = str(manifest["metadata"]["name"])
+                namespace = str(manifest["metadata"].get("namespace") or namespace)
                 stage = "creating the pod"
                 created = await self._create(manifest, name, namespace)
                 stage = "waiting for the pod to finish"
@@ -246,11 +252,18 @@ class Prepuller:
                 result, reason = PrepullResult.FAILED, f"error {stage}: {exc}"
         except _PrepullFailedError as exc:
             result, reason = PrepullResult.FAILED, str(exc)
+        except NubladoError as exc:  # a template an operator broke, for one
+            result, reason = PrepullResult.FAILED, f"error {stage}: {exc}"
+        except asyncio.CancelledError:
+            # The controller is stopping: still remove the pod, briefly.
+            if name is not None:
+                await asyncio.shield(self._clean_up(name, namespace, _CANCEL_CLEANUP_TIMEOUT))
+            raise
         except Exception as exc:  # a bug must not stop the other images
             _logger.exception("Unexpected error prepulling %s on %s", image.tag, node)
             result, reason = PrepullResult.FAILED, f"unexpected error {stage}: {exc}"
         if name is not None:
-            await self._clean_up(name, namespace)
+            await self._clean_up(name, namespace, _CLEANUP_TIMEOUT)
         outcome = PrepullOutcome(node, image, result, time.monotonic() - start, reason)
         if outcome.succeeded:
             _logger.info(
@@ -304,10 +317,10 @@ class Prepuller:
         if phase != "Succeeded":
             raise _PrepullFailedError(f"pod ended in phase {phase}{_termination(pod)}")
 
-    async def _clean_up(self, name: str, namespace: str) -> None:
+    async def _clean_up(self, name: str, namespace: str, timeout: float) -> None:
         """Delete a failed prepull's pod and wait until it is gone; log if that fails."""
         try:
-            await self._kube.delete("Pod", name, namespace, timeout=_CLEANUP_TIMEOUT)
+            await self._kube.delete("Pod", name, namespace, timeout=timeout)
         except KubernetesError as exc:
             _logger.warning("Cannot delete prepull pod %s/%s: %s", namespace, name, exc)
 

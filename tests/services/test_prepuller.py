@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -359,6 +360,40 @@ async def test_a_pod_deleted_while_waiting_ends_the_wait(
     )
     assert outcome.elapsed < 5
     await sandbox.wait_for_async(lambda: _prepull_pods(sandbox) == [])
+
+
+async def test_a_cancelled_run_deletes_its_pod(
+    client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
+) -> None:
+    sandbox.settings.pull_delay = 60
+    prepuller = Prepuller(client, _deployable_config(), metadata, timeout=30)
+    run = asyncio.create_task(prepuller.run({"node2": [REFERENCE_IMAGE]}))
+    await sandbox.wait_for_async(lambda: sandbox.get("Pod", POD_NAME, NAMESPACE))
+
+    run.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert _prepull_pods(sandbox) == []
+
+
+async def test_a_broken_template_is_a_failure_naming_it(
+    client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata, tmp_path: Path
+) -> None:
+    (tmp_path / "prepuller").mkdir()
+    (tmp_path / "prepuller" / "pod.yaml").write_text("metadata:\n  name: {{ prepull.nope | q }}\n")
+    config = _deployable_config().model_copy(update={"template_dirs": [tmp_path]})
+    prepuller = Prepuller(client, config, metadata)
+
+    report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
+
+    assert [(o.result, o.reason) for o in report.outcomes] == [
+        (
+            PrepullResult.FAILED,
+            "error rendering the pod: template prepuller/pod.yaml line 2:"
+            " 'nublado.render.prepuller.PrepullContext object' has no attribute 'nope'",
+        )
+    ]
 
 
 async def test_nodes_run_concurrently_and_each_node_one_image_at_a_time(
