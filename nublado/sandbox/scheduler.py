@@ -429,6 +429,11 @@ class Scheduler:
             node = (pod.get("spec") or {}).get("nodeName")
             message = ""
             short = False
+            if node and self.cluster.store.get("Node", "", node) is None:
+                # Bound by its creator to a node that does not exist: no kubelet
+                # will run it, so it stays Pending (until such a node registers).
+                self._waiting[(namespace, name)] = uid
+                return
             if not node:
                 node, message, short = self._pick(pod)
             if node is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -267,6 +268,23 @@ def test_pod_is_scheduled_when_a_fitting_node_appears(http: httpx.Client, sandbo
     assert http.post("/api/v1/nodes", json=node).status_code == 201
 
     assert _node_of(sandbox) == "d"
+
+
+def test_pod_bound_to_a_missing_node_stays_pending_until_it_registers(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    """No kubelet runs a pod whose nodeName names no node (a prepull pod for a node gone)."""
+    http.post(PODS, json=_pod(nodeName="ghost"))
+    time.sleep(0.2)
+
+    pod = sandbox.get("Pod", "x", "p")
+    assert pod is not None
+    assert (pod["status"]["phase"], pod["status"].get("containerStatuses")) == ("Pending", None)
+    assert [e["reason"] for e in sandbox.objects("p", "Event")] == []
+
+    assert http.post("/api/v1/nodes", json={"metadata": {"name": "ghost"}}).status_code == 201
+
+    assert _node_of(sandbox) == "ghost"
 
 
 def test_pod_with_a_missing_claim_waits_for_it(http: httpx.Client, sandbox: Sandbox) -> None:
