@@ -67,10 +67,30 @@ _DIGEST = re.compile(DIGEST_PATTERN)
 
 
 def _check_digest(digest: str) -> str:
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise ValueError(f"not an image digest (like sha256:0123abcd): {digest!r}")
     return digest
 
+
+TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+"""A Docker tag, as the registry API accepts it."""
+
+_TAG = re.compile(TAG_PATTERN)
+
+
+def _check_tag(tag: str) -> str:
+    if not _TAG.fullmatch(tag):
+        raise ValueError(
+            f"not a Docker tag (up to 128 letters, digits, '_', '.' and '-',"
+            f" not starting with '.' or '-'): {tag!r}"
+        )
+    return tag
+
+
+Tag = Annotated[
+    str, AfterValidator(_check_tag), WithJsonSchema({"type": "string", "pattern": TAG_PATTERN})
+]
+"""A Docker tag name."""
 
 Digest = Annotated[
     str,
@@ -92,7 +112,7 @@ class StaticSourceConfig(ConfigModel):
     type: Literal["static"]
     registry: str = "docker.io"
     repository: str
-    tags: dict[str, Digest]
+    tags: dict[Tag, Digest]
     """Tag name to digest; tags sharing a digest are aliases of one another."""
 
 

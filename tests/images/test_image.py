@@ -487,3 +487,14 @@ def test_a_later_image_with_the_same_tag_replaces_the_earlier() -> None:
 
     assert collection.image_for_tag_name("w_2077_46") is new
     assert len(collection) == 1
+
+
+def test_the_same_image_twice_does_not_alias_itself() -> None:
+    weekly = image("w_2077_46", "sha256:1")
+    recommended = image("recommended", "sha256:1", alias=True)
+
+    collection = RSPImageCollection([weekly, recommended, weekly, recommended])
+
+    assert weekly.aliases == {"recommended"}
+    assert recommended.aliases == set()
+    assert tags(collection.all_images()) == ["recommended", "w_2077_46"]

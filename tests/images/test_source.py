@@ -674,10 +674,18 @@ async def test_static_source_knows_every_digest() -> None:
         await source.image_for_tag_name("w_2077_44")
 
 
-@pytest.mark.parametrize("bad", ["5678", "sha256:", "SHA256:abcd", "sha256:ab cd", ":abcd"])
+@pytest.mark.parametrize(
+    "bad", ["5678", "sha256:", "SHA256:abcd", "sha256:ab cd", ":abcd", "sha256:abcd\n"]
+)
 def test_static_source_refuses_a_malformed_digest(bad: str) -> None:
     with pytest.raises(ValidationError, match="not an image digest"):
         config(dict(STATIC_SOURCE, tags={"w_2077_43": bad}))
+
+
+@pytest.mark.parametrize("bad", ["", "-amd64", ".hidden", "a b", "a:b", "x" * 129, "w_2077_43\n"])
+def test_static_source_refuses_a_malformed_tag(bad: str) -> None:
+    with pytest.raises(ValidationError, match="not a Docker tag"):
+        config(dict(STATIC_SOURCE, tags={bad: "sha256:5678"}))
 
 
 def test_static_source_accepts_oci_digests_and_camel_case() -> None:
