@@ -7,6 +7,7 @@ Registry. The four worked examples of section 2.9 are checked end to end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -223,6 +224,34 @@ async def test_docker_digests_are_reread_on_every_refresh() -> None:
     assert recommended is not None
     assert recommended.display_name == "Recommended (Daily 2077_10_23)"
     assert recommended.nodes == set()  # node presence comes from this refresh only
+
+
+class SlowDockerRegistry(FakeDockerRegistry):
+    """Digest lookups that take a while, recording how many run at once."""
+
+    def __init__(self, tags: dict[str, str]) -> None:
+        super().__init__(tags)
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def get_digest(self, source: DockerSourceConfig, tag: str) -> str:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        return await super().get_digest(source, tag)
+
+
+async def test_docker_digests_are_looked_up_in_parallel_within_a_bound() -> None:
+    weeklies = {f"w_2077_{week:02d}": f"sha256:{week:04x}" for week in range(1, 21)}
+    registry = SlowDockerRegistry(weeklies)
+    source = DockerImageSource(config(STANDARD_SOURCE, pin=list(weeklies)), registry)
+
+    to_prepull = await source.update_images({})
+
+    assert len(to_prepull) == 20
+    assert sorted(registry.heads) == sorted(weeklies)
+    assert registry.most_in_flight == 8
 
 
 async def test_a_failed_refresh_keeps_the_previous_images() -> None:
@@ -717,3 +746,21 @@ def test_image_source_picks_the_kind_for_the_config() -> None:
         image_source(standard_config())
     with pytest.raises(TypeError, match="needs a static source"):
         StaticImageSource(standard_config())
+
+
+@pytest.mark.parametrize("kind", ["google", "static"])
+async def test_listed_sources_keep_their_size_when_nodes_report_one(kind: str) -> None:
+    if kind == "google":
+        source: ImageSource = GARImageSource(
+            config(GAR_SOURCE), FakeGAR(load(DATA / "registry" / "gar.json"))
+        )
+    else:
+        source = StaticImageSource(config(STATIC_SOURCE))
+    listed = {"google": 1001, "static": None}[kind]
+    digest_43 = {"google": digest("49d6"), "static": "sha256:5678"}[kind]
+
+    to_prepull = await source.update_images({"node1": [(digest_43, 99)]})
+
+    image = to_prepull.image_for_tag_name("w_2077_43")
+    assert image is not None
+    assert (image.nodes, image.size) == ({"node1"}, listed)
