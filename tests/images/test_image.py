@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
@@ -23,8 +24,8 @@ def image(tag: str, digest: str, *, alias: bool = False, size: int | None = None
     )
 
 
-def tags(images: object) -> list[str]:
-    return [each.tag for each in images]  # type: ignore[attr-defined]
+def tags(images: Iterable[RSPImage]) -> list[str]:
+    return [each.tag for each in images]
 
 
 def test_image_fields_and_references() -> None:
