@@ -25,6 +25,7 @@ from .images import (
     ImageFilterPolicy,
     ImagesConfig,
     ImageSourceConfig,
+    StaticSourceConfig,
 )
 from .lab import (
     BUILTIN_VOLUME_NAMES,
@@ -111,6 +112,7 @@ __all__ = [
     "PreferredSchedulingTerm",
     "PullPolicy",
     "ResourceQuantity",
+    "StaticSourceConfig",
     "Toleration",
     "VolumeConfig",
     "VolumeMountConfig",

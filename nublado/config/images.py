@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 from ._base import ConfigModel, Duration
 
@@ -21,6 +21,7 @@ __all__ = [
     "ImageFilterPolicy",
     "ImageSourceConfig",
     "ImagesConfig",
+    "StaticSourceConfig",
 ]
 
 
@@ -59,7 +60,65 @@ class GARSourceConfig(ConfigModel):
         return f"{self.project_id}/{self.repository}/{self.image}"
 
 
-ImageSourceConfig = Annotated[DockerSourceConfig | GARSourceConfig, Field(discriminator="type")]
+DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
+"""An OCI content digest: ``algorithm:encoded``, such as ``sha256:5678``."""
+
+_DIGEST = re.compile(DIGEST_PATTERN)
+
+
+def _check_digest(digest: str) -> str:
+    if not _DIGEST.fullmatch(digest):
+        raise ValueError(f"not an image digest (like sha256:0123abcd): {digest!r}")
+    return digest
+
+
+TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+"""A Docker tag, as the registry API accepts it."""
+
+_TAG = re.compile(TAG_PATTERN)
+
+
+def _check_tag(tag: str) -> str:
+    if not _TAG.fullmatch(tag):
+        raise ValueError(
+            f"not a Docker tag (up to 128 letters, digits, '_', '.' and '-',"
+            f" not starting with '.' or '-'): {tag!r}"
+        )
+    return tag
+
+
+Tag = Annotated[
+    str, AfterValidator(_check_tag), WithJsonSchema({"type": "string", "pattern": TAG_PATTERN})
+]
+"""A Docker tag name."""
+
+Digest = Annotated[
+    str,
+    AfterValidator(_check_digest),
+    WithJsonSchema({"type": "string", "pattern": DIGEST_PATTERN}),
+]
+"""An image digest, algorithm included (``sha256:...``)."""
+
+
+class StaticSourceConfig(ConfigModel):
+    """Images listed in the configuration itself, tag by tag with their digests.
+
+    Our extension (upstream has only ``docker`` and ``google``): for sites
+    without a reachable registry API, the sandbox and tests. Like a Google
+    source it knows every digest up front, so aliases resolve without any
+    network call.
+    """
+
+    type: Literal["static"]
+    registry: str = "docker.io"
+    repository: str
+    tags: dict[Tag, Digest]
+    """Tag name to digest; tags sharing a digest are aliases of one another."""
+
+
+ImageSourceConfig = Annotated[
+    DockerSourceConfig | GARSourceConfig | StaticSourceConfig, Field(discriminator="type")
+]
 """Where lab images are listed from, chosen by ``type``."""
 
 

@@ -33,14 +33,18 @@ class InvalidDockerReferenceError(InputError):
     """A string that is not a Docker reference was given where an image reference is expected.
 
     The API answers it with 422 ``invalid_docker_reference``; the CLI prints it.
+    ``message`` replaces the default one, for a reference that parses but
+    lacks a part the caller needs (an image source needs a tag).
     """
 
     error = "invalid_docker_reference"
 
-    def __init__(self, reference: str) -> None:
+    def __init__(self, reference: str, message: str | None = None) -> None:
         self.reference = reference
         super().__init__(
-            f'Invalid Docker reference "{_printable(reference)}"'
+            message
+            if message is not None
+            else f'Invalid Docker reference "{_printable(reference)}"'
             " (expected registry/repository[:tag][@digest])"
         )
 
