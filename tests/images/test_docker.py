@@ -86,14 +86,14 @@ async def client(retry: RetryPolicy) -> DockerRegistryClient:
             ],
         ),
         (
-            r'BEARER Realm = "https://a/t" , scope="say \"hi\", then \\ go", error=insufficient_scope',
+            r'BEARER Realm = "https://a/t" , scope="say \"hi\", then \\ go", error=bad_scope',
             [
                 AuthChallenge(
                     "bearer",
                     {
                         "realm": "https://a/t",
                         "scope": 'say "hi", then \\ go',
-                        "error": "insufficient_scope",
+                        "error": "bad_scope",
                     },
                 )
             ],
