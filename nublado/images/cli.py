@@ -255,6 +255,17 @@ async def _docker_digests(
     return dict(zip(tags, digests, strict=True))
 
 
+async def _docker_delete(
+    client: DockerRegistryClient, source: DockerSourceConfig, digests: list[str]
+) -> None:
+    """Delete each image once, in order (a shared digest is deleted with its first tag)."""
+    unique = list(dict.fromkeys(digests))
+    with _progress(len(unique), "Deleting") as advance:
+        for digest in unique:
+            await client.delete_image(source, digest)
+            advance()
+
+
 async def _gar_digests(client: GARClient, source: GARSourceConfig) -> dict[str, str]:
     """Each tag of the configured image and its version's digest."""
     return {tag: v.digest for v in await client.list_versions(source) for tag in v.tags}
@@ -346,14 +357,11 @@ def delete(
 
         async with httpx.AsyncClient() as http:
             docker = _docker_client(http, tool)
-            deleted: set[str] = set()
-            with _progress(len(tags), "Deleting") as advance:
-                for tag in tags:
-                    digest = await docker.get_digest(source, tag)
-                    if execute and digest not in deleted:
-                        await docker.delete_image(source, digest)
-                        deleted.add(digest)
-                    advance()
+            # every digest first: deleting one image removes its other tags, which
+            # a later HEAD would then not find; and a typo stops before any delete
+            digests = await _docker_digests(docker, source, list(dict.fromkeys(tags)))
+            if execute:
+                await _docker_delete(docker, source, [digests[tag] for tag in tags])
             return list(tags)
 
     found = _run(run())
@@ -395,13 +403,7 @@ def prune(execute: bool, config_path: Path, credentials_path: Path | None, debug
             digests = await _docker_digests(docker, source, names)
             doomed = _prunable(policy, digests)
             if execute:
-                deleted: set[str] = set()
-                with _progress(len(doomed), "Deleting") as advance:
-                    for tag in doomed:
-                        if digests[tag] not in deleted:
-                            await docker.delete_image(source, digests[tag])
-                            deleted.add(digests[tag])
-                        advance()
+                await _docker_delete(docker, source, [digests[tag] for tag in doomed])
             return doomed
 
     doomed = _run(run())
