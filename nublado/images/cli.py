@@ -66,7 +66,7 @@ def _check_tag(tag: str) -> None:
 
 @click.group()
 def images() -> None:
-    """Inspect RSP image tags."""
+    """Inspect RSP image tags; list, delete and prune a registry's images."""
 
 
 @images.command()
@@ -173,6 +173,14 @@ def _load(config_path: Path, credentials_path: Path | None, debug: bool) -> _Too
     return _Tool(config, credentials)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to the ``sys.stderr`` of the moment (click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 class _JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"severity": record.levelname, "logger": record.name, "event": record.getMessage()}
@@ -183,10 +191,9 @@ def _configure_logging(level: str, profile: str) -> None:
     """Log to stderr under ``nublado``: JSON lines in production, plain text in development."""
     logger = logging.getLogger("nublado")
     logger.setLevel(level)
-    for handler in [h for h in logger.handlers if getattr(h, "nublado_images_tool", False)]:
-        logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.nublado_images_tool = True  # type: ignore[attr-defined]
+    for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(old)
+    handler = _StderrHandler()
     if profile == "development":
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     else:

@@ -212,7 +212,9 @@ class DockerRegistryClient:
 
     The ``Authorization`` value found for each registry is cached and sent
     with every later request to it; a 401 despite it means the credentials
-    were rejected (one authentication per registry, no loops).
+    were rejected, unless it is a bearer challenge for a scope the cached
+    token was not issued for (a delete after a listing): then one new token,
+    once per request, so authentication never loops.
     """
 
     def __init__(
@@ -225,6 +227,7 @@ class DockerRegistryClient:
         self._credentials = credentials if credentials is not None else DockerCredentials({})
         self._retry = retry if retry is not None else RetryPolicy()
         self._authorization: dict[str, str] = {}
+        self._scopes: dict[str, str | None] = {}
 
     async def list_tags(self, source: DockerSourceConfig) -> list[str]:
         """Every tag of the repository, following ``Link: rel="next"`` pages, first seen first."""
@@ -278,6 +281,7 @@ class DockerRegistryClient:
     ) -> httpx.Response:
         """Send with cached auth, authenticate once on 401, retry transient failures."""
         attempt = 0
+        rescoped = False
         while True:
             attempt += 1
             sent = dict(headers)
@@ -302,7 +306,9 @@ class DockerRegistryClient:
                 continue
             status = response.status_code
             if status == 401:
-                if authorization is not None:
+                if authorization is not None and (
+                    rescoped or not self._asks_new_scope(registry, response)
+                ):
                     raise RegistryAuthError(
                         f"Authentication credentials for {registry} rejected",
                         method=method,
@@ -311,6 +317,7 @@ class DockerRegistryClient:
                 self._authorization[registry] = await self._authenticate(
                     registry, method, url, response
                 )
+                rescoped = authorization is not None
                 attempt -= 1  # the authenticated retry is not a transient-failure retry
                 continue
             if status == 429 or status >= 500:
@@ -358,11 +365,28 @@ class DockerRegistryClient:
                 f'Unknown Docker authentication challenge "{scheme}"', method=method, url=url
             )
         challenge = usable[0]
+        self._scopes[registry] = challenge.params.get("scope")
         if challenge.scheme == "basic":
             return credential.authorization
         username, password = credential.username, credential.password
         token = await self._bearer_token(registry, challenge, username, password)
         return f"Bearer {token}"
+
+    def _asks_new_scope(self, registry: str, response: httpx.Response) -> bool:
+        """Whether a 401 despite our bearer token asks for a scope the token lacks.
+
+        A token got for listing (``pull``) does not allow a delete; the
+        registry then challenges for ``delete`` or ``push``, which deserves one
+        new token rather than "credentials rejected".
+        """
+        try:
+            challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+        except ValueError:
+            return False
+        bearer = [c for c in challenges if c.scheme == "bearer"]
+        if not bearer or "scope" not in bearer[0].params:
+            return False
+        return bearer[0].params["scope"] != self._scopes.get(registry)
 
     async def _bearer_token(
         self, registry: str, challenge: AuthChallenge, username: str, password: str

@@ -576,3 +576,56 @@ async def test_delete_image_202(registry: respx.MockRouter, client: DockerRegist
     await client.delete_image(SOURCE, DIGEST)
     assert route.call_count == 1
     assert route.calls.last.request.headers["Accept"] == "application/json"
+
+
+def scoped_token(request: httpx.Request) -> httpx.Response:
+    """The token service: the token names the scope it was asked for."""
+    return httpx.Response(200, json={"token": f"for {request.url.params['scope']}"})
+
+
+def bearer(scope: str) -> dict[str, str]:
+    realm = "https://auth.example.com/token"
+    return {"WWW-Authenticate": f'Bearer realm="{realm}",service="r",scope="{scope}"'}
+
+
+async def test_a_delete_after_a_listing_gets_a_token_for_its_scope(
+    registry: respx.MockRouter, client: DockerRegistryClient
+) -> None:
+    token_route = registry.get("https://auth.example.com/token").mock(side_effect=scoped_token)
+
+    def tags(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != "Bearer for repository:x:pull":
+            return httpx.Response(401, headers=bearer("repository:x:pull"))
+        return httpx.Response(200, json={"tags": ["a"]})
+
+    def delete(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != "Bearer for repository:x:delete":
+            return httpx.Response(401, headers=bearer("repository:x:delete"))
+        return httpx.Response(202)
+
+    registry.get(TAGS_URL).mock(side_effect=tags)
+    delete_route = registry.delete(f"{BASE}/manifests/{DIGEST}").mock(side_effect=delete)
+
+    assert await client.list_tags(SOURCE) == ["a"]
+    await client.delete_image(SOURCE, DIGEST)
+
+    assert [call.response.status_code for call in delete_route.calls] == [401, 202]
+    assert token_route.call_count == 2
+
+
+async def test_a_new_scope_is_tried_once_per_request(
+    registry: respx.MockRouter, client: DockerRegistryClient
+) -> None:
+    token_route = registry.get("https://auth.example.com/token").mock(side_effect=scoped_token)
+    registry.get(TAGS_URL).respond(401, headers=bearer("repository:x:pull"))
+    registry.delete(f"{BASE}/manifests/{DIGEST}").respond(
+        401, headers=bearer("repository:x:delete")
+    )
+
+    with pytest.raises(RegistryAuthError, match="^Authentication credentials for .* rejected$"):
+        await client.list_tags(SOURCE)  # pull token refused: same scope, no second token
+    assert token_route.call_count == 1
+
+    with pytest.raises(RegistryAuthError, match="^Authentication credentials for .* rejected$"):
+        await client.delete_image(SOURCE, DIGEST)  # one new token for delete, then refused
+    assert token_route.call_count == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -103,6 +104,16 @@ class FakeRegistry:
         self.deleted.append(reference)
         self.tags = {tag: digest for tag, digest in self.tags.items() if digest != reference}
         return httpx.Response(202)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The commands configure the ``nublado`` logger; leave it as other tests expect."""
+    logger = logging.getLogger("nublado")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
 
 
 @pytest.fixture
@@ -293,10 +304,8 @@ def test_prune_policy_from_the_environment(router: respx.MockRouter, tmp_path: P
     result = run("prune", "-c", str(config), env={"NUBLADO_PRUNE": policy})
 
     assert result.exit_code == 0, result.output
-    assert (
-        result.stdout
-        == "Would delete images:\n  w_2021_22-amd64\n  w_2021_21\n  w_2021_21-arm64\n  w_2021_21-amd64\n"
-    )
+    pruned = ["w_2021_22-amd64", "w_2021_21", "w_2021_21-arm64", "w_2021_21-amd64"]
+    assert result.stdout == "Would delete images:\n" + "".join(f"  {tag}\n" for tag in pruned)
 
 
 # ---------------------------------------------------------------- delete
@@ -318,6 +327,13 @@ def test_delete_docker_dry_run_and_execute(router: respx.MockRouter, docker_conf
 def test_delete_gar(fake_gar: FakeGAR, gar_config: Path) -> None:
     dry = run("delete", "-c", str(gar_config), "w_2077_41", "nope")
     assert (dry.exit_code, dry.stdout) == (0, "Would delete images:\n  w_2077_41\n")
+    warning, note = dry.stderr.splitlines()
+    assert json.loads(warning) == {
+        "severity": "WARNING",
+        "logger": "nublado",
+        "event": "No image has the tag nope, skipped",
+    }
+    assert note == "Dry run: nothing deleted; give --execute to delete."
 
     real = run("delete", "-c", str(gar_config), "--execute", "w_2077_41", "nope")
     assert (real.exit_code, real.stdout) == (0, "")
@@ -347,6 +363,45 @@ def test_credentials_path_from_the_config(router: respx.MockRouter, tmp_path: Pa
     config.write_text(DOCKER_YAML + f"dockerCredentialsPath: {CREDENTIALS}\n")
 
     assert run("list", "-c", str(config)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "level"),
+    [
+        ([], {}, logging.INFO),
+        (["-d"], {}, logging.DEBUG),
+        (["--debug"], {}, logging.DEBUG),
+        ([], {"DEBUG": "1"}, logging.DEBUG),
+        ([], {"NUBLADO_LOG_LEVEL": "warning"}, logging.WARNING),
+    ],
+    ids=["default", "-d", "--debug", "DEBUG=1", "NUBLADO_LOG_LEVEL"],
+)
+def test_log_level(
+    fake_gar: FakeGAR, gar_config: Path, args: list[str], env: dict[str, str], level: int
+) -> None:
+    result = run("list", "-c", str(gar_config), *args, env=env)
+
+    assert result.exit_code == 0, result.output
+    assert logging.getLogger("nublado").level == level
+
+
+def test_development_log_profile(fake_gar: FakeGAR, tmp_path: Path) -> None:
+    config = tmp_path / "gar.yaml"
+    config.write_text(GAR_YAML + "logProfile: development\n")
+
+    result = run("delete", "-c", str(config), "nope")
+
+    assert result.stderr.splitlines()[0] == "WARNING nublado: No image has the tag nope, skipped"
+
+
+def test_mounted_pull_secret_is_the_default(
+    router: respx.MockRouter, docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = FakeRegistry(router, DOCKER_TAGS)
+    registry.require_auth = "Basic " + base64.b64encode(b"bwk:/.,/.,").decode()
+    monkeypatch.setattr(images_cli, "default_credentials_path", CREDENTIALS)
+
+    assert run("list", "-c", str(docker_config)).exit_code == 0
 
 
 @pytest.mark.parametrize(("tty", "shown"), [(True, True), (False, False)])
