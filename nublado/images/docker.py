@@ -344,7 +344,7 @@ class DockerRegistryClient:
                 f"No Docker API credentials available for {registry}", method=method, url=url
             )
         header = response.headers.get("WWW-Authenticate")
-        if not header:
+        if not header or not header.strip(" \t,"):
             raise RegistryAuthError(
                 f"Docker API 401 response from {registry} contains no challenge",
                 method=method,
@@ -360,7 +360,7 @@ class DockerRegistryClient:
             ) from None
         usable = [c for c in challenges if c.scheme in ("basic", "bearer")]
         if not usable:
-            scheme = challenges[0].scheme if challenges else header.split()[0]
+            scheme = challenges[0].scheme
             raise RegistryAuthError(
                 f'Unknown Docker authentication challenge "{scheme}"', method=method, url=url
             )

@@ -395,6 +395,10 @@ async def test_no_credentials_for_the_host(registry: respx.MockRouter, retry: Re
     [
         ({}, f"Docker API 401 response from {REGISTRY} contains no challenge"),
         (
+            {"WWW-Authenticate": " , "},
+            f"Docker API 401 response from {REGISTRY} contains no challenge",
+        ),
+        (
             {"WWW-Authenticate": "Negotiate abc=="},
             'Unknown Docker authentication challenge "negotiate"',
         ),
@@ -408,7 +412,7 @@ async def test_no_credentials_for_the_host(registry: respx.MockRouter, retry: Re
             f"Docker API bearer challenge from {REGISTRY} has no realm",
         ),
     ],
-    ids=["no-challenge", "unknown-scheme", "unreadable", "no-realm"],
+    ids=["no-challenge", "empty-challenge", "unknown-scheme", "unreadable", "no-realm"],
 )
 async def test_unusable_challenges(
     registry: respx.MockRouter, client: DockerRegistryClient, headers: dict[str, str], message: str
