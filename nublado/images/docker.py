@@ -279,31 +279,14 @@ class DockerRegistryClient:
     async def _request(
         self, method: str, registry: str, url: str, headers: Mapping[str, str]
     ) -> httpx.Response:
-        """Send with cached auth, authenticate once on 401, retry transient failures."""
-        attempt = 0
+        """Send with the cached authorization; on a 401, authenticate and send again."""
         rescoped = False
         while True:
-            attempt += 1
             sent = dict(headers)
             authorization = self._authorization.get(registry)
             if authorization is not None:
                 sent["Authorization"] = authorization
-            try:
-                response = await self._http.request(method, url, headers=sent)
-            except httpx.TimeoutException as exc:
-                what = f"timed out ({type(exc).__name__})"
-                if not self._retry.should_retry(attempt):
-                    raise RegistryHTTPError(method, url, f"{what} after {attempt} tries") from None
-                logger.warning("%s %s: %s (try %d), retrying", method, url, what, attempt)
-                await self._retry.wait(attempt)
-                continue
-            except httpx.TransportError as exc:
-                what = f"connection failed: {exc or type(exc).__name__}"
-                if not self._retry.should_retry(attempt):
-                    raise RegistryHTTPError(method, url, f"{what} after {attempt} tries") from None
-                logger.warning("%s %s: %s (try %d), retrying", method, url, what, attempt)
-                await self._retry.wait(attempt)
-                continue
+            response = await self._send(method, url, headers=sent)
             status = response.status_code
             if status == 401:
                 if authorization is not None and (
@@ -318,21 +301,51 @@ class DockerRegistryClient:
                     registry, method, url, response
                 )
                 rescoped = authorization is not None
-                attempt -= 1  # the authenticated retry is not a transient-failure retry
-                continue
-            if status == 429 or status >= 500:
-                what = f"status {status}"
-                if not self._retry.should_retry(attempt):
-                    raise RegistryHTTPError(
-                        method, url, f"{what} after {attempt} tries", status=status
-                    )
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                logger.warning("%s %s: %s (try %d), retrying", method, url, what, attempt)
-                await self._retry.wait(attempt, retry_after)
                 continue
             if not response.is_success:
                 raise RegistryHTTPError(method, url, f"status {status}", status=status)
             return response
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request, retrying 429, 5xx, timeouts and broken connections under the policy.
+
+        Any other answer, success or not, is returned for the caller to judge.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._http.request(
+                    method, url, headers=headers, params=params, auth=auth
+                )
+            except httpx.TimeoutException as exc:
+                what = f"timed out ({type(exc).__name__})"
+                retry_after = None
+            except httpx.TransportError as exc:
+                what = f"connection failed: {exc or type(exc).__name__}"
+                retry_after = None
+            else:
+                status = response.status_code
+                if status != 429 and status < 500:
+                    return response
+                what = f"status {status}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if not self._retry.should_retry(attempt):
+                    raise RegistryHTTPError(
+                        method, url, f"{what} after {attempt} tries", status=status
+                    )
+            if not self._retry.should_retry(attempt):
+                raise RegistryHTTPError(method, url, f"{what} after {attempt} tries")
+            logger.warning("%s %s: %s (try %d), retrying", method, url, what, attempt)
+            await self._retry.wait(attempt, retry_after)
 
     async def _authenticate(
         self, registry: str, method: str, url: str, response: httpx.Response
@@ -394,12 +407,9 @@ class DockerRegistryClient:
         realm = challenge.params.get("realm")
         if not realm:
             raise RegistryAuthError(f"Docker API bearer challenge from {registry} has no realm")
-        try:
-            response = await self._http.get(
-                realm, params=challenge.params, auth=(username, password)
-            )
-        except httpx.HTTPError as exc:
-            raise RegistryHTTPError("GET", realm, f"token request failed: {exc}") from None
+        response = await self._send(
+            "GET", realm, params=challenge.params, auth=(username, password)
+        )
         if response.status_code in (401, 403):
             raise RegistryAuthError(
                 f"Authentication credentials for {registry} rejected", method="GET", url=realm

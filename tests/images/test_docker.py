@@ -633,3 +633,19 @@ async def test_a_new_scope_is_tried_once_per_request(
     with pytest.raises(RegistryAuthError, match="^Authentication credentials for .* rejected$"):
         await client.delete_image(SOURCE, DIGEST)  # one new token for delete, then refused
     assert token_route.call_count == 2
+
+
+async def test_the_token_request_is_retried_too(
+    registry: respx.MockRouter, client: DockerRegistryClient, sleeps: list[float]
+) -> None:
+    registry.get("https://auth.example.com/token").side_effect = [
+        httpx.Response(503, headers={"Retry-After": "2"}),
+        httpx.Response(200, json={"token": "t"}),
+    ]
+    registry.get(TAGS_URL).side_effect = [
+        httpx.Response(401, headers=bearer("repository:x:pull")),
+        httpx.Response(200, json={"tags": ["a"]}),
+    ]
+
+    assert await client.list_tags(SOURCE) == ["a"]
+    assert sleeps == [2.0]
