@@ -218,7 +218,11 @@ def _progress(total: int, description: str) -> Iterator[Callable[[], None]]:
     from tqdm import tqdm
 
     with tqdm(total=total, desc=description, file=sys.stderr, unit="image", leave=False) as bar:
-        yield lambda: bar.update(1) and None
+
+        def advance() -> None:
+            bar.update(1)
+
+        yield advance
 
 
 def _report(header: str, tags: Iterable[str]) -> None:
