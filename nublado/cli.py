@@ -18,7 +18,10 @@ __all__ = ["main"]
 
 # name -> ("module:attribute" of a click command, one-line help); one entry per subcommand.
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "images": ("nublado.images.cli:images", "Inspect RSP image tags."),
+    "images": (
+        "nublado.images.cli:images",
+        "Inspect RSP image tags; list, delete and prune registry images.",
+    ),
     "inithome": ("nublado.inithome.cli:inithome", "Provision a user's home directory."),
     "landingpage": ("nublado.landingpage.cli:landingpage", "Install the lab landing page."),
     "purger": ("nublado.purger.cli:purger", "Report on, warn about or purge old scratch files."),

@@ -23,7 +23,7 @@ import typing
 from collections.abc import Mapping
 from inspect import isclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import AliasChoices, ValidationError
@@ -32,7 +32,7 @@ from ._base import ConfigModel
 from .controller import DEFAULT_CONTROLLER_REPOSITORY, DEFAULT_CONTROLLER_TAG, Config
 from .errors import ConfigError, format_location, problems_from_validation_error
 
-__all__ = ["find_ignored_keys", "load_config", "read_config_file"]
+__all__ = ["find_ignored_keys", "load_config", "load_tool_config", "read_config_file"]
 
 logger = logging.getLogger("nublado.config")
 
@@ -48,6 +48,8 @@ _JSON_FIELDS = frozenset(
 )
 _NOT_FROM_GENERIC_ENV = frozenset({"controller_image"})
 _PULL_POLICIES = {"always": "Always", "never": "Never"}
+
+_ToolConfig = TypeVar("_ToolConfig", bound=ConfigModel)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -227,3 +229,53 @@ def _resolve_template_dirs(config: Config, base: Path, raw: Mapping[str, Any]) -
     if problems:
         raise ConfigError(problems)
     return config.model_copy(update={"template_dirs": resolved})
+
+
+def load_tool_config(
+    path: Path | str,
+    model: type[_ToolConfig],
+    *,
+    env_prefix: str = "NUBLADO_",
+    environ: Mapping[str, str] | None = None,
+) -> _ToolConfig:
+    """Read and validate a command-line tool's configuration (e.g. ``nublado images``).
+
+    Unlike the controller's, these files follow upstream's pydantic-settings
+    rules for tools: a top-level field set by the variable ``{env_prefix}{NAME}``
+    (snake name, any case) **wins** over the file, and the file may also spell
+    a key as that variable's name. Values starting with ``{`` or ``[`` are read
+    as JSON. Raises `ConfigError` with one line per problem.
+    """
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    raw = read_config_file(path)
+    keys = _field_keys(model)
+    env_names = {f"{env_prefix}{name}".upper(): name for name in model.model_fields}
+    data: dict[str, Any] = {}
+    for key, value in raw.items():
+        field = env_names.get(key.upper()) if isinstance(key, str) else None
+        data[model.model_fields[field].alias or field if field else key] = value
+    by_upper = {name.upper(): name for name in environ}
+    sources: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        variable = by_upper.get(f"{env_prefix}{name}".upper())
+        if variable is None:
+            continue
+        setting: Any = environ[variable]
+        if setting.lstrip().startswith(("{", "[")):
+            try:
+                setting = json.loads(setting)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"environment variable {variable}: not valid JSON: {exc}"
+                ) from None
+        for key in [key for key in data if keys.get(key) == name]:
+            del data[key]
+        key = info.alias or name
+        data[key] = setting
+        sources[key] = variable
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_from_validation_error(exc, data, sources=sources)
+        raise ConfigError([f"{path}: {line}" for line in problems], path=path) from None

@@ -1,23 +1,57 @@
-"""``nublado images``: inspect RSP image tags (and, later, list, delete and prune registry images).
+"""``nublado images``: inspect RSP image tags; list, delete and prune registry images.
 
 ``parse`` shows how the controller will read a tag (its type, version, cycle
 and display name) before anyone pushes it, so that a site can check a naming
-scheme offline. This module must not import the Kubernetes client or the web
-stack: it is a local tool and its cold start matters.
+scheme offline. ``list``, ``delete`` and ``prune`` manage the registry named
+by a configuration file (spec/images-tools.md section 4); the two destructive
+commands only say what they would delete unless given ``--execute``. This
+module must not import the Kubernetes client or the web stack, and imports
+httpx, the registry clients and the progress bar only inside the commands
+that use them: it is a local tool and its cold start matters.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import re
 import sys
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 import orjson
 
-from ..errors import InputError
+from ..errors import InputError, NubladoError
 from .tag import RSPImageTag
 
-__all__ = ["images", "parse"]
+if TYPE_CHECKING:
+    from ..config.images import DockerSourceConfig, GARSourceConfig, ImageFilterPolicy
+    from ..config.images_tool import ImagesToolConfig
+    from .credentials import DockerCredentials
+    from .docker import DockerRegistryClient
+    from .gar import GARClient
+
+__all__ = ["delete", "images", "list_images", "parse", "prune"]
+
+gar_client: Any | None = None
+"""Test seam: an object standing in for ``ArtifactRegistryAsyncClient`` (None: the real one)."""
+
+default_credentials_path = Path("/etc/secrets/.dockerconfigjson")
+"""Credentials used when ``-a`` is not given and this file exists (the mounted pull secret)."""
+
+PROGRESS_THRESHOLD = 20
+"""Show a progress bar (on a terminal) for at least this many registry calls."""
+
+DIGEST_CONCURRENCY = 8
+"""At most this many manifest HEAD requests at once while resolving digests."""
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 # Docker's tag grammar: a word character, then up to 127 word characters, dots or dashes.
 _DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
@@ -32,7 +66,7 @@ def _check_tag(tag: str) -> None:
 
 @click.group()
 def images() -> None:
-    """Inspect RSP image tags."""
+    """Inspect RSP image tags; list, delete and prune a registry's images."""
 
 
 @images.command()
@@ -55,3 +89,335 @@ def parse(tags: tuple[str, ...], as_alias: bool) -> None:
     document = parsed[0] if len(parsed) == 1 else parsed
     options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
     sys.stdout.write(orjson.dumps(document, option=options).decode() + "\n")
+
+
+# ------------------------------------------------------------------ registry commands
+
+
+class _ToolError(click.ClickException):
+    """Bad input or a registry failure: one line per problem on stderr, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        for line in self.format_message().splitlines() or ["error"]:
+            click.echo(f"nublado: error: {line}", err=True)
+
+
+def _one_line_errors(command: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Turn our errors into `_ToolError`, so neither `main` nor click prints a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return command(*args, **kwargs)
+        except NubladoError as exc:
+            raise _ToolError(str(exc)) from None
+
+    return wrapper
+
+
+def _tool_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every registry command takes (spec 4.3)."""
+    command = click.option(
+        "-d", "--debug", is_flag=True, envvar="DEBUG", help="Log at DEBUG level (also: DEBUG=1)."
+    )(command)
+    command = click.option(
+        "-a",
+        "--credentials",
+        "credentials_path",
+        type=click.Path(path_type=Path),
+        help="Docker credentials (.dockerconfigjson); default: the mounted pull secret if any.",
+    )(command)
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="The tool's configuration file (source, prune policy, logging).",
+    )(command)
+
+
+_EXECUTE = click.option(
+    "--execute/--dry-run",
+    " /-n",
+    "execute",
+    default=False,
+    help="Really delete; the default (--dry-run, -n) only prints what would be deleted.",
+)
+
+
+@dataclass
+class _Tool:
+    config: ImagesToolConfig
+    credentials: DockerCredentials | None
+
+
+def _load(config_path: Path, credentials_path: Path | None, debug: bool) -> _Tool:
+    """Configuration, logging and credentials, per the loading rules of spec 4.2."""
+    from ..config.images_tool import load_images_tool_config
+    from .credentials import DockerCredentials
+
+    config = load_images_tool_config(config_path)
+    if debug:
+        config = config.model_copy(update={"log_level": "DEBUG"})
+    if credentials_path is None and default_credentials_path.is_file():
+        credentials_path = default_credentials_path
+    if credentials_path is None:
+        credentials_path = config.docker_credentials_path
+    _configure_logging(config.log_level, config.log_profile)
+    credentials = None
+    if credentials_path is not None and config.source.type == "docker":
+        credentials = DockerCredentials.from_path(credentials_path)
+    return _Tool(config, credentials)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to the ``sys.stderr`` of the moment (click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+class _JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"severity": record.levelname, "logger": record.name, "event": record.getMessage()}
+        return orjson.dumps(entry).decode()
+
+
+def _configure_logging(level: str, profile: str) -> None:
+    """Log to stderr under ``nublado``: JSON lines in production, plain text in development."""
+    logger = logging.getLogger("nublado")
+    logger.setLevel(level)
+    for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(old)
+    handler = _StderrHandler()
+    if profile == "development":
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_JSONFormatter())
+    logger.addHandler(handler)
+
+
+def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    return asyncio.run(coroutine)
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def _progress(total: int, description: str) -> Iterator[Callable[[], None]]:
+    """A callback that advances a progress bar, shown only on a terminal and for long runs."""
+    if total < PROGRESS_THRESHOLD or not _stderr_is_tty():
+        yield lambda: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=description, file=sys.stderr, unit="image", leave=False) as bar:
+
+        def advance() -> None:
+            bar.update(1)
+
+        yield advance
+
+
+def _report(header: str, tags: Iterable[str]) -> None:
+    click.echo(header + "\n" + "".join(f"  {tag}\n" for tag in tags), nl=False)
+
+
+def _sorted_names(names: Iterable[str]) -> list[str]:
+    """Tags in priority order, newest first, arch-specific included, no aliases declared."""
+    from .collection import RSPImageTagCollection
+
+    collection = RSPImageTagCollection.from_names(names)
+    return [tag.tag for tag in collection.all_tags(hide_arch_specific=False)]
+
+
+def _docker_client(http: Any, tool: _Tool) -> DockerRegistryClient:
+    from .docker import DockerRegistryClient
+
+    return DockerRegistryClient(http, tool.credentials)
+
+
+def _gar(tool: _Tool) -> GARClient:
+    from .gar import GARClient
+
+    return GARClient(gar_client)
+
+
+async def _docker_digests(
+    client: DockerRegistryClient, source: DockerSourceConfig, tags: list[str]
+) -> dict[str, str]:
+    """The digest of each tag, at most `DIGEST_CONCURRENCY` HEAD requests at a time."""
+    limit = asyncio.Semaphore(DIGEST_CONCURRENCY)
+    with _progress(len(tags), "Resolving digests") as advance:
+
+        async def one(tag: str) -> str:
+            async with limit:
+                digest = await client.get_digest(source, tag)
+            advance()
+            return digest
+
+        digests = await asyncio.gather(*(one(tag) for tag in tags))
+    return dict(zip(tags, digests, strict=True))
+
+
+async def _docker_delete(
+    client: DockerRegistryClient, source: DockerSourceConfig, digests: list[str]
+) -> None:
+    """Delete each image once, in order (a shared digest is deleted with its first tag)."""
+    unique = list(dict.fromkeys(digests))
+    with _progress(len(unique), "Deleting") as advance:
+        for digest in unique:
+            await client.delete_image(source, digest)
+            advance()
+
+
+async def _gar_digests(client: GARClient, source: GARSourceConfig) -> dict[str, str]:
+    """Each tag of the configured image and its version's digest."""
+    return {tag: v.digest for v in await client.list_versions(source) for tag in v.tags}
+
+
+def _prunable(policy: ImageFilterPolicy, digests: dict[str, str]) -> list[str]:
+    """Tags the policy drops, less those whose image a kept tag also points at.
+
+    Deleting by digest removes every tag of an image, so deleting a dropped
+    tag's image would also delete a kept tag sharing it (upstream did: a
+    ``recommended`` on an old weekly vanished). Each spared tag is reported on stderr.
+    """
+    from .collection import RSPImageTagCollection
+
+    collection = RSPImageTagCollection.from_names(digests)
+    dropped = [
+        tag.tag for tag in collection.filter(policy, invert=True, remove_arch_specific=False)
+    ]
+    dropped_set = set(dropped)
+    keepers: dict[str, str] = {}
+    for tag, digest in digests.items():
+        if tag not in dropped_set:
+            keepers.setdefault(digest, tag)
+    doomed = []
+    for tag in dropped:
+        keeper = keepers.get(digests[tag])
+        if keeper is None:
+            doomed.append(tag)
+        else:
+            click.echo(
+                f"Sparing {tag}: its image {digests[tag]} is also tagged {keeper} (kept)", err=True
+            )
+    return doomed
+
+
+@images.command("list")
+@_tool_options
+@_one_line_errors
+def list_images(config_path: Path, credentials_path: Path | None, debug: bool) -> None:
+    """Print every tag of the configured image, newest first within each type."""
+    tool = _load(config_path, credentials_path, debug)
+
+    async def tags() -> list[str]:
+        source = tool.config.source
+        if source.type == "google":
+            return list(await _gar_digests(_gar(tool), source))
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            return await _docker_client(http, tool).list_tags(source)
+
+    names = _sorted_names(_run(tags()))
+    click.echo("".join(f"{name}\n" for name in names) if names else "", nl=not names)
+
+
+@images.command()
+@click.argument("tags", nargs=-1, required=True)
+@_EXECUTE
+@_tool_options
+@_one_line_errors
+def delete(
+    tags: tuple[str, ...],
+    execute: bool,
+    config_path: Path,
+    credentials_path: Path | None,
+    debug: bool,
+) -> None:
+    """Delete the images of TAGS (every tag on each image goes with it).
+
+    Without --execute, print what would be deleted and change nothing.
+    """
+    for tag in tags:
+        _check_tag(tag)
+    tool = _load(config_path, credentials_path, debug)
+
+    async def run() -> list[str]:
+        source = tool.config.source
+        if source.type == "google":
+            client = _gar(tool)
+            digests = await _gar_digests(client, source)
+            found = [tag for tag in tags if tag in digests]
+            for tag in tags:
+                if tag not in digests:
+                    logging.getLogger("nublado").warning("No image has the tag %s, skipped", tag)
+            if execute:
+                await client.delete_versions(source, (digests[tag] for tag in found))
+            return found
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            docker = _docker_client(http, tool)
+            # every digest first: deleting one image removes its other tags, which
+            # a later HEAD would then not find; and a typo stops before any delete
+            digests = await _docker_digests(docker, source, list(dict.fromkeys(tags)))
+            if execute:
+                await _docker_delete(docker, source, [digests[tag] for tag in tags])
+            return list(tags)
+
+    found = _run(run())
+    if not execute:
+        _report("Would delete images:", found)
+        click.echo("Dry run: nothing deleted; give --execute to delete.", err=True)
+
+
+@images.command()
+@_EXECUTE
+@_tool_options
+@_one_line_errors
+def prune(execute: bool, config_path: Path, credentials_path: Path | None, debug: bool) -> None:
+    """Delete the images the prune policy does not keep.
+
+    Alias and unknown tags are always kept, and so is every image that a kept
+    tag points at, even when another of its tags is pruned. Without
+    --execute, print what would be deleted and change nothing.
+    """
+    tool = _load(config_path, credentials_path, debug)
+    policy = tool.config.prune
+    if policy is None:
+        raise _ToolError("No image prune filter defined in config")
+
+    async def run() -> list[str]:
+        source = tool.config.source
+        if source.type == "google":
+            client = _gar(tool)
+            digests = await _gar_digests(client, source)
+            doomed = _prunable(policy, digests)
+            if execute:
+                await client.delete_versions(source, (digests[tag] for tag in doomed))
+            return doomed
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            docker = _docker_client(http, tool)
+            names = await docker.list_tags(source)
+            digests = await _docker_digests(docker, source, names)
+            doomed = _prunable(policy, digests)
+            if execute:
+                await _docker_delete(docker, source, [digests[tag] for tag in doomed])
+            return doomed
+
+    doomed = _run(run())
+    _report("Deleted images:" if execute else "Would delete images:", doomed)
+    if not execute:
+        click.echo("Dry run: nothing deleted; give --execute to delete.", err=True)
