@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from nublado.kube.client import KubernetesClient
+from nublado.models.metadata import ControllerMetadata
 from nublado.sandbox.server import Sandbox, SandboxSettings
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
@@ -136,3 +137,26 @@ async def client(sandbox: Sandbox) -> AsyncIterator[KubernetesClient]:
     assert sandbox.url is not None
     async with KubernetesClient.from_url(sandbox.url, backoff=0.01, max_retry_after=0.05) as kube:
         yield kube
+
+
+@pytest.fixture
+async def controller_metadata(client: KubernetesClient) -> ControllerMetadata:
+    """The controller's namespace and pod (owner of prepull pods), created in the sandbox.
+
+    The garbage collector removes a pod whose owner does not exist, so the
+    owner is real; its uid is the sandbox's, not the reference file's.
+    """
+    reference = ControllerMetadata.from_directory(REFERENCE / "inputs" / "metadata")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": reference.namespace}}
+    await client.create(namespace)
+    pod = await client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": reference.name, "namespace": reference.namespace},
+            "spec": {
+                "containers": [{"name": "controller", "image": "ghcr.io/lsst-sqre/nublado:11.1.1"}]
+            },
+        }
+    )
+    return ControllerMetadata(reference.name, reference.namespace, pod["metadata"]["uid"])

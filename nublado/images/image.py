@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ..models.image import ResolvedImage
 from .collection import RSPImageTagCollection
 from .tag import RSPImageTag, RSPImageType, SemanticVersion
 
@@ -76,6 +77,16 @@ class RSPImage:
         """For a resolved alias: the tag of the image it points at."""
         self.nodes: set[str] = set()
         """Names of the nodes known to hold this image."""
+
+    def resolved(self) -> ResolvedImage:
+        """The image as a lab or prepull pod runs it: where it lives, its tag and digest."""
+        return ResolvedImage(
+            registry=self.registry,
+            repository=self.repository,
+            tag=self.tag,
+            digest=self.digest,
+            display_name=self.display_name,
+        )
 
     @classmethod
     def from_tag(

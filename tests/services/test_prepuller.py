@@ -12,10 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reference_cases import EXPECTED, REFERENCE_IMAGE, reference_config, reference_metadata
+from reference_cases import (
+    EXPECTED,
+    REFERENCE_IMAGE,
+    deployable_config,
+    reference_config,
+    reference_metadata,
+)
 from sandbox_fixtures import deployable, strip_server_fields
 
-from nublado.config import Config
 from nublado.config.scheduling import Toleration
 from nublado.kube.client import KubernetesClient
 from nublado.kube.kinds import kind_named
@@ -34,44 +39,9 @@ def _image(tag: str, digest: str) -> ResolvedImage:
     return replace(REFERENCE_IMAGE, tag=tag, digest=digest, display_name=tag)
 
 
-def _deployable_config() -> Config:
-    """standard.yaml as a real cluster accepts its pods.
-
-    Its first toleration sets ``tolerationSeconds`` with effect NoSchedule,
-    which pod validation refuses (sandbox_fixtures.deployable); without the
-    seconds it tolerates node2's taint just the same.
-    """
-    config = reference_config("standard")
-    tolerations = [
-        Toleration.model_validate(
-            {"effect": "NoSchedule", "key": "some-toleration", "value": "some-value"}
-        ),
-        *config.lab.tolerations[1:],
-    ]
-    lab = config.lab.model_copy(update={"tolerations": tolerations})
-    return config.model_copy(update={"lab": lab})
-
-
 @pytest.fixture
-async def metadata(client: KubernetesClient) -> ControllerMetadata:
-    """The controller's namespace and pod, which owns the prepull pods.
-
-    The garbage collector removes a pod whose owner does not exist, so the
-    owner is real; its uid is the sandbox's, not the reference file's.
-    """
-    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    reference = reference_metadata()
-    pod = await client.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": reference.name, "namespace": reference.namespace},
-            "spec": {
-                "containers": [{"name": "controller", "image": "ghcr.io/lsst-sqre/nublado:11.1.1"}]
-            },
-        }
-    )
-    return replace(reference, uid=pod["metadata"]["uid"])
+def metadata(controller_metadata: ControllerMetadata) -> ControllerMetadata:
+    return controller_metadata
 
 
 class PodRecorder:
@@ -196,7 +166,7 @@ async def test_reference_prepull_creates_exactly_the_reference_pod(
     recorder: PodRecorder,
 ) -> None:
     done: list[tuple[str, str, bool]] = []
-    prepuller = Prepuller(client, _deployable_config(), metadata)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata)
 
     report = await prepuller.run(
         {"node2": [REFERENCE_IMAGE]}, lambda image, node, ok: done.append((image.tag, node, ok))
@@ -240,7 +210,7 @@ async def test_an_existing_pod_of_that_name_is_replaced(
     await sandbox.wait_for_async(
         lambda: (sandbox.get("Pod", POD_NAME, NAMESPACE) or {})["status"].get("phase") == "Running"
     )
-    prepuller = Prepuller(client, _deployable_config(), metadata)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
 
@@ -264,7 +234,7 @@ async def test_a_pull_failure_is_reported_at_once_and_cleaned_up(
 ) -> None:
     sandbox.set_pod_failure("ErrImagePull", name="prepull-*")
     done: list[bool] = []
-    prepuller = Prepuller(client, _deployable_config(), metadata, timeout=30)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
 
     with caplog.at_level(logging.WARNING, logger="nublado.services.prepuller"):
         report = await prepuller.run({"node2": [REFERENCE_IMAGE]}, lambda i, n, ok: done.append(ok))
@@ -295,7 +265,7 @@ async def test_image_pull_back_off_is_a_failure_too(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
     sandbox.set_pod_failure("ImagePullBackOff", name="prepull-*")
-    prepuller = Prepuller(client, _deployable_config(), metadata, timeout=30)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
 
@@ -310,7 +280,7 @@ async def test_a_failed_pod_is_a_failure(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
     sandbox.set_pod_failure("Failed", name="prepull-*")
-    prepuller = Prepuller(client, _deployable_config(), metadata, timeout=30)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
 
@@ -325,7 +295,7 @@ async def test_a_timeout_is_reported_and_cleaned_up(
 ) -> None:
     sandbox.settings.pull_delay = 60  # the pod stays Pending, pulling
     done: list[bool] = []
-    prepuller = Prepuller(client, _deployable_config(), metadata, timeout=0.5)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=0.5)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]}, lambda i, n, ok: done.append(ok))
 
@@ -343,7 +313,7 @@ async def test_a_pod_deleted_while_waiting_ends_the_wait(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
     sandbox.settings.pull_delay = 60
-    prepuller = Prepuller(client, _deployable_config(), metadata, timeout=30)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
 
     async def delete_when_created() -> None:
         await sandbox.wait_for_async(lambda: sandbox.get("Pod", POD_NAME, NAMESPACE))
@@ -366,7 +336,7 @@ async def test_a_cancelled_run_deletes_its_pod(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
     sandbox.settings.pull_delay = 60
-    prepuller = Prepuller(client, _deployable_config(), metadata, timeout=30)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
     run = asyncio.create_task(prepuller.run({"node2": [REFERENCE_IMAGE]}))
     await sandbox.wait_for_async(lambda: sandbox.get("Pod", POD_NAME, NAMESPACE))
 
@@ -382,7 +352,7 @@ async def test_a_broken_template_is_a_failure_naming_it(
 ) -> None:
     (tmp_path / "prepuller").mkdir()
     (tmp_path / "prepuller" / "pod.yaml").write_text("metadata:\n  name: {{ prepull.nope | q }}\n")
-    config = _deployable_config().model_copy(update={"template_dirs": [tmp_path]})
+    config = deployable_config("standard").model_copy(update={"template_dirs": [tmp_path]})
     prepuller = Prepuller(client, config, metadata)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
@@ -406,7 +376,7 @@ async def test_nodes_run_concurrently_and_each_node_one_image_at_a_time(
     a, b = _image("w_2077_40", "sha256:aaaa"), _image("w_2077_41", "sha256:bbbb")
     c, d = _image("w_2077_42", "sha256:cccc"), _image("w_2077_44", "sha256:dddd")
     done: list[tuple[str, str]] = []
-    prepuller = Prepuller(client, _deployable_config(), metadata)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata)
 
     report = await prepuller.run(
         {"node1": [a, b], "node2": [c, d]}, lambda image, node, ok: done.append((node, image.tag))
@@ -453,7 +423,7 @@ async def test_no_pod_on_a_missing_or_ineligible_node(
     tolerations: list[Toleration] | None,
     reason: str,
 ) -> None:
-    config = _deployable_config()
+    config = deployable_config("standard")
     if tolerations is not None:
         config = config.model_copy(
             update={"lab": config.lab.model_copy(update={"tolerations": tolerations})}
@@ -502,7 +472,7 @@ async def test_a_failing_callback_does_not_stop_the_node(
     def explode(image: ResolvedImage, node: str, succeeded: bool) -> None:
         raise RuntimeError("boom")
 
-    prepuller = Prepuller(client, _deployable_config(), metadata)
+    prepuller = Prepuller(client, deployable_config("standard"), metadata)
     other = _image("w_2077_40", "sha256:aaaa")
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE, other]}, explode)
