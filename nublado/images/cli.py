@@ -312,6 +312,16 @@ def _prunable(policy: ImageFilterPolicy, digests: dict[str, str]) -> list[str]:
     return doomed
 
 
+def _registry_source(tool: _Tool) -> DockerSourceConfig | GARSourceConfig:
+    """The configured registry; a static source has none to delete from."""
+    source = tool.config.source
+    if source.type == "static":
+        raise _ToolError(
+            "A static image source has no registry to delete from; edit its tags in the config"
+        )
+    return source
+
+
 @images.command("list")
 @_tool_options
 @_one_line_errors
@@ -321,6 +331,8 @@ def list_images(config_path: Path, credentials_path: Path | None, debug: bool) -
 
     async def tags() -> list[str]:
         source = tool.config.source
+        if source.type == "static":
+            return list(source.tags)
         if source.type == "google":
             return list(await _gar_digests(_gar(tool), source))
         import httpx
@@ -353,7 +365,7 @@ def delete(
     tool = _load(config_path, credentials_path, debug)
 
     async def run() -> list[str]:
-        source = tool.config.source
+        source = _registry_source(tool)
         if source.type == "google":
             client = _gar(tool)
             digests = await _gar_digests(client, source)
@@ -398,7 +410,7 @@ def prune(execute: bool, config_path: Path, credentials_path: Path | None, debug
         raise _ToolError("No image prune filter defined in config")
 
     async def run() -> list[str]:
-        source = tool.config.source
+        source = _registry_source(tool)
         if source.type == "google":
             client = _gar(tool)
             digests = await _gar_digests(client, source)

@@ -444,3 +444,21 @@ def test_parse_stays_cheap_to_start() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "[]\n"
+
+
+def test_a_static_source_lists_its_tags_and_refuses_to_delete(tmp_path: Path) -> None:
+    config = tmp_path / "static.yaml"
+    config.write_text(
+        "prune: {weekly: {number: 1}}\n"
+        "source:\n  type: static\n  registry: lighthouse.ceres\n"
+        "  repository: library/sketchbook\n"
+        "  tags: {w_2077_43: 'sha256:5678', d_2077_10_23: 'sha256:1234', w_2077_44: 'sha256:44'}\n"
+    )
+
+    listed = run("list", "-c", str(config))
+    pruned = run("prune", "-c", str(config))
+
+    assert listed.exit_code == 0, listed.output
+    assert listed.output == "w_2077_44\nw_2077_43\nd_2077_10_23\n"
+    assert pruned.exit_code == 2
+    assert "static image source has no registry to delete from" in pruned.output
