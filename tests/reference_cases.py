@@ -118,21 +118,3 @@ def render_prepull(config: Config, node: str = "node2") -> list[Manifest]:
     """The prepull pod of the reference image on ``node``."""
     context = build_prepull_context(config, reference_metadata(), REFERENCE_IMAGE, node)
     return Renderer(config.template_dirs).render("prepuller", context)
-
-
-def deployable_config(name: str) -> Config:
-    """A reference configuration as a real cluster accepts its pods.
-
-    standard.yaml's first toleration sets ``tolerationSeconds`` with effect
-    NoSchedule, which pod validation refuses (sandbox_fixtures.deployable);
-    without the seconds it tolerates the same taints.
-    """
-    config = reference_config(name)
-    tolerations = [
-        t.model_copy(update={"toleration_seconds": None})
-        if t.toleration_seconds is not None and t.effect != "NoExecute"
-        else t
-        for t in config.lab.tolerations
-    ]
-    lab = config.lab.model_copy(update={"tolerations": tolerations})
-    return config.model_copy(update={"lab": lab})

@@ -50,6 +50,27 @@ def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+def drop_refused_toleration_seconds(value: Any) -> None:
+    """Drop ``tolerationSeconds`` from tolerations whose effect is not NoExecute.
+
+    A fixed upstream bug (DECISIONS: an object Kubernetes would reject):
+    standard.yaml's NoSchedule toleration sets it, kube-apiserver refuses a
+    pod with it, and our renderer leaves it out; upstream's reference
+    objects keep it, so tests drop it from them.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "tolerations" and isinstance(item, list):
+                for toleration in item:
+                    if toleration.get("effect") != "NoExecute":
+                        toleration.pop("tolerationSeconds", None)
+            else:
+                drop_refused_toleration_seconds(item)
+    elif isinstance(value, list):
+        for item in value:
+            drop_refused_toleration_seconds(item)
+
+
 def deployable(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Manifests as a real API server accepts them, changed in place where upstream's are not.
 
@@ -71,10 +92,7 @@ def deployable(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         config = manifest.get("config") if manifest["kind"] == "GafaelfawrIngress" else None
         if config and not str(config.get("baseUrl", "https://")).startswith("https://"):
             config["baseUrl"] = "https://data.example.com"
-        if manifest["kind"] == "Pod":
-            for toleration in manifest["spec"].get("tolerations") or []:
-                if toleration.get("effect") != "NoExecute":
-                    toleration.pop("tolerationSeconds", None)
+    drop_refused_toleration_seconds(manifests)
     return manifests
 
 

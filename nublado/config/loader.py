@@ -31,6 +31,7 @@ from pydantic import AliasChoices, ValidationError
 from ._base import ConfigModel
 from .controller import DEFAULT_CONTROLLER_REPOSITORY, DEFAULT_CONTROLLER_TAG, Config
 from .errors import ConfigError, format_location, problems_from_validation_error
+from .scheduling import TaintEffect
 
 __all__ = ["find_ignored_keys", "load_config", "load_tool_config", "read_config_file"]
 
@@ -211,11 +212,30 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     except ValidationError as exc:
         problems = problems_from_validation_error(exc, data, sources=sources)
         raise ConfigError(problems, path=path) from None
+    for where in _ignored_toleration_seconds(config):
+        logger.warning(
+            "Ignoring configuration key %s: Kubernetes allows it only with effect NoExecute", where
+        )
     if config.template_dirs:
         config = _resolve_template_dirs(config, path.parent, raw)
     if not config.metadata_path.is_absolute():
         config = config.model_copy(update={"metadata_path": path.parent / config.metadata_path})
     return config
+
+
+def _ignored_toleration_seconds(config: Config) -> list[str]:
+    """Where a ``tolerationSeconds`` is left out of pods (upstream sent it, and was refused)."""
+    sections = {
+        "lab": config.lab.tolerations,
+        "fileserver": config.fileserver.tolerations,
+        "fsadmin": config.fsadmin.tolerations,
+    }
+    return [
+        f"{section}.tolerations[{index}].tolerationSeconds"
+        for section, tolerations in sections.items()
+        for index, toleration in enumerate(tolerations)
+        if toleration.toleration_seconds is not None and toleration.effect != TaintEffect.NO_EXECUTE
+    ]
 
 
 def _resolve_template_dirs(config: Config, base: Path, raw: Mapping[str, Any]) -> Config:

@@ -81,7 +81,10 @@ class Toleration(ConfigModel):
         if self.key is not None:
             result["key"] = self.key
         result["operator"] = self.operator.value
-        if self.toleration_seconds is not None:
+        # Kubernetes refuses tolerationSeconds unless the effect is NoExecute
+        # (upstream sent it anyway, and the pod was refused); it only bounds
+        # how long a pod stays on a node tainted NoExecute after scheduling.
+        if self.toleration_seconds is not None and self.effect == TaintEffect.NO_EXECUTE:
             result["tolerationSeconds"] = self.toleration_seconds
         if self.value is not None:
             result["value"] = self.value

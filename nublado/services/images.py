@@ -180,7 +180,7 @@ class ImageService:
             missing: list[RSPImage] = []
             seen: set[str] = set()
             for image in images:
-                if id(image) in primaries and image.digest not in held | seen:
+                if id(image) in primaries and image.digest not in held and image.digest not in seen:
                     missing.append(image)
                     seen.add(image.digest)
             if missing:

@@ -119,7 +119,10 @@ def test_standard_scheduling_matches_the_lab_pod() -> None:
 
     assert lab.affinity is not None
     assert lab.affinity.to_kubernetes() == spec["affinity"]
-    assert [t.to_kubernetes() for t in lab.tolerations] == spec["tolerations"]
+    # Fixed: tolerationSeconds only with effect NoExecute, as Kubernetes requires.
+    upstream = spec["tolerations"]
+    assert upstream[0].pop("tolerationSeconds") == 60
+    assert [t.to_kubernetes() for t in lab.tolerations] == upstream
     assert lab.node_selector == spec["nodeSelector"]
 
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import respx
 from fake_registry import FakeRegistry
-from reference_cases import EXPECTED, INPUTS, deployable_config
+from reference_cases import EXPECTED, INPUTS, reference_config
 
 from nublado.config import Config, ImagesConfig
 from nublado.images.docker import DockerRegistryClient
@@ -111,7 +111,7 @@ def registry(router: respx.MockRouter) -> FakeRegistry:
 
 @pytest.fixture
 def config() -> Config:
-    config = deployable_config("standard")
+    config = reference_config("standard")
     images = config.images.model_copy(update={"docker_credentials_path": CREDENTIALS})
     return config.model_copy(update={"images": images})
 
@@ -392,7 +392,7 @@ async def test_the_periodic_loop_refreshes_on_the_interval(
 
 
 async def test_the_static_source_needs_no_registry(client: KubernetesClient) -> None:
-    config = deployable_config("standard")
+    config = reference_config("standard")
     source = {
         "type": "static",
         "registry": "lighthouse.ceres",

@@ -15,7 +15,6 @@ import pytest
 from reference_cases import (
     EXPECTED,
     REFERENCE_IMAGE,
-    deployable_config,
     reference_config,
     reference_metadata,
 )
@@ -166,7 +165,7 @@ async def test_reference_prepull_creates_exactly_the_reference_pod(
     recorder: PodRecorder,
 ) -> None:
     done: list[tuple[str, str, bool]] = []
-    prepuller = Prepuller(client, deployable_config("standard"), metadata)
+    prepuller = Prepuller(client, reference_config("standard"), metadata)
 
     report = await prepuller.run(
         {"node2": [REFERENCE_IMAGE]}, lambda image, node, ok: done.append((image.tag, node, ok))
@@ -210,7 +209,7 @@ async def test_an_existing_pod_of_that_name_is_replaced(
     await sandbox.wait_for_async(
         lambda: (sandbox.get("Pod", POD_NAME, NAMESPACE) or {})["status"].get("phase") == "Running"
     )
-    prepuller = Prepuller(client, deployable_config("standard"), metadata)
+    prepuller = Prepuller(client, reference_config("standard"), metadata)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
 
@@ -234,7 +233,7 @@ async def test_a_pull_failure_is_reported_at_once_and_cleaned_up(
 ) -> None:
     sandbox.set_pod_failure("ErrImagePull", name="prepull-*")
     done: list[bool] = []
-    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
+    prepuller = Prepuller(client, reference_config("standard"), metadata, timeout=30)
 
     with caplog.at_level(logging.WARNING, logger="nublado.services.prepuller"):
         report = await prepuller.run({"node2": [REFERENCE_IMAGE]}, lambda i, n, ok: done.append(ok))
@@ -265,7 +264,7 @@ async def test_image_pull_back_off_is_a_failure_too(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
     sandbox.set_pod_failure("ImagePullBackOff", name="prepull-*")
-    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
+    prepuller = Prepuller(client, reference_config("standard"), metadata, timeout=30)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
 
@@ -280,7 +279,7 @@ async def test_a_failed_pod_is_a_failure(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
     sandbox.set_pod_failure("Failed", name="prepull-*")
-    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
+    prepuller = Prepuller(client, reference_config("standard"), metadata, timeout=30)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
 
@@ -295,7 +294,7 @@ async def test_a_timeout_is_reported_and_cleaned_up(
 ) -> None:
     sandbox.settings.pull_delay = 60  # the pod stays Pending, pulling
     done: list[bool] = []
-    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=0.5)
+    prepuller = Prepuller(client, reference_config("standard"), metadata, timeout=0.5)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]}, lambda i, n, ok: done.append(ok))
 
@@ -313,7 +312,7 @@ async def test_a_pod_deleted_while_waiting_ends_the_wait(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
     sandbox.settings.pull_delay = 60
-    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
+    prepuller = Prepuller(client, reference_config("standard"), metadata, timeout=30)
 
     async def delete_when_created() -> None:
         await sandbox.wait_for_async(lambda: sandbox.get("Pod", POD_NAME, NAMESPACE))
@@ -336,7 +335,7 @@ async def test_a_cancelled_run_deletes_its_pod(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
     sandbox.settings.pull_delay = 60
-    prepuller = Prepuller(client, deployable_config("standard"), metadata, timeout=30)
+    prepuller = Prepuller(client, reference_config("standard"), metadata, timeout=30)
     run = asyncio.create_task(prepuller.run({"node2": [REFERENCE_IMAGE]}))
     await sandbox.wait_for_async(lambda: sandbox.get("Pod", POD_NAME, NAMESPACE))
 
@@ -352,7 +351,7 @@ async def test_a_broken_template_is_a_failure_naming_it(
 ) -> None:
     (tmp_path / "prepuller").mkdir()
     (tmp_path / "prepuller" / "pod.yaml").write_text("metadata:\n  name: {{ prepull.nope | q }}\n")
-    config = deployable_config("standard").model_copy(update={"template_dirs": [tmp_path]})
+    config = reference_config("standard").model_copy(update={"template_dirs": [tmp_path]})
     prepuller = Prepuller(client, config, metadata)
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
@@ -376,7 +375,7 @@ async def test_nodes_run_concurrently_and_each_node_one_image_at_a_time(
     a, b = _image("w_2077_40", "sha256:aaaa"), _image("w_2077_41", "sha256:bbbb")
     c, d = _image("w_2077_42", "sha256:cccc"), _image("w_2077_44", "sha256:dddd")
     done: list[tuple[str, str]] = []
-    prepuller = Prepuller(client, deployable_config("standard"), metadata)
+    prepuller = Prepuller(client, reference_config("standard"), metadata)
 
     report = await prepuller.run(
         {"node1": [a, b], "node2": [c, d]}, lambda image, node, ok: done.append((node, image.tag))
@@ -423,7 +422,7 @@ async def test_no_pod_on_a_missing_or_ineligible_node(
     tolerations: list[Toleration] | None,
     reason: str,
 ) -> None:
-    config = deployable_config("standard")
+    config = reference_config("standard")
     if tolerations is not None:
         config = config.model_copy(
             update={"lab": config.lab.model_copy(update={"tolerations": tolerations})}
@@ -448,17 +447,22 @@ async def test_no_pod_on_a_missing_or_ineligible_node(
 async def test_a_refused_pod_is_a_failure_naming_the_error(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
-    """standard.yaml as it is: Kubernetes refuses tolerationSeconds on a NoSchedule toleration."""
-    prepuller = Prepuller(client, reference_config("standard"), metadata)
+    """A toleration key Kubernetes refuses (our config does not check its syntax)."""
+    config = reference_config("standard")
+    bad = Toleration.model_validate({"key": "bad key", "operator": "Exists"})
+    lab = config.lab.model_copy(update={"tolerations": [bad]})
+    prepuller = Prepuller(client, config.model_copy(update={"lab": lab}), metadata)
 
-    report = await prepuller.run({"node2": [REFERENCE_IMAGE]})
+    report = await prepuller.run({"node1": [REFERENCE_IMAGE]})
 
     (outcome,) = report.outcomes
     assert outcome.result is PrepullResult.FAILED
     assert outcome.reason == (
-        f'error creating the pod: Pod "{POD_NAME}" is invalid: spec.tolerations[0].effect:'
-        " Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds`"
-        " is set (422 Invalid)"
+        'error creating the pod: Pod "prepull-d-2077-10-23-node1" is invalid:'
+        ' spec.tolerations[0].key: Invalid value: "bad key": name part must consist of'
+        " alphanumeric characters, '-', '_' or '.', and must start and end with an"
+        " alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used"
+        " for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') (422 Invalid)"
     )
     assert _prepull_pods(sandbox) == []
 
@@ -472,7 +476,7 @@ async def test_a_failing_callback_does_not_stop_the_node(
     def explode(image: ResolvedImage, node: str, succeeded: bool) -> None:
         raise RuntimeError("boom")
 
-    prepuller = Prepuller(client, deployable_config("standard"), metadata)
+    prepuller = Prepuller(client, reference_config("standard"), metadata)
     other = _image("w_2077_40", "sha256:aaaa")
 
     report = await prepuller.run({"node2": [REFERENCE_IMAGE, other]}, explode)
