@@ -426,8 +426,14 @@ a date and a key costs more than matching the tag.
 @lru_cache(maxsize=4096)
 def _release_head(major: str, minor: str, patch: str, prerelease: str | None) -> _Head:
     version = tuple.__new__(SemanticVersion, (int(major), int(minor), int(patch), prerelease))
-    image_type = _CANDIDATE_TYPE if prerelease else _RELEASE_TYPE
-    label = f"{image_type.value} r{version}"
+    # Labels from the numbers, not from the enum's value and str(version): both are slow calls.
+    label = f"r{version.major}.{version.minor}.{version.patch}"
+    if prerelease:
+        label = f"Release Candidate {label}-{prerelease}"
+        image_type = _CANDIDATE_TYPE
+    else:
+        label = f"Release {label}"
+        image_type = _RELEASE_TYPE
     order = _TYPE_TEXT[image_type] + _ABSENT + _version_text(version)  # versioned: no base
     return image_type, True, label, version, None, order
 
@@ -448,12 +454,12 @@ def _weekly_head(year: str, week: str) -> _Head:
 
 @lru_cache(maxsize=4096)
 def _daily_head(year: str, month: str, day: str) -> _Head:
-    numbers = int(year), int(month), int(day)
-    when = datetime(*numbers, 0, 0, 0, 0, UTC)  # ValueError for an impossible date
-    version = tuple.__new__(SemanticVersion, (*numbers, None))
+    year_number, month_number, day_number = int(year), int(month), int(day)
+    when = datetime(year_number, month_number, day_number, 0, 0, 0, 0, UTC)  # ValueError
+    version = tuple.__new__(SemanticVersion, (year_number, month_number, day_number, None))
     order = (
-        f"{_DAILY_TEXT}{_ABSENT}{_PRESENT}{_number_text(numbers[0])}"
-        f"{_number_text(numbers[1])}{_number_text(numbers[2])}{_NO_PRERELEASE}"
+        f"{_DAILY_TEXT}{_ABSENT}{_PRESENT}{_number_text(year_number)}"
+        f"{_number_text(month_number)}{_number_text(day_number)}{_NO_PRERELEASE}"
     )
     return _DAILY_TYPE, False, f"Daily {year}_{month}_{day}", version, when, order
 
