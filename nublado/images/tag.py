@@ -174,9 +174,10 @@ class RSPImageTag(NamedTuple):
     """The parser's order key: a string whose order is `sort_key`'s, after the type's rank.
 
     Sorting a registry by these strings is a plain string sort, several times
-    faster than comparing nested tuples (see `_ORDER_TEXT`). Derived from the
-    other fields: leave it None when building or replacing fields by hand, and
-    comparisons and `sort_tags` fall back to `sort_key`."""
+    faster than comparing nested tuples (the encoding is described above
+    `_order_text`). Derived from the other fields: leave it None when building
+    or replacing fields by hand, and comparisons and `sort_tags` fall back to
+    `sort_key`."""
 
     @classmethod
     def from_str(cls, tag: str) -> RSPImageTag:
