@@ -18,6 +18,7 @@ Each figure is a named measurement that prints one line,
   tag from cold;
 * the garbage collector stays enabled while timing, as in the service: its
   young-generation passes over the new tags are part of the cost;
+* runs of the figures interleaved, so a slow spell weighs on all alike;
 * best and median both: this machine's speed varies by up to 2x between
   runs (other work shares its two cores), the best is the figure comparable
   across commits and the median says how noisy the run was.
@@ -185,12 +186,24 @@ def measurements(names: list[str], aliases: set[str]) -> list[Measurement]:
     ]
 
 
-def run(measurement: Measurement, runs: int) -> str:
-    """Time ``runs`` runs after one warm-up and return the figure's line."""
-    measurement.once()
-    times = [measurement.once() * 1000 for _ in range(runs)]
-    best, median = min(times), statistics.median(times)
-    return f"{measurement.name}: best {best:.1f} ms, median {median:.1f} ms ({runs} runs)"
+def run(figures: list[Measurement], runs: int) -> list[str]:
+    """Time ``runs`` runs of each figure after one warm-up each and return their lines.
+
+    Runs are interleaved (one of each figure, then the next round), so that a
+    slow spell of the machine weighs on every figure alike rather than on
+    whichever was being timed.
+    """
+    for figure in figures:
+        figure.once()
+    times: list[list[float]] = [[] for _ in figures]
+    for _ in range(runs):
+        for figure, figure_times in zip(figures, times, strict=True):
+            figure_times.append(figure.once() * 1000)
+    return [
+        f"{figure.name}: best {min(values):.1f} ms,"
+        f" median {statistics.median(values):.1f} ms ({runs} runs)"
+        for figure, values in zip(figures, times, strict=True)
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,8 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     for tag in listing:
         counts[tag.image_type.value] = counts.get(tag.image_type.value, 0) + 1
     print(f"tags: {len(names)} ({', '.join(f'{k} {v}' for k, v in counts.items())})")
-    for measurement in measurements(names, aliases):
-        print(run(measurement, args.runs), flush=True)
+    for line in run(measurements(names, aliases), args.runs):
+        print(line)
 
 
 if __name__ == "__main__":
