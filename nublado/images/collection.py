@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _SORT_KEY = attrgetter("sort_key")
+_ORDER = attrgetter("order")
 
 _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?", re.ASCII)
 
@@ -43,16 +44,18 @@ def parse_semantic_version(text: str) -> SemanticVersion:
 def sort_tags(tags: Iterable[RSPImageTag]) -> list[RSPImageTag]:
     """Tags in priority order of their types, newest (highest) first within each type.
 
-    This is the order of every listing. Sorting by a precomputed key per tag
-    (rather than pairwise `compare`) keeps it fast for a whole registry.
+    This is the order of every listing. Parsed tags carry their key as a
+    string (`RSPImageTag.order`) that starts with their type's rank, so one
+    string sort orders a whole registry; tags built by hand have none, and a
+    list with any of them sorts type by type on `RSPImageTag.sort_key`.
     """
+    ordered = list(tags)
+    if None not in map(_ORDER, ordered):
+        ordered.sort(key=_ORDER, reverse=True)
+        return ordered
     by_type: dict[RSPImageType, list[RSPImageTag]] = {}
-    for tag in tags:
-        group = by_type.get(tag.image_type)
-        if group is None:
-            by_type[tag.image_type] = [tag]
-        else:
-            group.append(tag)
+    for tag in ordered:
+        by_type.setdefault(tag.image_type, []).append(tag)
     result: list[RSPImageTag] = []
     for image_type in RSPImageType:
         group = by_type.get(image_type)
