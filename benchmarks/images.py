@@ -29,6 +29,7 @@ Each figure is a named measurement that prints one line,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import random
 import statistics
@@ -36,8 +37,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nublado.config import ImageFilterPolicy, ImagesConfig
 from nublado.images.collection import RSPImageTagCollection, sort_tags
+from nublado.images.image import RSPImage, RSPImageCollection
+from nublado.images.nodes import NodeData
+from nublado.images.source import StaticImageSource, prepulled_menu_images
 from nublado.images.tag import RSPImageTag, clear_parse_caches
+from nublado.services.images import ImageSnapshot, prepull_plan
 
 __all__ = ["Measurement", "main", "measurements", "mixed_tags", "parse_all", "run"]
 
@@ -138,13 +144,41 @@ def _cold() -> None:
     clear_parse_caches()
 
 
-def measurements(names: list[str], aliases: set[str]) -> list[Measurement]:
-    """The figures of one benchmark run, in print order.
+def static_config(names: list[str], aliases: set[str]) -> ImagesConfig:
+    """A static source of the tags: each its own digest, aliases sharing a weekly's."""
+    weeklies = [name for name in names if name.startswith("w_")]
+    tags = {name: f"sha256:{index:064x}" for index, name in enumerate(names)}
+    for index, alias in enumerate(sorted(aliases)):
+        tags[alias] = tags[weeklies[index % len(weeklies)]]
+    source = {"type": "static", "registry": "example.com", "repository": "rsp", "tags": tags}
+    return ImagesConfig.model_validate({"source": source})
 
-    Room for the two other figures of issue 8 item 7 (building the menu from
-    these tags; a prepull plan for 100 nodes x 20 images): each is one more
-    `Measurement` here.
-    """
+
+def plan_snapshot(nodes: int = 100, images: int = 20, seed: int = 2077) -> ImageSnapshot:
+    """A refresh's result: ``images`` weeklies to prepull, each node holding a random half."""
+    rng = random.Random(seed)
+    prepull = [
+        RSPImage(
+            RSPImageTag.from_str(f"w_2077_{week:02d}"),
+            registry="example.com",
+            repository="rsp",
+            digest=f"sha256:{week:064x}",
+        )
+        for week in range(1, images + 1)
+    ]
+    digests = [image.digest for image in prepull]
+    node_data = tuple(
+        NodeData(name=f"node{i:03d}", cached=(), eligible=i % 10 != 0, comment=None)
+        for i in range(nodes)
+    )
+    held = {node.name: set(rng.sample(digests, images // 2)) for node in node_data}
+    return ImageSnapshot(to_prepull=RSPImageCollection(prepull), nodes=node_data, node_digests=held)
+
+
+def measurements(names: list[str], aliases: set[str]) -> list[Measurement]:
+    """The figures of one benchmark run, in print order (issue 8 item 7)."""
+    config = static_config(names, aliases)
+    snapshot = plan_snapshot()
 
     def parse() -> list[RSPImageTag]:
         return parse_all(names, aliases)
@@ -177,12 +211,29 @@ def measurements(names: list[str], aliases: set[str]) -> list[Measurement]:
         list(tags.all_tags(hide_arch_specific=False))
         return time.perf_counter() - start
 
+    def menu() -> float:
+        """A refresh of a static source of the tags, then the dropdown and the radio menu."""
+        _cold()
+        source = StaticImageSource(config)
+        start = time.perf_counter()
+        to_prepull = asyncio.run(source.update_images({}))
+        source.menu_images(ImageFilterPolicy())
+        prepulled_menu_images(to_prepull, config.recommended_tag, frozenset())
+        return time.perf_counter() - start
+
+    def plan() -> float:
+        start = time.perf_counter()
+        prepull_plan(snapshot)
+        return time.perf_counter() - start
+
     count = f"{len(names):,}"
     return [
         Measurement(f"parse + sort {count} tags", parse_and_sort),
         Measurement(f"parse {count} tags", parse_only),
         Measurement(f"sort {count} parsed tags", sort_only),
         Measurement(f"collection from {count} names + listing", collection),
+        Measurement(f"menu and dropdown from {count} tags (refresh included)", menu),
+        Measurement("prepull plan, 100 nodes x 20 images", plan),
     ]
 
 

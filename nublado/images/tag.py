@@ -619,6 +619,9 @@ parsed uncached and take no room.
 """
 _PARSED_LIMIT = 65_536
 
+_MAX_DIGITS = 4300
+"""Python's default limit on the digits int() converts (sys.get_int_max_str_digits)."""
+
 
 def _parse(tag: str) -> RSPImageTag:
     parsed = _PARSED.get(tag)
@@ -660,6 +663,8 @@ def _parse_named(
         )
     # Without "_c" the cycle rule cannot match: skip it.
     match = _UNKNOWN_WITH_CYCLE.fullmatch(tag) if "_c" in tag else None
+    if match and len(match["cycle"]) > _MAX_DIGITS:
+        match = None  # more digits than int() reads: not a cycle, part of the name
     if match:
         base, cycle_text, arch = match.groups()
     else:

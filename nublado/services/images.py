@@ -41,7 +41,7 @@ from ..models.images import (
 from ..models.lab import LabRequestOptions
 from .prepuller import Prepuller, PrepullReport
 
-__all__ = ["ImageService", "ImageSnapshot", "build_image_source"]
+__all__ = ["ImageService", "ImageSnapshot", "build_image_source", "prepull_plan"]
 
 _log = logging.getLogger(__name__)
 
@@ -83,6 +83,29 @@ class ImageSnapshot:
     def eligible_nodes(self) -> frozenset[str]:
         """Nodes labs may be scheduled on: selected and every taint tolerated."""
         return frozenset(node.name for node in self.nodes if node.eligible)
+
+
+def prepull_plan(snapshot: ImageSnapshot) -> dict[str, list[RSPImage]]:
+    """Per eligible node, the images to prepull it lacks, one per digest, in priority order.
+
+    Upstream also planned pods for nodes whose taints labs do not tolerate;
+    such pods could never serve a lab (DECISIONS, objects 4). Arch-specific
+    images are left out, as upstream's listing does. Nodes lacking nothing
+    are left out.
+    """
+    to_prepull = snapshot.to_prepull
+    images = list(to_prepull.all_images())
+    primaries = {id(to_prepull.image_for_digest(image.digest)) for image in images}
+    wanted = [image for image in images if id(image) in primaries]
+    plan: dict[str, list[RSPImage]] = {}
+    for node in snapshot.nodes:
+        if not node.eligible:
+            continue
+        held = snapshot.node_digests.get(node.name, set())
+        missing = [image for image in wanted if image.digest not in held]
+        if missing:
+            plan[node.name] = missing
+    return plan
 
 
 class ImageService:
@@ -162,30 +185,8 @@ class ImageService:
     # Prepulling
 
     def missing_images_by_node(self) -> dict[str, list[RSPImage]]:
-        """Per eligible node, the images to prepull it lacks, one per digest, in priority order.
-
-        Upstream also planned pods for nodes whose taints labs do not
-        tolerate; such pods could never serve a lab (DECISIONS, objects 4).
-        Arch-specific images are left out, as upstream's listing does.
-        """
-        snapshot = self._snapshot
-        to_prepull = snapshot.to_prepull
-        images = list(to_prepull.all_images())
-        primaries = {id(to_prepull.image_for_digest(image.digest)) for image in images}
-        plan: dict[str, list[RSPImage]] = {}
-        for node in snapshot.nodes:
-            if not node.eligible:
-                continue
-            held = snapshot.node_digests.get(node.name, set())
-            missing: list[RSPImage] = []
-            seen: set[str] = set()
-            for image in images:
-                if id(image) in primaries and image.digest not in held and image.digest not in seen:
-                    missing.append(image)
-                    seen.add(image.digest)
-            if missing:
-                plan[node.name] = missing
-        return plan
+        """Per eligible node, the images to prepull it lacks (see `prepull_plan`)."""
+        return prepull_plan(self._snapshot)
 
     def mark_prepulled(self, image: RSPImage, node: str) -> None:
         """Record that a node holds an image, until the next refresh reads the node again."""

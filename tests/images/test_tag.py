@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -518,3 +519,15 @@ def test_ordering_is_total_within_a_type(tags: list[str]) -> None:
         for lower, higher in itertools.pairwise(ordered):
             assert lower < higher
             assert not higher < lower
+
+
+@pytest.mark.parametrize("build", [RSPImageTag.from_str, RSPImageTag.alias])
+def test_a_cycle_longer_than_int_reads_is_part_of_the_name(
+    build: Callable[[str], RSPImageTag],
+) -> None:
+    tag = "recommended_c" + "9" * 5000
+
+    parsed = build(tag)
+
+    assert parsed.cycle is None
+    assert parsed.base == tag
