@@ -18,7 +18,8 @@ from nublado.config import (
     load_config,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
+DATA = Path(__file__).resolve().parents[1] / "data"
+REFERENCE = DATA / "reference"
 CONFIGS = REFERENCE / "inputs" / "config"
 OBJECTS = REFERENCE / "expected" / "objects"
 
@@ -169,22 +170,8 @@ def test_standard_fsadmin_and_fileserver_defaults() -> None:
 def test_images_dump_is_the_prepuller_status_config() -> None:
     images = load_config(CONFIGS / "standard.yaml", environ={}).images
 
-    assert images.model_dump(mode="json") == {
-        "source": {
-            "type": "docker",
-            "registry": "lighthouse.ceres",
-            "repository": "library/sketchbook",
-        },
-        "refresh_interval": 300.0,
-        "prepull_timeout": 600.0,
-        "recommended_tag": "recommended",
-        "num_releases": 1,
-        "num_weeklies": 2,
-        "num_dailies": 3,
-        "cycle": None,
-        "pin": [],
-        "alias_tags": [],
-    }
+    prepulls = json.loads((DATA / "prepuller" / "prepulls.json").read_text())
+    assert images.model_dump(mode="json") == prepulls["config"]
     assert images.docker_credentials_path == Path("/etc/secrets/.dockerconfigjson")
 
 

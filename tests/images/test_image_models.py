@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from reference_cases import DATA
+
 from nublado.config.images import ImagesConfig
 from nublado.images.image import RSPImage, RSPImageCollection
 from nublado.images.tag import RSPImageTag
@@ -119,57 +123,7 @@ def test_prepuller_status_matches_the_api_example() -> None:
         ],
     )
 
-    assert status.to_json() == {
-        "config": {
-            "source": {
-                "type": "docker",
-                "registry": "lighthouse.ceres",
-                "repository": "library/sketchbook",
-            },
-            "refresh_interval": 300.0,
-            "prepull_timeout": 600.0,
-            "recommended_tag": "recommended",
-            "num_releases": 1,
-            "num_weeklies": 2,
-            "num_dailies": 3,
-            "cycle": None,
-            "pin": [],
-            "alias_tags": [],
-        },
-        "images": {
-            "prepulled": [
-                {
-                    "reference": f"{L}:w_2077_43",
-                    "tag": "w_2077_43",
-                    "name": "Weekly 2077_43",
-                    "digest": "sha256:5678",
-                    "size": 65537,
-                    "nodes": ["node1", "node2"],
-                    "missing": [],
-                }
-            ],
-            "pending": [
-                {
-                    "reference": f"{L}:d_2077_10_23",
-                    "tag": "d_2077_10_23",
-                    "name": "Daily 2077_10_23",
-                    "digest": "sha256:1234",
-                    "size": 69105,
-                    "nodes": ["node1"],
-                    "missing": ["node2"],
-                }
-            ],
-        },
-        "nodes": [
-            {
-                "name": "node1",
-                "eligible": True,
-                "comment": None,
-                "cached": [f"{L}:w_2077_43", f"{L}:d_2077_10_23"],
-            },
-            {"name": "node2", "eligible": True, "comment": None, "cached": [f"{L}:w_2077_43"]},
-        ],
-    }
+    assert status.to_json() == json.loads((DATA / "prepuller" / "prepulls.json").read_text())
 
 
 def test_prepuller_status_shows_a_google_source_in_snake_case() -> None:

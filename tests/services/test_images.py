@@ -20,7 +20,7 @@ import httpx
 import pytest
 import respx
 from fake_registry import FakeRegistry
-from reference_cases import EXPECTED, INPUTS, reference_config
+from reference_cases import DATA, EXPECTED, INPUTS, reference_config
 
 from nublado.config import Config, ImagesConfig
 from nublado.images.docker import DockerRegistryClient
@@ -39,63 +39,8 @@ REFERENCE_TAGS: dict[str, str] = json.loads((INPUTS / "registry" / "docker.json"
 CREDENTIALS = INPUTS / "registry" / "docker-creds.json"
 REPOSITORY = "lighthouse.ceres/library/sketchbook"
 
-# api.md 4.11's example, for standard.yaml with the reference registry and nodes.
-PREPULLS = {
-    "config": {
-        "source": {
-            "type": "docker",
-            "registry": "lighthouse.ceres",
-            "repository": "library/sketchbook",
-        },
-        "refresh_interval": 300.0,
-        "prepull_timeout": 600.0,
-        "recommended_tag": "recommended",
-        "num_releases": 1,
-        "num_weeklies": 2,
-        "num_dailies": 3,
-        "cycle": None,
-        "pin": [],
-        "alias_tags": [],
-    },
-    "images": {
-        "prepulled": [
-            {
-                "reference": f"{REPOSITORY}:w_2077_43",
-                "tag": "w_2077_43",
-                "name": "Weekly 2077_43",
-                "digest": "sha256:5678",
-                "size": 65537,
-                "nodes": ["node1", "node2"],
-                "missing": [],
-            }
-        ],
-        "pending": [
-            {
-                "reference": f"{REPOSITORY}:d_2077_10_23",
-                "tag": "d_2077_10_23",
-                "name": "Daily 2077_10_23",
-                "digest": "sha256:1234",
-                "size": 69105,
-                "nodes": ["node1"],
-                "missing": ["node2"],
-            }
-        ],
-    },
-    "nodes": [
-        {
-            "name": "node1",
-            "eligible": True,
-            "comment": None,
-            "cached": [f"{REPOSITORY}:w_2077_43", f"{REPOSITORY}:d_2077_10_23"],
-        },
-        {
-            "name": "node2",
-            "eligible": True,
-            "comment": None,
-            "cached": [f"{REPOSITORY}:w_2077_43"],
-        },
-    ],
-}
+PREPULLS = json.loads((DATA / "prepuller" / "prepulls.json").read_text())
+"""api.md 4.11's example: standard.yaml with the reference registry and nodes."""
 
 
 @pytest.fixture
