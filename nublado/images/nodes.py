@@ -5,55 +5,30 @@ The prepuller must know, per node, the images its kubelet reports in
 all tolerated by the lab's tolerations (3.3): a lab could not run on a node
 whose taints it does not tolerate, so prepulling there only wastes disk, and
 DECISIONS (objects 4) says no prepull pod goes to such a node. Everything
-here except `list_nodes` is a pure function of Node objects (plain dicts, as
-the Kubernetes client returns them), so the image service can test its plans
-without a cluster.
+here is a pure function of Node objects (plain dicts, as
+the Kubernetes client returns them), so the image service (which lists the nodes) can test its
+plans without a cluster.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config.scheduling import TaintEffect, Toleration, TolerationOperator
-from ..kube.errors import KubernetesError
 from .reference import DockerReference, InvalidDockerReferenceError
-
-if TYPE_CHECKING:  # the client imports the kubernetes package: only paths that talk to a cluster
-    from ..kube.client import KubernetesClient
 
 __all__ = [
     "CachedImage",
     "NodeData",
-    "NodeListError",
     "cached_images",
-    "label_selector",
-    "list_nodes",
     "node_data",
     "node_taints",
     "toleration_verdict",
 ]
 
 Object = dict[str, Any]
-
-
-class NodeListError(KubernetesError):
-    """The nodes could not be listed (API error, connection failure or timeout).
-
-    The message is upstream's ("Error reading node information"); the cause
-    follows it so that a log line says what went wrong.
-    """
-
-    kind = "Node"
-
-    def __init__(self, cause: str, *, status: int = 0, reason: str = "") -> None:
-        super().__init__("Error reading node information", status=status, reason=reason)
-        self.cause = cause
-
-    def __str__(self) -> str:
-        return f"{self.message}: {self.cause}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,27 +155,3 @@ def node_data(node: Mapping[str, Any], tolerations: Sequence[Toleration]) -> Nod
     name = str(metadata.get("name", "")) if isinstance(metadata, Mapping) else ""
     eligible, comment = toleration_verdict(node_taints(node), tolerations)
     return NodeData(name=name, cached=cached_images(node), eligible=eligible, comment=comment)
-
-
-def label_selector(node_selector: Mapping[str, str]) -> str:
-    """``k1=v1,k2=v2`` in the mapping's order, as upstream sends the lab's nodeSelector."""
-    return ",".join(f"{key}={value}" for key, value in node_selector.items())
-
-
-async def list_nodes(
-    kube: KubernetesClient, node_selector: Mapping[str, str], timeout: float = 30.0
-) -> list[Object]:
-    """The Node objects matching the lab's ``nodeSelector`` (all nodes when it is empty).
-
-    Affinity is not considered (as upstream): nodes a lab reaches only by
-    affinity may still be prepulled to. Raises `NodeListError` on any failure,
-    including running out of ``timeout`` seconds.
-    """
-    selector = label_selector(node_selector) or None
-    try:
-        async with asyncio.timeout(timeout):
-            return await kube.list("Node", label_selector=selector)
-    except TimeoutError:
-        raise NodeListError(f"timed out after {timeout:g}s") from None
-    except KubernetesError as exc:
-        raise NodeListError(str(exc), status=exc.status, reason=exc.reason) from exc

@@ -23,12 +23,14 @@ from ..config import Config, ImagesConfig
 from ..config.images import DockerSourceConfig, GARSourceConfig
 from ..images.credentials import DockerCredentials
 from ..images.docker import DockerRegistryClient
+from ..images.errors import RegistryError
 from ..images.gar import GARClient
 from ..images.image import RSPImage, RSPImageCollection
-from ..images.nodes import NodeData, list_nodes, node_data
+from ..images.nodes import NodeData, node_data
 from ..images.reference import DockerReference
 from ..images.source import ImageSource, image_for_class, image_source, prepulled_menu_images
 from ..kube.client import KubernetesClient
+from ..kube.errors import KubernetesError
 from ..models.image import ResolvedImage
 from ..models.images import (
     MenuImage,
@@ -41,12 +43,68 @@ from ..models.images import (
 from ..models.lab import LabRequestOptions
 from .prepuller import Prepuller, PrepullReport
 
-__all__ = ["ImageService", "ImageSnapshot", "build_image_source", "prepull_plan"]
+__all__ = [
+    "ImageService",
+    "ImageSnapshot",
+    "NodeListError",
+    "build_image_source",
+    "label_selector",
+    "list_nodes",
+    "prepull_plan",
+]
 
 _log = logging.getLogger(__name__)
 
 NODE_LIST_TIMEOUT = 30.0
 """Seconds a refresh may spend listing nodes (upstream's Kubernetes request timeout)."""
+
+REGISTRY_TIMEOUT = 300.0
+"""Seconds a refresh may spend reading the registry, retries included.
+
+A registry that never finishes answering (an endless tag listing, a hung
+connection) must not hold the refresh, and so the lock, forever.
+"""
+
+
+class NodeListError(KubernetesError):
+    """The nodes could not be listed (API error, connection failure or timeout).
+
+    The message is upstream's ("Error reading node information"); the cause
+    follows it so that a log line says what went wrong.
+    """
+
+    kind = "Node"
+
+    def __init__(self, cause: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__("Error reading node information", status=status, reason=reason)
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.cause}"
+
+
+def label_selector(node_selector: Mapping[str, str]) -> str:
+    """``k1=v1,k2=v2`` in the mapping's order, as upstream sends the lab's nodeSelector."""
+    return ",".join(f"{key}={value}" for key, value in node_selector.items())
+
+
+async def list_nodes(
+    kube: KubernetesClient, node_selector: Mapping[str, str], timeout: float = NODE_LIST_TIMEOUT
+) -> list[dict[str, Any]]:
+    """The Node objects matching the lab's ``nodeSelector`` (all nodes when it is empty).
+
+    Affinity is not considered (as upstream): nodes a lab reaches only by
+    affinity may still be prepulled to. Raises `NodeListError` on any failure,
+    including running out of ``timeout`` seconds.
+    """
+    selector = label_selector(node_selector) or None
+    try:
+        async with asyncio.timeout(timeout):
+            return await kube.list("Node", label_selector=selector)
+    except TimeoutError:
+        raise NodeListError(f"timed out after {timeout:g}s") from None
+    except KubernetesError as exc:
+        raise NodeListError(str(exc), status=exc.status, reason=exc.reason) from exc
 
 
 def build_image_source(config: ImagesConfig, http: httpx.AsyncClient) -> ImageSource:
@@ -119,12 +177,14 @@ class ImageService:
         prepuller: Prepuller | None = None,
         *,
         node_timeout: float = NODE_LIST_TIMEOUT,
+        registry_timeout: float = REGISTRY_TIMEOUT,
     ) -> None:
         self._config = config
         self._source = source
         self._kube = kube
         self._prepuller = prepuller
         self._node_timeout = node_timeout
+        self._registry_timeout = registry_timeout
         self._lock = asyncio.Lock()
         self._snapshot = ImageSnapshot(to_prepull=RSPImageCollection(), nodes=())
         self.refreshed = asyncio.Event()
@@ -174,11 +234,16 @@ class ImageService:
 
     async def _build_snapshot(self) -> ImageSnapshot:
         lab = self._config.lab
-        async with asyncio.timeout(self._node_timeout):
-            listed = await list_nodes(self._kube, lab.node_selector)
+        listed = await list_nodes(self._kube, lab.node_selector, self._node_timeout)
         nodes = tuple(node_data(node, lab.tolerations) for node in listed)
         cache = {node.name: node.digest_sizes().items() for node in nodes}
-        to_prepull = await self._source.update_images(cache)
+        try:
+            async with asyncio.timeout(self._registry_timeout):
+                to_prepull = await self._source.update_images(cache)
+        except TimeoutError:
+            raise RegistryError(
+                f"reading the image registry took more than {self._registry_timeout:g}s"
+            ) from None
         digests = {node.name: set(node.digest_sizes()) for node in nodes}
         return ImageSnapshot(to_prepull=to_prepull, nodes=nodes, node_digests=digests)
 

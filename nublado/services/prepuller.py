@@ -177,9 +177,11 @@ class Prepuller:
         """The images of one node, one at a time."""
         if not images:
             return []
-        problem = await self._node_problem(node)
         outcomes = []
         for image in images:
+            # Checked before every image, not once: a node removed mid-run (a
+            # scale-down) must not cost a full timeout per image left.
+            problem = await self._node_problem(node)
             if problem is not None:
                 outcome = PrepullOutcome(node, image, PrepullResult.FAILED, 0.0, problem)
                 self._log_failure(outcome)

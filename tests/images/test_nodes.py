@@ -8,17 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from nublado.config.scheduling import Toleration
-from nublado.images.nodes import (
-    CachedImage,
-    NodeData,
-    NodeListError,
-    cached_images,
-    list_nodes,
-    node_data,
-    toleration_verdict,
-)
+from nublado.images.nodes import CachedImage, NodeData, cached_images, node_data, toleration_verdict
 from nublado.kube.client import KubernetesClient
 from nublado.sandbox.server import Sandbox
+from nublado.services.images import NodeListError, list_nodes
 
 REPO = "lighthouse.ceres/library/sketchbook"
 

@@ -281,6 +281,23 @@ async def test_a_failing_refresh_keeps_the_last_good_data(
     assert "keeping the previous image data" in caplog.text
 
 
+async def test_a_registry_that_never_finishes_does_not_hold_the_refresh(
+    config: Config, router: respx.MockRouter, client: KubernetesClient
+) -> None:
+    async def endless(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(60)
+        return httpx.Response(200, json={"tags": []})
+
+    router.get(url__startswith="https://lighthouse.ceres/").mock(side_effect=endless)
+    async with httpx.AsyncClient() as http:
+        source = build_image_source(config.images, http)
+        service = ImageService(config, source, client, registry_timeout=0.2)
+
+        assert not await service.refresh()
+
+    assert service.last_error == ("RegistryError: reading the image registry took more than 0.2s")
+
+
 async def test_a_refresh_without_nodes_access_keeps_the_last_good_data(
     service: ImageService, sandbox: Sandbox
 ) -> None:

@@ -308,6 +308,30 @@ async def test_a_timeout_is_reported_and_cleaned_up(
     assert _prepull_pods(sandbox) == []
 
 
+async def test_a_node_removed_mid_run_fails_its_remaining_images_at_once(
+    client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
+) -> None:
+    sandbox.settings.pull_delay = 60  # the first pod stays Pending, pulling
+    images = [_image(f"d_2077_10_{day}", f"sha256:{day}") for day in (21, 22, 23)]
+    prepuller = Prepuller(client, reference_config("standard"), metadata, timeout=0.5)
+
+    async def remove_node_once_pulling() -> None:
+        while not _prepull_pods(sandbox):
+            await asyncio.sleep(0.01)
+        await client.delete("Node", "node2")
+
+    remover = asyncio.create_task(remove_node_once_pulling())
+    report = await prepuller.run({"node2": images})
+    await remover
+
+    assert [(o.result, o.reason) for o in report.outcomes] == [
+        (PrepullResult.TIMED_OUT, "timed out after 0.5s waiting for the pod to finish"),
+        (PrepullResult.FAILED, "node not found"),
+        (PrepullResult.FAILED, "node not found"),
+    ]
+    assert report.elapsed < 2.5  # one timeout, not three
+
+
 async def test_a_pod_deleted_while_waiting_ends_the_wait(
     client: KubernetesClient, sandbox: Sandbox, metadata: ControllerMetadata
 ) -> None:
