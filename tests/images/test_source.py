@@ -233,6 +233,36 @@ async def test_docker_digests_are_reread_on_every_refresh() -> None:
     assert recommended.nodes == set()  # node presence comes from this refresh only
 
 
+@pytest.mark.parametrize(("releases", "target"), [(1, "r23_0_0"), (0, "w_2077_43")])
+async def test_docker_alias_targets_agree_with_lookups_by_digest(
+    releases: int, target: str
+) -> None:
+    """The Docker source resolves only the subset, each refresh into images of its own.
+
+    So the alias target may depend on what is prepulled (spec 2.6: aliases
+    resolve against subset members only), but never disagrees with the image
+    a digest gives, and a refresh never renames the images of the last one.
+    """
+    digest = "sha256:" + "7" * 64
+    registry = FakeDockerRegistry({"w_2077_43": digest, "r23_0_0": digest, "recommended": digest})
+    source = DockerImageSource(
+        config(STANDARD_SOURCE, numReleases=releases, numWeeklies=1, numDailies=0), registry
+    )
+
+    first = await source.update_images({})
+    second = await source.update_images({"node1": [(digest, None)]})
+
+    recommended = await source.image_for_tag_name("recommended")
+    by_digest = await source.image_for_reference(DockerReference.from_str(f"{L}@{digest}"))
+    assert (recommended.alias_target, by_digest.tag) == (target, target)
+    assert second.image_for_tag_name("recommended") is recommended
+    assert recommended.nodes == {"node1"}
+    earlier = first.image_for_tag_name("recommended")
+    assert earlier is not None
+    assert earlier is not recommended
+    assert (earlier.alias_target, earlier.nodes) == (target, set())
+
+
 class SlowDockerRegistry(FakeDockerRegistry):
     """Digest lookups that take a while, recording how many run at once."""
 
