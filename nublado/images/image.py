@@ -39,8 +39,11 @@ class RSPImage:
 
     Mutable on purpose: a collection resolves an unknown tag into an alias of
     the image with the same digest, and the prepuller marks images present on
-    nodes; collections built from one another (a subset, the prepull list)
-    share the same image objects, so such marks are seen by all of them.
+    nodes. Collections built from one another (a subset, the prepull list)
+    share the same image objects, so node marks are seen by all of them; the
+    alias data (type, target, aliases, name, inherited cycle and arch) is
+    written once, by the first collection that resolves the alias, and never
+    re-pointed by a later one built over it (`RSPImageCollection`).
     """
 
     __slots__ = (
@@ -212,6 +215,13 @@ class RSPImageCollection:
     returned by digest and the target of every alias tag with that digest.
     Alias and unknown tags whose digest no non-alias has yet stay unresolved
     (unknown tags stay unknown) until one is added.
+
+    An alias already resolved by another collection (this one is a subset of
+    it, or built from its images) keeps its target and name: re-resolving it
+    against this collection's primary would rename it in the other collection
+    too, whose menus and lookups by digest would then disagree. Only `add`
+    re-points aliases (to a non-alias added to a digest that has one), on
+    purpose.
     """
 
     def __init__(self, images: Iterable[RSPImage] = (), cycle: int | None = None) -> None:
@@ -234,8 +244,9 @@ class RSPImageCollection:
             self._link_possible_alias(image)
         self._reindex()
 
-    # Linking: every change to aliases only adds names, so links made by an
-    # earlier collection over the same images are kept.
+    # Linking: every change to aliases only adds names, and an alias resolved
+    # by an earlier collection over the same images is not resolved again, so
+    # building a collection from another's images leaves their links as they are.
 
     def _link_non_alias(self, image: RSPImage, *, make_primary: bool) -> None:
         """Link a non-alias with the other images of its digest; it may become the primary."""
@@ -256,9 +267,17 @@ class RSPImageCollection:
                     other.resolve_alias(image)  # re-point an existing alias at the new primary
 
     def _link_possible_alias(self, image: RSPImage) -> None:
-        """Resolve an alias or unknown tag against its digest's primary, or leave it unresolved."""
+        """Resolve an alias or unknown tag against its digest's primary, or leave it unresolved.
+
+        An alias another collection resolved is only indexed; with no non-alias
+        of its digest here, it stands for the digest (`image_for_digest`).
+        """
         digest = image.digest
         primary = self._primary.get(digest)
+        if image.alias_target is not None:
+            if primary is None:
+                self._unresolved.setdefault(digest, []).append(image)
+            return
         if primary is None:
             unresolved = self._unresolved.setdefault(digest, [])
             for waiting in unresolved:
@@ -321,7 +340,7 @@ class RSPImageCollection:
         return tag in self._by_tag
 
     def image_for_digest(self, digest: str) -> RSPImage | None:
-        """The digest's primary non-alias image, else the first unresolved alias seen, else None."""
+        """The digest's primary non-alias image, else the first alias seen, else None."""
         primary = self._primary.get(digest)
         if primary is not None:
             return primary
@@ -405,7 +424,10 @@ class RSPImageCollection:
     ) -> RSPImageCollection:
         """A collection over the same image objects: the newest N of some types plus named tags.
 
-        Each tag appears once even when both among the newest and named.
+        Each tag appears once even when both among the newest and named. The
+        subset's primary of a digest is this collection's when the subset has
+        it, else its first non-alias in priority order, else its first alias;
+        aliases keep the targets and names they have here.
         """
         tags = self._tags.subset(
             releases=releases,
@@ -415,9 +437,12 @@ class RSPImageCollection:
             remove_arch_specific=remove_arch_specific,
         )
         by_tag = self._by_tag
-        return RSPImageCollection(
-            by_tag[tag.tag] for tag in tags.all_tags(hide_arch_specific=False)
-        )
+        chosen = [by_tag[tag.tag] for tag in tags.all_tags(hide_arch_specific=False)]
+        # The first non-alias of a digest becomes the primary: list ours first.
+        primaries = self._primary
+        ours = [image for image in chosen if primaries.get(image.digest) is image]
+        others = [image for image in chosen if primaries.get(image.digest) is not image]
+        return RSPImageCollection([*ours, *others])
 
     def subtract(self, other: RSPImageCollection) -> RSPImageCollection:
         """One image per digest of this collection whose digest ``other`` does not list.

@@ -418,6 +418,102 @@ def test_subset_shares_image_objects() -> None:
     assert images["w_2077_46"].nodes == {"node1"}
 
 
+def alias_data(images: Iterable[RSPImage]) -> dict[str, tuple[object, ...]]:
+    """What alias resolution writes on each image: type, target, aliases, name, cycle, arch."""
+    return {
+        each.tag: (
+            each.image_type,
+            each.alias_target,
+            sorted(each.aliases),
+            each.display_name,
+            each.cycle,
+            each.architecture,
+        )
+        for each in images
+    }
+
+
+def shared_digest_collection() -> tuple[RSPImageCollection, dict[str, RSPImage]]:
+    """One digest with a weekly listed first (its primary), a release and two possible aliases.
+
+    The release sorts before the weekly, so a subset that re-linked its images
+    would make the release the primary and re-point the aliases at it: the
+    weekly's cycle and arch are there to show what re-pointing would change.
+    """
+    listed = [
+        image("w_2077_45_c0045.001-amd64", "sha256:1"),
+        image("r23_0_0", "sha256:1"),
+        image("recommended", "sha256:1", alias=True),
+        image("latest_weekly", "sha256:1"),
+        image("w_2077_44", "sha256:2"),
+    ]
+    return RSPImageCollection(listed), {each.tag: each for each in listed}
+
+
+SUBSETS: list[dict[str, object]] = [
+    {"releases": 1, "weeklies": 1, "include": ["recommended"], "remove_arch_specific": False},
+    {"releases": 1, "include": ["recommended", "latest_weekly"]},
+    {"weeklies": 1, "include": ["recommended"]},
+    {"include": ["recommended"]},
+]
+
+
+@pytest.mark.parametrize("kwargs", SUBSETS)
+def test_a_subset_leaves_the_alias_data_of_shared_images_alone(kwargs: dict[str, object]) -> None:
+    collection, images = shared_digest_collection()
+    before = alias_data(images.values())
+    assert images["recommended"].display_name == (
+        "Recommended (Weekly 2077_45, SAL Cycle 0045, Build 001) [amd64]"
+    )
+
+    subset = collection.subset(**kwargs)  # type: ignore[arg-type]
+    subset.subset(releases=1, include=["recommended"])
+    collection.subtract(subset)
+    RSPImageCollection(reversed(images.values()))  # any collection built from its images
+
+    assert alias_data(images.values()) == before
+    assert collection.image_for_digest("sha256:1") is images["w_2077_45_c0045.001-amd64"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "primary"),
+    [
+        # The parent's primary when the subset has it...
+        (SUBSETS[0], "w_2077_45_c0045.001-amd64"),
+        # ...else the subset's first non-alias...
+        (SUBSETS[1], "r23_0_0"),
+        # ...else its first alias, so that the digest is still prepulled.
+        (SUBSETS[3], "recommended"),
+    ],
+)
+def test_a_subset_primary_is_the_parents_when_it_can(
+    kwargs: dict[str, object], primary: str
+) -> None:
+    collection, images = shared_digest_collection()
+
+    subset = collection.subset(**kwargs)  # type: ignore[arg-type]
+
+    assert subset.image_for_digest("sha256:1") is images[primary]
+    remainder = subset.subtract(RSPImageCollection())
+    assert tags(remainder.all_images(hide_arch_specific=False)) == [
+        primary,
+        *(["w_2077_44"] if "w_2077_44" in subset else []),
+    ]
+
+
+def test_a_node_marked_on_a_subset_is_seen_by_the_parent() -> None:
+    collection, images = shared_digest_collection()
+    subset = collection.subset(releases=1, include=["recommended", "latest_weekly"])
+
+    subset.mark_image_seen_on_node("sha256:1", "node1", 4096)
+
+    for tag in ("r23_0_0", "recommended", "latest_weekly"):
+        seen = collection.image_for_tag_name(tag)
+        assert seen is not None
+        assert (seen.nodes, seen.size) == ({"node1"}, 4096)
+    assert images["w_2077_44"].nodes == set()
+
+
 def test_filter_uses_the_policy_per_type() -> None:
     collection, _ = ordering_collection()
     policy = ImageFilterPolicy.model_validate({"weekly": {"number": 2}, "daily": {"number": 0}})

@@ -233,6 +233,36 @@ async def test_docker_digests_are_reread_on_every_refresh() -> None:
     assert recommended.nodes == set()  # node presence comes from this refresh only
 
 
+@pytest.mark.parametrize(("releases", "target"), [(1, "r23_0_0"), (0, "w_2077_43")])
+async def test_docker_alias_targets_agree_with_lookups_by_digest(
+    releases: int, target: str
+) -> None:
+    """The Docker source resolves only the subset, each refresh into images of its own.
+
+    So the alias target may depend on what is prepulled (spec 2.6: aliases
+    resolve against subset members only), but never disagrees with the image
+    a digest gives, and a refresh never renames the images of the last one.
+    """
+    digest = "sha256:" + "7" * 64
+    registry = FakeDockerRegistry({"w_2077_43": digest, "r23_0_0": digest, "recommended": digest})
+    source = DockerImageSource(
+        config(STANDARD_SOURCE, numReleases=releases, numWeeklies=1, numDailies=0), registry
+    )
+
+    first = await source.update_images({})
+    second = await source.update_images({"node1": [(digest, None)]})
+
+    recommended = await source.image_for_tag_name("recommended")
+    by_digest = await source.image_for_reference(DockerReference.from_str(f"{L}@{digest}"))
+    assert (recommended.alias_target, by_digest.tag) == (target, target)
+    assert second.image_for_tag_name("recommended") is recommended
+    assert recommended.nodes == {"node1"}
+    earlier = first.image_for_tag_name("recommended")
+    assert earlier is not None
+    assert earlier is not recommended
+    assert (earlier.alias_target, earlier.nodes) == (target, set())
+
+
 class SlowDockerRegistry(FakeDockerRegistry):
     """Digest lookups that take a while, recording how many run at once."""
 
@@ -705,6 +735,53 @@ async def test_static_source_knows_every_digest() -> None:
     assert image.digest == "sha256:1234"
     with pytest.raises(UnknownImageError, match=r'^Docker tag "w_2077_44" not found$'):
         await source.image_for_tag_name("w_2077_44")
+
+
+ONE_DIGEST = "sha256:" + "7" * 64
+
+
+@pytest.mark.parametrize(("releases", "weeklies"), [(1, 1), (1, 0), (0, 1), (0, 0)])
+async def test_static_source_names_an_alias_whatever_is_prepulled(
+    releases: int, weeklies: int
+) -> None:
+    """A weekly, a release and ``recommended`` on one digest: the listing's first is the target.
+
+    Building the prepull subset used to re-link the images it shares with the
+    full collection, re-pointing ``recommended`` at the release whenever
+    releases were prepulled, while ``image_for_digest`` still chose the weekly.
+    """
+    tags = {"w_2077_43": ONE_DIGEST, "r23_0_0": ONE_DIGEST, "recommended": ONE_DIGEST}
+    source = StaticImageSource(
+        config(
+            dict(STATIC_SOURCE, tags=tags),
+            numReleases=releases,
+            numWeeklies=weeklies,
+            numDailies=0,
+        )
+    )
+
+    for _ in range(2):  # the second refresh builds a subset over a fresh collection again
+        to_prepull = await source.update_images({"node1": [(ONE_DIGEST, None)]})
+
+        assert menu(source.menu_images(EMPTY_POLICY)) == [
+            ("Recommended (Weekly 2077_43)", f"{L}:recommended@{ONE_DIGEST}"),
+            ("Release r23.0.0", f"{L}:r23_0_0@{ONE_DIGEST}"),
+            ("Weekly 2077_43", f"{L}:w_2077_43@{ONE_DIGEST}"),
+        ]
+        by_digest = await source.image_for_reference(DockerReference.from_str(f"{L}@{ONE_DIGEST}"))
+        recommended = await source.image_for_tag_name("recommended")
+        assert (by_digest.tag, recommended.alias_target) == ("w_2077_43", "w_2077_43")
+        assert to_prepull.image_for_tag_name("recommended") is recommended
+        assert menu(prepulled_menu_images(to_prepull, "recommended", {"node1"}))[0] == (
+            "Recommended (Weekly 2077_43)",
+            f"{L}:recommended@{ONE_DIGEST}",
+        )
+
+        # A prepull marks the full collection; the prepull list sees it, names unchanged.
+        source.mark_prepulled(by_digest, "node2")
+        for image in to_prepull.all_images():
+            assert image.nodes == {"node1", "node2"}
+        assert recommended.display_name == "Recommended (Weekly 2077_43)"
 
 
 @pytest.mark.parametrize(

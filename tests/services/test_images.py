@@ -375,3 +375,53 @@ async def test_the_static_source_needs_no_registry(client: KubernetesClient) -> 
         ("w_2077_43", ["latest_weekly", "recommended"]),
         ("d_2077_10_23", ["latest_daily"]),
     ]
+
+
+async def test_a_prepull_cycle_keeps_the_alias_names_of_the_static_source(
+    client: KubernetesClient, controller_metadata: ControllerMetadata
+) -> None:
+    """A weekly, a release and ``recommended`` on one digest, both versions prepulled.
+
+    The prepull list is a subset of the full listing sharing its images: it
+    must not rename ``recommended`` after the release (the listing's first
+    image, the weekly, is its target), and the marks of the prepull run must
+    show in both.
+    """
+    digest = "sha256:" + "7" * 64
+    config = reference_config("standard")
+    source = {
+        "type": "static",
+        "registry": "lighthouse.ceres",
+        "repository": "library/sketchbook",
+        "tags": {"w_2077_43": digest, "r23_0_0": digest, "recommended": digest},
+    }
+    images = ImagesConfig.model_validate(
+        {"source": source, "numReleases": 1, "numWeeklies": 1, "numDailies": 0}
+    )
+    config = config.model_copy(update={"images": images})
+    prepuller = Prepuller(client, config, controller_metadata, timeout=20.0)
+    async with httpx.AsyncClient() as http:
+        service = ImageService(config, build_image_source(images, http), client, prepuller)
+        report = await service.run_cycle()
+
+    assert report is not None
+    assert sorted((o.node, o.tag, o.result) for o in report.outcomes) == [
+        ("node1", "w_2077_43", PrepullResult.SUCCEEDED),
+        ("node2", "w_2077_43", PrepullResult.SUCCEEDED),
+    ]
+    named = [
+        ("Recommended (Weekly 2077_43)", f"{REPOSITORY}:recommended@{digest}"),
+        ("Release r23.0.0", f"{REPOSITORY}:r23_0_0@{digest}"),
+    ]
+    assert [(m.name, m.reference) for m in service.menu()] == named
+    assert [m.name for m in service.dropdown()] == [
+        "Recommended (Weekly 2077_43)",
+        "Release r23.0.0",
+        "Weekly 2077_43",
+    ]
+    listed = service.spawner_images().all
+    assert [(i.tag, i.prepulled) for i in listed] == [
+        ("recommended", True),
+        ("r23_0_0", True),
+        ("w_2077_43", True),
+    ]
