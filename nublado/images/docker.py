@@ -423,6 +423,12 @@ class DockerRegistryClient:
         realm = challenge.params.get("realm")
         if not realm:
             raise RegistryAuthError(f"Docker API bearer challenge from {registry} has no realm")
+        # the token request carries the user's password in Basic auth: never in cleartext
+        if not realm.lower().startswith("https://"):
+            raise RegistryAuthError(
+                f"Docker API bearer challenge from {registry} names a realm that is not https,"
+                f" refusing to send credentials to it: {realm}"
+            )
         response = await self._send(
             "GET", realm, params=challenge.params, auth=(username, password)
         )

@@ -387,6 +387,29 @@ async def test_bearer_challenge(
     assert retried.headers["Accept"] == MANIFEST_ACCEPT
 
 
+@pytest.mark.parametrize(
+    "realm",
+    ["http://auth.example.com/token", f"http://{REGISTRY}/token", "ftp://auth.example.com/t"],
+    ids=["http-elsewhere", "http-same-host", "other-scheme"],
+)
+async def test_bearer_realm_must_be_https(
+    registry: respx.MockRouter, client: DockerRegistryClient, realm: str
+) -> None:
+    token = registry.route(url__startswith=realm).respond(json={"token": "t"})
+    challenge = f'Bearer realm="{realm}",service="registry.example.com"'
+    registry.head(f"{BASE}/manifests/w_2077_43").respond(
+        401, headers={"WWW-Authenticate": challenge}
+    )
+
+    with pytest.raises(RegistryAuthError) as info:
+        await client.get_digest(SOURCE, "w_2077_43")
+    assert str(info.value) == (
+        f"Docker API bearer challenge from {REGISTRY} names a realm that is not https,"
+        f" refusing to send credentials to it: {realm}"
+    )
+    assert not token.called
+
+
 async def test_credentials_rejected_after_one_authentication(
     registry: respx.MockRouter, client: DockerRegistryClient
 ) -> None:
