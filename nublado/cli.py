@@ -51,7 +51,8 @@ class _LazyGroup(click.Group):
             formatter.write_dl([(name, help_) for name, (_, help_) in sorted(_COMMANDS.items())])
 
 
-@click.group(cls=_LazyGroup)
+# -h as well as --help (spec 4.1); click hands these settings down to every subcommand.
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nublado")
 def cli() -> None:
     """Kubernetes lab controller for JupyterHub, and the tools that run beside labs."""

@@ -52,11 +52,13 @@ class _Pager:
 
 
 class FakeGAR:
-    """Record requests; fail the next list calls with ``list_errors``, in order."""
+    """Record requests; fail the next calls with ``list_errors`` / ``delete_errors``, in order."""
 
     def __init__(self, images: Iterable[FakeDockerImage] = ()) -> None:
         self.images = list(images)
         self.list_errors: list[Exception] = []
+        self.delete_errors: list[Exception | None] = []
+        """Outcomes of the next delete calls, in order: an exception to raise, or None."""
         self.list_requests: list[Any] = []
         self.delete_requests: list[Any] = []
 
@@ -68,6 +70,9 @@ class FakeGAR:
 
     async def batch_delete_versions(self, request: Any) -> None:
         self.delete_requests.append(request)
+        error = self.delete_errors.pop(0) if self.delete_errors else None
+        if error is not None:
+            raise error
         gone = {name.rsplit("/", 1)[-1] for name in request.names}
         self.images = [image for image in self.images if image.digest not in gone]
 

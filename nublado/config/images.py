@@ -5,6 +5,7 @@ spec/objects.md sections 2.7 and 2.8, spec/images-tools.md sections 1.9 and 2.1.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from ._base import ConfigModel, Duration
 
 __all__ = [
+    "GOOGLE_NAME_PATTERN",
+    "GOOGLE_PROJECT_PATTERN",
+    "REGISTRY_PATTERN",
+    "REPOSITORY_PATTERN",
     "DockerSourceConfig",
     "GARSourceConfig",
     "ImageFilter",
@@ -25,22 +30,131 @@ __all__ = [
 ]
 
 
+# Docker's reference grammar (distribution/reference): a registry is a host
+# name or IPv4 address (dot-separated components) or a bracketed IPv6 address,
+# with an optional port; a repository is lower-case path components joined by "/".
+_HOST_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST_NAME = rf"{_HOST_COMPONENT}(?:\.{_HOST_COMPONENT})*"
+_IPV6 = r"[a-fA-F0-9:.]+"
+REGISTRY_PATTERN = rf"^(?:{_HOST_NAME}|\[{_IPV6}\])(?::[0-9]+)?$"
+"""A registry host: a host name or IP address, optionally ``:port`` (``localhost:5000``)."""
+
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+REPOSITORY_PATTERN = rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$"
+"""A repository path within a registry, such as ``library/sketchbook``."""
+
+GOOGLE_NAME_PATTERN = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+"""A Google location or Artifact Registry repository ID: lower case, digits and '-'."""
+
+GOOGLE_PROJECT_PATTERN = r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$"
+"""A Google Cloud project ID: up to 30 lower-case letters, digits and '-' (Google wants 6+)."""
+
+_REGISTRY = re.compile(rf"(?:{_HOST_NAME}|\[(?P<ipv6>{_IPV6})\])(?::(?P<port>[0-9]+))?")
+_REPOSITORY = re.compile(REPOSITORY_PATTERN)
+_GOOGLE_NAME = re.compile(GOOGLE_NAME_PATTERN)
+_GOOGLE_PROJECT = re.compile(GOOGLE_PROJECT_PATTERN)
+
+
+def _check_registry(registry: str) -> str:
+    """Refuse what is not a registry host: URLs are built from it and it names credentials.
+
+    Without this, ``user:pw@host`` would put a password into every URL, error
+    line and log, and a space or a path would make URLs that go elsewhere.
+    """
+    match = _REGISTRY.fullmatch(registry)
+    if match and match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            match = None
+    if match and match["port"] is not None and not 0 < int(match["port"]) <= 65535:
+        match = None
+    if match:
+        return registry
+    if "@" in registry:  # user:password@host: say so without repeating the password
+        shown = "***@" + registry.rpartition("@")[2]
+        raise ValueError(
+            f"not a registry host: {shown!r} (credentials go in the Docker credentials file,"
+            " not in the registry name)"
+        )
+    raise ValueError(
+        "not a registry host (a host name or IP address, optionally with :port from 1 to"
+        f" 65535, such as localhost:5000): {registry!r}"
+    )
+
+
+def _check_repository(repository: str) -> str:
+    if not _REPOSITORY.fullmatch(repository):
+        raise ValueError(
+            "not a Docker repository (lower-case letters and digits, separated by '.', '_',"
+            f" '__' or dashes, in components joined by '/'): {repository!r}"
+        )
+    return repository
+
+
+def _check_google_name(name: str) -> str:
+    if not _GOOGLE_NAME.fullmatch(name):
+        raise ValueError(
+            "not a Google location or repository name (at most 63 lower-case letters, digits"
+            f" and '-', starting with a letter, not ending with '-'): {name!r}"
+        )
+    return name
+
+
+def _check_google_project(project: str) -> str:
+    if not _GOOGLE_PROJECT.fullmatch(project):
+        raise ValueError(
+            "not a Google Cloud project ID (at most 30 lower-case letters, digits and '-',"
+            f" starting with a letter, not ending with '-'): {project!r}"
+        )
+    return project
+
+
+RegistryHost = Annotated[
+    str,
+    AfterValidator(_check_registry),
+    WithJsonSchema({"type": "string", "pattern": REGISTRY_PATTERN}),
+]
+"""A Docker registry host, with an optional port."""
+
+RepositoryPath = Annotated[
+    str,
+    AfterValidator(_check_repository),
+    WithJsonSchema({"type": "string", "pattern": REPOSITORY_PATTERN}),
+]
+"""A Docker repository path (for a Google source, the image name)."""
+
+GoogleName = Annotated[
+    str,
+    AfterValidator(_check_google_name),
+    WithJsonSchema({"type": "string", "pattern": GOOGLE_NAME_PATTERN}),
+]
+"""A Google location or Artifact Registry repository ID."""
+
+GoogleProject = Annotated[
+    str,
+    AfterValidator(_check_google_project),
+    WithJsonSchema({"type": "string", "pattern": GOOGLE_PROJECT_PATTERN}),
+]
+"""A Google Cloud project ID."""
+
+
 class DockerSourceConfig(ConfigModel):
     """Images listed from a Docker Registry v2 API (``https://{registry}/v2/{repository}/``)."""
 
     type: Literal["docker"]
-    registry: str = "docker.io"
-    repository: str
+    registry: RegistryHost = "docker.io"
+    repository: RepositoryPath
 
 
 class GARSourceConfig(ConfigModel):
     """Images listed from a Google Artifact Registry repository."""
 
     type: Literal["google"]
-    location: str
-    project_id: str
-    repository: str
-    image: str
+    location: GoogleName
+    project_id: GoogleProject
+    repository: GoogleName
+    image: RepositoryPath
 
     @property
     def registry(self) -> str:
@@ -110,8 +224,8 @@ class StaticSourceConfig(ConfigModel):
     """
 
     type: Literal["static"]
-    registry: str = "docker.io"
-    repository: str
+    registry: RegistryHost = "docker.io"
+    repository: RepositoryPath
     tags: dict[Tag, Digest]
     """Tag name to digest; tags sharing a digest are aliases of one another."""
 

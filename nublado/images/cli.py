@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -57,14 +58,22 @@ _T = TypeVar("_T")
 _DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 
-def _check_tag(tag: str) -> None:
-    """Refuse what a registry would refuse, so a typo is not silently reported as Unknown."""
+def _check_tag(tag: str, *, empty_ok: bool = True) -> None:
+    """Refuse what a registry would refuse, so a typo is not silently reported as Unknown.
+
+    ``parse`` reads an empty tag as ``latest``, as Docker does; ``delete`` must
+    not (it would ask the registry for ``manifests/`` with no name).
+    """
+    if not tag and not empty_ok:
+        raise InputError("not a Docker tag: '' (an empty tag names no image)")
     if tag and not _DOCKER_TAG.fullmatch(tag):
         shown = tag.encode("unicode_escape").decode("ascii")
         raise InputError(f"not a Docker tag: {shown!r} (letters, digits, _ . -, at most 128)")
 
 
-@click.group()
+# also here, not only on the top-level ``nublado`` group: click caches each command's
+# help option the first time it is built, so the group must not depend on how it is reached
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def images() -> None:
     """Inspect RSP image tags; list, delete and prune a registry's images."""
 
@@ -120,7 +129,7 @@ def _one_line_errors(command: Callable[_P, _T]) -> Callable[_P, _T]:
 def _tool_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every registry command takes (spec 4.3)."""
     command = click.option(
-        "-d", "--debug", is_flag=True, envvar="DEBUG", help="Log at DEBUG level (also: DEBUG=1)."
+        "-d", "--debug", is_flag=True, help="Log at DEBUG level (also: DEBUG=1)."
     )(command)
     command = click.option(
         "-a",
@@ -154,13 +163,27 @@ class _Tool:
     credentials: DockerCredentials | None
 
 
+_FALSE_WORDS = frozenset(("", "0", "false", "no", "off"))
+
+
+def _env_flag(name: str) -> bool:
+    """Whether an environment variable is set to something truthy.
+
+    Anything but empty, ``0``, ``false``, ``no`` or ``off`` (any case) counts,
+    so ``DEBUG=yes`` or ``DEBUG=garbage`` turns debugging on rather than being
+    a usage error (click's own reading of a boolean variable refuses them).
+    """
+    value = os.environ.get(name)
+    return value is not None and value.strip().lower() not in _FALSE_WORDS
+
+
 def _load(config_path: Path, credentials_path: Path | None, debug: bool) -> _Tool:
     """Configuration, logging and credentials, per the loading rules of spec 4.2."""
     from ..config.images_tool import load_images_tool_config
     from .credentials import DockerCredentials
 
     config = load_images_tool_config(config_path)
-    if debug:
+    if debug or _env_flag("DEBUG"):
         config = config.model_copy(update={"log_level": "DEBUG"})
     if credentials_path is None and default_credentials_path.is_file():
         credentials_path = default_credentials_path
@@ -266,15 +289,58 @@ async def _docker_digests(
     return dict(zip(tags, digests, strict=True))
 
 
+@dataclass
+class _Deletion:
+    """The tags a command deletes, and which of their images are gone so far.
+
+    When a delete fails part-way, the user must learn what is already gone:
+    `_reporting_deletions` then prints the ``Deleted images:`` report of it.
+    """
+
+    digests: dict[str, str] = field(default_factory=dict)
+    """Tag to be deleted -> its digest, in report order."""
+    started: bool = False
+    deleted: set[str] = field(default_factory=set)
+    """Digests deleted so far."""
+
+    def plan(self, tags: Iterable[str], digests: dict[str, str]) -> None:
+        self.digests = {tag: digests[tag] for tag in tags}
+
+    def done(self, digests: Iterable[str]) -> None:
+        self.deleted.update(digests)
+
+    def deleted_tags(self) -> list[str]:
+        return [tag for tag, digest in self.digests.items() if digest in self.deleted]
+
+
+@contextmanager
+def _reporting_deletions(deletion: _Deletion) -> Iterator[None]:
+    """On any failure once deleting has begun, print what was deleted before re-raising."""
+    try:
+        yield
+    except BaseException:
+        if deletion.started:
+            _report("Deleted images:", deletion.deleted_tags())
+        raise
+
+
 async def _docker_delete(
-    client: DockerRegistryClient, source: DockerSourceConfig, digests: list[str]
+    client: DockerRegistryClient, source: DockerSourceConfig, deletion: _Deletion
 ) -> None:
-    """Delete each image once, in order (a shared digest is deleted with its first tag)."""
-    unique = list(dict.fromkeys(digests))
+    """Delete each planned image once, in order (a shared digest goes with its first tag)."""
+    unique = list(dict.fromkeys(deletion.digests.values()))
+    deletion.started = True
     with _progress(len(unique), "Deleting") as advance:
         for digest in unique:
             await client.delete_image(source, digest)
+            deletion.done([digest])
             advance()
+
+
+async def _gar_delete(client: GARClient, source: GARSourceConfig, deletion: _Deletion) -> None:
+    """Delete the planned versions, noting each batch as it goes."""
+    deletion.started = True
+    await client.delete_versions(source, deletion.digests.values(), on_deleted=deletion.done)
 
 
 async def _gar_digests(client: GARClient, source: GARSourceConfig) -> dict[str, str]:
@@ -310,6 +376,31 @@ def _prunable(policy: ImageFilterPolicy, digests: dict[str, str]) -> list[str]:
                 f"Sparing {tag}: its image {digests[tag]} is also tagged {keeper} (kept)", err=True
             )
     return doomed
+
+
+def _say_companions(requested: list[str], digests: dict[str, str]) -> None:
+    """Name on stderr, per image to delete, its other tags, which a delete removes too.
+
+    Deleting by digest removes every tag of the image; upstream did so
+    silently (``delete w_2021_22`` also took ``recommended``). Tags named on
+    the command line are not repeated; each image is described once.
+    """
+    named = set(requested)
+    order = _sorted_names(digests)
+    described: set[str] = set()
+    for tag in requested:
+        digest = digests[tag]
+        if digest in described:
+            continue
+        described.add(digest)
+        others = [other for other in order if digests[other] == digest and other not in named]
+        if others:
+            verb = "goes" if len(others) == 1 else "go"
+            click.echo(
+                f"{tag}: its image {digest} is also tagged {', '.join(others)},"
+                f" which {verb} with it",
+                err=True,
+            )
 
 
 def _registry_source(tool: _Tool) -> DockerSourceConfig | GARSourceConfig:
@@ -358,36 +449,46 @@ def delete(
 ) -> None:
     """Delete the images of TAGS (every tag on each image goes with it).
 
+    The other tags of each image, not named here, are listed on stderr.
     Without --execute, print what would be deleted and change nothing.
     """
     for tag in tags:
-        _check_tag(tag)
+        _check_tag(tag, empty_ok=False)
     tool = _load(config_path, credentials_path, debug)
+    deletion = _Deletion()
+    requested = list(dict.fromkeys(tags))
 
     async def run() -> list[str]:
         source = _registry_source(tool)
         if source.type == "google":
             client = _gar(tool)
             digests = await _gar_digests(client, source)
-            found = [tag for tag in tags if tag in digests]
-            for tag in tags:
+            found = [tag for tag in requested if tag in digests]
+            for tag in requested:
                 if tag not in digests:
                     logging.getLogger("nublado").warning("No image has the tag %s, skipped", tag)
+            _say_companions(found, digests)
+            deletion.plan(found, digests)
             if execute:
-                await client.delete_versions(source, (digests[tag] for tag in found))
+                await _gar_delete(client, source, deletion)
             return found
         import httpx
 
         async with httpx.AsyncClient() as http:
             docker = _docker_client(http, tool)
-            # every digest first: deleting one image removes its other tags, which
-            # a later HEAD would then not find; and a typo stops before any delete
-            digests = await _docker_digests(docker, source, list(dict.fromkeys(tags)))
+            # the named tags' digests first: a typo stops before anything else
+            digests = await _docker_digests(docker, source, requested)
+            # then every other tag's, to name those that go with the deleted images
+            others = [tag for tag in await docker.list_tags(source) if tag not in digests]
+            digests.update(await _docker_digests(docker, source, others))
+            _say_companions(requested, digests)
+            deletion.plan(requested, digests)
             if execute:
-                await _docker_delete(docker, source, [digests[tag] for tag in tags])
-            return list(tags)
+                await _docker_delete(docker, source, deletion)
+            return requested
 
-    found = _run(run())
+    with _reporting_deletions(deletion):
+        found = _run(run())
     if not execute:
         _report("Would delete images:", found)
         click.echo("Dry run: nothing deleted; give --execute to delete.", err=True)
@@ -409,14 +510,17 @@ def prune(execute: bool, config_path: Path, credentials_path: Path | None, debug
     if policy is None:
         raise _ToolError("No image prune filter defined in config")
 
+    deletion = _Deletion()
+
     async def run() -> list[str]:
         source = _registry_source(tool)
         if source.type == "google":
             client = _gar(tool)
             digests = await _gar_digests(client, source)
             doomed = _prunable(policy, digests)
+            deletion.plan(doomed, digests)
             if execute:
-                await client.delete_versions(source, (digests[tag] for tag in doomed))
+                await _gar_delete(client, source, deletion)
             return doomed
         import httpx
 
@@ -425,11 +529,13 @@ def prune(execute: bool, config_path: Path, credentials_path: Path | None, debug
             names = await docker.list_tags(source)
             digests = await _docker_digests(docker, source, names)
             doomed = _prunable(policy, digests)
+            deletion.plan(doomed, digests)
             if execute:
-                await _docker_delete(docker, source, [digests[tag] for tag in doomed])
+                await _docker_delete(docker, source, deletion)
             return doomed
 
-    doomed = _run(run())
+    with _reporting_deletions(deletion):
+        doomed = _run(run())
     _report("Deleted images:" if execute else "Would delete images:", doomed)
     if not execute:
         click.echo("Dry run: nothing deleted; give --execute to delete.", err=True)

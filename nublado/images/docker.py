@@ -30,11 +30,13 @@ from .errors import (
     RegistryHTTPError,
     RegistryResponseError,
     RepeatedPageURLError,
+    TooManyPagesError,
 )
 from .retry import RetryPolicy, parse_retry_after
 
 __all__ = [
     "MANIFEST_ACCEPT",
+    "MAX_TAG_PAGES",
     "AuthChallenge",
     "DockerRegistryClient",
     "LinkValue",
@@ -54,6 +56,9 @@ MANIFEST_ACCEPT = ", ".join(
     )
 )
 """The ``Accept`` of a manifest HEAD: Docker and OCI manifests and indexes, in this order."""
+
+MAX_TAG_PAGES = 1000
+"""The most tag-list pages one listing fetches; far above any real repository's count."""
 
 _JSON_ACCEPT = {"Accept": "application/json"}
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -214,7 +219,8 @@ class DockerRegistryClient:
     with every later request to it; a 401 despite it means the credentials
     were rejected, unless it is a bearer challenge for a scope the cached
     token was not issued for (a delete after a listing): then one new token,
-    once per request, so authentication never loops.
+    once per request, so authentication never loops. A tag listing fetches at
+    most ``max_tag_pages`` pages.
     """
 
     def __init__(
@@ -222,8 +228,11 @@ class DockerRegistryClient:
         http: httpx.AsyncClient,
         credentials: DockerCredentials | None = None,
         retry: RetryPolicy | None = None,
+        *,
+        max_tag_pages: int = MAX_TAG_PAGES,
     ) -> None:
         self._http = http
+        self._max_tag_pages = max_tag_pages
         self._credentials = credentials if credentials is not None else DockerCredentials({})
         self._retry = retry if retry is not None else RetryPolicy()
         self._authorization: dict[str, str] = {}
@@ -232,7 +241,7 @@ class DockerRegistryClient:
     async def list_tags(self, source: DockerSourceConfig) -> list[str]:
         """Every tag of the repository, following ``Link: rel="next"`` pages, first seen first."""
         registry = source.registry
-        url = f"https://{registry}/v2/{source.repository}/tags/list"
+        url = first = f"https://{registry}/v2/{source.repository}/tags/list"
         fetched = {url}
         tags: dict[str, None] = {}
         while True:
@@ -251,6 +260,13 @@ class DockerRegistryClient:
             if following in fetched:
                 raise RepeatedPageURLError(
                     f"Repeated tag page URL: {following}", method="GET", url=url
+                )
+            if len(fetched) >= self._max_tag_pages:
+                raise TooManyPagesError(
+                    f"Tag listing of {first} stopped after {len(fetched)} pages (the cap):"
+                    f" the registry still names a next page, {following}",
+                    method="GET",
+                    url=url,
                 )
             fetched.add(following)
             url = following
@@ -407,6 +423,12 @@ class DockerRegistryClient:
         realm = challenge.params.get("realm")
         if not realm:
             raise RegistryAuthError(f"Docker API bearer challenge from {registry} has no realm")
+        # the token request carries the user's password in Basic auth: never in cleartext
+        if not realm.lower().startswith("https://"):
+            raise RegistryAuthError(
+                f"Docker API bearer challenge from {registry} names a realm that is not https,"
+                f" refusing to send credentials to it: {realm}"
+            )
         response = await self._send(
             "GET", realm, params=challenge.params, auth=(username, password)
         )

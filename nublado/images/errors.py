@@ -18,6 +18,7 @@ __all__ = [
     "RegistryHTTPError",
     "RegistryResponseError",
     "RepeatedPageURLError",
+    "TooManyPagesError",
 ]
 
 
@@ -62,3 +63,11 @@ class InvalidLinkURLError(RegistryError):
 
 class RepeatedPageURLError(RegistryError):
     """A tag-list ``Link`` pointed at a page already fetched (the listing would never end)."""
+
+
+class TooManyPagesError(RegistryError):
+    """A tag listing named a new next page more times than the page cap allows.
+
+    A registry that names a fresh URL on every page (a cursor that never
+    ends, or a hostile server) would otherwise keep the listing going forever.
+    """

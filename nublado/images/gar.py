@@ -10,7 +10,7 @@ Unlike upstream there is no unconditional extra call after the retries: a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +53,30 @@ def _retryable_errors() -> tuple[type[Exception], ...]:
 
 
 def _api_errors() -> tuple[type[Exception], ...]:
+    """Google's API errors and google-auth's (a token that cannot be refreshed, no credentials).
+
+    google-auth raises its own exceptions (RefreshError, TransportError,
+    DefaultCredentialsError) from inside an API call, outside GoogleAPIError.
+    """
+    errors: tuple[type[Exception], ...] = ()
     try:
         from google.api_core.exceptions import GoogleAPIError
     except ImportError:  # pragma: no cover - only without the google extra
-        return ()
-    return (GoogleAPIError,)
+        pass
+    else:
+        errors += (GoogleAPIError,)
+    try:
+        from google.auth.exceptions import GoogleAuthError
+    except ImportError:  # pragma: no cover - only without the google extra
+        pass
+    else:
+        errors += (GoogleAuthError,)
+    return errors
+
+
+def _one_line(exc: Exception) -> str:
+    """An exception's message on one line (google-auth's can span several), or its type."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _list_request(parent: str) -> Any:
@@ -138,21 +157,37 @@ class GARClient:
                 )
                 await self._retry.wait(attempt)
             except _api_errors() as exc:
-                raise RegistryError(f"Listing images in {source.parent} failed: {exc}") from None
+                raise RegistryError(
+                    f"Listing images in {source.parent} failed: {_one_line(exc)}"
+                ) from None
 
-    async def delete_versions(self, source: GARSourceConfig, digests: Iterable[str]) -> None:
-        """Delete versions of the configured image by digest, each once, 50 per request."""
+    async def delete_versions(
+        self,
+        source: GARSourceConfig,
+        digests: Iterable[str],
+        on_deleted: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """Delete versions of the configured image by digest, each once, 50 per request.
+
+        ``on_deleted`` is called with the digests of each batch once it is
+        deleted, so that a caller can say what was deleted when a later batch fails.
+        """
         client = self._get_client()
         package = f"{source.parent}/packages/{source.image}"
-        names = [f"{package}/versions/{digest}" for digest in dict.fromkeys(digests)]
-        for start in range(0, len(names), GAR_DELETE_BATCH_SIZE):
-            chunk = names[start : start + GAR_DELETE_BATCH_SIZE]
+        unique = list(dict.fromkeys(digests))
+        for start in range(0, len(unique), GAR_DELETE_BATCH_SIZE):
+            batch = unique[start : start + GAR_DELETE_BATCH_SIZE]
+            names = [f"{package}/versions/{digest}" for digest in batch]
             try:
                 operation = await client.batch_delete_versions(
-                    request=_delete_request(package, chunk)
+                    request=_delete_request(package, names)
                 )
                 result = getattr(operation, "result", None)
                 if callable(result):  # a long-running operation: wait until it is done
                     await result()
             except _api_errors() as exc:
-                raise RegistryError(f"Deleting versions in {package} failed: {exc}") from None
+                raise RegistryError(
+                    f"Deleting versions in {package} failed: {_one_line(exc)}"
+                ) from None
+            if on_deleted is not None:
+                on_deleted(batch)

@@ -119,3 +119,55 @@ def test_images_command_imports_neither_kubernetes_nor_web_stack() -> None:
 
     assert "IMPORTED []" in result.stderr
     assert json.loads(result.stdout)["display_name"] == "Weekly 2021_22"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["images"], ["images", "parse"], ["images", "list"], ["images", "prune"]],
+    ids=["nublado", "images", "parse", "list", "prune"],
+)
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_options_on_the_images_commands(
+    capsys: pytest.CaptureFixture[str], command: list[str], flag: str
+) -> None:
+    try:
+        code = main([*command, flag])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+
+    assert (code, err) == (0, "")
+    assert out.startswith(f"Usage: nublado {' '.join(command)}".rstrip() + " ")
+    assert "  -h, --help " in out
+
+
+def test_every_subcommand_takes_dash_h() -> None:
+    """In a fresh process: click caches a command's help option once it is built."""
+    code = (
+        "import sys\n"
+        "from nublado.cli import _COMMANDS, main\n"
+        "for name in sorted(_COMMANDS):\n"
+        "    try:\n"
+        "        code = main([name, '-h'])\n"
+        "    except SystemExit as exc:\n"
+        "        code = exc.code\n"
+        "    print(name, code, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert result.stderr == "".join(
+        f"{name} 0\n"
+        for name in (
+            "images",
+            "inithome",
+            "landingpage",
+            "purger",
+            "render",
+            "sandbox",
+            "schema",
+            "startup",
+        )
+    )
+    assert result.stdout.count("  -h, --help ") == 8

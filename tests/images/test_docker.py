@@ -15,6 +15,7 @@ from nublado.config.images import DockerSourceConfig
 from nublado.images.credentials import DockerCredential, DockerCredentials
 from nublado.images.docker import (
     MANIFEST_ACCEPT,
+    MAX_TAG_PAGES,
     AuthChallenge,
     DockerRegistryClient,
     parse_challenges,
@@ -27,6 +28,7 @@ from nublado.images.errors import (
     RegistryHTTPError,
     RegistryResponseError,
     RepeatedPageURLError,
+    TooManyPagesError,
 )
 from nublado.images.retry import RetryPolicy
 
@@ -235,6 +237,54 @@ async def test_list_tags_refuses_a_link_back_to_the_first_page(
         await client.list_tags(SOURCE)
 
 
+def endless_pages(request: httpx.Request) -> httpx.Response:
+    """Every page names a next page never fetched before: ?page=n+1."""
+    page = int(request.url.params.get("page", "1"))
+    return httpx.Response(
+        200, json={"tags": [f"t{page}"]}, headers={"Link": f'<?page={page + 1}>; rel="next"'}
+    )
+
+
+@pytest.mark.parametrize("cap", [1, 3])
+async def test_list_tags_stops_at_the_page_cap(
+    registry: respx.MockRouter, retry: RetryPolicy, cap: int
+) -> None:
+    route = registry.get(url__startswith=TAGS_URL).mock(side_effect=endless_pages)
+    client = DockerRegistryClient(httpx.AsyncClient(), CREDENTIALS, retry, max_tag_pages=cap)
+
+    with pytest.raises(TooManyPagesError) as info:
+        await client.list_tags(SOURCE)
+    assert str(info.value) == (
+        f"Tag listing of {TAGS_URL} stopped after {cap} pages (the cap):"
+        f" the registry still names a next page, {TAGS_URL}?page={cap + 1}"
+    )
+    assert route.call_count == cap
+
+
+async def test_list_tags_follows_pages_up_to_the_cap(
+    registry: respx.MockRouter, retry: RetryPolicy
+) -> None:
+    def three_pages(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("page") == "3":
+            return httpx.Response(200, json={"tags": ["t3"]})
+        return endless_pages(request)
+
+    registry.get(url__startswith=TAGS_URL).mock(side_effect=three_pages)
+    client = DockerRegistryClient(httpx.AsyncClient(), CREDENTIALS, retry, max_tag_pages=3)
+
+    assert await client.list_tags(SOURCE) == ["t1", "t2", "t3"]
+
+
+async def test_the_default_page_cap_is_generous(
+    registry: respx.MockRouter, client: DockerRegistryClient
+) -> None:
+    route = registry.get(url__startswith=TAGS_URL).mock(side_effect=endless_pages)
+
+    with pytest.raises(TooManyPagesError, match=f"stopped after {MAX_TAG_PAGES} pages"):
+        await client.list_tags(SOURCE)
+    assert route.call_count == MAX_TAG_PAGES == 1000
+
+
 @pytest.mark.parametrize(
     ("response", "message"),
     [
@@ -335,6 +385,29 @@ async def test_bearer_challenge(
     retried = route.calls.last.request
     assert retried.headers["Authorization"] == "Bearer tok3n"
     assert retried.headers["Accept"] == MANIFEST_ACCEPT
+
+
+@pytest.mark.parametrize(
+    "realm",
+    ["http://auth.example.com/token", f"http://{REGISTRY}/token", "ftp://auth.example.com/t"],
+    ids=["http-elsewhere", "http-same-host", "other-scheme"],
+)
+async def test_bearer_realm_must_be_https(
+    registry: respx.MockRouter, client: DockerRegistryClient, realm: str
+) -> None:
+    token = registry.route(url__startswith=realm).respond(json={"token": "t"})
+    challenge = f'Bearer realm="{realm}",service="registry.example.com"'
+    registry.head(f"{BASE}/manifests/w_2077_43").respond(
+        401, headers={"WWW-Authenticate": challenge}
+    )
+
+    with pytest.raises(RegistryAuthError) as info:
+        await client.get_digest(SOURCE, "w_2077_43")
+    assert str(info.value) == (
+        f"Docker API bearer challenge from {REGISTRY} names a realm that is not https,"
+        f" refusing to send credentials to it: {realm}"
+    )
+    assert not token.called
 
 
 async def test_credentials_rejected_after_one_authentication(

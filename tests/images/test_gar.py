@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fake_gar import FakeGAR, gar_image
 from google.api_core.exceptions import InternalServerError, NotFound, ServiceUnavailable
+from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
 from google.cloud.artifactregistry_v1 import BatchDeleteVersionsRequest, ListDockerImagesRequest
 
 from nublado.config.images import GARSourceConfig
@@ -157,3 +158,51 @@ async def test_a_long_running_delete_is_awaited(retry: RetryPolicy) -> None:
 
     await GARClient(WithOperation(), retry).delete_versions(SOURCE, ["sha256:1"])
     assert finished == [True]
+
+
+AUTH_ERRORS = [
+    (RefreshError("invalid_grant: Token has been expired or revoked."), "invalid_grant: Token"),
+    (TransportError("Failed to retrieve http://metadata/token\nfrom the metadata"), "Failed to"),
+    (DefaultCredentialsError("Your default credentials were not found."), "Your default"),
+]
+AUTH_IDS = ["refresh", "transport", "default-credentials"]
+
+
+@pytest.mark.parametrize(("error", "start"), AUTH_ERRORS, ids=AUTH_IDS)
+async def test_google_auth_errors_listing_are_registry_errors(
+    retry: RetryPolicy, sleeps: list[float], error: Exception, start: str
+) -> None:
+    fake = FakeGAR()
+    fake.list_errors = [error]
+
+    with pytest.raises(RegistryError) as info:
+        await GARClient(fake, retry).list_versions(SOURCE)
+    message = str(info.value)
+    assert message.startswith(f"Listing images in {PARENT} failed: {start}")
+    assert "\n" not in message
+    assert (len(fake.list_requests), sleeps) == (1, [])
+
+
+@pytest.mark.parametrize(("error", "start"), AUTH_ERRORS, ids=AUTH_IDS)
+async def test_google_auth_errors_deleting_are_registry_errors(
+    retry: RetryPolicy, error: Exception, start: str
+) -> None:
+    fake = FakeGAR()
+    fake.delete_errors = [error]
+
+    with pytest.raises(RegistryError) as info:
+        await GARClient(fake, retry).delete_versions(SOURCE, ["sha256:1"])
+    assert str(info.value).startswith(f"Deleting versions in {PACKAGE} failed: {start}")
+    assert "\n" not in str(info.value)
+
+
+async def test_delete_reports_each_batch_deleted_before_a_failure(retry: RetryPolicy) -> None:
+    digests = [f"sha256:{n:04d}" for n in range(120)]
+    fake = FakeGAR()
+    fake.delete_errors = [None, RefreshError("revoked")]
+    done: list[list[str]] = []
+
+    with pytest.raises(RegistryError, match="failed: revoked$"):
+        await GARClient(fake, retry).delete_versions(SOURCE, digests, on_deleted=done.append)
+    assert done == [digests[:50]]
+    assert len(fake.delete_requests) == 2

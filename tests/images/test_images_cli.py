@@ -15,12 +15,18 @@ import respx
 from click.testing import CliRunner, Result
 from fake_gar import FakeGAR, gar_image
 from fake_registry import FakeRegistry
+from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
 
 from nublado.cli import main
 from nublado.images import cli as images_cli
+from nublado.images import gar as gar_module
 
 REGISTRY = "lighthouse.ceres"
 BASE = f"https://{REGISTRY}/v2/library/sketchbook"
+PACKAGE = (
+    "projects/rubin-shared-services-71ec/locations/us-central1/repositories/sciplat"
+    "/packages/sciplat-lab"
+)
 CREDENTIALS = (
     Path(__file__).resolve().parents[1] / "data/reference/inputs/registry/docker-creds.json"
 )
@@ -293,6 +299,166 @@ def test_delete_gar(fake_gar: FakeGAR, gar_config: Path) -> None:
     assert [names[0].rsplit("/", 1)[-1] for names in fake_gar.deleted_names] == ["sha256:41"]
 
 
+def test_delete_refuses_an_empty_tag(router: respx.MockRouter, docker_config: Path) -> None:
+    registry = FakeRegistry(router, DOCKER_TAGS)
+
+    result = run("delete", "-c", str(docker_config), "--execute", "w_2021_21", "")
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == "nublado: error: not a Docker tag: '' (an empty tag names no image)\n"
+    assert (registry.heads, registry.deleted) == (0, [])
+
+
+@pytest.mark.parametrize("execute", [False, True], ids=["dry-run", "execute"])
+def test_delete_docker_names_the_other_tags_of_each_image(
+    router: respx.MockRouter, docker_config: Path, execute: bool
+) -> None:
+    registry = FakeRegistry(router, {**DOCKER_TAGS, "latest": "sha256:22"})
+    flags = ["--execute"] if execute else []
+
+    result = run("delete", "-c", str(docker_config), *flags, "w_2021_22", "w_2021_21-arm64")
+
+    assert result.exit_code == 0, result.output
+    notes = [
+        "w_2021_22: its image sha256:22 is also tagged recommended, latest, which go with it",
+    ]
+    if execute:
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == notes
+        assert registry.deleted == ["sha256:22", "sha256:21r"]
+        assert not {"recommended", "latest"} & set(registry.tags)
+    else:
+        assert result.stdout == "Would delete images:\n  w_2021_22\n  w_2021_21-arm64\n"
+        assert result.stderr.splitlines() == [*notes, DRY_RUN_NOTE]
+        assert registry.deleted == []
+
+
+def test_delete_names_a_companion_once_per_image_and_not_a_named_tag(
+    router: respx.MockRouter, docker_config: Path
+) -> None:
+    FakeRegistry(router, {**DOCKER_TAGS, "latest": "sha256:22"})
+
+    result = run("delete", "-c", str(docker_config), "recommended", "w_2021_22", "recommended")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Would delete images:\n  recommended\n  w_2021_22\n"
+    assert result.stderr.splitlines() == [
+        "recommended: its image sha256:22 is also tagged latest, which goes with it",
+        DRY_RUN_NOTE,
+    ]
+
+
+@pytest.mark.parametrize("execute", [False, True], ids=["dry-run", "execute"])
+def test_delete_gar_names_the_other_tags_of_each_version(
+    fake_gar: FakeGAR, gar_config: Path, execute: bool
+) -> None:
+    flags = ["--execute"] if execute else []
+
+    result = run("delete", "-c", str(gar_config), *flags, "w_2077_43")
+
+    assert result.exit_code == 0, result.output
+    note = "w_2077_43: its image sha256:43 is also tagged recommended, which goes with it"
+    assert result.stderr.splitlines()[0] == note
+    assert fake_gar.deleted_names == ([[f"{PACKAGE}/versions/sha256:43"]] if execute else [])
+
+
+DRY_RUN_NOTE = "Dry run: nothing deleted; give --execute to delete."
+
+
+# ---------------------------------------------------------------- a delete failing part-way
+
+
+@pytest.mark.parametrize(
+    ("failing", "deleted"),
+    [
+        ("sha256:21a", ["w_2021_21", "w_2021_21-arm64"]),
+        ("sha256:21r", ["w_2021_21"]),
+        ("sha256:21", []),
+    ],
+    ids=["third", "second", "first"],
+)
+def test_prune_docker_failing_part_way_reports_what_was_deleted(
+    router: respx.MockRouter, docker_config: Path, failing: str, deleted: list[str]
+) -> None:
+    router.delete(f"{BASE}/manifests/{failing}").respond(400)  # before the registry's route
+    registry = FakeRegistry(router, DOCKER_TAGS)
+
+    result = run("prune", "-c", str(docker_config), "--execute")
+
+    assert result.exit_code == 2
+    assert result.stdout == "Deleted images:\n" + "".join(f"  {tag}\n" for tag in deleted)
+    assert result.stderr == f"nublado: error: DELETE {BASE}/manifests/{failing}: status 400\n"
+    assert len(registry.deleted) == len(deleted)
+
+
+def test_delete_docker_failing_part_way_reports_what_was_deleted(
+    router: respx.MockRouter, docker_config: Path
+) -> None:
+    router.delete(f"{BASE}/manifests/sha256:22").respond(403)
+    registry = FakeRegistry(router, DOCKER_TAGS)
+
+    result = run("delete", "-c", str(docker_config), "--execute", "w_2021_21", "w_2021_22")
+
+    assert result.exit_code == 2
+    assert result.stdout == "Deleted images:\n  w_2021_21\n"
+    assert result.stderr.splitlines()[-1] == (
+        f"nublado: error: DELETE {BASE}/manifests/sha256:22: status 403"
+    )
+    assert registry.deleted == ["sha256:21"]
+
+
+def test_a_failure_before_deleting_prints_no_report(
+    router: respx.MockRouter, docker_config: Path
+) -> None:
+    FakeRegistry(router, DOCKER_TAGS)
+
+    result = run("delete", "-c", str(docker_config), "--execute", "w_2021_21", "nope")
+
+    assert (result.exit_code, result.stdout) == (2, "")
+
+
+@pytest.mark.parametrize("command", [["prune"], ["delete", "w_2077_42", "w_2077_41"]])
+def test_gar_failing_part_way_reports_what_was_deleted(
+    fake_gar: FakeGAR, gar_config: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setattr(gar_module, "GAR_DELETE_BATCH_SIZE", 1)
+    fake_gar.delete_errors = [None, RefreshError("Token has been expired or revoked.")]
+
+    result = run(command[0], "-c", str(gar_config), "--execute", *command[1:])
+
+    assert result.exit_code == 2
+    assert result.stdout == "Deleted images:\n  w_2077_42\n"
+    assert result.stderr == (
+        f"nublado: error: Deleting versions in {PACKAGE} failed:"
+        " Token has been expired or revoked.\n"
+    )
+    assert "w_2077_41" in run("list", "-c", str(gar_config)).stdout
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RefreshError("invalid_grant: reauth related error (invalid_rapt)"),
+        TransportError("Failed to retrieve\nhttp://metadata.google.internal/token"),
+        DefaultCredentialsError("Your default credentials were not found."),
+    ],
+    ids=["refresh", "transport", "default-credentials"],
+)
+def test_gar_auth_errors_are_one_line_and_exit_2(
+    fake_gar: FakeGAR, gar_config: Path, error: Exception
+) -> None:
+    fake_gar.list_errors = [error]
+
+    result = run("list", "-c", str(gar_config))
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    parent = PACKAGE.rsplit("/packages/", 1)[0]
+    assert result.stderr == (
+        f"nublado: error: Listing images in {parent} failed: {' '.join(str(error).split())}\n"
+    )
+    assert isinstance(result.exception, SystemExit)
+
+
 # ---------------------------------------------------------------- credentials, progress
 
 
@@ -325,9 +491,33 @@ def test_credentials_path_from_the_config(router: respx.MockRouter, tmp_path: Pa
         (["-d"], {}, logging.DEBUG),
         (["--debug"], {}, logging.DEBUG),
         ([], {"DEBUG": "1"}, logging.DEBUG),
+        ([], {"DEBUG": "garbage"}, logging.DEBUG),
+        ([], {"DEBUG": "True"}, logging.DEBUG),
+        ([], {"DEBUG": "yes"}, logging.DEBUG),
+        ([], {"DEBUG": ""}, logging.INFO),
+        ([], {"DEBUG": "0"}, logging.INFO),
+        ([], {"DEBUG": "FALSE"}, logging.INFO),
+        ([], {"DEBUG": "No"}, logging.INFO),
+        ([], {"DEBUG": " off "}, logging.INFO),
+        (["-d"], {"DEBUG": "0"}, logging.DEBUG),
         ([], {"NUBLADO_LOG_LEVEL": "warning"}, logging.WARNING),
     ],
-    ids=["default", "-d", "--debug", "DEBUG=1", "NUBLADO_LOG_LEVEL"],
+    ids=[
+        "default",
+        "-d",
+        "--debug",
+        "DEBUG=1",
+        "DEBUG=garbage",
+        "DEBUG=True",
+        "DEBUG=yes",
+        "DEBUG=",
+        "DEBUG=0",
+        "DEBUG=FALSE",
+        "DEBUG=No",
+        "DEBUG=off",
+        "-d-wins-over-DEBUG=0",
+        "NUBLADO_LOG_LEVEL",
+    ],
 )
 def test_log_level(
     fake_gar: FakeGAR, gar_config: Path, args: list[str], env: dict[str, str], level: int
