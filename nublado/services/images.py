@@ -387,11 +387,3 @@ class ImageService:
             )
         assert options.image_tag is not None  # LabRequestOptions requires one way
         return await self._source.image_for_tag_name(options.image_tag)
-
-    def describe(self) -> Mapping[str, Any]:
-        """Counters for logs and health: refreshes, failures, the last error."""
-        return {
-            "refreshes": self.refresh_count,
-            "refresh_failures": self.refresh_failures,
-            "last_error": self.last_error,
-        }

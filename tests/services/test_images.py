@@ -55,9 +55,11 @@ def registry(router: respx.MockRouter) -> FakeRegistry:
 
 
 @pytest.fixture
-def config() -> Config:
+def config(request: pytest.FixtureRequest) -> Config:
+    """standard.yaml with the reference credentials; ``images`` changes by indirect parameter."""
     config = reference_config("standard")
-    images = config.images.model_copy(update={"docker_credentials_path": CREDENTIALS})
+    changes = {"docker_credentials_path": CREDENTIALS, **getattr(request, "param", {})}
+    images = config.images.model_copy(update=changes)
     return config.model_copy(update={"images": images})
 
 
@@ -331,11 +333,10 @@ async def test_lab_images_resolve_by_reference_class_and_tag(service: ImageServi
         await service.resolve(options(image_class="latest-release"))
 
 
+@pytest.mark.parametrize("config", [{"refresh_interval": timedelta(seconds=0.05)}], indirect=True)
 async def test_the_periodic_loop_refreshes_on_the_interval(
-    config: Config, service: ImageService, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+    service: ImageService, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    images = config.images.model_copy(update={"refresh_interval": timedelta(seconds=0.05)})
-    service._config = config.model_copy(update={"images": images})
     caplog.set_level(logging.INFO, logger="nublado.services.images")
     sandbox.add_latency(0.1, "POST", f"/api/v1/namespaces/{NAMESPACE}/pods")
 
