@@ -19,6 +19,10 @@ Two properties follow by construction, not by care:
 
 An expression that is not quoted (``{{ value }}`` without ``| q``) is an
 error at render time, and so is an undefined value (``StrictUndefined``).
+
+The few HTML pages the API serves (``templates/forms/``) come from the same
+search path, so operators override them the same way, but through a second
+environment that HTML-escapes every printed value (`Renderer.render_html`).
 """
 
 from __future__ import annotations
@@ -214,7 +218,7 @@ def _culprit(exc: BaseException, default: str, starts: list[tuple[int, str]] | N
     traceback = exc.__traceback__
     while traceback is not None:
         code = traceback.tb_frame.f_code
-        if code.co_filename == "<template>" or code.co_filename.endswith(".yaml"):
+        if code.co_filename == "<template>" or code.co_filename.endswith((".yaml", ".html")):
             line = traceback.tb_lineno
             if starts is None:
                 return f"{default} line {line}"
@@ -248,6 +252,7 @@ class Renderer:
         self._shapes: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
         self._sets: dict[str, list[str]] = {}
         self._set_templates: dict[str, tuple[jinja2.Template, list[tuple[int, str]]]] = {}
+        self._html_env: jinja2.Environment | None = None
 
     def templates(self, set_name: str) -> list[str]:
         """Template names of a set, in apply order, as its ``set.yaml`` lists them."""
@@ -367,6 +372,39 @@ class Renderer:
             yield values
         finally:
             _values.reset(token)
+
+    def render_html(self, name: str, context: Mapping[str, Any]) -> str:
+        """Render an HTML page (``forms/lab-form.html``) from the same search path.
+
+        HTML is not YAML: there is no ``q`` filter and no shape cache here.
+        Instead every printed value is HTML-escaped (Jinja autoescape), so a
+        display name or tag from a registry cannot add markup to the page; a
+        template marks trusted markup explicitly with ``|safe``. An undefined
+        value is still an error, and the file's final newline is dropped so a
+        fragment ends where its markup does.
+        """
+        env = self._html_env
+        if env is None:
+            env = self._html_env = jinja2.Environment(
+                loader=self._env.loader,
+                undefined=jinja2.StrictUndefined,
+                autoescape=True,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=False,
+                auto_reload=False,
+                bytecode_cache=self._env.bytecode_cache,
+            )
+        try:
+            return env.get_template(name).render(context)
+        except jinja2.TemplateNotFound as exc:
+            raise RenderError(f"template {exc.name} not found in {self._describe_path()}") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(f"template {exc.name} line {exc.lineno}: {exc.message}") from exc
+        except jinja2.UndefinedError as exc:
+            raise RenderError(f"template {_culprit(exc, name, None)}: {exc.message}") from exc
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"template {_culprit(exc, name, None)}: {exc}") from exc
 
     def _describe_path(self) -> str:
         return ", ".join(str(p) for p in self.search_path)
