@@ -393,7 +393,9 @@ class Renderer:
                 lstrip_blocks=True,
                 keep_trailing_newline=False,
                 auto_reload=False,
-                bytecode_cache=self._env.bytecode_cache,
+                # No bytecode cache: Jinja keys it by name and source only, yet
+                # compiles the escaping in, and these few small pages compile
+                # once per process anyway.
             )
         try:
             return env.get_template(name).render(context)

@@ -132,8 +132,7 @@ def build_lab_form_context(
         ),
         dropdown=tuple(dropdown),
         sizes=tuple(
-            FormSize(value=d.size.value, label=d.label, checked=d.size == default)
-            for d in sizes
+            FormSize(value=d.size.value, label=d.label, checked=d.size == default) for d in sizes
         ),
     )
 
