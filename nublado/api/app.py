@@ -33,6 +33,7 @@ __all__ = [
     "DESCRIPTION",
     "DOCUMENTATION_URL",
     "REPOSITORY_URL",
+    "api_route",
     "create_app",
     "image_routes",
     "images_lifespan",
@@ -53,6 +54,19 @@ Lifespan = Callable[[], AbstractAsyncContextManager[Any]]
 def prefixed(config: Config, path: str = "") -> str:
     """``path`` under the configured prefix: ``/nublado/spawner/v1/images``; ``/nublado`` alone."""
     return config.path_prefix.rstrip("/") + path or "/"
+
+
+def api_route(
+    path: str, endpoint: Callable[..., Any], *, methods: Sequence[str] = ("GET",), name: str
+) -> Route:
+    """A route answering exactly ``methods``, as FastAPI's do.
+
+    Starlette adds HEAD to every GET route; upstream (FastAPI) does not, so a
+    HEAD is a 405 there and the ``Allow`` header of a 405 names only ``GET``.
+    """
+    route = Route(path, endpoint, methods=list(methods), name=name)
+    route.methods = {method.upper() for method in methods}
+    return route
 
 
 def metadata(config: Config) -> dict[str, str]:
@@ -78,8 +92,8 @@ def _index_routes(config: Config) -> list[BaseRoute]:
         return JSONResponse({"metadata": body})
 
     return [
-        Route("/", internal_index, methods=["GET"], name="internal_index"),
-        Route(prefixed(config), external_index, methods=["GET"], name="external_index"),
+        api_route("/", internal_index, name="internal_index"),
+        api_route(prefixed(config), external_index, name="external_index"),
     ]
 
 
@@ -95,10 +109,8 @@ def image_routes(config: Config, images: ImageService) -> list[BaseRoute]:
         return JSONResponse(images.prepuller_status().to_json())
 
     return [
-        Route(prefixed(config, "/spawner/v1/images"), get_images, methods=["GET"], name="images"),
-        Route(
-            prefixed(config, "/spawner/v1/prepulls"), get_prepulls, methods=["GET"], name="prepulls"
-        ),
+        api_route(prefixed(config, "/spawner/v1/images"), get_images, name="images"),
+        api_route(prefixed(config, "/spawner/v1/prepulls"), get_prepulls, name="prepulls"),
     ]
 
 

@@ -297,7 +297,13 @@ async def test_wrong_method_is_fastapis_json_405_with_allow(api: httpx.AsyncClie
 
     assert response.status_code == 405
     assert response.json() == {"detail": "Method Not Allowed"}
-    assert response.headers["allow"] == "GET, HEAD"
+    assert response.headers["allow"] == "GET"
+
+
+async def test_head_is_not_answered_for_a_get_route(api: httpx.AsyncClient) -> None:
+    response = await api.head("/nublado/spawner/v1/images")
+
+    assert response.status_code == 405
 
 
 async def test_trailing_slash_redirects_to_the_route_without_it(api: httpx.AsyncClient) -> None:
