@@ -349,7 +349,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     # FastAPI's body for Starlette's own errors; statuses that carry no body stay empty.
-    if exc.status_code in (204, 304) or exc.status_code < 200:
+    if exc.status_code in (204, 205, 304) or exc.status_code < 200:
         return Response(status_code=exc.status_code, headers=exc.headers)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 

@@ -142,6 +142,28 @@ async def test_images_keep_refreshing_until_shutdown(config: Config, images: Ima
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "image-refresh"]
 
 
+@pytest.mark.parametrize("config", [{"refresh_interval": timedelta(seconds=0.05)}], indirect=True)
+async def test_a_failed_start_up_refresh_serves_empty_images_until_the_loop_succeeds(
+    config: Config, images: ImageService, registry: FakeRegistry
+) -> None:
+    registry.require_auth = "Basic nobody"
+    app = create_app(config, images=images)
+
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            before = (await client.get("/nublado/spawner/v1/images")).json()
+            registry.require_auth = None
+            async with asyncio.timeout(10):
+                while images.refresh_count == 0:
+                    await asyncio.sleep(0.01)
+            after = (await client.get("/nublado/spawner/v1/images")).json()
+
+    assert images.refresh_failures >= 1
+    assert before == {"all": []}
+    assert after == IMAGES
+
+
 async def test_prepuller_runs_right_after_the_start_up_refresh(
     config: Config,
     registry: FakeRegistry,
