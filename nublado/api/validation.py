@@ -56,9 +56,10 @@ class RequestInput:
     async def read(cls, request: Request) -> RequestInput:
         """Read the body; a body declared JSON that does not parse fails now, with 422.
 
-        An empty body counts as absent. A body of another content type is kept
-        as bytes, so its model validation fails (as with FastAPI). A body that
-        is not UTF-8 is FastAPI's 400 ``There was an error parsing the body``.
+        An empty body, or JSON ``null``, counts as absent. A body of another
+        content type is kept as bytes, so its model validation fails (as with
+        FastAPI). A body that is not UTF-8, or nested too deep to parse, is
+        FastAPI's 400 ``There was an error parsing the body``.
         """
         raw = await request.body()
         if not raw:
@@ -76,9 +77,10 @@ class RequestInput:
                 "ctx": {"error": exc.msg},
             }
             raise RequestValidationError([error]) from exc
-        except ValueError as exc:  # undecodable bytes
+        except (ValueError, RecursionError) as exc:  # undecodable bytes, absurd nesting
             raise HTTPException(400, "There was an error parsing the body") from exc
-        return cls(request, body)
+        # FastAPI treats a JSON null like no body at all.
+        return cls(request) if body is None else cls(request, body)
 
     def header(self, name: str) -> str | None:
         """A required header's value, or None after recording it as missing."""
@@ -94,7 +96,9 @@ class RequestInput:
             self.errors.append(missing_error(("body",)))
             return None
         try:
-            return model.model_validate(self._body)
+            # FastAPI validates with from_attributes, which names the error
+            # for a body that is not an object ``model_attributes_type``.
+            return model.model_validate(self._body, from_attributes=True)
         except pydantic.ValidationError as exc:
             self.errors.extend(validation_error_items(exc, ("body",)))
             return None

@@ -383,14 +383,31 @@ async def test_body_of_another_content_type_fails_model_validation(
     )
 
     assert response.status_code == 422
-    [error] = response.json()["detail"]
-    assert error["loc"] == ["body"]
-    assert error["input"] == "size=small"
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": "size=small",
+            }
+        ]
+    }
 
 
-async def test_undecodable_body_is_fastapis_400(api: httpx.AsyncClient) -> None:
+async def test_json_body_that_is_not_an_object_fails_model_validation(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.post("/nublado/parse", json=["small"])
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "model_attributes_type"
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\xfa", b"[" * 200_000], ids=["bytes", "deep"])
+async def test_unparseable_body_is_fastapis_400(api: httpx.AsyncClient, content: bytes) -> None:
     response = await api.post(
-        "/nublado/parse", content=b"\xff\xfe\xfa", headers={"Content-Type": "application/json"}
+        "/nublado/parse", content=content, headers={"Content-Type": "application/json"}
     )
 
     assert response.status_code == 400
@@ -416,8 +433,11 @@ async def test_model_value_error_is_reported_as_fastapi_does(api: httpx.AsyncCli
     }
 
 
-async def test_missing_body_is_field_required(api: httpx.AsyncClient) -> None:
-    response = await api.post("/nublado/parse")
+@pytest.mark.parametrize("content", [b"", b"null"])
+async def test_missing_body_is_field_required(api: httpx.AsyncClient, content: bytes) -> None:
+    response = await api.post(
+        "/nublado/parse", content=content, headers={"Content-Type": "application/json"}
+    )
 
     assert response.status_code == 422
     assert response.json() == {
