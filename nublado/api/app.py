@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from .. import __version__
 from ..config import Config
 from ..services.images import ImageService
-from .errors import exception_handlers
+from .errors import Alert, exception_handlers
 from .forwarded import XForwardedMiddleware
 
 __all__ = [
@@ -153,6 +153,7 @@ def create_app(
     routes: Sequence[BaseRoute] = (),
     lifespans: Sequence[Lifespan] = (),
     refresh_images: bool = True,
+    alert: Alert | None = None,
 ) -> Starlette:
     """The controller's ASGI application.
 
@@ -161,6 +162,7 @@ def create_app(
     ``lifespans`` are entered in order after the image refresh has started
     and exited in reverse order before it is stopped. ``refresh_images=False``
     skips the start-up refresh and the loop (tests that refresh by hand).
+    ``alert`` is told of every uncaught error after it is logged (Slack).
     """
 
     @contextlib.asynccontextmanager
@@ -175,6 +177,6 @@ def create_app(
     return Starlette(
         routes=[*_index_routes(config), *image_routes(config, images), *routes],
         middleware=[Middleware(XForwardedMiddleware)],
-        exception_handlers=exception_handlers(),
+        exception_handlers=exception_handlers(alert=alert),
         lifespan=lifespan,
     )

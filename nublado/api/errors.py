@@ -19,7 +19,7 @@ upstream's wire formats (api.md section 2):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import pydantic
@@ -34,6 +34,7 @@ from ..images.source import UnknownImageError
 
 __all__ = [
     "FOREIGN_ERRORS",
+    "Alert",
     "ClientRequestError",
     "DeleteFailedError",
     "FileServerCreateFailedError",
@@ -354,22 +355,36 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _uncaught_error(request: Request, exc: Exception) -> Response:
-    _log.error("Uncaught exception in %s %s", request.method, request.url.path, exc_info=exc)
-    return PlainTextResponse("Internal Server Error", status_code=500)
+Alert = Callable[[Request, Exception], Awaitable[None]]
+"""Reports an uncaught error beyond the log (upstream: a Slack message)."""
 
 
-def exception_handlers() -> dict[Any, Any]:
+def _uncaught_error_handler(alert: Alert | None) -> Callable[[Request, Exception], Any]:
+    async def uncaught_error(request: Request, exc: Exception) -> Response:
+        _log.error("Uncaught exception in %s %s", request.method, request.url.path, exc_info=exc)
+        if alert is not None:
+            try:
+                await alert(request, exc)
+            except Exception:
+                _log.exception("Could not send the alert for an uncaught exception")
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+    return uncaught_error
+
+
+def exception_handlers(*, alert: Alert | None = None) -> dict[Any, Any]:
     """Starlette's ``exception_handlers`` for the whole app (api.md 2.1-2.6).
 
     The ``Exception`` handler runs in Starlette's outermost middleware, which
     re-raises after answering so that the server logs the traceback too.
+    ``alert`` is also told of each uncaught error (2.5: Slack, when configured);
+    an alert that fails is logged and never changes the response.
     """
     handlers: dict[Any, Any] = {
         ClientRequestError: _client_request_error,
         RequestValidationError: _validation_error,
         HTTPException: _http_exception,
-        Exception: _uncaught_error,
+        Exception: _uncaught_error_handler(alert),
     }
     handlers.update(dict.fromkeys(FOREIGN_ERRORS, _foreign_error))
     return handlers

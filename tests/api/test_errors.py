@@ -272,6 +272,27 @@ async def test_uncaught_error_is_a_logged_plain_text_500(
     assert "GET /nublado/raise/uncaught" in record.getMessage()
 
 
+async def test_uncaught_error_is_alerted_and_a_failing_alert_changes_nothing() -> None:
+    alerts: list[tuple[str, str]] = []
+
+    async def alert(request: Request, exc: Exception) -> None:
+        alerts.append((request.url.path, str(exc)))
+        raise RuntimeError("Slack is down")
+
+    app = create_app(
+        CONFIG, images=stub_images(), routes=_routes(), refresh_images=False, alert=alert
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://nublado.test") as client:
+        response = await client.get("/nublado/raise/uncaught")
+        handled = await client.get("/nublado/raise/lab-exists")
+
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert handled.status_code == 409
+    assert alerts == [("/nublado/raise/uncaught", "something broke")]
+
+
 async def test_wrapped_server_error_is_logged(
     api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
