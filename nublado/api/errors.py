@@ -258,7 +258,10 @@ FOREIGN_ERRORS: Mapping[type[Exception], type[ClientRequestError]] = {
     UnknownImageError: UnknownImageRequestError,
     InvalidDockerReferenceError: InvalidDockerReferenceRequestError,
 }
-"""Errors of lower layers the API answers as client errors, and the class that renders each."""
+"""Errors of lower layers the API answers as client errors, and the class that renders each.
+
+Each class here is built from the message alone (``mapped(str(exc))``).
+"""
 
 
 def client_error(exc: Exception, *, location: Location | None = None) -> ClientRequestError:
@@ -275,7 +278,9 @@ def client_error(exc: Exception, *, location: Location | None = None) -> ClientR
         return exc
     for kind, mapped in FOREIGN_ERRORS.items():
         if isinstance(exc, kind):
-            return mapped(str(exc), location=location)
+            error = mapped(str(exc))
+            error.location = tuple(location) if location is not None else None
+            return error
     raise TypeError(f"{type(exc).__name__} is not a client request error")
 
 
