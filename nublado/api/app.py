@@ -32,6 +32,7 @@ from .forwarded import XForwardedMiddleware
 __all__ = [
     "DESCRIPTION",
     "DOCUMENTATION_URL",
+    "Lifespan",
     "REPOSITORY_URL",
     "api_route",
     "create_app",

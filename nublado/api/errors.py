@@ -184,9 +184,6 @@ class UnknownUserError(ClientRequestError):
     error = "unknown_user"
     status_code = 404
 
-    def __init__(self, message: str, *, location: Location | None = None) -> None:
-        super().__init__(message, location=location)
-
     @classmethod
     def for_path(cls, username: str) -> UnknownUserError:
         """``Unknown user <user>`` at ``["path", "username"]`` (GET/DELETE labs, events)."""
