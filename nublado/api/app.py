@@ -32,8 +32,8 @@ from .forwarded import XForwardedMiddleware
 __all__ = [
     "DESCRIPTION",
     "DOCUMENTATION_URL",
-    "Lifespan",
     "REPOSITORY_URL",
+    "Lifespan",
     "api_route",
     "create_app",
     "image_routes",
