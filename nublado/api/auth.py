@@ -22,7 +22,7 @@ D       labs list, lab status, delete, images,      nothing: the ingress's scope
 Errors raised, each with ``error`` (the body's ``type``) and ``status_code``
 so the API's single error handler can map them:
 
-* `MissingHeadersError` -> 422, FastAPI's validation body; its ``errors()``
+* `MissingHeadersError` -> 422, FastAPI's validation body; its ``errors``
   are the ``detail`` entries, one per absent header, in the order upstream
   declares them (user, then token).
 * `InvalidTokenError` -> 401, ``msg`` "User token is invalid", ``type`` ``invalid_token``.
@@ -103,9 +103,13 @@ class PermissionDeniedError(NubladoError):
 
 
 class MissingHeadersError(NubladoError):
-    """Required headers are absent: 422 with FastAPI's validation body.
+    """Required headers are absent: 422 with FastAPI's validation body ``{"detail": errors}``.
 
-    ``names`` are the lower-case header names, in declaration order.
+    ``names`` are the lower-case header names, in declaration order;
+    ``errors`` the ``detail`` entries, exactly as FastAPI writes them for a
+    missing header. The shape is that of the errors module's
+    ``RequestValidationError`` (``errors`` attribute), so it can become a
+    subclass of it.
     """
 
     error = "missing"
@@ -114,10 +118,7 @@ class MissingHeadersError(NubladoError):
     def __init__(self, names: list[str]) -> None:
         super().__init__("Missing headers: " + ", ".join(names))
         self.names = list(names)
-
-    def errors(self) -> list[dict[str, Any]]:
-        """The ``detail`` entries, exactly as FastAPI writes them for a missing header."""
-        return [_missing(name) for name in self.names]
+        self.errors = [_missing(name) for name in self.names]
 
 
 def _missing(name: str) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def make_app(source: UserInfoSource) -> Starlette:
 
     async def missing_headers(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MissingHeadersError)
-        return JSONResponse({"detail": exc.errors()}, status_code=exc.status_code)
+        return JSONResponse({"detail": exc.errors}, status_code=exc.status_code)
 
     async def body_invalid(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _BodyInvalid)
