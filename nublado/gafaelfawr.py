@@ -39,13 +39,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from .errors import InputError, NubladoError
 from .models.user import UserInfo
+
+if TYPE_CHECKING:
+    from .config import Config
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -162,6 +165,15 @@ class GafaelfawrClient:
         self._cache: OrderedDict[str, tuple[float, UserInfo]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[UserInfo]] = {}
         self._discovery_lock = asyncio.Lock()
+
+    @classmethod
+    def from_config(cls, http: httpx.AsyncClient, config: Config) -> GafaelfawrClient:
+        """The client the controller uses: ``gafaelfawrUrl`` if set, else Repertoire.
+
+        ``repertoireBaseUrl`` comes from ``REPERTOIRE_BASE_URL`` as upstream
+        (the configuration loader reads it).
+        """
+        return cls(http, config.gafaelfawr_url, repertoire_url=config.repertoire_base_url)
 
     async def base_url(self) -> str:
         """Gafaelfawr's v1 API base: configured, or discovered once and kept.

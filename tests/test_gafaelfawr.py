@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import respx
+import yaml
 
+from nublado.config import load_config
 from nublado.errors import InputError
 from nublado.gafaelfawr import (
     GafaelfawrClient,
@@ -422,3 +424,35 @@ def test_bad_users_files_are_input_errors(tmp_path: Path, text: str, problem: st
 def test_missing_users_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read users file"):
         TrustedUsers.from_file(tmp_path / "absent.json")
+
+
+# -- configuration ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "called"),
+    [
+        ({"GAFAELFAWR_URL": BASE, "REPERTOIRE_BASE_URL": "https://nowhere.example"}, "direct"),
+        ({"REPERTOIRE_BASE_URL": REPERTOIRE}, "discovery"),
+    ],
+    ids=["configured", "discovered"],
+)
+async def test_client_from_config(
+    mock: respx.MockRouter, http: httpx.AsyncClient, environ: dict[str, str], called: str
+) -> None:
+    config = load_config(REFERENCE / "config" / "standard.yaml", environ=environ)
+    discovery = mock.get(f"{REPERTOIRE}/discovery").respond(200, json=DISCOVERY)
+    mock.get(USER_INFO).respond(200, json=RACHEL)
+    client = GafaelfawrClient.from_config(http, config)
+    assert (await client.user_info("token")).username == "rachel"
+    assert discovery.call_count == (1 if called == "discovery" else 0)
+
+
+def test_gafaelfawr_url_is_a_configuration_key(tmp_path: Path) -> None:
+    config = yaml.safe_load((REFERENCE / "config" / "standard.yaml").read_text())
+    config["gafaelfawrUrl"] = BASE
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    template_dirs = config.get("templateDirs")
+    assert not template_dirs  # relative template folders would not resolve from tmp_path
+    assert load_config(path, environ={}).gafaelfawr_url == BASE
