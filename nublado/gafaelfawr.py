@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -130,6 +131,9 @@ def _describe(exc: BaseException) -> str:
 
 _user_info_adapter = TypeAdapter(UserInfo)
 
+_SENDABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
+"""What can follow ``Bearer `` in a header; Gafaelfawr's tokens (``gt-...``) are a subset."""
+
 
 class GafaelfawrClient:
     """Gafaelfawr's user-info endpoint, with discovery, a per-token cache and timeouts.
@@ -214,7 +218,13 @@ class GafaelfawrClient:
         ``username`` is accepted for `UserInfoSource` and not used: comparing
         it with the answer is the caller's job (a mismatch is a 403, not a
         bad token). Raises `InvalidTokenError` or `GafaelfawrError`.
+
+        A token that cannot even be sent (empty, spaces, control or non-ASCII
+        characters) is invalid without asking: Gafaelfawr would answer 401 to
+        the empty one, and httpx cannot encode the others.
         """
+        if not _SENDABLE_TOKEN.fullmatch(token):
+            raise InvalidTokenError
         cached = self._cached(token)
         if cached is not None:
             return cached

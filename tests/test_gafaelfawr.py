@@ -126,6 +126,16 @@ async def test_rejected_token_is_invalid_token(
     assert excinfo.value.status_code == 401
 
 
+@pytest.mark.parametrize("token", ["", "gt-a b", "gt-\u00e9", "gt-a\nb"])
+async def test_unsendable_token_is_invalid_without_asking(
+    mock: respx.MockRouter, gafaelfawr: GafaelfawrClient, token: str
+) -> None:
+    route = mock.get(USER_INFO).respond(200, json=RACHEL)
+    with pytest.raises(InvalidTokenError):
+        await gafaelfawr.user_info(token)
+    assert route.call_count == 0
+
+
 @pytest.mark.parametrize("status", [500, 502, 404, 302])
 async def test_other_statuses_are_server_errors(
     mock: respx.MockRouter, gafaelfawr: GafaelfawrClient, status: int
@@ -456,3 +466,8 @@ def test_gafaelfawr_url_is_a_configuration_key(tmp_path: Path) -> None:
     template_dirs = config.get("templateDirs")
     assert not template_dirs  # relative template folders would not resolve from tmp_path
     assert load_config(path, environ={}).gafaelfawr_url == BASE
+
+
+def test_the_example_user_file_serves_the_sandbox() -> None:
+    example = Path(__file__).parents[1] / "examples" / "user.json"
+    assert TrustedUsers.from_file(example).usernames == ["rachel"]
