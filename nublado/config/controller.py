@@ -55,6 +55,12 @@ class Config(ConfigModel):
         "http://127.0.0.1:8080"
     )
     repertoire_base_url: str | None = None
+    gafaelfawr_url: str | None = None
+    """Gafaelfawr's v1 API base (``https://host/auth/api/v1``); unset: found through Repertoire.
+
+    Not an upstream key (upstream always asks Repertoire): DECISIONS.md,
+    Platform, lets the URL come from configuration too (env ``GAFAELFAWR_URL``).
+    """
     controller_image: ContainerImage = Field(default_factory=_default_controller_image)
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
     log_profile: LogProfile = "production"
