@@ -56,9 +56,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..errors import NubladoError
 from ..gafaelfawr import GafaelfawrError, InvalidTokenError, UserInfoSource
 from ..models.user import UserInfo
+from .errors import PermissionDeniedError, RequestValidationError, missing_error
 
 __all__ = [
     "TOKEN_HEADER",
@@ -87,42 +87,15 @@ USER_AUTH_HEADERS = (USER_HEADER, TOKEN_HEADER)
 """Mode A's headers, in upstream's declaration order (the order of its 422 entries)."""
 
 
-class PermissionDeniedError(NubladoError):
-    """The caller may not act for this user: 403 ``permission_denied``.
+class MissingHeadersError(RequestValidationError):
+    """Required headers are absent: FastAPI's 422 body, one ``missing`` entry per header.
 
-    Raised when the token's owner is not the header's user, or the path's
-    user is not the caller. The lab-creation checks (no uid, spawn not
-    allowed) raise it too, with their own messages (api.md 2.2).
+    ``names`` are the lower-case header names, in declaration order.
     """
-
-    error = "permission_denied"
-    status_code = 403
-
-    def __init__(self, message: str = "Permission denied") -> None:
-        super().__init__(message)
-
-
-class MissingHeadersError(NubladoError):
-    """Required headers are absent: 422 with FastAPI's validation body ``{"detail": errors}``.
-
-    ``names`` are the lower-case header names, in declaration order;
-    ``errors`` the ``detail`` entries, exactly as FastAPI writes them for a
-    missing header. The shape is that of the errors module's
-    ``RequestValidationError`` (``errors`` attribute), so it can become a
-    subclass of it.
-    """
-
-    error = "missing"
-    status_code = 422
 
     def __init__(self, names: list[str]) -> None:
-        super().__init__("Missing headers: " + ", ".join(names))
         self.names = list(names)
-        self.errors = [_missing(name) for name in self.names]
-
-
-def _missing(name: str) -> dict[str, Any]:
-    return {"type": "missing", "loc": ["header", name], "msg": "Field required", "input": None}
+        super().__init__([missing_error(("header", name)) for name in self.names])
 
 
 @dataclass(frozen=True)
@@ -146,7 +119,7 @@ def missing_header_errors(request: Request, *names: str) -> list[dict[str, Any]]
 
     For routes that must merge them with body validation errors (ordering step 2).
     """
-    return [_missing(name) for name in names if name not in request.headers]
+    return [missing_error(("header", name)) for name in names if name not in request.headers]
 
 
 def require_headers(request: Request, *names: str) -> list[str]:

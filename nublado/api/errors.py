@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import NubladoError
+from ..gafaelfawr import InvalidTokenError as GafaelfawrInvalidTokenError
 from ..images.reference import InvalidDockerReferenceError
 from ..images.source import UnknownImageError
 
@@ -254,6 +255,7 @@ class FileServerDeleteFailedError(ServerOperationError):
 FOREIGN_ERRORS: Mapping[type[Exception], type[ClientRequestError]] = {
     UnknownImageError: UnknownImageRequestError,
     InvalidDockerReferenceError: InvalidDockerReferenceRequestError,
+    GafaelfawrInvalidTokenError: InvalidTokenError,
 }
 """Errors of lower layers the API answers as client errors, and the class that renders each.
 

@@ -26,15 +26,13 @@ from starlette.routing import Route
 from nublado.api.auth import (
     USER_AUTH_HEADERS,
     AuthenticatedUser,
-    InvalidTokenError,
-    MissingHeadersError,
-    PermissionDeniedError,
     authenticate_user,
     check_path_user,
     missing_header_errors,
     require_path_user,
     require_username,
 )
+from nublado.api.errors import RequestValidationError, exception_handlers
 from nublado.gafaelfawr import GafaelfawrClient, TrustedUsers, UserInfoSource
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference" / "inputs"
@@ -65,11 +63,6 @@ class Body(BaseModel):
     a: int
 
 
-class _BodyInvalid(Exception):
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.errors = errors
-
-
 def _body_errors(data: Any) -> list[dict[str, Any]]:
     try:
         Body.model_validate(data)
@@ -86,7 +79,7 @@ def _user_json(user: AuthenticatedUser) -> JSONResponse:
 
 
 def make_app(source: UserInfoSource) -> Starlette:
-    """Routes of each mode, wired as the real ones are to be."""
+    """Routes of each mode, wired as the real ones are to be, with the app's error handlers."""
 
     async def lab_form(request: Request) -> Response:  # mode A, no body
         user = await authenticate_user(request, source)
@@ -97,14 +90,14 @@ def make_app(source: UserInfoSource) -> Starlette:
         try:
             data = json.loads(await request.body())
         except ValueError:
-            raise _BodyInvalid([{"type": "json_invalid", "loc": ["body", 0]}]) from None
+            raise RequestValidationError([{"type": "json_invalid", "loc": ["body", 0]}]) from None
         header_errors = missing_header_errors(request, *USER_AUTH_HEADERS)
         if header_errors:
-            raise _BodyInvalid(header_errors + _body_errors(data))
+            raise RequestValidationError(header_errors + _body_errors(data))
         user = await authenticate_user(request, source)
         body_errors = _body_errors(data)
         if body_errors:
-            raise _BodyInvalid(body_errors)
+            raise RequestValidationError(body_errors)
         check_path_user(user, request.path_params["username"])
         return _user_json(user)
 
@@ -118,20 +111,6 @@ def make_app(source: UserInfoSource) -> Starlette:
     async def labs(_request: Request) -> Response:  # mode D
         return JSONResponse([])
 
-    async def client_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, InvalidTokenError | PermissionDeniedError)
-        return JSONResponse(
-            {"detail": [{"msg": str(exc), "type": exc.error}]}, status_code=exc.status_code
-        )
-
-    async def missing_headers(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, MissingHeadersError)
-        return JSONResponse({"detail": exc.errors}, status_code=exc.status_code)
-
-    async def body_invalid(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, _BodyInvalid)
-        return JSONResponse({"detail": exc.errors}, status_code=422)
-
     prefix = "/nublado/spawner/v1"
     return Starlette(
         routes=[
@@ -141,12 +120,7 @@ def make_app(source: UserInfoSource) -> Starlette:
             Route(f"{prefix}/user-status", user_status),
             Route(f"{prefix}/labs", labs),
         ],
-        exception_handlers={
-            InvalidTokenError: client_error,
-            PermissionDeniedError: client_error,
-            MissingHeadersError: missing_headers,
-            _BodyInvalid: body_invalid,
-        },
+        exception_handlers=exception_handlers(),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -20,7 +20,7 @@ import respx
 import uvicorn
 from asgi_lifespan import LifespanManager
 from fake_registry import FakeRegistry
-from reference_cases import DATA, EXPECTED, INPUTS, reference_config
+from reference_cases import DATA, EXPECTED
 from starlette.types import ASGIApp
 
 from nublado.api.app import create_app
@@ -30,43 +30,8 @@ from nublado.models.metadata import ControllerMetadata
 from nublado.services.images import ImageService, build_image_source
 from nublado.services.prepuller import Prepuller
 
-REFERENCE_TAGS: dict[str, str] = json.loads((INPUTS / "registry" / "docker.json").read_text())
-CREDENTIALS = INPUTS / "registry" / "docker-creds.json"
 IMAGES = json.loads((EXPECTED / "images" / "standard.json").read_text())
 PREPULLS = json.loads((DATA / "prepuller" / "prepulls.json").read_text())
-
-
-@pytest.fixture
-def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_mocked=True, assert_all_called=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def registry(router: respx.MockRouter) -> FakeRegistry:
-    return FakeRegistry(router, REFERENCE_TAGS)
-
-
-@pytest.fixture
-def config(request: pytest.FixtureRequest) -> Config:
-    """standard.yaml with the reference credentials; ``images`` changes by indirect parameter."""
-    config = reference_config("standard")
-    changes = {"docker_credentials_path": CREDENTIALS, **getattr(request, "param", {})}
-    return config.model_copy(update={"images": config.images.model_copy(update=changes)})
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
-@pytest.fixture
-def images(
-    config: Config, registry: FakeRegistry, http: httpx.AsyncClient, client: KubernetesClient
-) -> ImageService:
-    """The reference image service, without a prepuller (nothing changes behind the test)."""
-    return ImageService(config, build_image_source(config.images, http), client)
 
 
 @pytest.fixture
