@@ -16,7 +16,7 @@ DATA = TESTS / "data"
 REFERENCE = DATA / "reference"
 SNAPSHOTS = TESTS.parent / "snapshots"
 
-pytest_plugins = ["sandbox_fixtures"]
+pytest_plugins = ["sandbox_fixtures", "image_fixtures"]
 
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.register_profile(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +20,8 @@ import httpx
 import pytest
 import respx
 from fake_registry import FakeRegistry
-from reference_cases import DATA, EXPECTED, INPUTS, reference_config
+from image_fixtures import REFERENCE_TAGS
+from reference_cases import DATA, EXPECTED, reference_config
 
 from nublado.config import Config, ImagesConfig
 from nublado.images.docker import DockerRegistryClient
@@ -35,32 +36,10 @@ from nublado.services.prepuller import Prepuller, PrepullResult
 
 NAMESPACE = "nublado"
 CATEGORY = "nublado.lsst.io/category=prepuller"
-REFERENCE_TAGS: dict[str, str] = json.loads((INPUTS / "registry" / "docker.json").read_text())
-CREDENTIALS = INPUTS / "registry" / "docker-creds.json"
 REPOSITORY = "lighthouse.ceres/library/sketchbook"
 
 PREPULLS = json.loads((DATA / "prepuller" / "prepulls.json").read_text())
 """api.md 4.11's example: standard.yaml with the reference registry and nodes."""
-
-
-@pytest.fixture
-def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_mocked=True, assert_all_called=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def registry(router: respx.MockRouter) -> FakeRegistry:
-    return FakeRegistry(router, REFERENCE_TAGS)
-
-
-@pytest.fixture
-def config(request: pytest.FixtureRequest) -> Config:
-    """standard.yaml with the reference credentials; ``images`` changes by indirect parameter."""
-    config = reference_config("standard")
-    changes = {"docker_credentials_path": CREDENTIALS, **getattr(request, "param", {})}
-    images = config.images.model_copy(update=changes)
-    return config.model_copy(update={"images": images})
 
 
 @pytest.fixture
