@@ -168,7 +168,7 @@ class GafaelfawrClient:
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, UserInfo]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[UserInfo]] = {}
-        self._discovery_lock = asyncio.Lock()
+        self._discovery: asyncio.Task[str] | None = None
 
     @classmethod
     def from_config(cls, http: httpx.AsyncClient, config: Config) -> GafaelfawrClient:
@@ -190,17 +190,33 @@ class GafaelfawrClient:
             raise GafaelfawrError(
                 "Gafaelfawr's URL is not configured and REPERTOIRE_BASE_URL is not set"
             )
-        async with self._discovery_lock:
-            if self._base_url is None:
-                self._base_url = await self._discover(self._repertoire_url)
+        # Concurrent requests share one discovery and its outcome: during a
+        # Repertoire outage each waits one timeout, not one per request ahead.
+        if self._discovery is None:
+            self._discovery = asyncio.get_running_loop().create_task(
+                self._discover(self._repertoire_url)
+            )
+        discovery = self._discovery
+        try:
+            self._base_url = await asyncio.shield(discovery)
+        except GafaelfawrError:
+            if self._discovery is discovery:
+                self._discovery = None  # failed: the next request tries again
+            raise
         return self._base_url
 
     async def _discover(self, repertoire_url: str) -> str:
         url = f"{repertoire_url}/discovery"
         try:
-            response = await self._http.get(url, timeout=self._timeout)
+            async with asyncio.timeout(2 * self._timeout):  # the whole call, not each read
+                response = await self._http.get(url, timeout=self._timeout)
             response.raise_for_status()
             discovery = response.json()
+        except TimeoutError:
+            raise GafaelfawrError(
+                f"Service discovery at {url} failed:"
+                f" no complete answer within {2 * self._timeout:g}s"
+            ) from None
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             # InvalidURL (a malformed REPERTOIRE_BASE_URL) is not an HTTPError;
             # ValueError covers a body that is not JSON.
@@ -267,9 +283,15 @@ class GafaelfawrClient:
     async def _fetch(self, token: str) -> UserInfo:
         url = f"{await self.base_url()}/user-info"
         try:
-            response = await self._http.get(
-                url, headers={"Authorization": f"Bearer {token}"}, timeout=self._timeout
-            )
+            async with asyncio.timeout(2 * self._timeout):  # the whole call, not each read
+                response = await self._http.get(
+                    url, headers={"Authorization": f"Bearer {token}"}, timeout=self._timeout
+                )
+        except TimeoutError:
+            raise GafaelfawrError(
+                f"Cannot reach Gafaelfawr at {url}:"
+                f" no complete answer within {2 * self._timeout:g}s"
+            ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise GafaelfawrError(f"Cannot reach Gafaelfawr at {url}: {_describe(exc)}") from exc
         if response.status_code in (401, 403):

@@ -180,6 +180,55 @@ async def test_network_failures_are_server_errors(
         await gafaelfawr.user_info("token")
 
 
+async def test_a_dripping_gafaelfawr_is_cut_at_twice_the_timeout(
+    http: httpx.AsyncClient,
+) -> None:
+    """A server that sends one byte at a time never trips httpx's per-read timeout."""
+
+    async def drip(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        try:
+            for _ in range(1000):
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = GafaelfawrClient(http, f"http://127.0.0.1:{port}/auth/api/v1", timeout=0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(GafaelfawrError, match=r"no complete answer within 0\.4s"):
+            await asyncio.wait_for(client.user_info("token"), timeout=5)
+    finally:
+        server.close()
+    assert time.monotonic() - started < 2
+
+
+async def test_discovery_failure_is_shared_by_concurrent_requests(
+    mock: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    async def slow_failure(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.2)
+        return httpx.Response(503)
+
+    route = mock.get("https://rep.test/discovery").mock(side_effect=slow_failure)
+    client = GafaelfawrClient(http, repertoire_url="https://rep.test")
+    started = time.monotonic()
+
+    results = await asyncio.gather(
+        *(client.user_info(f"token{i}") for i in range(6)), return_exceptions=True
+    )
+
+    assert all(isinstance(r, GafaelfawrError) for r in results)
+    assert route.call_count == 1
+    assert time.monotonic() - started < 1
+
+
 async def test_a_silent_gafaelfawr_times_out_instead_of_hanging(http: httpx.AsyncClient) -> None:
     """A real socket that accepts and never answers: the call fails within the timeout."""
     accepted: list[asyncio.StreamWriter] = []

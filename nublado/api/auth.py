@@ -56,7 +56,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..gafaelfawr import GafaelfawrError, InvalidTokenError, UserInfoSource
+from ..gafaelfawr import UserInfoSource
 from ..models.user import UserInfo
 from .errors import PermissionDeniedError, RequestValidationError, missing_error
 
@@ -65,8 +65,6 @@ __all__ = [
     "USER_AUTH_HEADERS",
     "USER_HEADER",
     "AuthenticatedUser",
-    "GafaelfawrError",
-    "InvalidTokenError",
     "MissingHeadersError",
     "PermissionDeniedError",
     "authenticate_user",

@@ -62,8 +62,8 @@ class XForwardedMiddleware:
             scope["client"] = (client, port)
             proto = _single(headers, "x-forwarded-proto")
             if proto is not None:
-                scheme = proto.split(",")[-1].strip()
-                if scheme:
+                scheme = proto.split(",")[-1].strip().lower()
+                if scheme in ("http", "https"):  # nothing else may reach a Location header
                     scope["scheme"] = scheme
             host = _single(headers, "x-forwarded-host")
             state["forwarded_host"] = host.strip() if host is not None else None

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pydantic
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .errors import RequestValidationError, missing_error, validation_error_items
 
@@ -61,7 +61,10 @@ class RequestInput:
         FastAPI). A body that is not UTF-8, or nested too deep to parse, is
         FastAPI's 400 ``There was an error parsing the body``.
         """
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect as exc:  # gone mid-body: a client error, as FastAPI answers
+            raise HTTPException(400, "There was an error parsing the body") from exc
         if not raw:
             return cls(request)
         if not _is_json(request.headers.get("content-type")):

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from ._base import ConfigModel, Duration, Problem, raise_problems
 from .fileserver import FileserverConfig, FSAdminConfig
@@ -44,6 +51,16 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+def _check_path_prefix(prefix: str) -> str:
+    """An absolute path other than ``/``, without a trailing slash (routes hang below it)."""
+    prefix = prefix.rstrip("/")
+    if not prefix.startswith("/"):
+        raise ValueError(
+            f"must be an absolute URL path below the root, such as /nublado (got {prefix or '/'!r})"
+        )
+    return prefix
+
+
 class Config(ConfigModel):
     """Everything the controller, the renderer and the daemon are configured with.
 
@@ -67,7 +84,7 @@ class Config(ConfigModel):
     metadata_path: Path = Path("/etc/podinfo")
     metrics: dict[str, Any] = {}
     name: str = "Nublado"
-    path_prefix: str = "/nublado"
+    path_prefix: Annotated[str, AfterValidator(_check_path_prefix)] = "/nublado"
     slack_webhook: Annotated[SecretStr | None, Field(validation_alias="NUBLADO_SLACK_WEBHOOK")] = (
         None
     )

@@ -246,3 +246,12 @@ async def test_extra_lifespans_run_in_order_and_unwind_in_reverse() -> None:
         assert events == ["enter labs", "enter fileservers"]
 
     assert events == ["enter labs", "enter fileservers", "exit fileservers", "exit labs"]
+
+
+@pytest.mark.parametrize("proto", ["javascript", "ftp", "data"])
+async def test_forwarded_proto_other_than_http_is_ignored(
+    api: httpx.AsyncClient, proto: str
+) -> None:
+    origin = await _origin_of(api, [("X-Forwarded-For", "192.0.2.1"), ("X-Forwarded-Proto", proto)])
+
+    assert origin["scheme"] == "http"

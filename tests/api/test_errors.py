@@ -14,6 +14,7 @@ from typing import Any, cast
 import httpx
 import pytest
 from reference_cases import reference_config
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -513,3 +514,18 @@ async def test_path_user_check_runs_after_a_valid_body(api: httpx.AsyncClient) -
 
     assert response.status_code == 403
     assert response.json() == _detail("Permission denied", "permission_denied")
+
+
+async def test_a_client_gone_mid_body_is_a_400_not_a_server_error() -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "POST", "headers": [], "path": "/", "query_string": b""}
+
+    with pytest.raises(HTTPException) as caught:
+        await RequestInput.read(Request(scope, receive))
+
+    assert (caught.value.status_code, caught.value.detail) == (
+        400,
+        "There was an error parsing the body",
+    )

@@ -11,6 +11,7 @@ import pytest
 from nublado.config import Config, find_ignored_keys
 
 Loader = Callable[..., Config]
+Problems = Callable[..., list[str]]
 
 MINIMAL_SNAKE: dict[str, Any] = {
     "log_level": "warning",
@@ -233,3 +234,20 @@ def test_strict_sections_report_unknown_keys_rather_than_ignore_them(
 
     assert "lab.bogus" not in find_ignored_keys(standard)
     assert "images.bogus" not in find_ignored_keys(standard)
+
+
+@pytest.mark.parametrize("prefix", ["nublado", "/", ""])
+def test_path_prefix_must_be_an_absolute_path_below_the_root(
+    problems: Problems, standard: dict[str, Any], prefix: str
+) -> None:
+    standard["pathPrefix"] = prefix
+
+    (line,) = problems(standard)
+
+    assert line.startswith("pathPrefix: must be an absolute URL path below the root")
+
+
+def test_path_prefix_loses_its_trailing_slash(load: Loader, standard: dict[str, Any]) -> None:
+    standard["pathPrefix"] = "/lab-api/"
+
+    assert load(standard).path_prefix == "/lab-api"
