@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from .errors import RequestValidationError, missing_error, validation_error_items
 
-__all__ = ["RequestInput", "parse_body", "require_header"]
+__all__ = ["RequestInput", "parse_body"]
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -119,12 +119,3 @@ async def parse_body(request: Request, model: type[M]) -> M:
     data.check()
     assert body is not None
     return body
-
-
-def require_header(request: Request, name: str) -> str:
-    """A header the route needs (``X-Auth-Request-User``), or FastAPI's 422 ``missing``."""
-    data = RequestInput(request)
-    value = data.header(name)
-    data.check()
-    assert value is not None
-    return value

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from nublado.api.app import create_app, prefixed
+from nublado.api.auth import require_username
 from nublado.api.errors import (
     ClientRequestError,
     DeleteFailedError,
@@ -37,7 +38,7 @@ from nublado.api.errors import (
     UnknownUserError,
     client_error,
 )
-from nublado.api.validation import RequestInput, parse_body, require_header
+from nublado.api.validation import RequestInput, parse_body
 from nublado.images.reference import InvalidDockerReferenceError
 from nublado.images.source import ImageSource, UnknownImageError
 from nublado.kube.client import KubernetesClient
@@ -106,7 +107,7 @@ async def _parse(request: Request) -> Response:
 
 
 async def _whoami(request: Request) -> Response:
-    return JSONResponse({"user": require_header(request, "X-Auth-Request-User")})
+    return JSONResponse({"user": require_username(request)})
 
 
 def _routes() -> list[BaseRoute]:
