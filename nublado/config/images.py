@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,9 +51,18 @@ GOOGLE_PROJECT_PATTERN = r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$"
 """A Google Cloud project ID: up to 30 lower-case letters, digits and '-' (Google wants 6+)."""
 
 _REGISTRY = re.compile(rf"(?:{_HOST_NAME}|\[(?P<ipv6>{_IPV6})\])(?::(?P<port>[0-9]+))?")
-_REPOSITORY = re.compile(REPOSITORY_PATTERN)
-_GOOGLE_NAME = re.compile(GOOGLE_NAME_PATTERN)
-_GOOGLE_PROJECT = re.compile(GOOGLE_PROJECT_PATTERN)
+
+
+def _full_match(pattern: str, problem: str) -> Callable[[str], str]:
+    """A validator refusing a string ``pattern`` does not match whole, saying ``problem``."""
+    regex = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(f"{problem}: {value!r}")
+        return value
+
+    return check
 
 
 def _check_registry(registry: str) -> str:
@@ -83,33 +93,6 @@ def _check_registry(registry: str) -> str:
     )
 
 
-def _check_repository(repository: str) -> str:
-    if not _REPOSITORY.fullmatch(repository):
-        raise ValueError(
-            "not a Docker repository (lower-case letters and digits, separated by '.', '_',"
-            f" '__' or dashes, in components joined by '/'): {repository!r}"
-        )
-    return repository
-
-
-def _check_google_name(name: str) -> str:
-    if not _GOOGLE_NAME.fullmatch(name):
-        raise ValueError(
-            "not a Google location or repository name (at most 63 lower-case letters, digits"
-            f" and '-', starting with a letter, not ending with '-'): {name!r}"
-        )
-    return name
-
-
-def _check_google_project(project: str) -> str:
-    if not _GOOGLE_PROJECT.fullmatch(project):
-        raise ValueError(
-            "not a Google Cloud project ID (at most 30 lower-case letters, digits and '-',"
-            f" starting with a letter, not ending with '-'): {project!r}"
-        )
-    return project
-
-
 RegistryHost = Annotated[
     str,
     AfterValidator(_check_registry),
@@ -119,21 +102,39 @@ RegistryHost = Annotated[
 
 RepositoryPath = Annotated[
     str,
-    AfterValidator(_check_repository),
+    AfterValidator(
+        _full_match(
+            REPOSITORY_PATTERN,
+            "not a Docker repository (lower-case letters and digits, separated by '.', '_',"
+            " '__' or dashes, in components joined by '/')",
+        )
+    ),
     WithJsonSchema({"type": "string", "pattern": REPOSITORY_PATTERN}),
 ]
 """A Docker repository path (for a Google source, the image name)."""
 
 GoogleName = Annotated[
     str,
-    AfterValidator(_check_google_name),
+    AfterValidator(
+        _full_match(
+            GOOGLE_NAME_PATTERN,
+            "not a Google location or repository name (at most 63 lower-case letters, digits"
+            " and '-', starting with a letter, not ending with '-')",
+        )
+    ),
     WithJsonSchema({"type": "string", "pattern": GOOGLE_NAME_PATTERN}),
 ]
 """A Google location or Artifact Registry repository ID."""
 
 GoogleProject = Annotated[
     str,
-    AfterValidator(_check_google_project),
+    AfterValidator(
+        _full_match(
+            GOOGLE_PROJECT_PATTERN,
+            "not a Google Cloud project ID (at most 30 lower-case letters, digits and '-',"
+            " starting with a letter, not ending with '-')",
+        )
+    ),
     WithJsonSchema({"type": "string", "pattern": GOOGLE_PROJECT_PATTERN}),
 ]
 """A Google Cloud project ID."""
@@ -177,38 +178,27 @@ class GARSourceConfig(ConfigModel):
 DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
 """An OCI content digest: ``algorithm:encoded``, such as ``sha256:5678``."""
 
-_DIGEST = re.compile(DIGEST_PATTERN)
-
-
-def _check_digest(digest: str) -> str:
-    if not _DIGEST.fullmatch(digest):
-        raise ValueError(f"not an image digest (like sha256:0123abcd): {digest!r}")
-    return digest
-
 
 TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 """A Docker tag, as the registry API accepts it."""
 
-_TAG = re.compile(TAG_PATTERN)
-
-
-def _check_tag(tag: str) -> str:
-    if not _TAG.fullmatch(tag):
-        raise ValueError(
-            f"not a Docker tag (up to 128 letters, digits, '_', '.' and '-',"
-            f" not starting with '.' or '-'): {tag!r}"
-        )
-    return tag
-
 
 Tag = Annotated[
-    str, AfterValidator(_check_tag), WithJsonSchema({"type": "string", "pattern": TAG_PATTERN})
+    str,
+    AfterValidator(
+        _full_match(
+            TAG_PATTERN,
+            "not a Docker tag (up to 128 letters, digits, '_', '.' and '-',"
+            " not starting with '.' or '-')",
+        )
+    ),
+    WithJsonSchema({"type": "string", "pattern": TAG_PATTERN}),
 ]
 """A Docker tag name."""
 
 Digest = Annotated[
     str,
-    AfterValidator(_check_digest),
+    AfterValidator(_full_match(DIGEST_PATTERN, "not an image digest (like sha256:0123abcd)")),
     WithJsonSchema({"type": "string", "pattern": DIGEST_PATTERN}),
 ]
 """An image digest, algorithm included (``sha256:...``)."""
