@@ -15,9 +15,25 @@ from fake_registry import FakeRegistry
 from reference_cases import INPUTS, reference_config
 
 from nublado.config import Config
+from nublado.sandbox.server import Sandbox
 
 REFERENCE_TAGS: dict[str, str] = json.loads((INPUTS / "registry" / "docker.json").read_text())
 CREDENTIALS = INPUTS / "registry" / "docker-creds.json"
+PREPULL_NAMESPACE = "nublado"
+"""The controller's namespace in the reference inputs, where prepull pods go."""
+PREPULL_SELECTOR = "nublado.lsst.io/category=prepuller"
+
+
+def prepull_pods(sandbox: Sandbox) -> list[str]:
+    """Names of the prepull pods that exist now."""
+    pods = sandbox.objects(PREPULL_NAMESPACE, "Pod", label_selector=PREPULL_SELECTOR)
+    return [p["metadata"]["name"] for p in pods]
+
+
+def pod_posts(sandbox: Sandbox) -> int:
+    """How many pods were created in the controller's namespace (the sandbox's request log)."""
+    target = f"/api/v1/namespaces/{PREPULL_NAMESPACE}/pods"
+    return sum(1 for r in sandbox.requests if r.method == "POST" and r.target.startswith(target))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import respx
 from fake_registry import FakeRegistry
-from image_fixtures import REFERENCE_TAGS
+from image_fixtures import REFERENCE_TAGS, pod_posts, prepull_pods
 from reference_cases import DATA, EXPECTED, reference_config
 
 from nublado.config import Config, ImagesConfig
@@ -35,7 +35,6 @@ from nublado.services.images import ImageService, build_image_source
 from nublado.services.prepuller import Prepuller, PrepullResult
 
 NAMESPACE = "nublado"
-CATEGORY = "nublado.lsst.io/category=prepuller"
 REPOSITORY = "lighthouse.ceres/library/sketchbook"
 
 PREPULLS = json.loads((DATA / "prepuller" / "prepulls.json").read_text())
@@ -56,15 +55,8 @@ async def service(
 
 
 def _pod_posts(sandbox: Sandbox) -> int:
-    """How many prepull pods were created (the sandbox's request log, less the controller pod)."""
-    target = f"/api/v1/namespaces/{NAMESPACE}/pods"
-    posts = sum(1 for r in sandbox.requests if r.method == "POST" and r.target.startswith(target))
-    return posts - 1
-
-
-def _prepull_pods(sandbox: Sandbox) -> list[str]:
-    pods = sandbox.objects(NAMESPACE, "Pod", label_selector=CATEGORY)
-    return [p["metadata"]["name"] for p in pods]
+    """How many prepull pods were created (less the controller pod)."""
+    return pod_posts(sandbox) - 1
 
 
 def _add_node(sandbox: Sandbox, name: str, **spec: Any) -> None:
@@ -117,7 +109,7 @@ async def test_reference_prepull_run_creates_exactly_the_reference_pod(
         ("node2", "d_2077_10_23", PrepullResult.SUCCEEDED)
     ]
     assert _pod_posts(sandbox) == 1
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
     # Marked at once, before the node's next inventory: nothing is pending any more.
     status = service.prepuller_status()
     assert [i.tag for i in status.images.prepulled] == ["w_2077_43", "d_2077_10_23"]
@@ -151,7 +143,7 @@ async def test_an_existing_pod_of_the_same_name_is_replaced(
 
     assert report is not None
     assert [o.result for o in report.outcomes] == [PrepullResult.SUCCEEDED]
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
     assert sandbox.get("Pod", "prepull-d-2077-10-23-node2", NAMESPACE) is None
 
 
@@ -191,7 +183,7 @@ async def test_a_failed_pull_is_reported_and_retried_next_cycle_not_before(
     assert outcome.reason.startswith("ErrImagePull: ")
     assert "Failed to prepull image" in caplog.text
     assert _pod_posts(sandbox) == 1  # one attempt, no retry loop
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
     assert [i.tag for i in service.prepuller_status().images.pending] == ["d_2077_10_23"]
 
     second = await service.run_cycle()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from image_fixtures import pod_posts, prepull_pods
 from reference_cases import (
     EXPECTED,
     REFERENCE_IMAGE,
@@ -136,26 +137,12 @@ def _node_images(sandbox: Sandbox, node: str) -> set[str]:
     return {name for image in obj["status"]["images"] for name in image["names"]}
 
 
-def _prepull_pods(sandbox: Sandbox) -> list[str]:
-    return [
-        p["metadata"]["name"] for p in sandbox.objects(NAMESPACE, "Pod", label_selector=CATEGORY)
-    ]
-
-
 def _messages(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
         if r.name == "nublado.services.prepuller" and r.levelno >= level
     ]
-
-
-def _pod_posts(sandbox: Sandbox) -> int:
-    return sum(
-        1
-        for r in sandbox.requests
-        if r.method == "POST" and r.target.startswith(f"/api/v1/namespaces/{NAMESPACE}/pods")
-    )
 
 
 async def test_reference_prepull_creates_exactly_the_reference_pod(
@@ -180,7 +167,7 @@ async def test_reference_prepull_creates_exactly_the_reference_pod(
     assert _as_stored(recorder.first("ADDED", POD_NAME)) == _expected_pod(metadata.uid)
     # Upstream's mock shows every pod Running; /bin/true on a kubelet ends Succeeded.
     assert recorder.phases(POD_NAME) == ["Pending", "Succeeded"]
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
     assert REFERENCE_IMAGE.reference_with_digest in _node_images(sandbox, "node2")
 
 
@@ -222,7 +209,7 @@ async def test_an_existing_pod_of_that_name_is_replaced(
     assert [t for t, _ in uids[2:]] == ["ADDED", "DELETED"]
     replacement = next(o for t, o in recorder.events if o["metadata"]["uid"] == uids[2][1])
     assert _as_stored(replacement) == _expected_pod(metadata.uid)
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
 
 
 async def test_a_pull_failure_is_reported_at_once_and_cleaned_up(
@@ -247,7 +234,7 @@ async def test_a_pull_failure_is_reported_at_once_and_cleaned_up(
     )
     assert outcome.elapsed < 5
     assert done == [False]
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
     assert reference not in _node_images(sandbox, "node2")
     assert _messages(caplog) == [
         f"Failed to prepull image {reference} on node node2: {outcome.reason}"
@@ -272,7 +259,7 @@ async def test_image_pull_back_off_is_a_failure_too(
     assert outcome.result is PrepullResult.FAILED
     assert outcome.reason is not None
     assert outcome.reason.startswith("ImagePullBackOff: Back-off pulling image")
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
 
 
 async def test_a_failed_pod_is_a_failure(
@@ -286,7 +273,7 @@ async def test_a_failed_pod_is_a_failure(
     assert [(o.result, o.reason) for o in report.outcomes] == [
         (PrepullResult.FAILED, "pod ended in phase Failed (exit code 1, Error)")
     ]
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
 
 
 async def test_a_timeout_is_reported_and_cleaned_up(
@@ -305,7 +292,7 @@ async def test_a_timeout_is_reported_and_cleaned_up(
     )
     assert 0.5 <= outcome.elapsed < 5
     assert done == [False]
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
 
 
 async def test_a_node_removed_mid_run_fails_its_remaining_images_at_once(
@@ -316,7 +303,7 @@ async def test_a_node_removed_mid_run_fails_its_remaining_images_at_once(
     prepuller = Prepuller(client, reference_config("standard"), metadata, timeout=0.5)
 
     async def remove_node_once_pulling() -> None:
-        while not _prepull_pods(sandbox):
+        while not prepull_pods(sandbox):
             await asyncio.sleep(0.01)
         await client.delete("Node", "node2")
 
@@ -352,7 +339,7 @@ async def test_a_pod_deleted_while_waiting_ends_the_wait(
         "pod was deleted before it finished",
     )
     assert outcome.elapsed < 5
-    await sandbox.wait_for_async(lambda: _prepull_pods(sandbox) == [])
+    await sandbox.wait_for_async(lambda: prepull_pods(sandbox) == [])
 
 
 async def test_a_cancelled_run_deletes_its_pod(
@@ -367,7 +354,7 @@ async def test_a_cancelled_run_deletes_its_pod(
 
     with pytest.raises(asyncio.CancelledError):
         await run
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
 
 
 async def test_a_broken_template_is_a_failure_naming_it(
@@ -454,7 +441,7 @@ async def test_no_pod_on_a_missing_or_ineligible_node(
     other = _image("w_2077_43", "sha256:5678")
     done: list[tuple[str, bool]] = []
     prepuller = Prepuller(client, config, metadata)
-    posts = _pod_posts(sandbox)  # the controller's pod
+    posts = pod_posts(sandbox)  # the controller's pod
 
     report = await prepuller.run(
         {node: [REFERENCE_IMAGE, other]}, lambda image, n, ok: done.append((image.tag, ok))
@@ -465,7 +452,7 @@ async def test_no_pod_on_a_missing_or_ineligible_node(
         ("w_2077_43", PrepullResult.FAILED, reason),
     ]
     assert done == [("d_2077_10_23", False), ("w_2077_43", False)]
-    assert _pod_posts(sandbox) == posts
+    assert pod_posts(sandbox) == posts
 
 
 async def test_a_refused_pod_is_a_failure_naming_the_error(
@@ -488,7 +475,7 @@ async def test_a_refused_pod_is_a_failure_naming_the_error(
         " alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used"
         " for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') (422 Invalid)"
     )
-    assert _prepull_pods(sandbox) == []
+    assert prepull_pods(sandbox) == []
 
 
 async def test_a_failing_callback_does_not_stop_the_node(
