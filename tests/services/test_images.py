@@ -26,7 +26,7 @@ from reference_cases import DATA, EXPECTED, reference_config
 from nublado.config import Config, ImagesConfig
 from nublado.images.docker import DockerRegistryClient
 from nublado.images.retry import RetryPolicy
-from nublado.images.source import DockerImageSource, UnknownImageError
+from nublado.images.source import DockerImageSource, GARImageSource, UnknownImageError
 from nublado.kube.client import KubernetesClient
 from nublado.models.lab import LabRequestOptions
 from nublado.models.metadata import ControllerMetadata
@@ -397,3 +397,23 @@ async def test_a_prepull_cycle_keeps_the_alias_names_of_the_static_source(
         ("r23_0_0", True),
         ("w_2077_43", True),
     ]
+
+
+async def test_a_google_source_gets_the_artifact_registry_client() -> None:
+    source = {
+        "type": "google",
+        "location": "us-central1",
+        "projectId": "rubin-shared-services-71ec",
+        "repository": "sciplat",
+        "image": "sciplat-lab",
+    }
+    images = ImagesConfig.model_validate({"source": source})
+
+    async with httpx.AsyncClient() as http:
+        built = build_image_source(images, http)
+
+    assert isinstance(built, GARImageSource)
+    assert (built.registry, built.repository) == (
+        "us-central1-docker.pkg.dev",
+        "rubin-shared-services-71ec/sciplat/sciplat-lab",
+    )
