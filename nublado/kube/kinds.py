@@ -92,6 +92,7 @@ KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True, ("netpol",)),
     ResourceKind("Ingress", "networking.k8s.io/v1", "ingresses", True, ("ing",), has_status=True),
     ResourceKind("Job", "batch/v1", "jobs", True, (), has_status=True),
+    ResourceKind("Lease", "coordination.k8s.io/v1", "leases", True),
     ResourceKind(
         "GafaelfawrIngress", "gafaelfawr.lsst.io/v1alpha1", "gafaelfawringresses", True, ("gi",)
     ),

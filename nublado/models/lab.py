@@ -8,12 +8,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..config import LabSize
+from .user import UserInfo
 
 __all__ = [
     "DROPDOWN_SENTINEL_VALUE",
     "ImageClass",
+    "LabOptions",
     "LabRequestOptions",
+    "LabResourceAmounts",
     "LabSpecification",
+    "LabState",
+    "LabStatus",
+    "ResourceAmount",
 ]
 
 DROPDOWN_SENTINEL_VALUE = "use_image_from_dropdown"
@@ -111,3 +117,73 @@ class LabSpecification(BaseModel):
         if "JUPYTERHUB_SERVICE_PREFIX" not in env:
             raise ValueError("JUPYTERHUB_SERVICE_PREFIX must be set")
         return env
+
+
+class LabStatus(StrEnum):
+    """Where a lab is in its life (api.md 7.2)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+    FAILED = "failed"
+
+
+class LabOptions(BaseModel):
+    """The options a lab was spawned with, as resolved (api.md 5.3 ``options``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: LabSize
+    enable_debug: bool = False
+    reset_user_env: bool = False
+    image: str
+    """The resolved image, ``registry/repository:tag@digest``."""
+
+
+class ResourceAmount(BaseModel):
+    """CPU in cores (serialised as a float: ``1.0``) and memory in bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cpu: float
+    memory: int
+
+
+class LabResourceAmounts(BaseModel):
+    """A lab's limits and requests, from its size (api.md 5.3 ``resources``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limits: ResourceAmount
+    requests: ResourceAmount
+
+
+class LabState(BaseModel):
+    """``GET .../labs/{username}`` and ``user-status`` (api.md 4.5, 5.3).
+
+    Field order is upstream's serialisation order; ``internal_url`` and
+    ``quota`` are always present, null when unknown or absent.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    user: UserInfo
+    options: LabOptions
+    status: LabStatus
+    internal_url: str | None = None
+    resources: LabResourceAmounts
+    quota: ResourceAmount | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The response body: the user as api.md 5.3 shows it (no email, no Gafaelfawr quota)."""
+        body = self.model_dump(mode="json")
+        user = self.user
+        body["user"] = {
+            "username": user.username,
+            "name": user.name,
+            "uid": user.uid,
+            "gid": user.gid,
+            "groups": [{"name": g.name, "id": g.id} for g in user.groups],
+        }
+        return body

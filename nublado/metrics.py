@@ -1,0 +1,52 @@
+"""The controller's Prometheus metrics (DECISIONS.md, Platform: Prometheus, not Kafka).
+
+One `Metrics` per app, each with its own registry, so tests can build many
+apps in one process. Services receive it and count; ``GET /metrics`` serves
+the registry. These replace upstream's three metrics events (api.md 10):
+``spawn_success`` / ``spawn_failure`` become `spawns` by outcome and the
+`spawn_duration` histogram, ``active_labs`` the gauge.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["SPAWN_OUTCOMES", "Metrics"]
+
+SPAWN_OUTCOMES = ("success", "failure", "timeout", "cancelled")
+"""Values of the ``outcome`` label of `Metrics.spawns`."""
+
+# Spawns take milliseconds against the sandbox and minutes on a cold node.
+_SPAWN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """Every metric of one controller, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.active_labs = Gauge(
+            "nublado_active_labs",
+            "Labs whose status is running, as this replica sees the cluster.",
+            registry=self.registry,
+        )
+        self.spawns = Counter(
+            "nublado_spawns",
+            "Lab spawns this replica ran, by outcome (success, failure, timeout, cancelled).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.spawn_duration = Histogram(
+            "nublado_spawn_duration_seconds",
+            "Time from the create request to the lab's pod running, successful spawns only.",
+            buckets=_SPAWN_BUCKETS,
+            registry=self.registry,
+        )
+        self.kubernetes_errors = Counter(
+            "nublado_kubernetes_errors",
+            "Kubernetes API calls that failed, by Status reason (NotFound, Conflict, ...).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for outcome in SPAWN_OUTCOMES:
+            self.spawns.labels(outcome=outcome)
