@@ -1,0 +1,75 @@
+"""A LabService stand-in for the route tests: fixed states and events, calls recorded.
+
+The routes' contract with the service is its public interface (PLAN-LABS.md):
+``running``, ``state``, ``create``, ``delete`` and ``events``, the latter
+raising before it returns its iterator. This double answers from what a test
+puts in it, so each route test pins the HTTP side alone; the service's own
+behaviour is tested with the real service on the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from nublado.api.errors import UnknownUserError
+from nublado.models.lab import LabSpecification, LabState
+from nublado.models.user import UserInfo
+from nublado.services.labs import SpawnEvent
+
+
+@dataclass
+class LabServiceDouble:
+    """Answers from ``states`` and ``streams``; ``fail_with`` makes create or delete raise."""
+
+    states: dict[str, LabState] = field(default_factory=dict)
+    streams: dict[str, list[SpawnEvent]] = field(default_factory=dict)
+    fail_with: Exception | None = None
+    hold: asyncio.Event | None = None
+    """When set, streams stop after their first event until the event is set."""
+
+    created: list[tuple[UserInfo, str, LabSpecification]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def running(self) -> list[str]:
+        return [name for name, state in self.states.items() if state.status == "running"]
+
+    def state(self, username: str) -> LabState | None:
+        return self.states.get(username)
+
+    async def create(self, user: UserInfo, token: str, spec: LabSpecification) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.created.append((user, token, spec))
+
+    async def delete(self, username: str) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        if username not in self.states:
+            raise UnknownUserError.for_path(username)
+        self.deleted.append(username)
+        del self.states[username]
+
+    async def events(self, username: str) -> AsyncIterator[SpawnEvent]:
+        if username not in self.streams:
+            raise UnknownUserError.for_path(username)
+        return self._replay(list(self.streams[username]))
+
+    async def _replay(self, events: list[SpawnEvent]) -> AsyncIterator[SpawnEvent]:
+        for index, event in enumerate(events):
+            if index == 1 and self.hold is not None:
+                await self.hold.wait()
+            yield event
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def rachel_state(reference: dict[str, Any], user: dict[str, Any]) -> LabState:
+    """The reference lab-status.json as a LabState owned by Gafaelfawr's rachel."""
+    return LabState.model_validate({**reference, "user": user})
