@@ -159,7 +159,9 @@ def create_app(
     """The controller's ASGI application.
 
     ``routes`` are further routes with absolute paths (build them with
-    `prefixed`); they are matched after the index and image routes.
+    `prefixed`); they are matched after the index and image routes, and
+    before ``PREFIX/openapi.json``, ``/docs`` and ``/redoc``, whose document
+    describes them all.
     ``lifespans`` are entered in order after the image refresh has started
     and exited in reverse order before it is stopped. ``refresh_images=False``
     skips the start-up refresh and the loop (tests that refresh by hand).
@@ -175,8 +177,16 @@ def create_app(
                 await stack.enter_async_context(context())
             yield
 
+    # openapi builds its document from this app's route table, so it imports this module.
+    from .openapi import openapi_routes
+
     return Starlette(
-        routes=[*_index_routes(config), *image_routes(config, images), *routes],
+        routes=[
+            *_index_routes(config),
+            *image_routes(config, images),
+            *routes,
+            *openapi_routes(config),
+        ],
         middleware=[Middleware(XForwardedMiddleware)],
         exception_handlers=exception_handlers(alert=alert),
         lifespan=lifespan,
