@@ -32,6 +32,8 @@ class LabServiceDouble:
 
     created: list[tuple[UserInfo, str, LabSpecification]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    closed: int = 0
+    """Event iterators closed, whether finished or abandoned."""
 
     def running(self) -> list[str]:
         return [name for name, state in self.states.items() if state.status == "running"]
@@ -58,10 +60,13 @@ class LabServiceDouble:
         return self._replay(list(self.streams[username]))
 
     async def _replay(self, events: list[SpawnEvent]) -> AsyncIterator[SpawnEvent]:
-        for index, event in enumerate(events):
-            if index == 1 and self.hold is not None:
-                await self.hold.wait()
-            yield event
+        try:
+            for index, event in enumerate(events):
+                if index == 1 and self.hold is not None:
+                    await self.hold.wait()
+                yield event
+        finally:
+            self.closed += 1
 
     async def start(self) -> None:
         pass

@@ -33,7 +33,7 @@ from .auth import (
 from .errors import UnknownUserError
 from .validation import RequestInput
 
-__all__ = ["PING_INTERVAL", "lab_routes"]
+__all__ = ["PING_INTERVAL", "event_frames", "lab_routes"]
 
 PING_INTERVAL = 15.0
 """Seconds between keep-alive comments on an open event stream (api.md 6.1)."""
@@ -47,10 +47,19 @@ def _ping() -> ServerSentEvent:
     return ServerSentEvent(comment=f"ping - {datetime.now(UTC)}")
 
 
-async def _frames(events: AsyncIterator[SpawnEvent]) -> AsyncIterator[ServerSentEvent]:
-    """The service's events as SSE frames: ``event`` and ``data`` only, no id or retry."""
-    async for event in events:
-        yield ServerSentEvent(data=event.data(), event=event.event)
+async def event_frames(events: AsyncIterator[SpawnEvent]) -> AsyncIterator[ServerSentEvent]:
+    """The service's events as SSE frames: ``event`` and ``data`` only, no id or retry.
+
+    When the client goes away mid-stream, the service's iterator is closed
+    at once (not whenever it is collected), so it stops waiting for events.
+    """
+    try:
+        async for event in events:
+            yield ServerSentEvent(data=event.data(), event=event.event)
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def lab_routes(
@@ -107,7 +116,7 @@ def lab_routes(
         username: str = request.path_params["username"]
         require_path_user(request, username)
         events = await labs.events(username)
-        return EventSourceResponse(_frames(events), ping=ping, ping_message_factory=_ping)
+        return EventSourceResponse(event_frames(events), ping=ping, ping_message_factory=_ping)
 
     async def user_status(request: Request) -> JSONResponse:
         """The caller's own lab state; 404 ``unknown_user`` without ``loc``."""

@@ -487,13 +487,16 @@ def _operation(route: Route, method: str, operation: Operation | None) -> dict[s
 def openapi_document(config: Config, routes: Sequence[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes`` (an app's route table) under ``config``.
 
-    Every `Route` is documented at its path, once per method, except the
-    health check and the documentation routes themselves; mounts (such as
-    ``/metrics``) are not API routes and are left out.
+    Every `Route` under the prefix is documented at its path, once per
+    method, except the documentation routes themselves; the health check
+    ``/`` and mounts (such as ``/metrics``) are not API routes and are left out.
     """
+    prefix = prefixed(config)
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         if not isinstance(route, Route) or route.name in _UNDOCUMENTED:
+            continue
+        if route.path != prefix and not route.path.startswith(f"{prefix.rstrip('/')}/"):
             continue
         operation = OPERATIONS.get(route.name)
         for method in sorted(route.methods or ()):

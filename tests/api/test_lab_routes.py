@@ -25,12 +25,14 @@ from nublado.api.app import create_app
 from nublado.api.errors import (
     DeleteFailedError,
     InsufficientQuotaError,
+    InvalidDockerReferenceRequestError,
+    InvalidLabSizeError,
     LabExistsError,
     OperationInProgressError,
     PermissionDeniedError,
     UnknownImageRequestError,
 )
-from nublado.api.labs import lab_routes
+from nublado.api.labs import event_frames, lab_routes
 from nublado.config import Config
 from nublado.gafaelfawr import GafaelfawrClient
 from nublado.models.lab import LabSpecification
@@ -314,6 +316,27 @@ async def test_create_for_another_path_user_checks_the_body_first(
             {"msg": "Spawning a notebook is not permitted", "type": "permission_denied"},
         ),
         (
+            InvalidLabSizeError("huge"),
+            422,
+            {
+                "msg": 'Invalid lab size "huge"',
+                "type": "invalid_lab_size",
+                "loc": ["body", "options", "size"],
+            },
+        ),
+        (
+            InvalidDockerReferenceRequestError(
+                'Docker reference "lighthouse.ceres/library/sketchbook" has no tag',
+                location=("body", "options", "image_list"),
+            ),
+            422,
+            {
+                "msg": 'Docker reference "lighthouse.ceres/library/sketchbook" has no tag',
+                "type": "invalid_docker_reference",
+                "loc": ["body", "options", "image_list"],
+            },
+        ),
+        (
             UnknownImageRequestError(
                 'Docker tag "nope" not found', location=("body", "options", "image_tag")
             ),
@@ -339,6 +362,33 @@ async def test_create_answers_the_services_errors_in_upstreams_body(
 
     assert response.status_code == status
     assert response.json() == {"detail": [item]}
+
+
+async def test_create_when_gafaelfawr_fails_is_a_plain_500(
+    config: Config,
+    images: ImageService,
+    http: httpx.AsyncClient,
+    labs: LabServiceDouble,
+    user_info: respx.Route,
+) -> None:
+    user_info.respond(503)
+    routes = lab_routes(config, labs, GafaelfawrClient(http, GAFAELFAWR))  # type: ignore[arg-type]
+    app = create_app(config, images=images, routes=routes, refresh_images=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://nublado.test") as api:
+        response = await api.post(f"{LABS}/rachel/create", json=SPEC, headers=HEADERS)
+
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert labs.created == []
+
+
+async def test_create_location_ignores_the_forwarded_host(api: httpx.AsyncClient) -> None:
+    forwarded = {**HEADERS, "X-Forwarded-Host": "evil.example.com"}
+
+    response = await api.post(f"{LABS}/rachel/create", json=SPEC, headers=forwarded)
+
+    assert response.headers["location"] == "http://nublado.test/nublado/spawner/v1/labs/rachel"
 
 
 async def test_create_answers_only_post(api: httpx.AsyncClient) -> None:
@@ -480,6 +530,52 @@ async def test_events_stream_live_with_ping_comments_through_uvicorn(
     assert all(line.startswith(": ping - 20") and line.endswith("+00:00") for line in pings)
     events = [line for line in lines if line and not line.startswith(":")]
     assert events == [line for line in SPAWN_BODY.split("\r\n") if line]
+
+
+async def test_closing_the_frames_closes_the_services_iterator_at_once() -> None:
+    labs = LabServiceDouble(streams={"rachel": SPAWN})
+    frames = event_frames(await labs.events("rachel"))
+
+    first = await anext(frames)
+    await frames.aclose()
+
+    assert first.encode() == SPAWN_BODY.split("\r\n\r\n")[0].encode() + b"\r\n\r\n"
+    assert labs.closed == 1
+
+
+async def test_a_client_leaving_the_stream_closes_the_services_iterator(
+    config: Config, images: ImageService, http: httpx.AsyncClient, router: respx.MockRouter
+) -> None:
+    router.route(host="127.0.0.1").pass_through()
+    labs = LabServiceDouble(streams={"rachel": SPAWN}, hold=asyncio.Event())
+    routes = lab_routes(config, labs, GafaelfawrClient(http, GAFAELFAWR))  # type: ignore[arg-type]
+    app = create_app(config, images=images, routes=routes, refresh_images=False)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="critical")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                await asyncio.sleep(0.01)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            async with (
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web,
+                web.stream(
+                    "GET", f"{LABS}/rachel/events", headers={"X-Auth-Request-User": "rachel"}
+                ) as response,
+            ):
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        break  # leave while the operation still runs
+            while labs.closed == 0:
+                await asyncio.sleep(0.01)
+    finally:
+        server.should_exit = True
+        await serving
+
+    assert labs.closed == 1
+    assert not labs.hold.is_set()
 
 
 # GET user-status
