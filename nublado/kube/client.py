@@ -349,6 +349,28 @@ class KubernetesClient:
         )
         return dict(obj)
 
+    async def replace(self, manifest: Object) -> Object:
+        """PUT an object; its ``metadata.resourceVersion``, when set, is a precondition.
+
+        A stale version is refused with `ConflictError` (409), so a writer that
+        lost a race notices instead of overwriting. Not retried, like `create`:
+        a retried PUT could meet its own first attempt and report a conflict.
+        """
+        kind = kind_for_manifest(manifest)
+        metadata = _meta(manifest)
+        name = metadata.get("name")
+        if not name:
+            raise KubernetesError(f"{kind.kind} manifest has no metadata.name")
+        namespace = metadata.get("namespace") if kind.namespaced else None
+        _, obj = await self._request(
+            "PUT",
+            kind.object_path(name, namespace),
+            query=[("fieldManager", self.field_manager)],
+            body=manifest,
+            retry=False,
+        )
+        return dict(obj)
+
     async def get(self, kind: str, name: str, namespace: str | None = None) -> Object:
         """GET one object; raises `NotFoundError` when it is absent."""
         resource = kind_named(kind)

@@ -1,25 +1,78 @@
 """Users' labs: create, delete, status and spawn events, with their state in the cluster.
 
-Interface only; the implementation follows /work/wt/PLAN-LABS.md (issue #9).
+The design is /work/wt/PLAN-LABS.md (issue #9): every replica keeps caches of
+the lab objects and of the per-user operation records (Leases), fed by
+LIST+WATCH; status and events are answered from them. An operation (spawn,
+delete, monitor) is claimed by writing its record with a resourceVersion
+precondition, so exactly one replica runs it; the holder renews the record
+while it runs, and a record whose holder stopped renewing is taken over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import secrets
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from ..alerts import Alerts
-from ..config import Config
+from ..api.errors import (
+    DeleteFailedError,
+    InsufficientQuotaError,
+    InvalidLabSizeError,
+    LabExistsError,
+    OperationInProgressError,
+    PermissionDeniedError,
+    UnknownUserError,
+    client_error,
+)
+from ..config import Config, LabSizeDefinition
+from ..images.reference import InvalidDockerReferenceError
+from ..images.source import UnknownImageError
 from ..kube.client import KubernetesClient
+from ..kube.errors import AlreadyExistsError, ConflictError, KubernetesError, NotFoundError
 from ..metrics import Metrics
-from ..models.lab import LabSpecification, LabState
+from ..models.lab import LabOptions, LabResourceAmounts, LabSpecification, LabState, LabStatus
+from ..models.lab import ResourceAmount
 from ..models.user import UserInfo
 from ..render.engine import Renderer
+from ..render.lab import LabContextBuilder, SourceSecret
 from .images import ImageService
+from .labstate import (
+    CATEGORY_LABEL,
+    LEASE_CATEGORY,
+    USER_LABEL,
+    LabObjects,
+    OperationRecord,
+    derive_state,
+    resource_version,
+)
 
 __all__ = ["LabService", "SpawnEvent"]
+
+Object = dict[str, Any]
+
+_MAX_POD_EVENTS = 100
+_BAD_WAITING = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "InvalidImageName",
+    }
+)
+_TERMINAL = frozenset({"complete", "failed"})
+_HANDOFF_WAIT = 5.0
+"""How long stop() lets a spawn still applying objects reach its pod before failing it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +89,32 @@ class SpawnEvent:
         if self.progress is not None:
             body["progress"] = self.progress
         return json.dumps(body)
+
+
+class _LostRecordError(Exception):
+    """Another replica wrote the record: this holder stops without writing again."""
+
+
+class _SpawnFailure(Exception):
+    """A spawn failed with a message for its ``error`` event."""
+
+
+@dataclass
+class _Operation:
+    """An operation this replica holds: its task and the latest copy of its record."""
+
+    record: OperationRecord
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    task: asyncio.Task[None] | None = None
+    pod_created: bool = False
+    handoff: bool = False
+    remote_cancel: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    error: BaseException | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.record.operation
 
 
 class LabService:
@@ -55,25 +134,946 @@ class LabService:
         alerts: Alerts | None = None,
         lease_duration: float = 15.0,
     ) -> None:
-        raise NotImplementedError
+        self._config = config
+        self._kube = kube
+        self._images = images
+        self._renderer = renderer
+        self._namespace = namespace
+        self.identity = identity or f"{socket.gethostname()}-{secrets.token_hex(4)}"
+        self._discovery = discovery
+        self._metrics = metrics
+        self._alerts = alerts
+        self._duration = max(1, int(round(lease_duration)))
+        self._builder = LabContextBuilder(config)
+        self._log = structlog.get_logger("nublado.labs")
+        # Caches, keyed by username.
+        self._leases: dict[str, Object] = {}
+        self._objects: dict[str, dict[str, Object]] = {
+            "Namespace": {},
+            "Pod": {},
+            "ConfigMap": {},
+            "ResourceQuota": {},
+        }
+        self._seen: dict[str, None] = {}
+        self._gone: set[str] = set()  # uids of lab objects this replica saw deleted
+        self._changed = asyncio.Condition()
+        self._ops: dict[str, _Operation] = {}
+        self._deletes: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watches: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # Lifecycle
 
     async def start(self) -> None:
-        raise NotImplementedError
+        """LIST+WATCH every cache, wait until they are filled, take over abandoned records."""
+        self._stopping = False
+        selector = f"{CATEGORY_LABEL}=lab"
+        lease_selector = f"{CATEGORY_LABEL}={LEASE_CATEGORY}"
+        lists = await asyncio.gather(
+            self._kube.list_with_version("Lease", self._namespace, label_selector=lease_selector),
+            *(
+                self._kube.list_with_version(kind, None, label_selector=selector)
+                for kind in self._objects
+            ),
+        )
+        kinds = ["Lease", *self._objects]
+        for kind, (items, version) in zip(kinds, lists, strict=True):
+            for item in items:
+                self._store(kind, item)
+            namespace = self._namespace if kind == "Lease" else None
+            sel = lease_selector if kind == "Lease" else selector
+            self._watches.append(
+                asyncio.create_task(self._follow(kind, namespace, sel, version, items))
+            )
+        self._watches.append(asyncio.create_task(self._supervise()))
+        await self._take_over(initial=True)
 
     async def stop(self) -> None:
-        raise NotImplementedError
+        """Hand running operations over to the next replica, finish deletes, stop the watches."""
+        self._stopping = True
+        for username, op in list(self._ops.items()):
+            if op.task is None or op.task.done():
+                continue
+            if op.kind == "delete":
+                continue
+            if op.kind == "spawn" and not op.pod_created:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_HANDOFF_WAIT):
+                        while not op.pod_created and not op.task.done():
+                            await asyncio.sleep(0.02)
+                if not op.pod_created and not op.task.done():
+                    op.task.cancel()
+                    continue
+            op.handoff = True
+            op.task.cancel()
+            self._log.info("Handing over lab operation", user=username, operation=op.kind)
+        pending = [op.task for op in self._ops.values() if op.task is not None]
+        pending.extend(self._deletes.values())
+        if pending:
+            timeout = self._config.lab.delete_timeout.total_seconds() + _HANDOFF_WAIT
+            await asyncio.wait(pending, timeout=timeout)
+        for task in [*self._watches, *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._watches, *self._tasks, return_exceptions=True)
+        self._watches.clear()
+        self._tasks.clear()
+
+    # Caches
+
+    def _user_of(self, kind: str, obj: Object) -> str | None:
+        metadata = obj.get("metadata") or {}
+        user = (metadata.get("labels") or {}).get(USER_LABEL)
+        if not user:
+            return None
+        name = metadata.get("name")
+        if kind == "Pod" and name != f"{user}-nb":
+            return None
+        if kind == "ConfigMap" and name != f"{user}-nb-env":
+            return None
+        if kind == "ResourceQuota" and name != f"{user}-nb":
+            return None
+        if kind == "Namespace" and name != self._lab_namespace(user):
+            return None
+        return str(user)
+
+    def _store(self, kind: str, obj: Object, *, deleted: bool = False) -> bool:
+        """Put an object seen by a watch or a write in its cache; the newer copy wins."""
+        user = self._user_of(kind, obj)
+        if user is None:
+            return False
+        cache = self._leases if kind == "Lease" else self._objects[kind]
+        old = cache.get(user)
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid in self._gone and not deleted:
+            return False
+        if deleted:
+            if old is not None and (old.get("metadata") or {}).get("uid") == (
+                obj.get("metadata") or {}
+            ).get("uid"):
+                del cache[user]
+                return True
+            return False
+        if old is not None and (old.get("metadata") or {}).get("uid") == (
+            obj.get("metadata") or {}
+        ).get("uid"):
+            if resource_version(old) > resource_version(obj):
+                return False
+        cache[user] = obj
+        self._seen.setdefault(user, None)
+        return True
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _follow(
+        self, kind: str, namespace: str | None, selector: str, version: str, items: list[Object]
+    ) -> None:
+        """Keep one cache current; a watch that fails is restarted from a fresh LIST."""
+        while True:
+            try:
+                async for event in self._kube.watch(
+                    kind, namespace, label_selector=selector, resource_version=version
+                ):
+                    changed = self._store(kind, event.object, deleted=event.type == "DELETED")
+                    if changed:
+                        if kind == "Lease":
+                            self._lease_changed(event.object)
+                        await self._notify()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._log.warning("Watch failed, listing again", kind=kind, error=str(exc))
+                await asyncio.sleep(1.0)
+                try:
+                    fresh, version = await self._kube.list_with_version(
+                        kind, namespace, label_selector=selector
+                    )
+                except Exception:  # noqa: BLE001 -- retried by the loop
+                    continue
+                cache = self._leases if kind == "Lease" else self._objects[kind]
+                listed = set()
+                for item in fresh:
+                    user = self._user_of(kind, item)
+                    if user is not None:
+                        listed.add(user)
+                        self._store(kind, item)
+                for user in [u for u in cache if u not in listed]:
+                    del cache[user]
+                await self._notify()
+
+    def _lease_changed(self, lease: Object) -> None:
+        """A DELETE on another replica asked this holder to stop its spawn."""
+        record = OperationRecord.from_lease(lease)
+        op = self._ops.get(record.username)
+        if (
+            record.cancel
+            and record.holder == self.identity
+            and op is not None
+            and op.kind in ("spawn", "monitor")
+            and op.task is not None
+            and not op.task.done()
+            and not op.remote_cancel
+        ):
+            op.remote_cancel = True
+            self._background(self._remote_delete(record.username))
+
+    def _background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _record(self, username: str) -> OperationRecord | None:
+        """The newest record known: this replica's own write or the cache's copy."""
+        lease = self._leases.get(username)
+        op = self._ops.get(username)
+        if op is not None and op.record.lease is not None:
+            if lease is None or resource_version(op.record.lease) >= resource_version(lease):
+                lease = op.record.lease
+        return OperationRecord.from_lease(lease) if lease is not None else None
+
+    def _lab_objects(self, username: str) -> LabObjects:
+        return LabObjects(
+            namespace=self._objects["Namespace"].get(username),
+            pod=self._objects["Pod"].get(username),
+            env=self._objects["ConfigMap"].get(username),
+            quota=self._objects["ResourceQuota"].get(username),
+        )
+
+    def _lab_namespace(self, username: str) -> str:
+        return f"{self._config.lab.namespace_prefix}-{username}"
+
+    # Queries
 
     def running(self) -> list[str]:
-        raise NotImplementedError
+        """Users whose lab is running, in the order this replica first saw them."""
+        result = []
+        for username in self._seen:
+            state = self.state(username)
+            if state is not None and state.status is LabStatus.RUNNING:
+                result.append(username)
+        return result
 
     def state(self, username: str) -> LabState | None:
-        raise NotImplementedError
+        """The user's lab from the caches alone (api.md 12.7), None when there is none."""
+        record = self._record(username)
+        objects = self._lab_objects(username)
+        state = derive_state(self._config, record, objects)
+        if (
+            state is not None
+            and state.status is LabStatus.PENDING
+            and record is not None
+            and record.result == "complete"
+        ):
+            # The spawn saw the pod Running; the pod cache may not have caught up.
+            state = state.model_copy(update={"status": LabStatus.RUNNING})
+        return state
+
+    # Create
 
     async def create(self, user: UserInfo, token: str, spec: LabSpecification) -> None:
-        raise NotImplementedError
+        """api.md 4.6 steps 2-10: check, claim the record, start the spawn in the background."""
+        username = user.username
+        notebook = user.quota.notebook if user.quota is not None else None
+        if notebook is not None and not notebook.spawn:
+            raise PermissionDeniedError("Spawning a notebook is not permitted")
+        if not user.uid:
+            raise PermissionDeniedError("Must have a UID to spawn labs")
+        if not user.gid:
+            raise PermissionDeniedError("Must have a GID to spawn labs")
+        options = spec.options
+        attribute = next(
+            name
+            for name in ("image_list", "image_dropdown", "image_class", "image_tag")
+            if getattr(options, name)
+        )
+        try:
+            image = (await self._images.resolve(options)).resolved()
+        except (UnknownImageError, InvalidDockerReferenceError) as exc:
+            raise client_error(exc, location=("body", "options", attribute)) from exc
+        try:
+            size = self._config.lab.get_size_definition(options.size)
+        except KeyError:
+            raise InvalidLabSizeError(options.size.value) from None
+        limits = size.resources.limits
+        if notebook is not None and (
+            notebook.memory_bytes < limits.memory or notebook.cpu < limits.cpu
+        ):
+            raise InsufficientQuotaError()
+
+        record = self._record(username)
+        op = self._ops.get(username)
+        if (op is not None and op.task is not None and not op.task.done()) or (
+            username in self._deletes and not self._deletes[username].done()
+        ):
+            raise OperationInProgressError(username)
+        if record is not None and record.live():
+            raise OperationInProgressError(username)
+        current = self.state(username)
+        delete_first = False
+        if current is not None:
+            if record is not None and record.in_progress:
+                delete_first = True  # an abandoned operation: clean up behind it
+            elif current.status in (LabStatus.TERMINATED, LabStatus.FAILED):
+                delete_first = True
+            else:
+                raise LabExistsError(username)
+
+        state = LabState(
+            user=user,
+            options=LabOptions(
+                size=size.size,
+                enable_debug=options.enable_debug,
+                reset_user_env=options.reset_user_env,
+                image=image.reference_with_digest,
+            ),
+            status=LabStatus.PENDING,
+            internal_url=None,
+            resources=LabResourceAmounts(
+                limits=ResourceAmount(cpu=limits.cpu, memory=limits.memory),
+                requests=ResourceAmount(
+                    cpu=size.resources.requests.cpu, memory=size.resources.requests.memory
+                ),
+            ),
+            quota=(
+                ResourceAmount(cpu=notebook.cpu, memory=notebook.memory_bytes)
+                if notebook is not None
+                else None
+            ),
+        )
+        new = OperationRecord(
+            username=username,
+            operation="spawn",
+            lab_state=state,
+            events=[("info", f"Starting lab creation for {username}", 1)],
+        )
+        op = await self._claim(username, record, new)
+        started = time.monotonic()
+        op.task = asyncio.create_task(
+            self._spawn(op, user, token, spec, image, size, delete_first, started)
+        )
+
+    async def _claim(
+        self, username: str, old: OperationRecord | None, new: OperationRecord
+    ) -> _Operation:
+        """Write a new operation's record atomically; 409 when someone else won."""
+        new.holder = self.identity
+        new.duration = self._duration
+        new.renew_time = datetime.now(UTC)
+        new.operation_id = new.operation_id or secrets.token_hex(8)
+        new.lease = old.lease if old is not None else None
+        manifest = new.to_lease(self._namespace)
+        try:
+            if old is None or old.lease is None:
+                lease = await self._kube.create(manifest)
+            else:
+                lease = await self._kube.replace(manifest)
+        except (AlreadyExistsError, ConflictError):
+            raise OperationInProgressError(username) from None
+        new.lease = lease
+        self._store("Lease", lease)
+        op = _Operation(record=new)
+        self._ops[username] = op
+        await self._notify()
+        return op
+
+    async def _write(self, op: _Operation, **changes: Any) -> None:
+        """Replace the record with changes; a Conflict means another replica took it."""
+        async with op.lock:
+            record = op.record
+            events = changes.pop("add_events", None)
+            for key, value in changes.items():
+                setattr(record, key, value)
+            if events:
+                record.events = [*record.events, *events]
+            record.renew_time = datetime.now(UTC)
+            try:
+                lease = await self._kube.replace(record.to_lease(self._namespace))
+            except ConflictError:
+                raise _LostRecordError from None
+            record.lease = lease
+            self._store("Lease", lease)
+        await self._notify()
+
+    async def _renew(self, op: _Operation) -> None:
+        while True:
+            await asyncio.sleep(self._duration / 3)
+            await self._write(op)
+
+    # The spawn
+
+    async def _spawn(
+        self,
+        op: _Operation,
+        user: UserInfo,
+        token: str,
+        spec: LabSpecification,
+        image: Any,
+        size: LabSizeDefinition,
+        delete_first: bool,
+        started: float,
+    ) -> None:
+        username = user.username
+        log = self._log.bind(user=username)
+        renew = asyncio.create_task(self._renew(op))
+        timeout = self._config.lab.spawn_timeout.total_seconds()
+        outcome = "failure"
+        error: BaseException | None = None
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    if delete_first:
+                        await self._write(
+                            op,
+                            add_events=[
+                                ("info", f"Deleting existing failed lab for {username}", 2)
+                            ],
+                        )
+                        await self._delete_objects(op, username, (5, 12, 20), spawn=True)
+                    await self._build_and_watch(op, user, token, spec, image, size)
+            except TimeoutError:
+                outcome = "timeout"
+                raise _SpawnFailure(f"Lab spawn timed out after {timeout}") from None
+            outcome = "success"
+            await self._write(
+                op,
+                result="complete",
+                add_events=[("complete", f"Lab Kubernetes pod started for {username}", None)],
+            )
+            log.info("Lab spawned", seconds=round(time.monotonic() - started, 3))
+            if self._metrics is not None:
+                self._metrics.spawn_duration.observe(time.monotonic() - started)
+        except _SpawnFailure as exc:
+            error = exc
+            await self._fail_spawn(op, str(exc), log)
+        except KubernetesError as exc:
+            error = exc
+            await self._fail_spawn(op, str(exc), log)
+        except _LostRecordError:
+            outcome = "cancelled"
+            log.warning("Lab operation record taken by another replica, stopping")
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            with contextlib.suppress(_LostRecordError, KubernetesError):
+                if op.handoff:
+                    await self._write(op, holder="")
+                elif not self._stopping or op.pod_created:
+                    await self._write(
+                        op,
+                        result="cancelled",
+                        add_events=[("failed", "Operation cancelled", None)],
+                    )
+                else:
+                    await self._interrupt(op, username)
+        except Exception as exc:
+            error = exc
+            log.exception("Lab spawn failed unexpectedly")
+            await self._fail_spawn(op, str(exc) or type(exc).__name__, log)
+        finally:
+            renew.cancel()
+            with contextlib.suppress(BaseException):
+                await renew
+            if self._metrics is not None:
+                self._metrics.spawns.labels(outcome=outcome).inc()
+            if error is not None and self._alerts is not None:
+                await self._alerts.report("Lab spawn failed", user=username, error=error)
+            op.done.set()
+
+    async def _fail_spawn(self, op: _Operation, message: str, log: Any) -> None:
+        log.error("Lab spawn failed", error=message)
+        with contextlib.suppress(_LostRecordError, KubernetesError):
+            await self._write(
+                op,
+                result="failed",
+                add_events=[("error", message, None), ("failed", "Lab spawn failed", None)],
+            )
+
+    async def _interrupt(self, op: _Operation, username: str) -> None:
+        """Fail a spawn that cannot go on (its replica stops) and remove what it made."""
+        await self._write(
+            op,
+            result="failed",
+            add_events=[
+                ("error", "Lab spawn interrupted: the controller running it stopped", None),
+                ("failed", "Lab spawn failed", None),
+            ],
+        )
+        with contextlib.suppress(KubernetesError):
+            await self._kube.delete("Namespace", self._lab_namespace(username), wait=False)
+
+    async def _read_secrets(self) -> dict[str, SourceSecret]:
+        lab = self._config.lab
+        names = [s.secret_name for s in lab.secrets]
+        if lab.pull_secret is not None:
+            names.append(lab.pull_secret)
+        result: dict[str, SourceSecret] = {}
+        ns = self._namespace
+        for name in dict.fromkeys(names):
+            try:
+                obj = await self._kube.get("Secret", name, ns)
+            except NotFoundError:
+                raise _SpawnFailure(f"Secret {ns}/{name} does not exist") from None
+            except KubernetesError as exc:
+                raise _SpawnFailure(
+                    f"Error reading object (Secret {ns}/{name}, status {exc.status}): {exc.message}"
+                ) from None
+            result[name] = SourceSecret(data=dict(obj.get("data") or {}), type=obj.get("type"))
+        for entry in lab.secrets:
+            if entry.secret_key not in result[entry.secret_name].data:
+                raise _SpawnFailure(f"No key {entry.secret_key} in secret {ns}/{entry.secret_name}")
+        return result
+
+    async def _build_and_watch(
+        self,
+        op: _Operation,
+        user: UserInfo,
+        token: str,
+        spec: LabSpecification,
+        image: Any,
+        size: LabSizeDefinition,
+    ) -> None:
+        username = user.username
+        source = await self._read_secrets()
+        discovery = await self._discovery() if self._discovery is not None else None
+        context = self._builder.build(
+            user=user,
+            spec=spec,
+            image=image,
+            size=size,
+            secrets=source,
+            token=token,
+            discovery=discovery,
+        )
+        manifests = self._renderer.render("lab", context)
+        namespace = self._lab_namespace(username)
+        pod_uid = ""
+        for manifest in manifests:
+            kind = manifest["kind"]
+            name = manifest["metadata"]["name"]
+            if kind == "Pod":
+                try:
+                    await self._kube.wait_for(
+                        "ServiceAccount",
+                        "default",
+                        namespace,
+                        lambda o: o is not None,
+                        timeout=self._config.lab.spawn_timeout.total_seconds(),
+                    )
+                except KubernetesError as exc:
+                    raise _SpawnFailure(
+                        f"Error waiting for ServiceAccount {namespace}/default: {exc}"
+                    )
+            try:
+                result = await self._kube.apply_one(manifest)
+            except KubernetesError as exc:
+                if kind == "Namespace":
+                    where = f"Error creating namespace (Namespace {name}"
+                else:
+                    where = f"Error creating object ({kind} {namespace}/{name}"
+                raise _SpawnFailure(f"{where}, status {exc.status}): {exc.message}") from None
+            if kind in self._objects:
+                self._store(kind, result.object)
+            if kind == "Pod":
+                op.pod_created = True
+                pod_uid = str((result.object.get("metadata") or {}).get("uid", ""))
+        prefix = spec.env["JUPYTERHUB_SERVICE_PREFIX"]
+        await self._write(
+            op,
+            internal_url=f"http://lab.{namespace}:8888{prefix}",
+            add_events=[("info", "Created Kubernetes objects for user lab", 30)],
+        )
+        await self._watch_pod(op, username, pod_uid)
+
+    async def _watch_pod(self, op: _Operation, username: str, pod_uid: str) -> None:
+        """Wait for the pod to run, reporting its Kubernetes Events; fail at once on a bad state."""
+        namespace = self._lab_namespace(username)
+        name = f"{username}-nb"
+        queue: asyncio.Queue[tuple[str, str, Object | None]] = asyncio.Queue()
+
+        async def pods() -> None:
+            async for event in self._kube.watch(
+                "Pod", namespace, field_selector=f"metadata.name={name}"
+            ):
+                if pod_uid and (event.object.get("metadata") or {}).get("uid") != pod_uid:
+                    continue
+                await queue.put(("pod", event.type, event.object))
+
+        async def events() -> None:
+            selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
+            if pod_uid:
+                selector += f",involvedObject.uid={pod_uid}"
+            try:
+                async for event in self._kube.watch("Event", namespace, field_selector=selector):
+                    if event.type == "ADDED":
+                        await queue.put(("event", event.type, event.object))
+            except KubernetesError as exc:
+                # Progress messages are a nicety: the spawn goes on without them.
+                self._log.warning("Watching pod events failed", user=username, error=str(exc))
+
+        watchers = [asyncio.create_task(pods())]
+        progress = 30
+        reported = 0
+        try:
+            events_started = False
+            while True:
+                source, kind, obj = await queue.get()
+                if source == "pod":
+                    if kind == "DELETED":
+                        raise _SpawnFailure(f"Pod {namespace}/{name} was deleted")
+                    assert obj is not None
+                    self._store("Pod", obj)
+                    verdict = _pod_verdict(obj)
+                    if verdict == "running":
+                        return
+                    if verdict is not None:
+                        raise _SpawnFailure(verdict)
+                    if not events_started:
+                        events_started = True
+                        watchers.append(asyncio.create_task(events()))
+                elif obj is not None and reported < _MAX_POD_EVENTS:
+                    message = str(obj.get("message") or "")
+                    if not message:
+                        continue
+                    progress = int(progress + (75 - progress) / 3) if progress >= 35 else 35
+                    reported += 1
+                    await self._write(op, add_events=[("info", message, progress)])
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    # Delete
 
     async def delete(self, username: str) -> None:
-        raise NotImplementedError
+        """api.md 4.7: delete the lab and wait until it is gone; join a delete under way."""
+        running = self._deletes.get(username)
+        if running is not None and not running.done():
+            await asyncio.shield(running)
+            return
+        op = self._ops.get(username)
+        if op is not None and op.task is not None and not op.task.done() and op.kind != "delete":
+            op.task.cancel()
+            await asyncio.wait([op.task])
+        else:
+            record = self._record(username)
+            if record is not None and record.live() and record.holder != self.identity:
+                await self._delete_remote(username, record)
+                return
+            if self.state(username) is None:
+                raise UnknownUserError.for_path(username)
+        task = self._deletes.get(username)
+        if task is None or task.done():
+            task = asyncio.create_task(self._run_delete(username))
+            self._deletes[username] = task
+        await asyncio.shield(task)
+
+    async def _run_delete(self, username: str) -> None:
+        """Claim the record for a delete and run it; DeleteFailedError on failure or timeout."""
+        log = self._log.bind(user=username)
+        record = self._record(username)
+        state = self.state(username)
+        new = OperationRecord(
+            username=username,
+            operation="delete",
+            lab_state=(record.lab_state if record is not None else None) or state,
+            events=[("info", "Shutting down Kubernetes pod", 25)],
+        )
+        if new.lab_state is not None:
+            new.lab_state = new.lab_state.model_copy(
+                update={"status": LabStatus.TERMINATING, "internal_url": None}
+            )
+        try:
+            op = await self._claim(username, record, new)
+        except OperationInProgressError:
+            # Our own copy may be stale (a cancelled write landed): read it and try once more.
+            lease = await self._kube.find("Lease", f"lab-{username}", self._namespace)
+            fresh = OperationRecord.from_lease(lease) if lease is not None else None
+            if fresh is not None and fresh.live() and fresh.holder != self.identity:
+                raise
+            new.operation_id = ""
+            op = await self._claim(username, fresh, new)
+        renew = asyncio.create_task(self._renew(op))
+        timeout = self._config.lab.delete_timeout.total_seconds()
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._delete_objects(op, username, (None, 62, 100), spawn=False)
+            except TimeoutError:
+                raise _SpawnFailure(f"Delete lab timed out after {timeout}") from None
+            await self._write(op, result="deleted")
+            log.info("Lab deleted")
+        except (_SpawnFailure, KubernetesError) as exc:
+            log.error("Lab delete failed", error=str(exc))
+            with contextlib.suppress(_LostRecordError, KubernetesError):
+                await self._write(
+                    op,
+                    result="failed",
+                    add_events=[("error", str(exc), None), ("failed", "Lab delete failed", None)],
+                )
+            if self._alerts is not None:
+                await self._alerts.report("Lab delete failed", user=username, error=exc)
+            raise DeleteFailedError() from exc
+        except _LostRecordError:
+            raise DeleteFailedError() from None
+        finally:
+            renew.cancel()
+            with contextlib.suppress(BaseException):
+                await renew
+            op.done.set()
+
+    async def _delete_objects(
+        self, op: _Operation, username: str, progress: tuple[int | None, int, int], *, spawn: bool
+    ) -> None:
+        """Pod (grace 1 s) then namespace, each waited for, with the operation's events."""
+        namespace = self._lab_namespace(username)
+        timeout = self._config.lab.delete_timeout.total_seconds()
+        if progress[0] is not None:
+            await self._write(
+                op, add_events=[("info", "Shutting down Kubernetes pod", progress[0])]
+            )
+        await self._kube.delete(
+            "Pod", f"{username}-nb", namespace, grace_period_seconds=1, timeout=timeout
+        )
+        await self._write(op, add_events=[("info", "Deleting user namespace", progress[1])])
+        await self._kube.delete("Namespace", namespace, timeout=timeout)
+        for kind, cache in self._objects.items():
+            obj = cache.pop(username, None)
+            if obj is not None:
+                # A watch lagging behind must not bring the deleted lab back.
+                self._gone.add(str((obj.get("metadata") or {}).get("uid", "")))
+        await self._write(op, add_events=[("info", f"Lab for {username} deleted", progress[2])])
+
+    async def _delete_remote(self, username: str, record: OperationRecord) -> None:
+        """Ask the replica holding the operation to stop, then wait for its result."""
+        if record.operation in ("spawn", "monitor") and not record.cancel:
+            record.cancel = True
+            try:
+                lease = await self._kube.replace(record.to_lease(self._namespace))
+                self._store("Lease", lease)
+            except ConflictError:
+                pass  # the holder wrote meanwhile; wait below all the same
+        op_id = record.operation_id
+        deadline = time.monotonic() + (
+            self._config.lab.delete_timeout.total_seconds()
+            + self._config.lab.spawn_timeout.total_seconds()
+        )
+        while time.monotonic() < deadline:
+            current = self._record(username)
+            if current is None:
+                raise UnknownUserError.for_path(username)
+            if current.operation == "delete" and current.result:
+                if current.result == "failed":
+                    raise DeleteFailedError()
+                return
+            if current.operation_id == op_id and current.result:
+                # The spawn ended without turning into a delete: delete it here.
+                break
+            if current.in_progress and current.expired():
+                break
+            if current.cancel is False and current.operation_id == op_id and record.cancel:
+                # Our cancel request was overwritten by a write of the holder: ask again.
+                current.cancel = True
+                with contextlib.suppress(ConflictError):
+                    self._store(
+                        "Lease", await self._kube.replace(current.to_lease(self._namespace))
+                    )
+            await self._wait_change(1.0)
+        if self.state(username) is None:
+            return
+        task = asyncio.create_task(self._run_delete(username))
+        self._deletes[username] = task
+        await asyncio.shield(task)
+
+    async def _remote_delete(self, username: str) -> None:
+        """Another replica asked (cancel annotation): stop the spawn, delete the lab here."""
+        op = self._ops.get(username)
+        if op is not None and op.task is not None and not op.task.done():
+            op.task.cancel()
+            await asyncio.wait([op.task])
+        task = self._deletes.get(username)
+        if task is None or task.done():
+            task = asyncio.create_task(self._run_delete(username))
+            self._deletes[username] = task
+        with contextlib.suppress(DeleteFailedError, OperationInProgressError):
+            await task
+
+    async def _wait_change(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait()
+
+    # Events
 
     async def events(self, username: str) -> AsyncIterator[SpawnEvent]:
-        raise NotImplementedError
+        """The user's operation events, replayed then live; UnknownUserError before any."""
+        record = self._record(username)
+        if record is None:
+            with contextlib.suppress(KubernetesError):
+                lease = await self._kube.find("Lease", f"lab-{username}", self._namespace)
+                if lease is not None:
+                    self._store("Lease", lease)
+                    record = self._record(username)
+        if record is None:
+            state = self.state(username)
+            if state is None:
+                raise UnknownUserError.for_path(username)
+            return _single(state, username)
+        return self._stream(username, record.operation_id)
+
+    async def _stream(self, username: str, operation_id: str) -> AsyncIterator[SpawnEvent]:
+        sent = 0
+        while True:
+            record = self._record(username)
+            if record is None or record.operation_id != operation_id:
+                return
+            for event, message, progress in record.events[sent:]:
+                sent += 1
+                yield SpawnEvent(event, message, progress)
+                if event in _TERMINAL:
+                    return
+            if not record.in_progress:
+                return
+            await self._wait_change(self._duration / 3)
+
+    # Takeover
+
+    async def _supervise(self) -> None:
+        """Take over records whose holder stopped renewing, now and then."""
+        while True:
+            await asyncio.sleep(self._duration / 3)
+            try:
+                await self._take_over(initial=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- logged, tried again next round
+                self._log.warning("Takeover failed", error=str(exc))
+
+    async def _take_over(self, *, initial: bool) -> None:
+        for username in list(self._leases):
+            record = self._record(username)
+            if record is None or not record.in_progress or self._stopping:
+                continue
+            op = self._ops.get(username)
+            if op is not None and op.task is not None and not op.task.done():
+                continue
+            if not record.expired() and not (initial and record.holder == self.identity):
+                continue
+            try:
+                await self._take_over_one(username, record)
+            except OperationInProgressError:
+                continue  # another replica took it first
+
+    async def _take_over_one(self, username: str, record: OperationRecord) -> None:
+        log = self._log.bind(user=username)
+        log.info("Taking over lab operation", operation=record.operation, holder=record.holder)
+        if record.operation == "delete":
+            task = asyncio.create_task(self._run_delete(username))
+            self._deletes[username] = task
+            self._background(_quiet(task))
+            return
+        pod = self._objects["Pod"].get(username)
+        if pod is None:
+            # Same operation id: listeners of the interrupted spawn see its end.
+            new = OperationRecord(
+                username=username,
+                operation=record.operation,
+                operation_id=record.operation_id,
+                lab_state=record.lab_state,
+                internal_url=record.internal_url,
+                events=list(record.events),
+            )
+            op = await self._claim(username, record, new)
+            await self._interrupt(op, username)
+            op.done.set()
+            return
+        new = OperationRecord(
+            username=username,
+            operation="monitor",
+            lab_state=record.lab_state,
+            internal_url=record.internal_url,
+            events=[("info", f"Monitoring in-progress lab creation for {username}", 1)],
+        )
+        op = await self._claim(username, record, new)
+        op.pod_created = True
+        op.task = asyncio.create_task(self._monitor(op, username))
+
+    async def _monitor(self, op: _Operation, username: str) -> None:
+        log = self._log.bind(user=username)
+        renew = asyncio.create_task(self._renew(op))
+        timeout = self._config.lab.spawn_timeout.total_seconds()
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._watch_pod(op, username, "")
+            except TimeoutError:
+                raise _SpawnFailure(f"In-progress lab spawn timed out after {timeout}") from None
+            await self._write(
+                op,
+                result="complete",
+                add_events=[("complete", f"Lab Kubernetes pod started for {username}", None)],
+            )
+        except (_SpawnFailure, KubernetesError) as exc:
+            await self._fail_spawn(op, str(exc), log)
+        except _LostRecordError:
+            pass
+        except asyncio.CancelledError:
+            with contextlib.suppress(_LostRecordError, KubernetesError):
+                if op.handoff:
+                    await self._write(op, holder="")
+                else:
+                    await self._write(
+                        op,
+                        result="cancelled",
+                        add_events=[("failed", "Operation cancelled", None)],
+                    )
+        finally:
+            renew.cancel()
+            with contextlib.suppress(BaseException):
+                await renew
+            op.done.set()
+
+
+async def _quiet(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(Exception):
+        await task
+
+
+async def _single(state: LabState, username: str) -> AsyncIterator[SpawnEvent]:
+    """The stream of a lab with no record (adopted): one event for its state (DECISIONS API 2)."""
+    if state.status is LabStatus.RUNNING:
+        yield SpawnEvent("complete", f"Lab Kubernetes pod started for {username}")
+    elif state.status in (LabStatus.FAILED, LabStatus.TERMINATED):
+        yield SpawnEvent("failed", "Lab spawn failed")
+
+
+def _pod_verdict(pod: Object) -> str | None:
+    """``running``, a failure message, or None while the pod is still on its way."""
+    metadata = pod.get("metadata") or {}
+    where = f"{metadata.get('namespace')}/{metadata.get('name')}"
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    if phase == "Running":
+        return "running"
+    if phase in ("Succeeded", "Failed"):
+        reason = status.get("reason") or status.get("message") or ""
+        return f"Pod {where} terminated with phase {phase}" + (f": {reason}" if reason else "")
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for container in status.get(key) or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in _BAD_WAITING:
+                message = waiting.get("message")
+                text = f"Pod {where} container {container.get('name')} failed: {reason}"
+                return text + (f": {message}" if message else "")
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            message = condition.get("message")
+            text = f"Pod {where} cannot be scheduled"
+            return text + (f": {message}" if message else "")
+    return None
