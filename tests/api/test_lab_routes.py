@@ -18,8 +18,13 @@ import pytest
 import respx
 import uvicorn
 from asgi_lifespan import LifespanManager
-from lab_service_double import LabServiceDouble, rachel_state
-from reference_cases import EXPECTED, INPUTS
+from lab_api_support import (
+    CONTROLLER_NAMESPACE,
+    LabServiceDouble,
+    rachel_state,
+    serve_reference_labs,
+)
+from reference_cases import EXPECTED, INPUTS, TOKEN
 
 from nublado.api.app import create_app
 from nublado.api.errors import (
@@ -35,8 +40,10 @@ from nublado.api.errors import (
 from nublado.api.labs import event_frames, lab_routes
 from nublado.config import Config
 from nublado.gafaelfawr import GafaelfawrClient
+from nublado.kube.client import KubernetesClient
 from nublado.models.lab import LabSpecification
 from nublado.models.user import UserInfo
+from nublado.sandbox.server import Sandbox, SandboxSettings
 from nublado.services.images import ImageService
 from nublado.services.labs import SpawnEvent
 
@@ -608,3 +615,94 @@ async def test_user_status_without_the_user_header_is_422(api: httpx.AsyncClient
 
     assert response.status_code == 422
     assert response.json() == {"detail": [MISSING_USER]}
+
+
+# The routes with the real lab service on the sandbox (upstream's test_lab_start_stop)
+
+FORM_SPEC = {
+    "options": {
+        "image_list": ["use_image_from_dropdown"],
+        "image_dropdown": ["lighthouse.ceres/library/sketchbook:latest_daily@sha256:1234"],
+        "size": ["small"],
+    },
+    "env": {"JUPYTERHUB_SERVICE_PREFIX": "/nb/user/rachel/"},
+}
+
+
+@pytest.fixture
+async def served(
+    config: Config,
+    images: ImageService,
+    client: KubernetesClient,
+    http: httpx.AsyncClient,
+    user_info: respx.Route,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with the real lab service; rachel's token is the reference token."""
+    labs = await serve_reference_labs(config, images, client)
+    routes = lab_routes(config, labs, GafaelfawrClient(http, GAFAELFAWR))
+    app = create_app(config, images=images, routes=routes, refresh_images=False)
+    try:
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="https://rsp.example.com"
+            ) as api:
+                yield api
+    finally:
+        await labs.stop()
+
+
+@pytest.mark.parametrize("sandbox_settings", [SandboxSettings(pod_grace_scale=0.0)])
+async def test_lab_start_stop_with_the_lab_service(
+    served: httpx.AsyncClient, sandbox: Sandbox, sandbox_settings: SandboxSettings
+) -> None:
+    user = {"X-Auth-Request-User": "rachel"}
+    headers = {**user, "X-Auth-Request-Token": TOKEN}
+    assert (await served.get(LABS)).json() == []
+    for response in (
+        await served.get(f"{LABS}/rachel"),
+        await served.get(f"{LABS}/rachel/events", headers=user),
+        await served.delete(f"{LABS}/rachel"),
+    ):
+        assert (response.status_code, response.json()) == (404, UNKNOWN_RACHEL)
+    # The pod is Running before the spawn looks at it, as in upstream's fixture.
+    sandbox.add_latency(
+        0.1, "PUT", f"/apis/coordination.k8s.io/v1/namespaces/{CONTROLLER_NAMESPACE}/leases/*"
+    )
+
+    created = await served.post(f"{LABS}/rachel/create", json=FORM_SPEC, headers=headers)
+    pending = await served.get(f"{LABS}/rachel")
+    async with asyncio.timeout(10):
+        events = await served.get(f"{LABS}/rachel/events", headers=user)
+    listed = await served.get(LABS)
+    status = await served.get(f"{LABS}/rachel")
+    again = await served.post(f"{LABS}/rachel/create", json=FORM_SPEC, headers=headers)
+    deleted = await served.delete(f"{LABS}/rachel")
+    after = [await served.get(LABS), await served.get(f"{LABS}/rachel")]
+    delete_events = await served.get(f"{LABS}/rachel/events", headers=user)
+
+    assert (created.status_code, created.content) == (201, b"null")
+    assert created.headers["location"] == "https://rsp.example.com/nublado/spawner/v1/labs/rachel"
+    assert pending.json()["status"] == "pending"
+    assert pending.json()["internal_url"] is None
+    assert events.status_code == 200
+    assert events.text == SPAWN_BODY
+    assert listed.json() == ["rachel"]
+    assert status.json() == STATUS
+    assert (again.status_code, again.json()) == (
+        409,
+        {"detail": [{"msg": "Lab already exists for rachel", "type": "lab_exists"}]},
+    )
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert after[0].json() == []
+    assert (after[1].status_code, after[1].json()) == (404, UNKNOWN_RACHEL)
+    assert delete_events.status_code == 200
+    assert delete_events.text == (
+        "event: info\r\n"
+        'data: {"message": "Shutting down Kubernetes pod", "progress": 25}\r\n\r\n'
+        "event: info\r\n"
+        'data: {"message": "Deleting user namespace", "progress": 62}\r\n\r\n'
+        "event: info\r\n"
+        'data: {"message": "Lab for rachel deleted", "progress": 100}\r\n\r\n'
+    )
+    assert sandbox.get("Namespace", "userlabs-rachel") is None

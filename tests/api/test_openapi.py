@@ -19,8 +19,8 @@ import respx
 import schemathesis
 from asgi_lifespan import LifespanManager
 from hypothesis import HealthCheck, given, settings
-from lab_service_double import LabServiceDouble, rachel_state
-from reference_cases import EXPECTED, INPUTS, reference_config
+from lab_api_support import serve_reference_labs
+from reference_cases import EXPECTED, INPUTS, TOKEN, reference_config
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -37,9 +37,10 @@ from nublado.api.labs import lab_routes
 from nublado.api.openapi import TAGS, openapi_text
 from nublado.config import Config
 from nublado.gafaelfawr import GafaelfawrClient
+from nublado.kube.client import KubernetesClient
 from nublado.render.engine import Renderer
 from nublado.services.images import ImageService
-from nublado.services.labs import SpawnEvent
+from nublado.services.labs import LabService
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "schema" / "openapi.json"
@@ -47,11 +48,7 @@ GAFAELFAWR = "https://gafaelfawr.test/auth/api/v1"
 RACHEL = json.loads((INPUTS / "users" / "rachel.json").read_text())
 STATUS = json.loads((EXPECTED / "spawn" / "lab-status.json").read_text())
 SPEC = json.loads((INPUTS / "lab-specification.json").read_text())
-EVENTS = [
-    SpawnEvent(e["event"], **json.loads(e["data"]))
-    for e in json.loads((EXPECTED / "spawn" / "events.json").read_text())
-]
-HEADERS = {"x-auth-request-user": "rachel", "x-auth-request-token": "gt-rachel.token"}
+HEADERS = {"x-auth-request-user": "rachel", "x-auth-request-token": TOKEN}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -64,28 +61,30 @@ HTTPX_ARGS = {"method", "url", "headers", "params", "json", "content", "data"}
 
 
 @pytest.fixture
-def labs() -> LabServiceDouble:
-    return LabServiceDouble(
-        states={"rachel": rachel_state(STATUS, RACHEL)}, streams={"rachel": EVENTS}
-    )
+async def labs(
+    config: Config, images: ImageService, client: KubernetesClient
+) -> AsyncIterator[LabService]:
+    """The real lab service on the sandbox, with the reference Secrets."""
+    labs = await serve_reference_labs(config, images, client)
+    yield labs
+    await labs.stop()
 
 
 @pytest.fixture
-async def app(
+def app(
     config: Config,
     images: ImageService,
     http: httpx.AsyncClient,
     router: respx.MockRouter,
-    labs: LabServiceDouble,
+    labs: LabService,
 ) -> Starlette:
-    """The controller's route table, images refreshed from the reference registry."""
+    """The controller's route table: images refreshed, labs on the sandbox, Gafaelfawr mocked."""
     router.get(f"{GAFAELFAWR}/user-info").respond(json=RACHEL)
     users = GafaelfawrClient(http, GAFAELFAWR)
     routes = [
         *form_routes(config, images, users, Renderer(config.template_dirs)),
-        *lab_routes(config, labs, users),  # type: ignore[arg-type]
+        *lab_routes(config, labs, users),
     ]
-    await images.refresh()
     return create_app(config, images=images, routes=routes, refresh_images=False)
 
 
@@ -204,7 +203,7 @@ def generated_cases(document: dict[str, Any]) -> list[Any]:
 
 
 def reference_cases(document: dict[str, Any]) -> list[Any]:
-    """Requests that succeed: rachel's own lab, form, create, events, then delete."""
+    """Requests that succeed: rachel's form, create, events, status, then delete twice."""
     schema = schemathesis.openapi.from_dict(document)
     labs = "/nublado/spawner/v1/labs/{username}"
     rachel = {"username": "rachel"}
@@ -216,9 +215,11 @@ def reference_cases(document: dict[str, Any]) -> list[Any]:
         ("/nublado/spawner/v1/labs", "GET", {}),
         ("/nublado/spawner/v1/lab-form/{username}", "GET", {"headers": HEADERS}),
         (labs, "GET", {}),
+        (f"{labs}/create", "POST", {"headers": HEADERS, "body": SPEC}),
+        (labs, "GET", {}),
+        (f"{labs}/events", "GET", {"headers": user}),
         ("/nublado/spawner/v1/user-status", "GET", {"headers": user}),
         (f"{labs}/create", "POST", {"headers": HEADERS, "body": SPEC}),
-        (f"{labs}/events", "GET", {"headers": user}),
         (labs, "DELETE", {}),
         (labs, "GET", {}),
         (labs, "DELETE", {}),
@@ -232,9 +233,7 @@ def reference_cases(document: dict[str, Any]) -> list[Any]:
     return cases
 
 
-async def test_every_answer_matches_the_document(
-    api: httpx.AsyncClient, labs: LabServiceDouble
-) -> None:
+async def test_every_answer_matches_the_document(api: httpx.AsyncClient) -> None:
     document = (await api.get("/nublado/openapi.json")).json()
     cases = [*generated_cases(document), *reference_cases(document)]
     failures: list[str] = []
@@ -250,13 +249,14 @@ async def test_every_answer_matches_the_document(
             failures.append(f"{case.operation.label} {request['url']}: {exc}")
 
     assert failures == []
-    assert labs.created
     expected = {
         ("GET /nublado/spawner/v1/labs/{username}", 200),
         ("GET /nublado/spawner/v1/labs/{username}", 404),
         ("POST /nublado/spawner/v1/labs/{username}/create", 201),
         ("POST /nublado/spawner/v1/labs/{username}/create", 403),
         ("GET /nublado/spawner/v1/labs/{username}/events", 200),
+        ("GET /nublado/spawner/v1/user-status", 200),
+        ("POST /nublado/spawner/v1/labs/{username}/create", 409),
         ("DELETE /nublado/spawner/v1/labs/{username}", 204),
         ("GET /nublado/spawner/v1/lab-form/{username}", 200),
     }

@@ -1,23 +1,34 @@
-"""A LabService stand-in for the route tests: fixed states and events, calls recorded.
+"""Lab services for the API tests: a double with fixed answers, and the real one on the sandbox.
 
 The routes' contract with the service is its public interface (PLAN-LABS.md):
 ``running``, ``state``, ``create``, ``delete`` and ``events``, the latter
 raising before it returns its iterator. This double answers from what a test
 puts in it, so each route test pins the HTTP side alone; the service's own
-behaviour is tested with the real service on the sandbox.
+behaviour is tested with the real service on the sandbox, which
+`serve_reference_labs` starts for the end-to-end and schemathesis tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from reference_cases import INPUTS, reference_discovery
+
 from nublado.api.errors import UnknownUserError
+from nublado.config import Config
+from nublado.kube.client import KubernetesClient
 from nublado.models.lab import LabSpecification, LabState
 from nublado.models.user import UserInfo
-from nublado.services.labs import SpawnEvent
+from nublado.render.engine import Renderer
+from nublado.services.images import ImageService
+from nublado.services.labs import LabService, SpawnEvent
+
+CONTROLLER_NAMESPACE = "nublado"
 
 
 @dataclass
@@ -78,3 +89,38 @@ class LabServiceDouble:
 def rachel_state(reference: dict[str, Any], user: dict[str, Any]) -> LabState:
     """The reference lab-status.json as a LabState owned by Gafaelfawr's rachel."""
     return LabState.model_validate({**reference, "user": user})
+
+
+async def serve_reference_labs(
+    config: Config, images: ImageService, client: KubernetesClient
+) -> LabService:
+    """A started LabService on the sandbox, with the reference source Secrets in place."""
+    await client.create(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
+    )
+    for name, values in json.loads((INPUTS / "secrets.json").read_text()).items():
+        secret: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": CONTROLLER_NAMESPACE},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+        }
+        if ".dockerconfigjson" in values:
+            secret["type"] = "kubernetes.io/dockerconfigjson"
+        await client.create(secret)
+
+    async def discovery() -> dict[str, Any]:
+        return reference_discovery()
+
+    await images.refresh()
+    labs = LabService(
+        config,
+        client,
+        images,
+        Renderer(config.template_dirs),
+        namespace=CONTROLLER_NAMESPACE,
+        identity="replica-a",
+        discovery=discovery,
+    )
+    await labs.start()
+    return labs
