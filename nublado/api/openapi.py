@@ -185,7 +185,10 @@ OPERATIONS: Mapping[str, Operation] = {
                 },
                 "content": {_JSON: {"schema": {"type": "null"}}},
             },
-            "400": _error("Unknown image (unknown_image)"),
+            "400": _json(
+                {"anyOf": [_ref("ErrorModel"), _ref("HTTPError")]},
+                "Unknown image (unknown_image), or a body that is not UTF-8",
+            ),
             "401": _INVALID_TOKEN,
             "403": _error(
                 "Another user's path, spawning not permitted, no UID or GID"
@@ -288,6 +291,13 @@ _ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
         "description": "The request does not match the route (FastAPI's 422 body, api.md 2.3).",
         "type": "object",
         "properties": {"detail": {"type": "array", "items": _ref("ValidationError")}},
+        "required": ["detail"],
+    },
+    "HTTPError": {
+        "title": "HTTPError",
+        "description": "A failure outside the routes' own errors, as FastAPI words it.",
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
         "required": ["detail"],
     },
     "Metadata": {
