@@ -213,6 +213,20 @@ async def test_create_with_unparsable_json_is_json_invalid_before_anything_else(
     assert not user_info.called
 
 
+async def test_create_with_a_body_that_is_not_utf8_is_fastapis_400(
+    api: httpx.AsyncClient, user_info: respx.Route
+) -> None:
+    response = await api.post(
+        f"{LABS}/rachel/create",
+        content=b'{"options": "\xff"}',
+        headers={**HEADERS, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "There was an error parsing the body"}
+    assert not user_info.called
+
+
 async def test_create_without_auth_headers_reports_them_with_the_body_errors(
     api: httpx.AsyncClient, user_info: respx.Route
 ) -> None:
