@@ -155,6 +155,7 @@ class LabService:
             "ResourceQuota": {},
         }
         self._seen: dict[str, None] = {}
+        self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: set[str] = set()  # uids of lab objects this replica saw deleted
         self._changed = asyncio.Condition()
         self._ops: dict[str, _Operation] = {}
@@ -259,6 +260,11 @@ class LabService:
         ).get("uid"):
             if resource_version(old) > resource_version(obj):
                 return False
+        if kind == "Lease" and old is not None:
+            before = OperationRecord.from_lease(old)
+            if before.operation_id != OperationRecord.from_lease(obj).operation_id:
+                # A stream of the replaced operation may not have read its last events yet.
+                self._previous[user] = before
         cache[user] = obj
         self._seen.setdefault(user, None)
         return True
@@ -312,8 +318,7 @@ class LabService:
             and record.holder == self.identity
             and op is not None
             and op.kind in ("spawn", "monitor")
-            and op.task is not None
-            and not op.task.done()
+            and op.record.operation_id == record.operation_id
             and not op.remote_cancel
         ):
             op.remote_cancel = True
@@ -405,7 +410,7 @@ class LabService:
 
         record = self._record(username)
         op = self._ops.get(username)
-        if (op is not None and op.task is not None and not op.task.done()) or (
+        if (op is not None and op.record.in_progress and op.record.holder == self.identity) or (
             username in self._deletes and not self._deletes[username].done()
         ):
             raise OperationInProgressError(username)
@@ -489,10 +494,23 @@ class LabService:
             if events:
                 record.events = [*record.events, *events]
             record.renew_time = datetime.now(UTC)
-            try:
-                lease = await self._kube.replace(record.to_lease(self._namespace))
-            except ConflictError:
-                raise _LostRecordError from None
+            for _ in range(3):
+                try:
+                    lease = await self._kube.replace(record.to_lease(self._namespace))
+                    break
+                except ConflictError:
+                    # Another replica may only have asked for a cancel (a DELETE it got):
+                    # the record is still ours then; anything else means we lost it.
+                    fresh = await self._kube.find("Lease", f"lab-{record.username}", self._namespace)
+                    if fresh is None:
+                        raise _LostRecordError from None
+                    theirs = OperationRecord.from_lease(fresh)
+                    if theirs.holder != self.identity or theirs.operation_id != record.operation_id:
+                        raise _LostRecordError from None
+                    record.lease = fresh
+                    record.cancel = theirs.cancel
+            else:
+                raise _LostRecordError
             record.lease = lease
             self._store("Lease", lease)
         await self._notify()
@@ -537,6 +555,7 @@ class LabService:
                 outcome = "timeout"
                 raise _SpawnFailure(f"Lab spawn timed out after {timeout}") from None
             outcome = "success"
+            self._count(outcome)
             await self._write(
                 op,
                 result="complete",
@@ -545,17 +564,15 @@ class LabService:
             log.info("Lab spawned", seconds=round(time.monotonic() - started, 3))
             if self._metrics is not None:
                 self._metrics.spawn_duration.observe(time.monotonic() - started)
-        except _SpawnFailure as exc:
+        except (_SpawnFailure, KubernetesError) as exc:
             error = exc
-            await self._fail_spawn(op, str(exc), log)
-        except KubernetesError as exc:
-            error = exc
+            self._count(outcome)
             await self._fail_spawn(op, str(exc), log)
         except _LostRecordError:
-            outcome = "cancelled"
+            self._count("cancelled")
             log.warning("Lab operation record taken by another replica, stopping")
         except asyncio.CancelledError:
-            outcome = "cancelled"
+            self._count("cancelled")
             with contextlib.suppress(_LostRecordError, KubernetesError):
                 if op.handoff:
                     await self._write(op, holder="")
@@ -569,17 +586,21 @@ class LabService:
                     await self._interrupt(op, username)
         except Exception as exc:
             error = exc
+            self._count("failure")
             log.exception("Lab spawn failed unexpectedly")
             await self._fail_spawn(op, str(exc) or type(exc).__name__, log)
         finally:
             renew.cancel()
             with contextlib.suppress(BaseException):
                 await renew
-            if self._metrics is not None:
-                self._metrics.spawns.labels(outcome=outcome).inc()
             if error is not None and self._alerts is not None:
                 await self._alerts.report("Lab spawn failed", user=username, error=error)
             op.done.set()
+
+    def _count(self, outcome: str) -> None:
+        """Count a spawn's outcome before its last event is written (a reader sees both)."""
+        if self._metrics is not None:
+            self._metrics.spawns.labels(outcome=outcome).inc()
 
     async def _fail_spawn(self, op: _Operation, message: str, log: Any) -> None:
         log.error("Lab spawn failed", error=message)
@@ -754,8 +775,11 @@ class LabService:
             return
         op = self._ops.get(username)
         if op is not None and op.task is not None and not op.task.done() and op.kind != "delete":
-            op.task.cancel()
+            if op.record.in_progress:
+                op.task.cancel()
             await asyncio.wait([op.task])
+        if op is not None and op.kind != "delete" and op.record.in_progress:
+            pass  # this replica's spawn, cancelled above: delete what it made
         else:
             record = self._record(username)
             if record is not None and record.live() and record.holder != self.identity:
@@ -855,7 +879,8 @@ class LabService:
             except ConflictError:
                 pass  # the holder wrote meanwhile; wait below all the same
         op_id = record.operation_id
-        deadline = time.monotonic() + (
+        asked = time.monotonic()
+        deadline = asked + (
             self._config.lab.delete_timeout.total_seconds()
             + self._config.lab.spawn_timeout.total_seconds()
         )
@@ -867,12 +892,15 @@ class LabService:
                 if current.result == "failed":
                     raise DeleteFailedError()
                 return
-            if current.operation_id == op_id and current.result:
-                # The spawn ended without turning into a delete: delete it here.
-                break
             if current.in_progress and current.expired():
-                break
-            if current.cancel is False and current.operation_id == op_id and record.cancel:
+                break  # the holder is gone: delete here
+            if (
+                current.operation_id == op_id
+                and current.result
+                and time.monotonic() - asked > self._duration
+            ):
+                break  # the holder finished its spawn but never started the delete
+            if not current.cancel and current.operation_id == op_id and not current.result:
                 # Our cancel request was overwritten by a write of the holder: ask again.
                 current.cancel = True
                 with contextlib.suppress(ConflictError):
@@ -926,14 +954,20 @@ class LabService:
         sent = 0
         while True:
             record = self._record(username)
-            if record is None or record.operation_id != operation_id:
+            if record is not None and record.operation_id != operation_id:
+                previous = self._previous.get(username)
+                if previous is None or previous.operation_id != operation_id:
+                    return
+                record = previous
+            if record is None:
                 return
+            replaced = record.operation_id != (self._record(username) or record).operation_id
             for event, message, progress in record.events[sent:]:
                 sent += 1
                 yield SpawnEvent(event, message, progress)
                 if event in _TERMINAL:
                     return
-            if not record.in_progress:
+            if not record.in_progress or replaced:
                 return
             await self._wait_change(self._duration / 3)
 
@@ -1054,8 +1088,6 @@ def _pod_verdict(pod: Object) -> str | None:
     where = f"{metadata.get('namespace')}/{metadata.get('name')}"
     status = pod.get("status") or {}
     phase = status.get("phase")
-    if phase == "Running":
-        return "running"
     if phase in ("Succeeded", "Failed"):
         reason = status.get("reason") or status.get("message") or ""
         return f"Pod {where} terminated with phase {phase}" + (f": {reason}" if reason else "")
@@ -1076,4 +1108,5 @@ def _pod_verdict(pod: Object) -> str | None:
             message = condition.get("message")
             text = f"Pod {where} cannot be scheduled"
             return text + (f": {message}" if message else "")
-    return None
+    # A Running pod whose container crash-loops is not a started lab: checked above.
+    return "running" if phase == "Running" else None
