@@ -998,6 +998,17 @@ class LabService:
                 await self._take_over_one(username, record)
             except OperationInProgressError:
                 continue  # another replica took it first
+        if not initial:
+            return
+        for username, pod in list(self._objects["Pod"].items()):
+            # A lab spawned by an earlier controller (no record) still starting: follow it.
+            phase = (pod.get("status") or {}).get("phase")
+            if username in self._leases or phase != "Pending":
+                continue
+            if username not in self._objects["Namespace"]:
+                continue
+            with contextlib.suppress(OperationInProgressError):
+                await self._take_over_one(username, OperationRecord(username, operation="spawn"))
 
     async def _take_over_one(self, username: str, record: OperationRecord) -> None:
         log = self._log.bind(user=username)

@@ -733,3 +733,92 @@ async def test_adopts_lab_present_before_start(
         await labs.create(reference_user(), TOKEN, reference_spec())
     await labs.delete(USER)
     assert labs.state(USER) is None
+
+
+def abandoned_lease(operation: str, **annotations: str) -> dict[str, Any]:
+    """The record of an operation whose replica died (stopped renewing long ago)."""
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": "lab-rachel",
+            "namespace": NAMESPACE,
+            "labels": {"nublado.lsst.io/category": "lab-operation", "nublado.lsst.io/user": USER},
+            "annotations": {
+                "nublado.lsst.io/operation": operation,
+                "nublado.lsst.io/operation-id": "0123456789abcdef",
+                "nublado.lsst.io/result": "",
+                "nublado.lsst.io/events": json.dumps([list(STARTED)]),
+                **annotations,
+            },
+        },
+        "spec": {
+            "holderIdentity": "dead-replica",
+            "leaseDurationSeconds": 15,
+            "renewTime": "2026-01-01T00:00:00.000000Z",
+        },
+    }
+
+
+async def test_takes_over_abandoned_spawn_with_pod(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    await client.create(abandoned_lease("spawn"))
+    await client.apply(lab_manifests)
+    await wait_until(lambda: (sandbox.get("Pod", "rachel-nb", LAB_NS) or {}).get("status"))
+    labs = await make_service()
+    events = await collect(labs)
+    assert messages(events) == [
+        ("info", "Monitoring in-progress lab creation for rachel", 1),
+        COMPLETE,
+    ]
+    lease = sandbox.get("Lease", "lab-rachel", NAMESPACE)
+    assert lease is not None
+    assert lease["spec"]["holderIdentity"] == labs.identity != "dead-replica"
+    await wait_until(lambda: labs.running() == [USER])
+
+
+async def test_fails_abandoned_spawn_without_pod(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    await client.create(abandoned_lease("spawn"))
+    await client.apply([m for m in lab_manifests if m["kind"] != "Pod"])
+    labs = await make_service()
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    assert messages(await collect(labs)) == [
+        STARTED,
+        ("error", "Lab spawn interrupted: the controller running it stopped", None),
+        FAILED,
+    ]
+    await wait_until(lambda: sandbox.get("Namespace", LAB_NS) is None)  # nothing orphaned
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    await labs.delete(USER)
+    assert labs.state(USER) is None
+
+
+async def test_finishes_abandoned_delete(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    await client.create(abandoned_lease("delete"))
+    await client.apply(lab_manifests)
+    labs = await make_service()
+    await wait_until(lambda: labs.state(USER) is None)
+    assert sandbox.get("Namespace", LAB_NS) is None
+    assert messages(await collect(labs)) == DELETED
+
+
+async def test_monitors_pending_lab_found_at_start(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    sandbox.set_pod_failure("ImagePullBackOff", name="rachel-nb")  # stays Pending
+    await client.apply(lab_manifests)
+    labs = await make_service()
+    events = await collect(labs)
+    assert events[0] == SpawnEvent("info", "Monitoring in-progress lab creation for rachel", 1)
+    assert events[-2].event == "error"
+    assert "ImagePullBackOff" in events[-2].message
+    assert messages(events[-1:]) == [FAILED]
