@@ -155,6 +155,7 @@ def with_timeouts(config: Config, spawn: float | None = None, delete: float | No
     return config.model_copy(update={"lab": config.lab.model_copy(update=changes)})
 
 
+LAB_STATUS = json.loads((EXPECTED / "spawn" / "lab-status.json").read_text())
 STARTED = ("info", "Starting lab creation for rachel", 1)
 CREATED = ("info", "Created Kubernetes objects for user lab", 30)
 COMPLETE = ("complete", "Lab Kubernetes pod started for rachel", None)
@@ -749,6 +750,9 @@ def abandoned_lease(operation: str, **annotations: str) -> dict[str, Any]:
                 "nublado.lsst.io/operation-id": "0123456789abcdef",
                 "nublado.lsst.io/result": "",
                 "nublado.lsst.io/events": json.dumps([list(STARTED)]),
+                "nublado.lsst.io/lab-state": json.dumps(
+                    {**LAB_STATUS, "status": "pending", "internal_url": None}
+                ),
                 **annotations,
             },
         },
