@@ -40,8 +40,14 @@ from ..images.source import UnknownImageError
 from ..kube.client import KubernetesClient
 from ..kube.errors import AlreadyExistsError, ConflictError, KubernetesError, NotFoundError
 from ..metrics import Metrics
-from ..models.lab import LabOptions, LabResourceAmounts, LabSpecification, LabState, LabStatus
-from ..models.lab import ResourceAmount
+from ..models.lab import (
+    LabOptions,
+    LabResourceAmounts,
+    LabSpecification,
+    LabState,
+    LabStatus,
+    ResourceAmount,
+)
 from ..models.user import UserInfo
 from ..render.engine import Renderer
 from ..render.lab import LabContextBuilder, SourceSecret
@@ -143,7 +149,7 @@ class LabService:
         self._discovery = discovery
         self._metrics = metrics
         self._alerts = alerts
-        self._duration = max(1, int(round(lease_duration)))
+        self._duration = max(1, round(lease_duration))
         self._builder = LabContextBuilder(config)
         self._log = structlog.get_logger("nublado.labs")
         # Caches, keyed by username.
@@ -255,11 +261,9 @@ class LabService:
                 del cache[user]
                 return True
             return False
-        if old is not None and (old.get("metadata") or {}).get("uid") == (
-            obj.get("metadata") or {}
-        ).get("uid"):
-            if resource_version(old) > resource_version(obj):
-                return False
+        same = old is not None and (old.get("metadata") or {}).get("uid") == uid
+        if same and resource_version(old) > resource_version(obj):
+            return False  # a watch event older than a copy this replica wrote
         if kind == "Lease" and old is not None:
             before = OperationRecord.from_lease(old)
             if before.operation_id != OperationRecord.from_lease(obj).operation_id:
@@ -296,7 +300,7 @@ class LabService:
                     fresh, version = await self._kube.list_with_version(
                         kind, namespace, label_selector=selector
                     )
-                except Exception:  # noqa: BLE001 -- retried by the loop
+                except Exception:
                     continue
                 cache = self._leases if kind == "Lease" else self._objects[kind]
                 listed = set()
@@ -334,9 +338,9 @@ class LabService:
         """The newest record known: this replica's own write or the cache's copy."""
         lease = self._leases.get(username)
         op = self._ops.get(username)
-        if op is not None and op.record.lease is not None:
-            if lease is None or resource_version(op.record.lease) >= resource_version(lease):
-                lease = op.record.lease
+        mine = op.record.lease if op is not None else None
+        if mine is not None and resource_version(mine) >= resource_version(lease):
+            lease = mine
         return OperationRecord.from_lease(lease) if lease is not None else None
 
     def _lab_objects(self, username: str) -> LabObjects:
@@ -501,7 +505,9 @@ class LabService:
                 except ConflictError:
                     # Another replica may only have asked for a cancel (a DELETE it got):
                     # the record is still ours then; anything else means we lost it.
-                    fresh = await self._kube.find("Lease", f"lab-{record.username}", self._namespace)
+                    fresh = await self._kube.find(
+                        "Lease", f"lab-{record.username}", self._namespace
+                    )
                     if fresh is None:
                         raise _LostRecordError from None
                     theirs = OperationRecord.from_lease(fresh)
@@ -685,7 +691,7 @@ class LabService:
                 except KubernetesError as exc:
                     raise _SpawnFailure(
                         f"Error waiting for ServiceAccount {namespace}/default: {exc}"
-                    )
+                    ) from None
             try:
                 result = await self._kube.apply_one(manifest)
             except KubernetesError as exc:
@@ -862,7 +868,7 @@ class LabService:
         )
         await self._write(op, add_events=[("info", "Deleting user namespace", progress[1])])
         await self._kube.delete("Namespace", namespace, timeout=timeout)
-        for kind, cache in self._objects.items():
+        for cache in self._objects.values():
             obj = cache.pop(username, None)
             if obj is not None:
                 # A watch lagging behind must not bring the deleted lab back.
@@ -981,7 +987,7 @@ class LabService:
                 await self._take_over(initial=False)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 -- logged, tried again next round
+            except Exception as exc:
                 self._log.warning("Takeover failed", error=str(exc))
 
     async def _take_over(self, *, initial: bool) -> None:

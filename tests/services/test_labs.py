@@ -49,6 +49,7 @@ from nublado.services.labs import LabService, SpawnEvent
 from nublado.units import cpu_to_cores
 
 NAMESPACE = "nublado"
+LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*"
 LAB_NS = "userlabs-rachel"
 USER = "rachel"
 
@@ -146,7 +147,9 @@ def messages(events: list[SpawnEvent]) -> list[tuple[str, str, int | None]]:
     return [(e.event, e.message, e.progress) for e in events]
 
 
-def with_timeouts(config: Config, spawn: float | None = None, delete: float | None = None) -> Config:
+def with_timeouts(
+    config: Config, spawn: float | None = None, delete: float | None = None
+) -> Config:
     changes: dict[str, Any] = {}
     if spawn is not None:
         changes["spawn_timeout"] = timedelta(seconds=spawn)
@@ -231,16 +234,16 @@ def _differences(expected: Any, actual: Any, path: str = "") -> list[str]:
             for i, (e, a) in enumerate(zip(expected, actual, strict=True))
             for problem in _differences(e, a, f"{path}[{i}]")
         ]
-    if isinstance(expected, str) and isinstance(actual, str) and path.endswith("cpu"):
-        if cpu_to_cores(expected) == cpu_to_cores(actual):
-            return []
+    cpu = isinstance(expected, str) and isinstance(actual, str) and path.endswith("cpu")
+    if cpu and cpu_to_cores(expected) == cpu_to_cores(actual):
+        return []
     return [] if expected == actual else [f"{path}: {actual!r} != {expected!r}"]
 
 
 async def test_reference_spawn(labs: LabService, sandbox: Sandbox) -> None:
     # The record write after the objects is held back so the pod is Running by the time
     # the spawn looks at it: a pod that starts at once, as in upstream's fixture.
-    sandbox.add_latency(0.1, "PUT", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*")
+    sandbox.add_latency(0.1, "PUT", LEASES)
     await labs.create(reference_user(), TOKEN, reference_spec())
     state = labs.state(USER)
     assert state is not None
@@ -326,6 +329,12 @@ def run_pod(sandbox: Sandbox) -> None:
 
     with sandbox.cluster.store.lock:
         assert sandbox.cluster.update_internal("Pod", LAB_NS, "rachel-nb", mutate, "kubelet")
+
+
+def recorded_events(sandbox: Sandbox) -> str:
+    """The events annotation of rachel's operation record, as JSON text."""
+    lease = sandbox.get("Lease", "lab-rachel", NAMESPACE) or {}
+    return str(lease.get("metadata", {}).get("annotations", {}).get("nublado.lsst.io/events"))
 
 
 def user_with(**changes: Any) -> Any:
@@ -420,9 +429,9 @@ async def test_delayed_spawn_reports_pod_events(labs: LabService, sandbox: Sandb
     await wait_until(lambda: objects_created(labs))
     listeners = [asyncio.create_task(collect(labs)) for _ in range(3)]
     pod_event(sandbox, "Autoscaling cluster for reasons", 1)
-    await wait_until(lambda: len(sandbox.objects(NAMESPACE, "Lease")[0]["metadata"]["annotations"]["nublado.lsst.io/events"]) and "Autoscaling" in sandbox.objects(NAMESPACE, "Lease")[0]["metadata"]["annotations"]["nublado.lsst.io/events"])
+    await wait_until(lambda: "Autoscaling" in recorded_events(sandbox))
     pod_event(sandbox, "Mounting all the things", 2)
-    await wait_until(lambda: "Mounting" in sandbox.objects(NAMESPACE, "Lease")[0]["metadata"]["annotations"]["nublado.lsst.io/events"])
+    await wait_until(lambda: "Mounting" in recorded_events(sandbox))
     state = labs.state(USER)
     assert state is not None
     assert state.status is LabStatus.PENDING
@@ -568,7 +577,9 @@ async def test_delete_running_lab(labs: LabService, sandbox: Sandbox) -> None:
     with pytest.raises(UnknownUserError):
         await labs.delete(USER)
     deletes = [
-        r for r in sandbox.requests if r.method == "DELETE" and r.target.split("?")[0].endswith(f"/{LAB_NS}")
+        r
+        for r in sandbox.requests
+        if r.method == "DELETE" and r.target.split("?")[0].endswith(f"/{LAB_NS}")
     ]
     assert len(deletes) == 1
 
@@ -619,7 +630,7 @@ async def test_recreate_after_failed_pod(labs: LabService, sandbox: Sandbox) -> 
     await labs.create(reference_user(), TOKEN, reference_spec())
     await collect(labs)
     sandbox.clear_pod_failures()
-    sandbox.add_latency(0.1, "PUT", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*")
+    sandbox.add_latency(0.1, "PUT", LEASES)
 
     await labs.create(reference_user(), TOKEN, reference_spec())
     state = labs.state(USER)
@@ -646,7 +657,7 @@ async def test_second_replica_sees_status_and_events(
     labs: LabService, make_service: Factory, sandbox: Sandbox
 ) -> None:
     other = await make_service(identity="replica-b")
-    sandbox.add_latency(0.1, "PUT", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*")
+    sandbox.add_latency(0.1, "PUT", LEASES)
     await labs.create(reference_user(), TOKEN, reference_spec())
     await wait_until(lambda: other.state(USER) is not None)
     events = await collect(other)
@@ -689,9 +700,7 @@ async def test_delete_on_other_replica_cancels_spawn(
 
 
 @pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
-async def test_restart_hands_spawn_over(
-    make_service: Factory, sandbox: Sandbox
-) -> None:
+async def test_restart_hands_spawn_over(make_service: Factory, sandbox: Sandbox) -> None:
     first = await make_service(identity="replica-a")
     await first.create(reference_user(), TOKEN, reference_spec())
     await wait_until(lambda: objects_created(first))
@@ -720,8 +729,10 @@ async def test_adopts_lab_present_before_start(
 ) -> None:
     await client.apply(lab_manifests)
     await wait_until(
-        lambda: (sandbox.get("Pod", "rachel-nb", LAB_NS) or {}).get("status", {}).get("phase")
-        == "Running"
+        lambda: (
+            (sandbox.get("Pod", "rachel-nb", LAB_NS) or {}).get("status", {}).get("phase")
+            == "Running"
+        )
     )
     labs = await make_service()
     state = labs.state(USER)
