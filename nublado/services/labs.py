@@ -169,6 +169,8 @@ class LabService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watches: list[asyncio.Task[None]] = []
         self._stopping = False
+        self.handoff_wait = _HANDOFF_WAIT
+        """Seconds stop() lets a spawn still applying objects reach its pod (tests shorten it)."""
 
     # Lifecycle
 
@@ -206,7 +208,7 @@ class LabService:
                 continue
             if op.kind == "spawn" and not op.pod_created:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_HANDOFF_WAIT):
+                    async with asyncio.timeout(self.handoff_wait):
                         while not op.pod_created and not op.task.done():
                             await asyncio.sleep(0.02)
                 if not op.pod_created and not op.task.done():
@@ -218,7 +220,7 @@ class LabService:
         pending = [op.task for op in self._ops.values() if op.task is not None]
         pending.extend(self._deletes.values())
         if pending:
-            timeout = self._config.lab.delete_timeout.total_seconds() + _HANDOFF_WAIT
+            timeout = self._config.lab.delete_timeout.total_seconds() + self.handoff_wait
             await asyncio.wait(pending, timeout=timeout)
         for task in [*self._watches, *self._tasks]:
             task.cancel()

@@ -837,3 +837,26 @@ async def test_monitors_pending_lab_found_at_start(
     assert events[-2].event == "error"
     assert "ImagePullBackOff" in events[-2].message
     assert messages(events[-1:]) == [FAILED]
+
+
+async def test_stop_fails_spawn_that_has_no_pod_yet(
+    make_service: Factory, sandbox: Sandbox
+) -> None:
+    first = await make_service(identity="replica-a")
+    first.handoff_wait = 0.1
+    sandbox.add_latency(1.0, "PATCH", f"/api/v1/namespaces/{LAB_NS}/pods/rachel-nb")
+    await first.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS) is not None)
+    listener = asyncio.create_task(collect(first))
+    await asyncio.sleep(0.05)
+    await first.stop()
+    assert messages(await listener) == [
+        STARTED,
+        ("error", "Lab spawn interrupted: the controller running it stopped", None),
+        FAILED,
+    ]
+    second = await make_service(identity="replica-b")
+    state = second.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    await wait_until(lambda: sandbox.get("Namespace", LAB_NS) is None)
