@@ -365,6 +365,8 @@ class LabService:
             state = self.state(username)
             if state is not None and state.status is LabStatus.RUNNING:
                 result.append(username)
+        if self._metrics is not None:
+            self._metrics.active_labs.set(len(result))
         return result
 
     def state(self, username: str) -> LabState | None:
@@ -986,6 +988,7 @@ class LabService:
         while True:
             await asyncio.sleep(self._duration / 3)
             try:
+                self.running()  # keeps the active_labs gauge current
                 await self._take_over(initial=False)
             except asyncio.CancelledError:
                 raise

@@ -513,7 +513,21 @@ async def test_spawn_timeout(make_service: Factory, config: Config, sandbox: San
     assert state.status is LabStatus.FAILED
 
 
+class RecordingAlerts:
+    """Alerts that remember what they were told."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, str | None, str]] = []
+
+    async def report(
+        self, summary: str, *, user: str | None = None, error: BaseException | None = None
+    ) -> None:
+        self.reports.append((summary, user, str(error)))
+
+
 async def test_kubernetes_error_during_spawn(labs: LabService, sandbox: Sandbox) -> None:
+    alerts = RecordingAlerts()
+    labs._alerts = alerts
     sandbox.inject_fault(
         "PATCH",
         f"/api/v1/namespaces/{LAB_NS}/secrets/rachel-nb",
@@ -537,6 +551,8 @@ async def test_kubernetes_error_during_spawn(labs: LabService, sandbox: Sandbox)
     assert state.status is LabStatus.FAILED
     assert state.internal_url is None
     assert sandbox.get("Namespace", LAB_NS) is not None
+    await wait_until(lambda: alerts.reports)
+    assert [(s, u) for s, u, _ in alerts.reports] == [("Lab spawn failed", USER)]
     await labs.delete(USER)
     assert labs.state(USER) is None
     assert messages(await collect(labs)) == DELETED
