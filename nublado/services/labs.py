@@ -257,6 +257,7 @@ class LabService:
         if uid in self._gone and not deleted:
             return False
         if deleted:
+            self._gone.discard(uid)
             if old is not None and (old.get("metadata") or {}).get("uid") == (
                 obj.get("metadata") or {}
             ).get("uid"):
@@ -286,7 +287,7 @@ class LabService:
         while True:
             try:
                 async for event in self._kube.watch(
-                    kind, namespace, label_selector=selector, resource_version=version
+                    kind, namespace, label_selector=selector, resource_version=version, known=items
                 ):
                     changed = self._store(kind, event.object, deleted=event.type == "DELETED")
                     if changed:
@@ -313,6 +314,7 @@ class LabService:
                         self._store(kind, item)
                 for user in [u for u in cache if u not in listed]:
                     del cache[user]
+                items = fresh
                 await self._notify()
 
     def _lease_changed(self, lease: Object) -> None:
