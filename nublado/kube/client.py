@@ -593,6 +593,7 @@ class KubernetesClient:
         resource_version: str | None = None,
         timeout: float | None = None,
         max_failures: int = 10,
+        known: Iterable[Object] = (),
     ) -> AsyncIterator[WatchEvent]:
         """Follow changes to objects of a kind; never stops silently.
 
@@ -602,7 +603,9 @@ class KubernetesClient:
         the version has expired (410), yielding the differences (ADDED,
         MODIFIED, DELETED) so the caller's view stays right. It ends only when
         ``timeout`` seconds have passed; after ``max_failures`` consecutive
-        failed attempts it raises the last error.
+        failed attempts it raises the last error. A caller that listed the
+        objects itself passes them as ``known`` with the list's
+        ``resource_version``, so a relist can also report their deletions.
         """
         events = self._watch(
             kind,
@@ -612,6 +615,7 @@ class KubernetesClient:
             resource_version=resource_version,
             timeout=timeout,
             max_failures=max_failures,
+            known=known,
         )
         async with aclosing(events):
             async for event in events:

@@ -40,8 +40,14 @@ from ..images.source import UnknownImageError
 from ..kube.client import KubernetesClient
 from ..kube.errors import AlreadyExistsError, ConflictError, KubernetesError, NotFoundError
 from ..metrics import Metrics
-from ..models.lab import LabOptions, LabResourceAmounts, LabSpecification, LabState, LabStatus
-from ..models.lab import ResourceAmount
+from ..models.lab import (
+    LabOptions,
+    LabResourceAmounts,
+    LabSpecification,
+    LabState,
+    LabStatus,
+    ResourceAmount,
+)
 from ..models.user import UserInfo
 from ..render.engine import Renderer
 from ..render.lab import LabContextBuilder, SourceSecret
@@ -143,7 +149,7 @@ class LabService:
         self._discovery = discovery
         self._metrics = metrics
         self._alerts = alerts
-        self._duration = max(1, int(round(lease_duration)))
+        self._duration = max(1, round(lease_duration))
         self._builder = LabContextBuilder(config)
         self._log = structlog.get_logger("nublado.labs")
         # Caches, keyed by username.
@@ -155,6 +161,7 @@ class LabService:
             "ResourceQuota": {},
         }
         self._seen: dict[str, None] = {}
+        self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: set[str] = set()  # uids of lab objects this replica saw deleted
         self._changed = asyncio.Condition()
         self._ops: dict[str, _Operation] = {}
@@ -162,6 +169,8 @@ class LabService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watches: list[asyncio.Task[None]] = []
         self._stopping = False
+        self.handoff_wait = _HANDOFF_WAIT
+        """Seconds stop() lets a spawn still applying objects reach its pod (tests shorten it)."""
 
     # Lifecycle
 
@@ -199,7 +208,7 @@ class LabService:
                 continue
             if op.kind == "spawn" and not op.pod_created:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_HANDOFF_WAIT):
+                    async with asyncio.timeout(self.handoff_wait):
                         while not op.pod_created and not op.task.done():
                             await asyncio.sleep(0.02)
                 if not op.pod_created and not op.task.done():
@@ -211,7 +220,7 @@ class LabService:
         pending = [op.task for op in self._ops.values() if op.task is not None]
         pending.extend(self._deletes.values())
         if pending:
-            timeout = self._config.lab.delete_timeout.total_seconds() + _HANDOFF_WAIT
+            timeout = self._config.lab.delete_timeout.total_seconds() + self.handoff_wait
             await asyncio.wait(pending, timeout=timeout)
         for task in [*self._watches, *self._tasks]:
             task.cancel()
@@ -248,17 +257,21 @@ class LabService:
         if uid in self._gone and not deleted:
             return False
         if deleted:
+            self._gone.discard(uid)
             if old is not None and (old.get("metadata") or {}).get("uid") == (
                 obj.get("metadata") or {}
             ).get("uid"):
                 del cache[user]
                 return True
             return False
-        if old is not None and (old.get("metadata") or {}).get("uid") == (
-            obj.get("metadata") or {}
-        ).get("uid"):
-            if resource_version(old) > resource_version(obj):
-                return False
+        same = old is not None and (old.get("metadata") or {}).get("uid") == uid
+        if same and resource_version(old) > resource_version(obj):
+            return False  # a watch event older than a copy this replica wrote
+        if kind == "Lease" and old is not None:
+            before = OperationRecord.from_lease(old)
+            if before.operation_id != OperationRecord.from_lease(obj).operation_id:
+                # A stream of the replaced operation may not have read its last events yet.
+                self._previous[user] = before
         cache[user] = obj
         self._seen.setdefault(user, None)
         return True
@@ -274,7 +287,7 @@ class LabService:
         while True:
             try:
                 async for event in self._kube.watch(
-                    kind, namespace, label_selector=selector, resource_version=version
+                    kind, namespace, label_selector=selector, resource_version=version, known=items
                 ):
                     changed = self._store(kind, event.object, deleted=event.type == "DELETED")
                     if changed:
@@ -290,7 +303,7 @@ class LabService:
                     fresh, version = await self._kube.list_with_version(
                         kind, namespace, label_selector=selector
                     )
-                except Exception:  # noqa: BLE001 -- retried by the loop
+                except Exception:
                     continue
                 cache = self._leases if kind == "Lease" else self._objects[kind]
                 listed = set()
@@ -301,6 +314,7 @@ class LabService:
                         self._store(kind, item)
                 for user in [u for u in cache if u not in listed]:
                     del cache[user]
+                items = fresh
                 await self._notify()
 
     def _lease_changed(self, lease: Object) -> None:
@@ -312,8 +326,7 @@ class LabService:
             and record.holder == self.identity
             and op is not None
             and op.kind in ("spawn", "monitor")
-            and op.task is not None
-            and not op.task.done()
+            and op.record.operation_id == record.operation_id
             and not op.remote_cancel
         ):
             op.remote_cancel = True
@@ -329,9 +342,9 @@ class LabService:
         """The newest record known: this replica's own write or the cache's copy."""
         lease = self._leases.get(username)
         op = self._ops.get(username)
-        if op is not None and op.record.lease is not None:
-            if lease is None or resource_version(op.record.lease) >= resource_version(lease):
-                lease = op.record.lease
+        mine = op.record.lease if op is not None else None
+        if mine is not None and resource_version(mine) >= resource_version(lease):
+            lease = mine
         return OperationRecord.from_lease(lease) if lease is not None else None
 
     def _lab_objects(self, username: str) -> LabObjects:
@@ -354,6 +367,8 @@ class LabService:
             state = self.state(username)
             if state is not None and state.status is LabStatus.RUNNING:
                 result.append(username)
+        if self._metrics is not None:
+            self._metrics.active_labs.set(len(result))
         return result
 
     def state(self, username: str) -> LabState | None:
@@ -405,7 +420,7 @@ class LabService:
 
         record = self._record(username)
         op = self._ops.get(username)
-        if (op is not None and op.task is not None and not op.task.done()) or (
+        if (op is not None and op.record.in_progress and op.record.holder == self.identity) or (
             username in self._deletes and not self._deletes[username].done()
         ):
             raise OperationInProgressError(username)
@@ -489,10 +504,25 @@ class LabService:
             if events:
                 record.events = [*record.events, *events]
             record.renew_time = datetime.now(UTC)
-            try:
-                lease = await self._kube.replace(record.to_lease(self._namespace))
-            except ConflictError:
-                raise _LostRecordError from None
+            for _ in range(3):
+                try:
+                    lease = await self._kube.replace(record.to_lease(self._namespace))
+                    break
+                except ConflictError:
+                    # Another replica may only have asked for a cancel (a DELETE it got):
+                    # the record is still ours then; anything else means we lost it.
+                    fresh = await self._kube.find(
+                        "Lease", f"lab-{record.username}", self._namespace
+                    )
+                    if fresh is None:
+                        raise _LostRecordError from None
+                    theirs = OperationRecord.from_lease(fresh)
+                    if theirs.holder != self.identity or theirs.operation_id != record.operation_id:
+                        raise _LostRecordError from None
+                    record.lease = fresh
+                    record.cancel = theirs.cancel
+            else:
+                raise _LostRecordError
             record.lease = lease
             self._store("Lease", lease)
         await self._notify()
@@ -537,6 +567,7 @@ class LabService:
                 outcome = "timeout"
                 raise _SpawnFailure(f"Lab spawn timed out after {timeout}") from None
             outcome = "success"
+            self._count(outcome)
             await self._write(
                 op,
                 result="complete",
@@ -545,17 +576,15 @@ class LabService:
             log.info("Lab spawned", seconds=round(time.monotonic() - started, 3))
             if self._metrics is not None:
                 self._metrics.spawn_duration.observe(time.monotonic() - started)
-        except _SpawnFailure as exc:
+        except (_SpawnFailure, KubernetesError) as exc:
             error = exc
-            await self._fail_spawn(op, str(exc), log)
-        except KubernetesError as exc:
-            error = exc
+            self._count(outcome)
             await self._fail_spawn(op, str(exc), log)
         except _LostRecordError:
-            outcome = "cancelled"
+            self._count("cancelled")
             log.warning("Lab operation record taken by another replica, stopping")
         except asyncio.CancelledError:
-            outcome = "cancelled"
+            self._count("cancelled")
             with contextlib.suppress(_LostRecordError, KubernetesError):
                 if op.handoff:
                     await self._write(op, holder="")
@@ -569,17 +598,21 @@ class LabService:
                     await self._interrupt(op, username)
         except Exception as exc:
             error = exc
+            self._count("failure")
             log.exception("Lab spawn failed unexpectedly")
             await self._fail_spawn(op, str(exc) or type(exc).__name__, log)
         finally:
             renew.cancel()
             with contextlib.suppress(BaseException):
                 await renew
-            if self._metrics is not None:
-                self._metrics.spawns.labels(outcome=outcome).inc()
             if error is not None and self._alerts is not None:
                 await self._alerts.report("Lab spawn failed", user=username, error=error)
             op.done.set()
+
+    def _count(self, outcome: str) -> None:
+        """Count a spawn's outcome before its last event is written (a reader sees both)."""
+        if self._metrics is not None:
+            self._metrics.spawns.labels(outcome=outcome).inc()
 
     async def _fail_spawn(self, op: _Operation, message: str, log: Any) -> None:
         log.error("Lab spawn failed", error=message)
@@ -664,7 +697,7 @@ class LabService:
                 except KubernetesError as exc:
                     raise _SpawnFailure(
                         f"Error waiting for ServiceAccount {namespace}/default: {exc}"
-                    )
+                    ) from None
             try:
                 result = await self._kube.apply_one(manifest)
             except KubernetesError as exc:
@@ -754,8 +787,11 @@ class LabService:
             return
         op = self._ops.get(username)
         if op is not None and op.task is not None and not op.task.done() and op.kind != "delete":
-            op.task.cancel()
+            if op.record.in_progress:
+                op.task.cancel()
             await asyncio.wait([op.task])
+        if op is not None and op.kind != "delete" and op.record.in_progress:
+            pass  # this replica's spawn, cancelled above: delete what it made
         else:
             record = self._record(username)
             if record is not None and record.live() and record.holder != self.identity:
@@ -838,7 +874,7 @@ class LabService:
         )
         await self._write(op, add_events=[("info", "Deleting user namespace", progress[1])])
         await self._kube.delete("Namespace", namespace, timeout=timeout)
-        for kind, cache in self._objects.items():
+        for cache in self._objects.values():
             obj = cache.pop(username, None)
             if obj is not None:
                 # A watch lagging behind must not bring the deleted lab back.
@@ -855,7 +891,8 @@ class LabService:
             except ConflictError:
                 pass  # the holder wrote meanwhile; wait below all the same
         op_id = record.operation_id
-        deadline = time.monotonic() + (
+        asked = time.monotonic()
+        deadline = asked + (
             self._config.lab.delete_timeout.total_seconds()
             + self._config.lab.spawn_timeout.total_seconds()
         )
@@ -867,12 +904,15 @@ class LabService:
                 if current.result == "failed":
                     raise DeleteFailedError()
                 return
-            if current.operation_id == op_id and current.result:
-                # The spawn ended without turning into a delete: delete it here.
-                break
             if current.in_progress and current.expired():
-                break
-            if current.cancel is False and current.operation_id == op_id and record.cancel:
+                break  # the holder is gone: delete here
+            if (
+                current.operation_id == op_id
+                and current.result
+                and time.monotonic() - asked > self._duration
+            ):
+                break  # the holder finished its spawn but never started the delete
+            if not current.cancel and current.operation_id == op_id and not current.result:
                 # Our cancel request was overwritten by a write of the holder: ask again.
                 current.cancel = True
                 with contextlib.suppress(ConflictError):
@@ -926,14 +966,20 @@ class LabService:
         sent = 0
         while True:
             record = self._record(username)
-            if record is None or record.operation_id != operation_id:
+            if record is not None and record.operation_id != operation_id:
+                previous = self._previous.get(username)
+                if previous is None or previous.operation_id != operation_id:
+                    return
+                record = previous
+            if record is None:
                 return
+            replaced = record.operation_id != (self._record(username) or record).operation_id
             for event, message, progress in record.events[sent:]:
                 sent += 1
                 yield SpawnEvent(event, message, progress)
                 if event in _TERMINAL:
                     return
-            if not record.in_progress:
+            if not record.in_progress or replaced:
                 return
             await self._wait_change(self._duration / 3)
 
@@ -944,10 +990,11 @@ class LabService:
         while True:
             await asyncio.sleep(self._duration / 3)
             try:
+                self.running()  # keeps the active_labs gauge current
                 await self._take_over(initial=False)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 -- logged, tried again next round
+            except Exception as exc:
                 self._log.warning("Takeover failed", error=str(exc))
 
     async def _take_over(self, *, initial: bool) -> None:
@@ -964,6 +1011,17 @@ class LabService:
                 await self._take_over_one(username, record)
             except OperationInProgressError:
                 continue  # another replica took it first
+        if not initial:
+            return
+        for username, pod in list(self._objects["Pod"].items()):
+            # A lab spawned by an earlier controller (no record) still starting: follow it.
+            phase = (pod.get("status") or {}).get("phase")
+            if username in self._leases or phase != "Pending":
+                continue
+            if username not in self._objects["Namespace"]:
+                continue
+            with contextlib.suppress(OperationInProgressError):
+                await self._take_over_one(username, OperationRecord(username, operation="spawn"))
 
     async def _take_over_one(self, username: str, record: OperationRecord) -> None:
         log = self._log.bind(user=username)
@@ -1054,8 +1112,6 @@ def _pod_verdict(pod: Object) -> str | None:
     where = f"{metadata.get('namespace')}/{metadata.get('name')}"
     status = pod.get("status") or {}
     phase = status.get("phase")
-    if phase == "Running":
-        return "running"
     if phase in ("Succeeded", "Failed"):
         reason = status.get("reason") or status.get("message") or ""
         return f"Pod {where} terminated with phase {phase}" + (f": {reason}" if reason else "")
@@ -1076,4 +1132,5 @@ def _pod_verdict(pod: Object) -> str | None:
             message = condition.get("message")
             text = f"Pod {where} cannot be scheduled"
             return text + (f": {message}" if message else "")
-    return None
+    # A Running pod whose container crash-loops is not a started lab: checked above.
+    return "running" if phase == "Running" else None

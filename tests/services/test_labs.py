@@ -49,6 +49,7 @@ from nublado.services.labs import LabService, SpawnEvent
 from nublado.units import cpu_to_cores
 
 NAMESPACE = "nublado"
+LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*"
 LAB_NS = "userlabs-rachel"
 USER = "rachel"
 
@@ -56,8 +57,10 @@ Factory = Callable[..., Awaitable[LabService]]
 
 
 @pytest.fixture
-def sandbox_settings() -> SandboxSettings:
-    return SandboxSettings(pod_grace_scale=0.0)
+def sandbox_settings(request: pytest.FixtureRequest) -> SandboxSettings:
+    """Pods start at once and go at once, unless a test asks otherwise (indirect parameter)."""
+    settings: SandboxSettings = getattr(request, "param", SandboxSettings(pod_grace_scale=0.0))
+    return settings
 
 
 @pytest.fixture
@@ -144,7 +147,9 @@ def messages(events: list[SpawnEvent]) -> list[tuple[str, str, int | None]]:
     return [(e.event, e.message, e.progress) for e in events]
 
 
-def with_timeouts(config: Config, spawn: float | None = None, delete: float | None = None) -> Config:
+def with_timeouts(
+    config: Config, spawn: float | None = None, delete: float | None = None
+) -> Config:
     changes: dict[str, Any] = {}
     if spawn is not None:
         changes["spawn_timeout"] = timedelta(seconds=spawn)
@@ -153,6 +158,7 @@ def with_timeouts(config: Config, spawn: float | None = None, delete: float | No
     return config.model_copy(update={"lab": config.lab.model_copy(update=changes)})
 
 
+LAB_STATUS = json.loads((EXPECTED / "spawn" / "lab-status.json").read_text())
 STARTED = ("info", "Starting lab creation for rachel", 1)
 CREATED = ("info", "Created Kubernetes objects for user lab", 30)
 COMPLETE = ("complete", "Lab Kubernetes pod started for rachel", None)
@@ -228,16 +234,16 @@ def _differences(expected: Any, actual: Any, path: str = "") -> list[str]:
             for i, (e, a) in enumerate(zip(expected, actual, strict=True))
             for problem in _differences(e, a, f"{path}[{i}]")
         ]
-    if isinstance(expected, str) and isinstance(actual, str) and path.endswith("cpu"):
-        if cpu_to_cores(expected) == cpu_to_cores(actual):
-            return []
+    cpu = isinstance(expected, str) and isinstance(actual, str) and path.endswith("cpu")
+    if cpu and cpu_to_cores(expected) == cpu_to_cores(actual):
+        return []
     return [] if expected == actual else [f"{path}: {actual!r} != {expected!r}"]
 
 
 async def test_reference_spawn(labs: LabService, sandbox: Sandbox) -> None:
     # The record write after the objects is held back so the pod is Running by the time
     # the spawn looks at it: a pod that starts at once, as in upstream's fixture.
-    sandbox.add_latency("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*", 0.1)
+    sandbox.add_latency(0.1, "PUT", LEASES)
     await labs.create(reference_user(), TOKEN, reference_spec())
     state = labs.state(USER)
     assert state is not None
@@ -270,3 +276,603 @@ async def test_reference_spawn(labs: LabService, sandbox: Sandbox) -> None:
     secret = sandbox.get("Secret", "rachel-nb", LAB_NS)
     assert secret is not None
     assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
+
+
+# Helpers for the slower cases
+
+SLOW = SandboxSettings(pod_grace_scale=0.0, schedule_delay=60.0)
+"""Pods stay Pending (unscheduled, no Events) until the test moves them on."""
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (value := predicate()):
+            await asyncio.sleep(0.01)
+    return value
+
+
+def objects_created(labs: LabService) -> bool:
+    state = labs.state(USER)
+    return state is not None and state.internal_url is not None
+
+
+def pod_event(sandbox: Sandbox, message: str, index: int) -> None:
+    pod = sandbox.get("Pod", "rachel-nb", LAB_NS)
+    assert pod is not None
+    sandbox.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"rachel-nb.test{index}", "namespace": LAB_NS},
+            "involvedObject": {
+                "kind": "Pod",
+                "namespace": LAB_NS,
+                "name": "rachel-nb",
+                "uid": pod["metadata"]["uid"],
+                "apiVersion": "v1",
+            },
+            "reason": "Test",
+            "message": message,
+            "type": "Normal",
+            "source": {"component": "test"},
+        }
+    )
+
+
+def run_pod(sandbox: Sandbox) -> None:
+    """Mark the pod Running, as the kubelet would (a status write of the cluster itself)."""
+
+    def mutate(pod: dict[str, Any]) -> None:
+        status = pod.setdefault("status", {})
+        status["phase"] = "Running"
+        status["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+
+    with sandbox.cluster.store.lock:
+        assert sandbox.cluster.update_internal("Pod", LAB_NS, "rachel-nb", mutate, "kubelet")
+
+
+def recorded_events(sandbox: Sandbox) -> str:
+    """The events annotation of rachel's operation record, as JSON text."""
+    lease = sandbox.get("Lease", "lab-rachel", NAMESPACE) or {}
+    return str(lease.get("metadata", {}).get("annotations", {}).get("nublado.lsst.io/events"))
+
+
+def user_with(**changes: Any) -> Any:
+    return reference_user(**changes)
+
+
+def spec_with(**options: Any) -> LabSpecification:
+    data = json.loads((INPUTS / "lab-specification.json").read_text())
+    data["options"].update(options)
+    return LabSpecification.model_validate(data)
+
+
+# Validation (api.md 4.6 steps 2-7): errors, and no record left behind
+
+
+@pytest.mark.parametrize(
+    ("user", "spec", "error", "body"),
+    [
+        (
+            {"quota": UserQuota(notebook=NotebookQuota(cpu=9, memory=27, spawn=False))},
+            {},
+            PermissionDeniedError,
+            {"msg": "Spawning a notebook is not permitted", "type": "permission_denied"},
+        ),
+        (
+            {"uid": None},
+            {},
+            PermissionDeniedError,
+            {"msg": "Must have a UID to spawn labs", "type": "permission_denied"},
+        ),
+        (
+            {"gid": 0},
+            {},
+            PermissionDeniedError,
+            {"msg": "Must have a GID to spawn labs", "type": "permission_denied"},
+        ),
+        (
+            {},
+            {"image_list": None, "image_tag": "w_2099_01"},
+            UnknownImageRequestError,
+            {
+                "msg": 'Docker tag "w_2099_01" not found',
+                "type": "unknown_image",
+                "loc": ["body", "options", "image_tag"],
+            },
+        ),
+        (
+            {},
+            {"size": "colossal"},
+            InvalidLabSizeError,
+            {
+                "msg": 'Invalid lab size "colossal"',
+                "type": "invalid_lab_size",
+                "loc": ["body", "options", "size"],
+            },
+        ),
+        (
+            {"quota": UserQuota(notebook=NotebookQuota(cpu=0.5, memory=27))},
+            {},
+            InsufficientQuotaError,
+            {
+                "msg": "Insufficient quota to spawn requested lab",
+                "type": "insufficient_quota",
+                "loc": ["body", "options", "size"],
+            },
+        ),
+    ],
+)
+async def test_create_refused(
+    labs: LabService,
+    sandbox: Sandbox,
+    user: dict[str, Any],
+    spec: dict[str, Any],
+    error: type[Exception],
+    body: dict[str, Any],
+) -> None:
+    with pytest.raises(error) as caught:
+        await labs.create(user_with(**user), TOKEN, spec_with(**spec))
+    assert caught.value.detail() == body  # type: ignore[attr-defined]
+    assert labs.state(USER) is None
+    with pytest.raises(UnknownUserError):
+        await labs.events(USER)
+    assert sandbox.objects(NAMESPACE, "Lease") == []
+
+
+# Pod progress and failures
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_delayed_spawn_reports_pod_events(labs: LabService, sandbox: Sandbox) -> None:
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    listeners = [asyncio.create_task(collect(labs)) for _ in range(3)]
+    pod_event(sandbox, "Autoscaling cluster for reasons", 1)
+    await wait_until(lambda: "Autoscaling" in recorded_events(sandbox))
+    pod_event(sandbox, "Mounting all the things", 2)
+    await wait_until(lambda: "Mounting" in recorded_events(sandbox))
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.PENDING
+    assert state.internal_url == "http://lab.userlabs-rachel:8888/nb/user/rachel/"
+    run_pod(sandbox)
+    expected = [
+        STARTED,
+        CREATED,
+        ("info", "Autoscaling cluster for reasons", 35),
+        ("info", "Mounting all the things", 48),
+        COMPLETE,
+    ]
+    for listener in listeners:
+        assert messages(await listener) == expected
+    assert messages(await collect(labs)) == expected
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        ("ErrImagePull", "ErrImagePull"),
+        ("ImagePullBackOff", "ImagePullBackOff"),
+        ("CrashLoopBackOff", "CrashLoopBackOff"),
+        ("Failed", "terminated with phase Failed"),
+    ],
+)
+async def test_pod_failure_fails_spawn_at_once(
+    labs: LabService, sandbox: Sandbox, failure: str, reason: str
+) -> None:
+    sandbox.set_pod_failure(failure, name="rachel-nb")
+    metrics = Metrics()
+    labs._metrics = metrics
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    events = await collect(labs)
+    assert messages(events[:2]) == [STARTED, CREATED]
+    assert events[-2].event == "error"
+    assert reason in events[-2].message
+    assert events[-2].message.startswith("Pod userlabs-rachel/rachel-nb")
+    assert messages(events[-1:]) == [FAILED]
+    assert all(e.event == "info" for e in events[2:-2])
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    assert state.internal_url == "http://lab.userlabs-rachel:8888/nb/user/rachel/"
+    assert sandbox.get("Namespace", LAB_NS) is not None  # left for DELETE
+    assert metrics.spawns.labels(outcome="failure")._value.get() == 1
+
+    await labs.delete(USER)
+    assert labs.state(USER) is None
+    assert sandbox.get("Namespace", LAB_NS) is None
+
+
+async def test_unschedulable_pod_fails_spawn(labs: LabService, sandbox: Sandbox) -> None:
+    for node in sandbox.objects(None, "Node"):
+        sandbox.delete("Node", node["metadata"]["name"])
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    events = await collect(labs)
+    assert events[-2].event == "error"
+    assert events[-2].message.startswith("Pod userlabs-rachel/rachel-nb cannot be scheduled")
+    assert messages(events[-1:]) == [FAILED]
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_spawn_timeout(make_service: Factory, config: Config, sandbox: Sandbox) -> None:
+    labs = await make_service(cfg=with_timeouts(config, spawn=0.5))
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    events = await collect(labs)
+    assert messages(events) == [
+        STARTED,
+        CREATED,
+        ("error", "Lab spawn timed out after 0.5", None),
+        FAILED,
+    ]
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+
+
+class RecordingAlerts:
+    """Alerts that remember what they were told."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, str | None, str]] = []
+
+    async def report(
+        self, summary: str, *, user: str | None = None, error: BaseException | None = None
+    ) -> None:
+        self.reports.append((summary, user, str(error)))
+
+
+async def test_kubernetes_error_during_spawn(labs: LabService, sandbox: Sandbox) -> None:
+    alerts = RecordingAlerts()
+    labs._alerts = alerts
+    sandbox.inject_fault(
+        "PATCH",
+        f"/api/v1/namespaces/{LAB_NS}/secrets/rachel-nb",
+        status=400,
+        message="Something bad happened",
+    )
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    events = await collect(labs)
+    assert messages(events) == [
+        STARTED,
+        (
+            "error",
+            "Error creating object (Secret userlabs-rachel/rachel-nb, status 400):"
+            " Something bad happened",
+            None,
+        ),
+        FAILED,
+    ]
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    assert state.internal_url is None
+    assert sandbox.get("Namespace", LAB_NS) is not None
+    await wait_until(lambda: alerts.reports)
+    assert [(s, u) for s, u, _ in alerts.reports] == [("Lab spawn failed", USER)]
+    await labs.delete(USER)
+    assert labs.state(USER) is None
+    assert messages(await collect(labs)) == DELETED
+
+
+async def test_missing_secret_fails_spawn(labs: LabService, sandbox: Sandbox) -> None:
+    sandbox.delete("Secret", "extra-secret", NAMESPACE)
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    events = await collect(labs)
+    assert messages(events) == [
+        STARTED,
+        ("error", "Secret nublado/extra-secret does not exist", None),
+        FAILED,
+    ]
+
+
+# Delete
+
+
+async def test_delete_running_lab(labs: LabService, sandbox: Sandbox) -> None:
+    with pytest.raises(UnknownUserError) as caught:
+        await labs.delete(USER)
+    assert caught.value.detail() == {
+        "msg": "Unknown user rachel",
+        "type": "unknown_user",
+        "loc": ["path", "username"],
+    }
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await collect(labs)
+    with pytest.raises(LabExistsError):
+        await labs.create(reference_user(), TOKEN, reference_spec())
+
+    await asyncio.gather(labs.delete(USER), labs.delete(USER), labs.delete(USER))
+    assert labs.state(USER) is None
+    assert labs.running() == []
+    assert sandbox.get("Namespace", LAB_NS) is None
+    assert messages(await collect(labs)) == DELETED
+    with pytest.raises(UnknownUserError):
+        await labs.delete(USER)
+    deletes = [
+        r
+        for r in sandbox.requests
+        if r.method == "DELETE" and r.target.split("?")[0].endswith(f"/{LAB_NS}")
+    ]
+    assert len(deletes) == 1
+
+
+async def test_delete_failure(make_service: Factory, config: Config, sandbox: Sandbox) -> None:
+    labs = await make_service(cfg=with_timeouts(config, delete=5))
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await collect(labs)
+    sandbox.inject_fault("DELETE", f"/api/v1/namespaces/{LAB_NS}", status=500, count=None)
+    with pytest.raises(DeleteFailedError) as caught:
+        await labs.delete(USER)
+    assert caught.value.detail() == {"msg": "Failed to delete lab", "type": "delete_failed"}
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    assert state.internal_url is None
+    events = await collect(labs)
+    assert messages(events[:2]) == DELETED[:2]
+    assert events[2].event == "error"
+    assert messages(events[3:]) == [("failed", "Lab delete failed", None)]
+
+    sandbox.clear_faults()
+    await labs.delete(USER)
+    assert labs.state(USER) is None
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_delete_during_spawn(labs: LabService, sandbox: Sandbox) -> None:
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    with pytest.raises(OperationInProgressError) as caught:
+        await labs.create(reference_user(), TOKEN, reference_spec())
+    assert caught.value.detail() == {
+        "msg": "Conflicting operation for rachel already in progress",
+        "type": "operation_in_progress",
+    }
+    await wait_until(lambda: objects_created(labs))
+    listener = asyncio.create_task(collect(labs))
+    await asyncio.sleep(0.05)
+    await labs.delete(USER)
+    assert messages(await listener) == [STARTED, CREATED, ("failed", "Operation cancelled", None)]
+    assert labs.state(USER) is None
+    assert sandbox.get("Namespace", LAB_NS) is None
+    assert messages(await collect(labs)) == DELETED
+
+
+async def test_recreate_after_failed_pod(labs: LabService, sandbox: Sandbox) -> None:
+    sandbox.set_pod_failure("Failed", name="rachel-nb")
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await collect(labs)
+    sandbox.clear_pod_failures()
+    sandbox.add_latency(0.1, "PUT", LEASES)
+
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.PENDING
+    assert messages(await collect(labs)) == [
+        STARTED,
+        ("info", "Deleting existing failed lab for rachel", 2),
+        ("info", "Shutting down Kubernetes pod", 5),
+        ("info", "Deleting user namespace", 12),
+        ("info", "Lab for rachel deleted", 20),
+        CREATED,
+        COMPLETE,
+    ]
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.RUNNING
+
+
+# Replicas, restarts, adoption
+
+
+async def test_second_replica_sees_status_and_events(
+    labs: LabService, make_service: Factory, sandbox: Sandbox
+) -> None:
+    other = await make_service(identity="replica-b")
+    sandbox.add_latency(0.1, "PUT", LEASES)
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: other.state(USER) is not None)
+    events = await collect(other)
+    assert as_wire(events) == json.loads((EXPECTED / "spawn" / "events.json").read_text())
+    await wait_until(lambda: other.running() == [USER])
+    assert other.state(USER) == labs.state(USER)
+    with pytest.raises(LabExistsError):
+        await other.create(reference_user(), TOKEN, reference_spec())
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_two_replicas_create_at_once(
+    labs: LabService, make_service: Factory, sandbox: Sandbox
+) -> None:
+    other = await make_service(identity="replica-b")
+    results = await asyncio.gather(
+        labs.create(reference_user(), TOKEN, reference_spec()),
+        other.create(reference_user(), TOKEN, reference_spec()),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["NoneType", "OperationInProgressError"]
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_delete_on_other_replica_cancels_spawn(
+    labs: LabService, make_service: Factory, sandbox: Sandbox
+) -> None:
+    other = await make_service(identity="replica-b")
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    await wait_until(lambda: other.state(USER) is not None)
+    listener = asyncio.create_task(collect(other))
+    await asyncio.sleep(0.05)
+    await other.delete(USER)
+    assert messages(await listener) == [STARTED, CREATED, ("failed", "Operation cancelled", None)]
+    assert other.state(USER) is None
+    await wait_until(lambda: labs.state(USER) is None)
+    assert sandbox.get("Namespace", LAB_NS) is None
+    assert messages(await collect(other)) == DELETED
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_restart_hands_spawn_over(make_service: Factory, sandbox: Sandbox) -> None:
+    first = await make_service(identity="replica-a")
+    await first.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(first))
+    await first.stop()
+    lease = sandbox.get("Lease", "lab-rachel", NAMESPACE)
+    assert lease is not None
+    assert "holderIdentity" not in lease["spec"]
+    assert lease["metadata"]["annotations"]["nublado.lsst.io/result"] == ""
+
+    second = await make_service(identity="replica-b")
+    state = second.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.PENDING
+    listener = asyncio.create_task(collect(second))
+    await asyncio.sleep(0.05)
+    run_pod(sandbox)
+    assert messages(await listener) == [
+        ("info", "Monitoring in-progress lab creation for rachel", 1),
+        COMPLETE,
+    ]
+    await wait_until(lambda: second.running() == [USER])
+
+
+async def test_adopts_lab_present_before_start(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    await client.apply(lab_manifests)
+    await wait_until(
+        lambda: (
+            (sandbox.get("Pod", "rachel-nb", LAB_NS) or {}).get("status", {}).get("phase")
+            == "Running"
+        )
+    )
+    labs = await make_service()
+    state = labs.state(USER)
+    assert state is not None
+    expected = json.loads((EXPECTED / "spawn" / "lab-status.json").read_text())
+    assert state.to_json() == expected
+    assert labs.running() == [USER]
+    assert messages(await collect(labs)) == [COMPLETE]
+    with pytest.raises(LabExistsError):
+        await labs.create(reference_user(), TOKEN, reference_spec())
+    await labs.delete(USER)
+    assert labs.state(USER) is None
+
+
+def abandoned_lease(operation: str, **annotations: str) -> dict[str, Any]:
+    """The record of an operation whose replica died (stopped renewing long ago)."""
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": "lab-rachel",
+            "namespace": NAMESPACE,
+            "labels": {"nublado.lsst.io/category": "lab-operation", "nublado.lsst.io/user": USER},
+            "annotations": {
+                "nublado.lsst.io/operation": operation,
+                "nublado.lsst.io/operation-id": "0123456789abcdef",
+                "nublado.lsst.io/result": "",
+                "nublado.lsst.io/events": json.dumps([list(STARTED)]),
+                "nublado.lsst.io/lab-state": json.dumps(
+                    {**LAB_STATUS, "status": "pending", "internal_url": None}
+                ),
+                **annotations,
+            },
+        },
+        "spec": {
+            "holderIdentity": "dead-replica",
+            "leaseDurationSeconds": 15,
+            "renewTime": "2026-01-01T00:00:00.000000Z",
+        },
+    }
+
+
+async def test_takes_over_abandoned_spawn_with_pod(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    await client.create(abandoned_lease("spawn"))
+    await client.apply(lab_manifests)
+    await wait_until(lambda: (sandbox.get("Pod", "rachel-nb", LAB_NS) or {}).get("status"))
+    labs = await make_service()
+    events = await collect(labs)
+    assert messages(events) == [
+        ("info", "Monitoring in-progress lab creation for rachel", 1),
+        COMPLETE,
+    ]
+    lease = sandbox.get("Lease", "lab-rachel", NAMESPACE)
+    assert lease is not None
+    assert lease["spec"]["holderIdentity"] == labs.identity != "dead-replica"
+    await wait_until(lambda: labs.running() == [USER])
+
+
+async def test_fails_abandoned_spawn_without_pod(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    await client.create(abandoned_lease("spawn"))
+    await client.apply([m for m in lab_manifests if m["kind"] != "Pod"])
+    labs = await make_service()
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    assert messages(await collect(labs)) == [
+        STARTED,
+        ("error", "Lab spawn interrupted: the controller running it stopped", None),
+        FAILED,
+    ]
+    await wait_until(lambda: sandbox.get("Namespace", LAB_NS) is None)  # nothing orphaned
+    state = labs.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    await labs.delete(USER)
+    assert labs.state(USER) is None
+
+
+async def test_finishes_abandoned_delete(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    await client.create(abandoned_lease("delete"))
+    await client.apply(lab_manifests)
+    labs = await make_service()
+    await wait_until(lambda: labs.state(USER) is None)
+    assert sandbox.get("Namespace", LAB_NS) is None
+    assert messages(await collect(labs)) == DELETED
+
+
+async def test_monitors_pending_lab_found_at_start(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    sandbox.set_pod_failure("ImagePullBackOff", name="rachel-nb")  # stays Pending
+    await client.apply(lab_manifests)
+    labs = await make_service()
+    events = await collect(labs)
+    assert events[0] == SpawnEvent("info", "Monitoring in-progress lab creation for rachel", 1)
+    assert events[-2].event == "error"
+    assert "ImagePullBackOff" in events[-2].message
+    assert messages(events[-1:]) == [FAILED]
+
+
+async def test_stop_fails_spawn_that_has_no_pod_yet(
+    make_service: Factory, sandbox: Sandbox
+) -> None:
+    first = await make_service(identity="replica-a")
+    first.handoff_wait = 0.1
+    sandbox.add_latency(1.0, "PATCH", f"/api/v1/namespaces/{LAB_NS}/pods/rachel-nb")
+    await first.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS) is not None)
+    listener = asyncio.create_task(collect(first))
+    await asyncio.sleep(0.05)
+    await first.stop()
+    assert messages(await listener) == [
+        STARTED,
+        ("error", "Lab spawn interrupted: the controller running it stopped", None),
+        FAILED,
+    ]
+    second = await make_service(identity="replica-b")
+    state = second.state(USER)
+    assert state is not None
+    assert state.status is LabStatus.FAILED
+    await wait_until(lambda: sandbox.get("Namespace", LAB_NS) is None)
