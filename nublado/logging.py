@@ -16,7 +16,9 @@ so does anything bound with ``structlog.contextvars.bind_contextvars``; a
 standard-library call's ``extra={...}`` becomes fields too.
 
 Loggers are not cached on first use, so a module-level
-``structlog.get_logger()`` obtained before configuration follows it.
+``structlog.get_logger()`` obtained before configuration follows it; a
+logger *bound* before configuration keeps the defaults it was bound with,
+so services bind per operation, not at import.
 """
 
 from __future__ import annotations
@@ -41,9 +43,16 @@ class _NubladoHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler `configure_logging` installs, recognisable for replacement."""
 
 
-def _drop_color_message(logger: Any, method: str, event: EventDict) -> EventDict:
-    """uvicorn passes a coloured copy of some messages as ``extra``; the message is enough."""
-    event.pop("color_message", None)
+def _tidy_record_fields(logger: Any, method: str, event: EventDict) -> EventDict:
+    """Drop what `ExtraAdder` copies from a standard-library record but is not context.
+
+    uvicorn passes a coloured copy of some messages as ``color_message``;
+    ``message`` is set on a record by any other handler that formatted it
+    first (pytest's, for one), and repeats ``event``.
+    """
+    if "_record" in event:
+        event.pop("color_message", None)
+        event.pop("message", None)
     return event
 
 
@@ -53,8 +62,6 @@ def _shared_processors() -> list[Processor]:
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.stdlib.ExtraAdder(),
-        _drop_color_message,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
@@ -86,9 +93,11 @@ def configure_logging(
     else:
         final = []
         target = stream if stream is not None else sys.stderr
-        renderer = structlog.dev.ConsoleRenderer(colors=target.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=target.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _tidy_record_fields],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, renderer],
     )
     handler = _NubladoHandler(stream if stream is not None else sys.stderr)

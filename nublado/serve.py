@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -115,7 +116,7 @@ def serve(
 ) -> None:
     """Run the lab controller (the REST API JupyterHub's spawner talks to)."""
     if sandbox == (config_path is not None):
-        raise click.UsageError("give exactly one of --config FILE and --sandbox")
+        raise InputError("give exactly one of --config FILE and --sandbox")
     if sandbox:
         _serve_sandbox(host or "127.0.0.1", port, kubeconfig or SANDBOX_KUBECONFIG, pod_start_delay)
     else:
@@ -141,13 +142,14 @@ def _serve_config(config_path: Path, host: str, port: int, kubeconfig: Path | No
 
     config = _load(config_path)
     metadata = ControllerMetadata.from_directory(config.metadata_path)
+    listener = _bind(host, port)
 
     async def main() -> int:
         try:
             kube = await KubernetesClient.load(kubeconfig)
         except KubernetesError as exc:
             raise InputError(str(exc)) from None
-        return await _run(config, kube, host, port, metadata=metadata)
+        return await _run(config, kube, listener, metadata=metadata)
 
     _exit(asyncio.run(main()))
 
@@ -163,6 +165,7 @@ def _serve_sandbox(host: str, port: int, kubeconfig: Path, pod_start_delay: floa
     examples = examples_dir()
     config = _load(examples / "config.yaml")
     users = TrustedUsers.from_file(examples / "users.json")
+    listener = _bind(host, port)
     try:
         nodes = load_nodes_file(examples / "nodes.json")
         classes = load_storage_classes_file(examples / "storage-classes.json")
@@ -195,8 +198,7 @@ def _serve_sandbox(host: str, port: int, kubeconfig: Path, pod_start_delay: floa
             return await _run(
                 config,
                 kube,
-                host,
-                port,
+                listener,
                 metadata=metadata,
                 users=users,
                 discovery_file=examples / "discovery.json",
@@ -279,8 +281,7 @@ def _print_sandbox_banner(
 async def _run(
     config: Config,
     kube: KubernetesClient,
-    host: str,
-    port: int,
+    listener: socket.socket,
     *,
     metadata: ControllerMetadata,
     users: UserInfoSource | None = None,
@@ -305,8 +306,6 @@ async def _run(
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
-                host=host,
-                port=port,
                 lifespan="on",
                 log_config=None,  # logging is ours (nublado.logging), uvicorn's lines included
                 proxy_headers=False,  # XForwardedMiddleware decides what to trust
@@ -314,14 +313,28 @@ async def _run(
                 timeout_graceful_shutdown=10,
             )
         )
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started and on_started is not None:
-            bound = server.servers[0].sockets[0].getsockname()[1]
-            on_started(f"http://{_url_host(host)}:{bound}")
+            host, port = listener.getsockname()[:2]
+            on_started(f"http://{_url_host(host)}:{port}")
         await task
         return 0 if server.started else 1
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts: a busy port is bad input."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    listener.set_inheritable(True)
+    return listener
 
 
 def _url_host(host: str) -> str:
