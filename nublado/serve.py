@@ -24,13 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+import uvicorn
 
 from .errors import InputError
 
@@ -183,7 +185,8 @@ def _serve_sandbox(host: str, port: int, kubeconfig: Path, pod_start_delay: floa
         # The sandbox's uvicorn quietened the (process-wide) uvicorn loggers; ours
         # speak again, but the sandbox's own request lines would drown them.
         configure_logging(config.log_profile, config.log_level)
-        logging.getLogger("uvicorn.access").addFilter(_not_from_sandbox_thread)
+        for name in ("uvicorn.access", "uvicorn.error"):
+            logging.getLogger(name).addFilter(_quiet_sandbox_server)
         try:
             cluster.write_kubeconfig(kubeconfig)
         except OSError as exc:
@@ -209,9 +212,11 @@ def _serve_sandbox(host: str, port: int, kubeconfig: Path, pod_start_delay: floa
     _exit(status)
 
 
-def _not_from_sandbox_thread(record: logging.LogRecord) -> bool:
-    """Whether a record comes from anywhere but the sandbox server's thread."""
-    return record.threadName != SANDBOX_THREAD
+def _quiet_sandbox_server(record: logging.LogRecord) -> bool:
+    """Drop the sandbox server's uvicorn lines (its thread), but for its warnings and errors."""
+    return record.threadName != SANDBOX_THREAD or (
+        record.name == "uvicorn.error" and record.levelno >= logging.WARNING
+    )
 
 
 def _seed_sandbox(cluster: Sandbox, config: Config, examples: Path) -> ControllerMetadata:
@@ -290,7 +295,6 @@ async def _run(
 ) -> int:
     """Serve the controller until a signal; 0 after a clean stop, 1 if start-up failed."""
     import httpx
-    import uvicorn
 
     from .api.controller import build_controller, file_discovery
 
@@ -303,7 +307,7 @@ async def _run(
             metadata=metadata,
             discovery=file_discovery(discovery_file) if discovery_file else None,
         )
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(
                 app,
                 lifespan="on",
@@ -321,6 +325,27 @@ async def _run(
             on_started(f"http://{_url_host(host)}:{port}")
         await task
         return 0 if server.started else 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping on SIGINT or SIGTERM without re-raising the signal.
+
+    uvicorn re-raises a captured signal once it has stopped, which kills the
+    process before the clients close and the sandbox stops (SIGTERM: status
+    -15; SIGINT: a KeyboardInterrupt). A stop asked for by a signal is a
+    clean stop here: exit status 0. A second SIGINT still forces the exit.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 def _bind(host: str, port: int) -> socket.socket:

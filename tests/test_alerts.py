@@ -1,4 +1,4 @@
-"""Slack alerts (api.md 11): the message blocks, the webhook call, never raising, bounded in time."""
+"""Slack alerts (api.md 11): message blocks, the webhook call, never raising, bounded in time."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 def test_kubernetes_error_message_has_status_object_and_error_block() -> None:
     error = KubernetesError(
-        "pods \"rachel-nb\" is forbidden: exceeded quota",
+        'pods "rachel-nb" is forbidden: exceeded quota',
         status=403,
         reason="Forbidden",
         details={"name": "rachel-nb", "kind": "pods"},
@@ -80,7 +80,7 @@ def test_kubernetes_error_message_has_status_object_and_error_block() -> None:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": "*Error*\n```\nForbidden: pods \"rachel-nb\" is forbidden:"
+                    "text": '*Error*\n```\nForbidden: pods "rachel-nb" is forbidden:'
                     " exceeded quota\n```",
                     "verbatim": True,
                 },
@@ -126,7 +126,11 @@ def test_other_errors_have_their_text_and_no_status() -> None:
             },
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": "*Error*\n```\nafter 10.0s\n```", "verbatim": True},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "*Error*\n```\nafter 10.0s\n```",
+                    "verbatim": True,
+                },
             },
             {"type": "divider"},
         ]
