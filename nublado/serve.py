@@ -161,8 +161,15 @@ def _serve_sandbox(host: str, port: int, kubeconfig: Path, pod_start_delay: floa
     from .gafaelfawr import TrustedUsers
     from .kube.client import KubernetesClient
     from .logging import configure_logging
-    from .sandbox.server import NodesFileError, Sandbox, SandboxSettings, load_nodes_file
-    from .sandbox.storage import StorageClassesFileError, load_storage_classes_file
+
+    try:
+        from .sandbox.server import NodesFileError, Sandbox, SandboxSettings, load_nodes_file
+        from .sandbox.storage import StorageClassesFileError, load_storage_classes_file
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            f"--sandbox needs the sandbox extra ({exc.name} is missing):"
+            " pip install 'nublado[sandbox]'"
+        ) from None
 
     examples = examples_dir()
     config = _load(examples / "config.yaml")
