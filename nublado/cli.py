@@ -28,6 +28,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("nublado.render.cli:render", "Print the manifests of an object set (dry run)."),
     "sandbox": ("nublado.sandbox.cli:sandbox", "Run the in-process Kubernetes API server."),
     "schema": ("nublado.config.cli:schema", "Write the configuration JSON Schema."),
+    "serve": (
+        "nublado.serve:serve",
+        "Run the lab controller, on a cluster or the sandbox.",
+    ),
     "startup": ("nublado.startup.cli:startup", "Prepare the lab container before JupyterLab."),
 }
 

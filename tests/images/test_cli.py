@@ -167,7 +167,8 @@ def test_every_subcommand_takes_dash_h() -> None:
             "render",
             "sandbox",
             "schema",
+            "serve",
             "startup",
         )
     )
-    assert result.stdout.count("  -h, --help ") == 8
+    assert result.stdout.count("  -h, --help ") == 9
