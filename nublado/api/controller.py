@@ -7,18 +7,12 @@ alerts. ``nublado serve`` calls it for production and for the sandbox; tests
 call it with their own clients. It creates no connection of its own: the
 Kubernetes and HTTP clients are the caller's, who closes them after the app
 has shut down.
-
-Until the lab lifecycle lands on main, the lab service may still be the
-interface stub and ``nublado.api.labs`` may not exist yet; the app then
-serves everything else (index, images, prepulls, lab form, metrics) and
-logs that the lab routes are missing, instead of failing to start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import time
@@ -45,6 +39,7 @@ from ..services.labs import LabService
 from ..services.prepuller import Prepuller
 from .app import Lifespan, api_route, create_app
 from .forms import form_routes
+from .labs import lab_routes
 
 __all__ = [
     "DISCOVERY_TTL",
@@ -127,50 +122,6 @@ def metrics_routes(metrics: Metrics) -> list[BaseRoute]:
     return [api_route("/metrics", get_metrics, name="metrics")]
 
 
-def _lab_service(
-    config: Config,
-    kube: KubernetesClient,
-    images: ImageService,
-    renderer: Renderer,
-    *,
-    namespace: str,
-    identity: str | None,
-    discovery: Discovery | None,
-    metrics: Metrics,
-    alerts: Alerts,
-) -> LabService | None:
-    """The lab service, or None while main still has its interface stub (see module doc)."""
-    try:
-        return LabService(
-            config,
-            kube,
-            images,
-            renderer,
-            namespace=namespace,
-            identity=identity,
-            discovery=discovery,
-            metrics=metrics,
-            alerts=alerts,
-        )
-    except NotImplementedError:
-        _log.warning("The lab service is not implemented in this build: no lab routes")
-        return None
-
-
-def _lab_routes(config: Config, labs: LabService, users: UserInfoSource) -> list[BaseRoute]:
-    """The lab routes of nublado.api.labs, or none while that module does not exist yet."""
-    name = f"{__package__}.labs"
-    try:
-        module = importlib.import_module(name)  # a plain import once labs-routes is merged
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        _log.warning("nublado.api.labs is missing from this build: no lab routes")
-        return []
-    routes: list[BaseRoute] = module.lab_routes(config, labs, users)
-    return routes
-
-
 def _labs_lifespan(labs: LabService) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -214,8 +165,8 @@ def build_controller(
     - ``metrics``: a fresh registry per app by default.
     - ``refresh_images=False``: no start-up image refresh or loop (tests).
 
-    The built services are on ``app.state``: ``images``, ``labs`` (None
-    while unimplemented), ``users``, ``metrics``, ``alerts``, ``metadata``.
+    The built services are on ``app.state``: ``images``, ``labs``, ``users``,
+    ``metrics``, ``alerts``, ``metadata``.
     """
     metadata = metadata or ControllerMetadata.from_directory(config.metadata_path)
     namespace = namespace or metadata.namespace
@@ -229,7 +180,7 @@ def build_controller(
     source = build_image_source(config.images, http)
     prepuller = Prepuller(kube, config, metadata, renderer=renderer)
     images = ImageService(config, source, kube, prepuller)
-    labs = _lab_service(
+    labs = LabService(
         config,
         kube,
         images,
@@ -240,13 +191,12 @@ def build_controller(
         metrics=metrics,
         alerts=alerts,
     )
-
-    routes: list[BaseRoute] = [*form_routes(config, images, users, renderer)]
-    lifespans: list[Lifespan] = []
-    if labs is not None:
-        routes.extend(_lab_routes(config, labs, users))
-        lifespans.append(_labs_lifespan(labs))
-    routes.extend(metrics_routes(metrics))
+    routes: list[BaseRoute] = [
+        *form_routes(config, images, users, renderer),
+        *lab_routes(config, labs, users),
+        *metrics_routes(metrics),
+    ]
+    lifespans: list[Lifespan] = [_labs_lifespan(labs)]
 
     app = create_app(
         config,

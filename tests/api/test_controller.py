@@ -214,8 +214,6 @@ async def test_client_errors_are_not_reported(
 
 
 async def test_the_lab_routes_are_served_when_the_lab_service_exists(app: Starlette) -> None:
-    if app.state.labs is None:
-        pytest.skip("nublado/services/labs.py is still the interface stub (labs-core not merged)")
     paths = {getattr(route, "path", None) for route in app.routes}
 
     assert "/nublado/spawner/v1/labs/{username}/create" in paths

@@ -6,7 +6,6 @@ and talked to only over HTTP and with kubectl, as a newcomer would.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -26,16 +25,10 @@ import yaml
 from nublado.kube.client import KubernetesClient
 from nublado.models.metadata import ControllerMetadata
 from nublado.sandbox.server import Sandbox
-from nublado.services.labs import LabService
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 STARTUP_TIMEOUT = 60.0
-
-
-def lab_service_is_stub() -> bool:
-    """Whether nublado/services/labs.py is still main's interface stub (labs-core not merged)."""
-    return "raise NotImplementedError" in inspect.getsource(LabService.__init__)
 
 
 def free_port() -> int:
@@ -238,10 +231,6 @@ def test_sandbox_logs_for_people_with_uvicorn_lines_and_no_sandbox_access_lines(
     assert not log.lstrip().startswith("{")  # examples/config.yaml: logProfile development
 
 
-@pytest.mark.skipif(
-    lab_service_is_stub(),
-    reason="nublado/services/labs.py is still the interface stub; runs once labs-core is merged",
-)
 def test_the_readme_curl_flow_spawns_follows_reads_and_deletes_a_lab(sandboxed: Served) -> None:
     """README "Run the controller": create, events, status, kubectl, delete, with curl."""
     labs = f"{sandboxed.base}/spawner/v1/labs"
