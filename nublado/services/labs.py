@@ -201,6 +201,8 @@ class LabService:
     async def stop(self) -> None:
         """Hand running operations over to the next replica, finish deletes, stop the watches."""
         self._stopping = True
+        # One grace period for all the spawns still applying, not one each in turn.
+        deadline = time.monotonic() + self.handoff_wait
         for username, op in list(self._ops.items()):
             if op.task is None or op.task.done():
                 continue
@@ -208,7 +210,7 @@ class LabService:
                 continue
             if op.kind == "spawn" and not op.pod_created:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.handoff_wait):
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         while not op.pod_created and not op.task.done():
                             await asyncio.sleep(0.02)
                 if not op.pod_created and not op.task.done():
