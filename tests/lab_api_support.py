@@ -317,7 +317,7 @@ def reference_lab_differences(sandbox: Sandbox, namespace: str = "userlabs-rache
     wanted = [(o["kind"], o["metadata"]["name"]) for o in expected]
     if names != wanted:
         return [f"objects {names} != {wanted}"]
-    problems = []
+    problems: list[str] = []
     for e, a in zip(expected, actual, strict=True):
         problems.extend(f"{a['kind']}/{a['metadata']['name']}{p}" for p in _differences(e, a))
     return problems

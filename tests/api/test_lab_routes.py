@@ -695,7 +695,7 @@ async def test_closing_the_frames_closes_the_services_iterator_at_once(
     frames = event_frames(events)
 
     first = await anext(frames)
-    await frames.aclose()
+    await frames.aclose()  # type: ignore[attr-defined]  # an async generator
 
     assert first.encode() == SPAWN_BODY.split("\r\n\r\n")[0].encode() + b"\r\n\r\n"
     assert events.ag_frame is None  # type: ignore[attr-defined]  # closed, not left waiting
