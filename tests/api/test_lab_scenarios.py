@@ -430,6 +430,7 @@ async def test_two_replicas_receive_200_creates_for_100_users(
             user = users[i // 2]
             assert response.json() in (in_progress(user), lab_exists(user))
     assert sorted(winners) == users
+    assert sorted(set(winners.values())) == [0, 1]  # both replicas spawned labs
     assert [events[-1] for events in streams] == [complete(user) for user in users]
     assert [sorted(r.json()) for r in listed] == [users, users]
     assert lab_namespaces(sandbox) == [f"userlabs-{user}" for user in users]
