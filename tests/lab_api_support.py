@@ -1,11 +1,13 @@
-"""Lab services for the API tests: a double with fixed answers, and the real one on the sandbox.
+"""The real controller on the sandbox for the API tests, and what they check it against.
 
-The routes' contract with the service is its public interface (PLAN-LABS.md):
-``running``, ``state``, ``create``, ``delete`` and ``events``, the latter
-raising before it returns its iterator. This double answers from what a test
-puts in it, so each route test pins the HTTP side alone; the service's own
-behaviour is tested with the real service on the sandbox, which
-`serve_reference_labs` starts for the end-to-end and schemathesis tests.
+Every lab API test runs the real `LabService` on the sandbox: Kubernetes is
+the sandbox's API server over HTTP, Gafaelfawr is mocked at its HTTP boundary
+(respx), the registry is the reference fake. This module builds such a
+controller (`build_controller`, as ``nublado serve`` does), prepares the
+controller namespace with the reference source Secrets, answers Gafaelfawr
+for any number of users, moves pods on as a kubelet would, and compares a
+lab read back from the sandbox with upstream's reference objects under the
+full reference normalisation (tests/data/reference README 3).
 """
 
 from __future__ import annotations
@@ -13,88 +15,104 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from reference_cases import INPUTS, reference_discovery
+import httpx
+import respx
+from asgi_lifespan import LifespanManager
+from reference_cases import EXPECTED, INPUTS, reference_discovery, reference_metadata
+from sandbox_fixtures import drop_refused_toleration_seconds
+from starlette.applications import Starlette
 
-from nublado.api.errors import UnknownUserError
+from nublado.api.controller import build_controller
 from nublado.config import Config
+from nublado.gafaelfawr import GafaelfawrClient
 from nublado.kube.client import KubernetesClient
-from nublado.models.lab import LabSpecification, LabState
-from nublado.models.user import UserInfo
 from nublado.render.engine import Renderer
+from nublado.sandbox.server import Sandbox
 from nublado.services.images import ImageService
-from nublado.services.labs import LabService, SpawnEvent
+from nublado.services.labs import LabService
+from nublado.units import cpu_to_cores
+
+__all__ = [
+    "CONTROLLER_NAMESPACE",
+    "GAFAELFAWR",
+    "LABS",
+    "RACHEL",
+    "RACHEL_TOKEN",
+    "SPEC",
+    "collect_sse",
+    "controller_namespace",
+    "lab_controller",
+    "mock_gafaelfawr",
+    "reference_lab_differences",
+    "run_pod",
+    "serve_reference_labs",
+    "served",
+    "spec_for",
+    "token_for",
+    "user_for",
+    "wait_until",
+]
 
 CONTROLLER_NAMESPACE = "nublado"
+GAFAELFAWR = "https://gafaelfawr.test/auth/api/v1"
+LABS = "/nublado/spawner/v1/labs"
+RACHEL: dict[str, Any] = json.loads((INPUTS / "users" / "rachel.json").read_text())
+SPEC: dict[str, Any] = json.loads((INPUTS / "lab-specification.json").read_text())
+RACHEL_TOKEN = "gt-rachel.token"
 
 
-@dataclass
-class LabServiceDouble:
-    """Answers from ``states`` and ``streams``; ``fail_with`` makes create or delete raise."""
-
-    states: dict[str, LabState] = field(default_factory=dict)
-    streams: dict[str, list[SpawnEvent]] = field(default_factory=dict)
-    fail_with: Exception | None = None
-    hold: asyncio.Event | None = None
-    """When set, streams stop after their first event until the event is set."""
-
-    created: list[tuple[UserInfo, str, LabSpecification]] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    closed: int = 0
-    """Event iterators closed, whether finished or abandoned."""
-
-    def running(self) -> list[str]:
-        return [name for name, state in self.states.items() if state.status == "running"]
-
-    def state(self, username: str) -> LabState | None:
-        return self.states.get(username)
-
-    async def create(self, user: UserInfo, token: str, spec: LabSpecification) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.created.append((user, token, spec))
-
-    async def delete(self, username: str) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        if username not in self.states:
-            raise UnknownUserError.for_path(username)
-        self.deleted.append(username)
-        del self.states[username]
-
-    async def events(self, username: str) -> AsyncIterator[SpawnEvent]:
-        if username not in self.streams:
-            raise UnknownUserError.for_path(username)
-        return self._replay(list(self.streams[username]))
-
-    async def _replay(self, events: list[SpawnEvent]) -> AsyncIterator[SpawnEvent]:
-        try:
-            for index, event in enumerate(events):
-                if index == 1 and self.hold is not None:
-                    await self.hold.wait()
-                yield event
-        finally:
-            self.closed += 1
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
+# Gafaelfawr at its HTTP boundary
 
 
-def rachel_state(reference: dict[str, Any], user: dict[str, Any]) -> LabState:
-    """The reference lab-status.json as a LabState owned by Gafaelfawr's rachel."""
-    return LabState.model_validate({**reference, "user": user})
+def token_for(username: str) -> str:
+    """The token Gafaelfawr (mocked) knows as ``username``'s."""
+    return RACHEL_TOKEN if username == "rachel" else f"gt-{username}.token"
 
 
-async def serve_reference_labs(
-    config: Config, images: ImageService, client: KubernetesClient
-) -> LabService:
-    """A started LabService on the sandbox, with the reference source Secrets in place."""
+def user_for(username: str, **changes: Any) -> dict[str, Any]:
+    """Gafaelfawr's user-info for ``username``: upstream's rachel, renamed, own uid and group."""
+    if username == "rachel":
+        return {**RACHEL, **changes}
+    uid = 20000 + sum(ord(c) * 31**i for i, c in enumerate(username)) % 100000
+    groups = [{"name": username, "id": uid}, *RACHEL["groups"][1:]]
+    return {**RACHEL, "username": username, "uid": uid, "gid": uid, "groups": groups, **changes}
+
+
+def spec_for(username: str, **options: Any) -> dict[str, Any]:
+    """The reference lab specification for ``username`` (its service prefix names the user)."""
+    env = {**SPEC["env"], "JUPYTERHUB_SERVICE_PREFIX": f"/nb/user/{username}/"}
+    return {"options": {**SPEC["options"], **options}, "env": env}
+
+
+def mock_gafaelfawr(
+    router: respx.MockRouter, users: dict[str, dict[str, Any]] | None = None
+) -> respx.Route:
+    """Gafaelfawr's user-info answering by token: ``users`` (token -> user-info), or
+    `user_for` the name inside a ``gt-<name>.token``; 401 for any other token."""
+    known = dict(users or {})
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token in known:
+            return httpx.Response(200, json=known[token])
+        if token == RACHEL_TOKEN:
+            return httpx.Response(200, json=RACHEL)
+        if token.startswith("gt-") and token.endswith(".token"):
+            return httpx.Response(200, json=user_for(token[3:-6]))
+        return httpx.Response(401, json={"detail": [{"msg": "Invalid token"}]})
+
+    return router.get(f"{GAFAELFAWR}/user-info").mock(side_effect=answer)
+
+
+# The controller
+
+
+async def controller_namespace(client: KubernetesClient) -> None:
+    """The controller's namespace with the reference source Secrets (secrets.json)."""
     await client.create(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
     )
@@ -108,6 +126,52 @@ async def serve_reference_labs(
         if ".dockerconfigjson" in values:
             secret["type"] = "kubernetes.io/dockerconfigjson"
         await client.create(secret)
+
+
+def lab_controller(
+    config: Config, client: KubernetesClient, http: httpx.AsyncClient, identity: str
+) -> Starlette:
+    """The whole controller app as ``nublado serve`` builds it, Gafaelfawr at ``GAFAELFAWR``.
+
+    Its images are refreshed by `served` (no refresh loop: nothing changes behind a test).
+    """
+
+    async def discovery() -> dict[str, Any]:
+        return reference_discovery()
+
+    return build_controller(
+        config,
+        kube=client,
+        http=http,
+        users=GafaelfawrClient(http, GAFAELFAWR),
+        metadata=reference_metadata(),
+        namespace=CONTROLLER_NAMESPACE,
+        identity=identity,
+        discovery=discovery,
+        refresh_images=False,
+    )
+
+
+@asynccontextmanager
+async def served(
+    app: Starlette, base_url: str = "http://nublado.test"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (its lifespan: the lab service's LIST+WATCH) and a client on it.
+
+    Leaving stops it as a shutting-down replica stops (hand-over of running spawns).
+    """
+    await app.state.images.refresh()
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as api:
+            yield api
+
+
+async def serve_reference_labs(
+    config: Config, images: ImageService, client: KubernetesClient
+) -> LabService:
+    """A started LabService on the sandbox, with the reference source Secrets in place."""
+    await controller_namespace(client)
 
     async def discovery() -> dict[str, Any]:
         return reference_discovery()
@@ -124,3 +188,144 @@ async def serve_reference_labs(
     )
     await labs.start()
     return labs
+
+
+async def collect_sse(
+    api: httpx.AsyncClient, username: str, timeout: float = 10.0
+) -> list[tuple[str, dict[str, Any]]]:
+    """A user's whole event stream as (event, data), read to its end within ``timeout``.
+
+    A stream that does not end in time fails the test (TimeoutError): no hang.
+    """
+    events: list[tuple[str, dict[str, Any]]] = []
+    event = ""
+    headers = {"X-Auth-Request-User": username}
+    async with (
+        asyncio.timeout(timeout),
+        api.stream("GET", f"{LABS}/{username}/events", headers=headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line.removeprefix("data: "))))
+    return events
+
+
+# The cluster
+
+
+def run_pod(sandbox: Sandbox, username: str) -> bool:
+    """Mark the user's lab pod Running, as the kubelet would; False when there is no pod."""
+
+    def mutate(pod: dict[str, Any]) -> None:
+        status = pod.setdefault("status", {})
+        status["phase"] = "Running"
+        status["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+
+    namespace = f"userlabs-{username}"
+    with sandbox.cluster.store.lock:
+        return bool(
+            sandbox.cluster.update_internal("Pod", namespace, f"{username}-nb", mutate, "kubelet")
+        )
+
+
+def _normalise_cluster(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Objects read back from the sandbox, without what only a server adds (README 3)."""
+    result = []
+    for obj in objects:
+        if obj["kind"] == "Event":
+            continue
+        obj = json.loads(json.dumps(obj))
+        metadata = obj["metadata"]
+        for key in ("uid", "creationTimestamp", "managedFields", "resourceVersion", "generation"):
+            metadata.pop(key, None)
+        if obj["kind"] == "Pod":
+            obj["status"] = {"phase": obj["status"]["phase"]}
+        else:
+            obj.pop("status", None)
+        if obj["kind"] == "Namespace":
+            obj.pop("spec", None)
+        result.append(obj)
+    return sorted(result, key=lambda o: (o["kind"], o["metadata"]["name"]))
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+_SERVER_METADATA = ("kubernetes.io/metadata.name", "pv.kubernetes.io/", "volume.")
+"""Labels and annotations the API server or its controllers add (the namespace's name label,
+the volume binder's PVC annotations)."""
+
+
+def _differences(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """What differs, ``"<ANY>"`` matching anything.
+
+    Fields the API server fills in (defaults such as ``dnsPolicy`` or a
+    Service's ``clusterIP``) are allowed on the actual side, except in labels
+    and annotations, which must be exactly ours; CPU quantities are compared
+    as numbers (the server writes ``1.0`` as ``1`` and ``0.25`` as ``250m``).
+    """
+    if expected == "<ANY>":
+        return []
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        exact = path.endswith((".labels", ".annotations"))
+        problems = []
+        for key in sorted(expected.keys() | actual.keys()):
+            if key not in actual:
+                problems.append(f"{path}.{key}: missing")
+            elif key not in expected:
+                if exact and not key.startswith(_SERVER_METADATA):
+                    problems.append(f"{path}.{key}: unexpected {actual[key]!r}")
+            else:
+                problems.extend(_differences(expected[key], actual[key], f"{path}.{key}"))
+        return problems
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [
+            problem
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+            for problem in _differences(e, a, f"{path}[{i}]")
+        ]
+    cpu = isinstance(expected, str) and isinstance(actual, str) and path.endswith("cpu")
+    if cpu and cpu_to_cores(expected) == cpu_to_cores(actual):
+        return []
+    return [] if expected == actual else [f"{path}: {actual!r} != {expected!r}"]
+
+
+def reference_lab_differences(sandbox: Sandbox, namespace: str = "userlabs-rachel") -> list[str]:
+    """How the lab in ``namespace`` differs from upstream's expected/objects/lab.json.
+
+    Empty when equal under the full reference normalisation; the kinds and
+    names of the objects must be exactly the reference's.
+    """
+    expected = json.loads((EXPECTED / "objects" / "lab.json").read_text())
+    drop_refused_toleration_seconds(expected)
+    expected = sorted(
+        (_drop_nulls(o) for o in expected), key=lambda o: (o["kind"], o["metadata"]["name"])
+    )
+    found = sandbox.get("Namespace", namespace)
+    if found is None:
+        return [f"Namespace {namespace}: missing"]
+    actual = _drop_nulls(_normalise_cluster([found, *sandbox.objects(namespace)]))
+    names = [(o["kind"], o["metadata"]["name"]) for o in actual]
+    wanted = [(o["kind"], o["metadata"]["name"]) for o in expected]
+    if names != wanted:
+        return [f"objects {names} != {wanted}"]
+    problems: list[str] = []
+    for e, a in zip(expected, actual, strict=True):
+        problems.extend(f"{a['kind']}/{a['metadata']['name']}{p}" for p in _differences(e, a))
+    return problems
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll ``predicate`` until it is truthy (TimeoutError after ``timeout``) and return it."""
+    async with asyncio.timeout(timeout):
+        while not (value := predicate()):
+            await asyncio.sleep(0.01)
+    return value

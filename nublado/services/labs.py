@@ -38,7 +38,13 @@ from ..config import Config, LabSizeDefinition
 from ..images.reference import InvalidDockerReferenceError
 from ..images.source import UnknownImageError
 from ..kube.client import KubernetesClient
-from ..kube.errors import AlreadyExistsError, ConflictError, KubernetesError, NotFoundError
+from ..kube.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    KubernetesError,
+    KubernetesTimeoutError,
+    NotFoundError,
+)
 from ..metrics import Metrics
 from ..models.lab import (
     LabOptions,
@@ -201,6 +207,8 @@ class LabService:
     async def stop(self) -> None:
         """Hand running operations over to the next replica, finish deletes, stop the watches."""
         self._stopping = True
+        # One grace period for all the spawns still applying, not one each in turn.
+        deadline = time.monotonic() + self.handoff_wait
         for username, op in list(self._ops.items()):
             if op.task is None or op.task.done():
                 continue
@@ -208,7 +216,7 @@ class LabService:
                 continue
             if op.kind == "spawn" and not op.pod_created:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.handoff_wait):
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         while not op.pod_created and not op.task.done():
                             await asyncio.sleep(0.02)
                 if not op.pod_created and not op.task.done():
@@ -650,7 +658,7 @@ class LabService:
                 raise _SpawnFailure(f"Secret {ns}/{name} does not exist") from None
             except KubernetesError as exc:
                 raise _SpawnFailure(
-                    f"Error reading object (Secret {ns}/{name}, status {exc.status}): {exc.message}"
+                    _failure("reading object", "Secret", f"{ns}/{name}", exc)
                 ) from None
             result[name] = SourceSecret(data=dict(obj.get("data") or {}), type=obj.get("type"))
         for entry in lab.secrets:
@@ -702,10 +710,9 @@ class LabService:
                 result = await self._kube.apply_one(manifest)
             except KubernetesError as exc:
                 if kind == "Namespace":
-                    where = f"Error creating namespace (Namespace {name}"
-                else:
-                    where = f"Error creating object ({kind} {namespace}/{name}"
-                raise _SpawnFailure(f"{where}, status {exc.status}): {exc.message}") from None
+                    raise _SpawnFailure(_failure("creating namespace", kind, name, exc)) from None
+                where = f"{namespace}/{name}"
+                raise _SpawnFailure(_failure("creating object", kind, where, exc)) from None
             if kind in self._objects:
                 self._store(kind, result.object)
             if kind == "Pod":
@@ -869,11 +876,22 @@ class LabService:
             await self._write(
                 op, add_events=[("info", "Shutting down Kubernetes pod", progress[0])]
             )
-        await self._kube.delete(
-            "Pod", f"{username}-nb", namespace, grace_period_seconds=1, timeout=timeout
-        )
+        pod = f"{username}-nb"
+        try:
+            await self._kube.delete("Pod", pod, namespace, grace_period_seconds=1, timeout=timeout)
+        except KubernetesTimeoutError:
+            raise
+        except KubernetesError as exc:
+            where = f"{namespace}/{pod}"
+            raise _SpawnFailure(_failure("deleting object", "Pod", where, exc)) from None
         await self._write(op, add_events=[("info", "Deleting user namespace", progress[1])])
-        await self._kube.delete("Namespace", namespace, timeout=timeout)
+        try:
+            await self._kube.delete("Namespace", namespace, timeout=timeout)
+        except KubernetesTimeoutError:
+            raise
+        except KubernetesError as exc:
+            where = namespace
+            raise _SpawnFailure(_failure("deleting namespace", "Namespace", where, exc)) from None
         for cache in self._objects.values():
             obj = cache.pop(username, None)
             if obj is not None:
@@ -1091,6 +1109,16 @@ class LabService:
             with contextlib.suppress(BaseException):
                 await renew
             op.done.set()
+
+
+def _failure(action: str, kind: str, where: str, exc: KubernetesError) -> str:
+    """api.md 6.4's ``Error <action> (<Kind> <where>, status <code>): <message>``.
+
+    A request that got no answer at all (a dropped connection) has no status
+    code: it says so instead of a misleading ``status 0``.
+    """
+    status = f"status {exc.status}" if exc.status else "no answer"
+    return f"Error {action} ({kind} {where}, {status}): {exc.message}"
 
 
 async def _quiet(task: asyncio.Task[None]) -> None:

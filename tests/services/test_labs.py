@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_registry import FakeRegistry
+from lab_api_support import reference_lab_differences
 from reference_cases import (
     EXPECTED,
     INPUTS,
@@ -25,7 +26,6 @@ from reference_cases import (
     reference_spec,
     reference_user,
 )
-from sandbox_fixtures import drop_refused_toleration_seconds
 
 from nublado.api.errors import (
     DeleteFailedError,
@@ -46,7 +46,6 @@ from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings
 from nublado.services.images import ImageService, build_image_source
 from nublado.services.labs import LabService, SpawnEvent
-from nublado.units import cpu_to_cores
 
 NAMESPACE = "nublado"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*"
@@ -173,73 +172,6 @@ DELETED = [
 # Reference spawn
 
 
-def _normalise_cluster(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Objects read back from the sandbox, without what only a server adds (README 3)."""
-    result = []
-    for obj in objects:
-        if obj["kind"] == "Event":
-            continue
-        obj = json.loads(json.dumps(obj))
-        metadata = obj["metadata"]
-        for key in ("uid", "creationTimestamp", "managedFields", "resourceVersion", "generation"):
-            metadata.pop(key, None)
-        if obj["kind"] == "Pod":
-            obj["status"] = {"phase": obj["status"]["phase"]}
-        else:
-            obj.pop("status", None)
-        if obj["kind"] == "Namespace":
-            obj.pop("spec", None)
-        result.append(obj)
-    return sorted(result, key=lambda o: (o["kind"], o["metadata"]["name"]))
-
-
-def _drop_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
-
-
-_SERVER_METADATA = ("kubernetes.io/metadata.name", "pv.kubernetes.io/", "volume.")
-"""Labels and annotations the API server or its controllers add (the namespace's name label,
-the volume binder's PVC annotations)."""
-
-
-def _differences(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """What differs, ``"<ANY>"`` matching anything.
-
-    Fields the API server fills in (defaults such as ``dnsPolicy`` or a
-    Service's ``clusterIP``) are allowed on the actual side, except in labels
-    and annotations, which must be exactly ours; CPU quantities are compared
-    as numbers (the server writes ``1.0`` as ``1`` and ``0.25`` as ``250m``).
-    """
-    if expected == "<ANY>":
-        return []
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        exact = path.endswith((".labels", ".annotations"))
-        problems = []
-        for key in sorted(expected.keys() | actual.keys()):
-            if key not in actual:
-                problems.append(f"{path}.{key}: missing")
-            elif key not in expected:
-                if exact and not key.startswith(_SERVER_METADATA):
-                    problems.append(f"{path}.{key}: unexpected {actual[key]!r}")
-            else:
-                problems.extend(_differences(expected[key], actual[key], f"{path}.{key}"))
-        return problems
-    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [
-            problem
-            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-            for problem in _differences(e, a, f"{path}[{i}]")
-        ]
-    cpu = isinstance(expected, str) and isinstance(actual, str) and path.endswith("cpu")
-    if cpu and cpu_to_cores(expected) == cpu_to_cores(actual):
-        return []
-    return [] if expected == actual else [f"{path}: {actual!r} != {expected!r}"]
-
-
 async def test_reference_spawn(labs: LabService, sandbox: Sandbox) -> None:
     # The record write after the objects is held back so the pod is Running by the time
     # the spawn looks at it: a pod that starts at once, as in upstream's fixture.
@@ -258,20 +190,7 @@ async def test_reference_spawn(labs: LabService, sandbox: Sandbox) -> None:
     assert state.to_json() == json.loads((EXPECTED / "spawn" / "lab-status.json").read_text())
     assert labs.running() == [USER]
 
-    expected_objects = json.loads((EXPECTED / "objects" / "lab.json").read_text())
-    drop_refused_toleration_seconds(expected_objects)
-    expected_objects = sorted(
-        (_drop_nulls(o) for o in expected_objects),
-        key=lambda o: (o["kind"], o["metadata"]["name"]),
-    )
-    namespace = sandbox.get("Namespace", LAB_NS)
-    assert namespace is not None
-    actual = _drop_nulls(_normalise_cluster([namespace, *sandbox.objects(LAB_NS)]))
-    names = [(o["kind"], o["metadata"]["name"]) for o in actual]
-    assert names == [(o["kind"], o["metadata"]["name"]) for o in expected_objects]
-    problems = []
-    for e, a in zip(expected_objects, actual, strict=True):
-        problems.extend(f"{a['kind']}/{a['metadata']['name']}{p}" for p in _differences(e, a))
+    problems = reference_lab_differences(sandbox, LAB_NS)
     assert problems == [], "\n".join(problems)
     secret = sandbox.get("Secret", "rachel-nb", LAB_NS)
     assert secret is not None
