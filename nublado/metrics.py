@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .kube.errors import KubernetesConnectionError, KubernetesError, KubernetesTimeoutError
+
 __all__ = ["SPAWN_OUTCOMES", "Metrics"]
 
 SPAWN_OUTCOMES = ("success", "failure", "timeout", "cancelled")
@@ -50,3 +52,18 @@ class Metrics:
         )
         for outcome in SPAWN_OUTCOMES:
             self.spawns.labels(outcome=outcome)
+
+    def kubernetes_error(self, error: KubernetesError) -> None:
+        """Count a failed Kubernetes call by its Status reason (the client's ``on_error``).
+
+        Calls that got no Status count as ``Timeout`` or ``ConnectionError``.
+        """
+        if error.reason:
+            reason = error.reason
+        elif isinstance(error, KubernetesTimeoutError):
+            reason = "Timeout"
+        elif isinstance(error, KubernetesConnectionError):
+            reason = "ConnectionError"
+        else:
+            reason = "Unknown"
+        self.kubernetes_errors.labels(reason=reason).inc()

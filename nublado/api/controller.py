@@ -172,6 +172,7 @@ def build_controller(
     namespace = namespace or metadata.namespace
     renderer = Renderer(config.template_dirs)
     metrics = metrics or Metrics()
+    kube.on_error = metrics.kubernetes_error
     alerts = alerts or alerts_from_config(config, http)
     users = users or GafaelfawrClient.from_config(http, config)
     if discovery is None and config.repertoire_base_url:

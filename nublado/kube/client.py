@@ -150,6 +150,8 @@ class KubernetesClient:
         self.retries = retries
         self.backoff = backoff
         self.max_retry_after = max_retry_after
+        self.on_error: Callable[[KubernetesError], None] | None = None
+        """Told of every request that finally failed (after retries): the metrics hook."""
 
     # Construction
 
@@ -276,6 +278,22 @@ class KubernetesClient:
         Waits between attempts with exponential backoff, or as long as the
         server's Retry-After asks on 429/503 (at most ``max_retry_after``).
         """
+        try:
+            return await self._attempts(method, path, query, body, content_type, retry)
+        except KubernetesError as exc:
+            if self.on_error is not None:
+                self.on_error(exc)
+            raise
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        query: builtins.list[tuple[str, str]] | None,
+        body: Any,
+        content_type: str,
+        retry: bool,
+    ) -> tuple[int, Any]:
         attempt = 0
         while True:
             delay = min(self.backoff * 2**attempt, 2.0)

@@ -20,6 +20,7 @@ from nublado.config.loader import load_config
 from nublado.gafaelfawr import GafaelfawrClient, TrustedUsers
 from nublado.kube.client import KubernetesClient
 from nublado.models.metadata import ControllerMetadata
+from nublado.sandbox.server import Sandbox
 from nublado.services.images import ImageService
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -120,6 +121,23 @@ async def test_metrics_counts_what_the_services_record(
 
     assert 'nublado_spawns_total{outcome="success"} 1.0' in text
     assert "nublado_active_labs 3.0" in text
+
+
+async def test_failed_kubernetes_calls_are_counted_by_reason(
+    api: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    """A spawn whose read of the source Secrets the API server refuses counts one BadRequest."""
+    sandbox.inject_fault("GET", "/api/v1/namespaces/nublado/secrets*", status=400)
+    body = json.loads((EXAMPLES / "lab-specification.json").read_text())
+    created = await api.post("/nublado/spawner/v1/labs/rachel/create", json=body, headers=RACHEL)
+    events = await api.get("/nublado/spawner/v1/labs/rachel/events", headers=RACHEL)
+
+    text = (await api.get("/metrics")).text
+
+    assert created.status_code == 201
+    assert events.text.rstrip().endswith('data: {"message": "Lab spawn failed"}')
+    assert 'nublado_kubernetes_errors_total{reason="BadRequest"} 1.0' in text
+    assert 'nublado_spawns_total{outcome="failure"} 1.0' in text
 
 
 async def test_each_app_has_its_own_registry(
