@@ -39,6 +39,7 @@ from .kubelet import PodFailure
 from .protocol import Fault, create_app
 from .storage import DEFAULT_STORAGE_CLASSES, load_storage_classes_file
 from .store import ApiError, clone
+from .wire import CoalescingHTTPProtocol
 
 __all__ = [
     "Fault",
@@ -383,6 +384,7 @@ class Sandbox:
             lifespan="on",
             timeout_graceful_shutdown=2,
             access_log=False,
+            http=CoalescingHTTPProtocol,  # one socket write per answer
         )
         # uvicorn installs signal handlers only in the main thread: none here.
         server = uvicorn.Server(config)
