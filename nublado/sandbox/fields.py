@@ -130,11 +130,16 @@ class FieldSet:
         return out
 
     def difference(self, other: FieldSet) -> FieldSet:
-        """The paths of this set that are not in the other (descendants are kept)."""
+        """The paths of this set that are not in the other (descendants are kept).
+
+        This set itself when the other takes nothing from it: an entry a write
+        leaves as it was keeps its identity, and with it its cached encoding.
+        """
         if not other or not self:
             return self
         out = FieldSet()
         out.members = self.members - other.members
+        same = len(out.members) == len(self.members)
         for element, child in self.children.items():
             theirs = other.children.get(element)
             if theirs is None:
@@ -143,22 +148,27 @@ class FieldSet:
                 rest = child.difference(theirs)
                 if rest:
                     out.children[element] = rest
-        return out
+                same = same and rest is child
+        return self if same else out
 
     def without_subtrees(self, other: FieldSet) -> FieldSet:
-        """This set without the other's members and everything under them."""
+        """This set without the other's members and everything under them (itself when
+        nothing goes)."""
         if not other or not self:
             return self
         out = FieldSet()
         out.members = self.members - other.members
+        same = len(out.members) == len(self.members)
         for element, child in self.children.items():
             if element in other.members:
+                same = False
                 continue
             theirs = other.children.get(element)
             rest = child if theirs is None else child.without_subtrees(theirs)
             if rest:
                 out.children[element] = rest
-        return out
+            same = same and rest is child
+        return self if same else out
 
     def paths(self, prefix: Path = ()) -> list[Path]:
         """Every path, in structured-merge-diff's order (members first, then children)."""
