@@ -9,6 +9,9 @@ Prints:
   (sequential applies are also measured without nodes, pods left Pending);
 - time to LIST 5,000 pods by label selector (all namespaces), with the client's
   default paging and in one page, and the time to select one user's pod;
+- a watch's round trip (open a watch of one ConfigMap by name from the current
+  resourceVersion, apply the ConfigMap, read its event, close) and a Lease's
+  create and two replaces (a spawn's lock), sequential, over plain aiohttp;
 - sandbox memory (RSS growth) holding 5,000 labs' objects.
 
 Run: .venv/bin/python benchmarks/kube.py [--sequential-labs N] [--concurrent-labs N]
@@ -25,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from nublado.kube.client import KubernetesClient
 from nublado.sandbox.server import Sandbox, SandboxSettings
@@ -131,6 +136,71 @@ async def bench_list(url: str, pods: int, rounds: int) -> None:
             )
 
 
+async def bench_watch_and_lease(url: str, rounds: int) -> None:
+    """Watch open/event/close and Lease create+replace cycles, one at a time."""
+    ns = f"{url}/api/v1/namespaces/default"
+    leases = f"{url}/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    json_type = {"Content-Type": "application/json"}
+    apply_type = {"Content-Type": "application/apply-patch+yaml"}
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        timings = []
+        for i in range(rounds):
+            name = f"watched-{i}"
+            start = time.perf_counter()
+            async with session.get(f"{ns}/configmaps") as listed:
+                version = (await listed.json())["metadata"]["resourceVersion"]
+            query = {
+                "watch": "true",
+                "resourceVersion": version,
+                "fieldSelector": f"metadata.name={name}",
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": "10",
+            }
+            async with session.get(f"{ns}/configmaps", params=query) as watch:
+                assert watch.status == 200, watch.status
+                body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+                async with session.patch(
+                    f"{ns}/configmaps/{name}",
+                    params={"fieldManager": "bench", "fieldValidation": "Strict"},
+                    data=json.dumps(body),
+                    headers=apply_type,
+                ) as applied:
+                    assert applied.status == 201, applied.status
+                line = await watch.content.readline()
+                assert json.loads(line)["type"] == "ADDED"
+            timings.append(time.perf_counter() - start)
+        print(
+            f"watch cycle (LIST rv, watch, apply, event, close): "
+            f"{statistics.median(timings) * 1000:6.2f} ms median ({rounds} rounds)"
+        )
+
+        timings = []
+        for i in range(rounds):
+            name = f"lock-{i}"
+            lease: dict[str, Any] = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name},
+                "spec": {"holderIdentity": "bench", "leaseDurationSeconds": 30},
+            }
+            start = time.perf_counter()
+            async with session.post(leases, data=json.dumps(lease), headers=json_type) as made:
+                assert made.status == 201, made.status
+                lease = await made.json()
+            for holder in ("bench-2", "bench-3"):
+                lease["spec"]["holderIdentity"] = holder
+                async with session.put(
+                    f"{leases}/{name}", data=json.dumps(lease), headers=json_type
+                ) as replaced:
+                    assert replaced.status == 200, replaced.status
+                    lease = await replaced.json()
+            timings.append(time.perf_counter() - start)
+        print(
+            f"Lease create + 2 replaces:  {statistics.median(timings) * 1000:6.2f} ms median "
+            f"({rounds} rounds)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequential-labs", type=int, default=200)
@@ -138,6 +208,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--labs", type=int, default=5000, help="labs for LIST and memory")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cycles", type=int, default=200, help="watch and Lease cycles")
     args = parser.parse_args()
 
     print(f"reference lab set: {len(lab('x'))} objects; sandbox on 127.0.0.1 (uvicorn, 1 thread)")
@@ -152,6 +223,7 @@ def main() -> None:
         asyncio.run(
             bench_applies(url, args.sequential_labs, args.concurrent_labs, args.concurrency)
         )
+        asyncio.run(bench_watch_and_lease(url, args.cycles))
     del sandbox
     gc.collect()
 

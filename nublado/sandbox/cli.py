@@ -80,7 +80,7 @@ def sandbox(
     kubectl --kubeconfig FILE can then apply (--server-side), get, list and
     delete against it.
     """
-    from .server import NodesFileError, Sandbox, SandboxSettings, load_nodes_file
+    from .server import NodesFileError, Sandbox, SandboxSettings, load_nodes_file, serving_gc
     from .storage import StorageClassesFileError, load_storage_classes_file
 
     try:
@@ -97,6 +97,7 @@ def sandbox(
         namespace_termination_delay=namespace_termination_delay,
         pod_grace_scale=pod_grace_scale,
     )
+    serving_gc()  # this process only serves the sandbox
     server = Sandbox(settings, nodes=node_data, storage_classes=class_data)
     with contextlib.ExitStack() as stack:
         try:

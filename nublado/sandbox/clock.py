@@ -27,9 +27,26 @@ _lock = threading.Lock()
 _last_nano = 0
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def now_timestamp(offset: float = 0.0) -> str:
-    """The time ``offset`` seconds from now, as Kubernetes writes timestamps."""
-    return (datetime.now(UTC) + timedelta(seconds=offset)).strftime(TIME_FORMAT)
+    """The time ``offset`` seconds from now, as Kubernetes writes timestamps.
+
+    The text of the current second is kept: a write reads the time several
+    times (creation, managed fields, events), and formatting costs more than
+    the rest of reading the clock.
+    """
+    global _second  # one clock for the process; replacing a tuple is atomic
+    if offset:
+        return (datetime.now(UTC) + timedelta(seconds=offset)).strftime(TIME_FORMAT)
+    second = int(time.time())  # datetime.now's clock, truncated as the format truncates
+    cached = _second
+    if cached[0] == second:
+        return cached[1]
+    text = datetime.fromtimestamp(second, UTC).strftime(TIME_FORMAT)
+    _second = (second, text)
+    return text
 
 
 def shifted_timestamp(timestamp: str, seconds: float) -> str:

@@ -412,7 +412,18 @@ class Cluster:
             old = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
             if old is None or (uid is not None and old["metadata"].get("uid") != uid):
                 return None
-            new = clone(old)
+            # The managed fields are rebuilt from the entries below, never edited by a
+            # controller: the copy shares the stored list rather than cloning the
+            # largest part of a pod (the stored object is never changed in place).
+            old_meta = old["metadata"]
+            managed = old_meta.get("managedFields")
+            if managed is None:
+                new = clone(old)
+            else:
+                new = clone(
+                    {**old, "metadata": {k: v for k, v in old_meta.items() if k != "managedFields"}}
+                )
+                new["metadata"]["managedFields"] = managed
             mutate(new)
             entries = decode_managed_fields(old)
             if manager is not None:

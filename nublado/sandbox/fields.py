@@ -130,11 +130,16 @@ class FieldSet:
         return out
 
     def difference(self, other: FieldSet) -> FieldSet:
-        """The paths of this set that are not in the other (descendants are kept)."""
+        """The paths of this set that are not in the other (descendants are kept).
+
+        This set itself when the other takes nothing from it: an entry a write
+        leaves as it was keeps its identity, and with it its cached encoding.
+        """
         if not other or not self:
             return self
         out = FieldSet()
         out.members = self.members - other.members
+        same = len(out.members) == len(self.members)
         for element, child in self.children.items():
             theirs = other.children.get(element)
             if theirs is None:
@@ -143,22 +148,27 @@ class FieldSet:
                 rest = child.difference(theirs)
                 if rest:
                     out.children[element] = rest
-        return out
+                same = same and rest is child
+        return self if same else out
 
     def without_subtrees(self, other: FieldSet) -> FieldSet:
-        """This set without the other's members and everything under them."""
+        """This set without the other's members and everything under them (itself when
+        nothing goes)."""
         if not other or not self:
             return self
         out = FieldSet()
         out.members = self.members - other.members
+        same = len(out.members) == len(self.members)
         for element, child in self.children.items():
             if element in other.members:
+                same = False
                 continue
             theirs = other.children.get(element)
             rest = child if theirs is None else child.without_subtrees(theirs)
             if rest:
                 out.children[element] = rest
-        return out
+            same = same and rest is child
+        return self if same else out
 
     def paths(self, prefix: Path = ()) -> list[Path]:
         """Every path, in structured-merge-diff's order (members first, then children)."""
@@ -170,12 +180,17 @@ class FieldSet:
     def to_json(self) -> dict[str, Any]:
         """The ``fieldsV1`` form: elements in order, ``.`` first where a member has children
         (as kube-apiserver's answers show it)."""
+        children = self.children
+        if not children:
+            # Most levels are leaves only (a container's fields): one comprehension.
+            return {element: {} for element in sorted(self.members, key=_order)}
+        members = self.members
         tree: dict[str, Any] = {}
-        for element in sorted(self.members | self.children.keys(), key=_order):
-            child = self.children.get(element)
+        for element in sorted(members | children.keys(), key=_order):
+            child = children.get(element)
             if child is None:
                 tree[element] = {}
-            elif element in self.members:
+            elif element in members:
                 tree[element] = {".": {}, **child.to_json()}
             else:
                 tree[element] = child.to_json()
@@ -395,15 +410,24 @@ def _collect(value: Any, plan: _Plan, out: FieldSet) -> None:
                 if below:
                     out.children[element] = below
         return
+    known = plan._fields  # the plans already decided (plan.child's cache), read inline
+    members = out.members
     for key, child in value.items():
         element = f"f:{key}"
-        child_plan, declared = plan.child(key, strict=True)
-        if not child_plan.granular(child):
-            out.members.add(element)  # a leaf
+        found = known.get(key)
+        child_plan, declared = found if found is not None else plan.child(key, strict=True)
+        # child_plan.granular(child), inline: this loop runs for every field applied.
+        kind = child_plan.kind
+        if kind == "list":
+            leaf = type(child) is not list
+        else:
+            leaf = kind == "leaf" or type(child) is not dict
+        if leaf:
+            members.add(element)  # a leaf
             continue
         if not child:
             if type(child) is dict or not declared:
-                out.members.add(element)  # an empty map is a leaf; an empty list is nothing
+                members.add(element)  # an empty map is a leaf; an empty list is nothing
             continue
         below = FieldSet()
         try:
@@ -412,7 +436,7 @@ def _collect(value: Any, plan: _Plan, out: FieldSet) -> None:
             error.path = (element, *error.path)
             raise
         if not declared:
-            out.members.add(element)
+            members.add(element)
         if below:
             out.children[element] = below
 
@@ -912,12 +936,33 @@ _ENCODED: dict[int, tuple[FieldSet, bytes]] = {}
 
 
 def _encoded(fields: FieldSet) -> dict[str, Any]:
-    """The ``fieldsV1`` tree of a set (a fresh dict each time: callers may keep it)."""
+    """The ``fieldsV1`` tree of a set (a fresh dict each time: callers may keep it).
+
+    A set met for the first time (a write's new entry) is remembered with its
+    tree, so the object's next write decodes that tree from the cache instead
+    of rebuilding the set and encoding it again.
+    """
     known = _ENCODED.get(id(fields))
     if known is not None and known[0] is fields:
         tree: dict[str, Any] = orjson.loads(known[1])
         return tree
-    return fields.to_json()
+    tree = fields.to_json()
+    _remember(orjson.dumps(tree), fields)
+    return tree
+
+
+def _remember(key: bytes, fields: FieldSet) -> FieldSet:
+    """Cache a set under its tree's bytes (a tree met again keeps the set cached first)."""
+    found = _DECODED.get(key)
+    if found is not None:
+        _DECODED.move_to_end(key)
+        return found
+    _DECODED[key] = fields
+    _ENCODED[id(fields)] = (fields, key)
+    if len(_DECODED) > _DECODED_MAX:
+        _, dropped = _DECODED.popitem(last=False)
+        _ENCODED.pop(id(dropped), None)
+    return fields
 
 
 def _decoded(tree: Any) -> FieldSet:

@@ -193,9 +193,16 @@ class Watcher:
         return (event.type, event.object) if now else None
 
     def push(self, item: tuple[str, Object] | None) -> None:
-        """Hand an event to the watch from any thread."""
+        """Hand an event to the watch from any thread.
+
+        From the loop's own thread (a write made by a request) no wake-up of the
+        loop is needed: it is running, and finds the call in its queue in order.
+        """
         with contextlib.suppress(RuntimeError):  # a closed loop: the watch is gone
-            self.loop.call_soon_threadsafe(self._deliver, item)
+            if asyncio._get_running_loop() is self.loop:
+                self.loop.call_soon(self._deliver, item)
+            else:
+                self.loop.call_soon_threadsafe(self._deliver, item)
 
     def _deliver(self, item: tuple[str, Object] | None) -> None:
         """Queue an event (on the server loop), closing a watch whose reader fell behind.
@@ -222,6 +229,11 @@ class Store:
         self._history: deque[StoredEvent] = deque(maxlen=history_limit)
         self._floor = 0  # events at or below this revision are forgotten
         self._watchers: list[Watcher] = []
+        # The same watchers by kind and namespace (None: every namespace), so a
+        # write is offered only to the watches that can see it: with a hundred
+        # labs starting, each watching its own pod and events, a pod's change
+        # meets one namespace's watchers rather than all of them.
+        self._watching: dict[str, dict[str | None, list[Watcher]]] = {}
 
     # Reading
 
@@ -304,11 +316,15 @@ class Store:
         if len(self._history) == self._history.maxlen and self._history:
             self._floor = self._history[0].revision
         self._history.append(event)
-        for watcher in self._watchers:
-            if watcher.kind == event.kind and not watcher.cut:
-                item = watcher.offer(event)
-                if item is not None:
-                    watcher.push(item)
+        by_namespace = self._watching.get(event.kind)
+        if not by_namespace:
+            return
+        for bucket in (by_namespace.get(event.namespace), by_namespace.get(None)):
+            for watcher in bucket or ():
+                if not watcher.cut:
+                    item = watcher.offer(event)
+                    if item is not None:
+                        watcher.push(item)
 
     def compact(self) -> None:
         """Forget the watch history, as etcd compaction does: older resourceVersions get 410."""
@@ -340,15 +356,25 @@ class Store:
             elif since is not None:
                 if since < self._floor:
                     return None
+                # The history is in revision order: read back only as far as ``since``
+                # (a watch from a recent version looks at a few events, not 10,000).
+                newer = []
+                for event in reversed(self._history):
+                    if event.revision <= since:
+                        break
+                    newer.append(event)
                 replay = []
-                for event in self._history:
-                    if event.revision > since and event.kind == watcher.kind:
+                for event in reversed(newer):
+                    if event.kind == watcher.kind:
                         item = watcher.offer(event)
                         if item is not None:
                             replay.append(item)
             else:
                 replay = []
             self._watchers.append(watcher)
+            self._watching.setdefault(watcher.kind, {}).setdefault(watcher.namespace, []).append(
+                watcher
+            )
             return replay, self.revision
 
     def bookmark(self, watcher: Watcher) -> None:
@@ -378,6 +404,11 @@ class Store:
         with self.lock:
             if watcher in self._watchers:
                 self._watchers.remove(watcher)
+                by_namespace = self._watching[watcher.kind]
+                bucket = by_namespace[watcher.namespace]
+                bucket.remove(watcher)
+                if not bucket:
+                    del by_namespace[watcher.namespace]
 
     def cut_watches(self) -> int:
         """Drop every open watch connection abruptly; returns how many were cut."""

@@ -1,0 +1,83 @@
+"""The sandbox's HTTP protocol for uvicorn: each answer leaves in one write to the socket.
+
+uvicorn writes a response's status line and headers, then its body, as two
+writes, and each becomes its own ``send`` on the socket: on loopback that is
+two wake-ups of the client and two system calls for every answer, the largest
+single cost of a small request in the sandbox's profile. The protocol here is
+uvicorn's own (whichever ``auto`` picks), given a transport that holds what
+one pass of the event loop writes and sends it together at the end of the pass.
+The bytes on the wire are the same; only how they are cut into segments
+changes. A large write goes out at once, so uvicorn's flow control (pause
+when the socket's buffer is full) works as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+__all__ = ["CoalescingHTTPProtocol"]
+
+_FLUSH_AT = 64 * 1024  # the transport's default high-water mark: pending bytes sent now
+
+
+class _CoalescingTransport:
+    """A transport proxy whose writes within one loop pass become one write."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+        self._size += len(data)
+        if self._size >= _FLUSH_AT:
+            self._flush()
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending = []
+        self._size = 0
+        self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._size = 0
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._size + self._transport.get_write_buffer_size()
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (reading flow control, extra info, is_closing) is the socket's own.
+        return getattr(self._transport, name)
+
+
+class CoalescingHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+    """uvicorn's HTTP protocol writing through `_CoalescingTransport`."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        super().connection_made(_CoalescingTransport(transport, asyncio.get_running_loop()))
