@@ -286,7 +286,7 @@ class Bench:
                 try:
                     latencies.append(await self.spawn(user))
                 except Exception as exc:
-                    errors.append(str(exc)[:200])
+                    errors.append(repr(exc)[:200])
 
         wall = time.perf_counter()
         await asyncio.gather(*(one(u) for u in users))
@@ -463,6 +463,8 @@ def main() -> None:
             port = wait_for_file(port_file, controller, "the controller")
             asyncio.run(bench(args, f"http://127.0.0.1:{port}", controller.pid, sandbox.pid))
             text = (folder / "controller.log").read_text(errors="replace")
+            if os.environ.get("SPAWN_BENCH_LOG"):
+                Path(os.environ["SPAWN_BENCH_LOG"]).write_text(text)
             problems = [
                 line
                 for line in text.splitlines()

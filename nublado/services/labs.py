@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import secrets
 import socket
@@ -55,6 +56,7 @@ from .images import ImageService
 from .labstate import (
     CATEGORY_LABEL,
     LEASE_CATEGORY,
+    OPERATION_ID_ANNOTATION,
     USER_LABEL,
     LabObjects,
     OperationRecord,
@@ -164,6 +166,8 @@ class LabService:
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: set[str] = set()  # uids of lab objects this replica saw deleted
         self._changed = asyncio.Condition()
+        self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
+        self._parsed: dict[str, tuple[Object, OperationRecord]] = {}  # lease -> its record
         self._ops: dict[str, _Operation] = {}
         self._deletes: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -267,16 +271,23 @@ class LabService:
         same = old is not None and (old.get("metadata") or {}).get("uid") == uid
         if same and resource_version(old) > resource_version(obj):
             return False  # a watch event older than a copy this replica wrote
-        if kind == "Lease" and old is not None:
-            before = OperationRecord.from_lease(old)
-            if before.operation_id != OperationRecord.from_lease(obj).operation_id:
-                # A stream of the replaced operation may not have read its last events yet.
-                self._previous[user] = before
+        if kind == "Lease" and old is not None and _operation_id(old) != _operation_id(obj):
+            # A stream of the replaced operation may not have read its last events yet.
+            self._previous[user] = OperationRecord.from_lease(old)
         cache[user] = obj
         self._seen.setdefault(user, None)
         return True
 
-    async def _notify(self) -> None:
+    async def _notify(self, username: str | None = None) -> None:
+        """Wake what waits on a user's objects (every user's when None)."""
+        if username is None:
+            wakers = list(self._wakers.values())
+            self._wakers.clear()
+        else:
+            waker = self._wakers.pop(username, None)
+            wakers = [waker] if waker is not None else []
+        for waker in wakers:
+            waker.set()
         async with self._changed:
             self._changed.notify_all()
 
@@ -293,7 +304,7 @@ class LabService:
                     if changed:
                         if kind == "Lease":
                             self._lease_changed(event.object)
-                        await self._notify()
+                        await self._notify(self._user_of(kind, event.object))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -345,7 +356,15 @@ class LabService:
         mine = op.record.lease if op is not None else None
         if mine is not None and resource_version(mine) >= resource_version(lease):
             lease = mine
-        return OperationRecord.from_lease(lease) if lease is not None else None
+        if lease is None:
+            return None
+        # Streams ask on every change: decode each Lease once, hand out copies (callers
+        # may change the attributes of theirs).
+        parsed = self._parsed.get(username)
+        if parsed is None or parsed[0] is not lease:
+            parsed = (lease, OperationRecord.from_lease(lease))
+            self._parsed[username] = parsed
+        return copy.copy(parsed[1])
 
     def _lab_objects(self, username: str) -> LabObjects:
         return LabObjects(
@@ -491,7 +510,7 @@ class LabService:
         self._store("Lease", lease)
         op = _Operation(record=new)
         self._ops[username] = op
-        await self._notify()
+        await self._notify(username)
         return op
 
     async def _write(self, op: _Operation, **changes: Any) -> None:
@@ -525,7 +544,7 @@ class LabService:
                 raise _LostRecordError
             record.lease = lease
             self._store("Lease", lease)
-        await self._notify()
+        await self._notify(record.username)
 
     async def _renew(self, op: _Operation) -> None:
         while True:
@@ -726,12 +745,20 @@ class LabService:
         queue: asyncio.Queue[tuple[str, str, Object | None]] = asyncio.Queue()
 
         async def pods() -> None:
-            async for event in self._kube.watch(
-                "Pod", namespace, field_selector=f"metadata.name={name}"
-            ):
-                if pod_uid and (event.object.get("metadata") or {}).get("uid") != pod_uid:
-                    continue
-                await queue.put(("pod", event.type, event.object))
+            # The service's watch of all lab pods keeps the cache current: no watch of its own.
+            uid = pod_uid
+            seen = None
+            while True:
+                pod = self._objects["Pod"].get(username)
+                metadata = (pod or {}).get("metadata") or {}
+                if pod is None or (uid and metadata.get("uid") != uid):
+                    await queue.put(("pod", "DELETED", pod))
+                    return
+                uid = uid or str(metadata.get("uid", ""))
+                if metadata.get("resourceVersion") != seen:
+                    seen = metadata.get("resourceVersion")
+                    await queue.put(("pod", "MODIFIED", pod))
+                await self._wait_change(self._duration / 3, username)
 
         async def events() -> None:
             selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
@@ -756,7 +783,6 @@ class LabService:
                     if kind == "DELETED":
                         raise _SpawnFailure(f"Pod {namespace}/{name} was deleted")
                     assert obj is not None
-                    self._store("Pod", obj)
                     verdict = _pod_verdict(obj)
                     if verdict == "running":
                         return
@@ -919,7 +945,7 @@ class LabService:
                     self._store(
                         "Lease", await self._kube.replace(current.to_lease(self._namespace))
                     )
-            await self._wait_change(1.0)
+            await self._wait_change(1.0, username)
         if self.state(username) is None:
             return
         task = asyncio.create_task(self._run_delete(username))
@@ -939,7 +965,16 @@ class LabService:
         with contextlib.suppress(DeleteFailedError, OperationInProgressError):
             await task
 
-    async def _wait_change(self, timeout: float) -> None:
+    async def _wait_change(self, timeout: float, username: str | None = None) -> None:
+        """Until something changes (a user's objects, or anything), at most ``timeout`` s."""
+        if username is not None:
+            waker = self._wakers.get(username)
+            if waker is None:
+                waker = self._wakers[username] = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await waker.wait()
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout), self._changed:
                 await self._changed.wait()
@@ -981,7 +1016,7 @@ class LabService:
                     return
             if not record.in_progress or replaced:
                 return
-            await self._wait_change(self._duration / 3)
+            await self._wait_change(self._duration / 3, username)
 
     # Takeover
 
@@ -1091,6 +1126,12 @@ class LabService:
             with contextlib.suppress(BaseException):
                 await renew
             op.done.set()
+
+
+def _operation_id(lease: Object) -> str:
+    """A Lease's operation id, read without decoding the whole record."""
+    annotations = (lease.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(OPERATION_ID_ANNOTATION, ""))
 
 
 async def _quiet(task: asyncio.Task[None]) -> None:

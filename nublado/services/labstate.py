@@ -23,6 +23,7 @@ from ..units import cpu_to_cores, memory_to_bytes
 __all__ = [
     "CATEGORY_LABEL",
     "LEASE_CATEGORY",
+    "OPERATION_ID_ANNOTATION",
     "USER_LABEL",
     "LabObjects",
     "OperationRecord",
@@ -39,6 +40,8 @@ LEASE_CATEGORY = "lab-operation"
 _PREFIX = "nublado.lsst.io/"
 _OPERATION = _PREFIX + "operation"
 _OPERATION_ID = _PREFIX + "operation-id"
+OPERATION_ID_ANNOTATION = _OPERATION_ID
+"""The annotation naming the operation a record is of (read alone where that is all needed)."""
 _RESULT = _PREFIX + "result"
 _LAB_STATE = _PREFIX + "lab-state"
 _INTERNAL_URL = _PREFIX + "internal-url"
