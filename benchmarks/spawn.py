@@ -140,6 +140,18 @@ def run_controller(kubeconfig: Path, users_file: Path, port_file: Path) -> None:
                 )
             )
             task = asyncio.create_task(server.serve(sockets=[listener]))
+
+            def dump_tasks() -> None:  # kill -USR1 <controller>: where every task waits
+                for each in asyncio.all_tasks():
+                    where, coro = [], each.get_coro()
+                    while coro is not None:
+                        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+                        if frame is not None:
+                            where.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+                        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+                    print("TASK", " > ".join(where), file=sys.stderr)
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
             while not server.started and not task.done():
                 await asyncio.sleep(0.05)
             port_file.write_text(str(listener.getsockname()[1]))

@@ -581,7 +581,7 @@ class LabService:
                             ],
                         )
                         await self._delete_objects(op, username, (5, 12, 20), spawn=True)
-                    await self._build_and_watch(op, user, token, spec, image, size)
+                    pending = await self._build_and_watch(op, user, token, spec, image, size)
             except TimeoutError:
                 outcome = "timeout"
                 raise _SpawnFailure(f"Lab spawn timed out after {timeout}") from None
@@ -590,7 +590,10 @@ class LabService:
             await self._write(
                 op,
                 result="complete",
-                add_events=[("complete", f"Lab Kubernetes pod started for {username}", None)],
+                add_events=[
+                    *pending,
+                    ("complete", f"Lab Kubernetes pod started for {username}", None),
+                ],
             )
             log.info("Lab spawned", seconds=round(time.monotonic() - started, 3))
             if self._metrics is not None:
@@ -685,7 +688,7 @@ class LabService:
         spec: LabSpecification,
         image: Any,
         size: LabSizeDefinition,
-    ) -> None:
+    ) -> list[tuple[str, str, int | None]]:
         username = user.username
         source = await self._read_secrets()
         discovery = await self._discovery() if self._discovery is not None else None
@@ -701,6 +704,7 @@ class LabService:
         manifests = self._renderer.render("lab", context)
         namespace = self._lab_namespace(username)
         pod_uid = ""
+        pod_version: str | None = None
         for manifest in manifests:
             kind = manifest["kind"]
             name = manifest["metadata"]["name"]
@@ -730,16 +734,26 @@ class LabService:
             if kind == "Pod":
                 op.pod_created = True
                 pod_uid = str((result.object.get("metadata") or {}).get("uid", ""))
+                pod_version = (result.object.get("metadata") or {}).get("resourceVersion")
         prefix = spec.env["JUPYTERHUB_SERVICE_PREFIX"]
         await self._write(
             op,
             internal_url=f"http://lab.{namespace}:8888{prefix}",
             add_events=[("info", "Created Kubernetes objects for user lab", 30)],
         )
-        await self._watch_pod(op, username, pod_uid)
+        return await self._watch_pod(op, username, pod_uid, pod_version)
 
-    async def _watch_pod(self, op: _Operation, username: str, pod_uid: str) -> None:
-        """Wait for the pod to run, reporting its Kubernetes Events; fail at once on a bad state."""
+    async def _watch_pod(
+        self, op: _Operation, username: str, pod_uid: str, pod_version: str | None = None
+    ) -> list[tuple[str, str, int | None]]:
+        """Wait for the pod to run, reporting its Kubernetes Events; fail at once on a bad state.
+
+        Events that arrive together are written to the record together (one Lease
+        write, the same events in the same order); those not yet written when the
+        pod runs are returned, for the caller's ``complete`` write.
+        ``pod_version``: the pod's resourceVersion at its create; its Events all come
+        later, so their watch starts there without a LIST.
+        """
         namespace = self._lab_namespace(username)
         name = f"{username}-nb"
         queue: asyncio.Queue[tuple[str, str, Object | None]] = asyncio.Queue()
@@ -765,7 +779,9 @@ class LabService:
             if pod_uid:
                 selector += f",involvedObject.uid={pod_uid}"
             try:
-                async for event in self._kube.watch("Event", namespace, field_selector=selector):
+                async for event in self._kube.watch(
+                    "Event", namespace, field_selector=selector, resource_version=pod_version
+                ):
                     if event.type == "ADDED":
                         await queue.put(("event", event.type, event.object))
             except KubernetesError as exc:
@@ -775,18 +791,26 @@ class LabService:
         watchers = [asyncio.create_task(pods())]
         progress = 30
         reported = 0
+        pending: list[tuple[str, str, int | None]] = []
         try:
             events_started = False
             while True:
+                if pending and queue.empty():
+                    await self._write(op, add_events=pending)
+                    pending = []
                 source, kind, obj = await queue.get()
                 if source == "pod":
                     if kind == "DELETED":
+                        if pending:
+                            await self._write(op, add_events=pending)
                         raise _SpawnFailure(f"Pod {namespace}/{name} was deleted")
                     assert obj is not None
                     verdict = _pod_verdict(obj)
                     if verdict == "running":
-                        return
+                        return pending
                     if verdict is not None:
+                        if pending:
+                            await self._write(op, add_events=pending)
                         raise _SpawnFailure(verdict)
                     if not events_started:
                         events_started = True
@@ -797,7 +821,7 @@ class LabService:
                         continue
                     progress = int(progress + (75 - progress) / 3) if progress >= 35 else 35
                     reported += 1
-                    await self._write(op, add_events=[("info", message, progress)])
+                    pending.append(("info", message, progress))
         finally:
             for watcher in watchers:
                 watcher.cancel()
@@ -1099,13 +1123,16 @@ class LabService:
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    await self._watch_pod(op, username, "")
+                    pending = await self._watch_pod(op, username, "")
             except TimeoutError:
                 raise _SpawnFailure(f"In-progress lab spawn timed out after {timeout}") from None
             await self._write(
                 op,
                 result="complete",
-                add_events=[("complete", f"Lab Kubernetes pod started for {username}", None)],
+                add_events=[
+                    *pending,
+                    ("complete", f"Lab Kubernetes pod started for {username}", None),
+                ],
             )
         except (_SpawnFailure, KubernetesError) as exc:
             await self._fail_spawn(op, str(exc), log)
