@@ -39,7 +39,7 @@ from ..config import Config, LabSizeDefinition
 from ..images.reference import InvalidDockerReferenceError
 from ..images.source import UnknownImageError
 from ..kube.client import KubernetesClient
-from ..kube.errors import AlreadyExistsError, ConflictError, KubernetesError, NotFoundError
+from ..kube.errors import AlreadyExistsError, ConflictError, KubernetesError
 from ..metrics import Metrics
 from ..models.lab import (
     LabOptions,
@@ -665,15 +665,25 @@ class LabService:
             names.append(lab.pull_secret)
         result: dict[str, SourceSecret] = {}
         ns = self._namespace
-        for name in dict.fromkeys(names):
-            try:
-                obj = await self._kube.get("Secret", name, ns)
-            except NotFoundError:
-                raise _SpawnFailure(f"Secret {ns}/{name} does not exist") from None
-            except KubernetesError as exc:
-                raise _SpawnFailure(
-                    f"Error reading object (Secret {ns}/{name}, status {exc.status}): {exc.message}"
-                ) from None
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return result
+        # One LIST of the controller namespace's Secrets rather than a GET per Secret:
+        # the Kubernetes requests of a spawn are its main cost (benchmarks/spawn.py).
+        try:
+            found = {
+                str((obj.get("metadata") or {}).get("name")): obj
+                for obj in await self._kube.list("Secret", ns)
+            }
+        except KubernetesError as exc:
+            raise _SpawnFailure(
+                f"Error reading object (Secret {ns}/{wanted[0]}, status {exc.status}):"
+                f" {exc.message}"
+            ) from None
+        for name in wanted:
+            obj = found.get(name)
+            if obj is None:
+                raise _SpawnFailure(f"Secret {ns}/{name} does not exist")
             result[name] = SourceSecret(data=dict(obj.get("data") or {}), type=obj.get("type"))
         for entry in lab.secrets:
             if entry.secret_key not in result[entry.secret_name].data:
