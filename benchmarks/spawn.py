@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -56,7 +57,9 @@ _PROFILE_PATH = "/_bench/profile"
 # The controller process
 
 
-def run_controller(kubeconfig: Path, users_file: Path, port_file: Path) -> None:
+def run_controller(
+    kubeconfig: Path, users_file: Path, port_file: Path, spawn_timeout: float
+) -> None:
     """``--controller``: the app of ``nublado serve --sandbox`` against a separate sandbox."""
     import cProfile
 
@@ -71,6 +74,8 @@ def run_controller(kubeconfig: Path, users_file: Path, port_file: Path) -> None:
     from nublado.serve import _bind, _load, _seed_sandbox, _Server
 
     config = _load(EXAMPLES / "config.yaml")
+    lab = config.lab.model_copy(update={"spawn_timeout": timedelta(seconds=spawn_timeout)})
+    config = config.model_copy(update={"lab": lab})
     users = TrustedUsers.from_file(users_file)
     listener = _bind("127.0.0.1", 0)
     requests: Counter[str] = Counter()
@@ -411,13 +416,19 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--spawn-timeout",
+        type=float,
+        default=60.0,
+        help="the controller's lab.spawnTimeout (examples/config.yaml has 10 s)",
+    )
     parser.add_argument("--controller", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kubeconfig", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--users-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.controller:
-        run_controller(args.kubeconfig, args.users_file, args.port_file)
+        run_controller(args.kubeconfig, args.users_file, args.port_file, args.spawn_timeout)
         return
     needed = 4 + args.sequential + args.concurrent
     with tempfile.TemporaryDirectory() as tmp:
@@ -445,6 +456,7 @@ def main() -> None:
             ],
             env=env,
             stdout=subprocess.DEVNULL,
+            stderr=(folder / "sandbox.log").open("wb"),
         )
         controller: subprocess.Popen[bytes] | None = None
         log = (folder / "controller.log").open("wb")
@@ -466,6 +478,8 @@ def main() -> None:
                     str(users_file),
                     "--port-file",
                     str(port_file),
+                    "--spawn-timeout",
+                    str(args.spawn_timeout),
                 ],
                 env=env,
                 stdout=log,
