@@ -23,8 +23,9 @@ core marks the process that limits); controller RSS with 1,000 running labs.
 
 Run: .venv/bin/python benchmarks/spawn.py [--running 1000] [--profile FILE]
 
-``--profile FILE`` runs cProfile in the controller during the concurrent run
-and writes its stats to FILE (read with ``python -m pstats FILE``).
+``--profile FILE`` runs cProfile in the controller during the sequential and
+the concurrent runs and writes their stats to FILE.sequential and
+FILE.concurrent (read with ``python -m pstats``).
 """
 
 from __future__ import annotations
@@ -195,8 +196,13 @@ def _kind_of(parts: list[str]) -> str:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads)."""
+    return sum(cpu_times(pid))
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """utime and stime of a process (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
 
 
 def rss_mib(pid: int) -> float:
@@ -292,7 +298,9 @@ class Bench:
         before = await self.requests()
         if profile is not None:
             await self.http.get(f"{_PROFILE_PATH}/start")
+        sys_c = cpu_times(self.controller)[1]
         cpu_c, cpu_s = cpu_seconds(self.controller), cpu_seconds(self.sandbox)
+        cpu_b = cpu_seconds(os.getpid())
         latencies: list[float] = []
         errors: list[str] = []
         gate = asyncio.Semaphore(concurrency)
@@ -308,7 +316,9 @@ class Bench:
         await asyncio.gather(*(one(u) for u in users))
         wall = time.perf_counter() - wall
         cpu_c = cpu_seconds(self.controller) - cpu_c
+        sys_c = cpu_times(self.controller)[1] - sys_c
         cpu_s = cpu_seconds(self.sandbox) - cpu_s
+        cpu_b = cpu_seconds(os.getpid()) - cpu_b
         if profile is not None:
             await self.http.get(f"{_PROFILE_PATH}/stop", params={"file": str(profile)})
         used = (await self.requests()) - before
@@ -323,9 +333,12 @@ class Bench:
             "wall": wall,
             "controller_cpu_ms": cpu_c / n * 1000,
             "controller_share": cpu_c / wall,
+            "controller_sys_ms": sys_c / n * 1000,
             "sandbox_cpu_ms": cpu_s / n * 1000,
             "sandbox_share": cpu_s / wall,
             "requests": used,
+            "client_share": cpu_b / wall,
+            "load": os.getloadavg()[0],
         }
 
 
@@ -334,10 +347,12 @@ def report(result: dict[str, Any]) -> None:
     print(
         f"{r['label']:>16}: n={r['n']:4d}  p50 {r['p50']:6.1f} ms  p95 {r['p95']:6.1f} ms"
         f"  {r['rate']:5.1f} spawns/s  errors {len(r['errors'])}"
-        f"  | CPU per spawn: controller {r['controller_cpu_ms']:5.1f} ms,"
+        f"  | CPU per spawn: controller {r['controller_cpu_ms']:5.1f} ms"
+        f" ({r['controller_sys_ms']:.1f} system),"
         f" sandbox {r['sandbox_cpu_ms']:5.1f} ms"
         f"  | CPU share: controller {r['controller_share']:4.0%},"
-        f" sandbox {r['sandbox_share']:4.0%}"
+        f" sandbox {r['sandbox_share']:4.0%}, this client {r['client_share']:4.0%}"
+        f" (load average {r['load']:.1f})"
     )
     for error in r["errors"][:3]:
         print(f"{'':>18}error: {error}")
@@ -366,10 +381,13 @@ async def bench(args: argparse.Namespace, base: str, controller: int, sandbox: i
         return [next(queue) for _ in range(n)]
 
     await b.run("warm-up", take(3), 1)
+    profiles: list[Path | None] = [None, None]
+    if args.profile is not None:
+        profiles = [Path(f"{args.profile}.{name}") for name in ("sequential", "concurrent")]
     results = [
         await b.run("1 spawn", take(1), 1),
-        await b.run("50 sequential", take(args.sequential), 1),
-        await b.run("100 concurrent", take(args.concurrent), args.concurrent, profile=args.profile),
+        await b.run("50 sequential", take(args.sequential), 1, profile=profiles[0]),
+        await b.run("100 concurrent", take(args.concurrent), args.concurrent, profile=profiles[1]),
     ]
     for result in results:
         report(result)
@@ -394,7 +412,7 @@ async def bench(args: argparse.Namespace, base: str, controller: int, sandbox: i
         f" {1000 / conc['sandbox_cpu_ms']:.0f} spawns/s on one core"
     )
     if args.profile is not None:
-        print(f"controller profile of the concurrent run: {args.profile}")
+        print(f"controller profiles: {profiles[0]}, {profiles[1]}")
 
     remaining = list(queue)
     if remaining:
