@@ -263,7 +263,10 @@ class Bench:
         self.http = httpx.AsyncClient(
             base_url=base,
             timeout=60,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
+            # uvicorn closes a connection idle 5 s: reusing one that old races its close.
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=200, keepalive_expiry=2.0
+            ),
         )
         self.spec = json.loads((EXAMPLES / "lab-specification.json").read_text())
 
