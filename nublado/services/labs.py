@@ -54,6 +54,7 @@ from ..render.engine import Renderer
 from ..render.lab import LabContextBuilder, SourceSecret
 from .images import ImageService
 from .labstate import (
+    CANCEL_ANNOTATION,
     CATEGORY_LABEL,
     LEASE_CATEGORY,
     OPERATION_ID_ANNOTATION,
@@ -330,6 +331,9 @@ class LabService:
 
     def _lease_changed(self, lease: Object) -> None:
         """A DELETE on another replica asked this holder to stop its spawn."""
+        annotations = (lease.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(CANCEL_ANNOTATION) != "requested":
+            return  # the common case, decided without decoding the record
         record = OperationRecord.from_lease(lease)
         op = self._ops.get(record.username)
         if (

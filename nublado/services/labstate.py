@@ -21,6 +21,7 @@ from ..models.user import UserGroup, UserInfo
 from ..units import cpu_to_cores, memory_to_bytes
 
 __all__ = [
+    "CANCEL_ANNOTATION",
     "CATEGORY_LABEL",
     "LEASE_CATEGORY",
     "OPERATION_ID_ANNOTATION",
@@ -47,6 +48,8 @@ _LAB_STATE = _PREFIX + "lab-state"
 _INTERNAL_URL = _PREFIX + "internal-url"
 _EVENTS = _PREFIX + "events"
 _CANCEL = _PREFIX + "cancel"
+CANCEL_ANNOTATION = _CANCEL
+"""The annotation by which another replica asks the holder to stop (``requested``)."""
 
 Object = dict[str, Any]
 EventTuple = tuple[str, str, int | None]
