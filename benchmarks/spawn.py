@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -59,7 +60,7 @@ _PROFILE_PATH = "/_bench/profile"
 
 
 def run_controller(
-    kubeconfig: Path, users_file: Path, port_file: Path, spawn_timeout: float
+    kubeconfig: Path, users_file: Path, port_file: Path, spawn_timeout: float, default_gc: bool
 ) -> None:
     """``--controller``: the app of ``nublado serve --sandbox`` against a separate sandbox."""
     import cProfile
@@ -72,7 +73,7 @@ def run_controller(
     from nublado.gafaelfawr import TrustedUsers
     from nublado.kube.client import KubernetesClient
     from nublado.models.metadata import ControllerMetadata
-    from nublado.serve import _bind, _load, _seed_sandbox, _Server
+    from nublado.serve import _bind, _load, _seed_sandbox, _Server, tune_gc
 
     config = _load(EXAMPLES / "config.yaml")
     lab = config.lab.model_copy(update={"spawn_timeout": timedelta(seconds=spawn_timeout)})
@@ -81,6 +82,17 @@ def run_controller(
     listener = _bind("127.0.0.1", 0)
     requests: Counter[str] = Counter()
     profiler: list[cProfile.Profile] = []
+    collector = {"seconds": 0.0, "start": 0.0, "full": 0}
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        # The cyclic collector's share of the controller's CPU (it grows with the caches).
+        if phase == "start":
+            collector["start"] = time.process_time()
+        else:
+            collector["seconds"] += time.process_time() - collector["start"]
+            collector["full"] += info["generation"] == 2
+
+    gc.callbacks.append(gc_timer)
 
     async def main() -> None:
         # As `nublado serve --sandbox`: the sandbox's URL, no proxy lookup from the
@@ -117,7 +129,7 @@ def run_controller(
             async def bench_app(scope: Any, receive: Any, send: Any) -> None:
                 path = scope.get("path", "") if scope["type"] == "http" else ""
                 if path == _STATS_PATH:
-                    body = json.dumps({"requests": dict(requests)}).encode()
+                    body = json.dumps({"requests": dict(requests), "gc": collector}).encode()
                 elif path == _PROFILE_PATH + "/start":
                     profiler.append(cProfile.Profile())
                     profiler[-1].enable()
@@ -133,6 +145,8 @@ def run_controller(
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
 
+            if not default_gc:
+                tune_gc()  # as `nublado serve` does
             server = _Server(
                 uvicorn.Config(
                     bench_app,
@@ -294,11 +308,16 @@ class Bench:
     async def requests(self) -> Counter[str]:
         return Counter((await self.http.get(_STATS_PATH)).json()["requests"])
 
+    async def gc_seconds(self) -> tuple[float, int]:
+        stats = (await self.http.get(_STATS_PATH)).json()["gc"]
+        return stats["seconds"], stats["full"]
+
     async def run(
         self, label: str, users: list[str], concurrency: int, *, profile: Path | None = None
     ) -> dict[str, Any]:
         """Spawn every user, ``concurrency`` at a time; latencies, errors and costs."""
         before = await self.requests()
+        gc_before = await self.gc_seconds()
         if profile is not None:
             await self.http.get(f"{_PROFILE_PATH}/start")
         sys_c = cpu_times(self.controller)[1]
@@ -325,6 +344,7 @@ class Bench:
         if profile is not None:
             await self.http.get(f"{_PROFILE_PATH}/stop", params={"file": str(profile)})
         used = (await self.requests()) - before
+        gc_after = await self.gc_seconds()
         n = len(users)
         return {
             "label": label,
@@ -337,6 +357,8 @@ class Bench:
             "controller_cpu_ms": cpu_c / n * 1000,
             "controller_share": cpu_c / wall,
             "controller_sys_ms": sys_c / n * 1000,
+            "controller_gc_ms": (gc_after[0] - gc_before[0]) / n * 1000,
+            "full_collections": gc_after[1] - gc_before[1],
             "sandbox_cpu_ms": cpu_s / n * 1000,
             "sandbox_share": cpu_s / wall,
             "requests": used,
@@ -351,7 +373,8 @@ def report(result: dict[str, Any]) -> None:
         f"{r['label']:>16}: n={r['n']:4d}  p50 {r['p50']:6.1f} ms  p95 {r['p95']:6.1f} ms"
         f"  {r['rate']:5.1f} spawns/s  errors {len(r['errors'])}"
         f"  | CPU per spawn: controller {r['controller_cpu_ms']:5.1f} ms"
-        f" ({r['controller_sys_ms']:.1f} system),"
+        f" ({r['controller_sys_ms']:.1f} system, {r['controller_gc_ms']:.1f} GC,"
+        f" {r['full_collections']} full collections),"
         f" sandbox {r['sandbox_cpu_ms']:5.1f} ms"
         f"  | CPU share: controller {r['controller_share']:4.0%},"
         f" sandbox {r['sandbox_share']:4.0%}, this client {r['client_share']:4.0%}"
@@ -443,13 +466,20 @@ def main() -> None:
         default=60.0,
         help="the controller's lab.spawnTimeout (examples/config.yaml has 10 s)",
     )
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="leave Python's collector thresholds (nublado serve raises them: tune_gc)",
+    )
     parser.add_argument("--controller", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kubeconfig", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--users-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.controller:
-        run_controller(args.kubeconfig, args.users_file, args.port_file, args.spawn_timeout)
+        run_controller(
+            args.kubeconfig, args.users_file, args.port_file, args.spawn_timeout, args.default_gc
+        )
         return
     needed = 4 + args.sequential + args.concurrent
     with tempfile.TemporaryDirectory() as tmp:
@@ -501,6 +531,7 @@ def main() -> None:
                     str(port_file),
                     "--spawn-timeout",
                     str(args.spawn_timeout),
+                    *(["--default-gc"] if args.default_gc else []),
                 ],
                 env=env,
                 stdout=log,
