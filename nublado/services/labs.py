@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import secrets
 import socket
@@ -43,7 +44,6 @@ from ..kube.errors import (
     ConflictError,
     KubernetesError,
     KubernetesTimeoutError,
-    NotFoundError,
 )
 from ..metrics import Metrics
 from ..models.lab import (
@@ -59,8 +59,10 @@ from ..render.engine import Renderer
 from ..render.lab import LabContextBuilder, SourceSecret
 from .images import ImageService
 from .labstate import (
+    CANCEL_ANNOTATION,
     CATEGORY_LABEL,
     LEASE_CATEGORY,
+    OPERATION_ID_ANNOTATION,
     USER_LABEL,
     LabObjects,
     OperationRecord,
@@ -170,6 +172,8 @@ class LabService:
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: set[str] = set()  # uids of lab objects this replica saw deleted
         self._changed = asyncio.Condition()
+        self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
+        self._parsed: dict[str, tuple[Object, OperationRecord]] = {}  # lease -> its record
         self._ops: dict[str, _Operation] = {}
         self._deletes: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -275,16 +279,23 @@ class LabService:
         same = old is not None and (old.get("metadata") or {}).get("uid") == uid
         if same and resource_version(old) > resource_version(obj):
             return False  # a watch event older than a copy this replica wrote
-        if kind == "Lease" and old is not None:
-            before = OperationRecord.from_lease(old)
-            if before.operation_id != OperationRecord.from_lease(obj).operation_id:
-                # A stream of the replaced operation may not have read its last events yet.
-                self._previous[user] = before
+        if kind == "Lease" and old is not None and _operation_id(old) != _operation_id(obj):
+            # A stream of the replaced operation may not have read its last events yet.
+            self._previous[user] = OperationRecord.from_lease(old)
         cache[user] = obj
         self._seen.setdefault(user, None)
         return True
 
-    async def _notify(self) -> None:
+    async def _notify(self, username: str | None = None) -> None:
+        """Wake what waits on a user's objects (every user's when None)."""
+        if username is None:
+            wakers = list(self._wakers.values())
+            self._wakers.clear()
+        else:
+            waker = self._wakers.pop(username, None)
+            wakers = [waker] if waker is not None else []
+        for waker in wakers:
+            waker.set()
         async with self._changed:
             self._changed.notify_all()
 
@@ -301,7 +312,7 @@ class LabService:
                     if changed:
                         if kind == "Lease":
                             self._lease_changed(event.object)
-                        await self._notify()
+                        await self._notify(self._user_of(kind, event.object))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -327,6 +338,9 @@ class LabService:
 
     def _lease_changed(self, lease: Object) -> None:
         """A DELETE on another replica asked this holder to stop its spawn."""
+        annotations = (lease.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(CANCEL_ANNOTATION) != "requested":
+            return  # the common case, decided without decoding the record
         record = OperationRecord.from_lease(lease)
         op = self._ops.get(record.username)
         if (
@@ -353,7 +367,15 @@ class LabService:
         mine = op.record.lease if op is not None else None
         if mine is not None and resource_version(mine) >= resource_version(lease):
             lease = mine
-        return OperationRecord.from_lease(lease) if lease is not None else None
+        if lease is None:
+            return None
+        # Streams ask on every change: decode each Lease once, hand out copies (callers
+        # may change the attributes of theirs).
+        parsed = self._parsed.get(username)
+        if parsed is None or parsed[0] is not lease:
+            parsed = (lease, OperationRecord.from_lease(lease))
+            self._parsed[username] = parsed
+        return copy.copy(parsed[1])
 
     def _lab_objects(self, username: str) -> LabObjects:
         return LabObjects(
@@ -499,7 +521,7 @@ class LabService:
         self._store("Lease", lease)
         op = _Operation(record=new)
         self._ops[username] = op
-        await self._notify()
+        await self._notify(username)
         return op
 
     async def _write(self, op: _Operation, **changes: Any) -> None:
@@ -533,7 +555,7 @@ class LabService:
                 raise _LostRecordError
             record.lease = lease
             self._store("Lease", lease)
-        await self._notify()
+        await self._notify(record.username)
 
     async def _renew(self, op: _Operation) -> None:
         while True:
@@ -570,7 +592,7 @@ class LabService:
                             ],
                         )
                         await self._delete_objects(op, username, (5, 12, 20), spawn=True)
-                    await self._build_and_watch(op, user, token, spec, image, size)
+                    pending = await self._build_and_watch(op, user, token, spec, image, size)
             except TimeoutError:
                 outcome = "timeout"
                 raise _SpawnFailure(f"Lab spawn timed out after {timeout}") from None
@@ -579,7 +601,10 @@ class LabService:
             await self._write(
                 op,
                 result="complete",
-                add_events=[("complete", f"Lab Kubernetes pod started for {username}", None)],
+                add_events=[
+                    *pending,
+                    ("complete", f"Lab Kubernetes pod started for {username}", None),
+                ],
             )
             log.info("Lab spawned", seconds=round(time.monotonic() - started, 3))
             if self._metrics is not None:
@@ -651,15 +676,24 @@ class LabService:
             names.append(lab.pull_secret)
         result: dict[str, SourceSecret] = {}
         ns = self._namespace
-        for name in dict.fromkeys(names):
-            try:
-                obj = await self._kube.get("Secret", name, ns)
-            except NotFoundError:
-                raise _SpawnFailure(f"Secret {ns}/{name} does not exist") from None
-            except KubernetesError as exc:
-                raise _SpawnFailure(
-                    _failure("reading object", "Secret", f"{ns}/{name}", exc)
-                ) from None
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return result
+        # One LIST of the controller namespace's Secrets rather than a GET per Secret:
+        # the Kubernetes requests of a spawn are its main cost (benchmarks/spawn.py).
+        try:
+            found = {
+                str((obj.get("metadata") or {}).get("name")): obj
+                for obj in await self._kube.list("Secret", ns)
+            }
+        except KubernetesError as exc:
+            raise _SpawnFailure(
+                _failure("reading object", "Secret", f"{ns}/{wanted[0]}", exc)
+            ) from None
+        for name in wanted:
+            obj = found.get(name)
+            if obj is None:
+                raise _SpawnFailure(f"Secret {ns}/{name} does not exist")
             result[name] = SourceSecret(data=dict(obj.get("data") or {}), type=obj.get("type"))
         for entry in lab.secrets:
             if entry.secret_key not in result[entry.secret_name].data:
@@ -674,7 +708,7 @@ class LabService:
         spec: LabSpecification,
         image: Any,
         size: LabSizeDefinition,
-    ) -> None:
+    ) -> list[tuple[str, str, int | None]]:
         username = user.username
         source = await self._read_secrets()
         discovery = await self._discovery() if self._discovery is not None else None
@@ -690,6 +724,7 @@ class LabService:
         manifests = self._renderer.render("lab", context)
         namespace = self._lab_namespace(username)
         pod_uid = ""
+        pod_version: str | None = None
         for manifest in manifests:
             kind = manifest["kind"]
             name = manifest["metadata"]["name"]
@@ -718,34 +753,54 @@ class LabService:
             if kind == "Pod":
                 op.pod_created = True
                 pod_uid = str((result.object.get("metadata") or {}).get("uid", ""))
+                pod_version = (result.object.get("metadata") or {}).get("resourceVersion")
         prefix = spec.env["JUPYTERHUB_SERVICE_PREFIX"]
         await self._write(
             op,
             internal_url=f"http://lab.{namespace}:8888{prefix}",
             add_events=[("info", "Created Kubernetes objects for user lab", 30)],
         )
-        await self._watch_pod(op, username, pod_uid)
+        return await self._watch_pod(op, username, pod_uid, pod_version)
 
-    async def _watch_pod(self, op: _Operation, username: str, pod_uid: str) -> None:
-        """Wait for the pod to run, reporting its Kubernetes Events; fail at once on a bad state."""
+    async def _watch_pod(
+        self, op: _Operation, username: str, pod_uid: str, pod_version: str | None = None
+    ) -> list[tuple[str, str, int | None]]:
+        """Wait for the pod to run, reporting its Kubernetes Events; fail at once on a bad state.
+
+        Events that arrive together are written to the record together (one Lease
+        write, the same events in the same order); those not yet written when the
+        pod runs are returned, for the caller's ``complete`` write.
+        ``pod_version``: the pod's resourceVersion at its create; its Events all come
+        later, so their watch starts there without a LIST.
+        """
         namespace = self._lab_namespace(username)
         name = f"{username}-nb"
         queue: asyncio.Queue[tuple[str, str, Object | None]] = asyncio.Queue()
 
         async def pods() -> None:
-            async for event in self._kube.watch(
-                "Pod", namespace, field_selector=f"metadata.name={name}"
-            ):
-                if pod_uid and (event.object.get("metadata") or {}).get("uid") != pod_uid:
-                    continue
-                await queue.put(("pod", event.type, event.object))
+            # The service's watch of all lab pods keeps the cache current: no watch of its own.
+            uid = pod_uid
+            seen = None
+            while True:
+                pod = self._objects["Pod"].get(username)
+                metadata = (pod or {}).get("metadata") or {}
+                if pod is None or (uid and metadata.get("uid") != uid):
+                    await queue.put(("pod", "DELETED", pod))
+                    return
+                uid = uid or str(metadata.get("uid", ""))
+                if metadata.get("resourceVersion") != seen:
+                    seen = metadata.get("resourceVersion")
+                    await queue.put(("pod", "MODIFIED", pod))
+                await self._wait_change(self._duration / 3, username)
 
         async def events() -> None:
             selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
             if pod_uid:
                 selector += f",involvedObject.uid={pod_uid}"
             try:
-                async for event in self._kube.watch("Event", namespace, field_selector=selector):
+                async for event in self._kube.watch(
+                    "Event", namespace, field_selector=selector, resource_version=pod_version
+                ):
                     if event.type == "ADDED":
                         await queue.put(("event", event.type, event.object))
             except KubernetesError as exc:
@@ -755,19 +810,26 @@ class LabService:
         watchers = [asyncio.create_task(pods())]
         progress = 30
         reported = 0
+        pending: list[tuple[str, str, int | None]] = []
         try:
             events_started = False
             while True:
+                if pending and queue.empty():
+                    await self._write(op, add_events=pending)
+                    pending = []
                 source, kind, obj = await queue.get()
                 if source == "pod":
                     if kind == "DELETED":
+                        if pending:
+                            await self._write(op, add_events=pending)
                         raise _SpawnFailure(f"Pod {namespace}/{name} was deleted")
                     assert obj is not None
-                    self._store("Pod", obj)
                     verdict = _pod_verdict(obj)
                     if verdict == "running":
-                        return
+                        return pending
                     if verdict is not None:
+                        if pending:
+                            await self._write(op, add_events=pending)
                         raise _SpawnFailure(verdict)
                     if not events_started:
                         events_started = True
@@ -778,7 +840,7 @@ class LabService:
                         continue
                     progress = int(progress + (75 - progress) / 3) if progress >= 35 else 35
                     reported += 1
-                    await self._write(op, add_events=[("info", message, progress)])
+                    pending.append(("info", message, progress))
         finally:
             for watcher in watchers:
                 watcher.cancel()
@@ -937,7 +999,7 @@ class LabService:
                     self._store(
                         "Lease", await self._kube.replace(current.to_lease(self._namespace))
                     )
-            await self._wait_change(1.0)
+            await self._wait_change(1.0, username)
         if self.state(username) is None:
             return
         task = asyncio.create_task(self._run_delete(username))
@@ -957,7 +1019,16 @@ class LabService:
         with contextlib.suppress(DeleteFailedError, OperationInProgressError):
             await task
 
-    async def _wait_change(self, timeout: float) -> None:
+    async def _wait_change(self, timeout: float, username: str | None = None) -> None:
+        """Until something changes (a user's objects, or anything), at most ``timeout`` s."""
+        if username is not None:
+            waker = self._wakers.get(username)
+            if waker is None:
+                waker = self._wakers[username] = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await waker.wait()
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout), self._changed:
                 await self._changed.wait()
@@ -999,7 +1070,7 @@ class LabService:
                     return
             if not record.in_progress or replaced:
                 return
-            await self._wait_change(self._duration / 3)
+            await self._wait_change(self._duration / 3, username)
 
     # Takeover
 
@@ -1082,13 +1153,16 @@ class LabService:
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    await self._watch_pod(op, username, "")
+                    pending = await self._watch_pod(op, username, "")
             except TimeoutError:
                 raise _SpawnFailure(f"In-progress lab spawn timed out after {timeout}") from None
             await self._write(
                 op,
                 result="complete",
-                add_events=[("complete", f"Lab Kubernetes pod started for {username}", None)],
+                add_events=[
+                    *pending,
+                    ("complete", f"Lab Kubernetes pod started for {username}", None),
+                ],
             )
         except (_SpawnFailure, KubernetesError) as exc:
             await self._fail_spawn(op, str(exc), log)
@@ -1119,6 +1193,12 @@ def _failure(action: str, kind: str, where: str, exc: KubernetesError) -> str:
     """
     status = f"status {exc.status}" if exc.status else "no answer"
     return f"Error {action} ({kind} {where}, {status}): {exc.message}"
+
+
+def _operation_id(lease: Object) -> str:
+    """A Lease's operation id, read without decoding the whole record."""
+    annotations = (lease.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(OPERATION_ID_ANNOTATION, ""))
 
 
 async def _quiet(task: asyncio.Task[None]) -> None:

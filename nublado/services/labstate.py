@@ -21,8 +21,10 @@ from ..models.user import UserGroup, UserInfo
 from ..units import cpu_to_cores, memory_to_bytes
 
 __all__ = [
+    "CANCEL_ANNOTATION",
     "CATEGORY_LABEL",
     "LEASE_CATEGORY",
+    "OPERATION_ID_ANNOTATION",
     "USER_LABEL",
     "LabObjects",
     "OperationRecord",
@@ -39,11 +41,15 @@ LEASE_CATEGORY = "lab-operation"
 _PREFIX = "nublado.lsst.io/"
 _OPERATION = _PREFIX + "operation"
 _OPERATION_ID = _PREFIX + "operation-id"
+OPERATION_ID_ANNOTATION = _OPERATION_ID
+"""The annotation naming the operation a record is of (read alone where that is all needed)."""
 _RESULT = _PREFIX + "result"
 _LAB_STATE = _PREFIX + "lab-state"
 _INTERNAL_URL = _PREFIX + "internal-url"
 _EVENTS = _PREFIX + "events"
 _CANCEL = _PREFIX + "cancel"
+CANCEL_ANNOTATION = _CANCEL
+"""The annotation by which another replica asks the holder to stop (``requested``)."""
 
 Object = dict[str, Any]
 EventTuple = tuple[str, str, int | None]
