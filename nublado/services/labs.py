@@ -855,12 +855,16 @@ class LabService:
             await asyncio.shield(running)
             return
         op = self._ops.get(username)
+        cancelled = False
         if op is not None and op.task is not None and not op.task.done() and op.kind != "delete":
             if op.record.in_progress:
+                # Its cancel handler writes result=cancelled: remember that it was running,
+                # or a spawn that had not applied its namespace yet would look like no lab.
+                cancelled = True
                 op.task.cancel()
             await asyncio.wait([op.task])
-        if op is not None and op.kind != "delete" and op.record.in_progress:
-            pass  # this replica's spawn, cancelled above: delete what it made
+        if cancelled or (op is not None and op.kind != "delete" and op.record.in_progress):
+            pass  # this replica's spawn, cancelled above: delete what it made (204)
         else:
             record = self._record(username)
             if record is not None and record.live() and record.holder != self.identity:

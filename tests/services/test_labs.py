@@ -795,3 +795,25 @@ async def test_stop_fails_spawn_that_has_no_pod_yet(
     assert state is not None
     assert state.status is LabStatus.FAILED
     await wait_until(lambda: sandbox.get("Namespace", LAB_NS) is None)
+
+
+# Review of issue #9 (hostile review, branch review9)
+
+
+async def test_delete_before_namespace_exists_answers_and_leaves_nothing(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """api.md 4.7 case 2: a DELETE during a spawn still applying its namespace is a 204.
+
+    The cancelled spawn writes result=cancelled before the delete looks at the
+    record: the delete must still run (not 404), and the namespace apply that
+    was on the wire must not stay behind.
+    """
+    sandbox.add_latency(0.5, "PATCH", f"/api/v1/namespaces/{LAB_NS}", count=1)
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await asyncio.sleep(0.2)  # the namespace apply is on the wire
+    await labs.delete(USER)  # UnknownUserError (404) before the fix
+    await asyncio.sleep(1.0)  # let the held apply land and the watch report it
+    assert labs.state(USER) is None
+    assert sandbox.get("Namespace", LAB_NS) is None
+    assert messages(await collect(labs)) == DELETED
