@@ -896,13 +896,10 @@ class LabService:
         try:
             op = await self._claim(username, record, new)
         except OperationInProgressError:
-            # Our own copy may be stale (a cancelled write landed): read it and try once more.
-            lease = await self._kube.find("Lease", f"lab-{username}", self._namespace)
-            fresh = OperationRecord.from_lease(lease) if lease is not None else None
-            if fresh is not None and fresh.live() and fresh.holder != self.identity:
-                raise
-            new.operation_id = ""
-            op = await self._claim(username, fresh, new)
+            claimed = await self._claim_after_conflict(username, new)
+            if claimed is None:
+                return  # another replica's delete, joined: it finished
+            op = claimed
         renew = asyncio.create_task(self._renew(op))
         timeout = self._config.lab.delete_timeout.total_seconds()
         try:
@@ -931,6 +928,52 @@ class LabService:
             with contextlib.suppress(BaseException):
                 await renew
             op.done.set()
+
+    async def _claim_after_conflict(self, username: str, new: OperationRecord) -> _Operation | None:
+        """A delete's claim lost: stop our own spawn, join another replica's delete, or retry.
+
+        A spawn of this replica that claimed first (a recreate racing this DELETE)
+        is cancelled and waited for, so its objects are deleted here rather than
+        applied after a 204. A delete running on another replica is joined (api.md
+        4.7 case 1): None once it finished, DeleteFailedError if it failed. A spawn
+        live on another replica keeps the 409 (api.md 7.6's start race).
+        """
+        while True:
+            mine = self._ops.get(username)
+            if (
+                mine is not None
+                and mine.kind != "delete"
+                and mine.task is not None
+                and not mine.task.done()
+            ):
+                mine.task.cancel()
+                await asyncio.wait([mine.task])
+            lease = await self._kube.find("Lease", f"lab-{username}", self._namespace)
+            fresh = OperationRecord.from_lease(lease) if lease is not None else None
+            if lease is not None:
+                self._store("Lease", lease)
+            if fresh is not None and fresh.live() and fresh.holder != self.identity:
+                if fresh.operation != "delete":
+                    raise OperationInProgressError(username)
+                if await self._join_delete(username, fresh.operation_id):
+                    return None
+                continue  # its holder stopped renewing: take the delete over
+            new.operation_id = ""
+            return await self._claim(username, fresh, new)
+
+    async def _join_delete(self, username: str, operation_id: str) -> bool:
+        """Wait for another replica's delete: True when it ended, False if its holder is gone."""
+        while True:
+            current = self._record(username)
+            if current is None or current.operation_id != operation_id:
+                return True  # replaced: that delete ended and something else began
+            if current.result:
+                if current.result == "failed":
+                    raise DeleteFailedError()
+                return True
+            if current.expired():
+                return False
+            await self._wait_change(1.0, username)
 
     async def _delete_objects(
         self, op: _Operation, username: str, progress: tuple[int | None, int, int], *, spawn: bool

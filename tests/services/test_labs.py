@@ -817,3 +817,56 @@ async def test_delete_before_namespace_exists_answers_and_leaves_nothing(
     assert labs.state(USER) is None
     assert sandbox.get("Namespace", LAB_NS) is None
     assert messages(await collect(labs)) == DELETED
+
+
+async def test_delete_racing_a_recreate_does_not_leave_a_running_lab(
+    make_service: Factory, sandbox: Sandbox
+) -> None:
+    """api.md 4.7 (204 once the lab is gone) and 7.6: a DELETE racing a recreate on one replica.
+
+    The recreate's claim wins; the DELETE's claim conflicts and, seeing this
+    replica's own live spawn, used to claim over it and delete nothing while
+    the spawn, still reading secrets, applied every object: 204 and a running
+    lab. The DELETE must stop that spawn and delete what it made.
+    """
+    labs = await make_service(identity="replica-a")
+    sandbox.set_pod_failure("Failed", name="rachel-nb")
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await collect(labs)
+    sandbox.clear_pod_failures()
+    sandbox.add_latency(0.3, "PUT", LEASES, count=2)
+    sandbox.add_latency(
+        0.6,
+        "GET",
+        f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/lab-rachel",
+        count=1,
+    )
+    sandbox.add_latency(1.0, "GET", f"/api/v1/namespaces/{NAMESPACE}/secrets", count=1)
+    create = asyncio.ensure_future(labs.create(reference_user(), TOKEN, reference_spec()))
+    await asyncio.sleep(0.02)
+    delete = asyncio.ensure_future(labs.delete(USER))
+    results = await asyncio.gather(create, delete, return_exceptions=True)
+    await asyncio.sleep(3)
+    assert results[1] is None or isinstance(results[0], OperationInProgressError), results
+    if results[1] is None:  # the DELETE answered 204: the lab must be gone
+        assert sandbox.get("Namespace", LAB_NS) is None
+        assert labs.state(USER) is None
+
+
+async def test_concurrent_deletes_on_two_replicas_join(
+    make_service: Factory, sandbox: Sandbox
+) -> None:
+    """api.md 4.7 case 1: a DELETE while another replica's delete runs joins it (204 or 404).
+
+    The replica whose claim lost used to answer 409 (the spawner's stop() fails on it).
+    """
+    a = await make_service(identity="replica-a")
+    b = await make_service(identity="replica-b")
+    await a.create(reference_user(), TOKEN, reference_spec())
+    await collect(a)
+    await wait_until(lambda: (s := b.state(USER)) is not None and s.status == "running")
+    results = await asyncio.gather(a.delete(USER), b.delete(USER), return_exceptions=True)
+    assert all(r is None or isinstance(r, UnknownUserError) for r in results), results
+    assert sandbox.get("Namespace", LAB_NS) is None
+    assert a.state(USER) is None
+    assert b.state(USER) is None
