@@ -123,6 +123,7 @@ class _Operation:
     pod_created: bool = False
     handoff: bool = False
     remote_cancel: bool = False
+    counted: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None
 
@@ -597,7 +598,7 @@ class LabService:
                 outcome = "timeout"
                 raise _SpawnFailure(f"Lab spawn timed out after {timeout}") from None
             outcome = "success"
-            self._count(outcome)
+            self._count(op, outcome)
             await self._write(
                 op,
                 result="complete",
@@ -611,13 +612,13 @@ class LabService:
                 self._metrics.spawn_duration.observe(time.monotonic() - started)
         except (_SpawnFailure, KubernetesError) as exc:
             error = exc
-            self._count(outcome)
+            self._count(op, outcome)
             await self._fail_spawn(op, str(exc), log)
         except _LostRecordError:
-            self._count("cancelled")
+            self._count(op, "cancelled")
             log.warning("Lab operation record taken by another replica, stopping")
         except asyncio.CancelledError:
-            self._count("cancelled")
+            self._count(op, "cancelled")
             with contextlib.suppress(_LostRecordError, KubernetesError):
                 if op.handoff:
                     await self._write(op, holder="")
@@ -631,7 +632,7 @@ class LabService:
                     await self._interrupt(op, username)
         except Exception as exc:
             error = exc
-            self._count("failure")
+            self._count(op, "failure")
             log.exception("Lab spawn failed unexpectedly")
             await self._fail_spawn(op, str(exc) or type(exc).__name__, log)
         finally:
@@ -642,8 +643,15 @@ class LabService:
                 await self._alerts.report("Lab spawn failed", user=username, error=error)
             op.done.set()
 
-    def _count(self, outcome: str) -> None:
-        """Count a spawn's outcome before its last event is written (a reader sees both)."""
+    def _count(self, op: _Operation, outcome: str) -> None:
+        """Count a spawn's outcome before its last event is written (a reader sees both).
+
+        Once per operation: a spawn counted as a success whose ``complete`` write
+        then fails is not counted a second time as cancelled or failed.
+        """
+        if op.counted:
+            return
+        op.counted = True
         if self._metrics is not None:
             self._metrics.spawns.labels(outcome=outcome).inc()
 

@@ -870,3 +870,20 @@ async def test_concurrent_deletes_on_two_replicas_join(
     assert sandbox.get("Namespace", LAB_NS) is None
     assert a.state(USER) is None
     assert b.state(USER) is None
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_spawn_is_counted_once_when_its_complete_write_fails(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """A success counted before the ``complete`` write was counted again when the write failed."""
+    metrics = Metrics()
+    labs._metrics = metrics
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    sandbox.inject_fault("PUT", LEASES, status=500, count=None)
+    run_pod(sandbox)
+    await wait_until(lambda: labs._ops[USER].done.is_set())
+    sandbox.clear_faults()
+    outcomes = ("success", "failure", "timeout", "cancelled")
+    assert sum(metrics.spawns.labels(outcome=o)._value.get() for o in outcomes) == 1
