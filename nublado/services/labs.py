@@ -1187,8 +1187,17 @@ class LabService:
                 events=list(record.events),
             )
             op = await self._claim(username, record, new)
-            await self._interrupt(op, username)
-            op.done.set()
+            self._count(op, "failure")
+            try:
+                await self._interrupt(op, username)
+            finally:
+                op.done.set()
+            if self._alerts is not None:
+                await self._alerts.report(
+                    "Lab spawn failed",
+                    user=username,
+                    error=_SpawnFailure("Lab spawn interrupted: the controller running it stopped"),
+                )
             return
         new = OperationRecord(
             username=username,
@@ -1202,15 +1211,20 @@ class LabService:
         op.task = asyncio.create_task(self._monitor(op, username))
 
     async def _monitor(self, op: _Operation, username: str) -> None:
+        """Follow a spawn taken over with its pod; reported and counted as a spawn."""
         log = self._log.bind(user=username)
         renew = asyncio.create_task(self._renew(op))
         timeout = self._config.lab.spawn_timeout.total_seconds()
+        outcome = "failure"
+        error: BaseException | None = None
         try:
             try:
                 async with asyncio.timeout(timeout):
                     pending = await self._watch_pod(op, username, "")
             except TimeoutError:
+                outcome = "timeout"
                 raise _SpawnFailure(f"In-progress lab spawn timed out after {timeout}") from None
+            self._count(op, "success")
             await self._write(
                 op,
                 result="complete",
@@ -1220,10 +1234,13 @@ class LabService:
                 ],
             )
         except (_SpawnFailure, KubernetesError) as exc:
+            error = exc
+            self._count(op, outcome)
             await self._fail_spawn(op, str(exc), log)
         except _LostRecordError:
-            pass
+            self._count(op, "cancelled")
         except asyncio.CancelledError:
+            self._count(op, "cancelled")
             with contextlib.suppress(_LostRecordError, KubernetesError):
                 if op.handoff:
                     await self._write(op, holder="")
@@ -1233,10 +1250,17 @@ class LabService:
                         result="cancelled",
                         add_events=[("failed", "Operation cancelled", None)],
                     )
+        except Exception as exc:
+            error = exc
+            self._count(op, "failure")
+            log.exception("Lab monitor failed unexpectedly")
+            await self._fail_spawn(op, str(exc) or type(exc).__name__, log)
         finally:
             renew.cancel()
             with contextlib.suppress(BaseException):
                 await renew
+            if error is not None and self._alerts is not None:
+                await self._alerts.report("Lab spawn failed", user=username, error=error)
             op.done.set()
 
 

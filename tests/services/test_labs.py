@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fake_registry import FakeRegistry
 from lab_api_support import reference_lab_differences
+from prometheus_client import generate_latest
 from reference_cases import (
     EXPECTED,
     INPUTS,
@@ -870,6 +871,45 @@ async def test_concurrent_deletes_on_two_replicas_join(
     assert sandbox.get("Namespace", LAB_NS) is None
     assert a.state(USER) is None
     assert b.state(USER) is None
+
+
+async def test_monitored_spawn_failure_is_alerted_and_counted(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    """api.md 6.6 (a monitored lab ends as a spawn): its failure is alerted and counted.
+
+    A pending lab taken over at start-up (operation ``monitor``) that then
+    fails (ImagePullBackOff) used to send no alert and count no spawn.
+    """
+    sandbox.set_pod_failure("ImagePullBackOff", name="rachel-nb")
+    await client.apply(lab_manifests)
+    alerts = RecordingAlerts()
+    metrics = Metrics()
+    labs = await make_service(identity="replica-a", alerts=alerts, metrics=metrics)
+    events = await collect(labs)
+    assert events[-1].event == "failed"
+    await wait_until(lambda: alerts.reports)
+    assert [(s, u) for s, u, _ in alerts.reports] == [("Lab spawn failed", USER)]
+    text = generate_latest(metrics.registry).decode()
+    assert 'nublado_spawns_total{outcome="failure"} 1.0' in text
+
+
+async def test_interrupted_spawn_taken_over_is_alerted_and_counted(
+    make_service: Factory, client: KubernetesClient, sandbox: Sandbox, lab_manifests: Any
+) -> None:
+    """An abandoned spawn without its pod, failed at takeover: alerted and counted as a spawn."""
+    await client.create(abandoned_lease("spawn"))
+    await client.apply([m for m in lab_manifests if m["kind"] != "Pod"])
+    alerts = RecordingAlerts()
+    metrics = Metrics()
+    labs = await make_service(alerts=alerts, metrics=metrics)
+    assert (await collect(labs))[-1] == SpawnEvent("failed", "Lab spawn failed")
+    await wait_until(lambda: alerts.reports)
+    assert alerts.reports == [
+        ("Lab spawn failed", USER, "Lab spawn interrupted: the controller running it stopped")
+    ]
+    text = generate_latest(metrics.registry).decode()
+    assert 'nublado_spawns_total{outcome="failure"} 1.0' in text
 
 
 @pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
