@@ -1044,9 +1044,12 @@ class LabService:
             if (
                 current.operation_id == op_id
                 and current.result
-                and time.monotonic() - asked > self._duration
+                and (not current.cancel or time.monotonic() - asked > self._duration)
             ):
-                break  # the holder finished its spawn but never started the delete
+                # The holder finished its spawn: before our cancel request landed (it
+                # never saw it, so no delete comes from it: act at once), or it saw the
+                # request yet never started the delete (after a lease duration).
+                break
             if not current.cancel and current.operation_id == op_id and not current.result:
                 # Our cancel request was overwritten by a write of the holder: ask again.
                 current.cancel = True

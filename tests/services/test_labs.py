@@ -927,3 +927,26 @@ async def test_spawn_is_counted_once_when_its_complete_write_fails(
     sandbox.clear_faults()
     outcomes = ("success", "failure", "timeout", "cancelled")
     assert sum(metrics.spawns.labels(outcome=o)._value.get() for o in outcomes) == 1
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_delete_on_other_replica_when_the_spawn_just_finished(
+    make_service: Factory, sandbox: Sandbox
+) -> None:
+    """The holder's spawn completes just before the other replica's cancel request is written.
+
+    The request then conflicts and the holder never sees it: the DELETE used to
+    wait a whole lease duration (15 s) before deleting; it must act at once.
+    """
+    a = await make_service(identity="replica-a")
+    b = await make_service(identity="replica-b")
+    await a.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(b))
+    sandbox.add_latency(0.5, "PUT", LEASES, count=1)  # b's cancel request
+    delete = asyncio.create_task(b.delete(USER))
+    await asyncio.sleep(0.1)
+    run_pod(sandbox)  # a writes complete while b's request is held
+    async with asyncio.timeout(4):
+        await delete
+    assert sandbox.get("Namespace", LAB_NS) is None
+    assert b.state(USER) is None
