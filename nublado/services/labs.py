@@ -171,7 +171,7 @@ class LabService:
         }
         self._seen: dict[str, None] = {}
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
-        self._gone: set[str] = set()  # uids of lab objects this replica saw deleted
+        self._gone: dict[str, str] = {}  # uid -> kind of lab objects this replica deleted
         self._changed = asyncio.Condition()
         self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
         self._parsed: dict[str, tuple[Object, OperationRecord]] = {}  # lease -> its record
@@ -270,7 +270,7 @@ class LabService:
         if uid in self._gone and not deleted:
             return False
         if deleted:
-            self._gone.discard(uid)
+            self._gone.pop(uid, None)
             if old is not None and (old.get("metadata") or {}).get("uid") == (
                 obj.get("metadata") or {}
             ).get("uid"):
@@ -320,22 +320,36 @@ class LabService:
                 self._log.warning("Watch failed, listing again", kind=kind, error=str(exc))
                 await asyncio.sleep(1.0)
                 try:
-                    fresh, version = await self._kube.list_with_version(
-                        kind, namespace, label_selector=selector
-                    )
+                    items, version = await self._relist(kind, namespace, selector)
                 except Exception:
                     continue
-                cache = self._leases if kind == "Lease" else self._objects[kind]
-                listed = set()
-                for item in fresh:
-                    user = self._user_of(kind, item)
-                    if user is not None:
-                        listed.add(user)
-                        self._store(kind, item)
-                for user in [u for u in cache if u not in listed]:
-                    del cache[user]
-                items = fresh
                 await self._notify()
+
+    async def _relist(
+        self, kind: str, namespace: str | None, selector: str
+    ) -> tuple[list[Object], str]:
+        """Replace one cache with a fresh LIST (after a failed watch); returns it and its version.
+
+        Deleted objects whose DELETED event the failed watch never delivered are
+        dropped from the cache and from ``_gone`` (which would otherwise keep them).
+        """
+        fresh, version = await self._kube.list_with_version(
+            kind, namespace, label_selector=selector
+        )
+        cache = self._leases if kind == "Lease" else self._objects[kind]
+        listed = set()
+        uids = set()
+        for item in fresh:
+            uids.add(str((item.get("metadata") or {}).get("uid", "")))
+            user = self._user_of(kind, item)
+            if user is not None:
+                listed.add(user)
+                self._store(kind, item)
+        for user in [u for u in cache if u not in listed]:
+            del cache[user]
+        for uid in [u for u, k in self._gone.items() if k == kind and u not in uids]:
+            del self._gone[uid]
+        return fresh, version
 
     def _lease_changed(self, lease: Object) -> None:
         """A DELETE on another replica asked this holder to stop its spawn."""
@@ -1009,11 +1023,11 @@ class LabService:
         except KubernetesError as exc:
             where = namespace
             raise _SpawnFailure(_failure("deleting namespace", "Namespace", where, exc)) from None
-        for cache in self._objects.values():
+        for kind, cache in self._objects.items():
             obj = cache.pop(username, None)
             if obj is not None:
                 # A watch lagging behind must not bring the deleted lab back.
-                self._gone.add(str((obj.get("metadata") or {}).get("uid", "")))
+                self._gone[str((obj.get("metadata") or {}).get("uid", ""))] = kind
         await self._write(op, add_events=[("info", f"Lab for {username} deleted", progress[2])])
 
     async def _delete_remote(self, username: str, record: OperationRecord) -> None:

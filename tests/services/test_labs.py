@@ -950,3 +950,25 @@ async def test_delete_on_other_replica_when_the_spawn_just_finished(
         await delete
     assert sandbox.get("Namespace", LAB_NS) is None
     assert b.state(USER) is None
+
+
+async def test_relist_drops_deleted_objects_it_no_longer_lists(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """A relist after a failed watch forgets deleted objects the watch never reported gone.
+
+    The uids of objects this replica deleted are kept until their DELETED event
+    (so a lagging watch cannot bring the lab back); a watch that failed before
+    delivering it used to leave them there for ever.
+    """
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await collect(labs)
+    pod = sandbox.get("Pod", "rachel-nb", LAB_NS)
+    assert pod is not None
+    uid = pod["metadata"]["uid"]
+    labs._gone["stale-pod-uid"] = "Pod"
+    labs._gone[uid] = "Pod"  # still listed: kept
+    labs._gone["stale-namespace-uid"] = "Namespace"  # another kind: not this relist's
+    await labs._relist("Pod", None, "nublado.lsst.io/category=lab")
+    assert labs._gone == {uid: "Pod", "stale-namespace-uid": "Namespace"}
+
