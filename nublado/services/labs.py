@@ -170,6 +170,7 @@ class LabService:
             "ResourceQuota": {},
         }
         self._seen: dict[str, None] = {}
+        self._running: set[str] = set()  # users whose lab is running, for the gauge
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: dict[str, str] = {}  # uid -> kind of lab objects this replica deleted
         self._changed = asyncio.Condition()
@@ -289,6 +290,7 @@ class LabService:
 
     async def _notify(self, username: str | None = None) -> None:
         """Wake what waits on a user's objects (every user's when None)."""
+        self._track_running(username)
         if username is None:
             wakers = list(self._wakers.values())
             self._wakers.clear()
@@ -402,6 +404,35 @@ class LabService:
 
     def _lab_namespace(self, username: str) -> str:
         return f"{self._config.lab.namespace_prefix}-{username}"
+
+    def _track_running(self, username: str | None) -> None:
+        """Keep the active_labs gauge current as a user's status changes (every user's: None).
+
+        Called on every change, so it decides from the record and the pod phase
+        alone, as state() would, without building a LabState.
+        """
+        if self._metrics is None:
+            return
+        for user in list(self._seen) if username is None else [username]:
+            if self._is_running(user):
+                self._running.add(user)
+            else:
+                self._running.discard(user)
+        self._metrics.active_labs.set(len(self._running))
+
+    def _is_running(self, username: str) -> bool:
+        """Whether state(username) would say running (PLAN-LABS status derivation)."""
+        record = self._record(username)
+        if record is not None and (record.in_progress or record.result == "failed"):
+            return False
+        namespace = self._objects["Namespace"].get(username)
+        if namespace is None or (namespace.get("metadata") or {}).get("deletionTimestamp"):
+            return False
+        phase = ((self._objects["Pod"].get(username) or {}).get("status") or {}).get("phase")
+        if phase == "Running":
+            return True
+        # A spawn that saw its pod Running before the pod cache did (as state()).
+        return phase == "Pending" and record is not None and record.result == "complete"
 
     # Queries
 

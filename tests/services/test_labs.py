@@ -972,3 +972,13 @@ async def test_relist_drops_deleted_objects_it_no_longer_lists(
     await labs._relist("Pod", None, "nublado.lsst.io/category=lab")
     assert labs._gone == {uid: "Pod", "stale-namespace-uid": "Namespace"}
 
+
+async def test_active_labs_gauge_follows_status_changes(labs: LabService) -> None:
+    """nublado_active_labs changes with a lab's status, not only on a list or every few s."""
+    metrics = Metrics()
+    labs._metrics = metrics
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await collect(labs)
+    await wait_until(lambda: metrics.active_labs._value.get() == 1, timeout=1)
+    await labs.delete(USER)
+    await wait_until(lambda: metrics.active_labs._value.get() == 0, timeout=1)
