@@ -831,6 +831,15 @@ class LabService:
         queue: asyncio.Queue[tuple[str, str, Object | None]] = asyncio.Queue()
 
         async def pods() -> None:
+            try:
+                await follow_pod()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Never die silently: the spawn would wait on the queue until its timeout.
+                await queue.put(("pod", "ERROR", {"message": str(exc) or type(exc).__name__}))
+
+        async def follow_pod() -> None:
             # The service's watch of all lab pods keeps the cache current: no watch of its own.
             uid = pod_uid
             seen = None
@@ -872,6 +881,11 @@ class LabService:
                     pending = []
                 source, kind, obj = await queue.get()
                 if source == "pod":
+                    if kind == "ERROR":
+                        assert obj is not None
+                        raise _SpawnFailure(
+                            f"Error following pod {namespace}/{name}: {obj['message']}"
+                        )
                     if kind == "DELETED":
                         if pending:
                             await self._write(op, add_events=pending)

@@ -982,3 +982,47 @@ async def test_active_labs_gauge_follows_status_changes(labs: LabService) -> Non
     await wait_until(lambda: metrics.active_labs._value.get() == 1, timeout=1)
     await labs.delete(USER)
     await wait_until(lambda: metrics.active_labs._value.get() == 0, timeout=1)
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_spawn_survives_failing_pod_and_event_watches(
+    make_service: Factory, config: Config, sandbox: Sandbox
+) -> None:
+    """A spawn must not wait past a watch failure (review H2): the shared pod watch cut and
+    refused once (403) is relisted; the pod Events watch refused (403) only loses progress.
+    """
+    labs = await make_service(cfg=with_timeouts(config, spawn=30))
+    sandbox.inject_fault("GET", f"/api/v1/namespaces/{LAB_NS}/events*", status=403, count=None)
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    sandbox.inject_fault("GET", "/api/v1/pods*", status=403, count=1)
+    sandbox.cut_watches()
+    await asyncio.sleep(0.2)
+    run_pod(sandbox)
+    events = await collect(labs, timeout=5)
+    assert messages(events) == [STARTED, CREATED, COMPLETE]
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_spawn_fails_at_once_when_following_its_pod_fails(
+    make_service: Factory, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task following the pod in the cache dying (any error) fails the spawn at once,
+    rather than leaving it waiting on its queue until lab.spawnTimeout."""
+    labs = await make_service(cfg=with_timeouts(config, spawn=30))
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+
+    async def broken(timeout: float, username: str | None = None) -> None:
+        raise RuntimeError("cache broken")
+
+    monkeypatch.setattr(labs, "_wait_change", broken)
+    await labs._notify(USER)
+    await wait_until(lambda: labs._ops[USER].done.is_set())
+    monkeypatch.undo()
+    events = await collect(labs, timeout=5)
+    assert messages(events[-2:]) == [
+        ("error", "Error following pod userlabs-rachel/rachel-nb: cache broken", None),
+        FAILED,
+    ]
+
