@@ -604,9 +604,19 @@ class LabService:
         await self._notify(record.username)
 
     async def _renew(self, op: _Operation) -> None:
+        """Renew the record every duration/3; one failed write must not end the renewals.
+
+        A renewal task that died on one Kubernetes error would let the record
+        expire under a running operation: another replica would take it over.
+        """
         while True:
             await asyncio.sleep(self._duration / 3)
-            await self._write(op)
+            try:
+                await self._write(op)
+            except KubernetesError as exc:
+                self._log.warning(
+                    "Renewing lab operation record failed", user=op.record.username, error=str(exc)
+                )
 
     # The spawn
 

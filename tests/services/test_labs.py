@@ -1026,3 +1026,21 @@ async def test_spawn_fails_at_once_when_following_its_pod_fails(
         FAILED,
     ]
 
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_record_renewal_survives_a_failed_write(
+    make_service: Factory, sandbox: Sandbox
+) -> None:
+    """One failed renewal (500) used to end the renewals: the record then expired under a
+    running spawn and another replica took it over."""
+    labs = await make_service(lease_duration=3)
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    sandbox.inject_fault("PUT", LEASES, status=500, count=1)
+    await asyncio.sleep(1.2)  # one renewal (every second) failed
+    before = sandbox.get("Lease", "lab-rachel", NAMESPACE)
+    assert before is not None
+    await asyncio.sleep(1.2)
+    after = sandbox.get("Lease", "lab-rachel", NAMESPACE)
+    assert after is not None
+    assert after["spec"]["renewTime"] != before["spec"]["renewTime"]
