@@ -1044,3 +1044,23 @@ async def test_record_renewal_survives_a_failed_write(
     after = sandbox.get("Lease", "lab-rachel", NAMESPACE)
     assert after is not None
     assert after["spec"]["renewTime"] != before["spec"]["renewTime"]
+
+
+async def test_status_right_after_complete_on_other_replica_has_internal_url(
+    make_service: Factory,
+) -> None:
+    """The spawner reads the status as soon as ``complete`` arrives: when that stream came
+    from the replica that did not spawn, the same cache answers, with internal_url."""
+    a = await make_service(identity="replica-a")
+    b = await make_service(identity="replica-b")
+    await a.create(reference_user(), TOKEN, reference_spec())
+    async with asyncio.timeout(10):
+        async for event in await b.events(USER):
+            if event.event == "complete":
+                state = b.state(USER)
+                assert state is not None
+                assert state.status is LabStatus.RUNNING
+                assert state.internal_url == "http://lab.userlabs-rachel:8888/nb/user/rachel/"
+                break
+        else:
+            raise AssertionError("no complete event")
