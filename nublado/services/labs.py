@@ -268,10 +268,10 @@ class LabService:
         cache = self._leases if kind == "Lease" else self._objects[kind]
         old = cache.get(user)
         uid = (obj.get("metadata") or {}).get("uid")
-        if uid in self._gone and not deleted:
+        if str(uid) in self._gone and not deleted:
             return False
         if deleted:
-            self._gone.pop(uid, None)
+            self._gone.pop(str(uid), None)
             if old is not None and (old.get("metadata") or {}).get("uid") == (
                 obj.get("metadata") or {}
             ).get("uid"):
