@@ -131,7 +131,7 @@ def run_controller(
 
     async def main() -> None:
         # As `nublado serve --sandbox`: the sandbox's URL, no proxy lookup from the
-        # environment (from_kubeconfig's client asks for one on every request).
+        # environment (from_kubeconfig's client looks it up once, when its session opens).
         server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         kube = KubernetesClient.from_url(server)
         send = kube._send

@@ -180,8 +180,8 @@ class KubernetesClient:
     def from_url(cls, url: str, **options: Any) -> Self:
         """A client for an unauthenticated API server URL (the sandbox).
 
-        Proxy settings from the environment are not consulted: the URL is
-        used as given (looking them up costs two thread hops per request).
+        Proxy and netrc settings from the environment are not consulted: the
+        URL is used as given (a kubeconfig's client looks them up once).
         """
         configuration = kclient.Configuration(host=url)
         configuration.client_session_kwargs = {"trust_env": False}
