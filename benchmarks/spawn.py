@@ -25,7 +25,9 @@ Run: .venv/bin/python benchmarks/spawn.py [--running 1000] [--profile FILE]
 
 ``--profile FILE`` runs cProfile in the controller during the sequential and
 the concurrent runs and writes their stats to FILE.sequential and
-FILE.concurrent (read with ``python -m pstats``).
+FILE.concurrent (read with ``python -m pstats``). ``--profile-sandbox FILE``
+runs every thread of the sandbox (its server's among them) under cProfile
+for its whole life, start-up included, and writes their merged stats to FILE.
 """
 
 from __future__ import annotations
@@ -54,6 +56,39 @@ TOKEN = "bench-token"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _STATS_PATH = "/_bench/stats"
 _PROFILE_PATH = "/_bench/profile"
+
+
+# The sandbox process, profiled
+
+
+def run_profiled_sandbox(output: Path, argv: list[str]) -> None:
+    """``--profiled-sandbox FILE``: ``nublado <argv>`` with each thread under cProfile."""
+    import cProfile
+    import pstats
+    import runpy
+    import threading
+
+    profiles: list[cProfile.Profile] = []
+    original_run = threading.Thread.run
+
+    def profiled_run(thread: threading.Thread) -> None:
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.runcall(original_run, thread)
+
+    threading.Thread.run = profiled_run  # type: ignore[method-assign]
+    main_profile = cProfile.Profile()
+    profiles.append(main_profile)
+    sys.argv = ["nublado", *argv]
+    try:
+        main_profile.runcall(runpy.run_module, "nublado", run_name="__main__")
+    except SystemExit:
+        pass
+    finally:
+        stats = pstats.Stats(profiles[0])
+        for profile in profiles[1:]:
+            stats.add(profile)
+        stats.dump_stats(output)
 
 
 # The controller process
@@ -96,7 +131,7 @@ def run_controller(
 
     async def main() -> None:
         # As `nublado serve --sandbox`: the sandbox's URL, no proxy lookup from the
-        # environment (from_kubeconfig's client asks for one on every request).
+        # environment (from_kubeconfig's client looks it up once, when its session opens).
         server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         kube = KubernetesClient.from_url(server)
         send = kube._send
@@ -461,6 +496,12 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument(
+        "--profile-sandbox",
+        type=Path,
+        default=None,
+        help="run the sandbox's threads under cProfile (start-up included) into this file",
+    )
+    parser.add_argument(
         "--spawn-timeout",
         type=float,
         default=60.0,
@@ -475,6 +516,9 @@ def main() -> None:
     parser.add_argument("--kubeconfig", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--users-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
+    if sys.argv[1:2] == ["--profiled-sandbox"]:  # the sandbox's own arguments follow
+        run_profiled_sandbox(Path(sys.argv[2]), sys.argv[3:])
+        return
     args = parser.parse_args()
     if args.controller:
         run_controller(
@@ -490,12 +534,15 @@ def main() -> None:
         args.users = write_users(users_file, max(args.running, needed))
         nodes_file = write_nodes(folder / "nodes.json", max(args.running, needed))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        profile_sandbox = (
+            [__file__, "--profiled-sandbox", str(args.profile_sandbox), "sandbox"]
+            if args.profile_sandbox
+            else ["-m", "nublado", "sandbox"]
+        )
         sandbox = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "nublado",
-                "sandbox",
+                *profile_sandbox,
                 "--kubeconfig",
                 str(kubeconfig),
                 "--nodes",

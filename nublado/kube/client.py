@@ -1,11 +1,14 @@
 """The Kubernetes client nublado uses: apply, get, list, delete, watch.
 
 Built on the official ``kubernetes`` package's asyncio client
-(``kubernetes.aio``) for configuration, authentication and HTTP, but every
-call goes through one raw request helper rather than the generated typed
-APIs: our kinds are a fixed table (`nublado.kube.kinds`), objects stay plain
-dicts (what the templates render), and the generated CustomObjectsApi
-decodes an apply's 201 answer as None. Errors become `nublado.kube.errors`
+(``kubernetes.aio``) for configuration and authentication (kubeconfig, exec
+plugins, in-cluster token refresh, TLS), but every call goes through one raw
+request helper and one long-lived aiohttp session rather than the generated
+typed APIs and their REST layer: our kinds are a fixed table
+(`nublado.kube.kinds`), objects stay plain dicts (what the templates render),
+the generated CustomObjectsApi decodes an apply's 201 answer as None, and the
+generated serialization layers cost more CPU per request than the request
+itself. Errors become `nublado.kube.errors`
 exceptions carrying the Kubernetes Status reason and message.
 
 This module imports ``kubernetes`` at import time; import it only on paths
@@ -17,17 +20,21 @@ from __future__ import annotations
 import asyncio
 import builtins
 import random
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import quote
 
 import aiohttp
 import orjson
+from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
 from kubernetes.aio import client as kclient
 from kubernetes.aio import config as kconfig
+from yarl import URL
 
 from .errors import (
     ExpiredError,
@@ -48,6 +55,16 @@ FIELD_MANAGER = "nublado"
 # are (without it, it would walk and re-encode the manifest); the API server strips it.
 _APPLY = "application/apply-patch+yaml; charset=utf-8"
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Characters a query value keeps as they are (urllib's quote() leaves these and "/").
+_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")
+# Characters a path keeps as they are (what yarl would not re-encode).
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/:@!$&'()*+,;=-]*")
+
+
+def _quote(value: str) -> str:
+    """``quote(value)``, without its cost for the usual value that needs no quoting."""
+    return value if _PLAIN.fullmatch(value) else quote(value)
 
 
 def _format_labels(labels: dict[str, str]) -> str:
@@ -145,6 +162,10 @@ class KubernetesClient:
         max_retry_after: float = 5.0,
     ) -> None:
         self._api = api_client
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy: URL | str | None = None
+        self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._netrc_auth: aiohttp.BasicAuth | None = None
         self.field_manager = field_manager
         self.request_timeout = request_timeout
         self.retries = retries
@@ -159,8 +180,8 @@ class KubernetesClient:
     def from_url(cls, url: str, **options: Any) -> Self:
         """A client for an unauthenticated API server URL (the sandbox).
 
-        Proxy settings from the environment are not consulted: the URL is
-        used as given (looking them up costs two thread hops per request).
+        Proxy and netrc settings from the environment are not consulted: the
+        URL is used as given (a kubeconfig's client looks them up once).
         """
         configuration = kclient.Configuration(host=url)
         configuration.client_session_kwargs = {"trust_env": False}
@@ -205,7 +226,62 @@ class KubernetesClient:
 
     async def close(self) -> None:
         """Close the HTTP connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         await self._api.close()  # type: ignore[no-untyped-call]
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        """The session every request uses, built from the package's configuration.
+
+        The TLS context and connection pool are the ones the ``kubernetes``
+        package builds (CA, client certificate, verification settings, pool
+        size). Proxy and netrc settings from the environment, which aiohttp
+        would look up in a thread on every request of a session that trusts
+        the environment, are looked up once here for the configured host.
+        """
+        configuration = self._api.configuration
+        extra = dict(getattr(configuration, "client_session_kwargs", None) or {})
+        trust_env = bool(extra.pop("trust_env", True))
+        self._proxy = configuration.proxy or None
+        self._proxy_auth = None
+        self._netrc_auth = None
+        if trust_env:
+            host = URL(configuration.host)
+            if self._proxy is None:
+                with suppress(LookupError):
+                    self._proxy, self._proxy_auth = get_env_proxy_for_url(host)
+            if host.host is not None:
+                with suppress(LookupError):
+                    self._netrc_auth = basicauth_from_netrc(netrc_from_env(), host.host)
+        kwargs: dict[str, Any] = {
+            "connector": extra.pop("connector", None) or self._api.rest_client._create_connector(),
+            "trust_env": False,
+            # Kubernetes watch events can exceed aiohttp's default buffer.
+            "read_bufsize": 2**21,
+        }
+        trace_configs = getattr(configuration, "trace_configs", None)
+        if trace_configs is not None:
+            kwargs["trace_configs"] = trace_configs
+        kwargs.update(extra)
+        return aiohttp.ClientSession(**kwargs)
+
+    async def _headers(self, content_type: str) -> dict[str, str]:
+        """Request headers: the package's defaults, then its current auth settings.
+
+        The configuration's auth settings are asked on every request, so its
+        refresh hook (an exec plugin's or the in-cluster token's) runs as it
+        would under the package's own request path.
+        """
+        headers = {**self._api.default_headers}
+        if self._api.cookie:
+            headers["Cookie"] = self._api.cookie
+        headers["Content-Type"] = content_type
+        headers["Accept"] = "application/json"
+        for setting in (await self._api.configuration.auth_settings()).values():
+            if setting["in"] == "header" and setting["type"] != "http-signature":
+                headers[setting["key"]] = setting["value"]
+        return headers
 
     async def __aenter__(self) -> Self:
         return self
@@ -224,25 +300,38 @@ class KubernetesClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: aiohttp.ClientTimeout | None = None,
-    ) -> Any:
+    ) -> aiohttp.ClientResponse:
         """One HTTP request; returns the raw response (caller reads or streams it).
 
         Every failure, including the ``kubernetes`` package's own exceptions
         (a kubeconfig exec plugin that fails, a bad parameter), comes out as a
         `KubernetesError`, so callers never need to know that package.
         """
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
         timeout = timeout or aiohttp.ClientTimeout(total=self.request_timeout)
         try:
-            request = await self._api.param_serialize(
+            headers = await self._headers(content_type)
+            target = path if _PLAIN_PATH.fullmatch(path) else quote(path, safe="/:@!$&'()*+,;=")
+            url = self._api.configuration.host + target
+            if query:
+                url += "?" + "&".join(f"{key}={_quote(value)}" for key, value in query)
+            data = body
+            if body is not None and not isinstance(body, bytes | str):
+                data = orjson.dumps(body)
+            if self._session is None:
+                self._session = self._new_session()
+            # Already encoded: yarl need not parse and re-quote it.
+            return await self._session.request(
                 method,
-                path,
-                query_params=list(query or []),
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
+                URL(url, encoded=True),
+                headers=headers,
+                data=data if method in _BODY_METHODS else None,
+                timeout=timeout,
+                proxy=self._proxy,
+                proxy_auth=self._proxy_auth,
+                proxy_headers=self._api.configuration.proxy_headers,
+                auth=None if "authorization" in headers else self._netrc_auth,
+                server_hostname=self._api.configuration.tls_server_name,
             )
-            return await self._api.call_api(*request, _request_timeout=timeout)
         except TimeoutError:
             raise KubernetesTimeoutError(
                 f"{method} {path} timed out after {_timeout_seconds(timeout)}s"
@@ -252,7 +341,7 @@ class KubernetesClient:
         except (kconfig.ConfigException, kclient.OpenApiException) as exc:
             raise KubernetesError(f"{method} {path} failed: {exc}") from None
 
-    async def _read(self, response: Any, method: str, path: str) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse, method: str, path: str) -> bytes:
         """The whole body of a response; a body that stalls is a timeout, not a hang."""
         try:
             return bytes(await response.read())
@@ -777,7 +866,7 @@ class KubernetesClient:
             query=query,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
         )
-        raw = response.response
+        raw = response
         finished = False
         try:
             if response.status != 200:

@@ -85,6 +85,8 @@ class ClusterHost(Protocol):
 
     def create_internal(self, kind_name: str, obj: Object, manager: str) -> Object | None: ...
 
+    def create_event_internal(self, event: Object, manager: str) -> Object | None: ...
+
     def update_internal(
         self,
         kind_name: str,

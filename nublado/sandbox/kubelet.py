@@ -170,7 +170,7 @@ class Kubelet:
             "reportingComponent": component,
             "reportingInstance": node if component == "kubelet" else "",
         }
-        self.cluster.create_internal("Event", event, component)
+        self.cluster.create_event_internal(event, component)
 
     def now(self) -> str:
         """The current time as the kubelet writes it."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from nublado.kube import client as client_module
 from nublado.kube.client import KubernetesClient
 from nublado.kube.errors import KubernetesError
 from nublado.sandbox.cluster import SYSTEM_NAMESPACES
@@ -70,3 +73,84 @@ def test_importing_the_package_does_not_import_kubernetes() -> None:
         "assert 'kubernetes' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_a_kubeconfig_client_finds_its_proxy_in_the_environment_once(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy is looked up when the session is built, not (in a thread) per request."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            seen.append(head.split(b"\r\n")[0])
+            body = b'{"kind":"NamespaceList","apiVersion":"v1","metadata":{},"items":[]}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+            if reader.at_eof():
+                break
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+    lookups = []
+    real_lookup = client_module.get_env_proxy_for_url
+
+    def counting_lookup(url: Any) -> Any:
+        lookups.append(str(url))
+        return real_lookup(url)
+
+    monkeypatch.setattr(client_module, "get_env_proxy_for_url", counting_lookup)
+    path = sandbox.write_kubeconfig(tmp_path / "kubeconfig", "http://kube.invalid:6443")
+    try:
+        async with await KubernetesClient.from_kubeconfig(path) as client:
+            for _ in range(3):
+                assert await client.list("Namespace") == []
+    finally:
+        server.close()
+
+    assert seen == [b"GET http://kube.invalid:6443/api/v1/namespaces?limit=500 HTTP/1.1"] * 3
+    assert lookups == ["http://kube.invalid:6443"]
+
+
+async def test_the_token_is_asked_of_the_configuration_on_every_request(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """An exec plugin's or in-cluster token refresh (the configuration's hook) still works."""
+    path = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    config = yaml.safe_load(path.read_text())
+    config["users"][0]["user"] = {"token": "first"}
+    path.write_text(yaml.safe_dump(config))
+    tokens = iter(["second", "third"])
+
+    def refresh(configuration: Any) -> None:
+        configuration.api_key["BearerToken"] = "Bearer " + next(tokens)
+
+    async with await KubernetesClient.from_kubeconfig(path) as client:
+        await client.find("Namespace", "a")
+        client._api.configuration.refresh_api_key_hook = refresh
+        await client.find("Namespace", "b")
+        await client.find("Namespace", "c")
+
+    sent = [r.authorization for r in sandbox.requests if r.target.startswith("/api/v1/namespaces/")]
+    assert sent == ["Bearer first", "Bearer second", "Bearer third"]
+
+
+async def test_names_and_selectors_are_quoted_in_the_url(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    """The lean request path quotes what needs it, as the package's layers did."""
+    assert await client.find("ConfigMap", "a b", "default") is None
+    assert await client.list("ConfigMap", "default", label_selector="a in (b,c)") == []
+
+    targets = [r.target for r in sandbox.requests if "configmaps" in r.target]
+    assert targets == [
+        "/api/v1/namespaces/default/configmaps/a b",  # as the server decoded it
+        "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20%28b%2Cc%29&limit=500",
+    ]
