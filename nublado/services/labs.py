@@ -1,7 +1,7 @@
 """Users' labs: create, delete, status and spawn events, with their state in the cluster.
 
-The design is /work/wt/PLAN-LABS.md (issue #9): every replica keeps caches of
-the lab objects and of the per-user operation records (Leases), fed by
+The design (README, "REST API": state lives in the cluster): every replica
+keeps caches of the lab objects and of the per-user operation records (Leases), fed by
 LIST+WATCH; status and events are answered from them. An operation (spawn,
 delete, monitor) is claimed by writing its record with a resourceVersion
 precondition, so exactly one replica runs it; the holder renews the record
