@@ -691,12 +691,22 @@ class LabService:
             log.exception("Lab spawn failed unexpectedly")
             await self._fail_spawn(op, str(exc) or type(exc).__name__, log)
         finally:
-            renew.cancel()
-            with contextlib.suppress(BaseException):
-                await renew
-            if error is not None and self._alerts is not None:
-                await self._alerts.report("Lab spawn failed", user=username, error=error)
-            op.done.set()
+            await self._end(op, renew, username, error)
+
+    async def _end(
+        self,
+        op: _Operation,
+        renew: asyncio.Task[None],
+        username: str,
+        error: BaseException | None,
+    ) -> None:
+        """An operation's last steps: stop renewing, report a failure once, wake waiters."""
+        renew.cancel()
+        with contextlib.suppress(BaseException):
+            await renew
+        if error is not None and self._alerts is not None:
+            await self._alerts.report("Lab spawn failed", user=username, error=error)
+        op.done.set()
 
     def _count(self, op: _Operation, outcome: str) -> None:
         """Count a spawn's outcome before its last event is written (a reader sees both).
@@ -1001,10 +1011,7 @@ class LabService:
         except _LostRecordError:
             raise DeleteFailedError() from None
         finally:
-            renew.cancel()
-            with contextlib.suppress(BaseException):
-                await renew
-            op.done.set()
+            await self._end(op, renew, username, None)
 
     async def _claim_after_conflict(self, username: str, new: OperationRecord) -> _Operation | None:
         """A delete's claim lost: stop our own spawn, join another replica's delete, or retry.
@@ -1328,12 +1335,7 @@ class LabService:
             log.exception("Lab monitor failed unexpectedly")
             await self._fail_spawn(op, str(exc) or type(exc).__name__, log)
         finally:
-            renew.cancel()
-            with contextlib.suppress(BaseException):
-                await renew
-            if error is not None and self._alerts is not None:
-                await self._alerts.report("Lab spawn failed", user=username, error=error)
-            op.done.set()
+            await self._end(op, renew, username, error)
 
 
 def _failure(action: str, kind: str, where: str, exc: KubernetesError) -> str:
