@@ -32,11 +32,12 @@ from lab_api_support import (
     lab_controller,
     mock_gafaelfawr,
     run_pod,
+    serve_reference_labs,
     served,
     user_for,
     wait_until,
 )
-from reference_cases import EXPECTED, reference_discovery
+from reference_cases import EXPECTED
 from starlette.applications import Starlette
 
 from nublado.api.app import create_app
@@ -46,7 +47,6 @@ from nublado.gafaelfawr import GafaelfawrClient
 from nublado.kube.client import KubernetesClient
 from nublado.models.lab import LabSpecification
 from nublado.models.user import UserInfo
-from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings
 from nublado.services.images import ImageService
 from nublado.services.labs import LabService
@@ -607,22 +607,7 @@ async def lab_service(
     images: ImageService,
     registry: Any,
 ) -> AsyncIterator[LabService]:
-    await controller_namespace(client)
-    await images.refresh()
-
-    async def discovery() -> dict[str, Any]:
-        return reference_discovery()
-
-    labs = LabService(
-        config,
-        client,
-        images,
-        Renderer(config.template_dirs),
-        namespace=CONTROLLER_NAMESPACE,
-        identity="replica-a",
-        discovery=discovery,
-    )
-    await labs.start()
+    labs = await serve_reference_labs(config, images, client)
     yield labs
     await labs.stop()
 
