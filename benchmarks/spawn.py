@@ -23,6 +23,11 @@ core marks the process that limits); controller RSS with 1,000 running labs.
 
 Run: .venv/bin/python benchmarks/spawn.py [--running 1000] [--profile FILE]
 
+``BENCH_TRACE=1`` prints a timeline to stderr: each Kubernetes request the
+controller sends (start on the system's monotonic clock, duration, verb,
+path; in the controller log, kept with ``SPAWN_BENCH_LOG=FILE``) and, from
+this client, each spawn's POST, 201 and ``complete`` on the same clock.
+
 ``--profile FILE`` runs cProfile in the controller during the sequential and
 the concurrent runs and writes their stats to FILE.sequential and
 FILE.concurrent (read with ``python -m pstats``). ``--profile-sandbox FILE``
@@ -147,6 +152,14 @@ def run_controller(
             elif method == "GET" and parts[-1] == kind:
                 verb = "LIST"
             requests[f"{verb} {kind}"] += 1
+            if os.environ.get("BENCH_TRACE"):
+                t0 = time.perf_counter()
+                try:
+                    return await send(method, path, **kwargs)
+                finally:
+                    took = 1000 * (time.perf_counter() - t0)
+                    where = path.split("?")[0]
+                    print(f"TRACE {t0:.4f} {took:6.2f}ms {verb} {where}", file=sys.stderr)
             return await send(method, path, **kwargs)
 
         kube._send = counting_send  # type: ignore[method-assign]
@@ -327,6 +340,8 @@ class Bench:
         labs = f"{self.prefix}/spawner/v1/labs/{user}"
         started = time.perf_counter()
         response = await self.http.post(f"{labs}/create", json=spec, headers=headers)
+        if os.environ.get("BENCH_TRACE"):
+            print(f"CLIENT {started:.4f} post, {time.perf_counter():.4f} 201", file=sys.stderr)
         if response.status_code != 201:
             raise RuntimeError(f"create {user}: {response.status_code} {response.text}")
         async with self.http.stream("GET", f"{labs}/events", headers=headers) as stream:
@@ -335,6 +350,8 @@ class Bench:
                 if line.startswith("event:"):
                     event = line.split(":", 1)[1].strip()
                     if event == "complete":
+                        if os.environ.get("BENCH_TRACE"):
+                            print(f"CLIENT {time.perf_counter():.4f} complete", file=sys.stderr)
                         return time.perf_counter() - started
                     if event == "failed":
                         break
