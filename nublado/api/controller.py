@@ -34,11 +34,13 @@ from ..kube.client import KubernetesClient
 from ..metrics import Metrics
 from ..models.metadata import ControllerMetadata
 from ..render.engine import Renderer
+from ..services.fsadmin import FSAdminService
 from ..services.images import ImageService, build_image_source
 from ..services.labs import LabService
 from ..services.prepuller import Prepuller
 from .app import Lifespan, api_route, create_app
 from .forms import form_routes
+from .fsadmin import fsadmin_routes
 from .labs import lab_routes
 
 __all__ = [
@@ -165,8 +167,8 @@ def build_controller(
     - ``metrics``: a fresh registry per app by default.
     - ``refresh_images=False``: no start-up image refresh or loop (tests).
 
-    The built services are on ``app.state``: ``images``, ``labs``, ``users``,
-    ``metrics``, ``alerts``, ``metadata``.
+    The built services are on ``app.state``: ``images``, ``labs``, ``fsadmin``,
+    ``users``, ``metrics``, ``alerts``, ``metadata``.
     """
     metadata = metadata or ControllerMetadata.from_directory(config.metadata_path)
     namespace = namespace or metadata.namespace
@@ -192,9 +194,11 @@ def build_controller(
         metrics=metrics,
         alerts=alerts,
     )
+    fsadmin = FSAdminService(config, kube, renderer, metadata, namespace=namespace)
     routes: list[BaseRoute] = [
         *form_routes(config, images, users, renderer),
         *lab_routes(config, labs, users),
+        *fsadmin_routes(config, fsadmin),
         *metrics_routes(metrics),
     ]
     lifespans: list[Lifespan] = [_labs_lifespan(labs)]
@@ -209,6 +213,7 @@ def build_controller(
     )
     app.state.images = images
     app.state.labs = labs
+    app.state.fsadmin = fsadmin
     app.state.users = users
     app.state.metrics = metrics
     app.state.alerts = alerts

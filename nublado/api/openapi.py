@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 from .. import __version__
 from ..config import Config, load_config
 from ..errors import InputError
+from ..models.fsadmin import FSAdminCommand, FSAdminStatus
 from ..models.images import PrepullerStatus, SpawnerImages
 from ..models.lab import LabSpecification, LabState
 from .app import DESCRIPTION, api_route, prefixed
@@ -110,6 +111,10 @@ class Operation:
 
 
 _USERNAME = {"username": "The user whose lab this is."}
+
+_FSADMIN_ABSENT = _error(
+    "No fsadmin pod (not_found), or one that is not Running (invalid_phase, msg: the phase)"
+)
 
 OPERATIONS: Mapping[str, Operation] = {
     "external_index": Operation(
@@ -236,6 +241,34 @@ OPERATIONS: Mapping[str, Operation] = {
         summary="Get status of prepulled images",
         tag="admin",
         responses={"200": _json(_ref("PrepullerStatus"), "The prepuller's status")},
+    ),
+    "fsadmin": Operation(
+        summary="Status of fsadmin",
+        tag="admin",
+        responses={
+            "200": _json(_ref("FSAdminStatus"), "The fsadmin pod is running"),
+            "404": _FSADMIN_ABSENT,
+        },
+    ),
+    "start-fsadmin": Operation(
+        summary="Start fsadmin",
+        tag="admin",
+        description=(
+            "Starts the fsadmin pod unless it is running and answers its status; waits"
+            " until the pod has left Pending (api.md 4.14)."
+        ),
+        body="FSAdminCommand",
+        responses={
+            "200": _json(_ref("FSAdminStatus"), "The fsadmin pod is running"),
+            "404": _FSADMIN_ABSENT,
+            "422": _VALIDATION,
+        },
+    ),
+    "delete-fsadmin": Operation(
+        summary="Delete fsadmin",
+        tag="admin",
+        description="Answers once the pod and its PVCs are gone, also when there were none.",
+        responses={"204": {"description": "fsadmin deleted"}},
     ),
 }
 """Per route name, what the document says about the route."""
@@ -420,6 +453,8 @@ def component_schemas() -> dict[str, Any]:
             (LabState, "serialization"),
             (SpawnerImages, "serialization"),
             (PrepullerStatus, "serialization"),
+            (FSAdminCommand, "validation"),
+            (FSAdminStatus, "serialization"),
         ],
         ref_template=_REF,
         by_alias=False,
@@ -436,7 +471,15 @@ def component_schemas() -> dict[str, Any]:
         schemas[name] = _without_nulls(schemas[name])
     used = _reachable(
         schemas,
-        ["LabSpecification", "LabState", "SpawnerImages", "PrepullerStatus", *_ERROR_SCHEMAS],
+        [
+            "LabSpecification",
+            "LabState",
+            "SpawnerImages",
+            "PrepullerStatus",
+            "FSAdminCommand",
+            "FSAdminStatus",
+            *_ERROR_SCHEMAS,
+        ],
     )
     return {name: schemas[name] for name in sorted(used)}
 
@@ -598,10 +641,15 @@ def controller_routes(config: Config) -> list[BaseRoute]:
     """
     from .app import create_app
     from .forms import form_routes
+    from .fsadmin import fsadmin_routes
     from .labs import lab_routes
 
     unused = cast(Any, _NotServing())
-    routes = [*form_routes(config, unused, unused, unused), *lab_routes(config, unused, unused)]
+    routes = [
+        *form_routes(config, unused, unused, unused),
+        *lab_routes(config, unused, unused),
+        *fsadmin_routes(config, unused),
+    ]
     return list(create_app(config, images=unused, routes=routes).routes)
 
 
