@@ -260,6 +260,7 @@ OPERATIONS: Mapping[str, Operation] = {
         body="FSAdminCommand",
         responses={
             "200": _json(_ref("FSAdminStatus"), "The fsadmin pod is running"),
+            "400": _json(_ref("HTTPError"), "A body that is not UTF-8"),
             "404": _FSADMIN_ABSENT,
             "422": _VALIDATION,
         },

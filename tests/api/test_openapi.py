@@ -21,8 +21,8 @@ import schemathesis
 from asgi_lifespan import LifespanManager
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from lab_api_support import serve_reference_labs
-from reference_cases import EXPECTED, INPUTS, TOKEN, reference_config
+from lab_api_support import CONTROLLER_NAMESPACE, serve_reference_labs
+from reference_cases import EXPECTED, INPUTS, TOKEN, reference_config, reference_metadata
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -36,12 +36,14 @@ from starlette.routing import Route
 
 from nublado.api.app import create_app
 from nublado.api.forms import form_routes
+from nublado.api.fsadmin import fsadmin_routes
 from nublado.api.labs import lab_routes
 from nublado.api.openapi import TAGS, openapi_text
 from nublado.config import Config
 from nublado.gafaelfawr import GafaelfawrClient
 from nublado.kube.client import KubernetesClient
 from nublado.render.engine import Renderer
+from nublado.services.fsadmin import FSAdminService
 from nublado.services.images import ImageService
 from nublado.services.labs import LabService
 
@@ -80,13 +82,20 @@ def app(
     http: httpx.AsyncClient,
     router: respx.MockRouter,
     labs: LabService,
+    client: KubernetesClient,
 ) -> Starlette:
-    """The controller's route table: images refreshed, labs on the sandbox, Gafaelfawr mocked."""
+    """The controller's route table: images refreshed, labs and fsadmin on the sandbox,
+    Gafaelfawr mocked."""
     router.get(f"{GAFAELFAWR}/user-info").respond(json=RACHEL)
     users = GafaelfawrClient(http, GAFAELFAWR)
+    renderer = Renderer(config.template_dirs)
+    fsadmin = FSAdminService(
+        config, client, renderer, reference_metadata(), namespace=CONTROLLER_NAMESPACE
+    )
     routes = [
-        *form_routes(config, images, users, Renderer(config.template_dirs)),
+        *form_routes(config, images, users, renderer),
         *lab_routes(config, labs, users),
+        *fsadmin_routes(config, fsadmin),
     ]
     return create_app(config, images=images, routes=routes, refresh_images=False)
 
@@ -248,6 +257,10 @@ def reference_cases(document: dict[str, Any]) -> list[Any]:
         (labs, "DELETE", {}),
         (labs, "GET", {}),
         (labs, "DELETE", {}),
+        ("/nublado/fsadmin/v1/service", "GET", {}),
+        ("/nublado/fsadmin/v1/service", "POST", {"body": {"start": True}}),
+        ("/nublado/fsadmin/v1/service", "GET", {}),
+        ("/nublado/fsadmin/v1/service", "DELETE", {}),
     ]
     cases = []
     for path, method, parts in calls:
@@ -288,5 +301,9 @@ async def test_every_answer_matches_the_document(api: httpx.AsyncClient) -> None
         ("DELETE /nublado/spawner/v1/labs/{username}", 204),
         ("DELETE /nublado/spawner/v1/labs/{username}", 404),
         ("GET /nublado/spawner/v1/lab-form/{username}", 200),
+        ("GET /nublado/fsadmin/v1/service", 200),
+        ("GET /nublado/fsadmin/v1/service", 404),
+        *(("POST /nublado/fsadmin/v1/service", status) for status in (200, 422)),
+        ("DELETE /nublado/fsadmin/v1/service", 204),
     }
     assert expected <= statuses
