@@ -53,6 +53,11 @@ def _phase(pod: Manifest) -> str:
     return str((pod.get("status") or {}).get("phase") or "Unknown")
 
 
+def _healthy(pod: Manifest) -> bool:
+    """Running and not on its way out (someone else deleting it is no pod to hand over)."""
+    return _phase(pod) == "Running" and not pod["metadata"].get("deletionTimestamp")
+
+
 def _start_time(pod: Manifest) -> datetime:
     """When the pod started: ``status.startTime``, else its creation (a pod the kubelet
     has not yet stamped), as an aware UTC datetime."""
@@ -120,7 +125,7 @@ class FSAdminService:
         """
         async with self._lock:
             pod = await self._kube.find("Pod", self._name, self._namespace)
-            if pod is not None and _phase(pod) == "Running":
+            if pod is not None and _healthy(pod):
                 return _start_time(pod)
             _log.info("Starting fsadmin pod %s/%s", self._namespace, self._name)
             try:

@@ -217,3 +217,25 @@ async def test_a_kubernetes_failure_escapes(fsadmin: FSAdminService, sandbox: Sa
 
     with pytest.raises(KubernetesError):
         await fsadmin.start()
+
+
+async def test_start_replaces_a_running_pod_someone_is_deleting(
+    fsadmin: FSAdminService, sandbox: Sandbox
+) -> None:
+    """A Terminating pod is no pod to answer with: the start waits for it and makes a new one."""
+    sandbox.settings.pod_grace_scale = 0.03  # the default 30 s grace period lasts ~1 s
+    await fsadmin.start()
+    old = sandbox.get("Pod", "fsadmin", NS)
+    assert old is not None
+    sandbox.delete("Pod", "fsadmin", NS)
+    terminating = sandbox.get("Pod", "fsadmin", NS)
+    assert terminating is not None
+    assert terminating["metadata"].get("deletionTimestamp")
+
+    await fsadmin.start()
+
+    new = sandbox.get("Pod", "fsadmin", NS)
+    assert new is not None
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    assert new["status"]["phase"] == "Running"
+    assert pod_posts(sandbox) == 2
