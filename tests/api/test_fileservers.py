@@ -372,3 +372,20 @@ async def test_files_through_a_real_uvicorn_server(
     assert slash.status_code == 307
     assert users.json() == ["rachel"]
     assert deleted.status_code == 204
+
+
+async def test_user_without_uid_is_refused_before_any_object(
+    controller: Controller, sandbox: Sandbox, router: respx.MockRouter
+) -> None:
+    from lab_api_support import user_for
+
+    mock_gafaelfawr(router, {"gt-nouid.token": user_for("nouid", uid=None)})
+    async with served(controller(fileserver_config(), "replica-a")) as api:
+        response = await api.get("/files", headers=headers("nouid"))
+
+    assert response.status_code == 500
+    detail = response.json()["detail"][0]
+    assert detail["type"] == "file_server_create_failed"
+    assert "no uid or gid" in detail["msg"]
+    assert fileserver_objects(sandbox, "nouid") == []
+    assert sandbox.get("Lease", "fs-nouid", CONTROLLER_NAMESPACE) is None
