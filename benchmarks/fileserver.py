@@ -67,7 +67,7 @@ def users(count: int) -> list[UserInfo]:
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def left(sandbox: Sandbox) -> tuple[int, int]:
