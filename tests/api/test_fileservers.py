@@ -11,7 +11,9 @@ the admin routes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -215,7 +217,7 @@ async def test_pod_failing_at_start_fails_the_creation(
 async def test_deletion_timeout(controller: Controller, sandbox: Sandbox) -> None:
     async with served(controller(fileserver_config(delete=0.5), "replica-a")) as api:
         assert (await api.get("/files", headers=headers("rachel"))).status_code == 200
-        stuck = {
+        stuck: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {
@@ -244,6 +246,36 @@ async def test_deletion_timeout(controller: Controller, sandbox: Sandbox) -> Non
         )
         assert (await api.get("/files", headers=headers("rachel"))).status_code == 200
         assert (await api.get(f"{ADMIN}/users")).json() == ["rachel"]
+
+
+async def test_an_object_the_cluster_refuses_leaves_nothing(
+    controller: Controller, sandbox: Sandbox
+) -> None:
+    # The GafaelfawrIngress CRD requires an https base URL: the PVC is made, the
+    # GafaelfawrIngress refused, and the PVC removed again.
+    config = fileserver_config().model_copy(update={"base_url": "http://127.0.0.1:8080"})
+    async with served(controller(config, "replica-a")) as api:
+        response = await api.get("/files", headers=headers("rachel"))
+        users = await api.get(f"{ADMIN}/users")
+
+    assert response.status_code == 500
+    detail = response.json()["detail"][0]
+    assert detail["type"] == "file_server_create_failed"
+    assert detail["msg"].startswith(
+        'Failed to create file server: GafaelfawrIngress.gafaelfawr.lsst.io "rachel-fs" is invalid'
+    )
+    assert "config.baseUrl" in detail["msg"]
+    assert users.json() == []
+    pvc_writes = [
+        r
+        for r in sandbox.requests
+        if r.method == "PATCH" and "/persistentvolumeclaims/" in r.target
+    ]
+    assert len(pvc_writes) == 1
+    await wait_until(lambda: fileserver_objects(sandbox, "rachel") == [])
+    lease = sandbox.get("Lease", "fs-rachel", CONTROLLER_NAMESPACE)
+    assert lease is not None
+    assert lease["metadata"]["annotations"]["nublado.lsst.io/result"] == "failed"
 
 
 async def test_ten_concurrent_requests_make_one_file_server(
@@ -389,3 +421,67 @@ async def test_user_without_uid_is_refused_before_any_object(
     assert "no uid or gid" in detail["msg"]
     assert fileserver_objects(sandbox, "nouid") == []
     assert sandbox.get("Lease", "fs-nouid", CONTROLLER_NAMESPACE) is None
+
+
+async def test_a_record_left_by_a_dead_replica_is_taken_over(
+    controller: Controller, sandbox: Sandbox, client: KubernetesClient
+) -> None:
+    # A replica died while creating rachel's file server: its record is held,
+    # renewed a moment ago for 1 s, and a Service is all it made.
+    await client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": FS_NAMESPACE},
+        }
+    )
+    renewed = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    await client.create(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": "fs-rachel",
+                "namespace": CONTROLLER_NAMESPACE,
+                "labels": {
+                    "nublado.lsst.io/category": "fileserver-operation",
+                    "nublado.lsst.io/user": "rachel",
+                },
+            },
+            "spec": {"holderIdentity": "ghost", "leaseDurationSeconds": 1, "renewTime": renewed},
+        }
+    )
+    old = await client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "rachel-fs",
+                "namespace": FS_NAMESPACE,
+                "labels": {
+                    "nublado.lsst.io/category": "fileserver",
+                    "nublado.lsst.io/user": "rachel",
+                },
+            },
+            "spec": {"ports": [{"port": 8000}]},
+        }
+    )
+    async with served(controller(fileserver_config(), "replica-a")) as api:
+        start = time.monotonic()
+        responses = await asyncio.gather(
+            api.get("/files", headers=headers("rachel")),
+            api.get("/files", headers=headers("rachel")),
+        )
+        waited = time.monotonic() - start
+
+        assert [r.status_code for r in responses] == [200, 200]
+        assert waited >= 0.5  # the ghost's record had to expire first
+        assert (await api.get(f"{ADMIN}/users")).json() == ["rachel"]
+    service = sandbox.get("Service", "rachel-fs", FS_NAMESPACE)
+    assert service is not None
+    assert service["metadata"]["uid"] != old["metadata"]["uid"]
+    assert reference_fileserver_differences(sandbox) == []
+    lease = sandbox.get("Lease", "fs-rachel", CONTROLLER_NAMESPACE)
+    assert lease is not None
+    assert "holderIdentity" not in lease["spec"]
+    assert lease["metadata"]["annotations"]["nublado.lsst.io/result"] == "complete"
