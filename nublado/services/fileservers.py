@@ -296,6 +296,8 @@ class FileServerService:
                 users.add(user)
         for user in users:
             self._notify(user)
+            if self._finished(user):  # its pod ended while the watch was down
+                self._schedule_cleanup(user)
         return fresh, version
 
     def _one(self, kind: str, username: str) -> Object | None:
