@@ -429,6 +429,10 @@ class FileServerService:
         while True:
             await asyncio.sleep(self._duration / 3)
             lease = self._leases.get(username)
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                # Taken over (this replica stalled past the duration): never take it back.
+                self._log.warning("Lost file-server record", user=username)
+                return
             manifest = self._lease_manifest(username, lease, operation, "", self.identity)
             try:
                 await self._write_lease(manifest, create=False)
