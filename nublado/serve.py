@@ -60,6 +60,10 @@ DEFAULT_PORT = 8080
 SANDBOX_KUBECONFIG = Path("sandbox.kubeconfig")
 """Where ``--sandbox`` writes its kubeconfig without ``--kubeconfig``: the current folder."""
 
+SANDBOX_BASE_URL = "https://rsp.example.com"
+"""``--sandbox``'s external URL when the configuration's is not https: the GafaelfawrIngress
+CRD (as Gafaelfawr's own) refuses a file server's ingress with an http base URL."""
+
 SANDBOX_THREAD = "nublado-sandbox"
 """The name of the thread `nublado.sandbox.server.Sandbox.serve` runs its server in."""
 
@@ -200,6 +204,8 @@ def _serve_sandbox(host: str, port: int, kubeconfig: Path, pod_start_delay: floa
 
     examples = examples_dir()
     config = _load(examples / "config.yaml")
+    if config.fileserver.enabled and not config.base_url.startswith("https://"):
+        config = config.model_copy(update={"base_url": SANDBOX_BASE_URL})
     users = TrustedUsers.from_file(examples / "users.json")
     listener = _bind(host, port)
     try:
@@ -313,6 +319,12 @@ def _print_sandbox_banner(
         f" {base}/spawner/v1/labs/{user}",
         f"  kubectl --kubeconfig {kubeconfig} get pods -A -w",
     ]
+    if config.fileserver.enabled:
+        lines.insert(
+            -1,
+            f"  curl -s -H 'X-Auth-Request-User: {user}'"
+            f" -H 'X-Auth-Request-Token: {_SANDBOX_TOKEN}' {url}{config.fileserver.path_prefix}",
+        )
     click.echo("\n".join(lines))
     sys.stdout.flush()
 

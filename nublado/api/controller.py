@@ -34,11 +34,13 @@ from ..kube.client import KubernetesClient
 from ..metrics import Metrics
 from ..models.metadata import ControllerMetadata
 from ..render.engine import Renderer
+from ..services.fileservers import FileServerService
 from ..services.fsadmin import FSAdminService
 from ..services.images import ImageService, build_image_source
 from ..services.labs import LabService
 from ..services.prepuller import Prepuller
 from .app import Lifespan, api_route, create_app
+from .files import fileserver_routes
 from .forms import form_routes
 from .fsadmin import fsadmin_routes
 from .labs import lab_routes
@@ -124,12 +126,20 @@ def metrics_routes(metrics: Metrics) -> list[BaseRoute]:
     return [api_route("/metrics", get_metrics, name="metrics")]
 
 
-def _labs_lifespan(labs: LabService) -> Lifespan:
+def _labs_lifespan(labs: LabService, fileservers: FileServerService | None = None) -> Lifespan:
+    """The lab service's (and the file servers') watches, running while the app serves."""
+
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await labs.start()
         try:
-            yield
+            if fileservers is not None:
+                await fileservers.start()
+            try:
+                yield
+            finally:
+                if fileservers is not None:
+                    await fileservers.stop()
         finally:
             await labs.stop()
 
@@ -167,8 +177,8 @@ def build_controller(
     - ``metrics``: a fresh registry per app by default.
     - ``refresh_images=False``: no start-up image refresh or loop (tests).
 
-    The built services are on ``app.state``: ``images``, ``labs``, ``fsadmin``,
-    ``users``, ``metrics``, ``alerts``, ``metadata``.
+    The built services are on ``app.state``: ``images``, ``labs``, ``fileservers``,
+    ``fsadmin``, ``users``, ``metrics``, ``alerts``, ``metadata``.
     """
     metadata = metadata or ControllerMetadata.from_directory(config.metadata_path)
     namespace = namespace or metadata.namespace
@@ -195,13 +205,17 @@ def build_controller(
         alerts=alerts,
     )
     fsadmin = FSAdminService(config, kube, renderer, metadata, namespace=namespace)
+    fileservers = FileServerService(
+        config, kube, renderer, namespace=namespace, identity=labs.identity, metrics=metrics
+    )
     routes: list[BaseRoute] = [
         *form_routes(config, images, users, renderer),
         *lab_routes(config, labs, users),
+        *fileserver_routes(config, fileservers, users),
         *fsadmin_routes(config, fsadmin),
         *metrics_routes(metrics),
     ]
-    lifespans: list[Lifespan] = [_labs_lifespan(labs)]
+    lifespans: list[Lifespan] = [_labs_lifespan(labs, fileservers)]
 
     app = create_app(
         config,
@@ -214,6 +228,7 @@ def build_controller(
     app.state.images = images
     app.state.labs = labs
     app.state.fsadmin = fsadmin
+    app.state.fileservers = fileservers
     app.state.users = users
     app.state.metrics = metrics
     app.state.alerts = alerts

@@ -111,6 +111,13 @@ class Operation:
 
 
 _USERNAME = {"username": "The user whose lab this is."}
+_FILESERVER_USER = {"username": "The user whose file server this is."}
+_RUNNING = {
+    "type": "object",
+    "properties": {"running": {"type": "boolean", "const": True}},
+    "required": ["running"],
+}
+_NOT_SUPPORTED = _error("File servers are disabled in the configuration (not_supported)")
 
 _FSADMIN_ABSENT = _error(
     "No fsadmin pod (not_found), or one that is not Running (invalid_phase, msg: the phase)"
@@ -241,6 +248,44 @@ OPERATIONS: Mapping[str, Operation] = {
         summary="Get status of prepulled images",
         tag="admin",
         responses={"200": _json(_ref("PrepullerStatus"), "The prepuller's status")},
+    ),
+    "fileserver-users": Operation(
+        summary="List all users with running file servers",
+        tag="admin",
+        responses={
+            "200": _json({"type": "array", "items": {"type": "string"}}, "Usernames, sorted"),
+            "404": _NOT_SUPPORTED,
+        },
+    ),
+    "fileserver-user": Operation(
+        summary="Whether a user's file server is running",
+        tag="admin",
+        path_parameters=_FILESERVER_USER,
+        responses={
+            "200": _json(_RUNNING, "The file server runs"),
+            "404": _error("No file server running (unknown_user), or disabled (not_supported)"),
+        },
+    ),
+    "fileserver-delete-user": Operation(
+        summary="Delete a user's file server",
+        tag="admin",
+        description="Answers once the file server's objects are gone (api.md 4.13).",
+        path_parameters=_FILESERVER_USER,
+        responses={
+            "204": {"description": "File server deleted"},
+            "404": _error("Never seen or not running (unknown_user), or disabled (not_supported)"),
+            "500": _error("Deleting failed or timed out (file_server_delete_failed)"),
+        },
+    ),
+    "fileserver-user-status": Operation(
+        summary="Whether the caller's own file server is running",
+        tag="user",
+        headers=(USER_HEADER,),
+        responses={
+            "200": _json(_RUNNING, "The file server runs"),
+            "404": _error("No file server running (unknown_user), or disabled (not_supported)"),
+            "422": _VALIDATION,
+        },
     ),
     "fsadmin": Operation(
         summary="Status of fsadmin",
@@ -641,6 +686,7 @@ def controller_routes(config: Config) -> list[BaseRoute]:
     every use: the committed document is generated from the real table.
     """
     from .app import create_app
+    from .files import fileserver_routes
     from .forms import form_routes
     from .fsadmin import fsadmin_routes
     from .labs import lab_routes
@@ -649,6 +695,7 @@ def controller_routes(config: Config) -> list[BaseRoute]:
     routes = [
         *form_routes(config, unused, unused, unused),
         *lab_routes(config, unused, unused),
+        *fileserver_routes(config, unused, unused),
         *fsadmin_routes(config, unused),
     ]
     return list(create_app(config, images=unused, routes=routes).routes)

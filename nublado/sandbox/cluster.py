@@ -842,10 +842,15 @@ class Cluster:
                 self._start_job_pod(new)
             case "Ingress":
                 address = ((new.get("status") or {}).get("loadBalancer") or {}).get("ingress")
-                if not address and not new["metadata"].get("deletionTimestamp"):
+                delay = self.settings.ingress_address_delay
+                if (
+                    not address
+                    and not new["metadata"].get("deletionTimestamp")
+                    and delay is not None
+                ):
                     meta = new["metadata"]
                     self.later(
-                        0,
+                        delay,
                         self._set_ingress_address,
                         meta["namespace"],
                         meta["name"],

@@ -470,6 +470,10 @@ class Kubelet:
             "Pod", meta["namespace"], meta["name"], mutate, "kubelet", uid=meta["uid"]
         )
 
+    def terminate(self, pod: Object, phase: str, exit_code: int) -> None:
+        """End the pod's containers now with ``exit_code`` (`Sandbox.finish_pod`)."""
+        self._terminate(pod, phase, exit_code)
+
     def _terminate(self, pod: Object, phase: str, exit_code: int) -> None:
         meta = pod["metadata"]
         now = now_timestamp()

@@ -287,6 +287,21 @@ class Sandbox:
         """New pods start normally again."""
         self.cluster.kubelet.clear_failures()
 
+    def finish_pod(self, namespace: str, name: str, phase: str = "Succeeded") -> bool:
+        """End a running pod now, as its process exiting would (0 for Succeeded, else 1).
+
+        The Job controller then records its Job complete or failed. False when
+        the pod is absent, already finished or being deleted.
+        """
+        with self.cluster.store.lock:
+            pod = self.cluster.store.get("Pod", namespace, name)
+            if pod is None or pod["metadata"].get("deletionTimestamp"):
+                return False
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                return False
+            self.cluster.kubelet.terminate(pod, phase, 0 if phase == "Succeeded" else 1)
+            return True
+
     def finish_namespace(self, name: str) -> bool:
         """Run the namespace controller on a Terminating namespace now.
 

@@ -27,6 +27,8 @@ class SandboxSettings:
     pod_grace_scale: float = 0.01
     namespace_termination_delay: float | None = 0.0
     ingress_address: str = "127.0.0.1"
+    # Seconds before the ingress controller gives a new Ingress its address; None: never.
+    ingress_address_delay: float | None = 0.0
     history_limit: int = 10_000
     watch_queue_limit: int = 1_000
     # Watches that allow bookmarks get one this often (kube-apiserver: a minute).

@@ -11,7 +11,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import jsonschema
@@ -35,6 +35,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from nublado.api.app import create_app
+from nublado.api.files import fileserver_routes
 from nublado.api.forms import form_routes
 from nublado.api.fsadmin import fsadmin_routes
 from nublado.api.labs import lab_routes
@@ -95,6 +96,7 @@ def app(
     routes = [
         *form_routes(config, images, users, renderer),
         *lab_routes(config, labs, users),
+        *fileserver_routes(config, cast(Any, None), users),
         *fsadmin_routes(config, fsadmin),
     ]
     return create_app(config, images=images, routes=routes, refresh_images=False)

@@ -1,0 +1,61 @@
+"""FileServerService on the sandbox, below the routes: what needs short Lease durations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fileserver_support import FS_NAMESPACE, fileserver_config
+from lab_api_support import CONTROLLER_NAMESPACE, user_for
+
+from nublado.kube.client import KubernetesClient
+from nublado.models.user import UserInfo
+from nublado.render.engine import Renderer
+from nublado.sandbox.server import Sandbox, SandboxSettings
+from nublado.services.fileservers import FileServerService
+
+SLOW = SandboxSettings(pod_grace_scale=0.0, start_delay=2.5)
+"""Pods take 2.5 s to start: longer than a 1 s Lease, so only renewals keep it held."""
+
+
+def service(client: KubernetesClient, identity: str) -> FileServerService:
+    config = fileserver_config()
+    return FileServerService(
+        config,
+        client,
+        Renderer(config.template_dirs),
+        namespace=CONTROLLER_NAMESPACE,
+        identity=identity,
+        lease_duration=1.0,
+    )
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=False)
+async def test_a_long_creation_keeps_its_record_renewed(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    await client.create(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
+    )
+    a, b = service(client, "replica-a"), service(client, "replica-b")
+    await a.start()
+    await b.start()
+    user = UserInfo.model_validate(user_for("rachel"))
+    try:
+        first = asyncio.create_task(a.ensure(user))
+        await sandbox.wait_for_async(lambda: sandbox.get("Job", "rachel-fs", FS_NAMESPACE))
+        # b waits for a's record the whole time a creates: it is renewed every 1/3 s.
+        await asyncio.wait_for(asyncio.gather(first, b.ensure(user)), timeout=15)
+    finally:
+        await a.stop()
+        await b.stop()
+
+    job_writes = [r for r in sandbox.requests if r.method == "PATCH" and "/jobs/" in r.target]
+    assert len(job_writes) == 1
+    lease = sandbox.get("Lease", "fs-rachel", CONTROLLER_NAMESPACE)
+    assert lease is not None
+    assert "holderIdentity" not in lease["spec"]
+    renewals = [
+        r for r in sandbox.requests if r.method == "PUT" and "/leases/fs-rachel?" in r.target
+    ]
+    assert len(renewals) >= 4  # several renewals, then the release (and b's claim and release)
