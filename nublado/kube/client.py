@@ -163,6 +163,7 @@ class KubernetesClient:
     ) -> None:
         self._api = api_client
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None  # see _new_session
         self._proxy: URL | str | None = None
         self._proxy_auth: aiohttp.BasicAuth | None = None
         self._netrc_auth: aiohttp.BasicAuth | None = None
@@ -226,13 +227,20 @@ class KubernetesClient:
 
     async def close(self) -> None:
         """Close the HTTP connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
+        self._session = self._watch_session = None
         await self._api.close()  # type: ignore[no-untyped-call]
 
-    def _new_session(self) -> aiohttp.ClientSession:
-        """The session every request uses, built from the package's configuration.
+    def _new_session(self, *, watch: bool = False) -> aiohttp.ClientSession:
+        """The session requests use (``watch``: the one watches use), from the package's settings.
+
+        Watches have a session of their own, its pool unbounded: a watch holds
+        its connection as long as it lasts, and in the bounded pool of requests
+        a hundred of them (a hundred spawns, each following its pod's Events)
+        took every connection, so the record writes those spawns waited on
+        before ending their watches queued until they timed out (30 s).
 
         The TLS context and connection pool are the ones the ``kubernetes``
         package builds (CA, client certificate, verification settings, pool
@@ -254,8 +262,11 @@ class KubernetesClient:
             if host.host is not None:
                 with suppress(LookupError):
                     self._netrc_auth = basicauth_from_netrc(netrc_from_env(), host.host)
+        connector = extra.pop("connector", None)
+        if watch:
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._api.rest_client.ssl_context)
         kwargs: dict[str, Any] = {
-            "connector": extra.pop("connector", None) or self._api.rest_client._create_connector(),
+            "connector": connector or self._api.rest_client._create_connector(),
             "trust_env": False,
             # Kubernetes watch events can exceed aiohttp's default buffer.
             "read_bufsize": 2**21,
@@ -300,8 +311,11 @@ class KubernetesClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: aiohttp.ClientTimeout | None = None,
+        watch: bool = False,
     ) -> aiohttp.ClientResponse:
         """One HTTP request; returns the raw response (caller reads or streams it).
+
+        ``watch``: a long-lived stream, sent on the watches' own session (`_new_session`).
 
         Every failure, including the ``kubernetes`` package's own exceptions
         (a kubeconfig exec plugin that fails, a bad parameter), comes out as a
@@ -317,10 +331,16 @@ class KubernetesClient:
             data = body
             if body is not None and not isinstance(body, bytes | str):
                 data = orjson.dumps(body)
-            if self._session is None:
-                self._session = self._new_session()
+            if watch:
+                if self._watch_session is None:
+                    self._watch_session = self._new_session(watch=True)
+                session = self._watch_session
+            else:
+                if self._session is None:
+                    self._session = self._new_session()
+                session = self._session
             # Already encoded: yarl need not parse and re-quote it.
-            return await self._session.request(
+            return await session.request(
                 method,
                 URL(url, encoded=True),
                 headers=headers,
@@ -865,6 +885,7 @@ class KubernetesClient:
             resource.collection_path(namespace),
             query=query,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
+            watch=True,
         )
         raw = response
         finished = False

@@ -1153,12 +1153,28 @@ class LabService:
         with contextlib.suppress(DeleteFailedError, OperationInProgressError):
             await task
 
-    async def _wait_change(self, timeout: float, username: str | None = None) -> None:
-        """Until something changes (a user's objects, or anything), at most ``timeout`` s."""
+    def _waker(self, username: str) -> asyncio.Event:
+        """The event the next change of a user's objects sets (shared by all who wait on them).
+
+        Taken before reading what it guards, it cannot miss a change made after
+        that read: `_notify` pops and sets this very event, even while the reader
+        is away (a stream suspended at its ``yield`` while a slow client reads).
+        """
+        waker = self._wakers.get(username)
+        if waker is None:
+            waker = self._wakers[username] = asyncio.Event()
+        return waker
+
+    async def _wait_change(
+        self, timeout: float, username: str | None = None, waker: asyncio.Event | None = None
+    ) -> None:
+        """Until something changes (a user's objects, or anything), at most ``timeout`` s.
+
+        ``waker``: the user's `_waker`, taken before the caller read what it waits on.
+        """
         if username is not None:
-            waker = self._wakers.get(username)
             if waker is None:
-                waker = self._wakers[username] = asyncio.Event()
+                waker = self._waker(username)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await waker.wait()
@@ -1188,6 +1204,7 @@ class LabService:
     async def _stream(self, username: str, operation_id: str) -> AsyncIterator[SpawnEvent]:
         sent = 0
         while True:
+            waker = self._waker(username)  # before the read: a change after it is not lost
             record = self._record(username)
             if record is not None and record.operation_id != operation_id:
                 previous = self._previous.get(username)
@@ -1204,7 +1221,7 @@ class LabService:
                     return
             if not record.in_progress or replaced:
                 return
-            await self._wait_change(self._duration / 3, username)
+            await self._wait_change(self._duration / 3, username, waker)
 
     # Takeover
 

@@ -240,3 +240,31 @@ async def test_watch_resumes_from_a_bookmark_without_relisting(
         r for r in sandbox.requests if "configmaps" in r.target and "watch=true" not in r.target
     ]
     assert [r.method for r in lists] == ["PATCH", "PATCH"]  # the two applies, no relist
+
+
+async def test_watches_filling_the_connection_pool_leave_requests_room(
+    sandbox: Sandbox, namespace: str
+) -> None:
+    """Open watches never take the connections requests need (they would wait for ever).
+
+    A hundred spawns each watching their pod's Events held every connection of
+    the pool (100): the record writes they waited on before ending their watches
+    queued for a connection until their 30 s timeout, and every spawn stalled.
+    """
+    assert sandbox.url is not None
+    pool = 2
+    async with KubernetesClient.from_url(sandbox.url, request_timeout=5) as kube:
+        kube._api.configuration.connection_pool_maxsize = pool  # read when its pool is built
+        kube._api.rest_client.maxsize = pool
+        seen: list[tuple[str, str, str]] = []
+        watches = [
+            asyncio.create_task(_collect(kube.watch("ConfigMap", "w"), seen)) for _ in range(pool)
+        ]
+        try:
+            await _watching(sandbox, pool)
+            async with asyncio.timeout(2):
+                await kube.apply_one(_cm("a", "1"))
+                assert await kube.find("ConfigMap", "a", "w") is not None
+        finally:
+            for task in watches:
+                await _stop(task)

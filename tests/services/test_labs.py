@@ -372,6 +372,27 @@ async def test_delayed_spawn_reports_pod_events(labs: LabService, sandbox: Sandb
     assert state.status is LabStatus.RUNNING
 
 
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_stream_sees_a_change_made_while_it_handed_out_an_event(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """A change written while a stream waits at its ``yield`` wakes it: no lost wake-up.
+
+    Behind a real server the send of one event can suspend the stream between its
+    read of the record and its wait for the next change. A change written then must
+    still end that wait at once, not at the next poll (a third of the lease duration).
+    """
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    stream = await labs.events(USER)
+    first = await anext(stream)  # it has read the record (started, created) and waits here
+    run_pod(sandbox)
+    await wait_until(lambda: labs._ops[USER].done.is_set())  # complete written, waiters woken
+    async with asyncio.timeout(2):  # the poll would answer after 5 s
+        rest = [event async for event in stream]
+    assert messages([first, *rest]) == [STARTED, CREATED, COMPLETE]
+
+
 @pytest.mark.parametrize(
     ("failure", "reason"),
     [
