@@ -527,14 +527,15 @@ class FileServerService:
             raise FileServerCreationError(str(exc)) from None
         try:
             async with self._holding(username, "create", deadline) as outcome:
-                if self.is_running(username):
-                    outcome["result"] = "complete"
-                    return
                 try:
                     async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                        if self.is_running(username):
+                            outcome["result"] = "complete"
+                            return
                         if self._has_objects(username):
                             log.info("Removing an old file server before creating one")
                             await self._delete_objects(username)
+                        await self._wait_removed(manifests)
                         await self._kube.apply(manifests)
                         await self._wait_running(username)
                 except TimeoutError:
@@ -553,6 +554,25 @@ class FileServerService:
             raise FileServerCreationError(
                 f"File server creation timed out after {timeout}"
             ) from None
+
+    async def _wait_removed(self, manifests: list[Object]) -> None:
+        """Until no object the creation will write is still being deleted (objects.md 7.4).
+
+        Applying to an object that is being deleted patches it just before it
+        vanishes (a PVC held by ``kubernetes.io/pvc-protection`` until its
+        pod has gone): the new pod would then wait for a claim that is gone.
+        """
+        ns = self._fs_namespace
+        names = [(str(m.get("kind")), str(_meta(m).get("name"))) for m in manifests]
+        if any(kind == "GafaelfawrIngress" for kind, _ in names):
+            names.extend(
+                ("Ingress", name) for kind, name in list(names) if kind == "GafaelfawrIngress"
+            )
+        for kind, name in names:
+            obj = await self._kube.find(kind, name, ns)
+            if obj is not None and _deleting(obj):
+                uid = _meta(obj).get("uid")
+                await self._kube.wait_for_deletion(kind, name, ns, uid=uid, timeout=3600.0)
 
     async def _wait_running(self, username: str) -> None:
         """Until the pod runs and the Ingress has an address; a pod that ends is a failure."""

@@ -485,3 +485,49 @@ async def test_a_record_left_by_a_dead_replica_is_taken_over(
     assert lease is not None
     assert "holderIdentity" not in lease["spec"]
     assert lease["metadata"]["annotations"]["nublado.lsst.io/result"] == "complete"
+
+
+async def test_revisit_waits_for_the_old_claims_to_go(
+    controller: Controller, sandbox: Sandbox
+) -> None:
+    # objects.md 7.4: a create replaces; an old claim still being deleted is waited
+    # out, never patched just before it vanishes under the new pod.
+    async with served(controller(fileserver_config(creation=6), "replica-a")) as api:
+        assert (await api.get("/files", headers=headers("rachel"))).status_code == 200
+        (pvc,) = sandbox.objects(FS_NAMESPACE, "PersistentVolumeClaim")
+        name = pvc["metadata"]["name"]
+        slow = {"name": name, "namespace": FS_NAMESPACE, "finalizers": ["test/slow"]}
+        sandbox.apply(
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": slow},
+            field_manager="test",
+        )
+        (pod,) = pods(sandbox, "rachel")
+        assert sandbox.finish_pod(FS_NAMESPACE, pod["metadata"]["name"])
+
+        def only_the_claim_left() -> bool:
+            left = sandbox.get("PersistentVolumeClaim", name, FS_NAMESPACE)
+            kinds = [kind for kind, _ in fileserver_objects(sandbox, "rachel")]
+            return kinds == ["PersistentVolumeClaim"] and bool(
+                left and left["metadata"].get("deletionTimestamp")
+            )
+
+        await wait_until(only_the_claim_left)
+
+        async def release() -> None:
+            await asyncio.sleep(1.0)
+            slow["finalizers"] = []
+            sandbox.apply(
+                {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": slow},
+                field_manager="test",
+            )
+
+        releasing = asyncio.create_task(release())
+        response = await api.get("/files", headers=headers("rachel"))
+        await releasing
+
+        assert response.status_code == 200, response.text
+        claim = sandbox.get("PersistentVolumeClaim", name, FS_NAMESPACE)
+        assert claim is not None
+        assert claim["metadata"]["uid"] != pvc["metadata"]["uid"]
+        assert not claim["metadata"].get("deletionTimestamp")
+        assert (await api.get(f"{ADMIN}/users")).json() == ["rachel"]
