@@ -529,6 +529,7 @@ class FileServerService:
             async with self._holding(username, "create", deadline) as outcome:
                 try:
                     async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                        await self._refresh(username)
                         if self.is_running(username):
                             outcome["result"] = "complete"
                             return
@@ -554,6 +555,33 @@ class FileServerService:
             raise FileServerCreationError(
                 f"File server creation timed out after {timeout}"
             ) from None
+
+    async def _refresh(self, username: str) -> None:
+        """Read the user's objects afresh into the caches, once the record is held.
+
+        The watches may lag another replica's writes (its creation finished
+        just before it released the record), so deciding from the caches
+        alone could remove a server that was just made.
+        """
+        ns = self._fs_namespace
+        selector = {CATEGORY_LABEL: FILESERVER_CATEGORY, USER_LABEL: username}
+        lists = await asyncio.gather(
+            *(self._kube.list(kind, ns, label_selector=selector) for kind in _KINDS)
+        )
+        for kind, items in zip(_KINDS, lists, strict=True):
+            cached = self._objects[kind].pop(username, {})
+            fresh: dict[str, Object] = {}
+            for item in items:
+                name = str(_meta(item).get("name", ""))
+                old = cached.get(name)
+                newer = (
+                    old is not None
+                    and _meta(old).get("uid") == _meta(item).get("uid")
+                    and resource_version(old) > resource_version(item)
+                )
+                fresh[name] = old if newer and old is not None else item
+            if fresh:
+                self._objects[kind][username] = fresh
 
     async def _wait_removed(self, manifests: list[Object]) -> None:
         """Until no object the creation will write is still being deleted (objects.md 7.4).
@@ -611,6 +639,7 @@ class FileServerService:
         wait = fileserver.creation_timeout.total_seconds() + timeout
         try:
             async with self._holding(username, "delete", time.monotonic() + wait) as outcome:
+                await self._refresh(username)
                 if not self._has_objects(username):
                     outcome["result"] = "complete"
                     raise UnknownUserError(f"File server for {username} not running")
@@ -673,6 +702,7 @@ class FileServerService:
         wait = fileserver.creation_timeout.total_seconds() + timeout
         try:
             async with self._holding(username, "delete", time.monotonic() + wait) as outcome:
+                await self._refresh(username)
                 if self.is_running(username) or not self._has_objects(username):
                     outcome["result"] = "complete"
                     return

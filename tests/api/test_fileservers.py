@@ -531,3 +531,40 @@ async def test_revisit_waits_for_the_old_claims_to_go(
         assert claim["metadata"]["uid"] != pvc["metadata"]["uid"]
         assert not claim["metadata"].get("deletionTimestamp")
         assert (await api.get(f"{ADMIN}/users")).json() == ["rachel"]
+
+
+class _LaggingIngressWatch:
+    """A client whose Ingress watch runs 300 ms behind the cluster (and the Lease watch)."""
+
+    def __init__(self, kube: KubernetesClient) -> None:
+        self._kube = kube
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kube, name)
+
+    async def watch(self, kind: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async for event in self._kube.watch(kind, *args, **kwargs):
+            if kind == "Ingress":
+                await asyncio.sleep(0.3)
+            yield event
+
+
+async def test_a_replica_with_a_lagging_cache_keeps_the_other_s_server(
+    controller: Controller, sandbox: Sandbox
+) -> None:
+    # b claims the record as soon as a released it, before b's Ingress cache has
+    # seen the address: it must read the objects afresh, not remove a's server.
+    config = fileserver_config()
+    a_app, b_app = controller(config, "replica-a"), controller(config, "replica-b")
+    fileservers = b_app.state.fileservers
+    fileservers._kube = _LaggingIngressWatch(fileservers._kube)
+    async with served(a_app) as a, served(b_app) as b:
+        first = asyncio.create_task(a.get("/files", headers=headers("rachel")))
+        await asyncio.sleep(0.05)
+        second = await b.get("/files", headers=headers("rachel"))
+        assert [(await first).status_code, second.status_code] == [200, 200]
+        assert (await a.get(f"{ADMIN}/users")).json() == ["rachel"]
+
+    job_writes = [r for r in sandbox.requests if r.method == "PATCH" and "/jobs/" in r.target]
+    job_deletes = [r for r in sandbox.requests if r.method == "DELETE" and "/jobs/" in r.target]
+    assert (len(job_writes), job_deletes) == (1, [])
