@@ -555,6 +555,12 @@ class FileServerService:
             raise FileServerCreationError(
                 f"File server creation timed out after {timeout}"
             ) from None
+        except FileServerCreationError:
+            raise
+        except Exception as exc:
+            # Claiming or releasing the record failed (api.md 2.4 wraps every failure).
+            log.error("Creating file server failed", error=str(exc))
+            raise FileServerCreationError(str(exc) or type(exc).__name__) from None
 
     async def _refresh(self, username: str) -> None:
         """Read the user's objects afresh into the caches, once the record is held.
@@ -658,6 +664,12 @@ class FileServerService:
             raise FileServerDeletionError(
                 f"File server deletion timed out after {timeout}"
             ) from None
+        except (FileServerDeletionError, UnknownUserError):
+            raise
+        except Exception as exc:
+            # Claiming or releasing the record failed (api.md 2.4 wraps every failure).
+            self._log.error("Deleting file server failed", user=username, error=str(exc))
+            raise FileServerDeletionError(str(exc) or type(exc).__name__) from None
 
     async def _delete_objects(self, username: str) -> None:
         """objects.md 7.4's delete order; the caller bounds it in time.

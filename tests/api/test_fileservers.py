@@ -568,3 +568,35 @@ async def test_a_replica_with_a_lagging_cache_keeps_the_other_s_server(
     job_writes = [r for r in sandbox.requests if r.method == "PATCH" and "/jobs/" in r.target]
     job_deletes = [r for r in sandbox.requests if r.method == "DELETE" and "/jobs/" in r.target]
     assert (len(job_writes), job_deletes) == (1, [])
+
+
+async def test_a_failing_record_write_answers_the_wrapped_errors(
+    api: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    # api.md 2.4: a Kubernetes error while claiming the record is a failed
+    # creation or deletion too, never a plain-text Internal Server Error.
+    leases = f"/apis/coordination.k8s.io/v1/namespaces/{CONTROLLER_NAMESPACE}/leases"
+    injected = "injected fault: {0} {1} ({0} {1})"
+    sandbox.inject_fault("POST", f"{leases}*", status=403, count=None)
+    response = await api.get("/files", headers=headers("rachel"))
+    message = "Failed to create file server: " + injected.format(403, "Forbidden")
+    assert (response.status_code, response.json()) == (
+        500,
+        {"detail": [{"msg": message, "type": "file_server_create_failed"}]},
+    )
+    assert fileserver_objects(sandbox, "rachel") == []
+    sandbox.clear_faults()
+    assert (await api.get("/files", headers=headers("rachel"))).status_code == 200
+
+    deleted = "Failed to delete file server: " + injected.format(500, "InternalError")
+    failed = {"detail": [{"msg": deleted, "type": "file_server_delete_failed"}]}
+    sandbox.inject_fault("PUT", f"{leases}/fs-rachel*", status=500, count=None)
+    response = await api.delete(f"{ADMIN}/users/rachel")
+    assert (response.status_code, response.json()) == (500, failed)
+    sandbox.clear_faults()
+    sandbox.inject_fault("PUT", f"{leases}/fs-rachel*", status=409, count=None)
+    sandbox.inject_fault("GET", f"{leases}/fs-rachel*", status=500, count=None)
+    response = await api.delete(f"{ADMIN}/users/rachel")
+    assert (response.status_code, response.json()) == (500, failed)
+    sandbox.clear_faults()
+    assert (await api.get(f"{ADMIN}/users")).json() == ["rachel"]
