@@ -27,7 +27,7 @@ import contextlib
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,6 +84,10 @@ class FileServerDeletionError(FileServerDeleteFailedError):
 
 class _CreateFailure(Exception):
     """A create step failed with a message for the 500 body."""
+
+
+class _RecordLost(Exception):
+    """Another replica took the user's record over: this replica's operation stopped."""
 
 
 def _meta(obj: Object | None) -> Object:
@@ -479,14 +483,48 @@ class FileServerService:
         outcome = {"result": "failed"}
         async with lock:
             await self._claim(username, operation, deadline)
-            renewal = asyncio.create_task(self._renew(username, operation))
+            task = asyncio.current_task()
+            state = {"done": False, "lost": False}
+
+            def lost() -> None:
+                # Only while the body still runs: then this task waits in it.
+                if not state["done"] and not state["lost"] and task is not None:
+                    state["lost"] = True
+                    task.cancel()
+
+            helpers = [
+                asyncio.create_task(self._renew(username, operation)),
+                asyncio.create_task(self._guard(username, lost)),
+            ]
             try:
                 yield outcome
+            except asyncio.CancelledError:
+                if state["lost"] and task is not None and task.uncancel() == 0:
+                    raise _RecordLost(
+                        f"Another replica took over the file server of {username}"
+                    ) from None
+                raise
             finally:
-                renewal.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewal
+                state["done"] = True
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
                 await asyncio.shield(self._release(username, operation, outcome["result"]))
+
+    async def _guard(self, username: str, lost: Callable[[], None]) -> None:
+        """Stop the holder's operation once another replica has taken its record over.
+
+        The holder stalled past the Lease duration (or its renewals failed):
+        the new holder now works on the user's objects, so going on would
+        undo or duplicate its work.
+        """
+        while True:
+            lease = self._leases.get(username)
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                self._log.warning("Lost file-server record, stopping", user=username)
+                lost()
+                return
+            await self._wait_change(username, 1.0)
 
     # Create
 
