@@ -33,6 +33,7 @@ from typing import Any
 
 import structlog
 
+from ..alerts import Alerts
 from ..api.errors import (
     FileServerCreateFailedError,
     FileServerDeleteFailedError,
@@ -120,6 +121,7 @@ class FileServerService:
         namespace: str,
         identity: str | None = None,
         metrics: Metrics | None = None,
+        alerts: Alerts | None = None,
         lease_duration: float = 15.0,
     ) -> None:
         self._config = config
@@ -129,6 +131,7 @@ class FileServerService:
         self._fs_namespace = config.fileserver.namespace
         self.identity = identity or f"{socket.gethostname()}-{secrets.token_hex(4)}"
         self._metrics = metrics  # reserved: no file-server metric is defined yet
+        self._alerts = alerts
         self._duration = max(1, round(lease_duration))
         self._log = structlog.get_logger("nublado.fileservers")
         # Caches: kind -> user -> object name -> object; Leases by user.
@@ -553,6 +556,20 @@ class FileServerService:
         await asyncio.shield(future)
 
     async def _create(self, user: UserInfo) -> None:
+        """One creation, shared by the requests waiting for it; a failure is alerted once.
+
+        api.md 2.4: the 500 a request answers was "already reported to Slack".
+        """
+        try:
+            await self._create_now(user)
+        except FileServerCreationError as exc:
+            if self._alerts is not None:
+                await self._alerts.report(
+                    "File server creation failed", user=user.username, error=exc
+                )
+            raise
+
+    async def _create_now(self, user: UserInfo) -> None:
         username = user.username
         timeout = self._config.fileserver.creation_timeout.total_seconds()
         deadline = time.monotonic() + timeout
@@ -678,6 +695,14 @@ class FileServerService:
         self._check_enabled()
         if username not in self._leases and not self._has_objects(username):
             raise UnknownUserError(f"Unknown user {username}")
+        try:
+            await self._delete_now(username)
+        except FileServerDeletionError as exc:
+            if self._alerts is not None:
+                await self._alerts.report("File server deletion failed", user=username, error=exc)
+            raise
+
+    async def _delete_now(self, username: str) -> None:
         fileserver = self._config.fileserver
         timeout = fileserver.delete_timeout.total_seconds()
         wait = fileserver.creation_timeout.total_seconds() + timeout

@@ -12,7 +12,11 @@ from nublado.kube.client import KubernetesClient
 from nublado.models.user import UserInfo
 from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings
-from nublado.services.fileservers import FileServerCreationError, FileServerService
+from nublado.services.fileservers import (
+    FileServerCreationError,
+    FileServerDeletionError,
+    FileServerService,
+)
 
 SLOW = SandboxSettings(pod_grace_scale=0.0, start_delay=2.5)
 """Pods take 2.5 s to start: longer than a 1 s Lease, so only renewals keep it held."""
@@ -102,3 +106,55 @@ async def test_a_replica_whose_record_is_taken_over_stops(
     assert lease is not None
     assert "holderIdentity" not in lease["spec"]
     assert lease["metadata"]["annotations"]["nublado.lsst.io/result"] == "complete"
+
+
+class RecordingAlerts:
+    """Alerts that remember what they were told."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, str | None, str]] = []
+
+    async def report(
+        self, summary: str, *, user: str | None = None, error: BaseException | None = None
+    ) -> None:
+        self.reports.append((summary, user, str(error)))
+
+
+async def test_creation_and_deletion_failures_are_alerted(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    # api.md 2.4: the 500 of a failed creation or deletion was "already reported".
+    await client.create(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
+    )
+    alerts = RecordingAlerts()
+    config = fileserver_config()
+    fileservers = FileServerService(
+        config,
+        client,
+        Renderer(config.template_dirs),
+        namespace=CONTROLLER_NAMESPACE,
+        identity="replica-a",
+        alerts=alerts,
+    )
+    await fileservers.start()
+    user = UserInfo.model_validate(user_for("rachel"))
+    services = f"/api/v1/namespaces/{FS_NAMESPACE}/services*"
+    fault = "injected fault: 500 InternalError (500 InternalError)"
+    try:
+        sandbox.inject_fault("PATCH", services, status=500, count=None)
+        with pytest.raises(FileServerCreationError):
+            await asyncio.gather(fileservers.ensure(user), fileservers.ensure(user))
+        sandbox.clear_faults()
+        await fileservers.ensure(user)
+        sandbox.inject_fault("DELETE", services, status=500, count=None)
+        with pytest.raises(FileServerDeletionError):
+            await fileservers.delete("rachel")
+        sandbox.clear_faults()
+    finally:
+        await fileservers.stop()
+
+    assert alerts.reports == [  # one creation for both requests: one alert
+        ("File server creation failed", "rachel", f"Failed to create file server: {fault}"),
+        ("File server deletion failed", "rachel", f"Failed to delete file server: {fault}"),
+    ]
