@@ -11,8 +11,12 @@ Creating or deleting a user's file server first claims the user's Lease:
 the claim is a create, or a replace with the read resourceVersion as
 precondition, so exactly one replica (one request) holds it; the holder
 renews it while it works and clears it when done, and a Lease whose holder
-stopped renewing may be taken over. Within a replica, concurrent ``/files``
-requests for one user share the first one's creation and its result.
+stopped renewing may be taken over (the stalled holder's operation is then
+cancelled). Once holding the record, the holder reads the user's objects
+afresh (the caches may lag another replica's writes), and a creation waits
+for old objects still being deleted before it applies. Within a replica,
+concurrent ``/files`` requests for one user share the first one's creation
+and its result.
 
 A Job whose pod finished (the server exits when idle, or failed) is seen by
 the Pod watch and its objects are deleted; a reconcile at start and every
@@ -613,7 +617,8 @@ class FileServerService:
         except FileServerCreationError:
             raise
         except Exception as exc:
-            # Claiming or releasing the record failed (api.md 2.4 wraps every failure).
+            # Claiming the record failed, or another replica took it over (api.md 2.4
+            # wraps every failure).
             log.error("Creating file server failed", error=str(exc))
             raise FileServerCreationError(str(exc) or type(exc).__name__) from None
 
@@ -730,7 +735,8 @@ class FileServerService:
         except (FileServerDeletionError, UnknownUserError):
             raise
         except Exception as exc:
-            # Claiming or releasing the record failed (api.md 2.4 wraps every failure).
+            # Claiming the record failed, or another replica took it over (api.md 2.4
+            # wraps every failure).
             self._log.error("Deleting file server failed", user=username, error=str(exc))
             raise FileServerDeletionError(str(exc) or type(exc).__name__) from None
 
