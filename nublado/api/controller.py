@@ -173,7 +173,7 @@ def build_controller(
     - ``discovery``: the Repertoire document for new labs; default fetched
       from ``repertoireBaseUrl`` when set, else labs get an empty one.
     - ``alerts``: default Slack when ``slackWebhook`` is set; also told of
-      uncaught route errors.
+      uncaught route errors and of file-server creation and deletion failures.
     - ``metrics``: a fresh registry per app by default.
     - ``refresh_images=False``: no start-up image refresh or loop (tests).
 
@@ -206,7 +206,13 @@ def build_controller(
     )
     fsadmin = FSAdminService(config, kube, renderer, metadata, namespace=namespace)
     fileservers = FileServerService(
-        config, kube, renderer, namespace=namespace, identity=labs.identity, metrics=metrics
+        config,
+        kube,
+        renderer,
+        namespace=namespace,
+        identity=labs.identity,
+        metrics=metrics,
+        alerts=alerts,
     )
     routes: list[BaseRoute] = [
         *form_routes(config, images, users, renderer),

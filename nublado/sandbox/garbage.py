@@ -491,7 +491,11 @@ class GarbageCollector:
             return
         kind = kind_named(kind_name)
         if what == "pvc":
-            self._release_claim(kind, obj)
+            # kube-controller-manager's pvc-protection controller works from its own
+            # queue: the finalizer goes after the write that made the claim releasable.
+            self.cluster.later(
+                0, self._release_claim_later, namespace, name, str(_meta(obj)["uid"])
+            )
         else:
             self._collect(kind, obj)
 
@@ -647,6 +651,15 @@ class GarbageCollector:
             if (pod.get("spec") or {}).get("nodeName") and meta["name"] in _claims(pod):
                 return  # in use until that pod is gone
         self._remove_finalizer(kind, pvc, PVC_PROTECTION)
+
+    def _release_claim_later(self, namespace: str, name: str, uid: str) -> None:
+        """`_release_claim` run from the cluster's loop, as the asynchronous controller."""
+        with self.store.lock:
+            pvc = self.store.get("PersistentVolumeClaim", namespace, name)
+            if pvc is None or _meta(pvc).get("uid") != uid:
+                return
+            self._release_claim(kind_named("PersistentVolumeClaim"), pvc)
+            self._drain()
 
     # Pods: the kubelet's part
 

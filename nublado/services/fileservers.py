@@ -11,8 +11,12 @@ Creating or deleting a user's file server first claims the user's Lease:
 the claim is a create, or a replace with the read resourceVersion as
 precondition, so exactly one replica (one request) holds it; the holder
 renews it while it works and clears it when done, and a Lease whose holder
-stopped renewing may be taken over. Within a replica, concurrent ``/files``
-requests for one user share the first one's creation and its result.
+stopped renewing may be taken over (the stalled holder's operation is then
+cancelled). Once holding the record, the holder reads the user's objects
+afresh (the caches may lag another replica's writes), and a creation waits
+for old objects still being deleted before it applies. Within a replica,
+concurrent ``/files`` requests for one user share the first one's creation
+and its result.
 
 A Job whose pod finished (the server exits when idle, or failed) is seen by
 the Pod watch and its objects are deleted; a reconcile at start and every
@@ -27,12 +31,13 @@ import contextlib
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
+from ..alerts import Alerts
 from ..api.errors import (
     FileServerCreateFailedError,
     FileServerDeleteFailedError,
@@ -86,6 +91,10 @@ class _CreateFailure(Exception):
     """A create step failed with a message for the 500 body."""
 
 
+class _RecordLost(Exception):
+    """Another replica took the user's record over: this replica's operation stopped."""
+
+
 def _meta(obj: Object | None) -> Object:
     return (obj or {}).get("metadata") or {}
 
@@ -116,6 +125,7 @@ class FileServerService:
         namespace: str,
         identity: str | None = None,
         metrics: Metrics | None = None,
+        alerts: Alerts | None = None,
         lease_duration: float = 15.0,
     ) -> None:
         self._config = config
@@ -125,6 +135,7 @@ class FileServerService:
         self._fs_namespace = config.fileserver.namespace
         self.identity = identity or f"{socket.gethostname()}-{secrets.token_hex(4)}"
         self._metrics = metrics  # reserved: no file-server metric is defined yet
+        self._alerts = alerts
         self._duration = max(1, round(lease_duration))
         self._log = structlog.get_logger("nublado.fileservers")
         # Caches: kind -> user -> object name -> object; Leases by user.
@@ -479,14 +490,48 @@ class FileServerService:
         outcome = {"result": "failed"}
         async with lock:
             await self._claim(username, operation, deadline)
-            renewal = asyncio.create_task(self._renew(username, operation))
+            task = asyncio.current_task()
+            state = {"done": False, "lost": False}
+
+            def lost() -> None:
+                # Only while the body still runs: then this task waits in it.
+                if not state["done"] and not state["lost"] and task is not None:
+                    state["lost"] = True
+                    task.cancel()
+
+            helpers = [
+                asyncio.create_task(self._renew(username, operation)),
+                asyncio.create_task(self._guard(username, lost)),
+            ]
             try:
                 yield outcome
+            except asyncio.CancelledError:
+                if state["lost"] and task is not None and task.uncancel() == 0:
+                    raise _RecordLost(
+                        f"Another replica took over the file server of {username}"
+                    ) from None
+                raise
             finally:
-                renewal.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewal
+                state["done"] = True
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
                 await asyncio.shield(self._release(username, operation, outcome["result"]))
+
+    async def _guard(self, username: str, lost: Callable[[], None]) -> None:
+        """Stop the holder's operation once another replica has taken its record over.
+
+        The holder stalled past the Lease duration (or its renewals failed):
+        the new holder now works on the user's objects, so going on would
+        undo or duplicate its work.
+        """
+        while True:
+            lease = self._leases.get(username)
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                self._log.warning("Lost file-server record, stopping", user=username)
+                lost()
+                return
+            await self._wait_change(username, 1.0)
 
     # Create
 
@@ -515,6 +560,20 @@ class FileServerService:
         await asyncio.shield(future)
 
     async def _create(self, user: UserInfo) -> None:
+        """One creation, shared by the requests waiting for it; a failure is alerted once.
+
+        api.md 2.4: the 500 a request answers was "already reported to Slack".
+        """
+        try:
+            await self._create_now(user)
+        except FileServerCreationError as exc:
+            if self._alerts is not None:
+                await self._alerts.report(
+                    "File server creation failed", user=user.username, error=exc
+                )
+            raise
+
+    async def _create_now(self, user: UserInfo) -> None:
         username = user.username
         timeout = self._config.fileserver.creation_timeout.total_seconds()
         deadline = time.monotonic() + timeout
@@ -527,14 +586,16 @@ class FileServerService:
             raise FileServerCreationError(str(exc)) from None
         try:
             async with self._holding(username, "create", deadline) as outcome:
-                if self.is_running(username):
-                    outcome["result"] = "complete"
-                    return
                 try:
                     async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                        await self._refresh(username)
+                        if self.is_running(username):
+                            outcome["result"] = "complete"
+                            return
                         if self._has_objects(username):
                             log.info("Removing an old file server before creating one")
                             await self._delete_objects(username)
+                        await self._wait_removed(manifests)
                         await self._kube.apply(manifests)
                         await self._wait_running(username)
                 except TimeoutError:
@@ -553,6 +614,59 @@ class FileServerService:
             raise FileServerCreationError(
                 f"File server creation timed out after {timeout}"
             ) from None
+        except FileServerCreationError:
+            raise
+        except Exception as exc:
+            # Claiming the record failed, or another replica took it over (api.md 2.4
+            # wraps every failure).
+            log.error("Creating file server failed", error=str(exc))
+            raise FileServerCreationError(str(exc) or type(exc).__name__) from None
+
+    async def _refresh(self, username: str) -> None:
+        """Read the user's objects afresh into the caches, once the record is held.
+
+        The watches may lag another replica's writes (its creation finished
+        just before it released the record), so deciding from the caches
+        alone could remove a server that was just made.
+        """
+        ns = self._fs_namespace
+        selector = {CATEGORY_LABEL: FILESERVER_CATEGORY, USER_LABEL: username}
+        lists = await asyncio.gather(
+            *(self._kube.list(kind, ns, label_selector=selector) for kind in _KINDS)
+        )
+        for kind, items in zip(_KINDS, lists, strict=True):
+            cached = self._objects[kind].pop(username, {})
+            fresh: dict[str, Object] = {}
+            for item in items:
+                name = str(_meta(item).get("name", ""))
+                old = cached.get(name)
+                newer = (
+                    old is not None
+                    and _meta(old).get("uid") == _meta(item).get("uid")
+                    and resource_version(old) > resource_version(item)
+                )
+                fresh[name] = old if newer and old is not None else item
+            if fresh:
+                self._objects[kind][username] = fresh
+
+    async def _wait_removed(self, manifests: list[Object]) -> None:
+        """Until no object the creation will write is still being deleted (objects.md 7.4).
+
+        Applying to an object that is being deleted patches it just before it
+        vanishes (a PVC held by ``kubernetes.io/pvc-protection`` until its
+        pod has gone): the new pod would then wait for a claim that is gone.
+        """
+        ns = self._fs_namespace
+        names = [(str(m.get("kind")), str(_meta(m).get("name"))) for m in manifests]
+        if any(kind == "GafaelfawrIngress" for kind, _ in names):
+            names.extend(
+                ("Ingress", name) for kind, name in list(names) if kind == "GafaelfawrIngress"
+            )
+        for kind, name in names:
+            obj = await self._kube.find(kind, name, ns)
+            if obj is not None and _deleting(obj):
+                uid = _meta(obj).get("uid")
+                await self._kube.wait_for_deletion(kind, name, ns, uid=uid, timeout=3600.0)
 
     async def _wait_running(self, username: str) -> None:
         """Until the pod runs and the Ingress has an address; a pod that ends is a failure."""
@@ -586,11 +700,20 @@ class FileServerService:
         self._check_enabled()
         if username not in self._leases and not self._has_objects(username):
             raise UnknownUserError(f"Unknown user {username}")
+        try:
+            await self._delete_now(username)
+        except FileServerDeletionError as exc:
+            if self._alerts is not None:
+                await self._alerts.report("File server deletion failed", user=username, error=exc)
+            raise
+
+    async def _delete_now(self, username: str) -> None:
         fileserver = self._config.fileserver
         timeout = fileserver.delete_timeout.total_seconds()
         wait = fileserver.creation_timeout.total_seconds() + timeout
         try:
             async with self._holding(username, "delete", time.monotonic() + wait) as outcome:
+                await self._refresh(username)
                 if not self._has_objects(username):
                     outcome["result"] = "complete"
                     raise UnknownUserError(f"File server for {username} not running")
@@ -609,6 +732,13 @@ class FileServerService:
             raise FileServerDeletionError(
                 f"File server deletion timed out after {timeout}"
             ) from None
+        except (FileServerDeletionError, UnknownUserError):
+            raise
+        except Exception as exc:
+            # Claiming the record failed, or another replica took it over (api.md 2.4
+            # wraps every failure).
+            self._log.error("Deleting file server failed", user=username, error=str(exc))
+            raise FileServerDeletionError(str(exc) or type(exc).__name__) from None
 
     async def _delete_objects(self, username: str) -> None:
         """objects.md 7.4's delete order; the caller bounds it in time.
@@ -653,6 +783,7 @@ class FileServerService:
         wait = fileserver.creation_timeout.total_seconds() + timeout
         try:
             async with self._holding(username, "delete", time.monotonic() + wait) as outcome:
+                await self._refresh(username)
                 if self.is_running(username) or not self._has_objects(username):
                     outcome["result"] = "complete"
                     return

@@ -485,3 +485,118 @@ async def test_a_record_left_by_a_dead_replica_is_taken_over(
     assert lease is not None
     assert "holderIdentity" not in lease["spec"]
     assert lease["metadata"]["annotations"]["nublado.lsst.io/result"] == "complete"
+
+
+async def test_revisit_waits_for_the_old_claims_to_go(
+    controller: Controller, sandbox: Sandbox
+) -> None:
+    # objects.md 7.4: a create replaces; an old claim still being deleted is waited
+    # out, never patched just before it vanishes under the new pod.
+    async with served(controller(fileserver_config(creation=6), "replica-a")) as api:
+        assert (await api.get("/files", headers=headers("rachel"))).status_code == 200
+        (pvc,) = sandbox.objects(FS_NAMESPACE, "PersistentVolumeClaim")
+        name = pvc["metadata"]["name"]
+        slow = {"name": name, "namespace": FS_NAMESPACE, "finalizers": ["test/slow"]}
+        sandbox.apply(
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": slow},
+            field_manager="test",
+        )
+        (pod,) = pods(sandbox, "rachel")
+        assert sandbox.finish_pod(FS_NAMESPACE, pod["metadata"]["name"])
+
+        def only_the_claim_left() -> bool:
+            left = sandbox.get("PersistentVolumeClaim", name, FS_NAMESPACE)
+            kinds = [kind for kind, _ in fileserver_objects(sandbox, "rachel")]
+            return kinds == ["PersistentVolumeClaim"] and bool(
+                left and left["metadata"].get("deletionTimestamp")
+            )
+
+        await wait_until(only_the_claim_left)
+
+        async def release() -> None:
+            await asyncio.sleep(1.0)
+            slow["finalizers"] = []
+            sandbox.apply(
+                {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": slow},
+                field_manager="test",
+            )
+
+        releasing = asyncio.create_task(release())
+        response = await api.get("/files", headers=headers("rachel"))
+        await releasing
+
+        assert response.status_code == 200, response.text
+        claim = sandbox.get("PersistentVolumeClaim", name, FS_NAMESPACE)
+        assert claim is not None
+        assert claim["metadata"]["uid"] != pvc["metadata"]["uid"]
+        assert not claim["metadata"].get("deletionTimestamp")
+        assert (await api.get(f"{ADMIN}/users")).json() == ["rachel"]
+
+
+class _LaggingIngressWatch:
+    """A client whose Ingress watch runs 300 ms behind the cluster (and the Lease watch)."""
+
+    def __init__(self, kube: KubernetesClient) -> None:
+        self._kube = kube
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kube, name)
+
+    async def watch(self, kind: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async for event in self._kube.watch(kind, *args, **kwargs):
+            if kind == "Ingress":
+                await asyncio.sleep(0.3)
+            yield event
+
+
+async def test_a_replica_with_a_lagging_cache_keeps_the_other_s_server(
+    controller: Controller, sandbox: Sandbox
+) -> None:
+    # b claims the record as soon as a released it, before b's Ingress cache has
+    # seen the address: it must read the objects afresh, not remove a's server.
+    config = fileserver_config()
+    a_app, b_app = controller(config, "replica-a"), controller(config, "replica-b")
+    fileservers = b_app.state.fileservers
+    fileservers._kube = _LaggingIngressWatch(fileservers._kube)
+    async with served(a_app) as a, served(b_app) as b:
+        first = asyncio.create_task(a.get("/files", headers=headers("rachel")))
+        await asyncio.sleep(0.05)
+        second = await b.get("/files", headers=headers("rachel"))
+        assert [(await first).status_code, second.status_code] == [200, 200]
+        assert (await a.get(f"{ADMIN}/users")).json() == ["rachel"]
+
+    job_writes = [r for r in sandbox.requests if r.method == "PATCH" and "/jobs/" in r.target]
+    job_deletes = [r for r in sandbox.requests if r.method == "DELETE" and "/jobs/" in r.target]
+    assert (len(job_writes), job_deletes) == (1, [])
+
+
+async def test_a_failing_record_write_answers_the_wrapped_errors(
+    api: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    # api.md 2.4: a Kubernetes error while claiming the record is a failed
+    # creation or deletion too, never a plain-text Internal Server Error.
+    leases = f"/apis/coordination.k8s.io/v1/namespaces/{CONTROLLER_NAMESPACE}/leases"
+    injected = "injected fault: {0} {1} ({0} {1})"
+    sandbox.inject_fault("POST", f"{leases}*", status=403, count=None)
+    response = await api.get("/files", headers=headers("rachel"))
+    message = "Failed to create file server: " + injected.format(403, "Forbidden")
+    assert (response.status_code, response.json()) == (
+        500,
+        {"detail": [{"msg": message, "type": "file_server_create_failed"}]},
+    )
+    assert fileserver_objects(sandbox, "rachel") == []
+    sandbox.clear_faults()
+    assert (await api.get("/files", headers=headers("rachel"))).status_code == 200
+
+    deleted = "Failed to delete file server: " + injected.format(500, "InternalError")
+    failed = {"detail": [{"msg": deleted, "type": "file_server_delete_failed"}]}
+    sandbox.inject_fault("PUT", f"{leases}/fs-rachel*", status=500, count=None)
+    response = await api.delete(f"{ADMIN}/users/rachel")
+    assert (response.status_code, response.json()) == (500, failed)
+    sandbox.clear_faults()
+    sandbox.inject_fault("PUT", f"{leases}/fs-rachel*", status=409, count=None)
+    sandbox.inject_fault("GET", f"{leases}/fs-rachel*", status=500, count=None)
+    response = await api.delete(f"{ADMIN}/users/rachel")
+    assert (response.status_code, response.json()) == (500, failed)
+    sandbox.clear_faults()
+    assert (await api.get(f"{ADMIN}/users")).json() == ["rachel"]

@@ -383,6 +383,23 @@ def test_an_unused_pvc_goes_at_once(http: httpx.Client) -> None:
     assert _gone(http, f"{PVCS}/home")
 
 
+def test_the_protection_controller_releases_a_claim_after_the_delete(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    # kube-controller-manager removes the finalizer from its own queue, after the
+    # DELETE: for a moment the claim is Terminating even though no pod uses it.
+    http.post(PVCS, json=_pvc())
+
+    with sandbox.cluster.store.lock:  # the controller cannot run in between
+        assert sandbox.delete("PersistentVolumeClaim", "home", "p")
+        pvc = sandbox.get("PersistentVolumeClaim", "home", "p")
+
+    assert pvc is not None
+    assert pvc["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    assert "deletionTimestamp" in pvc["metadata"]
+    assert _gone(http, f"{PVCS}/home")
+
+
 def test_a_pvc_in_use_stays_terminating_until_its_pod_is_gone(
     http: httpx.Client, sandbox: Sandbox
 ) -> None:
