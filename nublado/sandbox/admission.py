@@ -246,6 +246,11 @@ class Admission:
         # resourceVersion it was counted at: a quota's recount after each write of its
         # namespace parses every pod's quantities again otherwise (2% of the CPU per spawn).
         self._counted: dict[tuple[str, str, str], tuple[Any, Any, dict[str, Quantity]]] = {}
+        # The same for each quota's parsed status (read on every create in its namespace).
+        self._parsed: dict[
+            tuple[str, str, str],
+            tuple[Any, Any, tuple[dict[str, Quantity], dict[str, Quantity]]],
+        ] = {}
 
     # Admission
 
@@ -290,12 +295,25 @@ class Admission:
         quotas = self.cluster.store.iter_objects("ResourceQuota", namespace)
         return sorted(quotas, key=lambda q: q["metadata"]["name"])
 
+    def _quota_lists(self, quota: Object) -> tuple[dict[str, Quantity], dict[str, Quantity]]:
+        """A quota's status ``hard`` and ``used``, parsed once per version of the quota."""
+        meta = quota["metadata"]
+        key = ("ResourceQuota", meta.get("namespace", ""), meta.get("name", ""))
+        uid, version = meta.get("uid"), meta.get("resourceVersion")
+        known = self._parsed.get(key)
+        if known is not None and known[0] == uid and known[1] == version and version:
+            return known[2]
+        status = quota.get("status") or {}
+        lists = (_resource_list(status.get("hard")), _resource_list(status.get("used")))
+        self._parsed[key] = (uid, version, lists)
+        return lists
+
     def _check_quota(
         self, kind: ResourceKind, obj: Object, old: Object | None, namespace: str, name: str
     ) -> None:
         covering = []
         for quota in self._quotas(namespace):
-            hard = _resource_list((quota.get("status") or {}).get("hard"))
+            hard = self._quota_lists(quota)[0]
             restricted = _matching(kind, hard)
             if restricted:
                 covering.append((quota, hard, restricted))
@@ -313,7 +331,7 @@ class Admission:
                     raise forbidden(
                         kind, name, f"failed quota: {quota['metadata']['name']}: {missing}"
                     )
-            used = _resource_list((quota.get("status") or {}).get("used"))
+            used = self._quota_lists(quota)[1]
             requested = {k: v for k, v in usage.items() if k in restricted and v.nanos != 0}
             exceeded = [
                 k
@@ -358,6 +376,9 @@ class Admission:
 
     def after_remove(self, kind: ResourceKind, obj: Object) -> None:
         """Stop counting a removed object."""
+        if kind.kind == "ResourceQuota":
+            meta = obj["metadata"]
+            self._parsed.pop((kind.kind, meta.get("namespace", ""), meta.get("name", "")), None)
         if kind.namespaced and kind.kind not in ("ResourceQuota", "Event"):
             meta = obj["metadata"]
             self._counted.pop((kind.kind, meta.get("namespace", ""), meta.get("name", "")), None)
