@@ -182,7 +182,14 @@ class Cluster:
             with contextlib.suppress(ApiError):
                 fn(*args)
 
-        if delay <= 0:
+        if asyncio._get_running_loop() is loop:
+            # From a request on the loop (most calls): no wake-up through the loop's
+            # self-pipe (two system calls and a pass of the loop each); same order.
+            if delay <= 0:
+                loop.call_soon(run)
+            else:
+                loop.call_later(delay, run)
+        elif delay <= 0:
             loop.call_soon_threadsafe(run)
         else:
             loop.call_soon_threadsafe(loop.call_later, delay, run)
