@@ -31,6 +31,7 @@ __all__ = [
     "BODY_MEDIA_TYPES",
     "JsonSyntaxError",
     "decode_apply_body",
+    "decode_apply_config",
     "decode_json",
     "decode_object_body",
     "decode_patch_body",
@@ -434,6 +435,24 @@ def decode_patch_body(raw: bytes, content_type: str, field_validation: str) -> A
         if content_type == "application/merge-patch+json":
             raise ApiError.bad_request("Invalid JSON Patch") from None
         raise ApiError.bad_request(str(exc)) from None
+
+
+def decode_apply_config(raw: bytes) -> tuple[Object, bool]:
+    """`decode_apply_body`, and whether the object is orjson's parse of plain JSON.
+
+    Such an object shares no part with another (YAML anchors can) and holds
+    nothing a JSON copy would change (YAML's ``.nan``), so the caller may
+    keep it as it is instead of copying it.
+    """
+    if raw.lstrip()[:1] == b"{":
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if isinstance(body, dict):
+                return body, True
+    return decode_apply_body(raw), False
 
 
 def decode_apply_body(raw: bytes) -> Object:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -183,10 +184,10 @@ class FieldSet:
         children = self.children
         if not children:
             # Most levels are leaves only (a container's fields): one comprehension.
-            return {element: {} for element in sorted(self.members, key=_order)}
+            return {element: {} for element in _ordered(self.members)}
         members = self.members
         tree: dict[str, Any] = {}
-        for element in sorted(members | children.keys(), key=_order):
+        for element in _ordered(members | children.keys()):
             child = children.get(element)
             if child is None:
                 tree[element] = {}
@@ -211,6 +212,25 @@ class FieldSet:
             if child:
                 out.children[element] = child
         return out
+
+
+def _ordered(elements: Iterable[str]) -> tuple[str, ...]:
+    """Path elements in `_order`, sorted once per distinct set of them.
+
+    Objects of one shape (every user's lab pod) have the same sets level by
+    level, and sorting them again was half the cost of encoding a new entry.
+    """
+    key = frozenset(elements)
+    known = _ORDERED.get(key)
+    if known is None:
+        if len(_ORDERED) >= _ORDERED_MAX:
+            _ORDERED.clear()
+        known = _ORDERED[key] = tuple(sorted(key, key=_order))
+    return known
+
+
+_ORDERED: dict[frozenset[str], tuple[str, ...]] = {}
+_ORDERED_MAX = 4096
 
 
 @lru_cache(maxsize=4096)

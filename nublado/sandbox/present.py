@@ -14,13 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 
 from . import events, table
 from .body import decode_apply_body, decode_object_body, decode_patch_body, media_type
 from .kinds import VIEWS, ResourceKind
 from .protobuf import PROTOBUF_MEDIA_TYPE, decode_object
-from .request import current_write
+from .request import ApiRequest, current_write
 from .store import ApiError
 
 __all__ = [
@@ -37,7 +36,7 @@ Object = dict[str, Any]
 
 
 async def request_object(
-    request: Request, kind: ResourceKind, creating_in: str | None = None
+    request: ApiRequest, kind: ResourceKind, creating_in: str | None = None
 ) -> Object:
     """A create or replace body: JSON, YAML or kubectl's protobuf, in the stored form.
 
@@ -94,7 +93,7 @@ def field_selector(kind: ResourceKind, selector: str | None) -> str | None:
     return events.selector_to_stored(selector) if kind in VIEWS else selector
 
 
-def include_object(request: Request) -> str:
+def include_object(request: ApiRequest) -> str:
     """The ``includeObject`` of a Table read: Metadata (default), Object or None."""
     value = request.query_params.get("includeObject") or "Metadata"
     if value not in ("Metadata", "Object", "None"):
@@ -105,7 +104,7 @@ def include_object(request: Request) -> str:
     return value
 
 
-def event_writer(request: Request, kind: ResourceKind) -> Callable[[str, Object], bytes]:
+def event_writer(request: ApiRequest, kind: ResourceKind) -> Callable[[str, Object], bytes]:
     """How a watch writes one event: the object as shown, or a one-row Table.
 
     A Table watch sends the column definitions with its first event only, as

@@ -212,6 +212,17 @@ def pod_requests(pod: Object) -> dict[str, int]:
 
 
 def _allocatable(node: Object) -> dict[str, int]:
+    """A node's allocatable resources as the scheduler counts them (callers only read it).
+
+    Parsed once per version of the node: every scheduling attempt reads every
+    node's, and a stored version never changes.
+    """
+    meta = node.get("metadata") or {}
+    key = (meta.get("uid"), meta.get("resourceVersion"))
+    if key[1]:
+        known = _ALLOCATABLE.get(key)
+        if known is not None:
+            return known
     allocatable = (node.get("status") or {}).get("allocatable") or {}
     values = {}
     for name, text in allocatable.items():
@@ -219,7 +230,15 @@ def _allocatable(node: Object) -> dict[str, int]:
             values[str(name)] = _amount(str(name), parse_quantity(text).value)
         except QuantityError:
             continue
+    if key[1]:
+        if len(_ALLOCATABLE) >= _ALLOCATABLE_MAX:
+            _ALLOCATABLE.clear()
+        _ALLOCATABLE[key] = values
     return values
+
+
+_ALLOCATABLE: dict[tuple[Any, Any], dict[str, int]] = {}
+_ALLOCATABLE_MAX = 4096
 
 
 class _NodeUsage:

@@ -517,3 +517,29 @@ def test_later_pages_show_the_collection_as_of_the_first_page(
     assert expired.status_code == 410
     assert expired.json()["reason"] == "Expired"
     assert "continue parameter is too old" in expired.json()["message"]
+
+
+def test_dispatch_edges_answer_as_the_starlette_router_did(http: httpx.Client) -> None:
+    # A method the discovery route refuses falls through to the resource API's 404 Status.
+    response = http.post("/version", content=b"{}")
+    assert response.status_code == 404
+    assert response.json()["reason"] == "NotFound"
+    # A method no route takes is Starlette's plain 405.
+    response = http.request("OPTIONS", "/api/v1/namespaces")
+    assert response.status_code == 405
+    assert response.text == "Method Not Allowed"
+    # HEAD reaches the resource handler, which has no such verb for a collection.
+    assert http.head("/api/v1/namespaces").status_code == 405
+    assert http.get("/healthz/ping").text == "ok"
+    assert http.get("/readyz", params={"verbose": ""}).text.endswith("readyz check passed\n")
+
+
+def test_repeated_query_parameter_takes_its_last_value(http: httpx.Client) -> None:
+    http.patch(
+        "/api/v1/namespaces/p/configmaps/last",
+        json=_cm("last"),
+        headers=APPLY,
+        params=[("fieldManager", "first"), ("fieldManager", "second")],
+    ).raise_for_status()
+    managed = http.get("/api/v1/namespaces/p/configmaps/last").json()["metadata"]["managedFields"]
+    assert [m["manager"] for m in managed] == ["second"]
