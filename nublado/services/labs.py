@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import secrets
 import socket
@@ -175,7 +174,8 @@ class LabService:
         self._gone: dict[str, str] = {}  # uid -> kind of lab objects this replica deleted
         self._changed = asyncio.Condition()
         self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
-        self._parsed: dict[str, tuple[Object, OperationRecord]] = {}  # lease -> its record
+        # username -> (Lease, its (uid, resourceVersion), its decoded record)
+        self._parsed: dict[str, tuple[Object, tuple[Any, Any] | None, OperationRecord]] = {}
         self._ops: dict[str, _Operation] = {}
         self._deletes: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -378,7 +378,18 @@ class LabService:
         return task
 
     def _record(self, username: str) -> OperationRecord | None:
-        """The newest record known: this replica's own write or the cache's copy."""
+        """The newest record known, as a copy the caller may change (see `_peek`)."""
+        record = self._peek(username)
+        return record.clone() if record is not None else None
+
+    def _peek(self, username: str) -> OperationRecord | None:
+        """The newest record known: this replica's own write or the cache's copy.
+
+        Shared, not copied: for callers that only read it (status, streams, the
+        gauge), which ask on every change. Each Lease version is decoded once: the
+        watch's echo of this replica's own write (another dict, same uid and
+        resourceVersion) reuses the record decoded from the write's answer.
+        """
         lease = self._leases.get(username)
         op = self._ops.get(username)
         mine = op.record.lease if op is not None else None
@@ -386,13 +397,18 @@ class LabService:
             lease = mine
         if lease is None:
             return None
-        # Streams ask on every change: decode each Lease once, hand out copies (callers
-        # may change the attributes of theirs).
         parsed = self._parsed.get(username)
-        if parsed is None or parsed[0] is not lease:
-            parsed = (lease, OperationRecord.from_lease(lease))
-            self._parsed[username] = parsed
-        return copy.copy(parsed[1])
+        if parsed is not None and parsed[0] is lease:
+            return parsed[2]
+        metadata = lease.get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        key = (metadata.get("uid"), version) if version else None
+        if parsed is None or key is None or parsed[1] != key:
+            parsed = (lease, key, OperationRecord.from_lease(lease))
+        else:
+            parsed = (lease, key, parsed[2])
+        self._parsed[username] = parsed
+        return parsed[2]
 
     def _lab_objects(self, username: str) -> LabObjects:
         return LabObjects(
@@ -422,7 +438,7 @@ class LabService:
 
     def _is_running(self, username: str) -> bool:
         """Whether state(username) would say running (PLAN-LABS status derivation)."""
-        record = self._record(username)
+        record = self._peek(username)
         if record is not None and (record.in_progress or record.result == "failed"):
             return False
         namespace = self._objects["Namespace"].get(username)
@@ -449,7 +465,7 @@ class LabService:
 
     def state(self, username: str) -> LabState | None:
         """The user's lab from the caches alone (api.md 12.7), None when there is none."""
-        record = self._record(username)
+        record = self._peek(username)
         objects = self._lab_objects(username)
         state = derive_state(self._config, record, objects)
         if (
@@ -1048,7 +1064,7 @@ class LabService:
     async def _join_delete(self, username: str, operation_id: str) -> bool:
         """Wait for another replica's delete: True when it ended, False if its holder is gone."""
         while True:
-            current = self._record(username)
+            current = self._peek(username)
             if current is None or current.operation_id != operation_id:
                 return True  # replaced: that delete ended and something else began
             if current.result:
@@ -1188,7 +1204,7 @@ class LabService:
     async def _stream(self, username: str, operation_id: str) -> AsyncIterator[SpawnEvent]:
         sent = 0
         while True:
-            record = self._record(username)
+            record = self._peek(username)
             if record is not None and record.operation_id != operation_id:
                 previous = self._previous.get(username)
                 if previous is None or previous.operation_id != operation_id:
@@ -1196,7 +1212,7 @@ class LabService:
                 record = previous
             if record is None:
                 return
-            replaced = record.operation_id != (self._record(username) or record).operation_id
+            replaced = record.operation_id != (self._peek(username) or record).operation_id
             for event, message, progress in record.events[sent:]:
                 sent += 1
                 yield SpawnEvent(event, message, progress)
