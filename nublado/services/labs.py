@@ -172,7 +172,7 @@ class LabService:
         self._running: set[str] = set()  # users whose lab is running, for the gauge
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: dict[str, str] = {}  # uid -> kind of lab objects this replica deleted
-        self._changed = asyncio.Condition()
+        self._anyone: asyncio.Event | None = None  # set when anything changes (made on demand)
         self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
         # username -> (Lease, its (uid, resourceVersion), its decoded record)
         self._parsed: dict[str, tuple[Object, tuple[Any, Any] | None, OperationRecord]] = {}
@@ -297,10 +297,11 @@ class LabService:
         else:
             waker = self._wakers.pop(username, None)
             wakers = [waker] if waker is not None else []
+        anyone, self._anyone = self._anyone, None
+        if anyone is not None:
+            wakers.append(anyone)
         for waker in wakers:
             waker.set()
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _follow(
         self, kind: str, namespace: str | None, selector: str, version: str, items: list[Object]
@@ -1175,13 +1176,13 @@ class LabService:
             waker = self._wakers.get(username)
             if waker is None:
                 waker = self._wakers[username] = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await waker.wait()
-            return
+        else:
+            waker = self._anyone
+            if waker is None:
+                waker = self._anyone = asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait()
+            async with asyncio.timeout(timeout):
+                await waker.wait()
 
     # Events
 
