@@ -411,6 +411,20 @@ class LabService:
         self._parsed[username] = parsed
         return parsed[2]
 
+    def _remember(self, record: OperationRecord) -> None:
+        """Seed `_peek`'s cache with a record this replica just wrote, as its Lease decodes.
+
+        The Lease the server answered holds exactly what ``record.to_lease`` wrote,
+        so decoding it again (the events JSON, the LabState) would give the same
+        record: a snapshot is kept instead (the operation goes on changing its own).
+        """
+        lease = record.lease
+        metadata = (lease or {}).get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        if lease is not None and version:
+            snapshot = record.clone()
+            self._parsed[record.username] = (lease, (metadata.get("uid"), version), snapshot)
+
     def _lab_objects(self, username: str) -> LabObjects:
         return LabObjects(
             namespace=self._objects["Namespace"].get(username),
@@ -582,6 +596,7 @@ class LabService:
             raise OperationInProgressError(username) from None
         new.lease = lease
         self._store("Lease", lease)
+        self._remember(new)
         op = _Operation(record=new)
         self._ops[username] = op
         await self._notify(username)
@@ -618,6 +633,7 @@ class LabService:
                 raise _LostRecordError
             record.lease = lease
             self._store("Lease", lease)
+            self._remember(record)
         await self._notify(record.username)
 
     async def _renew(self, op: _Operation) -> None:
