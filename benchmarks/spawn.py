@@ -113,7 +113,7 @@ def run_controller(
     from nublado.gafaelfawr import TrustedUsers
     from nublado.kube.client import KubernetesClient
     from nublado.models.metadata import ControllerMetadata
-    from nublado.serve import _bind, _load, _seed_sandbox, _Server, tune_gc
+    from nublado.serve import _bind, _load, _seed_sandbox, _Server, run_event_loop, tune_gc
 
     config = _load(EXAMPLES / "config.yaml")
     lab = config.lab.model_copy(update={"spawn_timeout": timedelta(seconds=spawn_timeout)})
@@ -242,7 +242,7 @@ def run_controller(
                 uid = created["metadata"]["uid"]
         return ControllerMetadata(given.name, given.namespace, uid)
 
-    asyncio.run(main())
+    run_event_loop(main())  # as `nublado serve`: uvloop's loop when installed
 
 
 def _kind_of(parts: list[str]) -> str:

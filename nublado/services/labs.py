@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import secrets
 import socket
@@ -173,9 +172,10 @@ class LabService:
         self._running: set[str] = set()  # users whose lab is running, for the gauge
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: dict[str, str] = {}  # uid -> kind of lab objects this replica deleted
-        self._changed = asyncio.Condition()
+        self._anyone: asyncio.Event | None = None  # set when anything changes (made on demand)
         self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
-        self._parsed: dict[str, tuple[Object, OperationRecord]] = {}  # lease -> its record
+        # username -> (Lease, its (uid, resourceVersion), its decoded record)
+        self._parsed: dict[str, tuple[Object, tuple[Any, Any] | None, OperationRecord]] = {}
         self._ops: dict[str, _Operation] = {}
         self._deletes: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -297,10 +297,11 @@ class LabService:
         else:
             waker = self._wakers.pop(username, None)
             wakers = [waker] if waker is not None else []
+        anyone, self._anyone = self._anyone, None
+        if anyone is not None:
+            wakers.append(anyone)
         for waker in wakers:
             waker.set()
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _follow(
         self, kind: str, namespace: str | None, selector: str, version: str, items: list[Object]
@@ -378,7 +379,18 @@ class LabService:
         return task
 
     def _record(self, username: str) -> OperationRecord | None:
-        """The newest record known: this replica's own write or the cache's copy."""
+        """The newest record known, as a copy the caller may change (see `_peek`)."""
+        record = self._peek(username)
+        return record.clone() if record is not None else None
+
+    def _peek(self, username: str) -> OperationRecord | None:
+        """The newest record known: this replica's own write or the cache's copy.
+
+        Shared, not copied: for callers that only read it (status, streams, the
+        gauge), which ask on every change. Each Lease version is decoded once: the
+        watch's echo of this replica's own write (another dict, same uid and
+        resourceVersion) reuses the record decoded from the write's answer.
+        """
         lease = self._leases.get(username)
         op = self._ops.get(username)
         mine = op.record.lease if op is not None else None
@@ -386,13 +398,32 @@ class LabService:
             lease = mine
         if lease is None:
             return None
-        # Streams ask on every change: decode each Lease once, hand out copies (callers
-        # may change the attributes of theirs).
         parsed = self._parsed.get(username)
-        if parsed is None or parsed[0] is not lease:
-            parsed = (lease, OperationRecord.from_lease(lease))
-            self._parsed[username] = parsed
-        return copy.copy(parsed[1])
+        if parsed is not None and parsed[0] is lease:
+            return parsed[2]
+        metadata = lease.get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        key = (metadata.get("uid"), version) if version else None
+        if parsed is None or key is None or parsed[1] != key:
+            parsed = (lease, key, OperationRecord.from_lease(lease))
+        else:
+            parsed = (lease, key, parsed[2])
+        self._parsed[username] = parsed
+        return parsed[2]
+
+    def _remember(self, record: OperationRecord) -> None:
+        """Seed `_peek`'s cache with a record this replica just wrote, as its Lease decodes.
+
+        The Lease the server answered holds exactly what ``record.to_lease`` wrote,
+        so decoding it again (the events JSON, the LabState) would give the same
+        record: a snapshot is kept instead (the operation goes on changing its own).
+        """
+        lease = record.lease
+        metadata = (lease or {}).get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        if lease is not None and version:
+            snapshot = record.clone()
+            self._parsed[record.username] = (lease, (metadata.get("uid"), version), snapshot)
 
     def _lab_objects(self, username: str) -> LabObjects:
         return LabObjects(
@@ -422,7 +453,7 @@ class LabService:
 
     def _is_running(self, username: str) -> bool:
         """Whether state(username) would say running (PLAN-LABS status derivation)."""
-        record = self._record(username)
+        record = self._peek(username)
         if record is not None and (record.in_progress or record.result == "failed"):
             return False
         namespace = self._objects["Namespace"].get(username)
@@ -449,7 +480,7 @@ class LabService:
 
     def state(self, username: str) -> LabState | None:
         """The user's lab from the caches alone (api.md 12.7), None when there is none."""
-        record = self._record(username)
+        record = self._peek(username)
         objects = self._lab_objects(username)
         state = derive_state(self._config, record, objects)
         if (
@@ -565,6 +596,7 @@ class LabService:
             raise OperationInProgressError(username) from None
         new.lease = lease
         self._store("Lease", lease)
+        self._remember(new)
         op = _Operation(record=new)
         self._ops[username] = op
         await self._notify(username)
@@ -601,6 +633,7 @@ class LabService:
                 raise _LostRecordError
             record.lease = lease
             self._store("Lease", lease)
+            self._remember(record)
         await self._notify(record.username)
 
     async def _renew(self, op: _Operation) -> None:
@@ -1048,7 +1081,7 @@ class LabService:
     async def _join_delete(self, username: str, operation_id: str) -> bool:
         """Wait for another replica's delete: True when it ended, False if its holder is gone."""
         while True:
-            current = self._record(username)
+            current = self._peek(username)
             if current is None or current.operation_id != operation_id:
                 return True  # replaced: that delete ended and something else began
             if current.result:
@@ -1175,13 +1208,13 @@ class LabService:
         if username is not None:
             if waker is None:
                 waker = self._waker(username)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await waker.wait()
-            return
+        else:
+            waker = self._anyone
+            if waker is None:
+                waker = self._anyone = asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait()
+            async with asyncio.timeout(timeout):
+                await waker.wait()
 
     # Events
 
@@ -1205,7 +1238,7 @@ class LabService:
         sent = 0
         while True:
             waker = self._waker(username)  # before the read: a change after it is not lost
-            record = self._record(username)
+            record = self._peek(username)
             if record is not None and record.operation_id != operation_id:
                 previous = self._previous.get(username)
                 if previous is None or previous.operation_id != operation_id:
@@ -1213,7 +1246,7 @@ class LabService:
                 record = previous
             if record is None:
                 return
-            replaced = record.operation_id != (self._record(username) or record).operation_id
+            replaced = record.operation_id != (self._peek(username) or record).operation_id
             for event, message, progress in record.events[sent:]:
                 sent += 1
                 yield SpawnEvent(event, message, progress)

@@ -137,6 +137,12 @@ class OperationRecord:
             lease=lease,
         )
 
+    def clone(self) -> OperationRecord:
+        """A shallow copy (what ``copy.copy`` makes, without its generic machinery)."""
+        clone = object.__new__(OperationRecord)
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     def to_lease(self, namespace: str) -> Object:
         """The Lease to create or replace (resourceVersion kept from the one read)."""
         metadata: Object = {}
