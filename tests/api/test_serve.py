@@ -383,3 +383,37 @@ def test_a_kubeconfig_that_cannot_be_read_is_one_line_and_exit_2(
 
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith("nublado: error: cannot load kubeconfig")
+
+
+async def test_accepted_connections_send_small_writes_at_once() -> None:
+    """The served socket has TCP_NODELAY, so an event-stream frame is not held by Nagle.
+
+    asyncio sets the option on an accepted connection only when the listener was
+    made with protocol IPPROTO_TCP; a listener made with the default protocol 0
+    left every frame after the response headers waiting ~40 ms for the client's
+    delayed ACK.
+    """
+    import asyncio
+
+    from nublado.serve import _bind
+
+    listener = _bind("127.0.0.1", 0)
+    listener.listen()
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(handle, sock=listener)
+    try:
+        port = listener.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            assert await asyncio.wait_for(accepted, 5) != 0
+        finally:
+            writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
