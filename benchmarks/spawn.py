@@ -345,10 +345,14 @@ class Bench:
         if response.status_code != 201:
             raise RuntimeError(f"create {user}: {response.status_code} {response.text}")
         async with self.http.stream("GET", f"{labs}/events", headers=headers) as stream:
+            if os.environ.get("BENCH_TRACE"):
+                print(f"CLIENT {time.perf_counter():.4f} headers", file=sys.stderr)
             event = None
             async for line in stream.aiter_lines():
                 if line.startswith("event:"):
                     event = line.split(":", 1)[1].strip()
+                    if os.environ.get("BENCH_TRACE"):
+                        print(f"CLIENT {time.perf_counter():.4f} got {event}", file=sys.stderr)
                     if event == "complete":
                         if os.environ.get("BENCH_TRACE"):
                             print(f"CLIENT {time.perf_counter():.4f} complete", file=sys.stderr)
