@@ -86,6 +86,8 @@ _BAD_WAITING = frozenset(
 _TERMINAL = frozenset({"complete", "failed"})
 _HANDOFF_WAIT = 5.0
 """How long stop() lets a spawn still applying objects reach its pod before failing it."""
+_DEFAULT_ACCOUNT = "metadata.name=default"
+"""Field selector of the ServiceAccount each namespace gets and a pod needs to be admitted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,11 @@ class LabService:
             "ConfigMap": {},
             "ResourceQuota": {},
         }
+        # Read by spawns instead of a request each (watch-fed, like the caches above):
+        # the controller namespace's Secrets that labs copy, by name, and the
+        # resourceVersion of each namespace's ``default`` ServiceAccount, by namespace.
+        self._sources: dict[str, Object] = {}
+        self._accounts: dict[str, int] = {}
         self._seen: dict[str, None] = {}
         self._running: set[str] = set()  # users whose lab is running, for the gauge
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
@@ -207,6 +214,7 @@ class LabService:
             self._watches.append(
                 asyncio.create_task(self._follow(kind, namespace, sel, version, items))
             )
+        await self._start_spawn_caches()
         self._watches.append(asyncio.create_task(self._supervise()))
         await self._take_over(initial=True)
 
@@ -243,6 +251,89 @@ class LabService:
         self._tasks.clear()
 
     # Caches
+
+    def _source_names(self) -> set[str]:
+        """The controller namespace's Secrets a spawn copies (``lab.secrets``, pull secret)."""
+        lab = self._config.lab
+        names = {s.secret_name for s in lab.secrets}
+        if lab.pull_secret is not None:
+            names.add(lab.pull_secret)
+        return names
+
+    async def _start_spawn_caches(self) -> None:
+        """LIST+WATCH what every spawn reads besides the lab objects.
+
+        The source Secrets and the ``default`` ServiceAccounts (cluster-wide, by
+        field selector) would otherwise cost each spawn a LIST and a wait: two of
+        its ~18 Kubernetes requests. A spawn that misses in either still reads the
+        cluster (a GET, a wait), so a lagging watch only makes it slower.
+        """
+        follows: list[tuple[str, str | None, str | None]] = []
+        if self._source_names():
+            follows.append(("Secret", self._namespace, None))
+        follows.append(("ServiceAccount", None, _DEFAULT_ACCOUNT))
+        lists = await asyncio.gather(
+            *(
+                self._kube.list_with_version(kind, namespace, field_selector=fields)
+                for kind, namespace, fields in follows
+            )
+        )
+        for (kind, namespace, fields), (items, version) in zip(follows, lists, strict=True):
+            for item in items:
+                self._store_spawn_input(kind, item)
+            self._watches.append(
+                asyncio.create_task(self._follow_inputs(kind, namespace, fields, version, items))
+            )
+
+    def _store_spawn_input(self, kind: str, obj: Object, *, deleted: bool = False) -> None:
+        metadata = obj.get("metadata") or {}
+        if kind == "Secret":
+            name = str(metadata.get("name", ""))
+            if name not in self._source_names():
+                return  # not kept: the namespace may hold large unrelated Secrets
+            if deleted:
+                self._sources.pop(name, None)
+            elif resource_version(obj) >= resource_version(self._sources.get(name)):
+                self._sources[name] = obj
+        else:
+            namespace = str(metadata.get("namespace", ""))
+            if deleted:
+                self._accounts.pop(namespace, None)
+            else:
+                self._accounts[namespace] = resource_version(obj)
+
+    async def _follow_inputs(
+        self,
+        kind: str,
+        namespace: str | None,
+        fields: str | None,
+        version: str,
+        items: list[Object],
+    ) -> None:
+        """Keep `_sources` or `_accounts` current; a watch that ends is restarted from a LIST."""
+        while True:
+            try:
+                async for event in self._kube.watch(
+                    kind, namespace, field_selector=fields, resource_version=version, known=items
+                ):
+                    self._store_spawn_input(kind, event.object, deleted=event.type == "DELETED")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._log.warning("Watch failed, listing again", kind=kind, error=str(exc))
+            await asyncio.sleep(1.0)
+            try:
+                items, version = await self._kube.list_with_version(
+                    kind, namespace, field_selector=fields
+                )
+            except Exception:
+                continue
+            if kind == "Secret":
+                self._sources.clear()
+            else:
+                self._accounts.clear()
+            for item in items:
+                self._store_spawn_input(kind, item)
 
     def _user_of(self, kind: str, obj: Object) -> str | None:
         metadata = obj.get("metadata") or {}
@@ -785,19 +876,17 @@ class LabService:
         wanted = list(dict.fromkeys(names))
         if not wanted:
             return result
-        # One LIST of the controller namespace's Secrets rather than a GET per Secret:
-        # the Kubernetes requests of a spawn are its main cost (benchmarks/spawn.py).
-        try:
-            found = {
-                str((obj.get("metadata") or {}).get("name")): obj
-                for obj in await self._kube.list("Secret", ns)
-            }
-        except KubernetesError as exc:
-            raise _SpawnFailure(
-                _failure("reading object", "Secret", f"{ns}/{wanted[0]}", exc)
-            ) from None
+        # From the watch-fed cache; a Secret it lacks (created a moment ago, or no
+        # cache yet) is read from the cluster.
         for name in wanted:
-            obj = found.get(name)
+            obj = self._sources.get(name)
+            if obj is None:
+                try:
+                    obj = await self._kube.find("Secret", name, ns)
+                except KubernetesError as exc:
+                    raise _SpawnFailure(
+                        _failure("reading object", "Secret", f"{ns}/{name}", exc)
+                    ) from None
             if obj is None:
                 raise _SpawnFailure(f"Secret {ns}/{name} does not exist")
             result[name] = SourceSecret(data=dict(obj.get("data") or {}), type=obj.get("type"))
@@ -831,10 +920,13 @@ class LabService:
         namespace = self._lab_namespace(username)
         pod_uid = ""
         pod_version: str | None = None
+        namespace_version = -1
         for manifest in manifests:
             kind = manifest["kind"]
             name = manifest["metadata"]["name"]
-            if kind == "Pod":
+            # The cached ServiceAccount counts only if written after this namespace's
+            # version: one of a deleted namespace of the same name does not.
+            if kind == "Pod" and self._accounts.get(namespace, -1) <= namespace_version:
                 try:
                     await self._kube.wait_for(
                         "ServiceAccount",
@@ -856,6 +948,8 @@ class LabService:
                 raise _SpawnFailure(_failure("creating object", kind, where, exc)) from None
             if kind in self._objects:
                 self._store(kind, result.object)
+            if kind == "Namespace":
+                namespace_version = resource_version(result.object)
             if kind == "Pod":
                 op.pod_created = True
                 pod_uid = str((result.object.get("metadata") or {}).get("uid", ""))

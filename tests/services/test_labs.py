@@ -198,6 +198,66 @@ async def test_reference_spawn(labs: LabService, sandbox: Sandbox) -> None:
     assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
 
 
+async def test_source_secrets_come_from_the_watch_and_fresh_ones_from_the_cluster(
+    labs: LabService, sandbox: Sandbox, client: KubernetesClient
+) -> None:
+    """A spawn reads its source Secrets from the service's cache, not with a request.
+
+    A Secret the cache lacks (just recreated, its watch event not yet handled)
+    is read from the cluster, so the lab gets the new value, never a stale one.
+    """
+    mark = len(sandbox.requests)
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    assert messages(await collect(labs))[-1] == COMPLETE
+    sent = [r.target for r in sandbox.requests[mark:]]
+    reads = [t for t in sent if t.startswith(f"/api/v1/namespaces/{NAMESPACE}/secrets")]
+    assert [t for t in reads if "watch=true" not in t] == []
+    await labs.delete(USER)
+
+    sandbox.delete("Secret", "extra-secret", NAMESPACE)
+    await wait_until(lambda: "extra-secret" not in labs._sources)
+    labs._store_spawn_input = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    await client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "extra-secret", "namespace": NAMESPACE},
+            "data": {"db-password": base64.b64encode(b"rotated").decode()},
+        }
+    )
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    assert messages(await collect(labs))[-1] == COMPLETE
+    secret = sandbox.get("Secret", "rachel-nb", LAB_NS)
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["db-password"]) == b"rotated"
+
+
+async def test_spawn_waits_for_a_service_account_the_cache_cannot_vouch_for(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """A cached ``default`` ServiceAccount saves the wait only if newer than the namespace.
+
+    One recorded before the namespace's current version may belong to a deleted
+    namespace of the same name, so the spawn reads the cluster as before.
+    """
+    mark = len(sandbox.requests)
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    assert messages(await collect(labs))[-1] == COMPLETE
+    assert not [
+        r
+        for r in sandbox.requests[mark:]
+        if "/serviceaccounts" in r.target and "watch" not in r.target
+    ]
+    await labs.delete(USER)
+    mark = len(sandbox.requests)
+
+    labs._store_spawn_input = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    labs._accounts[LAB_NS] = 0  # older than any namespace
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    assert messages(await collect(labs))[-1] == COMPLETE
+    assert [r for r in sandbox.requests[mark:] if f"{LAB_NS}/serviceaccounts" in r.target]
+
+
 # Helpers for the slower cases
 
 SLOW = SandboxSettings(pod_grace_scale=0.0, schedule_delay=60.0)
@@ -501,6 +561,7 @@ async def test_kubernetes_error_during_spawn(labs: LabService, sandbox: Sandbox)
 
 async def test_missing_secret_fails_spawn(labs: LabService, sandbox: Sandbox) -> None:
     sandbox.delete("Secret", "extra-secret", NAMESPACE)
+    await wait_until(lambda: "extra-secret" not in labs._sources)  # the watch saw it go
     await labs.create(reference_user(), TOKEN, reference_spec())
     events = await collect(labs)
     assert messages(events) == [
@@ -848,7 +909,7 @@ async def test_delete_racing_a_recreate_does_not_leave_a_running_lab(
 
     The recreate's claim wins; the DELETE's claim conflicts and, seeing this
     replica's own live spawn, used to claim over it and delete nothing while
-    the spawn, still reading secrets, applied every object: 204 and a running
+    the spawn, still applying its namespace, applied every object: 204 and a running
     lab. The DELETE must stop that spawn and delete what it made.
     """
     labs = await make_service(identity="replica-a")
@@ -863,7 +924,7 @@ async def test_delete_racing_a_recreate_does_not_leave_a_running_lab(
         f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/lab-rachel",
         count=1,
     )
-    sandbox.add_latency(1.0, "GET", f"/api/v1/namespaces/{NAMESPACE}/secrets", count=1)
+    sandbox.add_latency(1.0, "PATCH", f"/api/v1/namespaces/{LAB_NS}", count=1)
     create = asyncio.ensure_future(labs.create(reference_user(), TOKEN, reference_spec()))
     await asyncio.sleep(0.02)
     delete = asyncio.ensure_future(labs.delete(USER))
