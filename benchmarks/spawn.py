@@ -10,8 +10,9 @@ Three processes, so each one's CPU time and memory can be read from /proc:
   discovery, the controller namespace, pod and Secrets created first with
   serve's own helper), but with `TrustedUsers` over a generated file of N
   users, and its Kubernetes client counting every HTTP request it sends;
-- this client, which talks HTTP to the controller (httpx): POST create, then
-  read the SSE events stream until ``complete``.
+- this client, which talks HTTP to the controller (aiohttp, a keep-alive
+  connection per concurrent spawn, bodies encoded before the clock starts):
+  POST create, then read the SSE events stream until ``complete``.
 
 Prints create -> ``complete`` latency p50 / p95 for 1 spawn, 50 sequential
 and 100 concurrent spawns; spawns per second at 100 concurrent (errors
@@ -313,69 +314,99 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 class Bench:
-    """The client side: spawns through the controller and reads the processes' figures."""
+    """The client side: spawns through the controller and reads the processes' figures.
 
-    def __init__(self, base: str, prefix: str, controller: int, sandbox: int) -> None:
-        import httpx
+    The client shares the machine's cores with the controller and the sandbox, so
+    its own CPU caps the spawns/s it can measure: it uses aiohttp (already used by
+    the controller's Kubernetes client), a pool of keep-alive connections sized for
+    the concurrency, and request bodies encoded once before the timed runs.
+    """
 
-        self.base = base
+    def __init__(
+        self, base: str, prefix: str, controller: int, sandbox: int, concurrency: int
+    ) -> None:
+        import aiohttp
+
         self.prefix = prefix
         self.controller = controller
         self.sandbox = sandbox
-        self.http = httpx.AsyncClient(
+        self.trace = bool(os.environ.get("BENCH_TRACE"))
+        self.http = aiohttp.ClientSession(
             base_url=base,
-            timeout=60,
-            # uvicorn closes a connection idle 5 s: reusing one that old races its close.
-            limits=httpx.Limits(
-                max_connections=None, max_keepalive_connections=200, keepalive_expiry=2.0
-            ),
+            # One connection per spawn in flight (create, then its event stream), and a
+            # few for the stats requests. uvicorn closes a connection idle 5 s:
+            # reusing one that old races its close.
+            connector=aiohttp.TCPConnector(limit=concurrency + 4, keepalive_timeout=2.0),
+            # As httpx's timeout=60: per connect and per read, not over a whole stream.
+            timeout=aiohttp.ClientTimeout(total=None, connect=60, sock_read=60),
         )
-        self.spec = json.loads((EXAMPLES / "lab-specification.json").read_text())
+        template = json.loads((EXAMPLES / "lab-specification.json").read_text())
+        self.template: dict[str, Any] = template
 
-    async def spawn(self, user: str) -> float:
+    def body(self, user: str) -> bytes:
+        """The create request's body for ``user``: the example spec with its prefix."""
+        env = {**self.template["env"], "JUPYTERHUB_SERVICE_PREFIX": f"/nb/user/{user}/"}
+        return json.dumps({**self.template, "env": env}).encode()
+
+    async def spawn(self, user: str, body: bytes) -> float:
         """Seconds from POST create to the ``complete`` event; raises on any failure."""
-        spec = json.loads(json.dumps(self.spec))
-        spec["env"]["JUPYTERHUB_SERVICE_PREFIX"] = f"/nb/user/{user}/"
-        headers = {"X-Auth-Request-User": user, "X-Auth-Request-Token": TOKEN}
+        headers = {
+            "X-Auth-Request-User": user,
+            "X-Auth-Request-Token": TOKEN,
+            "Content-Type": "application/json",
+        }
         labs = f"{self.prefix}/spawner/v1/labs/{user}"
         started = time.perf_counter()
-        response = await self.http.post(f"{labs}/create", json=spec, headers=headers)
-        if os.environ.get("BENCH_TRACE"):
-            print(f"CLIENT {started:.4f} post, {time.perf_counter():.4f} 201", file=sys.stderr)
-        if response.status_code != 201:
-            raise RuntimeError(f"create {user}: {response.status_code} {response.text}")
-        async with self.http.stream("GET", f"{labs}/events", headers=headers) as stream:
-            if os.environ.get("BENCH_TRACE"):
+        async with self.http.post(f"{labs}/create", data=body, headers=headers) as response:
+            if self.trace:
+                print(f"CLIENT {started:.4f} post, {time.perf_counter():.4f} 201", file=sys.stderr)
+            if response.status != 201:
+                text = await response.text()
+                raise RuntimeError(f"create {user}: {response.status} {text}")
+            await response.read()  # the rest of the body, so the connection is reused
+        event = None
+        async with self.http.get(f"{labs}/events", headers=headers) as stream:
+            if self.trace:
                 print(f"CLIENT {time.perf_counter():.4f} headers", file=sys.stderr)
-            event = None
-            async for line in stream.aiter_lines():
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                    if os.environ.get("BENCH_TRACE"):
+            async for line in stream.content:
+                if line.startswith(b"event:"):
+                    event = line[6:].strip().decode()
+                    if self.trace:
                         print(f"CLIENT {time.perf_counter():.4f} got {event}", file=sys.stderr)
                     if event == "complete":
-                        if os.environ.get("BENCH_TRACE"):
+                        took = time.perf_counter() - started
+                        if self.trace:
                             print(f"CLIENT {time.perf_counter():.4f} complete", file=sys.stderr)
-                        return time.perf_counter() - started
+                        # The server ends the stream after complete: read to its end
+                        # (after the clock stops) so the connection goes back to the pool.
+                        await stream.read()
+                        return took
                     if event == "failed":
                         break
-        raise RuntimeError(f"spawn {user}: stream ended with {event}")
+            status = "" if stream.status == 200 else f" (status {stream.status})"
+        raise RuntimeError(f"spawn {user}: stream ended with {event}{status}")
+
+    async def get_json(self, path: str, **params: str) -> Any:
+        async with self.http.get(path, params=params) as response:
+            response.raise_for_status()
+            return await response.json()
 
     async def requests(self) -> Counter[str]:
-        return Counter((await self.http.get(_STATS_PATH)).json()["requests"])
+        return Counter((await self.get_json(_STATS_PATH))["requests"])
 
     async def gc_seconds(self) -> tuple[float, int]:
-        stats = (await self.http.get(_STATS_PATH)).json()["gc"]
+        stats = (await self.get_json(_STATS_PATH))["gc"]
         return stats["seconds"], stats["full"]
 
     async def run(
         self, label: str, users: list[str], concurrency: int, *, profile: Path | None = None
     ) -> dict[str, Any]:
         """Spawn every user, ``concurrency`` at a time; latencies, errors and costs."""
+        bodies = {user: self.body(user) for user in users}  # encoded before the clock starts
         before = await self.requests()
         gc_before = await self.gc_seconds()
         if profile is not None:
-            await self.http.get(f"{_PROFILE_PATH}/start")
+            await self.get_json(f"{_PROFILE_PATH}/start")
         sys_c = cpu_times(self.controller)[1]
         cpu_c, cpu_s = cpu_seconds(self.controller), cpu_seconds(self.sandbox)
         cpu_b = cpu_seconds(os.getpid())
@@ -386,7 +417,7 @@ class Bench:
         async def one(user: str) -> None:
             async with gate:
                 try:
-                    latencies.append(await self.spawn(user))
+                    latencies.append(await self.spawn(user, bodies[user]))
                 except Exception as exc:
                     errors.append(repr(exc)[:200])
 
@@ -398,7 +429,7 @@ class Bench:
         cpu_s = cpu_seconds(self.sandbox) - cpu_s
         cpu_b = cpu_seconds(os.getpid()) - cpu_b
         if profile is not None:
-            await self.http.get(f"{_PROFILE_PATH}/stop", params={"file": str(profile)})
+            await self.get_json(f"{_PROFILE_PATH}/stop", file=str(profile))
         used = (await self.requests()) - before
         gc_after = await self.gc_seconds()
         n = len(users)
@@ -456,7 +487,7 @@ async def bench(args: argparse.Namespace, base: str, controller: int, sandbox: i
 
     prefix = load_config(EXAMPLES / "config.yaml").path_prefix
     users = args.users
-    b = Bench(base, prefix, controller, sandbox)
+    b = Bench(base, prefix, controller, sandbox, args.concurrent)
     queue = iter(users)
 
     def take(n: int) -> list[str]:
@@ -502,12 +533,12 @@ async def bench(args: argparse.Namespace, base: str, controller: int, sandbox: i
         print()
         report(fill)
     await asyncio.sleep(1.0)
-    running = (await b.http.get(f"{prefix}/spawner/v1/labs")).json()
+    running = await b.get_json(f"{prefix}/spawner/v1/labs")
     print(
         f"controller RSS with {len(running)} running labs: {rss_mib(controller):.0f} MiB"
         f" (sandbox {rss_mib(sandbox):.0f} MiB)"
     )
-    await b.http.aclose()
+    await b.http.close()
 
 
 def main() -> None:
