@@ -68,6 +68,8 @@ CRD (as Gafaelfawr's own) refuses a file server's ingress with an http base URL.
 SANDBOX_THREAD = "nublado-sandbox"
 """The name of the thread `nublado.sandbox.server.Sandbox.serve` runs its server in."""
 
+_log = logging.getLogger(__name__)
+
 _SANDBOX_TOKEN = "sandbox-token"  # any token does: the sandbox does not check it
 """The token the printed sample commands send."""
 
@@ -94,13 +96,17 @@ _T = TypeVar("_T")
 
 
 def run_event_loop(main: Coroutine[Any, Any, _T]) -> _T:
-    """``asyncio.run(main)``, on uvloop's event loop when it is installed (the ``fast`` extra).
+    """``asyncio.run(main)``, on uvloop's event loop when it is installed.
 
     The controller's CPU goes mostly to the event loop and its HTTP traffic (about
     18 Kubernetes requests and a streamed answer per spawn); uvloop's loop,
     transports and timers are C: an aiohttp request costs about a third less CPU
     there, and the controller's CPU per spawn in benchmarks/spawn.py drops by a
-    fifth. Without uvloop, asyncio's own loop runs it as before.
+    fifth. uvloop is a dependency wherever it exists (not on Windows); without
+    it, asyncio's own loop runs the controller as before.
+
+    uvloop sets TCP_NODELAY on every TCP connection it makes or accepts, so the
+    event stream's frames leave at once there too (see `_bind` for asyncio's loop).
     """
     try:
         import uvloop  # type: ignore[import-not-found, unused-ignore]
@@ -375,6 +381,9 @@ async def _run(
             discovery=file_discovery(discovery_file) if discovery_file else None,
         )
         tune_gc()
+        loop = type(asyncio.get_running_loop())
+        # Which loop serves (uvloop's, as a rule; see run_event_loop): it sets the CPU cost.
+        _log.info("Event loop: %s.%s", loop.__module__, loop.__qualname__)
         server = _Server(
             uvicorn.Config(
                 app,

@@ -9,12 +9,17 @@ one pass of the event loop writes and sends it together at the end of the pass.
 The bytes on the wire are the same; only how they are cut into segments
 changes. A large write goes out at once, so uvicorn's flow control (pause
 when the socket's buffer is full) works as before.
+
+The same holds on uvloop's loop (which uvicorn's ``loop="auto"`` picks when it is
+installed): its TCP transport also sends each ``write`` at once when nothing is
+queued, so it is wrapped too. It is no `asyncio.Transport` subclass, so the
+transport is taken by the methods it has (`_Transport`), not by its class.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol, cast
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
@@ -23,10 +28,20 @@ __all__ = ["CoalescingHTTPProtocol"]
 _FLUSH_AT = 64 * 1024  # the transport's default high-water mark: pending bytes sent now
 
 
+class _Transport(Protocol):
+    """What the proxy calls on the socket's transport: asyncio's and uvloop's both have it."""
+
+    def write(self, data: bytes, /) -> None: ...
+    def write_eof(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+
+
 class _CoalescingTransport:
     """A transport proxy whose writes within one loop pass become one write."""
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: _Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
@@ -79,5 +94,7 @@ class CoalescingHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
     """uvicorn's HTTP protocol writing through `_CoalescingTransport`."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        super().connection_made(_CoalescingTransport(transport, asyncio.get_running_loop()))
+        # asyncio's _SelectorSocketTransport or uvloop's TCPTransport (not a subclass of
+        # asyncio.Transport, though it has the same methods): both write at once.
+        wrapped = _CoalescingTransport(cast(_Transport, transport), asyncio.get_running_loop())
+        super().connection_made(wrapped)

@@ -6,6 +6,8 @@ and talked to only over HTTP and with kubectl, as a newcomer would.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -14,9 +16,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +32,9 @@ from nublado.sandbox.server import Sandbox
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 STARTUP_TIMEOUT = 60.0
+HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+LOOP_LINE = "Event loop: uvloop.Loop" if HAS_UVLOOP else "Event loop: asyncio."
+"""The start of the line `nublado serve` logs naming its loop: uvloop's wherever installed."""
 
 
 def free_port() -> int:
@@ -226,6 +232,7 @@ def test_sandbox_logs_for_people_with_uvicorn_lines_and_no_sandbox_access_lines(
     log = (sandboxed.cwd / "stderr.log").read_text()
 
     assert "Application startup complete." in log
+    assert LOOP_LINE in log
     assert '"GET /nublado HTTP/1.1" 200' in log  # the controller's access line
     assert "GET /api/v1/nodes" not in log  # the sandbox's own requests are not logged
     assert not log.lstrip().startswith("{")  # examples/config.yaml: logProfile development
@@ -318,6 +325,7 @@ async def test_serve_config_runs_against_the_kubeconfigs_cluster_with_json_logs(
     events = {line["event"] for line in lines}
     assert "Application startup complete." in events
     assert any(e.startswith("Refreshed image information") for e in events)
+    assert any(e.startswith(LOOP_LINE) for e in events)
     assert {line["logger"] for line in lines} >= {"uvicorn.error", "nublado.services.images"}
     assert all(line["timestamp"].endswith("Z") and "level" in line for line in lines)
 
@@ -385,35 +393,50 @@ def test_a_kubeconfig_that_cannot_be_read_is_one_line_and_exit_2(
     assert result.stderr.splitlines()[-1].startswith("nublado: error: cannot load kubeconfig")
 
 
-async def test_accepted_connections_send_small_writes_at_once() -> None:
+def loop_factories() -> list[Any]:
+    """asyncio's loop, and uvloop's where installed: `nublado serve` runs on either."""
+    factories: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+    if HAS_UVLOOP:
+        import uvloop
+
+        factories.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
+    return factories
+
+
+@pytest.mark.parametrize("loop_factory", loop_factories())
+def test_accepted_connections_send_small_writes_at_once(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
     """The served socket has TCP_NODELAY, so an event-stream frame is not held by Nagle.
 
     asyncio sets the option on an accepted connection only when the listener was
     made with protocol IPPROTO_TCP; a listener made with the default protocol 0
     left every frame after the response headers waiting ~40 ms for the client's
-    delayed ACK.
+    delayed ACK. uvloop sets it on every TCP connection.
     """
-    import asyncio
-
     from nublado.serve import _bind
 
-    listener = _bind("127.0.0.1", 0)
-    listener.listen()
-    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    async def nodelay() -> int:
+        listener = _bind("127.0.0.1", 0)
+        listener.listen()
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-        writer.close()
-
-    server = await asyncio.start_server(handle, sock=listener)
-    try:
-        port = listener.getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            assert await asyncio.wait_for(accepted, 5) != 0
-        finally:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
             writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
+
+        server = await asyncio.start_server(handle, sock=listener)
+        try:
+            port = listener.getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                return await asyncio.wait_for(accepted, 5)
+            finally:
+                writer.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        assert runner.run(nodelay()) != 0
