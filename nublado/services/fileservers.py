@@ -46,8 +46,9 @@ from ..api.errors import (
 )
 from ..config import Config
 from ..errors import InputError
-from ..kube.client import KubernetesClient
+from ..kube.client import KubernetesClient, WatchEvent
 from ..kube.errors import AlreadyExistsError, ConflictError, KubernetesError, NotFoundError
+from ..kube.follow import follow
 from ..metrics import Metrics
 from ..models.user import UserInfo
 from ..render.engine import Renderer, RenderError
@@ -270,26 +271,29 @@ class FileServerService:
         self, kind: str, namespace: str, selector: str, version: str, items: list[Object]
     ) -> None:
         """Keep one cache current; a watch that fails is restarted from a fresh LIST."""
-        while True:
-            try:
-                async for event in self._kube.watch(
-                    kind, namespace, label_selector=selector, resource_version=version, known=items
-                ):
-                    user = self._store(kind, event.object, deleted=event.type == "DELETED")
-                    if user is None:
-                        continue
-                    self._notify(user)
-                    if kind in ("Pod", "Job") and event.type != "DELETED" and self._finished(user):
-                        self._schedule_cleanup(user)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._log.warning("Watch failed, listing again", kind=kind, error=str(exc))
-                await asyncio.sleep(1.0)
-                try:
-                    items, version = await self._relist(kind, namespace, selector)
-                except Exception:
-                    continue
+
+        async def changed(event: WatchEvent) -> None:
+            user = self._store(kind, event.object, deleted=event.type == "DELETED")
+            if user is None:
+                return
+            self._notify(user)
+            if kind in ("Pod", "Job") and event.type != "DELETED" and self._finished(user):
+                self._schedule_cleanup(user)
+
+        async def relist() -> tuple[list[Object], str]:
+            return await self._relist(kind, namespace, selector)
+
+        await follow(
+            self._kube,
+            kind,
+            namespace,
+            label_selector=selector,
+            version=version,
+            items=items,
+            on_event=changed,
+            relist=relist,
+            log=self._log,
+        )
 
     async def _relist(self, kind: str, namespace: str, selector: str) -> tuple[list[Object], str]:
         """Replace one cache with a fresh LIST (after a failed watch)."""

@@ -37,13 +37,14 @@ from ..api.errors import (
 from ..config import Config, LabSizeDefinition
 from ..images.reference import InvalidDockerReferenceError
 from ..images.source import UnknownImageError
-from ..kube.client import KubernetesClient
+from ..kube.client import KubernetesClient, WatchEvent
 from ..kube.errors import (
     AlreadyExistsError,
     ConflictError,
     KubernetesError,
     KubernetesTimeoutError,
 )
+from ..kube.follow import follow
 from ..metrics import Metrics
 from ..models.lab import (
     LabOptions,
@@ -311,29 +312,33 @@ class LabService:
         items: list[Object],
     ) -> None:
         """Keep `_sources` or `_accounts` current; a watch that ends is restarted from a LIST."""
-        while True:
-            try:
-                async for event in self._kube.watch(
-                    kind, namespace, field_selector=fields, resource_version=version, known=items
-                ):
-                    self._store_spawn_input(kind, event.object, deleted=event.type == "DELETED")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._log.warning("Watch failed, listing again", kind=kind, error=str(exc))
-            await asyncio.sleep(1.0)
-            try:
-                items, version = await self._kube.list_with_version(
-                    kind, namespace, field_selector=fields
-                )
-            except Exception:
-                continue
+
+        async def changed(event: WatchEvent) -> None:
+            self._store_spawn_input(kind, event.object, deleted=event.type == "DELETED")
+
+        async def relist() -> tuple[list[Object], str]:
+            fresh, version = await self._kube.list_with_version(
+                kind, namespace, field_selector=fields
+            )
             if kind == "Secret":
                 self._sources.clear()
             else:
                 self._accounts.clear()
-            for item in items:
+            for item in fresh:
                 self._store_spawn_input(kind, item)
+            return fresh, version
+
+        await follow(
+            self._kube,
+            kind,
+            namespace,
+            field_selector=fields,
+            version=version,
+            items=items,
+            on_event=changed,
+            relist=relist,
+            log=self._log,
+        )
 
     def _user_of(self, kind: str, obj: Object) -> str | None:
         metadata = obj.get("metadata") or {}
@@ -398,26 +403,29 @@ class LabService:
         self, kind: str, namespace: str | None, selector: str, version: str, items: list[Object]
     ) -> None:
         """Keep one cache current; a watch that fails is restarted from a fresh LIST."""
-        while True:
-            try:
-                async for event in self._kube.watch(
-                    kind, namespace, label_selector=selector, resource_version=version, known=items
-                ):
-                    changed = self._store(kind, event.object, deleted=event.type == "DELETED")
-                    if changed:
-                        if kind == "Lease":
-                            self._lease_changed(event.object)
-                        await self._notify(self._user_of(kind, event.object))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._log.warning("Watch failed, listing again", kind=kind, error=str(exc))
-                await asyncio.sleep(1.0)
-                try:
-                    items, version = await self._relist(kind, namespace, selector)
-                except Exception:
-                    continue
-                await self._notify()
+
+        async def changed(event: WatchEvent) -> None:
+            if self._store(kind, event.object, deleted=event.type == "DELETED"):
+                if kind == "Lease":
+                    self._lease_changed(event.object)
+                await self._notify(self._user_of(kind, event.object))
+
+        async def relist() -> tuple[list[Object], str]:
+            fresh = await self._relist(kind, namespace, selector)
+            await self._notify()
+            return fresh
+
+        await follow(
+            self._kube,
+            kind,
+            namespace,
+            label_selector=selector,
+            version=version,
+            items=items,
+            on_event=changed,
+            relist=relist,
+            log=self._log,
+        )
 
     async def _relist(
         self, kind: str, namespace: str | None, selector: str
