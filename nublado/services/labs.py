@@ -180,7 +180,6 @@ class LabService:
         self._running: set[str] = set()  # users whose lab is running, for the gauge
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: dict[str, str] = {}  # uid -> kind of lab objects this replica deleted
-        self._anyone: asyncio.Event | None = None  # set when anything changes (made on demand)
         self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
         # username -> (Lease, its (uid, resourceVersion), its decoded record)
         self._parsed: dict[str, tuple[Object, tuple[Any, Any] | None, OperationRecord]] = {}
@@ -393,9 +392,6 @@ class LabService:
         else:
             waker = self._wakers.pop(username, None)
             wakers = [waker] if waker is not None else []
-        anyone, self._anyone = self._anyone, None
-        if anyone is not None:
-            wakers.append(anyone)
         for waker in wakers:
             waker.set()
 
@@ -1301,19 +1297,14 @@ class LabService:
         return waker
 
     async def _wait_change(
-        self, timeout: float, username: str | None = None, waker: asyncio.Event | None = None
+        self, timeout: float, username: str, waker: asyncio.Event | None = None
     ) -> None:
-        """Until something changes (a user's objects, or anything), at most ``timeout`` s.
+        """Until the user's objects change, at most ``timeout`` s.
 
         ``waker``: the user's `_waker`, taken before the caller read what it waits on.
         """
-        if username is not None:
-            if waker is None:
-                waker = self._waker(username)
-        else:
-            waker = self._anyone
-            if waker is None:
-                waker = self._anyone = asyncio.Event()
+        if waker is None:
+            waker = self._waker(username)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await waker.wait()
