@@ -33,12 +33,15 @@ async def follow(
     label_selector: str | None = None,
     field_selector: str | None = None,
     retry_delay: float = 1.0,
+    on_broken: Callable[[], None] | None = None,
 ) -> None:
     """Feed every event of ``kind`` to ``on_event``; runs until cancelled.
 
     ``items`` are the objects of the LIST ``version`` comes from (the client's
     watch uses them to resume after a 410 without losing deletions). A failed
-    ``relist`` is retried after the same delay.
+    ``relist`` is retried after the same delay. ``on_broken`` is told when the
+    watch has ended, before the first LIST again: from then until a ``relist``
+    succeeds, the cache may miss changes.
     """
     while True:
         try:
@@ -53,6 +56,8 @@ async def follow(
                 await on_event(event)
         except Exception as exc:
             log.warning("Watch failed, listing again", kind=kind, error=str(exc))
+        if on_broken is not None:
+            on_broken()
         while True:
             await asyncio.sleep(retry_delay)
             try:

@@ -175,6 +175,7 @@ class LabService:
         # the controller namespace's Secrets that labs copy, by name, and the
         # resourceVersion of each namespace's ``default`` ServiceAccount, by namespace.
         self._sources: dict[str, Object] = {}
+        self._sources_current = False  # False until listed, and while its watch is down
         self._accounts: dict[str, int] = {}
         self._seen: dict[str, None] = {}
         self._running: set[str] = set()  # users whose lab is running, for the gauge
@@ -194,7 +195,20 @@ class LabService:
     # Lifecycle
 
     async def start(self) -> None:
-        """LIST+WATCH every cache, wait until they are filled, take over abandoned records."""
+        """LIST+WATCH every cache, wait until they are filled, take over abandoned records.
+
+        A start that fails (a LIST the controller may not make) leaves nothing running.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            for task in self._watches:
+                task.cancel()
+            await asyncio.gather(*self._watches, return_exceptions=True)
+            self._watches.clear()
+            raise
+
+    async def _start(self) -> None:
         self._stopping = False
         selector = f"{CATEGORY_LABEL}=lab"
         lease_selector = f"{CATEGORY_LABEL}={LEASE_CATEGORY}"
@@ -281,6 +295,8 @@ class LabService:
         for (kind, namespace, fields), (items, version) in zip(follows, lists, strict=True):
             for item in items:
                 self._store_spawn_input(kind, item)
+            if kind == "Secret":
+                self._sources_current = True
             self._watches.append(
                 asyncio.create_task(self._follow_inputs(kind, namespace, fields, version, items))
             )
@@ -325,7 +341,14 @@ class LabService:
                 self._accounts.clear()
             for item in fresh:
                 self._store_spawn_input(kind, item)
+            if kind == "Secret":
+                self._sources_current = True
             return fresh, version
+
+        def broken() -> None:
+            # A spawn must not copy a Secret changed while nothing was watching.
+            if kind == "Secret":
+                self._sources_current = False
 
         await follow(
             self._kube,
@@ -337,6 +360,7 @@ class LabService:
             on_event=changed,
             relist=relist,
             log=self._log,
+            on_broken=broken,
         )
 
     def _user_of(self, kind: str, obj: Object) -> str | None:
@@ -880,10 +904,10 @@ class LabService:
         wanted = list(dict.fromkeys(names))
         if not wanted:
             return result
-        # From the watch-fed cache; a Secret it lacks (created a moment ago, or no
-        # cache yet) is read from the cluster.
+        # From the watch-fed cache while its watch runs; a Secret it lacks (created a
+        # moment ago), or any while the watch is down, is read from the cluster.
         for name in wanted:
-            obj = self._sources.get(name)
+            obj = self._sources.get(name) if self._sources_current else None
             if obj is None:
                 try:
                     obj = await self._kube.find("Secret", name, ns)

@@ -40,6 +40,7 @@ from nublado.api.errors import (
 )
 from nublado.config import Config
 from nublado.kube.client import KubernetesClient
+from nublado.kube.errors import KubernetesError
 from nublado.metrics import Metrics
 from nublado.models.lab import LabSpecification, LabStatus
 from nublado.models.user import NotebookQuota, UserQuota
@@ -230,6 +231,51 @@ async def test_source_secrets_come_from_the_watch_and_fresh_ones_from_the_cluste
     secret = sandbox.get("Secret", "rachel-nb", LAB_NS)
     assert secret is not None
     assert base64.b64decode(secret["data"]["db-password"]) == b"rotated"
+
+
+async def test_while_the_secret_watch_is_down_spawns_read_the_secrets_fresh(
+    labs: LabService, sandbox: Sandbox, client: KubernetesClient
+) -> None:
+    """A Secret changed while its watch is down (and LISTs fail) is not copied stale.
+
+    Until a LIST succeeds again the cache may miss changes, so a spawn reads
+    each Secret from the cluster, as it would without a cache.
+    """
+    sandbox.inject_fault("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets", count=None)
+    sandbox.cut_watches()
+    await wait_until(lambda: not labs._sources_current)
+    await client.apply_one(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "extra-secret", "namespace": NAMESPACE},
+            "data": {"db-password": base64.b64encode(b"changed").decode()},
+        }
+    )
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    assert messages(await collect(labs))[-1] == COMPLETE
+    secret = sandbox.get("Secret", "rachel-nb", LAB_NS)
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["db-password"]) == b"changed"
+
+    sandbox.clear_faults()
+    await wait_until(lambda: labs._sources_current, timeout=10)
+
+
+async def test_a_start_that_fails_leaves_no_watch_running(
+    config: Config,
+    client: KubernetesClient,
+    images: ImageService,
+    sandbox: Sandbox,
+    controller_namespace: None,
+) -> None:
+    """Without the right to list ServiceAccounts cluster-wide, start fails and cleans up."""
+    sandbox.inject_fault("GET", "/api/v1/serviceaccounts", status=403, count=None)
+    labs = LabService(config, client, images, Renderer(config.template_dirs), namespace=NAMESPACE)
+    with pytest.raises(KubernetesError):
+        await labs.start()
+    assert labs._watches == []
+    await sandbox.wait_for_async(lambda: sandbox.watch_count() == 0)
 
 
 async def test_spawn_waits_for_a_service_account_the_cache_cannot_vouch_for(
