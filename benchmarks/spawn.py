@@ -543,7 +543,12 @@ async def bench(args: argparse.Namespace, base: str, controller: int, sandbox: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--running", type=int, default=1000, help="labs running at the end")
+    parser.add_argument(
+        "--running",
+        type=int,
+        default=1000,
+        help="labs running at the end (at least the warm-up and measured spawns, 154 by default)",
+    )
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--profile", type=Path, default=None)

@@ -430,7 +430,7 @@ class Sandbox:
                 raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
             time.sleep(0.005)
         bound = server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://{host}:{bound}"
+        self.url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
         try:
             yield self.url
         finally:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from typing import Any
 
+import httpx
+import pytest
+
 from nublado.sandbox.cluster import Cluster
 from nublado.sandbox.selectors import FieldSelector, LabelSelector
+from nublado.sandbox.server import Sandbox
 from nublado.sandbox.store import Watcher
 
 
@@ -67,3 +72,17 @@ def test_a_watch_whose_reader_falls_behind_is_closed_not_buffered_forever() -> N
         "3",
         "4",
     ]
+
+
+def test_an_ipv6_sandbox_url_brackets_its_address() -> None:
+    """``serve("::1")`` gives ``http://[::1]:PORT``, a URL clients and kubeconfigs can use."""
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    sandbox = Sandbox()
+    with sandbox.serve("::1", 0) as url:
+        assert url.startswith("http://[::1]:")
+        assert httpx.get(f"{url}/version").status_code == 200
