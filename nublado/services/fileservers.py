@@ -108,6 +108,24 @@ def _phase(pod: Object | None) -> str:
     return str(((pod or {}).get("status") or {}).get("phase") or "")
 
 
+def _put(cache: dict[str, Object], key: str, obj: Object, deleted: bool) -> bool:
+    """One cache entry from a watch event or a write; whether it changed.
+
+    A deletion removes only the same object (same uid); an older copy of the
+    same object (a late watch event after this replica's own write) is ignored.
+    """
+    old = cache.get(key)
+    same = old is not None and _meta(old).get("uid") == _meta(obj).get("uid")
+    if deleted:
+        if same:
+            del cache[key]
+        return same
+    if same and resource_version(old) > resource_version(obj):
+        return False
+    cache[key] = obj
+    return True
+
+
 def _has_address(ingress: Object | None) -> bool:
     balancer = ((ingress or {}).get("status") or {}).get("loadBalancer") or {}
     entries = balancer.get("ingress") or []
@@ -220,38 +238,14 @@ class FileServerService:
         user = self._user_of(kind, obj)
         if user is None:
             return None
-        meta = _meta(obj)
         if kind == "Lease":
-            old = self._leases.get(user)
-            if deleted:
-                if old is not None and _meta(old).get("uid") == meta.get("uid"):
-                    del self._leases[user]
-                    return user
-                return None
-            if _meta(old).get("uid") == meta.get("uid") and resource_version(
-                old
-            ) > resource_version(obj):
-                return None
-            self._leases[user] = obj
-            return user
-        cache = self._objects[kind].setdefault(user, {})
-        name = str(meta.get("name", ""))
-        old = cache.get(name)
-        if deleted:
-            if old is not None and _meta(old).get("uid") == meta.get("uid"):
-                del cache[name]
-                if not cache:
-                    del self._objects[kind][user]
-                return user
-            return None
-        if (
-            old is not None
-            and _meta(old).get("uid") == meta.get("uid")
-            and resource_version(old) > resource_version(obj)
-        ):
-            return None
-        cache[name] = obj
-        return user
+            changed = _put(self._leases, user, obj, deleted)
+        else:
+            cache = self._objects[kind].setdefault(user, {})
+            changed = _put(cache, str(_meta(obj).get("name", "")), obj, deleted)
+            if not cache:
+                del self._objects[kind][user]
+        return user if changed else None
 
     def _notify(self, username: str) -> None:
         waker = self._wakers.pop(username, None)
@@ -371,6 +365,19 @@ class FileServerService:
 
     # The operation record
 
+    def _mine(self, username: str) -> bool:
+        """Whether the cached record names this replica as its holder."""
+        spec = (self._leases.get(username) or {}).get("spec") or {}
+        return bool(spec.get("holderIdentity") == self.identity)
+
+    async def _reread_lease(self, username: str) -> None:
+        """Replace the cached record with the cluster's (after a write it refused)."""
+        fresh = await self._kube.find("Lease", f"fs-{username}", self._namespace)
+        if fresh is None:
+            self._leases.pop(username, None)
+        else:
+            self._store("Lease", fresh)
+
     def _held(self, lease: Object | None) -> bool:
         """Held by a live holder: another replica, or an operation of this one."""
         if lease is None:
@@ -431,11 +438,7 @@ class FileServerService:
             try:
                 return await self._write_lease(manifest, create=lease is None)
             except (AlreadyExistsError, ConflictError, NotFoundError):
-                fresh = await self._kube.find("Lease", f"fs-{username}", self._namespace)
-                if fresh is None:
-                    self._leases.pop(username, None)
-                else:
-                    self._store("Lease", fresh)
+                await self._reread_lease(username)
             if time.monotonic() >= deadline:
                 raise TimeoutError
 
@@ -443,11 +446,11 @@ class FileServerService:
         """Renew the held record every duration/3 so no other replica takes it over."""
         while True:
             await asyncio.sleep(self._duration / 3)
-            lease = self._leases.get(username)
-            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+            if not self._mine(username):
                 # Taken over (this replica stalled past the duration): never take it back.
                 self._log.warning("Lost file-server record", user=username)
                 return
+            lease = self._leases[username]
             manifest = self._lease_manifest(username, lease, operation, "", self.identity)
             try:
                 await self._write_lease(manifest, create=False)
@@ -456,26 +459,20 @@ class FileServerService:
                     "Renewing file-server record failed", user=username, error=str(exc)
                 )
                 with contextlib.suppress(KubernetesError):
-                    fresh = await self._kube.find("Lease", f"fs-{username}", self._namespace)
-                    if fresh is not None:
-                        self._store("Lease", fresh)
+                    await self._reread_lease(username)
 
     async def _release(self, username: str, operation: str, result: str) -> None:
         """Clear the holder and record the result (a failure only lets the record expire)."""
         for _ in range(3):
-            lease = self._leases.get(username)
-            if lease is None:
+            if not self._mine(username):
                 return
-            if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
-                return
+            lease = self._leases[username]
             manifest = self._lease_manifest(username, lease, operation, result, "")
             try:
                 await self._write_lease(manifest, create=False)
             except ConflictError:
                 with contextlib.suppress(KubernetesError):
-                    fresh = await self._kube.find("Lease", f"fs-{username}", self._namespace)
-                    if fresh is not None:
-                        self._store("Lease", fresh)
+                    await self._reread_lease(username)
                 continue
             except KubernetesError as exc:
                 self._log.warning(
@@ -530,8 +527,7 @@ class FileServerService:
         undo or duplicate its work.
         """
         while True:
-            lease = self._leases.get(username)
-            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+            if not self._mine(username):
                 self._log.warning("Lost file-server record, stopping", user=username)
                 lost()
                 return
@@ -712,11 +708,9 @@ class FileServerService:
             raise
 
     async def _delete_now(self, username: str) -> None:
-        fileserver = self._config.fileserver
-        timeout = fileserver.delete_timeout.total_seconds()
-        wait = fileserver.creation_timeout.total_seconds() + timeout
+        timeout, deadline = self._delete_bounds()
         try:
-            async with self._holding(username, "delete", time.monotonic() + wait) as outcome:
+            async with self._holding(username, "delete", deadline) as outcome:
                 await self._refresh(username)
                 if not self._has_objects(username):
                     outcome["result"] = "complete"
@@ -743,6 +737,12 @@ class FileServerService:
             # wraps every failure).
             self._log.error("Deleting file server failed", user=username, error=str(exc))
             raise FileServerDeletionError(str(exc) or type(exc).__name__) from None
+
+    def _delete_bounds(self) -> tuple[float, float]:
+        """The delete timeout, and the deadline to claim the record (a creation may hold it)."""
+        fileserver = self._config.fileserver
+        timeout = fileserver.delete_timeout.total_seconds()
+        return timeout, time.monotonic() + fileserver.creation_timeout.total_seconds() + timeout
 
     async def _delete_objects(self, username: str) -> None:
         """objects.md 7.4's delete order; the caller bounds it in time.
@@ -782,11 +782,9 @@ class FileServerService:
         Decided again once the record is held, so a server another request
         created meanwhile is left alone.
         """
-        fileserver = self._config.fileserver
-        timeout = fileserver.delete_timeout.total_seconds()
-        wait = fileserver.creation_timeout.total_seconds() + timeout
+        timeout, deadline = self._delete_bounds()
         try:
-            async with self._holding(username, "delete", time.monotonic() + wait) as outcome:
+            async with self._holding(username, "delete", deadline) as outcome:
                 await self._refresh(username)
                 if self.is_running(username) or not self._has_objects(username):
                     outcome["result"] = "complete"
