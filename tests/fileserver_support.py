@@ -17,7 +17,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from lab_api_support import _differences, _drop_nulls, _normalise_cluster
+from lab_api_support import _drop_nulls, _normalise_cluster, object_list_differences
 from reference_cases import EXPECTED, reference_config
 from sandbox_fixtures import drop_refused_toleration_seconds
 
@@ -111,11 +111,4 @@ def reference_fileserver_differences(sandbox: Sandbox, username: str = "rachel")
         if status is not None:
             # README 3: kept, but for status.startTime.
             obj["status"] = {k: v for k, v in status.items() if k != "startTime"}
-    names = [(o["kind"], o["metadata"]["name"]) for o in actual]
-    wanted = [(o["kind"], o["metadata"]["name"]) for o in expected]
-    if names != wanted:
-        return [f"objects {names} != {wanted}"]
-    problems: list[str] = []
-    for e, a in zip(expected, actual, strict=True):
-        problems.extend(f"{a['kind']}/{a['metadata']['name']}{p}" for p in _differences(e, a))
-    return problems
+    return object_list_differences(expected, actual)

@@ -14,9 +14,9 @@ from typing import Any
 
 from lab_api_support import (
     CONTROLLER_NAMESPACE,
-    _differences,
     _drop_nulls,
     _normalise_cluster,
+    object_list_differences,
 )
 from reference_cases import EXPECTED, reference_config, reference_metadata
 
@@ -96,12 +96,4 @@ def reference_fsadmin_differences(sandbox: Sandbox) -> list[str]:
     found = sandbox.objects(CONTROLLER_NAMESPACE, "PersistentVolumeClaim")
     pod = sandbox.get("Pod", "fsadmin", CONTROLLER_NAMESPACE)
     actual = _drop_nulls(_normalise_cluster([*found, *([pod] if pod else [])]))
-    names = [(o["kind"], o["metadata"]["name"]) for o in actual]
-    wanted = [(o["kind"], o["metadata"]["name"]) for o in expected]
-    if names != wanted:
-        return [f"objects {names} != {wanted}"]
-    problems: list[str] = []
-    for e, a in zip(expected, actual, strict=True):
-        e = _without_omitted_empties(e, a)
-        problems.extend(f"{a['kind']}/{a['metadata']['name']}{p}" for p in _differences(e, a))
-    return problems
+    return object_list_differences(expected, actual, _without_omitted_empties)

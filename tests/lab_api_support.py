@@ -43,10 +43,12 @@ __all__ = [
     "RACHEL",
     "RACHEL_TOKEN",
     "SPEC",
+    "RecordingAlerts",
     "collect_sse",
     "controller_namespace",
     "lab_controller",
     "mock_gafaelfawr",
+    "object_list_differences",
     "reference_lab_differences",
     "run_pod",
     "serve_reference_labs",
@@ -298,6 +300,40 @@ def _differences(expected: Any, actual: Any, path: str = "") -> list[str]:
     return [] if expected == actual else [f"{path}: {actual!r} != {expected!r}"]
 
 
+class RecordingAlerts:
+    """Alerts that remember what they were told."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, str | None, str]] = []
+
+    async def report(
+        self, summary: str, *, user: str | None = None, error: BaseException | None = None
+    ) -> None:
+        self.reports.append((summary, user, str(error)))
+
+
+def object_list_differences(
+    expected: list[dict[str, Any]],
+    actual: list[dict[str, Any]],
+    adjust: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[str]:
+    """How normalised objects differ from the reference's, as ``Kind/name.path: ...`` lines.
+
+    The kinds and names, in order, must be exactly the reference's. ``adjust``
+    may change an expected object given its actual one before the comparison.
+    """
+    names = [(o["kind"], o["metadata"]["name"]) for o in actual]
+    wanted = [(o["kind"], o["metadata"]["name"]) for o in expected]
+    if names != wanted:
+        return [f"objects {names} != {wanted}"]
+    problems: list[str] = []
+    for e, a in zip(expected, actual, strict=True):
+        if adjust is not None:
+            e = adjust(e, a)
+        problems.extend(f"{a['kind']}/{a['metadata']['name']}{p}" for p in _differences(e, a))
+    return problems
+
+
 def reference_lab_differences(sandbox: Sandbox, namespace: str = "userlabs-rachel") -> list[str]:
     """How the lab in ``namespace`` differs from upstream's expected/objects/lab.json.
 
@@ -313,14 +349,7 @@ def reference_lab_differences(sandbox: Sandbox, namespace: str = "userlabs-rache
     if found is None:
         return [f"Namespace {namespace}: missing"]
     actual = _drop_nulls(_normalise_cluster([found, *sandbox.objects(namespace)]))
-    names = [(o["kind"], o["metadata"]["name"]) for o in actual]
-    wanted = [(o["kind"], o["metadata"]["name"]) for o in expected]
-    if names != wanted:
-        return [f"objects {names} != {wanted}"]
-    problems: list[str] = []
-    for e, a in zip(expected, actual, strict=True):
-        problems.extend(f"{a['kind']}/{a['metadata']['name']}{p}" for p in _differences(e, a))
-    return problems
+    return object_list_differences(expected, actual)
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:

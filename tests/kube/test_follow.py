@@ -24,7 +24,7 @@ def _cm(name: str, value: str) -> Object:
     }
 
 
-async def test_events_reach_the_cache_and_a_failed_watch_is_listed_again(
+async def test_events_reach_the_cache_and_a_failed_watch_or_list_is_listed_again(
     client: KubernetesClient, sandbox: Sandbox
 ) -> None:
     await client.apply_one({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "f"}})
@@ -32,6 +32,7 @@ async def test_events_reach_the_cache_and_a_failed_watch_is_listed_again(
     items, version = await client.list_with_version("ConfigMap", "f")
     cache = {o["metadata"]["name"]: o["data"]["v"] for o in items}
     relists: list[int] = []
+    attempts: list[None] = []
 
     async def changed(event: WatchEvent) -> None:
         if event.type == "DELETED":
@@ -40,14 +41,16 @@ async def test_events_reach_the_cache_and_a_failed_watch_is_listed_again(
             cache[event.name] = event.object["data"]["v"]
 
     async def relist() -> tuple[list[Object], str]:
+        attempts.append(None)
         fresh, fresh_version = await client.list_with_version("ConfigMap", "f")
         cache.clear()
         cache.update({o["metadata"]["name"]: o["data"]["v"] for o in fresh})
         relists.append(len(fresh))
         return fresh, fresh_version
 
-    # The first watch is refused (a Status, not a dropped connection): follow lists again.
-    sandbox.inject_fault("GET", "/api/v1/namespaces/f/configmaps", status=403, count=1)
+    # The first watch is refused (a Status, not a dropped connection), and so is the
+    # first LIST after it: follow lists again until a LIST succeeds.
+    sandbox.inject_fault("GET", "/api/v1/namespaces/f/configmaps", status=403, count=2)
     task = asyncio.create_task(
         follow(
             client,
@@ -68,6 +71,7 @@ async def test_events_reach_the_cache_and_a_failed_watch_is_listed_again(
         await client.delete("ConfigMap", "b", "f")
         await sandbox.wait_for_async(lambda: cache == {"a": "3"})
         assert relists == [1]
+        assert len(attempts) == 2
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

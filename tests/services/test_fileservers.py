@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from fileserver_support import FS_NAMESPACE, fileserver_config
-from lab_api_support import CONTROLLER_NAMESPACE, user_for
+from lab_api_support import CONTROLLER_NAMESPACE, RecordingAlerts, user_for
 
 from nublado.kube.client import KubernetesClient
 from nublado.models.user import UserInfo
@@ -34,16 +34,22 @@ def service(client: KubernetesClient, identity: str) -> FileServerService:
     )
 
 
-@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=False)
-async def test_a_long_creation_keeps_its_record_renewed(
-    client: KubernetesClient, sandbox: Sandbox
-) -> None:
+async def started_replicas(client: KubernetesClient) -> tuple[FileServerService, FileServerService]:
+    """Two started replicas, ``replica-a`` and ``replica-b``, in a new controller namespace."""
     await client.create(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
     )
     a, b = service(client, "replica-a"), service(client, "replica-b")
     await a.start()
     await b.start()
+    return a, b
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=False)
+async def test_a_long_creation_keeps_its_record_renewed(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    a, b = await started_replicas(client)
     user = UserInfo.model_validate(user_for("rachel"))
     try:
         first = asyncio.create_task(a.ensure(user))
@@ -79,12 +85,7 @@ async def test_a_replica_whose_record_is_taken_over_stops(
 
     renew = FileServerService._renew
     monkeypatch.setattr(FileServerService, "_renew", stalled)
-    await client.create(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
-    )
-    a, b = service(client, "replica-a"), service(client, "replica-b")
-    await a.start()
-    await b.start()
+    a, b = await started_replicas(client)
     user = UserInfo.model_validate(user_for("rachel"))
     try:
         first = asyncio.create_task(a.ensure(user))
@@ -106,18 +107,6 @@ async def test_a_replica_whose_record_is_taken_over_stops(
     assert lease is not None
     assert "holderIdentity" not in lease["spec"]
     assert lease["metadata"]["annotations"]["nublado.lsst.io/result"] == "complete"
-
-
-class RecordingAlerts:
-    """Alerts that remember what they were told."""
-
-    def __init__(self) -> None:
-        self.reports: list[tuple[str, str | None, str]] = []
-
-    async def report(
-        self, summary: str, *, user: str | None = None, error: BaseException | None = None
-    ) -> None:
-        self.reports.append((summary, user, str(error)))
 
 
 async def test_creation_and_deletion_failures_are_alerted(

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_registry import FakeRegistry
-from lab_api_support import reference_lab_differences
+from lab_api_support import RecordingAlerts, reference_lab_differences
 from prometheus_client import generate_latest
 from reference_cases import (
     EXPECTED,
@@ -558,18 +558,6 @@ async def test_spawn_timeout(make_service: Factory, config: Config, sandbox: San
     state = labs.state(USER)
     assert state is not None
     assert state.status is LabStatus.FAILED
-
-
-class RecordingAlerts:
-    """Alerts that remember what they were told."""
-
-    def __init__(self) -> None:
-        self.reports: list[tuple[str, str | None, str]] = []
-
-    async def report(
-        self, summary: str, *, user: str | None = None, error: BaseException | None = None
-    ) -> None:
-        self.reports.append((summary, user, str(error)))
 
 
 async def test_kubernetes_error_during_spawn(labs: LabService, sandbox: Sandbox) -> None:
