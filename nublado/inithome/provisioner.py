@@ -78,7 +78,9 @@ class Provisioner:
             raise InvalidHomeError(f"{self.home} exists but is not a directory")
         if (info.st_uid, info.st_gid) != (self.uid, self.gid):
             self._fix_owner(info.st_uid, info.st_gid)
-        mode = stat.S_IMODE(info.st_mode)
+        # Only the permission bits: setgid (a 2700 home, as some sites' homes inherit
+        # from their parent) or the sticky bit changes nothing about who can read it.
+        mode = info.st_mode & 0o777
         if mode != 0o700:
             _logger.warning(f"{self.home} has unexpected permissions: {mode:04o} != 0700")
 

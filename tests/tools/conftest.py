@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,3 +123,32 @@ def age() -> Callable[..., None]:
 def policy() -> dict[str, Any]:
     """A fresh copy of upstream's test policy, safe to modify."""
     return copy.deepcopy(POLICY)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NubladoProcess = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def run_nublado(tmp_path: Path) -> NubladoProcess:
+    """Run the real ``nublado`` command in a child process, in ``tmp_path``.
+
+    The child sees only ``env`` (plus ``PATH`` and this checkout on
+    ``PYTHONPATH``), so nothing from the developer's shell leaks in, and its
+    stderr is exactly what a pod's log would show: logging configured by the
+    command itself, not captured by pytest.
+    """
+
+    def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        environ = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
+        return subprocess.run(
+            [sys.executable, "-m", "nublado", *args],
+            env=environ,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run

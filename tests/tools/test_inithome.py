@@ -126,27 +126,6 @@ def test_cli_creates_home(tmp_path: Path, monkeypatch) -> None:
     assert home.is_dir()
 
 
-@pytest.mark.parametrize(
-    ("environ", "message"),
-    [
-        ({"NUBLADO_UID": "1", "NUBLADO_GID": "1"}, "must all be set"),
-        (
-            {"NUBLADO_HOME": "/x", "NUBLADO_UID": "one", "NUBLADO_GID": "1"},
-            "must each be set to an integer",
-        ),
-        ({"NUBLADO_HOME": "/x", "NUBLADO_UID": "-3", "NUBLADO_GID": "1"}, "nonnegative"),
-    ],
-)
-def test_cli_bad_environment_exits_2(
-    environ: dict[str, str], message: str, monkeypatch, capsys
-) -> None:
-    for key, value in environ.items():
-        monkeypatch.setenv(key, value)
-
-    assert run("inithome") == 2
-    assert message in capsys.readouterr().err
-
-
 def test_cli_unusable_home_exits_1(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("NUBLADO_HOME", str(tmp_path / "file"))
@@ -198,3 +177,81 @@ def test_home_that_is_a_symlink_is_refused(tmp_path: Path, dangling: bool) -> No
         assert not target.exists()
     else:
         assert (target.stat().st_uid, target.stat().st_gid) == (before.st_uid, before.st_gid)
+
+
+MISSING = "Environment variables 'NUBLADO_HOME', 'NUBLADO_UID', and 'NUBLADO_GID' must all be set"
+NOT_INT = "Environment variables 'NUBLADO_UID' and 'NUBLADO_GID' must each be set to an integer"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        pytest.param(
+            {},
+            f"{MISSING}; not set: 'NUBLADO_HOME', 'NUBLADO_UID', 'NUBLADO_GID'.",
+            id="none-set",
+        ),
+        pytest.param(
+            {"NUBLADO_HOME": "/x", "NUBLADO_GID": "1"},
+            f"{MISSING}; not set: 'NUBLADO_UID'.",
+            id="no-uid",
+        ),
+        pytest.param(
+            {"NUBLADO_UID": "1", "NUBLADO_GID": "1"},
+            f"{MISSING}; not set: 'NUBLADO_HOME'.",
+            id="no-home",
+        ),
+        pytest.param(
+            {"NUBLADO_HOME": "/x", "NUBLADO_UID": "1", "NUBLADO_GID": "1000x"},
+            f"{NOT_INT}; 'NUBLADO_GID' is '1000x'.",
+            id="gid-not-int",
+        ),
+        pytest.param(
+            {"NUBLADO_HOME": "/x", "NUBLADO_UID": "", "NUBLADO_GID": "g"},
+            f"{NOT_INT}; 'NUBLADO_UID' is '' and 'NUBLADO_GID' is 'g'.",
+            id="both-not-int",
+        ),
+        pytest.param(
+            {"NUBLADO_HOME": "rel", "NUBLADO_UID": "1", "NUBLADO_GID": "1"},
+            "Environment variable 'NUBLADO_HOME' must be set to an absolute path, not 'rel'.",
+            id="relative-home",
+        ),
+        pytest.param(
+            {"NUBLADO_HOME": "/x", "NUBLADO_UID": "-3", "NUBLADO_GID": "1"},
+            "UID or GID must be nonnegative, not -3",
+            id="negative-uid",
+        ),
+    ],
+)
+def test_cli_prints_each_environment_error_once(
+    environ: dict[str, str], message: str, run_nublado
+) -> None:
+    result = run_nublado("inithome", env=environ)
+
+    assert (result.returncode, result.stderr) == (2, f"nublado: error: {message}\n")
+
+
+def test_setgid_home_is_not_unexpected(tmp_path: Path, caplog) -> None:
+    home = tmp_path / "rachel"
+    home.mkdir()
+    if IS_ROOT:
+        os.chown(home, UID, GID)
+    home.chmod(0o2700)  # after chown, which clears setgid
+
+    with caplog.at_level(logging.DEBUG):
+        Provisioner(home=home, uid=UID, gid=GID).provision()
+
+    assert caplog.records == []
+    assert stat.S_IMODE(home.stat().st_mode) == 0o2700
+
+
+def test_setgid_home_with_wrong_permissions_warns_with_them(tmp_path: Path, caplog) -> None:
+    home = tmp_path / "rachel"
+    home.mkdir()
+    if IS_ROOT:
+        os.chown(home, UID, GID)
+    home.chmod(0o2750)
+
+    Provisioner(home=home, uid=UID, gid=GID).provision()
+
+    assert caplog.messages == [f"{home} has unexpected permissions: 0750 != 0700"]
