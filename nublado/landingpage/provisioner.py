@@ -24,6 +24,7 @@ __all__ = [
     "DestinationIsDirectoryError",
     "LandingPageProvisioner",
     "PrecheckError",
+    "SettingsError",
 ]
 
 DOCMANAGER_SETTINGS = Path(
@@ -52,6 +53,14 @@ class DestinationIsDirectoryError(DestinationError):
 
     def __init__(self, path: Path) -> None:
         NubladoError.__init__(self, f"Destination {path} is a directory")
+        self.path = path
+
+
+class SettingsError(NubladoError):
+    """The user's docmanager settings file cannot be read as JSON; it is left alone."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} is not valid JSON: {reason}")
         self.path = path
 
 
@@ -115,7 +124,10 @@ class LandingPageProvisioner:
         path = self.home / DOCMANAGER_SETTINGS
         settings: dict[str, object] = {}
         if path.exists():
-            loaded = json.loads(path.read_text())
+            try:
+                loaded = json.loads(path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise SettingsError(path, str(exc)) from exc
             if not isinstance(loaded, dict):
                 _logger.warning(f"{path} is not a JSON object; leaving it alone")
                 return

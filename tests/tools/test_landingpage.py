@@ -193,3 +193,69 @@ def test_settings_that_are_not_an_object_are_left_alone(
 
     assert path.read_text() == document
     assert any("not a JSON object" in m for m in caplog.messages)
+
+
+NO_HOME = (
+    "nublado: error: Environment variable 'NUBLADO_HOME' must be set to the user's home"
+    " directory (a lab's init containers get it from the controller).\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("home", "stderr"),
+    [
+        pytest.param(None, NO_HOME, id="unset"),
+        pytest.param(
+            "",
+            "nublado: error: Environment variable 'NUBLADO_HOME' must be set to an absolute"
+            " path, not ''.\n",
+            id="empty",
+        ),
+        pytest.param(
+            "home",
+            "nublado: error: Environment variable 'NUBLADO_HOME' must be set to an absolute"
+            " path, not 'home'.\n",
+            id="relative",
+        ),
+    ],
+)
+def test_cli_without_an_absolute_home_is_one_line_and_exit_2(
+    setup: dict[str, str], home: str | None, stderr: str, run_nublado, tmp_path: Path
+) -> None:
+    environ = {key: value for key, value in setup.items() if key != "NUBLADO_HOME"}
+    if home is not None:
+        environ["NUBLADO_HOME"] = home
+
+    result = run_nublado("landingpage", env=environ)
+
+    assert (result.returncode, result.stderr) == (2, stderr)
+    # The child runs in tmp_path: a relative home would have been made there.
+    assert not (tmp_path / "notebooks").exists()
+    assert not (tmp_path / "home" / "notebooks").exists()
+
+
+def test_cli_failure_is_one_log_line_and_exit_0(setup: dict[str, str], run_nublado) -> None:
+    setup["CST_LANDING_PAGE_FILES"] = "hello.txt,missing.md"
+
+    result = run_nublado("landingpage", env=setup)
+
+    missing = Path(setup["CST_LANDING_PAGE_SRC_DIR"]) / "missing.md"
+    assert (result.returncode, result.stderr) == (
+        0,
+        f"ERROR nublado.landingpage: Provisioner failed: Source file {missing} is not a file\n",
+    )
+
+
+def test_cli_unreadable_settings_is_one_log_line(setup: dict[str, str], run_nublado) -> None:
+    path = Path(setup["NUBLADO_HOME"]) / DOCMANAGER_SETTINGS
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+
+    result = run_nublado("landingpage", env=setup)
+
+    assert (result.returncode, result.stderr) == (
+        0,
+        f"ERROR nublado.landingpage: Provisioner failed: {path} is not valid JSON:"
+        " Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n",
+    )
+    assert path.read_text() == "{not json"
