@@ -28,6 +28,16 @@ NOW = datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC)
 OLD_LOGGING = b"# the logging profile we shipped before\n"
 
 
+LAB = {
+    "JUPYTERHUB_SERVICE_PREFIX": "/nb/user/hambone/",
+    "JUPYTER_IMAGE_SPEC": "lighthouse.ceres/library/sketchbook:w_2077_43@sha256:5678",
+}
+NOT_IN_LAB = (
+    "nublado: error: not in a lab: environment {} not set (nublado startup prepares a lab"
+    " container and runs only as a lab's init container).\n"
+)
+
+
 @pytest.fixture
 def discovery() -> Iterator[respx.MockRouter]:
     """Service discovery answering with the reference document."""
@@ -424,7 +434,7 @@ def test_command_wrapper(tmp_path: Path) -> None:
 
 
 def test_cli(lab: dict[str, Any], monkeypatch) -> None:
-    for key, value in lab["environ"].items():
+    for key, value in {**lab["environ"], **LAB}.items():
         monkeypatch.setenv(key, value)
     out = lab["tmp"] / "out"
     monkeypatch.setenv("NUBLADO_ETC_PATH", str(lab["paths"].etc))
@@ -434,6 +444,7 @@ def test_cli(lab: dict[str, Any], monkeypatch) -> None:
 
     env = json.loads((out / "env.json").read_text())
     assert env["USER"] == "hambone"
+    assert env["IMAGE_DIGEST"] == "5678"
     assert "ABNORMAL_STARTUP" not in env
     assert os.environ.get("HOME") != str(lab["home"])  # the process env is not modified
 
@@ -500,3 +511,49 @@ def test_dangling_dircolors_symlink_is_left_alone(lab: dict[str, Any]) -> None:
     assert not target.exists()  # copy2 would have written through the link
     assert (lab["home"] / ".dir_colors").is_symlink()
     assert "ABNORMAL_STARTUP" not in env
+
+
+@pytest.mark.parametrize(
+    ("lab_variables", "stderr"),
+    [
+        pytest.param(
+            {},
+            NOT_IN_LAB.format("variables 'JUPYTERHUB_SERVICE_PREFIX' and 'JUPYTER_IMAGE_SPEC' are"),
+            id="workstation",
+        ),
+        pytest.param(
+            {"JUPYTER_IMAGE_SPEC": LAB["JUPYTER_IMAGE_SPEC"]},
+            NOT_IN_LAB.format("variable 'JUPYTERHUB_SERVICE_PREFIX' is"),
+            id="no-prefix",
+        ),
+        pytest.param(
+            {
+                "JUPYTERHUB_SERVICE_PREFIX": LAB["JUPYTERHUB_SERVICE_PREFIX"],
+                "JUPYTER_IMAGE_SPEC": "",
+            },
+            NOT_IN_LAB.format("variable 'JUPYTER_IMAGE_SPEC' is"),
+            id="empty-image-spec",
+        ),
+    ],
+)
+def test_cli_refuses_to_run_outside_a_lab(
+    lab: dict[str, Any], lab_variables: dict[str, str], stderr: str, run_nublado
+) -> None:
+    home = lab["home"]
+    (home / ".bashrc").write_text("# mine\n")
+    before = sorted(path.name for path in home.iterdir())
+    out = lab["tmp"] / "out"
+    environ = {
+        **lab["environ"],
+        **lab_variables,
+        "NUBLADO_STARTUP_PATH": str(out),
+        "NUBLADO_ETC_PATH": str(lab["paths"].etc),
+        "NUBLADO_TMP_PATH": str(lab["paths"].tmp),
+    }
+
+    result = run_nublado("startup", env=environ)
+
+    assert (result.returncode, result.stderr) == (2, stderr)
+    assert not out.exists()
+    assert sorted(path.name for path in home.iterdir()) == before
+    assert not lab["git_log"].exists()
