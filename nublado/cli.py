@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 __all__ = ["main"]
 
@@ -53,6 +57,24 @@ class _LazyGroup(click.Group):
         """List subcommands from the static table, without importing them."""
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_) for name, (_, help_) in sorted(_COMMANDS.items())])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Complete subcommand names from the static table, without importing them.
+
+        click's own completion loads every subcommand to read its help, which
+        imports the web stack, the sandbox and the Kubernetes client (about half
+        a second) on every press of Tab. A subcommand's own options and
+        arguments still complete through that subcommand, which is then loaded.
+        """
+        from click.shell_completion import CompletionItem  # only when completing
+
+        items = [
+            CompletionItem(name, help=help_)
+            for name, (_, help_) in sorted(_COMMANDS.items())
+            if name.startswith(incomplete)
+        ]
+        # The group's own options (--help, --version) when the word starts with "-".
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
 
 # -h as well as --help (spec 4.1); click hands these settings down to every subcommand.
