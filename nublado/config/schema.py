@@ -16,8 +16,12 @@ from .controller import Config
 
 __all__ = ["SCHEMA_ID", "config_schema", "config_schema_text"]
 
-SCHEMA_ID = "https://github.com/lsst-sqre/nublado/schema/config.schema.json"
-"""Identifier written into the schema (``$id``)."""
+SCHEMA_ID = "urn:nublado:config-schema"
+"""Identifier written into the schema (``$id``): this project's own name for it.
+
+Not upstream's URL, whose schema differs (ours adds ``templateDirs``, static
+image sources, ...); a URN because the project publishes no URL to put it under.
+"""
 
 
 class _ConfigSchemaGenerator(GenerateJsonSchema):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -102,3 +103,18 @@ def test_schema_check_says_when_the_file_is_missing(tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     assert "not found" in result.output
+
+
+def test_schema_id_is_this_projects() -> None:
+    # The $id names this project's schema: under one of pyproject's project URLs
+    # if it declares any, else a `urn:nublado:` name (never upstream's URL, which
+    # names a different schema).
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    urls = list(project.get("urls", {}).values())
+    schema_id = json.loads(COMMITTED.read_text())["$id"]
+
+    if urls:
+        assert any(schema_id.startswith(url.rstrip("/") + "/") for url in urls), schema_id
+    else:
+        assert schema_id.startswith("urn:nublado:"), schema_id
+    assert schema_id == config_schema()["$id"]
