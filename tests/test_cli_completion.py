@@ -90,3 +90,28 @@ def test_completing_subcommands_imports_none_of_them(shim: dict[str, str]) -> No
         f"plain\n{name}\n{help_}\n" for name, (_, help_) in sorted(_COMMANDS.items())
     )
     assert result.stdout == expected
+
+
+@pytest.mark.parametrize(
+    ("shell", "registration"),
+    [
+        ("bash", "complete -o nosort -F _nublado_completion nublado"),
+        ("zsh", "compdef _nublado_completion nublado"),
+        ("fish", 'complete --no-files --command nublado --arguments "(_nublado_completion)"'),
+    ],
+)
+def test_each_documented_shell_gets_its_script(
+    shim: dict[str, str], shell: str, registration: str
+) -> None:
+    # The README's set-up lines, `_NUBLADO_COMPLETE=<shell>_source nublado`.
+    result = subprocess.run(
+        ["nublado"],
+        env={**shim, "_NUBLADO_COMPLETE": f"{shell}_source"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert registration in result.stdout
+    assert "_NUBLADO_COMPLETE=" in result.stdout

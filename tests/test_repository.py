@@ -43,7 +43,7 @@ def _written_in_code_blocks() -> set[str]:
     """Files the README's commands write or read as the user's own.
 
     `> FILE`, `--kubeconfig FILE` and `-c FILE`, less placeholders (`CONFIG`),
-    absolute paths and the repository's own files (`examples/config.yaml`).
+    paths outside the checkout and the repository's own files (`examples/config.yaml`).
     """
     blocks = re.findall(r"^```(?:sh|bash)?\n(.*?)^```", README, flags=re.M | re.S)
     names: set[str] = set()
@@ -52,7 +52,9 @@ def _written_in_code_blocks() -> set[str]:
     return {
         name
         for name in names
-        if not name.isupper() and not name.startswith("/") and not (ROOT / name).exists()
+        if not name.isupper()
+        and not name.startswith(("/", "~", "$"))
+        and not (ROOT / name).exists()
     }
 
 
