@@ -29,7 +29,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -189,7 +189,7 @@ class LeaderElector:
 
     # The campaign
 
-    async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
+    async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Campaign, lead, and campaign again, until cancelled (then release if leading)."""
         while True:
             await self._acquire()
@@ -208,7 +208,7 @@ class LeaderElector:
                 )
             await asyncio.sleep(self._retry)
 
-    async def _lead(self, lead: Callable[[], Awaitable[None]]) -> None:
+    async def _lead(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``lead()`` while renewals succeed; stop it when they do not, then return."""
         renewed = self._clock()  # the successful write was sent no earlier than this
         self.leading = True
