@@ -34,21 +34,24 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import click
 import httpx
 import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config
+from .config.daemon import cron_trigger
 from .errors import InputError, NubladoError
 from .kube.leader import LeaderElector
 from .metrics import Metrics
@@ -67,6 +70,8 @@ __all__ = [
     "JobRunner",
     "Scheduler",
     "UnknownJobError",
+    "daemon",
+    "default_identity",
     "follow_images",
     "job_trigger",
     "register_jobs",
@@ -144,9 +149,7 @@ def job_trigger(name: str, config: Config) -> BaseTrigger | None:
     else:
         raise ValueError(f"unknown job {name!r}")
     if cron is not None:
-        trigger = CronTrigger.from_crontab(cron, timezone=UTC)
-        trigger.jitter = jitter
-        return trigger
+        return cron_trigger(cron, jitter)
     assert interval is not None
     return IntervalTrigger(seconds=interval, jitter=jitter, timezone=UTC)
 
@@ -528,3 +531,100 @@ class Daemon:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+# ``nublado daemon``
+
+
+async def _standalone(
+    config: Config, kube: KubernetesClient, http: httpx.AsyncClient, metrics: Metrics
+) -> Daemon:
+    """The daemon of ``nublado daemon``: the controller's services, without the API.
+
+    The file servers' reconcile reads the cluster itself (no watches needed);
+    the image service starts with no snapshot (prepull refreshes first).
+    """
+    from .models.metadata import ControllerMetadata
+    from .render.engine import Renderer
+    from .services.fileservers import FileServerService
+    from .services.images import ImageService, build_image_source
+    from .services.prepuller import Prepuller
+
+    metadata = ControllerMetadata.from_directory(config.metadata_path)
+    renderer = Renderer(config.template_dirs)
+    prepuller = Prepuller(kube, config, metadata, renderer=renderer)
+    images = ImageService(config, build_image_source(config.images, http), kube, prepuller)
+    identity = default_identity()
+    fileservers = FileServerService(
+        config, kube, renderer, namespace=metadata.namespace, identity=identity, metrics=metrics
+    )
+    jobs = standard_jobs(config, http=http, metrics=metrics, images=images, fileservers=fileservers)
+    return Daemon(
+        config, jobs, kube=kube, namespace=metadata.namespace, identity=identity, metrics=metrics
+    )
+
+
+async def _main(config: Config, kubeconfig: Path | None, once: str | None) -> int:
+    """0 after a clean stop or a successful ``--once`` run, 1 when that run failed."""
+    from .kube.client import KubernetesClient
+    from .kube.errors import KubernetesError
+
+    try:
+        kube = await KubernetesClient.load(kubeconfig)
+    except KubernetesError as exc:
+        raise InputError(str(exc)) from None
+    async with kube, httpx.AsyncClient() as http:
+        kube.on_error = (metrics := Metrics()).kubernetes_error
+        daemon = await _standalone(config, kube, http, metrics)
+        if once is not None:
+            if once not in daemon.jobs:
+                raise InputError(
+                    f"job {once} is not configured here; configured jobs:"
+                    f" {', '.join(daemon.job_names)}"
+                )
+            return 0 if await daemon.run_once(once) else 1
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(daemon.run())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            _log.info("Daemon stopped")
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        return 0
+
+
+@click.command("daemon")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Controller configuration file.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Kubeconfig to use (default $KUBECONFIG, ~/.kube/config, else in-cluster).",
+)
+@click.option(
+    "--once",
+    "once",
+    metavar="JOB",
+    default=None,
+    help=f"Run one job now and exit (0: success, 1: it failed). Jobs: {', '.join(JOB_NAMES)}.",
+)
+def daemon(config_path: Path, kubeconfig: Path | None, once: str | None) -> None:
+    """Run the periodic jobs (leader-elected), or one job now with --once."""
+    from .serve import _load, run_event_loop
+
+    if once is not None and once not in JOB_NAMES:
+        raise UnknownJobError(once, list(JOB_NAMES))
+    config = _load(config_path)
+    status = run_event_loop(_main(config, kubeconfig, once))
+    if status:
+        raise click.exceptions.Exit(status)

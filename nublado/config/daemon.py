@@ -29,16 +29,66 @@ __all__ = [
     "LeaderElectionConfig",
     "PurgeConfig",
     "check_cron",
+    "cron_trigger",
 ]
 
 DEFAULT_LEASE_NAME = "nublado-daemon"
 """The Lease (in the controller's namespace) whose holder runs the daemon's jobs."""
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+"""crontab's day-of-week numbers: 0 (and 7) is Sunday."""
+
+
+def _weekdays(field: str) -> str:
+    """crontab's day-of-week field as names, which APScheduler reads as crontab does.
+
+    APScheduler 3 numbers weekdays from Monday = 0, so its ``from_crontab``
+    would run ``0 3 * * 1`` on Tuesdays; numbers (lists, ranges, steps) are
+    turned into day names here. Names pass through.
+    """
+    days: list[str] = []
+    for part in field.split(","):
+        body, slash, step = part.partition("/")
+        if body == "*":
+            if not slash:
+                return "*"
+            low, high = 0, 6
+        elif body.isdigit():
+            low = int(body)
+            high = 7 if slash else low
+        elif "-" in body and all(p.isdigit() for p in body.split("-", 1)):
+            low, high = (int(p) for p in body.split("-", 1))
+        else:
+            days.append(part)
+            continue
+        if high > 7 or low > high or (slash and not step.isdigit()) or step == "0":
+            raise ValueError(f"day of week {part!r} is not 0-7 (0 and 7 are Sunday)")
+        days.extend(_WEEKDAYS[day % 7] for day in range(low, high + 1, int(step or 1)))
+    return ",".join(dict.fromkeys(days))
+
+
+def cron_trigger(schedule: str, jitter: float | None = None) -> CronTrigger:
+    """The APScheduler trigger of a five-field crontab line, in UTC, as cron reads it."""
+    fields = schedule.split()
+    if len(fields) != 5:
+        raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_weekdays(weekday),
+        jitter=jitter,
+        timezone=UTC,
+    )
+
+
 def check_cron(schedule: str) -> str:
     """Refuse a schedule that is not a five-field crontab line (minute hour day month weekday)."""
     try:
-        CronTrigger.from_crontab(schedule, timezone=UTC)
+        cron_trigger(schedule)
     except ValueError as exc:
         raise ValueError(
             f"not a crontab schedule (minute hour day-of-month month day-of-week): {schedule!r}:"
