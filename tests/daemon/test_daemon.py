@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import respx
 import time_machine
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from fake_registry import FakeRegistry
@@ -221,9 +220,9 @@ def test_bad_daemon_sections_are_refused_at_load(
     section: dict[str, Any], message: str, tmp_path: Path
 ) -> None:
     import yaml
+    from reference_cases import INPUTS
 
     from nublado.config import ConfigError, load_config
-    from reference_cases import INPUTS
 
     document = yaml.safe_load((INPUTS / "config" / "standard.yaml").read_text())
     document["daemon"] = section
