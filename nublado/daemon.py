@@ -564,7 +564,9 @@ async def _standalone(
     )
 
 
-async def _main(config: Config, kubeconfig: Path | None, once: str | None) -> int:
+async def _main(
+    config: Config, kubeconfig: Path | None, once: str | None, metrics_port: int | None = None
+) -> int:
     """0 after a clean stop or a successful ``--once`` run, 1 when that run failed."""
     from .kube.client import KubernetesClient
     from .kube.errors import KubernetesError
@@ -583,6 +585,8 @@ async def _main(config: Config, kubeconfig: Path | None, once: str | None) -> in
                     f" {', '.join(daemon.job_names)}"
                 )
             return 0 if await daemon.run_once(once) else 1
+        if metrics_port is not None:
+            _serve_metrics(metrics, metrics_port)
         loop = asyncio.get_running_loop()
         task = asyncio.create_task(daemon.run())
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -595,6 +599,17 @@ async def _main(config: Config, kubeconfig: Path | None, once: str | None) -> in
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         return 0
+
+
+def _serve_metrics(metrics: Metrics, port: int) -> None:
+    """``GET /metrics`` of the daemon's registry on ``port`` (a thread of prometheus_client)."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, registry=metrics.registry)
+    except OSError as exc:
+        raise InputError(f"cannot serve metrics on port {port}: {exc.strerror}") from None
+    _log.info("Serving metrics on port %d", port)
 
 
 @click.command("daemon")
@@ -618,13 +633,21 @@ async def _main(config: Config, kubeconfig: Path | None, once: str | None) -> in
     default=None,
     help=f"Run one job now and exit (0: success, 1: it failed). Jobs: {', '.join(JOB_NAMES)}.",
 )
-def daemon(config_path: Path, kubeconfig: Path | None, once: str | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port (not with --once).",
+)
+def daemon(
+    config_path: Path, kubeconfig: Path | None, once: str | None, metrics_port: int | None
+) -> None:
     """Run the periodic jobs (leader-elected), or one job now with --once."""
     from .serve import _load, run_event_loop
 
     if once is not None and once not in JOB_NAMES:
         raise UnknownJobError(once, list(JOB_NAMES))
     config = _load(config_path)
-    status = run_event_loop(_main(config, kubeconfig, once))
+    status = run_event_loop(_main(config, kubeconfig, once, metrics_port))
     if status:
         raise click.exceptions.Exit(status)

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from nublado.config import Config
 from nublado.config.daemon import DEFAULT_LEASE_NAME, LeaderElectionConfig
 from nublado.daemon import JOB_NAMES, Daemon
 from nublado.kube.client import KubernetesClient
-from nublado.sandbox.server import Sandbox
+from nublado.sandbox.server import Sandbox, SandboxSettings
 
 NS = "nublado"
 FAST_ELECTION = {"leaseDuration": 2, "renewDeadline": 1.2, "retryPeriod": 0.2}
@@ -160,11 +161,23 @@ async def test_once_exits_2_on_a_job_it_cannot_run(
 # Leader-elected run as a process
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+METRICS_PORT = free_port()
+
+
 @pytest.fixture
 def daemon_process(kubeconfig: Path, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     config = write_config(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "nublado", "daemon", "--config", str(config)],
+        [
+            *(sys.executable, "-m", "nublado", "daemon", "--config", str(config)),
+            *("--metrics-port", str(METRICS_PORT)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -188,6 +201,10 @@ async def test_the_daemon_leads_and_releases_its_lease_on_sigterm(
             "holderIdentity"
         ) is None:
             await asyncio.sleep(0.05)
+    async with httpx.AsyncClient() as web, asyncio.timeout(10):
+        metrics = ""
+        while "nublado_daemon_leader 1.0" not in metrics:
+            metrics = (await web.get(f"http://127.0.0.1:{METRICS_PORT}/metrics")).text
 
     daemon_process.send_signal(signal.SIGTERM)
     status = await asyncio.to_thread(daemon_process.wait, 30)
@@ -197,6 +214,8 @@ async def test_the_daemon_leads_and_releases_its_lease_on_sigterm(
     lease = sandbox.get("Lease", DEFAULT_LEASE_NAME, NS)
     assert lease is not None
     assert lease["spec"].get("holderIdentity") is None
+    assert "nublado_daemon_leader 1.0" in metrics
+    assert 'nublado_job_runs_total{job="image-refresh",outcome="success"} 0.0' in metrics
 
 
 # Two replicas
@@ -325,3 +344,66 @@ async def test_the_controller_serves_job_metrics_and_leads(
     lease = sandbox.get("Lease", DEFAULT_LEASE_NAME, CONTROLLER_NAMESPACE)
     assert lease is not None
     assert lease["spec"].get("holderIdentity") is None  # released at shutdown
+
+
+# The file-server reconcile job, faults included
+
+
+@pytest.mark.parametrize("sandbox_settings", [SandboxSettings(pod_grace_scale=0.0)])
+async def test_fileserver_reconcile_job_repairs_on_the_run_after_a_fault(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    from fileserver_support import FS_NAMESPACE, fileserver_config, fileserver_objects
+    from lab_api_support import CONTROLLER_NAMESPACE, user_for
+
+    from nublado.metrics import Metrics
+    from nublado.models.user import UserInfo
+    from nublado.render.engine import Renderer
+    from nublado.services.fileservers import FileServerService
+
+    await client.create(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
+    )
+    config = fileserver_config()
+    made = FileServerService(
+        config, client, Renderer(config.template_dirs), namespace=CONTROLLER_NAMESPACE
+    )
+    await made.start()
+    try:
+        await made.ensure(UserInfo.model_validate(user_for("rachel")))
+    finally:
+        await made.stop()
+    # While no controller runs, the server's pod exits: a broken file server is left.
+    (pod,) = sandbox.objects(FS_NAMESPACE, "Pod", label_selector="job-name=rachel-fs")
+    sandbox.finish_pod(FS_NAMESPACE, pod["metadata"]["name"])
+    # The daemon's file-server service: not started (no watches), it reads the cluster.
+    metrics = Metrics()
+    fileservers = FileServerService(
+        config, client, Renderer(config.template_dirs), namespace=CONTROLLER_NAMESPACE
+    )
+    daemon = Daemon(
+        config, {"fileserver-reconcile": fileservers.reconcile}, elect=False, metrics=metrics
+    )
+    sandbox.inject_fault("GET", f"/apis/batch/v1/namespaces/{FS_NAMESPACE}/jobs", count=4)
+
+    failed = await daemon.run_once("fileserver-reconcile")
+    left = fileserver_objects(sandbox, "rachel")
+    repaired = await daemon.run_once("fileserver-reconcile")
+
+    assert (failed, repaired) == (False, True)
+    assert left != []
+    assert fileserver_objects(sandbox, "rachel") == []
+    errors = {
+        sample.labels["error"]: sample.value
+        for family in metrics.registry.collect()
+        if family.name == "nublado_job_failures"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert errors == {"KubernetesError": 1}
+    assert (
+        metrics.registry.get_sample_value(
+            "nublado_job_runs_total", {"job": "fileserver-reconcile", "outcome": "failure"}
+        )
+        == 1
+    )
