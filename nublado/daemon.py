@@ -476,6 +476,8 @@ class Daemon:
             )
             self.elector.on_change = self._set_leading
         self.metrics.leader.set(0)
+        # APScheduler's own INFO lines ("Running job ...") repeat the runner's structured ones.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     def _set_leading(self, leading: bool) -> None:
         self._leading = leading

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -141,7 +142,7 @@ async def test_a_killed_leader_is_replaced_within_duration_plus_retry(
         took = time.monotonic() - killed
 
         assert sandbox.get("Lease", LEASE, NS)["spec"]["holderIdentity"] == "b"
-        assert took <= DURATION + 2 * RETRY + 0.5
+        assert took <= DURATION + 2 * RETRY + 1.0  # slack for a loaded machine
         assert took >= DURATION - RETRY  # not before the lease could have expired
         assert sandbox.get("Lease", LEASE, NS)["spec"]["leaseTransitions"] == 1
         assert overlapping(a, b) == []
@@ -183,31 +184,54 @@ async def test_a_leader_that_cannot_renew_steps_down_before_its_lease_expires(
         await poll(lambda: len(a.terms) + len(b.terms) == 2)
 
         # The last successful renewal was sent at most one retry before the faults.
-        assert stepped_down - failing <= DEADLINE + 0.1
+        assert stepped_down - failing <= DEADLINE + 0.4
         assert stepped_down - failing < DURATION - RETRY
         assert sandbox.get("Lease", LEASE, NS)["spec"]["renewTime"] > last_renew
         assert overlapping(a, b) == []
 
 
-async def test_racing_writers_get_a_conflict_and_one_wins(
+class StaleReads:
+    """A client whose reads of the Lease answer an old copy (a racing writer's view)."""
+
+    def __init__(self, client: KubernetesClient, lease: dict[str, Any]) -> None:
+        self._client = client
+        self._lease = lease
+
+    async def find(self, kind: str, name: str, namespace: str | None = None) -> Any:
+        return self._lease
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+async def test_a_writer_that_lost_the_race_gets_a_conflict_and_does_not_lead(
     client: KubernetesClient, sandbox: Sandbox, namespace: None
 ) -> None:
-    async with candidates(client, "a", "b") as (a, b):
+    async with candidates(client, "a") as (a,):
         assert await a.elector.try_acquire_or_renew()
         await a.elector.release()
-        # Both read the released Lease, then both write with its resourceVersion.
-        sandbox.add_latency(0.3, "GET", LEASE_PATH, count=2)
-        results = await asyncio.gather(
-            a.elector.try_acquire_or_renew(), b.elector.try_acquire_or_renew()
+        released = await client.get("Lease", LEASE, NS)
+        # b read the released Lease; a took it again before b wrote.
+        assert await a.elector.try_acquire_or_renew()
+        errors: list[Exception] = []
+        client.on_error = errors.append
+        b = LeaderElector(
+            StaleReads(client, released),  # type: ignore[arg-type]
+            namespace=NS,
+            name=LEASE,
+            identity="b",
+            lease_duration=DURATION,
+            renew_deadline=DEADLINE,
+            retry_period=RETRY,
         )
 
-        assert sorted(results) == [False, True]
-        winner = "a" if results[0] else "b"
-        assert sandbox.get("Lease", LEASE, NS)["spec"]["holderIdentity"] == winner
-        conflicts = [
-            r for r in sandbox.requests if r.method == "PUT" and r.target.startswith(LEASE_PATH)
-        ]
-        assert len(conflicts) == 3  # a's release, then both racing writes
+        assert not await b.try_acquire_or_renew()
+        assert [type(e).__name__ for e in errors] == ["ConflictError"]
+        assert sandbox.get("Lease", LEASE, NS)["spec"]["holderIdentity"] == "a"
+        # The next attempt reads afresh (here: still held by a, seen for the first time).
+        b._kube = client
+        assert not await b.try_acquire_or_renew()
+        assert b.holder() == "a"
 
 
 async def test_a_lease_held_by_another_is_not_taken_before_it_is_seen_unchanged(
