@@ -2,19 +2,17 @@
 
 Six jobs keep the cluster and the registry in the declared state:
 
-================== ============================================ ==========================
-job                what it does                                 when
-================== ============================================ ==========================
-lab-reconcile      labs from cluster state (api.md 7.7)         ``lab.reconcileInterval``
-fileserver-        removes file servers that are not running    ``fileserver.reconcile
-reconcile                                                       Interval``
-image-refresh      re-reads registry and nodes; then prepull    ``images.refreshInterval``
-prepull            pulls missing images onto eligible nodes     after each refresh, and
-                                                                every refreshInterval
-image-prune        deletes images ``keep`` drops (dry run       ``daemon.imagePrune.
-                   unless ``enabled``)                          schedule`` (cron)
-purge              the scratch purger, in a thread              ``daemon.purge``
-================== ============================================ ==========================
+- ``lab-reconcile``: labs from cluster state (api.md 7.7), every
+  ``lab.reconcileInterval``; provided by the caller (``jobs``).
+- ``fileserver-reconcile``: removes file servers that are not running,
+  every ``fileserver.reconcileInterval``.
+- ``image-refresh``: re-reads registry and nodes every
+  ``images.refreshInterval``, and runs ``prepull`` right after a success.
+- ``prepull``: pulls missing images onto eligible nodes; also every
+  ``images.refreshInterval`` on its own (a registry outage does not stop it).
+- ``image-prune``: deletes the images ``daemon.imagePrune.keep`` drops, at
+  ``daemon.imagePrune.schedule`` (cron); a dry run unless ``enabled``.
+- ``purge``: the scratch purger in a thread, on ``daemon.purge``'s schedule.
 
 Each job coalesces missed runs, never runs twice at once (a run due while
 the last still runs is skipped and counted), gets a random delay of up to
