@@ -192,25 +192,29 @@ class LeaderElector:
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Campaign, lead, and campaign again, until cancelled (then release if leading)."""
         while True:
-            await self._acquire()
-            await self._lead(lead)
+            acquired = await self._acquire()
+            await self._lead(lead, acquired)
 
-    async def _acquire(self) -> None:
-        """Until this replica holds the Lease, trying every ``retry_period``."""
+    async def _acquire(self) -> float:
+        """Until this replica holds the Lease, trying every ``retry_period``.
+
+        Returns when the successful attempt began: its write reached the
+        server no earlier, so the renew deadline counts from there.
+        """
         while True:
+            sent = self._clock()
             try:
                 async with asyncio.timeout(self._renew_deadline):
                     if await self.try_acquire_or_renew():
-                        return
+                        return sent
             except (KubernetesError, TimeoutError) as exc:
                 _log.warning(
                     "Reading the leader Lease %s/%s failed: %s", self.namespace, self.name, exc
                 )
             await asyncio.sleep(self._retry)
 
-    async def _lead(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def _lead(self, lead: Callable[[], Coroutine[Any, Any, None]], renewed: float) -> None:
         """Run ``lead()`` while renewals succeed; stop it when they do not, then return."""
-        renewed = self._clock()  # the successful write was sent no earlier than this
         self.leading = True
         self.transitions += 1
         _log.info("Started leading (Lease %s/%s) as %s", self.namespace, self.name, self.identity)
