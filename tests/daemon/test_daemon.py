@@ -31,6 +31,7 @@ from nublado.daemon import (
     Daemon,
     JobRunner,
     UnknownJobError,
+    follow_images,
     job_trigger,
     register_jobs,
     standard_jobs,
@@ -455,3 +456,26 @@ def test_prune_config_keeps_everything_it_is_not_told_to_drop() -> None:
 
     assert (prune.enabled, prune.schedule) == (False, "0 3 * * *")
     assert purge.dry_run is False
+
+
+async def test_only_replicas_that_do_not_lead_refresh_their_images_on_their_own() -> None:
+    class Images:
+        refreshes = 0
+
+        async def refresh(self) -> bool:
+            self.refreshes += 1
+            return True
+
+    images = Images()
+    leading = True
+    task = asyncio.create_task(follow_images(images, 0.02, lambda: leading))  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.1)
+        assert images.refreshes == 0  # the leader's image-refresh job does it
+        leading = False
+        async with asyncio.timeout(5):
+            while images.refreshes < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
