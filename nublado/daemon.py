@@ -34,6 +34,7 @@ import logging
 import secrets
 import signal
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -394,14 +395,23 @@ def _purge(config: Config, metrics: Metrics) -> Job:
         from .purger.purger import Purger
 
         purger = Purger(PurgerConfig(policy_file=settings.policy_file, dry_run=settings.dry_run))
+        # A thread cannot be cancelled: a run cancelled while planning (the leader
+        # lost its Lease) stops before it deletes anything.
+        cancelled = threading.Event()
 
         def execute() -> int:
             plan = purger.plan()
             purger.report()
+            if cancelled.is_set():
+                return 0
             purger.purge()
             return len(plan.files)
 
-        count = await asyncio.to_thread(execute)
+        try:
+            count = await asyncio.to_thread(execute)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
         metrics.files_purged.labels(mode="dry_run" if settings.dry_run else "purged").inc(count)
 
     return purge

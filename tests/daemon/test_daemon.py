@@ -479,3 +479,44 @@ async def test_only_replicas_that_do_not_lead_refresh_their_images_on_their_own(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_purge_cancelled_while_planning_deletes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from nublado.purger.purger import Purger
+
+    policy, old, _ = scratch(tmp_path)
+    config = daemon_config(purge={"policyFile": str(policy), "interval": 60})
+    planning, go, reported = threading.Event(), threading.Event(), threading.Event()
+    purges: list[object] = []
+    plan, report = Purger.plan, Purger.report
+
+    def slow_plan(self: Purger) -> Any:
+        planning.set()
+        go.wait(10)
+        return plan(self)
+
+    def noted_report(self: Purger) -> str:
+        try:
+            return report(self)
+        finally:
+            reported.set()
+
+    monkeypatch.setattr(Purger, "plan", slow_plan)
+    monkeypatch.setattr(Purger, "report", noted_report)
+    monkeypatch.setattr(Purger, "purge", lambda self: purges.append(self))
+    daemon = Daemon(config, standard_jobs(config, http=None, metrics=Metrics()), elect=False)  # type: ignore[arg-type]
+
+    task = asyncio.create_task(daemon.run_once("purge"))
+    assert await asyncio.to_thread(planning.wait, 10)
+    task.cancel()  # the leader lost its Lease
+    await asyncio.gather(task, return_exceptions=True)
+    go.set()
+    assert await asyncio.to_thread(reported.wait, 10)
+    await asyncio.sleep(0.2)  # the thread's last step, had it gone on, was the purge
+
+    assert purges == []
+    assert old.exists()
