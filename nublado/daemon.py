@@ -22,8 +22,10 @@ raises is logged and counted, and keeps its schedule.
 Only the replica holding the daemon's Lease (`nublado.kube.leader`) runs
 them: `Daemon.run` campaigns, starts the scheduler on taking the lead and
 shuts it down, cancelling and awaiting running jobs, as soon as the lead is
-lost. The reconciles and the image refresh run at once when a replica takes
-the lead. Non-leaders keep their image menus fresh with `follow_images`.
+lost. The reconciles and a prepull run at once when a replica takes the lead
+(its images were refreshed before it served, or by `follow_images`; the
+standalone daemon's prepull refreshes first). Non-leaders keep their image
+menus fresh with `follow_images`.
 """
 
 from __future__ import annotations
@@ -87,8 +89,12 @@ JOB_NAMES = (
 )
 """Every job the daemon knows, in the order they are registered."""
 
-RUN_AT_START = frozenset({"lab-reconcile", "fileserver-reconcile", "image-refresh"})
-"""Jobs that run as soon as a replica takes the lead (the others wait for their time)."""
+RUN_AT_START = frozenset({"lab-reconcile", "fileserver-reconcile", "prepull"})
+"""Jobs that run as soon as a replica takes the lead (the others wait for their time).
+
+Not image-refresh: every replica refreshed before serving (images-tools.md 3.8:
+the first refresh in the foreground, then the prepull, then every interval).
+"""
 
 Job = Callable[[], Awaitable[object]]
 """A job body: an async callable; raising means the run failed."""

@@ -27,7 +27,6 @@ from nublado.config import Config
 from nublado.config.daemon import DaemonConfig, ImagePruneConfig, PurgeConfig
 from nublado.daemon import (
     JOB_NAMES,
-    RUN_AT_START,
     Daemon,
     JobRunner,
     UnknownJobError,
@@ -111,7 +110,8 @@ def test_every_job_is_registered_with_its_schedule() -> None:
         assert job["max_instances"] == 1
         assert job["misfire_grace_time"] == 120
         assert job["trigger"].jitter == 7
-        assert (job.get("next_run_time") == now) == (name in RUN_AT_START)
+        at_start = name in ("lab-reconcile", "fileserver-reconcile", "prepull")
+        assert (job.get("next_run_time") == now) == at_start
         if name in intervals:
             assert isinstance(job["trigger"], IntervalTrigger)
             assert job["trigger"].interval == intervals[name]
