@@ -22,6 +22,10 @@ __all__ = ["main"]
 
 # name -> ("module:attribute" of a click command, one-line help); one entry per subcommand.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "daemon": (
+        "nublado.daemon:daemon",
+        "Run the periodic jobs (leader-elected), or one job now (--once JOB).",
+    ),
     "images": (
         "nublado.images.cli:images",
         "Inspect RSP image tags; list, delete and prune registry images.",

@@ -13,10 +13,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .kube.errors import KubernetesConnectionError, KubernetesError, KubernetesTimeoutError
 
-__all__ = ["SPAWN_OUTCOMES", "Metrics"]
+__all__ = ["JOB_OUTCOMES", "SPAWN_OUTCOMES", "Metrics"]
 
 SPAWN_OUTCOMES = ("success", "failure", "timeout", "cancelled")
 """Values of the ``outcome`` label of `Metrics.spawns`."""
+
+JOB_OUTCOMES = ("success", "failure", "skipped")
+"""Values of the ``outcome`` label of `Metrics.job_runs` (skipped: the previous run still ran)."""
+
+# Jobs take from milliseconds (nothing to do) to an hour (a prune of a large registry).
+_JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 # Spawns take milliseconds against the sandbox and minutes on a cold node.
 _SPAWN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -50,6 +56,48 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.job_runs = Counter(
+            "nublado_job_runs",
+            "Daemon job runs on this replica, by job and outcome (success, failure, skipped).",
+            ["job", "outcome"],
+            registry=self.registry,
+        )
+        self.job_failures = Counter(
+            "nublado_job_failures",
+            "Daemon job runs that raised, by job and exception class.",
+            ["job", "error"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "nublado_job_duration_seconds",
+            "Wall time of daemon job runs, by job (failed runs included).",
+            ["job"],
+            buckets=_JOB_BUCKETS,
+            registry=self.registry,
+        )
+        self.job_last_success = Gauge(
+            "nublado_job_last_success_timestamp_seconds",
+            "Unix time at which each daemon job last finished successfully on this replica.",
+            ["job"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "nublado_daemon_leader",
+            "1 while this replica holds the daemon's Lease and runs its jobs, else 0.",
+            registry=self.registry,
+        )
+        self.images_pruned = Counter(
+            "nublado_images_pruned",
+            "Registry images the image-prune job deleted (enabled) or would delete (dry run).",
+            ["mode"],
+            registry=self.registry,
+        )
+        self.files_purged = Counter(
+            "nublado_files_purged",
+            "Scratch files the purge job removed (or, in a dry run, would remove).",
+            ["mode"],
+            registry=self.registry,
+        )
         for outcome in SPAWN_OUTCOMES:
             self.spawns.labels(outcome=outcome)
 
@@ -67,3 +115,9 @@ class Metrics:
         else:
             reason = "Unknown"
         self.kubernetes_errors.labels(reason=reason).inc()
+
+    def declare_job(self, job: str) -> None:
+        """Show a job's series at zero before its first run (a scraper sees it is scheduled)."""
+        for outcome in JOB_OUTCOMES:
+            self.job_runs.labels(job=job, outcome=outcome)
+        self.job_duration.labels(job=job)

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute
 
 from ..alerts import Alerts, alerts_from_config, route_alert
 from ..config import Config
+from ..daemon import Daemon, Job, follow_images, standard_jobs
 from ..gafaelfawr import GafaelfawrClient, UserInfoSource
 from ..kube.client import KubernetesClient
 from ..metrics import Metrics
@@ -146,6 +147,35 @@ def _labs_lifespan(labs: LabService, fileservers: FileServerService | None = Non
     return lifespan
 
 
+def _daemon_lifespan(daemon: Daemon, images: ImageService | None) -> Lifespan:
+    """The daemon (leader election, and the jobs while leading), and non-leaders' image refresh.
+
+    Every replica refreshes its images once before serving (menus answer from
+    real data); afterwards the leader's image-refresh job keeps its own fresh
+    and `follow_images` the others'.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        follower: asyncio.Task[None] | None = None
+        if images is not None:
+            await images.refresh()
+            interval = daemon.config.images.refresh_interval.total_seconds()
+            follower = asyncio.create_task(
+                follow_images(images, interval, lambda: daemon.leading), name="follow-images"
+            )
+        try:
+            async with daemon.running():
+                yield
+        finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+
+    return lifespan
+
+
 def build_controller(
     config: Config,
     *,
@@ -159,6 +189,8 @@ def build_controller(
     alerts: Alerts | None = None,
     metrics: Metrics | None = None,
     refresh_images: bool = True,
+    daemon: bool = True,
+    jobs: Mapping[str, Job] | None = None,
 ) -> Starlette:
     """The controller's app for ``config``, talking to ``kube`` and, over ``http``, the world.
 
@@ -175,10 +207,18 @@ def build_controller(
     - ``alerts``: default Slack when ``slackWebhook`` is set; also told of
       uncaught route errors and of file-server creation and deletion failures.
     - ``metrics``: a fresh registry per app by default.
-    - ``refresh_images=False``: no start-up image refresh or loop (tests).
+    - ``refresh_images=False``: no start-up image refresh or loop, and no
+      image-refresh or prepull job (tests).
+    - ``daemon``: run the daemon (`nublado.daemon.Daemon`) in the app's
+      lifespan: leader election on the configured Lease in ``namespace``, and
+      the jobs only while this replica leads; the API serves on every replica.
+      ``daemon=False``: no jobs, and the image service's own refresh-and-prepull
+      loop (spec 3.8) instead.
+    - ``jobs``: further daemon jobs by name, or replacements (``lab-reconcile``).
 
     The built services are on ``app.state``: ``images``, ``labs``, ``fileservers``,
-    ``fsadmin``, ``users``, ``metrics``, ``alerts``, ``metadata``.
+    ``fsadmin``, ``users``, ``metrics``, ``alerts``, ``metadata``, ``daemon``
+    (None without one).
     """
     metadata = metadata or ControllerMetadata.from_directory(config.metadata_path)
     namespace = namespace or metadata.namespace
@@ -222,13 +262,33 @@ def build_controller(
         *metrics_routes(metrics),
     ]
     lifespans: list[Lifespan] = [_labs_lifespan(labs, fileservers)]
+    scheduled: Daemon | None = None
+    if daemon:
+        daemon_jobs = standard_jobs(
+            config,
+            http=http,
+            metrics=metrics,
+            images=images if refresh_images else None,
+            fileservers=fileservers,
+        )
+        # lab-reconcile: passed in ``jobs`` until the lab reconciler is built here.
+        daemon_jobs.update(jobs or {})
+        scheduled = Daemon(
+            config,
+            daemon_jobs,
+            kube=kube,
+            namespace=namespace,
+            identity=labs.identity,
+            metrics=metrics,
+        )
+        lifespans.append(_daemon_lifespan(scheduled, images if refresh_images else None))
 
     app = create_app(
         config,
         images=images,
         routes=routes,
         lifespans=lifespans,
-        refresh_images=refresh_images,
+        refresh_images=refresh_images and not daemon,
         alert=route_alert(alerts),
     )
     app.state.images = images
@@ -239,4 +299,5 @@ def build_controller(
     app.state.metrics = metrics
     app.state.alerts = alerts
     app.state.metadata = metadata
+    app.state.daemon = scheduled
     return app

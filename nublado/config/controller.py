@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from ._base import ConfigModel, Duration, Problem, raise_problems
+from .daemon import DaemonConfig
 from .fileserver import FileserverConfig, FSAdminConfig
 from .images import ImageFilterPolicy, ImagesConfig
 from .lab import LabConfig
@@ -95,6 +96,8 @@ class Config(ConfigModel):
     dropdown_menu: ImageFilterPolicy = Field(default_factory=ImageFilterPolicy)
     lab: LabConfig
     watch_reconnect_timeout: Duration = timedelta(minutes=3)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    """Not an upstream key: the periodic jobs' schedules and leader election (README, Daemon)."""
 
     @field_validator("base_url")
     @classmethod

@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -28,14 +28,16 @@ import click
 import orjson
 
 from ..errors import InputError, NubladoError
+from .prune import Deletion as _Deletion
 from .tag import RSPImageTag
 
 if TYPE_CHECKING:
-    from ..config.images import DockerSourceConfig, GARSourceConfig, ImageFilterPolicy
+    from ..config.images import DockerSourceConfig, GARSourceConfig
     from ..config.images_tool import ImagesToolConfig
     from .credentials import DockerCredentials
     from .docker import DockerRegistryClient
     from .gar import GARClient
+    from .prune import Spared
 
 __all__ = ["delete", "images", "list_images", "parse", "prune"]
 
@@ -47,9 +49,6 @@ default_credentials_path = Path("/etc/secrets/.dockerconfigjson")
 
 PROGRESS_THRESHOLD = 20
 """Show a progress bar (on a terminal) for at least this many registry calls."""
-
-DIGEST_CONCURRENCY = 8
-"""At most this many manifest HEAD requests at once while resolving digests."""
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -272,47 +271,6 @@ def _gar(tool: _Tool) -> GARClient:
     return GARClient(gar_client)
 
 
-async def _docker_digests(
-    client: DockerRegistryClient, source: DockerSourceConfig, tags: list[str]
-) -> dict[str, str]:
-    """The digest of each tag, at most `DIGEST_CONCURRENCY` HEAD requests at a time."""
-    limit = asyncio.Semaphore(DIGEST_CONCURRENCY)
-    with _progress(len(tags), "Resolving digests") as advance:
-
-        async def one(tag: str) -> str:
-            async with limit:
-                digest = await client.get_digest(source, tag)
-            advance()
-            return digest
-
-        digests = await asyncio.gather(*(one(tag) for tag in tags))
-    return dict(zip(tags, digests, strict=True))
-
-
-@dataclass
-class _Deletion:
-    """The tags a command deletes, and which of their images are gone so far.
-
-    When a delete fails part-way, the user must learn what is already gone:
-    `_reporting_deletions` then prints the ``Deleted images:`` report of it.
-    """
-
-    digests: dict[str, str] = field(default_factory=dict)
-    """Tag to be deleted -> its digest, in report order."""
-    started: bool = False
-    deleted: set[str] = field(default_factory=set)
-    """Digests deleted so far."""
-
-    def plan(self, tags: Iterable[str], digests: dict[str, str]) -> None:
-        self.digests = {tag: digests[tag] for tag in tags}
-
-    def done(self, digests: Iterable[str]) -> None:
-        self.deleted.update(digests)
-
-    def deleted_tags(self) -> list[str]:
-        return [tag for tag, digest in self.digests.items() if digest in self.deleted]
-
-
 @contextmanager
 def _reporting_deletions(deletion: _Deletion) -> Iterator[None]:
     """On any failure once deleting has begun, print what was deleted before re-raising."""
@@ -322,60 +280,6 @@ def _reporting_deletions(deletion: _Deletion) -> Iterator[None]:
         if deletion.started:
             _report("Deleted images:", deletion.deleted_tags())
         raise
-
-
-async def _docker_delete(
-    client: DockerRegistryClient, source: DockerSourceConfig, deletion: _Deletion
-) -> None:
-    """Delete each planned image once, in order (a shared digest goes with its first tag)."""
-    unique = list(dict.fromkeys(deletion.digests.values()))
-    deletion.started = True
-    with _progress(len(unique), "Deleting") as advance:
-        for digest in unique:
-            await client.delete_image(source, digest)
-            deletion.done([digest])
-            advance()
-
-
-async def _gar_delete(client: GARClient, source: GARSourceConfig, deletion: _Deletion) -> None:
-    """Delete the planned versions, noting each batch as it goes."""
-    deletion.started = True
-    await client.delete_versions(source, deletion.digests.values(), on_deleted=deletion.done)
-
-
-async def _gar_digests(client: GARClient, source: GARSourceConfig) -> dict[str, str]:
-    """Each tag of the configured image and its version's digest."""
-    return {tag: v.digest for v in await client.list_versions(source) for tag in v.tags}
-
-
-def _prunable(policy: ImageFilterPolicy, digests: dict[str, str]) -> list[str]:
-    """Tags the policy drops, less those whose image a kept tag also points at.
-
-    Deleting by digest removes every tag of an image, so deleting a dropped
-    tag's image would also delete a kept tag sharing it (upstream did: a
-    ``recommended`` on an old weekly vanished). Each spared tag is reported on stderr.
-    """
-    from .collection import RSPImageTagCollection
-
-    collection = RSPImageTagCollection.from_names(digests)
-    dropped = [
-        tag.tag for tag in collection.filter(policy, invert=True, remove_arch_specific=False)
-    ]
-    dropped_set = set(dropped)
-    keepers: dict[str, str] = {}
-    for tag, digest in digests.items():
-        if tag not in dropped_set:
-            keepers.setdefault(digest, tag)
-    doomed = []
-    for tag in dropped:
-        keeper = keepers.get(digests[tag])
-        if keeper is None:
-            doomed.append(tag)
-        else:
-            click.echo(
-                f"Sparing {tag}: its image {digests[tag]} is also tagged {keeper} (kept)", err=True
-            )
-    return doomed
 
 
 def _say_companions(requested: list[str], digests: dict[str, str]) -> None:
@@ -425,7 +329,9 @@ def list_images(config_path: Path, credentials_path: Path | None, debug: bool) -
         if source.type == "static":
             return list(source.tags)
         if source.type == "google":
-            return list(await _gar_digests(_gar(tool), source))
+            from .prune import gar_digests
+
+            return list(await gar_digests(_gar(tool), source))
         import httpx
 
         async with httpx.AsyncClient() as http:
@@ -460,9 +366,11 @@ def delete(
 
     async def run() -> list[str]:
         source = _registry_source(tool)
+        from .prune import docker_delete, docker_digests, gar_delete, gar_digests
+
         if source.type == "google":
             client = _gar(tool)
-            digests = await _gar_digests(client, source)
+            digests = await gar_digests(client, source)
             found = [tag for tag in requested if tag in digests]
             for tag in requested:
                 if tag not in digests:
@@ -470,21 +378,21 @@ def delete(
             _say_companions(found, digests)
             deletion.plan(found, digests)
             if execute:
-                await _gar_delete(client, source, deletion)
+                await gar_delete(client, source, deletion)
             return found
         import httpx
 
         async with httpx.AsyncClient() as http:
             docker = _docker_client(http, tool)
             # the named tags' digests first: a typo stops before anything else
-            digests = await _docker_digests(docker, source, requested)
+            digests = await docker_digests(docker, source, requested, _progress)
             # then every other tag's, to name those that go with the deleted images
             others = [tag for tag in await docker.list_tags(source) if tag not in digests]
-            digests.update(await _docker_digests(docker, source, others))
+            digests.update(await docker_digests(docker, source, others, _progress))
             _say_companions(requested, digests)
             deletion.plan(requested, digests)
             if execute:
-                await _docker_delete(docker, source, deletion)
+                await docker_delete(docker, source, deletion, _progress)
             return requested
 
     with _reporting_deletions(deletion):
@@ -513,26 +421,29 @@ def prune(execute: bool, config_path: Path, credentials_path: Path | None, debug
     deletion = _Deletion()
 
     async def run() -> list[str]:
+        from .prune import prune_registry
+
         source = _registry_source(tool)
+
+        def spared(one: Spared) -> None:
+            click.echo(str(one), err=True)
+
         if source.type == "google":
-            client = _gar(tool)
-            digests = await _gar_digests(client, source)
-            doomed = _prunable(policy, digests)
-            deletion.plan(doomed, digests)
-            if execute:
-                await _gar_delete(client, source, deletion)
-            return doomed
+            return await prune_registry(
+                source, policy, execute=execute, gar=_gar(tool), deletion=deletion, on_spared=spared
+            )
         import httpx
 
         async with httpx.AsyncClient() as http:
-            docker = _docker_client(http, tool)
-            names = await docker.list_tags(source)
-            digests = await _docker_digests(docker, source, names)
-            doomed = _prunable(policy, digests)
-            deletion.plan(doomed, digests)
-            if execute:
-                await _docker_delete(docker, source, deletion)
-            return doomed
+            return await prune_registry(
+                source,
+                policy,
+                execute=execute,
+                docker=_docker_client(http, tool),
+                deletion=deletion,
+                progress=_progress,
+                on_spared=spared,
+            )
 
     with _reporting_deletions(deletion):
         doomed = _run(run())

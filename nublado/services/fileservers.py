@@ -19,9 +19,10 @@ concurrent ``/files`` requests for one user share the first one's creation
 and its result.
 
 A Job whose pod finished (the server exits when idle, or failed) is seen by
-the Pod watch and its objects are deleted; a reconcile at start and every
-``fileserver.reconcileInterval`` removes any file server that is not running
-(remnants of a replica that died mid-operation).
+the Pod watch and its objects are deleted; the daemon's fileserver-reconcile
+job (`reconcile`, on the leader, at once when it takes the lead and every
+``fileserver.reconcileInterval``) removes any file server that is not
+running (remnants of a replica that died mid-operation).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from ..api.errors import (
     UnknownUserError,
 )
 from ..config import Config
-from ..errors import InputError
+from ..errors import InputError, NubladoError
 from ..kube.client import KubernetesClient, WatchEvent
 from ..kube.errors import AlreadyExistsError, ConflictError, KubernetesError, NotFoundError
 from ..kube.follow import follow
@@ -163,7 +164,7 @@ class FileServerService:
         self._wakers: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._creating: dict[str, asyncio.Future[None]] = {}
-        self._cleanups: dict[str, asyncio.Task[None]] = {}
+        self._cleanups: dict[str, asyncio.Task[bool]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watches: list[asyncio.Task[None]] = []
 
@@ -175,7 +176,7 @@ class FileServerService:
     # Lifecycle
 
     async def start(self) -> None:
-        """Create the file-server namespace if missing, fill the caches, start the reconcile."""
+        """Create the file-server namespace if missing, fill the caches, start the watches."""
         if not self.enabled:
             return
         await self._ensure_namespace()
@@ -194,7 +195,6 @@ class FileServerService:
             self._watches.append(
                 asyncio.create_task(self._follow(kind, namespace, sel, version, items))
             )
-        self._watches.append(asyncio.create_task(self._reconcile_loop()))
 
     async def stop(self) -> None:
         """Stop the watches and background work; a creation in flight is abandoned.
@@ -766,21 +766,22 @@ class FileServerService:
 
     # Background cleanup
 
-    def _schedule_cleanup(self, username: str) -> None:
+    def _schedule_cleanup(self, username: str) -> asyncio.Task[bool]:
         """Remove the user's file server if it is not running (one task per user at a time)."""
         task = self._cleanups.get(username)
         if task is not None and not task.done():
-            return
+            return task
         task = asyncio.ensure_future(self._cleanup(username))
         self._cleanups[username] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _cleanup(self, username: str) -> None:
+    async def _cleanup(self, username: str) -> bool:
         """Under the user's record: delete the objects of a file server that is not running.
 
         Decided again once the record is held, so a server another request
-        created meanwhile is left alone.
+        created meanwhile is left alone. Whether it succeeded (failures are logged).
         """
         timeout, deadline = self._delete_bounds()
         try:
@@ -788,28 +789,45 @@ class FileServerService:
                 await self._refresh(username)
                 if self.is_running(username) or not self._has_objects(username):
                     outcome["result"] = "complete"
-                    return
+                    return True
                 self._log.info("Removing file server that is not running", user=username)
                 async with asyncio.timeout(timeout):
                     await self._delete_objects(username)
                 outcome["result"] = "complete"
+                return True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._log.error(
                 "Removing file server failed", user=username, error=str(exc) or "timeout"
             )
+            return False
 
-    def reconcile(self) -> None:
-        """Schedule the removal of every file server found that is not running."""
-        for username in {
-            u for kind in ("Job", "GafaelfawrIngress", "Service") for u in self._objects[kind]
-        }:
-            if not self.is_running(username) and username not in self._creating:
-                self._schedule_cleanup(username)
+    async def reconcile(self) -> None:
+        """Remove every file server that is not running (the daemon's fileserver-reconcile).
 
-    async def _reconcile_loop(self) -> None:
-        interval = self._config.fileserver.reconcile_interval.total_seconds()
-        while True:
-            self.reconcile()
-            await asyncio.sleep(interval)
+        Decided from the cluster, not from memory: one labelled LIST per kind
+        (which also refreshes the caches), then, per user whose server is
+        not running and not being created here, the removal under the user's
+        record, decided again once it is held. Raises `NubladoError` naming
+        the users whose removal failed (each is also logged).
+        """
+        if not self.enabled:
+            return
+        selector = f"{CATEGORY_LABEL}={FILESERVER_CATEGORY}"
+        lists = await asyncio.gather(
+            *(self._kube.list(kind, self._fs_namespace, label_selector=selector) for kind in _KINDS)
+        )
+        found: set[str] = set()
+        for kind, items in zip(_KINDS, lists, strict=True):
+            for item in items:
+                self._store(kind, item)
+                user = self._user_of(kind, item)
+                if user is not None and kind in ("Job", "GafaelfawrIngress", "Service"):
+                    found.add(user)
+        users = sorted(u for u in found if not self.is_running(u) and u not in self._creating)
+        tasks = [self._schedule_cleanup(username) for username in users]
+        results = await asyncio.gather(*tasks)
+        failed = [u for u, ok in zip(users, results, strict=True) if not ok]
+        if failed:
+            raise NubladoError(f"Removing the file servers of {', '.join(failed)} failed")

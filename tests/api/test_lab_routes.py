@@ -43,6 +43,7 @@ from starlette.applications import Starlette
 from nublado.api.app import create_app
 from nublado.api.labs import event_frames, lab_routes
 from nublado.config import Config
+from nublado.config.daemon import DEFAULT_LEASE_NAME
 from nublado.gafaelfawr import GafaelfawrClient
 from nublado.kube.client import KubernetesClient
 from nublado.models.lab import LabSpecification
@@ -130,8 +131,15 @@ async def api(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def leases(sandbox: Sandbox) -> list[str]:
-    """Names of the operation records in the sandbox (none after a refused create)."""
-    return [lease["metadata"]["name"] for lease in sandbox.objects(CONTROLLER_NAMESPACE, "Lease")]
+    """Names of the operation records in the sandbox (none after a refused create).
+
+    The daemon's leader Lease is not an operation record.
+    """
+    return [
+        lease["metadata"]["name"]
+        for lease in sandbox.objects(CONTROLLER_NAMESPACE, "Lease")
+        if lease["metadata"]["name"] != DEFAULT_LEASE_NAME
+    ]
 
 
 async def reference_spawn(api: httpx.AsyncClient, sandbox: Sandbox) -> httpx.Response:
