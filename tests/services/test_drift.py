@@ -78,3 +78,35 @@ async def test_a_spawned_lab_has_no_drift(
     desired = desired_lab_manifests(config, Renderer(config.template_dirs), USER, live)
     drift = await lab_drift(client, desired, live)
     assert [(d.title, d.fields, d.refused) for d in drift] == []
+
+
+async def test_a_file_server_has_no_drift(client: KubernetesClient) -> None:
+    from fileserver_support import fileserver_config
+    from lab_api_support import CONTROLLER_NAMESPACE, user_for
+
+    from nublado.models.user import UserInfo
+    from nublado.services.drift import (
+        desired_fileserver_manifests,
+        fileserver_drift,
+        read_fileserver,
+    )
+    from nublado.services.fileservers import FileServerService
+
+    await client.create(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
+    )
+    config = fileserver_config()
+    renderer = Renderer(config.template_dirs)
+    service = FileServerService(
+        config, client, renderer, namespace=CONTROLLER_NAMESPACE, identity="a"
+    )
+    await service.start()
+    try:
+        await service.ensure(UserInfo.model_validate(user_for("rachel")))
+    finally:
+        await service.stop()
+    live = await read_fileserver(client, config, "rachel")
+    assert live is not None
+    desired = desired_fileserver_manifests(config, renderer, "rachel", live)
+    drift = await fileserver_drift(client, desired, live)
+    assert [(d.title, d.fields, d.refused) for d in drift] == []
