@@ -27,6 +27,7 @@ the desired fields laid over the live object. Each drifted object carries a
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import dataclasses
 import re
@@ -355,11 +356,23 @@ def _user(
     return user.model_copy(update={"quota": UserQuota(notebook=quota) if quota else None})
 
 
-def _spawner_env(config: Config, env: Mapping[str, str], username: str) -> dict[str, str]:
-    """What the spawner sent: the live env less the controller's and the configuration's keys."""
+def _spawner_env(
+    config: Config, env: Mapping[str, str], username: str, record: OperationRecord | None
+) -> dict[str, str]:
+    """What the spawner sent: the live env less the controller's and the configuration's keys.
+
+    Without the env ConfigMap only the service prefix is known (from the
+    record's internal URL, else JupyterHub's default): the rest of what the
+    spawner sent was only there.
+    """
     configured = set(config.lab.env)
     result = {k: v for k, v in env.items() if k not in _CONTROLLER_ENV and k not in configured}
-    result.setdefault("JUPYTERHUB_SERVICE_PREFIX", f"/nb/user/{username}/")
+    if "JUPYTERHUB_SERVICE_PREFIX" not in result:
+        prefix = f"/nb/user/{username}/"
+        url = record.internal_url if record is not None else None
+        if url and ":8888" in url:
+            prefix = url.split(":8888", 1)[1] or prefix
+        result["JUPYTERHUB_SERVICE_PREFIX"] = prefix
     return result
 
 
@@ -430,13 +443,21 @@ def desired_lab_manifests(
     pod = live.get("Pod", names.pod)
     image = _resolved_image(_image(env, pod, live.record), env)
     size = _size(config, env, pod)
+    debug, reset = env.get("DEBUG") == "TRUE", env.get("RESET_USER_ENV") == "TRUE"
+    state = live.record.lab_state if live.record is not None else None
+    if env_map is None and state is not None:
+        debug, reset = state.options.enable_debug, state.options.reset_user_env
+        if size.size is LabSize.CUSTOM and state.options.size is not LabSize.CUSTOM:
+            with contextlib.suppress(KeyError):
+                size = config.lab.get_size_definition(state.options.size)
     options = LabRequestOptions(
         size=size.size,
-        enable_debug=env.get("DEBUG") == "TRUE",
-        reset_user_env=env.get("RESET_USER_ENV") == "TRUE",
+        enable_debug=debug,
+        reset_user_env=reset,
         image_list=image.reference_with_digest,
     )
-    spec = LabSpecification(options=options, env=_spawner_env(config, env, username))
+    spawner_env = _spawner_env(config, env, username, live.record)
+    spec = LabSpecification(options=options, env=spawner_env)
     secrets, token = _secrets(config, live, names, sources)
     context = LabContextBuilder(config).build(
         user=user,
@@ -665,9 +686,9 @@ def _remedy(
             return Remedy.REPORT, "the lab Secret is gone with the user's token: reported"
         return Remedy.CREATE, "missing: apply creates it"
     if refused is not None:
-        if kind == "Namespace":
-            return Remedy.REPORT, "the server refuses the change: reported"
-        return Remedy.REPLACE, "the server refuses the change in place (immutable)"
+        if "immutable" in refused and kind != "Namespace":
+            return Remedy.REPLACE, "the server refuses the change in place (immutable)"
+        return Remedy.REPORT, "the server refuses the desired object: reported"
     return Remedy.APPLY, "apply fixes it in place"
 
 
