@@ -203,7 +203,7 @@ def _masker(kind: str) -> Callable[[Any, Any], tuple[Any, Any]]:
     def mask(live: Any, desired: Any) -> tuple[Any, Any]:
         if kind != "Secret":
             return live, desired
-        if live == desired:
+        if live == desired or live is None or desired is None:
             return (_MASK if live is not None else None), (_MASK if desired is not None else None)
         return (
             f"{_MASK} (before)" if live is not None else None,
