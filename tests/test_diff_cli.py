@@ -5,7 +5,6 @@ kubeconfig pointing at the sandbox), its output and exit status checked."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import subprocess
 import sys
