@@ -399,6 +399,6 @@ async def test_a_file_server_has_no_drift_and_a_changed_job_is_report_only(
         FieldDrift(
             "spec.template.spec.containers[name=fileserver].env[name=WORBLEHAT_TIMEOUT].value",
             "1",
-            "43200",
+            "3600",
         )
     ]
