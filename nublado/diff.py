@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from .config import Config
     from .kube.client import KubernetesClient
     from .render.engine import Renderer
+    from .render.lab import SourceSecret
     from .services.drift import LiveObjects, ObjectDrift
+    from .services.labstate import OperationRecord
 
 __all__ = ["Finding", "diff", "render_diff", "render_json"]
 
@@ -65,6 +67,14 @@ class Finding:
     help="Kubeconfig to use (default $KUBECONFIG, ~/.kube/config, else in-cluster).",
 )
 @click.option(
+    "--namespace",
+    default=None,
+    help=(
+        "The controller's namespace (lab records, source Secrets);"
+        " default: the namespace file under metadataPath, if readable."
+    ),
+)
+@click.option(
     "-o",
     "--output",
     type=click.Choice(["diff", "json"]),
@@ -78,6 +88,7 @@ def diff(
     every: bool,
     config_path: Path,
     kubeconfig: Path | None,
+    namespace: str | None,
     output: str,
 ) -> None:
     """Show how live objects differ from the desired render: lab USER, fileserver USER, --all.
@@ -91,7 +102,7 @@ def diff(
     from .config.loader import load_config
 
     config = load_config(config_path)
-    findings, problems = asyncio.run(_diff(config, kubeconfig, target, username))
+    findings, problems = asyncio.run(_diff(config, kubeconfig, target, username, namespace))
     text = render_json(findings) if output == "json" else render_diff(findings)
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -112,31 +123,83 @@ async def _client(kubeconfig: Path | None) -> KubernetesClient:
         raise InputError(str(exc)) from None
 
 
-async def _diff(
-    config: Config, kubeconfig: Path | None, target: str | None, username: str | None
-) -> tuple[list[Finding], list[str]]:
-    """The drifted objects, and the labs or file servers (of --all) that could not be compared."""
+@dataclass
+class _Session:
+    """What comparing labs needs besides a lab's own objects, read once per command."""
+
+    config: Config
+    kube: KubernetesClient
+    renderer: Renderer
+    records: dict[str, OperationRecord]
+    sources: dict[str, SourceSecret] | None
+
+
+def _controller_namespace(config: Config, given: str | None) -> str | None:
+    """``--namespace``, else the controller pod's namespace file under metadataPath, if any."""
+    if given is not None:
+        return given
+    try:
+        return (config.metadata_path / "namespace").read_text().strip() or None
+    except OSError:
+        return None
+
+
+async def _session(
+    config: Config, kube: KubernetesClient, namespace: str | None, explicit: bool
+) -> _Session:
+    """Read the lab records and source Secrets of the controller's namespace, when known.
+
+    A namespace found in metadataPath that cannot be read (no such namespace
+    there, no right to read it) is passed over: its records only refine the
+    comparison (a lab mid-operation is skipped, a vanished pod is reported
+    from its record). One given with ``--namespace`` must be readable.
+    """
+    from .kube.errors import KubernetesError
     from .render.engine import Renderer
     from .services import drift
 
-    renderer = Renderer(config.template_dirs)
+    records: dict[str, OperationRecord] = {}
+    sources = None
+    if namespace is not None:
+        try:
+            records = await drift.read_lab_records(kube, namespace)
+            sources = await drift.read_sources(kube, config, namespace)
+        except KubernetesError as exc:
+            if explicit:
+                raise InputError(f"--namespace {namespace}: {_first_line(exc)}") from None
+            records, sources = {}, None
+    return _Session(config, kube, Renderer(config.template_dirs), records, sources)
+
+
+async def _diff(
+    config: Config,
+    kubeconfig: Path | None,
+    target: str | None,
+    username: str | None,
+    namespace: str | None,
+) -> tuple[list[Finding], list[str]]:
+    """The drifted objects, and the labs or file servers (of --all) that could not be compared."""
+    from .services import drift
+
     kube = await _client(kubeconfig)
     async with kube:
         try:
+            found = _controller_namespace(config, namespace)
+            session = await _session(config, kube, found, namespace is not None)
             if target is None:
-                return await _diff_all(config, kube, renderer)
+                return await _diff_all(session)
             assert username is not None
             if target == "lab":
                 live = await drift.read_lab(kube, config, username)
                 if live is None:
                     raise InputError(f"no lab found for user {username}")
-                return await _lab(config, kube, renderer, username, live), []
+                return await _lab(session, username, live), []
             if not config.fileserver.enabled:
                 raise InputError("file servers are not enabled in this configuration")
-            found = await drift.read_fileserver(kube, config, username)
-            if found is None:
+            fileserver = await drift.read_fileserver(kube, config, username)
+            if fileserver is None:
                 raise InputError(f"no file server found for user {username}")
-            return await _fileserver(config, kube, renderer, username, found), []
+            return await _fileserver(session, username, fileserver), []
         except InputError:
             raise
         except NubladoError as exc:
@@ -147,48 +210,64 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
-async def _lab(
-    config: Config, kube: KubernetesClient, renderer: Renderer, username: str, live: LiveObjects
-) -> list[Finding]:
+class _BusyError(InputError):
+    """The lab is mid-operation or going away: nothing to compare (skipped by --all)."""
+
+
+async def _lab(session: _Session, username: str, live: LiveObjects) -> list[Finding]:
     from .services import drift
 
+    record = session.records.get(username)
+    live.record = record
+    namespace = live.get("Namespace", f"{session.config.lab.namespace_prefix}-{username}")
+    if namespace is not None and (namespace.get("metadata") or {}).get("deletionTimestamp"):
+        raise _BusyError(f"lab of {username}: its namespace is being deleted")
+    if record is not None and record.live():
+        raise _BusyError(f"lab of {username}: a {record.operation} is in progress")
     try:
-        desired = drift.desired_lab_manifests(config, renderer, username, live)
+        desired = drift.desired_lab_manifests(
+            session.config, session.renderer, username, live, sources=session.sources
+        )
     except drift.DriftError as exc:
         raise InputError(f"lab of {username}: {exc}") from None
-    return [Finding("lab", username, d) for d in await drift.lab_drift(kube, desired, live)]
+    found = await drift.lab_drift(session.kube, desired, live)
+    return [Finding("lab", username, d) for d in found]
 
 
-async def _fileserver(
-    config: Config, kube: KubernetesClient, renderer: Renderer, username: str, live: LiveObjects
-) -> list[Finding]:
+async def _fileserver(session: _Session, username: str, live: LiveObjects) -> list[Finding]:
     from .services import drift
 
     try:
-        desired = drift.desired_fileserver_manifests(config, renderer, username, live)
+        desired = drift.desired_fileserver_manifests(
+            session.config, session.renderer, username, live
+        )
     except drift.DriftError as exc:
         raise InputError(f"file server of {username}: {exc}") from None
-    found = await drift.fileserver_drift(kube, desired, live)
+    found = await drift.fileserver_drift(session.kube, desired, live)
     return [Finding("fileserver", username, d) for d in found]
 
 
-async def _diff_all(
-    config: Config, kube: KubernetesClient, renderer: Renderer
-) -> tuple[list[Finding], list[str]]:
-    """Every lab, then every file server; one that cannot be compared is a problem (exit 2)."""
+async def _diff_all(session: _Session) -> tuple[list[Finding], list[str]]:
+    """Every lab, then every file server; one that cannot be compared is a problem (exit 2).
+
+    Labs mid-operation or being deleted are passed over: they are not drift.
+    """
     from .services import drift
 
+    config, kube = session.config, session.kube
     findings: list[Finding] = []
     problems: list[str] = []
     for username, live in (await drift.read_labs(kube, config)).items():
         try:
-            findings.extend(await _lab(config, kube, renderer, username, live))
+            findings.extend(await _lab(session, username, live))
+        except _BusyError:
+            continue
         except InputError as exc:
             problems.append(str(exc))
     if config.fileserver.enabled:
         for username, live in (await drift.read_fileservers(kube, config)).items():
             try:
-                findings.extend(await _fileserver(config, kube, renderer, username, live))
+                findings.extend(await _fileserver(session, username, live))
             except InputError as exc:
                 problems.append(str(exc))
     return findings, problems

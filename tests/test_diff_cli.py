@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from nublado.sandbox.server import Sandbox, SandboxSettings, write_kubeconfig
 from nublado.services.fileservers import FileServerService
 from nublado.services.images import ImageService, build_image_source
 from nublado.services.labs import LabService
+from nublado.services.labstate import format_time
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -429,19 +431,62 @@ async def test_errors_are_one_line_and_status_2(
         assert run.err.count("\n") == 1, (args, options, run.err)
 
 
+async def test_a_vanished_pod_is_reported_from_the_lab_record(
+    controller: Controller, diff: Any, sandbox: Sandbox
+) -> None:
+    """The record (Lease) in the controller's namespace (examples/metadata) stands in for it."""
+    await controller.spawn("rachel")
+    await controller.spawn("ada")
+    sandbox.delete("NetworkPolicy", "rachel-nb", "userlabs-rachel")
+    sandbox.delete("Pod", "ada-nb", "userlabs-ada")
+    run = await diff("--all", "-o", "json")
+    assert (run.status, run.err) == (1, "")
+    assert titles(run) == [
+        ("lab", "ada", "Pod/ada-nb", True, "report"),
+        ("lab", "rachel", "NetworkPolicy/rachel-nb", True, "create"),
+    ]
+
+
 async def test_a_lab_that_cannot_be_rebuilt_is_an_error_and_the_others_are_shown(
     controller: Controller, diff: Any, sandbox: Sandbox
 ) -> None:
     await controller.spawn("rachel")
     await controller.spawn("ada")
+    await controller.labs.stop()
     sandbox.delete("NetworkPolicy", "rachel-nb", "userlabs-rachel")
     sandbox.delete("Pod", "ada-nb", "userlabs-ada")
+    sandbox.delete("Lease", "lab-ada", CONTROLLER_NAMESPACE)
     run = await diff("--all", "-o", "json")
     assert run.status == 2
     assert titles(run) == [("lab", "rachel", "NetworkPolicy/rachel-nb", True, "create")]
     assert run.err == (
         "nublado: error: lab of ada: cannot rebuild the lab of ada: no pod and no lab record\n"
     )
+
+
+async def test_a_lab_mid_operation_is_not_compared(
+    controller: Controller, diff: Any, client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    await controller.spawn("rachel")
+    await controller.labs.stop()
+    sandbox.delete("NetworkPolicy", "rachel-nb", "userlabs-rachel")
+    lease = await client.get("Lease", "lab-rachel", CONTROLLER_NAMESPACE)
+    lease["metadata"]["annotations"]["nublado.lsst.io/operation"] = "delete"
+    lease["metadata"]["annotations"]["nublado.lsst.io/result"] = ""
+    lease["spec"] = {
+        "holderIdentity": "replica-b",
+        "leaseDurationSeconds": 3600,
+        "renewTime": format_time(datetime.now(UTC)),
+    }
+    await client.replace(lease)
+    run = await diff("lab", "rachel")
+    assert (run.status, run.out, run.err) == (
+        2,
+        "",
+        "nublado: error: lab of rachel: a delete is in progress\n",
+    )
+    run = await diff("--all")
+    assert (run.status, run.out, run.err) == (0, "", "")
 
 
 # The installed command

@@ -48,7 +48,14 @@ from ..render.engine import Renderer
 from ..render.fileserver import build_fileserver_context
 from ..render.lab import DISCOVERY_KEY, LabContextBuilder, LabNames, SourceSecret
 from ..units import cpu_to_cores, memory_to_bytes
-from .labstate import CATEGORY_LABEL, USER_LABEL, LabObjects, OperationRecord, rebuild_state
+from .labstate import (
+    CATEGORY_LABEL,
+    LEASE_CATEGORY,
+    USER_LABEL,
+    LabObjects,
+    OperationRecord,
+    rebuild_state,
+)
 
 __all__ = [
     "FILESERVER_KINDS",
@@ -70,7 +77,9 @@ __all__ = [
     "read_fileserver",
     "read_fileservers",
     "read_lab",
+    "read_lab_records",
     "read_labs",
+    "read_sources",
 ]
 
 Object = dict[str, Any]
@@ -541,6 +550,30 @@ async def read_labs(kube: KubernetesClient, config: Config) -> dict[str, LiveObj
             if where is not None:
                 where.add({**obj, "kind": kind})
     return dict(sorted(labs.items()))
+
+
+async def read_lab_records(kube: KubernetesClient, namespace: str) -> dict[str, OperationRecord]:
+    """The labs' operation records (Leases) in the controller's namespace, by username."""
+    leases = await kube.list("Lease", namespace, label_selector={CATEGORY_LABEL: LEASE_CATEGORY})
+    records = (OperationRecord.from_lease(lease) for lease in leases)
+    return {record.username: record for record in records}
+
+
+async def read_sources(
+    kube: KubernetesClient, config: Config, namespace: str
+) -> dict[str, SourceSecret]:
+    """The Secrets of the controller's namespace that labs copy (those that exist)."""
+    names = [s.secret_name for s in config.lab.secrets]
+    if config.lab.pull_secret is not None:
+        names.append(config.lab.pull_secret)
+    result: dict[str, SourceSecret] = {}
+    for name in dict.fromkeys(names):
+        secret = await kube.find("Secret", name, namespace)
+        if secret is not None:
+            result[name] = SourceSecret(
+                data=dict(secret.get("data") or {}), type=secret.get("type")
+            )
+    return result
 
 
 def _fileserver_selector(username: str | None) -> dict[str, str]:
