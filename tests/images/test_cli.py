@@ -160,6 +160,7 @@ def test_every_subcommand_takes_dash_h() -> None:
     assert result.stderr == "".join(
         f"{name} 0\n"
         for name in (
+            "diff",
             "images",
             "inithome",
             "landingpage",
@@ -171,4 +172,4 @@ def test_every_subcommand_takes_dash_h() -> None:
             "startup",
         )
     )
-    assert result.stdout.count("  -h, --help ") == 9
+    assert result.stdout.count("  -h, --help ") == 10
