@@ -85,11 +85,13 @@ async def spawn(labs: LabService) -> None:
             pass
 
 
-async def drift_of(config: Config, client: KubernetesClient, **options: Any) -> list[ObjectDrift]:
+async def drift_of(
+    config: Config, client: KubernetesClient, *, quick: bool = False, **options: Any
+) -> list[ObjectDrift]:
     live = await read_lab(client, config, USER, **options)
     assert live is not None
     desired = desired_lab_manifests(config, Renderer(config.template_dirs), USER, live)
-    return await lab_drift(client, desired, live)
+    return await lab_drift(client, desired, live, quick=quick)
 
 
 def summary(drift: list[ObjectDrift]) -> list[tuple[str, bool, Remedy, str]]:
@@ -100,9 +102,9 @@ async def test_a_spawned_lab_has_no_drift(
     labs: LabService, config: Config, client: KubernetesClient, sandbox: Sandbox
 ) -> None:
     await spawn(labs)
+    objects = sandbox.objects(LAB_NS)
     versions = {
-        (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-        for o in sandbox.objects(LAB_NS)
+        (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"] for o in objects
     }
     mark = len(sandbox.requests)
     assert await drift_of(config, client) == []
@@ -110,10 +112,31 @@ async def test_a_spawned_lab_has_no_drift(
     patches = [r.target for r in sandbox.requests[mark:] if r.method == "PATCH"]
     assert len(patches) == 12  # the reference lab's objects, namespace to pod
     assert all("dryRun=All" in t for t in patches)
+    objects = sandbox.objects(LAB_NS)
     assert {
-        (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-        for o in sandbox.objects(LAB_NS)
+        (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"] for o in objects
     } == versions
+    # The quick comparison finds the same without a single apply.
+    mark = len(sandbox.requests)
+    assert await drift_of(config, client, quick=True) == []
+    assert [r for r in sandbox.requests[mark:] if r.method == "PATCH"] == []
+
+
+async def test_only_the_dry_run_sees_a_field_apply_would_remove(
+    labs: LabService, config: Config, client: KubernetesClient
+) -> None:
+    """A field nublado applied once and no longer renders: apply removes it, so it is drift."""
+    await spawn(labs)
+    live = await read_lab(client, config, USER)
+    assert live is not None
+    desired = desired_lab_manifests(config, Renderer(config.template_dirs), USER, live)
+    [manifest] = [m for m in desired if m["kind"] == "Service"]
+    manifest["metadata"]["labels"]["left"] = "over"
+    await client.apply_one(manifest)
+    assert await drift_of(config, client, quick=True) == []
+    [found] = await drift_of(config, client)
+    assert found.fields == [FieldDrift("metadata.labels.left", "over", None)]
+    assert found.remedy is Remedy.APPLY
 
 
 Change = Callable[[KubernetesClient, Sandbox], Awaitable[None]]
@@ -206,6 +229,7 @@ async def delete_secret(client: KubernetesClient, sandbox: Sandbox) -> None:
         ),
     ],
 )
+@pytest.mark.parametrize("quick", [False, True], ids=["dry-run", "quick"])
 async def test_each_drift_has_its_remedy(
     labs: LabService,
     config: Config,
@@ -213,10 +237,11 @@ async def test_each_drift_has_its_remedy(
     sandbox: Sandbox,
     change: Change,
     expected: tuple[str, bool, Remedy, str],
+    quick: bool,
 ) -> None:
     await spawn(labs)
     await change(client, sandbox)
-    drift = await drift_of(config, client)
+    drift = await drift_of(config, client, quick=quick)
     assert summary(drift) == [expected]
     assert drift[0].fixable == (expected[2] in (Remedy.CREATE, Remedy.APPLY))
 
@@ -372,13 +397,14 @@ async def test_a_file_server_has_no_drift_and_a_changed_job_is_report_only(
     finally:
         await service.stop()
 
-    async def drift() -> list[ObjectDrift]:
+    async def drift(quick: bool = False) -> list[ObjectDrift]:
         live = await read_fileserver(client, config, "rachel")
         assert live is not None
         desired = desired_fileserver_manifests(config, renderer, "rachel", live)
-        return await fileserver_drift(client, desired, live)
+        return await fileserver_drift(client, desired, live, quick=quick)
 
     assert await drift() == []
+    assert await drift(quick=True) == []
     assert await read_fileserver(client, config, "nobody") is None
 
     def mutate(job: dict[str, Any]) -> None:
@@ -387,6 +413,7 @@ async def test_a_file_server_has_no_drift_and_a_changed_job_is_report_only(
     with sandbox.cluster.store.lock:
         sandbox.cluster.update_internal("Job", FS_NAMESPACE, "rachel-fs", mutate, "editor")
     found = await drift()
+    assert await drift(quick=True) == found
     assert summary(found) == [
         (
             "Job/fileservers/rachel-fs",
@@ -402,3 +429,18 @@ async def test_a_file_server_has_no_drift_and_a_changed_job_is_report_only(
             "3600",
         )
     ]
+
+
+async def test_the_fingerprint_changes_with_any_object(
+    labs: LabService, config: Config, client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    await spawn(labs)
+    first = await read_lab(client, config, USER)
+    again = await read_lab(client, config, USER)
+    assert first is not None and again is not None
+    assert first.fingerprint() == again.fingerprint()
+    assert len(first.fingerprint()) == 12  # the reference lab: its namespace and 11 objects
+    await edit_service_label(client, sandbox)
+    edited = await read_lab(client, config, USER)
+    assert edited is not None
+    assert edited.fingerprint() != first.fingerprint()
