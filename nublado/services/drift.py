@@ -673,6 +673,22 @@ def _same_quantity(path: str, live: Any, desired: Any) -> bool:
     return False
 
 
+def _holds(live: Any, desired: Any, key: str) -> bool:
+    """Whether ``live`` holds everything ``desired`` sets (`quick_differences` finds nothing)."""
+    if live == desired:
+        return True
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(_holds(live.get(k), v, k) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(live) != len(desired):
+            return False
+        live_names, desired_names = _named(live), _named(desired)
+        if (live_names is None) != (desired_names is None) or live_names != desired_names:
+            return False
+        return all(_holds(a, b, key) for a, b in zip(live, desired, strict=True))
+    return _same_quantity(key, live, desired)
+
+
 def quick_differences(live: Any, desired: Any, path: str = "") -> list[FieldDrift]:
     """The fields a manifest sets that the live object lacks or holds otherwise, locally.
 
@@ -683,6 +699,8 @@ def quick_differences(live: Any, desired: Any, path: str = "") -> list[FieldDrif
     would remove (one this manager set before and no longer does), which
     only the dry-run apply of `object_drift` shows.
     """
+    if _holds(live, desired, path):
+        return []  # the common case, checked without building a path per field
     if isinstance(desired, dict):
         if not isinstance(live, dict):
             return [FieldDrift(path, live, desired)]
