@@ -492,26 +492,32 @@ async def test_a_lab_mid_operation_is_not_compared(
 # The installed command
 
 
-def test_the_command_runs_as_a_process(kubeconfig: Path, tmp_path: Path) -> None:
-    """``python -m nublado diff`` in its own process: registered, lazy, exit status 2 on error."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nublado",
-            "diff",
-            "lab",
-            "nobody",
-            "--config",
-            str(CONFIG),
-            "--kubeconfig",
-            str(kubeconfig),
-        ],
+def run_process(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nublado", "diff", *args, "--config", str(CONFIG)],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "EXTERNAL_INSTANCE_URL": BASE_URL},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "PYTHONPATH": str(ROOT),
+            "EXTERNAL_INSTANCE_URL": BASE_URL,
+        },
     )
+
+
+def test_the_command_runs_as_a_process(kubeconfig: Path, tmp_path: Path) -> None:
+    """``python -m nublado diff`` in its own process: registered, lazy, exit status 2 on error."""
+    result = run_process("lab", "nobody", "--kubeconfig", str(kubeconfig), home=tmp_path)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "nublado: error: no lab found for user nobody\n"
+
+
+def test_without_a_kubeconfig_it_is_the_in_cluster_configuration(tmp_path: Path) -> None:
+    """No --kubeconfig, $KUBECONFIG or ~/.kube/config: the pod's service account, as serve."""
+    result = run_process("--all", home=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("nublado: error: cannot load in-cluster configuration: ")
+    assert result.stderr.count("\n") == 1
