@@ -27,7 +27,6 @@ the desired fields laid over the live object. Each drifted object carries a
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import dataclasses
 import re
@@ -39,6 +38,7 @@ from typing import Any
 from ..config import Config, LabSize, LabSizeDefinition
 from ..config.lab import LabResources, ResourceQuantity
 from ..errors import NubladoError
+from ..images.tag import RSPImageTag
 from ..kube.client import KubernetesClient
 from ..kube.errors import InvalidError, NotFoundError
 from ..models.image import ResolvedImage
@@ -174,6 +174,7 @@ class FieldDrift:
     desired: Any
 
     def to_json(self) -> dict[str, Any]:
+        """The field as ``nublado diff -o json`` writes it (values unmasked)."""
         return {"path": self.path, "live": self.live, "desired": self.desired}
 
 
@@ -211,6 +212,7 @@ class ObjectDrift:
         return f"{self.kind}/{self.name}"
 
     def to_json(self) -> dict[str, Any]:
+        """The object's drift for JSON, without the objects themselves (values unmasked)."""
         return {
             "kind": self.kind,
             "namespace": self.namespace,
@@ -251,13 +253,16 @@ class LiveObjects:
         return live
 
     def add(self, obj: Object) -> None:
+        """Add one object; it must carry its ``kind`` (items of a LIST do not: add it)."""
         name = str((obj.get("metadata") or {}).get("name", ""))
         self.objects.setdefault(str(obj.get("kind", "")), {})[name] = obj
 
     def get(self, kind: str, name: str) -> Object | None:
+        """The live object of that kind and name, or None."""
         return self.objects.get(kind, {}).get(name)
 
     def read(self, kind: str) -> bool:
+        """Whether objects of that kind were read (so one absent is missing)."""
         return kind in self.objects
 
     def fingerprint(self) -> tuple[tuple[str, str, str], ...]:
@@ -311,19 +316,25 @@ def _resolved_image(reference: str, env: Mapping[str, str]) -> ResolvedImage:
         repository=repository,
         tag=tag,
         digest=env.get("IMAGE_DIGEST") or digest,
-        display_name=env.get("IMAGE_DESCRIPTION", ""),
+        # Without the env ConfigMap, the tag's own display name (as `nublado render` uses):
+        # an alias such as "Recommended (...)" it had is lost with the ConfigMap.
+        display_name=env.get("IMAGE_DESCRIPTION") or RSPImageTag.from_str(tag).display_name,
     )
 
 
-def _size(config: Config, env: Mapping[str, str], pod: Object | None) -> LabSizeDefinition:
+def _size(
+    config: Config, env: Mapping[str, str], pod: Object | None, record: OperationRecord | None
+) -> LabSizeDefinition:
     """The size the lab was spawned with: its name in CONTAINER_SIZE, as configured now.
 
-    A size no longer configured (or a lab without its env ConfigMap) is
-    matched by the notebook container's resources, and failing that kept as
-    a custom size with those resources.
+    Without the env ConfigMap the record's size is taken. A size no longer
+    configured is matched by the notebook container's resources, and failing
+    that kept as a custom size with those resources.
     """
     label = env.get("CONTAINER_SIZE", "")
     name = label.split(" ", 1)[0].lower()
+    if not label and record is not None and record.lab_state is not None:
+        name = record.lab_state.options.size.value
     for definition in config.lab.sizes:
         if definition.size.value == name:
             return definition
@@ -339,7 +350,10 @@ def _size(config: Config, env: Mapping[str, str], pod: Object | None) -> LabSize
             ),
         )
     except (KeyError, ValueError) as exc:
-        raise DriftError(f"cannot rebuild the lab's size: {label!r} is not configured") from exc
+        raise DriftError(
+            f"cannot rebuild the lab's size: {name or label!r} is not configured"
+            " and the pod has no resources"
+        ) from exc
     for definition in config.lab.sizes:
         if definition.resources == amounts:
             return definition
@@ -466,14 +480,11 @@ def desired_lab_manifests(
     env = dict((env_map or {}).get("data") or {})
     pod = live.get("Pod", names.pod)
     image = _resolved_image(_image(env, pod, live.record), env)
-    size = _size(config, env, pod)
+    size = _size(config, env, pod, live.record)
     debug, reset = env.get("DEBUG") == "TRUE", env.get("RESET_USER_ENV") == "TRUE"
     state = live.record.lab_state if live.record is not None else None
     if env_map is None and state is not None:
         debug, reset = state.options.enable_debug, state.options.reset_user_env
-        if size.size is LabSize.CUSTOM and state.options.size is not LabSize.CUSTOM:
-            with contextlib.suppress(KeyError):
-                size = config.lab.get_size_definition(state.options.size)
     options = LabRequestOptions(
         size=size.size,
         enable_debug=debug,

@@ -295,10 +295,9 @@ async def test_applying_the_fixable_drift_repairs_the_lab(
     for name, old in before.items():
         new = sandbox.get("ConfigMap", name, LAB_NS)
         assert old is not None and new is not None
-        lost = {k: v for k, v in old["data"].items() if new["data"].get(k) != v}
-        # The env ConfigMap was the only copy of the image's display name (and of whatever
-        # else the spawner sent besides the service prefix).
-        assert lost == ({"IMAGE_DESCRIPTION": "Daily 2077_10_23"} if name.endswith("env") else {})
+        # Whole again: the reference spawner sent nothing but the service prefix and the
+        # size (what else it sends was only in the env ConfigMap).
+        assert new["data"] == old["data"]
 
 
 async def test_a_vanished_pod_is_reported_from_the_lab_record(
@@ -444,3 +443,30 @@ async def test_the_fingerprint_changes_with_any_object(
     edited = await read_lab(client, config, USER)
     assert edited is not None
     assert edited.fingerprint() != first.fingerprint()
+
+
+async def test_a_lab_without_pod_and_env_is_rebuilt_from_its_record(
+    labs: LabService, config: Config, client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    """The record's lab state gives the user, size and options the lost objects held."""
+    spec = reference_spec()
+    spec = spec.model_copy(
+        update={"options": spec.options.model_copy(update={"enable_debug": True})}
+    )
+    await labs.create(reference_user(), TOKEN, spec)
+    async with asyncio.timeout(10):
+        async for _ in await labs.events(USER):
+            pass
+    env = sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS)
+    assert env is not None
+    sandbox.delete("ConfigMap", "rachel-nb-env", LAB_NS)
+    sandbox.delete("Pod", "rachel-nb", LAB_NS)
+    record = OperationRecord.from_lease(await client.get("Lease", "lab-rachel", NAMESPACE))
+    drift = await drift_of(config, client, record=record)
+    assert [(d.title, d.missing, d.remedy) for d in drift] == [
+        ("ConfigMap/userlabs-rachel/rachel-nb-env", True, Remedy.CREATE),
+        ("Pod/userlabs-rachel/rachel-nb", True, Remedy.REPORT),
+    ]
+    rebuilt = drift[0].manifest["data"]
+    assert rebuilt == env["data"]
+    assert rebuilt["DEBUG"] == "TRUE"
