@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 
 from nublado.cli import main
 from nublado.config import Config, load_config
@@ -114,13 +115,15 @@ async def controller(
         fileservers = FileServerService(
             config, client, renderer, namespace=CONTROLLER_NAMESPACE, identity="replica-a"
         )
-        await labs.start()
-        await fileservers.start()
-        try:
-            yield Controller(labs, fileservers)
-        finally:
-            await fileservers.stop()
-            await labs.stop()
+        # The services' log lines would land in the command's captured stdout.
+        with structlog.testing.capture_logs():
+            await labs.start()
+            await fileservers.start()
+            try:
+                yield Controller(labs, fileservers)
+            finally:
+                await fileservers.stop()
+                await labs.stop()
 
 
 @dataclass
@@ -150,7 +153,6 @@ def diff(kubeconfig: Path, capsys: pytest.CaptureFixture[str]) -> Any:
             except SystemExit as exc:
                 return int(exc.code or 0)
 
-        capsys.readouterr()  # the services' log lines until now
         status = await asyncio.to_thread(call)
         captured = capsys.readouterr()
         return Run(status, captured.out, captured.err)
