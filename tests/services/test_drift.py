@@ -339,9 +339,19 @@ async def test_read_labs_lists_each_kind_once_and_finds_objects_out_of_the_list(
     await client.replace(service)
     mark = len(sandbox.requests)
     found = await read_labs(client, config)
-    lists = [r.target for r in sandbox.requests[mark:]]
-    assert len(lists) == 8
-    assert all(r.method == "GET" for r in sandbox.requests[mark:])
+    sent = [(r.method, r.target) for r in sandbox.requests[mark:] if "watch=true" not in r.target]
+    # One labelled LIST per kind: the namespaces, then the seven kinds in all namespaces.
+    assert [(method, target.split("?")[0]) for method, target in sent] == [
+        ("GET", "/api/v1/namespaces"),
+        ("GET", "/api/v1/persistentvolumeclaims"),
+        ("GET", "/api/v1/configmaps"),
+        ("GET", "/api/v1/secrets"),
+        ("GET", "/api/v1/resourcequotas"),
+        ("GET", "/apis/networking.k8s.io/v1/networkpolicies"),
+        ("GET", "/api/v1/services"),
+        ("GET", "/api/v1/pods"),
+    ]
+    assert all("labelSelector=nublado.lsst.io/category%3Dlab&" in t for _, t in sent)
     assert list(found) == [USER]
     live = found[USER]
     assert live.get("Service", "lab") is None  # its label took it out of the labelled LIST
