@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .services.drift import LiveObjects, ObjectDrift
     from .services.labstate import OperationRecord
 
-__all__ = ["Finding", "diff", "render_diff", "render_json"]
+__all__ = ["CONCURRENCY", "Finding", "diff", "render_diff", "render_json"]
 
 _MASK = "***"
 
@@ -247,29 +247,43 @@ async def _fileserver(session: _Session, username: str, live: LiveObjects) -> li
     return [Finding("fileserver", username, d) for d in found]
 
 
+CONCURRENCY = 8
+"""Labs and file servers --all compares at once (each is a dry-run apply per object)."""
+
+
 async def _diff_all(session: _Session) -> tuple[list[Finding], list[str]]:
     """Every lab, then every file server; one that cannot be compared is a problem (exit 2).
 
     Labs mid-operation or being deleted are passed over: they are not drift.
+    Up to `CONCURRENCY` are compared at once; the output keeps their order.
     """
     from .services import drift
 
     config, kube = session.config, session.kube
+    limit = asyncio.Semaphore(CONCURRENCY)
+    labs = await drift.read_labs(kube, config)
+    fileservers = await drift.read_fileservers(kube, config) if config.fileserver.enabled else {}
+    jobs: list[Coroutine[Any, Any, list[Finding]]] = [
+        *(_lab(session, username, live) for username, live in labs.items()),
+        *(_fileserver(session, username, live) for username, live in fileservers.items()),
+    ]
+
+    async def bounded(job: Coroutine[Any, Any, list[Finding]]) -> list[Finding] | str | None:
+        async with limit:
+            try:
+                return await job
+            except _BusyError:
+                return None
+            except InputError as exc:
+                return str(exc)
+
     findings: list[Finding] = []
     problems: list[str] = []
-    for username, live in (await drift.read_labs(kube, config)).items():
-        try:
-            findings.extend(await _lab(session, username, live))
-        except _BusyError:
-            continue
-        except InputError as exc:
-            problems.append(str(exc))
-    if config.fileserver.enabled:
-        for username, live in (await drift.read_fileservers(kube, config)).items():
-            try:
-                findings.extend(await _fileserver(session, username, live))
-            except InputError as exc:
-                problems.append(str(exc))
+    for outcome in await asyncio.gather(*(bounded(job) for job in jobs)):
+        if isinstance(outcome, str):
+            problems.append(outcome)
+        elif outcome is not None:
+            findings.extend(outcome)
     return findings, problems
 
 
