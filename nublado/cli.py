@@ -26,6 +26,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "nublado.daemon:daemon",
         "Run the periodic jobs (leader-elected), or one job now (--once JOB).",
     ),
+    "diff": (
+        "nublado.diff:diff",
+        "Show how running labs and file servers differ from their desired render.",
+    ),
     "images": (
         "nublado.images.cli:images",
         "Inspect RSP image tags; list, delete and prune registry images.",

@@ -161,6 +161,7 @@ def test_every_subcommand_takes_dash_h() -> None:
         f"{name} 0\n"
         for name in (
             "daemon",
+            "diff",
             "images",
             "inithome",
             "landingpage",
