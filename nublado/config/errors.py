@@ -105,23 +105,61 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_EXPECTED = {
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "list_type": "must be a list",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
 def _reason(error: Mapping[str, Any]) -> str:
+    """A pydantic error in our words: what the value must be, and what it was.
+
+    Pydantic's own phrasing ("Input should be a valid dictionary or instance
+    of UserInfo", "Value error, ...") names its classes, not the file.
+    """
     kind = error["type"]
     value = error.get("input")
+    ctx = error.get("ctx", {})
     if kind in ("value_error", "assertion_error"):
-        return str(error["ctx"]["error"])
+        return str(ctx["error"])
     if kind == "missing":
         return "required but missing"
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "union_tag_invalid":
-        expected = error["ctx"]["expected_tags"].replace("'", "")
-        return f"unknown {error['ctx']['tag']!r} (expected one of {expected})"
+        expected = ctx["expected_tags"].replace("'", "")
+        return f"unknown {ctx['tag']!r} (expected one of {expected})"
     if kind == "union_tag_not_found":
         return "required but missing"
     if kind == "string_type":
         return f"must be a string (quote it in YAML), got {_describe(value)}"
-    return f"{error['msg']}, got {_describe(value)}"
+    if kind in _EXPECTED:
+        return f"{_EXPECTED[kind]}, got {_describe(value)}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"must be {words} {ctx[key]}, got {_describe(value)}"
+    if kind in ("literal_error", "enum"):
+        return f"must be {ctx['expected']}, got {_describe(value)}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        message = "must be " + message.removeprefix("Input should be ")
+    return f"{message}, got {_describe(value)}"
 
 
 def problems_from_validation_error(
