@@ -25,11 +25,15 @@ Manifest = dict[str, Any]
 
 _DNS_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
 _DNS_1035_LABEL = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
+_DNS_SUBDOMAIN = re.compile(
+    r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+)
 _QUALIFIED_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 
-_LABEL_RULE = "a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric"
+_LABEL_RULE = (
+    "a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric"
+)
 _SUBDOMAIN_RULE = (
     "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', starting and ending"
     " alphanumeric"

@@ -233,6 +233,21 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         ],
     ),
     (
+        "section-not-a-mapping",
+        {"fsadmin": ["podName"]},
+        ["fsadmin: must be a mapping, got a list"],
+    ),
+    (
+        "number-not-a-number",
+        {"images.numDailies": "three"},
+        ["images.numDailies: must be a whole number, got 'three'"],
+    ),
+    (
+        "flag-not-a-boolean",
+        {"lab.volumeMounts.1.readOnly": "perhaps"},
+        ["lab.volumeMounts[1].readOnly: must be true or false, got 'perhaps'"],
+    ),
+    (
         "pvc-storage-not-a-quantity",
         {"lab.volumes.2.source.resources.requests.storage": "lots"},
         [
