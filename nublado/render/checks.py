@@ -13,7 +13,8 @@ the full schema check runs in tests, not here.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from ..config._base import check_image_reference, quantity_sign
@@ -40,13 +41,6 @@ _SUBDOMAIN_RULE = (
 )
 _1035_RULE = "a DNS-1035 label: lower-case letters, digits and '-', starting with a letter"
 _LABEL_VALUE_RULE = "letters, digits, '-', '_' and '.', starting and ending alphanumeric"
-
-# kind -> (pattern, maximum length, rule) of metadata.name
-_NAME_RULES: dict[str, tuple[re.Pattern[str], int, str]] = {
-    "Namespace": (_DNS_LABEL, 63, _LABEL_RULE),
-    "Service": (_DNS_1035_LABEL, 63, _1035_RULE),
-}
-_DEFAULT_NAME_RULE = (_DNS_SUBDOMAIN, 253, _SUBDOMAIN_RULE)
 
 
 class InvalidManifestError(InputError):
@@ -82,9 +76,45 @@ def _name_problem(value: Any, pattern: re.Pattern[str], limit: int, rule: str) -
     return None
 
 
+# Each check is memoised: a set repeats its namespace, labels and images in
+# several objects, and most strings recur from render to render, so a render
+# pays a dictionary lookup for most values instead of a regular expression.
+_CACHE = 4096
+
+
+@lru_cache(maxsize=_CACHE)
+def _dns_label_problem(value: str) -> str | None:
+    return _name_problem(value, _DNS_LABEL, 63, _LABEL_RULE)
+
+
+@lru_cache(maxsize=_CACHE)
+def _dns_1035_problem(value: str) -> str | None:
+    return _name_problem(value, _DNS_1035_LABEL, 63, _1035_RULE)
+
+
+@lru_cache(maxsize=_CACHE)
+def _subdomain_problem(value: str) -> str | None:
+    return _name_problem(value, _DNS_SUBDOMAIN, 253, _SUBDOMAIN_RULE)
+
+
+def _checked(check: Callable[[str], str | None], value: Any) -> str | None:
+    """``check(value)`` for a string (memoised), a plain answer for anything else."""
+    if not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    return check(value)
+
+
+_NAME_CHECKS: dict[str, Callable[[str], str | None]] = {
+    "Namespace": _dns_label_problem,
+    "Service": _dns_1035_problem,
+}
+"""How metadata.name is checked, by kind; any other kind's name is a DNS-1123 subdomain."""
+
+
+@lru_cache(maxsize=_CACHE)
 def _label_key_problem(key: str) -> str | None:
     prefix, slash, name = key.rpartition("/")
-    if slash and _name_problem(prefix, _DNS_SUBDOMAIN, 253, _SUBDOMAIN_RULE) is not None:
+    if slash and _subdomain_problem(prefix) is not None:
         return f"label key {key!r} has an invalid prefix (it must be {_SUBDOMAIN_RULE})"
     if len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         return (
@@ -94,6 +124,27 @@ def _label_key_problem(key: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=_CACHE)
+def _label_value_problem(value: str) -> str | None:
+    if len(value) > 63:
+        return _too_long(value, 63)
+    if not _LABEL_VALUE.fullmatch(value):
+        return f"{_shorten(value)!r} is not a label value ({_LABEL_VALUE_RULE})"
+    return None
+
+
+@lru_cache(maxsize=_CACHE)
+def _image_problem(image: str) -> str | None:
+    try:
+        check_image_reference(image)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+_quantity_sign = lru_cache(maxsize=_CACHE)(quantity_sign)
+
+
 def _check_labels(manifest: Manifest, field: str, labels: Any) -> None:
     if not isinstance(labels, Mapping):
         return
@@ -101,28 +152,26 @@ def _check_labels(manifest: Manifest, field: str, labels: Any) -> None:
         problem = _label_key_problem(key)
         if problem is not None:
             raise InvalidManifestError(manifest, field, key, problem)
-        where = f"{field}[{key}]"
         if not isinstance(value, str):
-            raise InvalidManifestError(manifest, where, value, "label values must be strings")
-        if len(value) > 63:
-            raise InvalidManifestError(manifest, where, value, _too_long(value, 63))
-        if not _LABEL_VALUE.fullmatch(value):
-            reason = f"{_shorten(value)!r} is not a label value ({_LABEL_VALUE_RULE})"
-            raise InvalidManifestError(manifest, where, value, reason)
+            reason = "label values must be strings"
+            raise InvalidManifestError(manifest, f"{field}[{key}]", value, reason)
+        problem = _label_value_problem(value)
+        if problem is not None:
+            raise InvalidManifestError(manifest, f"{field}[{key}]", value, problem)
 
 
 def _check_quantities(manifest: Manifest, field: str, values: Any, *, positive: bool) -> None:
     if not isinstance(values, Mapping):
         return
     for key, value in values.items():
-        sign = quantity_sign(value)
-        where = f"{field}[{key}]"
+        sign = _quantity_sign(value) if isinstance(value, str) else quantity_sign(value)
         if sign is None:
             reason = f"{value!r} is not a Kubernetes quantity (like 1Gi or 500m)"
-            raise InvalidManifestError(manifest, where, value, reason)
+            raise InvalidManifestError(manifest, f"{field}[{key}]", value, reason)
         if sign < 0 or (positive and sign == 0):
             bound = "greater than zero" if positive else "zero or more"
-            raise InvalidManifestError(manifest, where, value, f"must be {bound}, got {value!r}")
+            reason = f"must be {bound}, got {value!r}"
+            raise InvalidManifestError(manifest, f"{field}[{key}]", value, reason)
 
 
 def _check_ids(manifest: Manifest, field: str, context: Any) -> None:
@@ -145,24 +194,22 @@ def _check_pod_spec(manifest: Manifest, field: str, spec: Any) -> None:
         return
     _check_ids(manifest, f"{field}.securityContext", spec.get("securityContext"))
     for index, volume in enumerate(spec.get("volumes") or ()):
-        where = f"{field}.volumes[{index}].name"
         name = volume.get("name")
-        problem = _name_problem(name, _DNS_LABEL, 63, _LABEL_RULE)
+        problem = _checked(_dns_label_problem, name)
         if problem is not None:
-            raise InvalidManifestError(manifest, where, name, problem)
+            raise InvalidManifestError(manifest, f"{field}.volumes[{index}].name", name, problem)
     for kind in ("initContainers", "containers"):
         for index, container in enumerate(spec.get(kind) or ()):
             where = f"{field}.{kind}[{index}]"
             name = container.get("name")
-            problem = _name_problem(name, _DNS_LABEL, 63, _LABEL_RULE)
+            problem = _checked(_dns_label_problem, name)
             if problem is not None:
                 raise InvalidManifestError(manifest, f"{where}.name", name, problem)
             image = container.get("image")
             if image is not None:
-                try:
-                    check_image_reference(image)
-                except (TypeError, ValueError) as exc:
-                    raise InvalidManifestError(manifest, f"{where}.image", image, str(exc)) from exc
+                problem = _checked(_image_problem, image)
+                if problem is not None:
+                    raise InvalidManifestError(manifest, f"{where}.image", image, problem)
             resources = container.get("resources")
             if isinstance(resources, Mapping):
                 for part in ("requests", "limits"):
@@ -178,12 +225,12 @@ def _check_manifest(manifest: Manifest) -> None:
     if not isinstance(metadata, Mapping):
         return
     if "name" in metadata:
-        pattern, limit, rule = _NAME_RULES.get(kind, _DEFAULT_NAME_RULE)  # type: ignore[arg-type]
-        problem = _name_problem(metadata["name"], pattern, limit, rule)
+        check = _NAME_CHECKS.get(kind, _subdomain_problem)  # type: ignore[arg-type]
+        problem = _checked(check, metadata["name"])
         if problem is not None:
             raise InvalidManifestError(manifest, "metadata.name", metadata["name"], problem)
     if "namespace" in metadata:
-        problem = _name_problem(metadata["namespace"], _DNS_LABEL, 63, _LABEL_RULE)
+        problem = _checked(_dns_label_problem, metadata["namespace"])
         if problem is not None:
             field = "metadata.namespace"
             raise InvalidManifestError(manifest, field, metadata["namespace"], problem)
