@@ -15,7 +15,6 @@ pydantic-settings' imports would slow by about 0.1 s.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from pydantic import AliasChoices, ValidationError
 
 from ._base import ConfigModel
 from .controller import DEFAULT_CONTROLLER_REPOSITORY, DEFAULT_CONTROLLER_TAG, Config
-from .errors import ConfigError, format_location, problems_from_validation_error
+from .errors import ConfigError, closest_key, format_location, problems_from_validation_error
 from .scheduling import TaintEffect
 
 __all__ = [
@@ -81,6 +80,7 @@ def warn_on_stderr() -> None:
         return
     if not any(isinstance(handler, _StderrWarnings) for handler in logger.handlers):
         logger.addHandler(_StderrWarnings(logging.WARNING))
+
 
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -231,12 +231,8 @@ def _walk_model(model: type[ConfigModel], raw: Any, path: list[str | int]) -> li
 
 def _did_you_mean(key: Any, model: type[ConfigModel]) -> str:
     """`` (did you mean podName?)`` when a known key of ``model`` is close to ``key``."""
-    if not isinstance(key, str):
-        return ""
-    known = [info.alias or name for name, info in model.model_fields.items()]
-    by_lower = {name.lower(): name for name in known}
-    close = [by_lower[m] for m in difflib.get_close_matches(key.lower(), by_lower, 1, 0.75)]
-    return f" (did you mean {close[0]}?)" if close else ""
+    close = closest_key(key, model) if isinstance(key, str) else None
+    return f" (did you mean {close}?)" if close else ""
 
 
 def find_ignored_keys(raw: Mapping[str, Any]) -> list[str]:
@@ -265,7 +261,7 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = problems_from_validation_error(exc, data, sources=sources)
+        problems = problems_from_validation_error(exc, data, sources=sources, model=Config)
         raise ConfigError(problems, path=path) from None
     for where in _ignored_toleration_seconds(config):
         _warn(
@@ -352,5 +348,5 @@ def load_tool_config(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = problems_from_validation_error(exc, data, sources=sources)
+        problems = problems_from_validation_error(exc, data, sources=sources, model=model)
         raise ConfigError([f"{path}: {line}" for line in problems], path=path) from None

@@ -360,7 +360,17 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         {"lab.namespacePrefix": _DELETE},
         ["lab.namespacePrefix: required but missing"],
     ),
-    ("unknown-lab-key", {"lab.sizez": []}, ["lab.sizez: unknown key"]),
+    ("unknown-lab-key", {"lab.sizez": []}, ["lab.sizez: unknown key (did you mean sizes?)"]),
+    (
+        "unknown-key-in-a-list-item",
+        {"lab.sizes.0.resorces": {}},
+        ["lab.sizes[0].resorces: unknown key (did you mean resources?)"],
+    ),
+    (
+        "unknown-key-in-a-tagged-volume-source",
+        {"lab.volumes.0.source.serverpath": "/x"},
+        ["lab.volumes[0].source.serverpath: unknown key (did you mean serverPath?)"],
+    ),
     ("lab-missing", {"lab": _DELETE}, ["lab: required but missing"]),
     ("images-missing", {"images": _DELETE}, ["images: required but missing"]),
     ("fsadmin-missing", {"fsadmin": _DELETE}, ["fsadmin: required but missing"]),
