@@ -24,7 +24,8 @@ def test_quoted_values_come_out_verbatim_with_their_types(tmp_path: Path) -> Non
             "t/set.yaml": "- cm.yaml\n",
             "t/cm.yaml": (
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n"
-                "  annotations: {note: {{ name | q }}}\ndata: {{ data | q }}\nimmutable: {{ flag | q }}\nnumber: {{ n | q }}\n"
+                "  annotations: {note: {{ name | q }}}\ndata: {{ data | q }}\n"
+                "immutable: {{ flag | q }}\nnumber: {{ n | q }}\n"
             ),
         },
     )
