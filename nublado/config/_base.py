@@ -33,11 +33,18 @@ __all__ = [
     "CpuCores",
     "Duration",
     "FieldProblems",
+    "ImageRepository",
+    "ImageTag",
     "KubernetesName",
+    "KubernetesQuantity",
     "LenientConfigModel",
     "MemoryBytes",
     "Problem",
+    "check_image_reference",
     "check_kubernetes_name",
+    "check_quantity",
+    "image_reference_problem",
+    "quantity_sign",
     "raise_problems",
 ]
 
@@ -55,6 +62,160 @@ def check_kubernetes_name(name: str) -> str:
             " and '-', starting and ending with a letter or digit)"
         )
     return name
+
+
+# Docker's reference grammar (distribution/reference): an optional registry
+# host (host name, IPv4 or bracketed IPv6, optional port), lower-case path
+# components, an optional tag and an optional digest. The digest's hex part
+# may be short: upstream's own test images use ``sha256:1234``.
+_HOST_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_HOST_COMPONENT}(?:\.{_HOST_COMPONENT})*|\[[a-fA-F0-9:.]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PATH = rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]+"
+_IMAGE_NAME = re.compile(rf"(?:{_DOMAIN}/)?{_PATH}")
+_IMAGE_TAG = re.compile(_TAG)
+_IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_PATH})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?"
+)
+_MAX_IMAGE_NAME = 255
+
+
+def _image_name_problem(name: str) -> str | None:
+    if not _IMAGE_NAME.fullmatch(name):
+        return (
+            "not a Docker image name (an optional registry host, then lower-case letters and"
+            " digits separated by '.', '_', '__' or '-', in components joined by '/')"
+        )
+    if len(name) > _MAX_IMAGE_NAME:
+        return f"Docker image names are at most {_MAX_IMAGE_NAME} characters, this is {len(name)}"
+    return None
+
+
+def image_reference_problem(reference: str) -> str | None:
+    """Why Docker (and so the kubelet) would refuse an image reference, or None if it would not.
+
+    ``[registry/]repository[:tag][@digest]`` in Docker's grammar; the answer
+    says which part is wrong.
+    """
+    match = _IMAGE_REFERENCE.fullmatch(reference)
+    if match is not None:
+        return _image_name_problem(match["name"])
+    name, at, digest = reference.partition("@")
+    head, colon, tag = name.rpartition(":")
+    if colon and "/" not in tag:
+        name = head
+    problem = _image_name_problem(name)
+    if problem is None and colon and "/" not in tag and not _IMAGE_TAG.fullmatch(tag):
+        problem = (
+            "the tag is not a Docker tag (up to 128 letters, digits, '_', '.' and '-',"
+            " not starting with '.' or '-')"
+        )
+    if problem is None and at and not re.fullmatch(_DIGEST, digest):
+        problem = "the digest is not algorithm:hex (like sha256:0123abcd)"
+    return problem or "not registry/repository[:tag][@digest]"
+
+
+def check_image_reference(reference: str) -> str:
+    """Refuse (`ValueError`) an image reference Docker would refuse."""
+    problem = image_reference_problem(reference)
+    if problem is not None:
+        raise ValueError(f"invalid image reference {_shown(reference)}: {problem}")
+    return reference
+
+
+def _check_image_repository(repository: str) -> str:
+    problem = _image_name_problem(repository)
+    if problem is not None:
+        raise ValueError(f"{problem}: {_shown(repository)}")
+    return repository
+
+
+def _check_image_tag(tag: str) -> str:
+    if not _IMAGE_TAG.fullmatch(tag):
+        raise ValueError(
+            "not a Docker tag (up to 128 letters, digits, '_', '.' and '-', not starting"
+            f" with '.' or '-'): {_shown(tag)}"
+        )
+    return tag
+
+
+def _shown(text: str) -> str:
+    """``repr`` of a value for a message, shortened so that the message stays readable."""
+    return repr(text if len(text) <= 80 else f"{text[:60]}...{text[-12:]}")
+
+
+# Kubernetes' quantity grammar (apimachinery resource.Quantity): a signed
+# decimal number and one suffix, binary (Ki..Ei), decimal SI (m, k..E) or an
+# exponent (e3, E-2).
+_QUANTITY = re.compile(
+    r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE]|[eE][+-]?[0-9]+)?"
+)
+
+_QUANTITY_SCHEMA_PATTERN = (
+    r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE]|[eE][+-]?[0-9]+)?$"
+)
+
+
+def quantity_sign(value: object) -> int | None:
+    """-1, 0 or 1 for a Kubernetes quantity (string or JSON number); None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return (value > 0) - (value < 0) if value == value and abs(value) != float("inf") else None
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.fullmatch(value)
+    if match is None:
+        return None
+    if not match["number"].strip("0."):
+        return 0
+    return -1 if match["sign"] == "-" else 1
+
+
+def check_quantity(value: object) -> str:
+    """A Kubernetes quantity (``1Gi``, ``500m``, ``2``) as a string; numbers become strings."""
+    if quantity_sign(value) is None:
+        raise ValueError(
+            f"not a Kubernetes quantity: {value!r} (a number with an optional suffix such as"
+            " Ki, Mi, Gi, k, M, G or m, like 1Gi or 500m)"
+        )
+    return value if isinstance(value, str) else str(value)
+
+
+KubernetesQuantity = Annotated[
+    str,
+    BeforeValidator(check_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {
+                    "type": "string",
+                    "pattern": _QUANTITY_SCHEMA_PATTERN,
+                },
+            ],
+            "description": "A Kubernetes quantity such as 1Gi, 500Mi or 2",
+        }
+    ),
+]
+"""A Kubernetes quantity (``1Gi``), kept as written so that manifests show it as the file does."""
+
+ImageRepository = Annotated[
+    str,
+    AfterValidator(_check_image_repository),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_DOMAIN}/)?{_PATH}$"}),
+]
+"""A Docker image name: an optional registry host and a lower-case repository path."""
+
+ImageTag = Annotated[
+    str,
+    AfterValidator(_check_image_tag),
+    WithJsonSchema({"type": "string", "pattern": f"^{_TAG}$"}),
+]
+"""A Docker image tag."""
 
 
 def _check_absolute(path: str) -> str:
@@ -137,14 +298,22 @@ def _seconds(duration: timedelta) -> float:
     return duration.total_seconds()
 
 
+def _parse_non_negative_duration(value: Any) -> timedelta:
+    """A duration that is not negative: no timeout or interval of Kubernetes or ours is."""
+    duration = parse_duration(value)
+    if duration < timedelta(0):
+        raise ValueError(f"must not be negative, got {value!r}")
+    return duration
+
+
 Duration = Annotated[
     timedelta,
-    BeforeValidator(parse_duration),
+    BeforeValidator(_parse_non_negative_duration),
     PlainSerializer(_seconds, return_type=float, when_used="json"),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number"},
+                {"type": "number", "minimum": 0},
                 {"type": "string", "pattern": r"^\s*(\d+\s*[a-z]+\s*)+$|^\s*[0-9.]+\s*$"},
             ],
             "description": (

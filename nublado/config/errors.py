@@ -7,19 +7,24 @@ quoted: ``lab.sizes[1].resources.limits.memory``, ``lab.files["/tmp"]``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+import types
+import typing
 from collections.abc import Iterable, Mapping, Sequence
+from inspect import isclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError
 from ._base import FieldProblems
 
 __all__ = [
     "ConfigError",
+    "closest_key",
     "format_location",
     "problems_from_validation_error",
     "written_location",
@@ -105,32 +110,144 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_EXPECTED = {
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "list_type": "must be a list",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
 def _reason(error: Mapping[str, Any]) -> str:
+    """A pydantic error in our words: what the value must be, and what it was.
+
+    Pydantic's own phrasing ("Input should be a valid dictionary or instance
+    of UserInfo", "Value error, ...") names its classes, not the file.
+    """
     kind = error["type"]
     value = error.get("input")
+    ctx = error.get("ctx", {})
     if kind in ("value_error", "assertion_error"):
-        return str(error["ctx"]["error"])
+        return str(ctx["error"])
     if kind == "missing":
         return "required but missing"
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "union_tag_invalid":
-        expected = error["ctx"]["expected_tags"].replace("'", "")
-        return f"unknown {error['ctx']['tag']!r} (expected one of {expected})"
+        expected = ctx["expected_tags"].replace("'", "")
+        return f"unknown {ctx['tag']!r} (expected one of {expected})"
     if kind == "union_tag_not_found":
         return "required but missing"
     if kind == "string_type":
         return f"must be a string (quote it in YAML), got {_describe(value)}"
-    return f"{error['msg']}, got {_describe(value)}"
+    if kind in _EXPECTED:
+        return f"{_EXPECTED[kind]}, got {_describe(value)}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"must be {words} {ctx[key]}, got {_describe(value)}"
+    if kind in ("literal_error", "enum"):
+        return f"must be {ctx['expected']}, got {_describe(value)}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        message = "must be " + message.removeprefix("Input should be ")
+    return f"{message}, got {_describe(value)}"
+
+
+def closest_key(key: str, model: type[BaseModel]) -> str | None:
+    """The key ``model`` reads that ``key`` most likely meant to be (case aside), if any."""
+    known = [
+        info.validation_alias if isinstance(info.validation_alias, str) else info.alias or name
+        for name, info in model.model_fields.items()
+    ]
+    by_lower = {name.lower(): name for name in known if name != key}
+    close = difflib.get_close_matches(key.lower(), by_lower, 1, 0.75)
+    return by_lower[close[0]] if close else None
+
+
+def _strip(annotation: Any) -> Any:
+    """The type inside ``Annotated[...]`` and ``X | None``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin is typing.Union or origin is types.UnionType:
+            args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _field(model: type[BaseModel], key: str) -> Any:
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            return info.annotation
+    return None
+
+
+def _tagged(annotation: Any, tag: str) -> Any:
+    """The member of a union of models whose ``type`` literal is ``tag``."""
+    for arg in typing.get_args(annotation):
+        if (
+            isclass(arg)
+            and issubclass(arg, BaseModel)
+            and "type" in arg.model_fields
+            and tag in typing.get_args(arg.model_fields["type"].annotation)
+        ):
+            return arg
+    return None
+
+
+def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model that validated the mapping at ``loc`` (a pydantic location), if found."""
+    current: Any = root
+    for part in loc:
+        current = _strip(current)
+        origin = typing.get_origin(current)
+        if isinstance(part, int):
+            current = typing.get_args(current)[0] if origin is list else None
+        elif isclass(current) and issubclass(current, BaseModel):
+            current = _field(current, part)
+        elif origin is dict:
+            current = typing.get_args(current)[1]
+        elif origin is typing.Union or origin is types.UnionType:
+            current = _tagged(current, part)
+        else:
+            current = None
+        if current is None:
+            return None
+    current = _strip(current)
+    return current if isclass(current) and issubclass(current, BaseModel) else None
 
 
 def problems_from_validation_error(
-    exc: ValidationError, raw: Any, *, sources: Mapping[str, str] | None = None
+    exc: ValidationError,
+    raw: Any,
+    *,
+    sources: Mapping[str, str] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> list[str]:
     """One line per problem: ``<place>: <reason>``.
 
     ``sources`` maps top-level keys that came from environment variables to the
     variable's name, so that a bad value there is not blamed on the file.
+    Given the ``model`` validated, an unknown key close to a known one gets a
+    "did you mean".
     """
     lines: list[str] = []
     for error in exc.errors(include_url=False):
@@ -142,7 +259,13 @@ def problems_from_validation_error(
             loc = tuple(error["loc"])
             if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 loc += (error["ctx"]["discriminator"].strip("'"),)
-            problems = [(loc, _reason(error))]
+            reason = _reason(error)
+            if error["type"] == "extra_forbidden" and model is not None and loc:
+                found = _model_at(model, loc[:-1])
+                close = closest_key(str(loc[-1]), found) if found is not None else None
+                if close is not None:
+                    reason += f" (did you mean {close}?)"
+            problems = [(loc, reason)]
         for loc, message in problems:
             parts = written_location(loc, raw)
             where = format_location(parts)

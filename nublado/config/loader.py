@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -30,12 +31,56 @@ from pydantic import AliasChoices, ValidationError
 
 from ._base import ConfigModel
 from .controller import DEFAULT_CONTROLLER_REPOSITORY, DEFAULT_CONTROLLER_TAG, Config
-from .errors import ConfigError, format_location, problems_from_validation_error
+from .errors import ConfigError, closest_key, format_location, problems_from_validation_error
 from .scheduling import TaintEffect
 
-__all__ = ["find_ignored_keys", "load_config", "load_tool_config", "read_config_file"]
+__all__ = [
+    "find_ignored_keys",
+    "forget_warnings",
+    "load_config",
+    "load_tool_config",
+    "read_config_file",
+    "warn_on_stderr",
+]
 
 logger = logging.getLogger("nublado.config")
+
+_warned: set[str] = set()
+"""Warnings given already: a configuration loaded twice in a process warns once."""
+
+
+def _warn(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
+
+
+def forget_warnings() -> None:
+    """Warn again about what was warned already (tests that each load a configuration)."""
+    _warned.clear()
+
+
+class _StderrWarnings(logging.Handler):
+    """Configuration warnings as a command prints its errors: ``nublado: warning: ...``.
+
+    Writes to the ``sys.stderr`` of the moment, so a captured stderr sees them.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"nublado: warning: {record.getMessage()}\n")
+
+
+def warn_on_stderr() -> None:
+    """Print configuration warnings on stderr for a command-line tool.
+
+    Only while logging is not configured (a server configures it, and then
+    warnings are log lines); without this, Python prints them bare.
+    """
+    if logging.getLogger().handlers:
+        return
+    if not any(isinstance(handler, _StderrWarnings) for handler in logger.handlers):
+        logger.addHandler(_StderrWarnings(logging.WARNING))
+
 
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -178,10 +223,16 @@ def _walk_model(model: type[ConfigModel], raw: Any, path: list[str | int]) -> li
             found.append(f"{where} (the file server is disabled)")
         elif field is None:
             if model.warn_unknown_keys:
-                found.append(where)
+                found.append(where + _did_you_mean(key, model))
         else:
             found.extend(_walk_type(model.model_fields[field].annotation, value, [*path, key]))
     return found
+
+
+def _did_you_mean(key: Any, model: type[ConfigModel]) -> str:
+    """`` (did you mean podName?)`` when a known key of ``model`` is close to ``key``."""
+    close = closest_key(key, model) if isinstance(key, str) else None
+    return f" (did you mean {close}?)" if close else ""
 
 
 def find_ignored_keys(raw: Mapping[str, Any]) -> list[str]:
@@ -204,17 +255,17 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     environ = os.environ if environ is None else environ
     raw = read_config_file(path)
     for where in find_ignored_keys(raw):
-        logger.warning("Ignoring configuration key %s", where)
+        _warn(f"Ignoring configuration key {where}")
     overrides, sources = _environment_overrides(raw, environ)
     data = {**overrides, **raw}
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = problems_from_validation_error(exc, data, sources=sources)
+        problems = problems_from_validation_error(exc, data, sources=sources, model=Config)
         raise ConfigError(problems, path=path) from None
     for where in _ignored_toleration_seconds(config):
-        logger.warning(
-            "Ignoring configuration key %s: Kubernetes allows it only with effect NoExecute", where
+        _warn(
+            f"Ignoring configuration key {where}: Kubernetes allows it only with effect NoExecute"
         )
     if config.template_dirs:
         config = _resolve_template_dirs(config, path.parent, raw)
@@ -297,5 +348,5 @@ def load_tool_config(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = problems_from_validation_error(exc, data, sources=sources)
+        problems = problems_from_validation_error(exc, data, sources=sources, model=model)
         raise ConfigError([f"{path}: {line}" for line in problems], path=path) from None

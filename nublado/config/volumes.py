@@ -5,9 +5,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
-from ._base import AbsolutePath, ConfigModel, KubernetesName
+from ._base import (
+    AbsolutePath,
+    ConfigModel,
+    ImageRepository,
+    ImageTag,
+    KubernetesName,
+    KubernetesQuantity,
+    quantity_sign,
+    raise_problems,
+)
 
 __all__ = [
     "RESERVED_PATHS",
@@ -46,8 +55,8 @@ class PullPolicy(StrEnum):
 class ContainerImage(ConfigModel):
     """An image to run as a container, in the Helm-chart shape Renovate recognises."""
 
-    repository: str
-    tag: str
+    repository: ImageRepository
+    tag: ImageTag
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
 
     @property
@@ -82,7 +91,19 @@ class VolumeAccessMode(StrEnum):
 class PVCResources(ConfigModel):
     """Resources a persistent volume claim requests (``storage: 1Gi``)."""
 
-    requests: dict[str, str]
+    requests: dict[str, KubernetesQuantity]
+
+    @model_validator(mode="after")
+    def _positive_storage(self) -> PVCResources:
+        """Kubernetes refuses a claim for no storage or less, so refuse it while loading."""
+        raise_problems(
+            [
+                (("requests", key), f"must be greater than zero, got {value!r}")
+                for key, value in self.requests.items()
+                if quantity_sign(value) != 1
+            ]
+        )
+        return self
 
 
 class PVCVolumeSource(ConfigModel):

@@ -12,7 +12,7 @@ import base64
 import json
 import secrets as secrets_module
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +22,8 @@ import pydantic
 import yaml
 
 from ..config import Config, LabSizeDefinition, load_config
+from ..config._base import image_reference_problem
+from ..config.loader import warn_on_stderr
 from ..errors import InputError
 from ..images.reference import DockerReference, InvalidDockerReferenceError
 from ..images.tag import RSPImageTag
@@ -30,7 +32,7 @@ from ..models.lab import LabSpecification
 from ..models.metadata import ControllerMetadata
 from ..models.user import UserInfo
 from .discovery import reduce_discovery
-from .engine import Manifest, Renderer
+from .engine import InvalidManifestError, Manifest, Renderer
 from .lab import LabContextBuilder, SourceSecret
 
 __all__ = ["render"]
@@ -62,16 +64,15 @@ def _no_constant(name: str) -> Any:
 
 
 def read_model(option: str, path: Path, model: type[_Model]) -> _Model:
-    """Parse and validate a JSON input file as ``model``, one line per problem."""
+    """Parse and validate a JSON input file as ``model``, one line per problem, in our words."""
+    from ..config.errors import problems_from_validation_error
+
     data = read_json(option, path)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_url=False):
-            where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            lines.append(f"{option} {path}: {where}: {error['msg']}")
-        raise InputError("\n".join(lines)) from exc
+        problems = problems_from_validation_error(exc, data)
+        raise InputError("\n".join(f"{option} {path}: {line}" for line in problems)) from exc
 
 
 def read_secrets(path: Path) -> dict[str, SourceSecret]:
@@ -89,6 +90,25 @@ def read_secrets(path: Path) -> dict[str, SourceSecret]:
     return result
 
 
+def check_secrets(config: Config, path: Path, secrets: Mapping[str, SourceSecret]) -> None:
+    """Refuse a ``--secrets`` file lacking a secret or key the configuration copies, all at once."""
+    problems: list[str] = []
+    for index, entry in enumerate(config.lab.secrets):
+        source = secrets.get(entry.secret_name)
+        if source is None:
+            problems.append(f"no secret {entry.secret_name} (lab.secrets[{index}] copies from it)")
+        elif entry.secret_key not in source.data:
+            problems.append(
+                f"secret {entry.secret_name} has no key {entry.secret_key}"
+                f" (lab.secrets[{index}].secretKey)"
+            )
+    pull_secret = config.lab.pull_secret
+    if pull_secret is not None and pull_secret not in secrets:
+        problems.append(f"no secret {pull_secret} (lab.pullSecret)")
+    if problems:
+        raise InputError(f"--secrets {path}: " + "; ".join(dict.fromkeys(problems)))
+
+
 def read_discovery(path: Path) -> dict[str, Any]:
     """A Repertoire discovery document; checked now so that a bad one is one clear line."""
     data = read_json("--discovery", path)
@@ -102,7 +122,10 @@ def read_discovery(path: Path) -> dict[str, Any]:
 
 
 def parse_image(reference: str) -> ResolvedImage:
-    """A resolved image from ``registry/repository:tag@digest``."""
+    """A resolved image from ``registry/repository:tag@digest``, as Docker would accept it."""
+    problem = image_reference_problem(reference)
+    if problem is not None:
+        raise InputError(f"--image {_printable(reference)}: {problem}")
     try:
         parsed = DockerReference.from_str(reference)
     except InvalidDockerReferenceError as exc:
@@ -131,15 +154,85 @@ def find_size(config: Config, spec: LabSpecification) -> LabSizeDefinition:
     )
 
 
-def _required(value: Any, option: str, set_name: str) -> Any:
-    if value is None or value == "":
-        raise InputError(f"render {set_name} needs {option}")
-    return value
+def read_metadata(directory: Path | None, config: Config) -> ControllerMetadata:
+    """The controller pod's metadata files; an error names the flag (or key) that chose them."""
+    source = "--metadata-dir" if directory is not None else "metadataPath (or give --metadata-dir)"
+    directory = directory if directory is not None else config.metadata_path
+    missing = [name for name in ("name", "namespace", "uid") if not (directory / name).is_file()]
+    if missing:
+        files = ", ".join(missing)
+        raise InputError(
+            f"{source} {directory}: no {files} file{'s' if len(missing) > 1 else ''}"
+            " (the controller pod's name, namespace and uid, one file each)"
+        )
+    try:
+        return ControllerMetadata.from_directory(directory)
+    except InputError as exc:
+        raise InputError(f"{source} {directory}: {exc}") from exc
+
+
+def check_user_ids(path: Path, user: UserInfo, set_name: str) -> None:
+    """Refuse a user whose ids a pod could not run with (none, 0 or negative), naming each."""
+    problems = [
+        f"--user {path}: {field}: {_id_problem(value, set_name)}"
+        for field, value in (("uid", user.uid), ("gid", user.gid))
+        if value is None or value < 1
+    ]
+    problems.extend(
+        f"--user {path}: groups[{index}].id: must be zero or more, got {group.id}"
+        for index, group in enumerate(user.groups)
+        if group.id < 0
+    )
+    if problems:
+        raise InputError("\n".join(problems))
+
+
+def _id_problem(value: int | None, set_name: str) -> str:
+    if value is None:
+        return f"required but missing (a {set_name} runs as the user)"
+    return f"must be a positive number (a {set_name} does not run as root), got {value}"
+
+
+def _printable(text: str) -> str:
+    """Escape control characters so that an error message stays on one line."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode()
+
+
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "lab": ("--user", "--spec", "--image"),
+    "fileserver": ("--user",),
+    "fsadmin": (),
+    "prepuller": ("--image", "--node"),
+}
+"""The inputs each set cannot be rendered without."""
+
+
+def check_needed(set_name: str, config: Config, given: Mapping[str, Any]) -> None:
+    """Name every missing input of the command in one message, not one per run."""
+    missing = [flag for flag in _NEEDS[set_name] if given.get(flag) in (None, "")]
+    secrets_needed = bool(config.lab.secrets) or config.lab.pull_secret is not None
+    if set_name == "lab" and secrets_needed and given.get("--secrets") is None:
+        missing.append("--secrets (the configuration's lab.secrets or lab.pullSecret)")
+    if missing:
+        needs = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+        raise InputError(f"render {set_name} needs {needs}")
+
+
+def user_manifest_error(exc: InvalidManifestError, path: Path, user: UserInfo) -> InputError:
+    """Blame the user file for a name or label its username makes too long or invalid."""
+    if isinstance(exc.value, str) and user.username in exc.value:
+        return InputError(
+            f"--user {path}: username {user.username!r} ({len(user.username)} characters)"
+            f" makes an object Kubernetes refuses: {exc}"
+        )
+    return exc
 
 
 def _emit(manifests: list[Manifest], output: str) -> None:
     if output == "json":
-        sys.stdout.write(orjson.dumps(manifests, option=orjson.OPT_INDENT_2).decode() + "\n")
+        # A v1 List, as kubectl prints several objects: `kubectl apply -f` takes it as is.
+        listing = {"apiVersion": "v1", "kind": "List", "items": manifests}
+        sys.stdout.write(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     sys.stdout.write(
@@ -198,7 +291,7 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
     type=click.Choice(["yaml", "json"]),
     default="yaml",
     show_default=True,
-    help="Multi-document YAML or a JSON list.",
+    help="Multi-document YAML, or JSON: one v1 List (both work with kubectl apply -f).",
 )
 def render(
     set_name: str,
@@ -219,14 +312,19 @@ def render(
     Nothing is sent anywhere: this is what the controller would apply for the
     given inputs. Each subcommand ignores the inputs it does not need.
     """
+    warn_on_stderr()
     config = load_config(config_path)
+    given = {"--user": user_path, "--spec": spec_path, "--image": image, "--node": node}
+    check_needed(set_name, config, {**given, "--secrets": secrets_path})
     renderer = Renderer([*config.template_dirs, *template_dirs])
-
-    def metadata() -> ControllerMetadata:
-        return ControllerMetadata.from_directory(metadata_dir or config.metadata_path)
+    loaded: list[tuple[Path, UserInfo]] = []
 
     def user() -> UserInfo:
-        return read_model("--user", _required(user_path, "--user", set_name), UserInfo)
+        assert user_path is not None
+        info = read_model("--user", user_path, UserInfo)
+        check_user_ids(user_path, info, set_name)
+        loaded.append((user_path, info))
+        return info
 
     def fileserver() -> dict[str, Any]:
         from .fileserver import build_fileserver_context
@@ -236,17 +334,17 @@ def render(
     def fsadmin() -> dict[str, Any]:
         from .fsadmin import build_fsadmin_context
 
-        return build_fsadmin_context(config, metadata())
+        return build_fsadmin_context(config, read_metadata(metadata_dir, config))
 
     def prepuller() -> dict[str, Any]:
         from .prepuller import build_prepull_context
 
-        reference = parse_image(_required(image, "--image", set_name))
-        return build_prepull_context(
-            config, metadata(), reference, _required(node, "--node", set_name)
-        )
+        assert image is not None and node is not None
+        reference = parse_image(image)
+        return build_prepull_context(config, read_metadata(metadata_dir, config), reference, node)
 
     def lab() -> dict[str, Any]:
+        assert spec_path is not None and image is not None
         return _lab_context(config, user(), spec_path, image, secrets_path, token, discovery_path)
 
     # Only the requested set's context builder is imported (cold start).
@@ -256,21 +354,30 @@ def render(
         "fsadmin": fsadmin,
         "prepuller": prepuller,
     }
-    _emit(renderer.render(set_name, builders[set_name]()), output)
+    context = builders[set_name]()
+    try:
+        manifests = renderer.render(set_name, context)
+    except InvalidManifestError as exc:
+        if loaded:
+            raise user_manifest_error(exc, *loaded[0]) from exc
+        raise
+    _emit(manifests, output)
 
 
 def _lab_context(
     config: Config,
     user: UserInfo,
-    spec_path: Path | None,
-    image: str | None,
+    spec_path: Path,
+    image: str,
     secrets_path: Path | None,
     token: str | None,
     discovery_path: Path | None,
 ) -> dict[str, Any]:
-    spec = read_model("--spec", _required(spec_path, "--spec", "lab"), LabSpecification)
-    resolved = parse_image(_required(image, "--image", "lab"))
+    spec = read_model("--spec", spec_path, LabSpecification)
+    resolved = parse_image(image)
     source_secrets = read_secrets(secrets_path) if secrets_path else {}
+    if secrets_path is not None:
+        check_secrets(config, secrets_path, source_secrets)
     discovery = read_discovery(discovery_path) if discovery_path else None
     return LabContextBuilder(config).build(
         user=user,

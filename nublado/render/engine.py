@@ -42,9 +42,11 @@ import orjson
 import yaml
 
 from ..errors import InputError
+from .checks import InvalidManifestError, check_manifests
 
 __all__ = [
     "BUILTIN_TEMPLATES",
+    "InvalidManifestError",
     "Manifest",
     "RenderError",
     "Renderer",
@@ -285,7 +287,7 @@ class Renderer:
             self._set_templates[set_name] = compiled
         template, starts = compiled
         try:
-            return self._render(set_name, template, context, starts)
+            return check_manifests(self._render(set_name, template, context, starts))
         except _InvalidYAMLError:
             for name in self.templates(set_name):  # find the file to blame (rare path)
                 self.render_template(name, context)
@@ -320,7 +322,7 @@ class Renderer:
             raise RenderError(f"template {name} not found in {self._describe_path()}") from exc
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(f"template {name} line {exc.lineno}: {exc.message}") from exc
-        return self._render(name, template, context)
+        return check_manifests(self._render(name, template, context))
 
     def _compile(self, name: str, source: str) -> jinja2.Template:
         try:

@@ -65,8 +65,11 @@ def build_fileserver_context(config: Config, user: UserInfo) -> dict[str, Any]:
     if not fileserver.enabled:
         raise InputError("fileserver: file servers are not enabled in this configuration")
     username = user.username
-    if not user.uid or not user.gid:
-        raise InputError(f"user {username} has no uid or gid: file servers need both")
+    if not user.uid or not user.gid or user.uid < 0 or user.gid < 0:
+        raise InputError(
+            f"user {username} has no uid or gid: file servers need both, positive (not 0 or"
+            " negative)"
+        )
     name = f"{username}-fs"
     selector = {CATEGORY_LABEL: "fileserver", USER_LABEL: username}
     used = {m.volume_name for m in fileserver.volume_mounts}

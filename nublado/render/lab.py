@@ -309,8 +309,10 @@ class LabContextBuilder:
         config = self._config
         lab = config.lab
         username = user.username
-        if not user.uid or not user.gid:
-            raise InputError(f"user {username} has no uid or gid: labs need both, and not 0")
+        if not user.uid or not user.gid or user.uid < 0 or user.gid < 0:
+            raise InputError(
+                f"user {username} has no uid or gid: labs need both, positive (not 0 or negative)"
+            )
         uid, gid = user.uid, user.gid
         namespace = f"{lab.namespace_prefix}-{username}"
         names = LabNames(username, namespace)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from nublado.config import Config, ConfigError, load_config
+from nublado.config.loader import forget_warnings
 
 TESTS = Path(__file__).resolve().parents[1]
 REFERENCE = TESTS / "data" / "reference"
@@ -60,3 +61,9 @@ def problems(load: Loader) -> Problems:
         return str(exc.value).splitlines()
 
     return problems_
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    """Each test sees its configuration's warnings, though the loader warns once per process."""
+    forget_warnings()

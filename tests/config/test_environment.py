@@ -95,7 +95,7 @@ def test_bad_value_from_environment_names_the_variable(
     del standard["logLevel"]
 
     assert problems(standard, {"LOGLEVEL": "loud"}) == [
-        "logLevel (from environment variable LOGLEVEL): Input should be 'DEBUG', 'INFO',"
+        "logLevel (from environment variable LOGLEVEL): must be 'DEBUG', 'INFO',"
         " 'WARNING', 'ERROR' or 'CRITICAL', got 'LOUD'"
     ]
 

@@ -84,7 +84,7 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
             DOCKER,
             {"NUBLADO_LOG_LEVEL": "loud"},
             [
-                "logLevel (from environment variable NUBLADO_LOG_LEVEL): Input should be"
+                "logLevel (from environment variable NUBLADO_LOG_LEVEL): must be"
                 " 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL', got 'LOUD'"
             ],
         ),

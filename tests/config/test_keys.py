@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from nublado.config import Config, find_ignored_keys
+from nublado.config.loader import warn_on_stderr
 
 Loader = Callable[..., Config]
 Problems = Callable[..., list[str]]
@@ -193,6 +194,71 @@ def test_ignored_keys_are_logged_one_by_one(
     ]
     assert config.fsadmin.resources is not None
     assert config.fsadmin.resources.limits.memory == 2**30
+
+
+def test_an_ignored_key_is_warned_once_per_process(
+    load: Loader, standard: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="nublado.config"):
+        load(standard)
+        load(standard)
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "Ignoring configuration key fsadmin.command",
+        "Ignoring configuration key fsadmin.image",
+        "Ignoring configuration key lab.tolerations[0].tolerationSeconds:"
+        " Kubernetes allows it only with effect NoExecute",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "suggestion"),
+    [
+        ("fsadmin", "podname", " (did you mean podName?)"),
+        ("fsadmin", "pod_nam", " (did you mean podName?)"),
+        ("fsadmin", "extraVolume", " (did you mean extraVolumes?)"),
+        ("fsadmin", "nodeselector", " (did you mean nodeSelector?)"),
+        ("fsadmin", "command", ""),
+    ],
+)
+def test_an_ignored_key_close_to_a_known_one_gets_a_suggestion(
+    load: Loader,
+    standard: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    section: str,
+    key: str,
+    suggestion: str,
+) -> None:
+    standard[section] = {key: "x"}
+
+    with caplog.at_level(logging.WARNING, logger="nublado.config"):
+        load(standard)
+
+    assert f"Ignoring configuration key {section}.{key}{suggestion}" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+def test_warnings_go_to_stderr_with_the_prefix_when_logging_is_not_configured(
+    load: Loader, standard: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    root.handlers.clear()
+    try:
+        warn_on_stderr()
+        warn_on_stderr()
+        load(standard)
+    finally:
+        root.handlers[:] = handlers
+        logging.getLogger("nublado.config").handlers.clear()
+
+    assert capsys.readouterr().err.splitlines() == [
+        "nublado: warning: Ignoring configuration key fsadmin.command",
+        "nublado: warning: Ignoring configuration key fsadmin.image",
+        "nublado: warning: Ignoring configuration key lab.tolerations[0].tolerationSeconds:"
+        " Kubernetes allows it only with effect NoExecute",
+    ]
 
 
 def test_disabled_fileserver_ignores_everything_but_path_prefix(

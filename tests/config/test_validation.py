@@ -74,7 +74,7 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         "unknown-size-name",
         {"lab.sizes.0.size": "enormous"},
         [
-            "lab.sizes[0].size: Input should be 'fine', 'diminutive', 'tiny', 'small',"
+            "lab.sizes[0].size: must be 'fine', 'diminutive', 'tiny', 'small',"
             " 'medium', 'large', 'huge', 'gargantuan', 'colossal' or 'custom', got 'enormous'"
         ],
     ),
@@ -228,16 +228,79 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         "pvc-read-write-once",
         {"lab.volumes.2.source.accessModes": ["ReadWriteOnce"]},
         [
-            "lab.volumes[2].source.accessModes[0]: Input should be 'ReadOnlyMany' or"
+            "lab.volumes[2].source.accessModes[0]: must be 'ReadOnlyMany' or"
             " 'ReadWriteMany', got 'ReadWriteOnce'"
         ],
     ),
     (
-        "pvc-unquoted-storage-request",
-        {"lab.volumes.2.source.resources.requests.storage": 5},
+        "section-not-a-mapping",
+        {"fsadmin": ["podName"]},
+        ["fsadmin: must be a mapping, got a list"],
+    ),
+    (
+        "number-not-a-number",
+        {"images.numDailies": "three"},
+        ["images.numDailies: must be a whole number, got 'three'"],
+    ),
+    (
+        "flag-not-a-boolean",
+        {"lab.volumeMounts.1.readOnly": "perhaps"},
+        ["lab.volumeMounts[1].readOnly: must be true or false, got 'perhaps'"],
+    ),
+    (
+        "pvc-storage-not-a-quantity",
+        {"lab.volumes.2.source.resources.requests.storage": "lots"},
         [
-            "lab.volumes[2].source.resources.requests.storage: must be a string (quote it in"
-            " YAML), got 5"
+            "lab.volumes[2].source.resources.requests.storage: not a Kubernetes quantity:"
+            " 'lots' (a number with an optional suffix such as Ki, Mi, Gi, k, M, G or m,"
+            " like 1Gi or 500m)"
+        ],
+    ),
+    (
+        "pvc-storage-negative",
+        {"lab.volumes.2.source.resources.requests.storage": "-1Gi"},
+        ["lab.volumes[2].source.resources.requests.storage: must be greater than zero, got '-1Gi'"],
+    ),
+    (
+        "pvc-storage-zero",
+        {"lab.volumes.2.source.resources.requests.storage": 0},
+        ["lab.volumes[2].source.resources.requests.storage: must be greater than zero, got '0'"],
+    ),
+    (
+        "pvc-storage-zero-with-suffix",
+        {"lab.volumes.2.source.resources.requests.storage": "0Mi"},
+        ["lab.volumes[2].source.resources.requests.storage: must be greater than zero, got '0Mi'"],
+    ),
+    (
+        "negative-spawn-timeout",
+        {"lab.spawnTimeout": -10},
+        ["lab.spawnTimeout: must not be negative, got -10"],
+    ),
+    (
+        "negative-duration-as-a-string",
+        {"fileserver.enabled": True, "fileserver.idleTimeout": "-5"},
+        ["fileserver.idleTimeout: must not be negative, got '-5'"],
+    ),
+    (
+        "negative-image-refresh-interval",
+        {"images.refreshInterval": -0.5},
+        ["images.refreshInterval: must not be negative, got -0.5"],
+    ),
+    (
+        "upper-case-image-repository",
+        {"lab.initContainers.1.image.repository": "UPPER/Repo"},
+        [
+            "lab.initContainers[1].image.repository: not a Docker image name (an optional"
+            " registry host, then lower-case letters and digits separated by '.', '_', '__'"
+            " or '-', in components joined by '/'): 'UPPER/Repo'"
+        ],
+    ),
+    (
+        "init-container-image-tag-with-a-command",
+        {"lab.initContainers.0.image.tag": "10.0.0;rm -rf /"},
+        [
+            "lab.initContainers[0].image.tag: not a Docker tag (up to 128 letters, digits,"
+            " '_', '.' and '-', not starting with '.' or '-'): '10.0.0;rm -rf /'"
         ],
     ),
     (
@@ -269,12 +332,12 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
     (
         "empty-dir-source",
         {"lab.emptyDirSource": "Memory"},
-        ["lab.emptyDirSource: Input should be 'memory' or 'disk', got 'Memory'"],
+        ["lab.emptyDirSource: must be 'memory' or 'disk', got 'Memory'"],
     ),
     (
         "homedir-schema",
         {"lab.homedirSchema": "initial"},
-        ["lab.homedirSchema: Input should be 'username' or 'initialThenUsername', got 'initial'"],
+        ["lab.homedirSchema: must be 'username' or 'initialThenUsername', got 'initial'"],
     ),
     (
         "duration-out-of-order",
@@ -297,7 +360,17 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         {"lab.namespacePrefix": _DELETE},
         ["lab.namespacePrefix: required but missing"],
     ),
-    ("unknown-lab-key", {"lab.sizez": []}, ["lab.sizez: unknown key"]),
+    ("unknown-lab-key", {"lab.sizez": []}, ["lab.sizez: unknown key (did you mean sizes?)"]),
+    (
+        "unknown-key-in-a-list-item",
+        {"lab.sizes.0.resorces": {}},
+        ["lab.sizes[0].resorces: unknown key (did you mean resources?)"],
+    ),
+    (
+        "unknown-key-in-a-tagged-volume-source",
+        {"lab.volumes.0.source.serverpath": "/x"},
+        ["lab.volumes[0].source.serverpath: unknown key (did you mean serverPath?)"],
+    ),
     ("lab-missing", {"lab": _DELETE}, ["lab: required but missing"]),
     ("images-missing", {"images": _DELETE}, ["images: required but missing"]),
     ("fsadmin-missing", {"fsadmin": _DELETE}, ["fsadmin: required but missing"]),
@@ -321,7 +394,7 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         "init-container-pull-policy",
         {"lab.initContainers.1.image.pullPolicy": "always"},
         [
-            "lab.initContainers[1].image.pullPolicy: Input should be 'Always', 'IfNotPresent'"
+            "lab.initContainers[1].image.pullPolicy: must be 'Always', 'IfNotPresent'"
             " or 'Never', got 'always'"
         ],
     ),
@@ -339,7 +412,7 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         "toleration-effect",
         {"lab.tolerations.0.effect": "NoRun"},
         [
-            "lab.tolerations[0].effect: Input should be 'NoSchedule', 'PreferNoSchedule' or"
+            "lab.tolerations[0].effect: must be 'NoSchedule', 'PreferNoSchedule' or"
             " 'NoExecute', got 'NoRun'"
         ],
     ),
@@ -396,13 +469,13 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         {"lab.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution.0.weight": 101},
         [
             "lab.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]"
-            ".weight: Input should be less than or equal to 100, got 101"
+            ".weight: must be at most 100, got 101"
         ],
     ),
     (
         "images-negative-count",
         {"images.numDailies": -1},
-        ["images.numDailies: Input should be greater than or equal to 0, got -1"],
+        ["images.numDailies: must be at least 0, got -1"],
     ),
     (
         "images-unknown-key",
@@ -426,19 +499,19 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
     (
         "dropdown-number",
         {"dropdownMenu.release.number": -2},
-        ["dropdownMenu.release.number: Input should be greater than or equal to 0, got -2"],
+        ["dropdownMenu.release.number: must be at least 0, got -2"],
     ),
     ("base-url-camel-case-refused", {"baseUrl": "https://x"}, ["baseUrl: unknown key"]),
     ("slack-camel-case-refused", {"slackWebhook": "https://x"}, ["slackWebhook: unknown key"]),
     (
         "log-level",
         {"logLevel": "loud"},
-        ["logLevel: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL', got 'LOUD'"],
+        ["logLevel: must be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL', got 'LOUD'"],
     ),
     (
         "log-profile-is-case-sensitive",
         {"logProfile": "Development"},
-        ["logProfile: Input should be 'production' or 'development', got 'Development'"],
+        ["logProfile: must be 'production' or 'development', got 'Development'"],
     ),
     (
         "fileserver-enabled-without-namespace",

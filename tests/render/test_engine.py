@@ -23,8 +23,9 @@ def test_quoted_values_come_out_verbatim_with_their_types(tmp_path: Path) -> Non
         {
             "t/set.yaml": "- cm.yaml\n",
             "t/cm.yaml": (
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ name | q }}\n"
-                "data: {{ data | q }}\nimmutable: {{ flag | q }}\nnumber: {{ n | q }}\n"
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n"
+                "  annotations: {note: {{ name | q }}}\ndata: {{ data | q }}\n"
+                "immutable: {{ flag | q }}\nnumber: {{ n | q }}\n"
             ),
         },
     )
@@ -35,7 +36,7 @@ def test_quoted_values_come_out_verbatim_with_their_types(tmp_path: Path) -> Non
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "n: 1"},
+            "metadata": {"name": "cm", "annotations": {"note": "n: 1"}},
             "data": data,
             "immutable": True,
             "number": 7,

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from reference_cases import (
@@ -26,11 +27,12 @@ from reference_cases import (
     reference_user,
 )
 
+from nublado.config._base import check_image_reference
 from nublado.models.image import ResolvedImage
 from nublado.models.lab import LabSpecification
 from nublado.models.user import UserInfo
 from nublado.render.cli import find_size
-from nublado.render.engine import Manifest, Renderer
+from nublado.render.engine import InvalidManifestError, Manifest, Renderer
 from nublado.render.lab import LabContextBuilder, SourceSecret
 
 CONFIG = reference_config("standard")
@@ -188,10 +190,17 @@ def test_image_reference_parts(
     registry: str, repository: str, tag: str, digest: str, display: str
 ) -> None:
     image = ResolvedImage(registry, repository, tag, digest, display)
+    reference = f"{registry}/{repository}:{tag}@{digest}"
+    try:
+        check_image_reference(reference)
+    except ValueError:
+        # Docker would refuse it: so does the renderer, naming the field, before any apply.
+        with pytest.raises(InvalidManifestError, match=r"spec\.containers\[0\]\.image: "):
+            render(image=image)
+        return
     manifests = render(image=image)
 
     assert shape(manifests) == BASELINE
-    reference = f"{registry}/{repository}:{tag}@{digest}"
     assert notebook(manifests)["image"] == reference
     env = by_name(manifests, "ConfigMap", "rachel-nb-env")["data"]
     assert (env["JUPYTER_IMAGE_SPEC"], env["IMAGE_DIGEST"]) == (reference, digest)

@@ -242,7 +242,9 @@ def test_secret_values_are_copied_and_token_encoded() -> None:
     assert lab.pull_secret.type == "kubernetes.io/dockerconfigjson"
 
 
-@pytest.mark.parametrize("ids", [{"uid": 0}, {"gid": 0}, {"uid": None}, {"gid": None}])
+@pytest.mark.parametrize(
+    "ids", [{"uid": 0}, {"gid": 0}, {"uid": None}, {"gid": None}, {"uid": -1}, {"gid": -5}]
+)
 def test_user_without_uid_or_gid_cannot_have_a_lab_or_file_server(ids: dict[str, Any]) -> None:
     user = reference_user(**ids)
 
