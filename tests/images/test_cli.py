@@ -173,4 +173,4 @@ def test_every_subcommand_takes_dash_h() -> None:
             "startup",
         )
     )
-    assert result.stdout.count("  -h, --help ") == 10
+    assert result.stdout.count("  -h, --help ") == 11
