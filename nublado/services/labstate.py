@@ -48,6 +48,7 @@ _LAB_STATE = _PREFIX + "lab-state"
 _INTERNAL_URL = _PREFIX + "internal-url"
 _EVENTS = _PREFIX + "events"
 _CANCEL = _PREFIX + "cancel"
+_SPAWN_ENV = _PREFIX + "spawn-env"
 CANCEL_ANNOTATION = _CANCEL
 """The annotation by which another replica asks the holder to stop (``requested``)."""
 
@@ -101,6 +102,9 @@ class OperationRecord:
     events: list[EventTuple] = field(default_factory=list)
     cancel: bool = False
     lease: Object | None = None
+    spawn_env: dict[str, str] = field(default_factory=dict)
+    """The data of the lab's env ConfigMap, written once its objects exist: the reconcile
+    rebuilds a deleted env ConfigMap from it (the spawner's part is held nowhere else)."""
 
     @classmethod
     def from_lease(cls, lease: Object) -> OperationRecord:
@@ -122,6 +126,13 @@ class OperationRecord:
                 events.append((str(entry[0]), str(entry[1]), entry[2]))
         except (ValueError, TypeError, IndexError):
             events = []
+        spawn_env: dict[str, str] = {}
+        try:
+            decoded = json.loads(annotations.get(_SPAWN_ENV) or "{}")
+            if isinstance(decoded, dict):
+                spawn_env = {str(k): str(v) for k, v in decoded.items()}
+        except ValueError:
+            spawn_env = {}
         return cls(
             username=username,
             operation=annotations.get(_OPERATION, ""),
@@ -135,6 +146,7 @@ class OperationRecord:
             events=events,
             cancel=annotations.get(_CANCEL) == "requested",
             lease=lease,
+            spawn_env=spawn_env,
         )
 
     def clone(self) -> OperationRecord:
@@ -170,6 +182,7 @@ class OperationRecord:
             _INTERNAL_URL: self.internal_url or "",
             _EVENTS: json.dumps([list(e) for e in self.events]),
             _CANCEL: "requested" if self.cancel else "",
+            _SPAWN_ENV: json.dumps(self.spawn_env) if self.spawn_env else "",
         }
         spec: Object = {"leaseDurationSeconds": self.duration}
         if self.holder:
