@@ -18,6 +18,10 @@ __all__ = ["main"]
 
 # name -> ("module:attribute" of a click command, one-line help); one entry per subcommand.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "diff": (
+        "nublado.diff:diff",
+        "Show how running labs and file servers differ from their desired render.",
+    ),
     "images": (
         "nublado.images.cli:images",
         "Inspect RSP image tags; list, delete and prune registry images.",
