@@ -23,17 +23,17 @@ service's watch caches, which may lag. What a pass does, per user:
   reported, as a metric and a log: a user's running pod is never deleted or
   restarted to fix drift.
 
-The desired render of a lab is rebuilt from its own objects: the user from
-the record (else the pod's annotations and security context), the env from
-the env ConfigMap (else the copy the spawn wrote in the record), the token
-from the lab Secret, the image from the env. A pass where nothing is wrong
-renders once (the set's kinds and names) and sends only its LISTs.
+The desired render of a lab is rebuilt from its own objects by
+`nublado.services.drift` (the comparison ``nublado diff`` shows), with one
+addition: a deleted env ConfigMap is rebuilt from the copy of its data the
+spawn wrote in the record (the spawner's part of it is held nowhere else). A
+pass where nothing is wrong renders once (the set's kinds and names) and sends
+only its LISTs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +46,6 @@ from ..alerts import Alerts
 from ..api.errors import DeleteFailedError
 from ..config import Config
 from ..errors import NubladoError
-from ..images.reference import DockerReference, InvalidDockerReferenceError
 from ..kube.client import KubernetesClient
 from ..kube.errors import KubernetesError
 from ..metrics import Metrics
@@ -55,6 +54,7 @@ from ..models.lab import LabRequestOptions, LabSpecification, LabState, LabStatu
 from ..models.user import NotebookQuota, UserInfo, UserQuota
 from ..render.engine import Renderer
 from ..render.lab import LabContextBuilder, SourceSecret
+from .drift import DriftError, LiveObjects, Remedy, desired_lab_manifests, lab_drift
 from .labs import LabService
 from .labstate import (
     CATEGORY_LABEL,
@@ -89,8 +89,6 @@ _SYSTEM_MANAGERS = frozenset(
     }
 )
 """Field managers whose writes are not drift: ours and the cluster's own controllers."""
-
-_SERVER_METADATA = ("resourceVersion", "managedFields", "generation")
 
 
 class ReconcileError(NubladoError):
@@ -381,7 +379,9 @@ class LabReconciler:
         if state.status is LabStatus.FAILED:
             await self._delete(username, lease, state, "failed", report)
             return None
-        await self._repair(username, lease, record, state, mine, entries, report, context)
+        await self._repair(
+            username, lease, record, state, namespace, mine, entries, report, context
+        )
         if state.status is LabStatus.PENDING and record is not None and record.result == "complete":
             return LabStatus.RUNNING  # the spawn saw the pod Running (as LabService.state)
         return state.status
@@ -484,22 +484,29 @@ class LabReconciler:
         lease: Object | None,
         record: OperationRecord | None,
         state: LabState,
+        namespace: Object,
         mine: dict[tuple[str, str], Object],
         entries: list[_SetEntry],
         report: ReconcileReport,
         context: _PassContext,
     ) -> None:
-        """Re-apply missing objects, fix changed ones in place, report a drifted pod."""
+        """Re-apply missing objects, fix changed ones in place, report a drifted pod.
+
+        Suspects only: objects missing from the LIST, and objects a field manager
+        other than ours and the cluster's wrote (someone edited them). Those are
+        compared with the desired render (`lab_drift`: a dry-run apply each).
+        """
         expected = [
             e
             for e in entries
             if e.kind != "Namespace" and (e.kind != "ResourceQuota" or state.quota is not None)
         ]
-        missing = [e for e in expected if (e.kind, e.name) not in mine]
-        changed = [
-            e for e in expected if (e.kind, e.name) in mine and _foreign(mine[e.kind, e.name])
-        ]
-        if not missing and not changed:
+        suspects = {
+            (e.kind, e.for_user(username))
+            for e in expected
+            if (e.kind, e.name) not in mine or _foreign(mine[e.kind, e.name])
+        }
+        if not suspects:
             return
         # The one per-lab read: a user whose record changed since the LIST is left alone.
         fresh = await self._kube.find("Lease", f"lab-{username}", self._namespace)
@@ -510,140 +517,63 @@ class LabReconciler:
         if fresh_record is not None and fresh_record.in_progress:
             report.busy.append(username)
             return
-        desired, problem = await self._desired(username, record, state, mine, context)
-        if desired is None:
-            report.unbuildable.append((username, problem))
-            self._log.warning("Lab cannot be rebuilt", user=username, reason=problem)
+        kinds = ("Namespace", *dict.fromkeys(e.kind for e in entries if e.kind != "Namespace"))
+        objects = [{**obj, "kind": kind} for (kind, _), obj in mine.items()]
+        live = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
+        source = live
+        env_name = f"{username}-nb-env"
+        if live.get("ConfigMap", env_name) is None and record is not None and record.spawn_env:
+            # The spawner's part of the env is held nowhere else: render from the record's copy.
+            source = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
+            source.add(
+                {
+                    "kind": "ConfigMap",
+                    "metadata": {"name": env_name, "namespace": namespace["metadata"]["name"]},
+                    "data": dict(record.spawn_env),
+                }
+            )
+        try:
+            desired = desired_lab_manifests(
+                self._config,
+                self._renderer,
+                username,
+                source,
+                sources=await context.secrets(self._kube, self._config, self._namespace),
+                discovery=await context.discovery(self._discovery),
+            )
+        except DriftError as exc:
+            report.unbuildable.append((username, str(exc)))
+            self._log.warning("Lab cannot be rebuilt", user=username, reason=str(exc))
             return
+        wanted = [m for m in desired if (m["kind"], m["metadata"]["name"]) in suspects]
         log = self._log.bind(user=username)
-        for entry in missing:
-            manifest = desired.get((entry.kind, entry.name))
-            name = entry.for_user(username)
-            if entry.kind == "Pod" or manifest is None:
-                continue  # no pod: handled as vanished before coming here
-            if entry.kind == "Secret" and entry.name == "{user}-nb" and problem:
-                report.unbuildable.append((username, problem))
+        for drift in await lab_drift(self._kube, wanted, live):
+            where = (username, drift.kind, drift.name)
+            if drift.remedy in (Remedy.CREATE, Remedy.APPLY):
+                await self._kube.apply_one(drift.manifest)
+                if drift.missing:
+                    report.reapplied.append(where)
+                    self._count("reapplied")
+                    log.warning("Re-applied missing lab object", kind=drift.kind, name=drift.name)
+                else:
+                    report.fixed.append(where)
+                    self._count("fixed")
+                    log.warning(
+                        "Fixed changed lab object",
+                        kind=drift.kind,
+                        name=drift.name,
+                        fields=[f.path for f in drift.fields],
+                    )
                 continue
-            await self._kube.apply_one(manifest)
-            report.reapplied.append((username, entry.kind, name))
-            self._count("reapplied")
-            log.warning("Re-applied missing lab object", kind=entry.kind, name=name)
-        for entry in changed:
-            manifest = desired.get((entry.kind, entry.name))
-            if manifest is None:
-                continue
-            name = entry.for_user(username)
-            if entry.kind == "Secret" and entry.name == "{user}-nb" and problem:
-                continue  # its token is unknown: nothing to compare with
-            live = mine[entry.kind, entry.name]
-            verdict = await self._compare(manifest, live)
-            if verdict == "same":
-                continue
-            if verdict == "fixable" and entry.kind != "Pod":
-                await self._kube.apply_one(manifest)
-                report.fixed.append((username, entry.kind, name))
-                self._count("fixed")
-                log.warning("Fixed changed lab object", kind=entry.kind, name=name)
-                continue
-            report.drift.append((username, entry.kind, name))
+            report.drift.append(where)
             log.warning(
-                "Lab object drifted; not fixed (would disturb the running lab)",
-                kind=entry.kind,
-                name=name,
+                "Lab object drifted, not fixed",
+                kind=drift.kind,
+                name=drift.name,
+                remedy=drift.remedy.value,
+                reason=drift.reason,
+                fields=[f.path for f in drift.fields],
             )
-
-    async def _compare(self, manifest: Object, live: Object) -> str:
-        """``same``, ``fixable`` (apply changes it in place) or ``drift`` (apply is refused).
-
-        A server-side dry-run apply of the desired manifest shows what the object
-        would become; compared with the live object, less what the server alone writes.
-        """
-        try:
-            result = await self._kube.apply_one(manifest, dry_run=True)
-        except KubernetesError as exc:
-            if exc.status in (400, 422):
-                return "drift"  # an immutable field (a pod's spec, an immutable ConfigMap)
-            raise
-        return "same" if _comparable(result.object) == _comparable(live) else "fixable"
-
-    async def _desired(
-        self,
-        username: str,
-        record: OperationRecord | None,
-        state: LabState,
-        mine: dict[tuple[str, str], Object],
-        context: _PassContext,
-    ) -> tuple[dict[tuple[str, str], Object] | None, str]:
-        """The lab's desired manifests by (kind, name template), rebuilt from its objects.
-
-        Returns (None, why) when they cannot be rebuilt; a lab Secret without a
-        readable token is rebuilt with an empty one and named in the second value.
-        """
-        env_map = mine.get(("ConfigMap", "{user}-nb-env"))
-        env = dict((env_map or {}).get("data") or {})
-        if not env and record is not None:
-            env = dict(record.spawn_env)
-        if not env:
-            return None, "its env ConfigMap is missing and its record holds no copy"
-        try:
-            reference = DockerReference.from_str(env.get("JUPYTER_IMAGE_SPEC", ""))
-        except InvalidDockerReferenceError:
-            return None, "its env holds no valid JUPYTER_IMAGE_SPEC"
-        image = ResolvedImage(
-            registry=reference.registry,
-            repository=reference.repository,
-            tag=reference.tag or "",
-            digest=reference.digest or env.get("IMAGE_DIGEST", ""),
-            display_name=env.get("IMAGE_DESCRIPTION", ""),
-        )
-        try:
-            size = self._config.lab.get_size_definition(state.options.size)
-        except KeyError:
-            return None, f"its size {state.options.size.value} is not configured"
-        base = record.lab_state if record is not None and record.lab_state is not None else state
-        user = base.user
-        if base.quota is not None:
-            notebook = NotebookQuota(cpu=base.quota.cpu, memory=base.quota.memory / 1024**3)
-            user = user.model_copy(update={"quota": UserQuota(notebook=notebook)})
-        if not user.uid or not user.gid:
-            return None, "its uid or gid is unknown"
-        problem = ""
-        secret = mine.get(("Secret", "{user}-nb"))
-        token = ""
-        try:
-            token = base64.b64decode(((secret or {}).get("data") or {})["token"]).decode()
-        except (KeyError, ValueError):
-            problem = "its Secret holds the user's token and is missing or has none"
-        spec = LabSpecification(
-            options=LabRequestOptions(
-                size=state.options.size,
-                image_list=image.reference_with_digest,
-                enable_debug=state.options.enable_debug,
-                reset_user_env=state.options.reset_user_env,
-            ),
-            env=env,
-        )
-        secrets = await context.secrets(self._kube, self._config, self._namespace)
-        discovery = await context.discovery(self._discovery)
-        try:
-            rendered = self._renderer.render(
-                "lab",
-                self._builder.build(
-                    user=user,
-                    spec=spec,
-                    image=image,
-                    size=size,
-                    secrets=secrets,
-                    token=token,
-                    discovery=discovery,
-                ),
-            )
-        except NubladoError as exc:
-            return None, str(exc)
-        desired = {
-            (m["kind"], str(m["metadata"]["name"]).replace(username, "{user}")): m for m in rendered
-        }
-        return desired, problem
 
     # Metrics
 
@@ -716,9 +646,3 @@ def _foreign(obj: Object) -> bool:
         if entry.get("manager") not in _SYSTEM_MANAGERS:
             return True
     return False
-
-
-def _comparable(obj: Object) -> Object:
-    """An object less what only the server writes (status, versions, field ownership)."""
-    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_METADATA}
-    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": metadata}

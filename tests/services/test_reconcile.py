@@ -260,11 +260,10 @@ async def test_missing_object_is_reapplied(
     await wait_until(lambda: sandbox.get(kind, name, LAB_NS) is None)
     report = await reconciler.run()
     if kind == "Secret":
-        # The token lives only in the Secret: it cannot be rebuilt.
+        # The token lived only in the Secret: it cannot be rebuilt, only reported.
         assert report.reapplied == []
-        assert report.unbuildable == [
-            (USER, "its Secret holds the user's token and is missing or has none")
-        ]
+        assert report.drift == [(USER, "Secret", "rachel-nb")]
+        assert sandbox.get(kind, name, LAB_NS) is None
         return
     assert report.reapplied == [(USER, kind, name)]
     assert report.deleted == {}
@@ -352,19 +351,49 @@ async def test_drifted_pod_is_reported_not_touched(
 # Ended labs
 
 
-@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
-async def test_terminated_pod_is_deleted_in_the_same_pass(
-    labs: LabService, reconciler: LabReconciler, sandbox: Sandbox, phase: str
+def set_phase(sandbox: Sandbox, phase: str) -> None:
+    """The pod's phase as the kubelet would set it (Unknown: the node stopped reporting)."""
+    if phase in ("Succeeded", "Failed"):
+        assert sandbox.finish_pod(LAB_NS, "rachel-nb", phase)
+        return
+
+    def mutate(pod: dict[str, Any]) -> None:
+        pod["status"]["phase"] = phase
+
+    with sandbox.cluster.store.lock:
+        assert sandbox.cluster.update_internal("Pod", LAB_NS, "rachel-nb", mutate, "kubelet")
+
+
+@pytest.mark.parametrize(
+    ("phase", "why", "message"),
+    [
+        ("Succeeded", "terminated", f"Lab pod {LAB_NS}/rachel-nb terminated: deleting the lab"),
+        ("Failed", "terminated", f"Lab pod {LAB_NS}/rachel-nb terminated: deleting the lab"),
+        ("Unknown", "failed", "Lab for rachel failed: deleting it"),
+    ],
+)
+async def test_ended_pod_is_deleted_in_the_same_pass(
+    labs: LabService,
+    reconciler: LabReconciler,
+    sandbox: Sandbox,
+    metrics: Metrics,
+    phase: str,
+    why: str,
+    message: str,
 ) -> None:
+    """api.md 7.7: terminated (Succeeded, Failed) or failed (Unknown), then deleted: 404."""
     await spawn(labs)
-    assert sandbox.finish_pod(LAB_NS, "rachel-nb", phase)
+    set_phase(sandbox, phase)
     report = await reconciler.run()
-    assert report.deleted == {USER: "terminated"}
+    assert report.deleted == {USER: why}
+    assert report.running == 0
+    assert metric(metrics, "nublado_active_labs 0.0")
+    assert metric(metrics, f'nublado_lab_reconcile_actions_total{{action="deleted_{why}"}} 1.0')
     assert sandbox.get("Namespace", LAB_NS) is None
     await wait_until(lambda: labs.state(USER) is None)
     events = [(e.event, e.message) async for e in await labs.events(USER)]
     assert events == [
-        ("info", f"Lab pod {LAB_NS}/rachel-nb terminated: deleting the lab"),
+        ("info", message),
         ("info", "Shutting down Kubernetes pod"),
         ("info", "Deleting user namespace"),
         ("info", "Lab for rachel deleted"),
@@ -502,6 +531,23 @@ async def test_orphan_mark_is_kept_on_the_namespace_for_another_leader(
     report = await other.run()
     assert report.deleted == {"orphan": "orphan"}
     assert sandbox.get("Namespace", name) is None
+
+
+async def test_orphan_mark_of_a_namespace_with_a_lab_is_dropped(
+    labs: LabService, reconciler: LabReconciler, sandbox: Sandbox
+) -> None:
+    """A mark left from when the namespace had no lab would make a later orphan go early."""
+    await spawn(labs)
+    namespace = sandbox.get("Namespace", LAB_NS)
+    assert namespace is not None
+    namespace["metadata"]["annotations"][ORPHAN_ANNOTATION] = "2026-01-01T00:00:00.000000Z"
+    namespace["metadata"].pop("managedFields")
+    sandbox.cluster.replace("Namespace", None, LAB_NS, namespace, field_manager="test")
+    report = await reconciler.run()
+    assert (report.orphans, report.deleted) == ([], {})
+    after = sandbox.get("Namespace", LAB_NS)
+    assert after is not None
+    assert ORPHAN_ANNOTATION not in after["metadata"]["annotations"]
 
 
 # Faults
