@@ -24,7 +24,9 @@ __all__ = [
     "CANCEL_ANNOTATION",
     "CATEGORY_LABEL",
     "LEASE_CATEGORY",
+    "OPERATION_ANNOTATION",
     "OPERATION_ID_ANNOTATION",
+    "RESULT_ANNOTATION",
     "USER_LABEL",
     "LabObjects",
     "OperationRecord",
@@ -44,6 +46,10 @@ _OPERATION_ID = _PREFIX + "operation-id"
 OPERATION_ID_ANNOTATION = _OPERATION_ID
 """The annotation naming the operation a record is of (read alone where that is all needed)."""
 _RESULT = _PREFIX + "result"
+OPERATION_ANNOTATION = _OPERATION
+RESULT_ANNOTATION = _RESULT
+"""The annotations naming a record's operation and its result (read alone where that is all
+needed: the reconcile's common case)."""
 _LAB_STATE = _PREFIX + "lab-state"
 _INTERNAL_URL = _PREFIX + "internal-url"
 _EVENTS = _PREFIX + "events"

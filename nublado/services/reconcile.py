@@ -59,6 +59,8 @@ from .labs import LabService
 from .labstate import (
     CATEGORY_LABEL,
     LEASE_CATEGORY,
+    OPERATION_ANNOTATION,
+    RESULT_ANNOTATION,
     USER_LABEL,
     LabObjects,
     OperationRecord,
@@ -336,10 +338,12 @@ class LabReconciler:
     ) -> LabStatus | None:
         """Reconcile one user's lab; returns its status at the end of the pass (None: no lab)."""
         lease = snapshot.leases.get(username)
-        record = OperationRecord.from_lease(lease) if lease is not None else None
         namespace = snapshot.namespaces.get(username)
         mine = snapshot.by_user.get(username, {})
         pod = mine.get(("Pod", "{user}-nb"))
+        if _healthy(lease, namespace, pod, mine, entries):
+            return LabStatus.RUNNING
+        record = OperationRecord.from_lease(lease) if lease is not None else None
         objects = LabObjects(
             namespace=namespace,
             pod=pod,
@@ -617,6 +621,43 @@ class _PassContext:
             self._discovery = await source()
             self._discovered = True
         return self._discovery
+
+
+def _healthy(
+    lease: Object | None,
+    namespace: Object | None,
+    pod: Object | None,
+    mine: dict[tuple[str, str], Object],
+    entries: list[_SetEntry],
+) -> bool:
+    """Whether a lab needs nothing, decided without decoding its record (the common case).
+
+    A completed spawn's record, its namespace there (not terminating, not marked
+    orphan), its pod Running, every object of the set there (the ResourceQuota
+    included: without it, whether the user has a quota is in the record), and
+    none written by another field manager.
+    """
+    if lease is None or namespace is None or pod is None:
+        return False
+    annotations = (lease.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(OPERATION_ANNOTATION) not in ("spawn", "monitor"):
+        return False
+    if annotations.get(RESULT_ANNOTATION) != "complete":
+        return False
+    metadata = namespace.get("metadata") or {}
+    if metadata.get("deletionTimestamp"):
+        return False
+    if ORPHAN_ANNOTATION in (metadata.get("annotations") or {}):
+        return False
+    if (pod.get("status") or {}).get("phase") != "Running":
+        return False
+    for entry in entries:
+        if entry.kind == "Namespace":
+            continue
+        obj = mine.get((entry.kind, entry.name))
+        if obj is None or _foreign(obj):
+            return False
+    return True
 
 
 def _had_lab(record: OperationRecord | None) -> bool:
