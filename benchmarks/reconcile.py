@@ -41,7 +41,7 @@ EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from spawn import rss_mib, write_nodes, write_users  # noqa: E402
+from spawn import cpu_seconds, rss_mib, write_nodes, write_users  # noqa: E402
 
 
 def _status_kib(pid: int, key: str) -> float:
@@ -192,7 +192,7 @@ async def seed(kubeconfig: Path, users_file: Path, count: int) -> float:
 # The controller process
 
 
-def run_controller(kubeconfig: Path, count: int) -> None:
+def run_controller(kubeconfig: Path, count: int, sandbox_pid: int) -> None:
     """``--controller``: the lab service and the reconciler; prints one JSON line of figures."""
     import httpx
 
@@ -261,9 +261,12 @@ def run_controller(kubeconfig: Path, count: int) -> None:
 
             async def timed(name: str) -> None:
                 requests.clear()
+                cpu, sandbox_cpu = time.process_time(), cpu_seconds(sandbox_pid)
                 report = await reconciler.run()
                 figures[name] = {
                     "seconds": report.seconds,
+                    "controller_cpu_s": round(time.process_time() - cpu, 2),
+                    "sandbox_cpu_s": round(cpu_seconds(sandbox_pid) - sandbox_cpu, 2),
                     "requests": dict(sorted(requests.items())),
                     "labs": report.labs,
                     "running": report.running,
@@ -322,9 +325,10 @@ def main() -> None:
     parser.add_argument("--labs", type=int, default=5000)
     parser.add_argument("--controller", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kubeconfig", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sandbox-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.controller:
-        run_controller(args.kubeconfig, args.labs)
+        run_controller(args.kubeconfig, args.labs, args.sandbox_pid)
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -371,6 +375,8 @@ def main() -> None:
                     str(kubeconfig),
                     "--labs",
                     str(args.labs),
+                    "--sandbox-pid",
+                    str(sandbox.pid),
                 ],
                 env=env,
                 capture_output=True,
@@ -394,7 +400,9 @@ def main() -> None:
             ):
                 step = figures[name]
                 print(
-                    f"{name}: {step['seconds']:.3f} s, requests {step['requests']}, "
+                    f"{name}: {step['seconds']:.3f} s (CPU: controller "
+                    f"{step['controller_cpu_s']} s, sandbox {step['sandbox_cpu_s']} s), "
+                    f"requests {step['requests']}, "
                     f"labs {step['labs']}, running {step['running']}, "
                     f"re-applied {step['reapplied']}, fixed {step['fixed']}, "
                     f"drift {step['drift']}, deleted {step['deleted']}, RSS {step['rss_mib']} MiB"

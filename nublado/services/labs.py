@@ -403,6 +403,12 @@ class LabService:
         if kind == "Lease" and old is not None and _operation_id(old) != _operation_id(obj):
             # A stream of the replaced operation may not have read its last events yet.
             self._previous[user] = OperationRecord.from_lease(old)
+        metadata = obj.get("metadata") or {}
+        if kind != "Lease" and "managedFields" in metadata:
+            # Nothing here reads them, and they are near half of a pod: 5,000 labs' worth
+            # of them would cost the caches hundreds of megabytes.
+            metadata = {k: v for k, v in metadata.items() if k != "managedFields"}
+            obj = {**obj, "metadata": metadata}
         cache[user] = obj
         self._seen.setdefault(user, None)
         return True

@@ -77,6 +77,10 @@ Object = dict[str, Any]
 ORPHAN_ANNOTATION = "nublado.lsst.io/orphaned-since"
 """When the reconcile first found a lab namespace orphaned (kept on the namespace itself)."""
 
+_CONCURRENT_LISTS = 3
+"""LISTs a pass runs at once: overlaps the server's encoding with our decoding, without
+holding every kind's full objects at the same time."""
+
 _PROBE_USER = "nublado-reconcile-probe"
 """The user of the render that tells which kinds and names a lab set has."""
 
@@ -131,12 +135,17 @@ class ReconcileReport:
 
 @dataclass
 class _Snapshot:
-    """Every lab object and record, as the pass's LISTs returned them, by user."""
+    """Every lab object and record, as the pass's LISTs returned them, by user.
+
+    Objects are kept without their managedFields, pods only as `_compact` leaves
+    them; ``foreign`` holds (kind, name template) of objects another field
+    manager wrote, by user.
+    """
 
     namespaces: dict[str, Object]
-    objects: dict[tuple[str, str], dict[str, Object]]  # (kind, name) -> user -> object
-    by_user: dict[str, dict[tuple[str, str], Object]]  # user -> (kind, name) -> object
     leases: dict[str, Object]
+    by_user: dict[str, dict[tuple[str, str], Object]]  # user -> (kind, name template) -> object
+    foreign: dict[str, set[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -287,44 +296,57 @@ class LabReconciler:
         ]
 
     async def _list(self, entries: list[_SetEntry]) -> _Snapshot:
-        """One labelled LIST per kind of the set, and one of the operation Leases, at once."""
+        """One labelled LIST per kind of the set, and one of the operation Leases.
+
+        A few at a time, each kind cut down as soon as it arrives (`_compact`): the
+        full objects of 5,000 labs at once would cost the controller a gigabyte.
+        """
         selector = f"{CATEGORY_LABEL}=lab"
         kinds = list(dict.fromkeys(e.kind for e in entries if e.kind != "Namespace"))
-        results = await asyncio.gather(
-            self._kube.list(
-                "Lease", self._namespace, label_selector=f"{CATEGORY_LABEL}={LEASE_CATEGORY}"
-            ),
-            self._kube.list("Namespace", label_selector=selector),
-            *(self._kube.list(kind, label_selector=selector) for kind in kinds),
-        )
-        leases: dict[str, Object] = {}
-        for lease in results[0]:
-            record_user = ((lease.get("metadata") or {}).get("labels") or {}).get(USER_LABEL)
-            if record_user:
-                leases[str(record_user)] = lease
-        prefix = f"{self._config.lab.namespace_prefix}-"
-        namespaces: dict[str, Object] = {}
-        for ns in results[1]:
-            metadata = ns.get("metadata") or {}
-            user = (metadata.get("labels") or {}).get(USER_LABEL)
-            if user and metadata.get("name") == f"{prefix}{user}":
-                namespaces[str(user)] = ns
-        objects: dict[tuple[str, str], dict[str, Object]] = {}
-        by_user: dict[str, dict[tuple[str, str], Object]] = {}
         names = {(e.kind, e.name) for e in entries}
-        for kind, items in zip(kinds, results[2:], strict=True):
-            for obj in items:
+        prefix = f"{self._config.lab.namespace_prefix}-"
+        snapshot = _Snapshot({}, {}, {}, {})
+        gate = asyncio.Semaphore(_CONCURRENT_LISTS)
+
+        async def leases() -> None:
+            async with gate:
+                items = await self._kube.list(
+                    "Lease", self._namespace, label_selector=f"{CATEGORY_LABEL}={LEASE_CATEGORY}"
+                )
+            for lease in items:
+                user = ((lease.get("metadata") or {}).get("labels") or {}).get(USER_LABEL)
+                if user:
+                    (lease.get("metadata") or {}).pop("managedFields", None)
+                    snapshot.leases[str(user)] = lease
+
+        async def namespaces() -> None:
+            async with gate:
+                items = await self._kube.list("Namespace", label_selector=selector)
+            for ns in items:
+                metadata = ns.get("metadata") or {}
+                user = (metadata.get("labels") or {}).get(USER_LABEL)
+                if user and metadata.get("name") == f"{prefix}{user}":
+                    metadata.pop("managedFields", None)
+                    snapshot.namespaces[str(user)] = ns
+
+        async def objects(kind: str) -> None:
+            async with gate:
+                items = await self._kube.list(kind, label_selector=selector)
+            while items:
+                obj = items.pop()  # each full object freed as soon as it is cut down
                 metadata = obj.get("metadata") or {}
                 user = (metadata.get("labels") or {}).get(USER_LABEL)
                 if not user or metadata.get("namespace") != f"{prefix}{user}":
                     continue
-                template = str(metadata.get("name", "")).replace(str(user), "{user}")
-                if (kind, template) not in names:
-                    continue  # not one of the set (another user's name inside?)
-                key = (kind, template)
-                objects.setdefault(key, {})[str(user)] = obj
-                by_user.setdefault(str(user), {})[key] = obj
-        return _Snapshot(namespaces, objects, by_user, leases)
+                key = (kind, str(metadata.get("name", "")).replace(str(user), "{user}"))
+                if key not in names:
+                    continue  # not one of the set
+                if _foreign(obj):
+                    snapshot.foreign.setdefault(str(user), set()).add(key)
+                snapshot.by_user.setdefault(str(user), {})[key] = _compact(obj)
+
+        await asyncio.gather(leases(), namespaces(), *(objects(kind) for kind in kinds))
+        return snapshot
 
     # One user
 
@@ -341,7 +363,8 @@ class LabReconciler:
         namespace = snapshot.namespaces.get(username)
         mine = snapshot.by_user.get(username, {})
         pod = mine.get(("Pod", "{user}-nb"))
-        if _healthy(lease, namespace, pod, mine, entries):
+        edited = snapshot.foreign.get(username, set())
+        if _healthy(lease, namespace, pod, mine, edited, entries):
             return LabStatus.RUNNING
         record = OperationRecord.from_lease(lease) if lease is not None else None
         objects = LabObjects(
@@ -384,7 +407,7 @@ class LabReconciler:
             await self._delete(username, lease, state, "failed", report)
             return None
         await self._repair(
-            username, lease, record, state, namespace, mine, entries, report, context
+            username, lease, record, state, namespace, mine, edited, entries, report, context
         )
         if state.status is LabStatus.PENDING and record is not None and record.result == "complete":
             return LabStatus.RUNNING  # the spawn saw the pod Running (as LabService.state)
@@ -490,6 +513,7 @@ class LabReconciler:
         state: LabState,
         namespace: Object,
         mine: dict[tuple[str, str], Object],
+        edited: set[tuple[str, str]],
         entries: list[_SetEntry],
         report: ReconcileReport,
         context: _PassContext,
@@ -508,7 +532,7 @@ class LabReconciler:
         suspects = {
             (e.kind, e.for_user(username))
             for e in expected
-            if (e.kind, e.name) not in mine or _foreign(mine[e.kind, e.name])
+            if (e.kind, e.name) not in mine or (e.kind, e.name) in edited
         }
         if not suspects:
             return
@@ -523,6 +547,13 @@ class LabReconciler:
             return
         kinds = ("Namespace", *dict.fromkeys(e.kind for e in entries if e.kind != "Namespace"))
         objects = [{**obj, "kind": kind} for (kind, _), obj in mine.items()]
+        pod_name = f"{username}-nb"
+        if ("Pod", pod_name) in suspects:
+            # The pass kept the pod cut down: compare the whole of it.
+            full = await self._kube.find("Pod", pod_name, namespace["metadata"]["name"])
+            objects = [o for o in objects if o["kind"] != "Pod"]
+            if full is not None:
+                objects.append({**full, "kind": "Pod"})
         live = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
         source = live
         env_name = f"{username}-nb-env"
@@ -628,6 +659,7 @@ def _healthy(
     namespace: Object | None,
     pod: Object | None,
     mine: dict[tuple[str, str], Object],
+    edited: set[tuple[str, str]],
     entries: list[_SetEntry],
 ) -> bool:
     """Whether a lab needs nothing, decided without decoding its record (the common case).
@@ -655,9 +687,32 @@ def _healthy(
         if entry.kind == "Namespace":
             continue
         obj = mine.get((entry.kind, entry.name))
-        if obj is None or _foreign(obj):
+        if obj is None or (entry.kind, entry.name) in edited:
             return False
     return True
+
+
+def _compact(obj: Object) -> Object:
+    """An object without its managedFields; a pod cut down to what a pass reads of it.
+
+    A pass reads a pod's metadata, phase and notebook container (who the user is,
+    the size, the image); a pod that must be compared is read again in full.
+    """
+    metadata = dict(obj.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    if obj.get("kind") != "Pod":
+        return {**obj, "metadata": metadata}
+    containers = [
+        {k: c[k] for k in ("name", "image", "resources", "securityContext") if k in c}
+        for c in (obj.get("spec") or {}).get("containers") or []
+    ]
+    return {
+        "apiVersion": obj.get("apiVersion", "v1"),
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {"containers": containers},
+        "status": {"phase": (obj.get("status") or {}).get("phase")},
+    }
 
 
 def _had_lab(record: OperationRecord | None) -> bool:

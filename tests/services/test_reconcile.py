@@ -612,3 +612,45 @@ async def test_failed_delete_leaves_a_failed_record_and_the_next_pass_deletes(
     assert report.deleted == {USER: "failed"}
     assert sandbox.get("Namespace", LAB_NS) is None
     await wait_until(lambda: labs.state(USER) is None)
+
+
+# Two replicas
+
+
+async def test_spawn_on_another_replica_during_the_pass_is_left_alone(
+    config: Config,
+    client: KubernetesClient,
+    images: ImageService,
+    labs: LabService,
+    reconciler: LabReconciler,
+    sandbox: Sandbox,
+) -> None:
+    """Replica B's spawn has its namespace but not yet its pod: not an orphan, not touched."""
+    other = LabService(
+        config,
+        client,
+        images,
+        Renderer(config.template_dirs),
+        namespace=NAMESPACE,
+        identity="replica-b",
+        discovery=_discovery,
+    )
+    await other.start()
+    try:
+        sandbox.add_latency(1.0, "PATCH", "/api/v1/namespaces/userlabs-wilma/pods/*", count=1)
+        spec = reference_spec()
+        spec = spec.model_copy(
+            update={"env": {**spec.env, "JUPYTERHUB_SERVICE_PREFIX": "/nb/user/wilma/"}}
+        )
+        await other.create(reference_user(username="wilma"), TOKEN, spec)
+        await sandbox.wait_for_async(lambda: sandbox.get("Namespace", "userlabs-wilma"))
+        assert sandbox.get("Pod", "wilma-nb", "userlabs-wilma") is None
+        report = await reconciler.run()
+        assert report.busy == ["wilma"]
+        assert (report.orphans, report.deleted, report.reapplied) == ([], {}, [])
+        events = [e async for e in await other.events("wilma")]
+        assert events[-1].event == "complete"
+        after = await reconciler.run()
+        assert (after.busy, after.running) == ([], 1)
+    finally:
+        await other.stop()
