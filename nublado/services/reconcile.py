@@ -303,7 +303,9 @@ class LabReconciler:
         """
         selector = f"{CATEGORY_LABEL}=lab"
         kinds = list(dict.fromkeys(e.kind for e in entries if e.kind != "Namespace"))
-        names = {(e.kind, e.name) for e in entries}
+        by_kind: dict[str, list[_SetEntry]] = {}
+        for entry in entries:
+            by_kind.setdefault(entry.kind, []).append(entry)
         prefix = f"{self._config.lab.namespace_prefix}-"
         snapshot = _Snapshot({}, {}, {}, {})
         gate = asyncio.Semaphore(_CONCURRENT_LISTS)
@@ -338,9 +340,11 @@ class LabReconciler:
                 user = (metadata.get("labels") or {}).get(USER_LABEL)
                 if not user or metadata.get("namespace") != f"{prefix}{user}":
                     continue
-                key = (kind, str(metadata.get("name", "")).replace(str(user), "{user}"))
-                if key not in names:
+                name = metadata.get("name")
+                entry = next((e for e in by_kind[kind] if e.for_user(user) == name), None)
+                if entry is None:
                     continue  # not one of the set
+                key = (kind, entry.name)
                 if _foreign(obj):
                     snapshot.foreign.setdefault(str(user), set()).add(key)
                 snapshot.by_user.setdefault(str(user), {})[key] = _compact(obj)

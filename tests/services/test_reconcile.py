@@ -231,6 +231,17 @@ async def test_nothing_to_do_sends_only_lists(
     assert metric(metrics, "nublado_active_labs 1.0")
 
 
+async def test_user_named_like_a_fixed_object_name(
+    labs: LabService, reconciler: LabReconciler, sandbox: Sandbox
+) -> None:
+    """User ``lab`` (the Service is ``lab`` for everyone): their objects are still theirs."""
+    await spawn(labs, "lab")
+    mark = len(sandbox.requests)
+    report = await reconciler.run()
+    assert (report.running, report.reapplied, report.drift) == (1, [], [])
+    assert [r.method for r in sandbox.requests[mark:]] == ["GET"] * 9
+
+
 # Missing and changed objects
 
 
