@@ -81,6 +81,9 @@ _CONCURRENT_LISTS = 3
 """LISTs a pass runs at once: overlaps the server's encoding with our decoding, without
 holding every kind's full objects at the same time."""
 
+_CONCURRENT_REPAIRS = 8
+"""Labs a pass repairs or deletes at once."""
+
 _PROBE_USER = "nublado-reconcile-probe"
 """The user of the render that tells which kinds and names a lab set has."""
 
@@ -232,19 +235,44 @@ class LabReconciler:
         running = 0
         drift_kinds: dict[str, int] = {}
         context = _PassContext()
+        gate = asyncio.Semaphore(_CONCURRENT_REPAIRS)
+
+        async def reconcile(username: str) -> LabStatus | None:
+            # Several at once: a delete waits for its namespace to go, which takes a while.
+            async with gate:
+                try:
+                    return await self._reconcile_user(username, snapshot, entries, report, context)
+                except (KubernetesError, DeleteFailedError, NubladoError) as exc:
+                    message = str(exc) or type(exc).__name__
+                    report.errors.append((username, message))
+                    self._count_error("lab")
+                    self._log.error("Lab reconcile failed for user", user=username, error=message)
+                    if self._alerts is not None:
+                        await self._alerts.report("Lab reconcile failed", user=username, error=exc)
+                    return None
+
+        others = []
         for username in users:
-            try:
-                status = await self._reconcile_user(username, snapshot, entries, report, context)
-            except (KubernetesError, DeleteFailedError, NubladoError) as exc:
-                message = str(exc) or type(exc).__name__
-                report.errors.append((username, message))
-                self._count_error("lab")
-                self._log.error("Lab reconcile failed for user", user=username, error=message)
-                if self._alerts is not None:
-                    await self._alerts.report("Lab reconcile failed", user=username, error=exc)
-                continue
-            if status is LabStatus.RUNNING:
-                running += 1
+            mine = snapshot.by_user.get(username, {})
+            if _healthy(
+                snapshot.leases.get(username),
+                snapshot.namespaces.get(username),
+                mine.get(("Pod", "{user}-nb")),
+                mine,
+                snapshot.foreign.get(username, set()),
+                entries,
+            ):
+                running += 1  # the common case, decided here without a task
+            else:
+                others.append(username)
+        statuses = await asyncio.gather(*(reconcile(username) for username in others))
+        running += sum(status is LabStatus.RUNNING for status in statuses)
+        report.busy.sort()
+        for found in (report.reapplied, report.fixed, report.drift):
+            found.sort()
+        report.unbuildable.sort()
+        report.orphans.sort()
+        report.errors.sort()
         for _, kind, _ in report.drift:
             drift_kinds[kind] = drift_kinds.get(kind, 0) + 1
         report.running = running
@@ -368,8 +396,6 @@ class LabReconciler:
         mine = snapshot.by_user.get(username, {})
         pod = mine.get(("Pod", "{user}-nb"))
         edited = snapshot.foreign.get(username, set())
-        if _healthy(lease, namespace, pod, mine, edited, entries):
-            return LabStatus.RUNNING
         record = OperationRecord.from_lease(lease) if lease is not None else None
         objects = LabObjects(
             namespace=namespace,
@@ -632,8 +658,15 @@ class _PassContext:
         self._secrets: dict[str, SourceSecret] | None = None
         self._discovery: Mapping[str, Any] | None = None
         self._discovered = False
+        self._lock = asyncio.Lock()  # labs repaired at once read them once
 
     async def secrets(
+        self, kube: KubernetesClient, config: Config, namespace: str
+    ) -> dict[str, SourceSecret]:
+        async with self._lock:
+            return await self._read_secrets(kube, config, namespace)
+
+    async def _read_secrets(
         self, kube: KubernetesClient, config: Config, namespace: str
     ) -> dict[str, SourceSecret]:
         if self._secrets is None:
@@ -652,10 +685,11 @@ class _PassContext:
     async def discovery(
         self, source: Callable[[], Awaitable[Mapping[str, Any] | None]] | None
     ) -> Mapping[str, Any] | None:
-        if not self._discovered and source is not None:
-            self._discovery = await source()
-            self._discovered = True
-        return self._discovery
+        async with self._lock:
+            if not self._discovered and source is not None:
+                self._discovery = await source()
+                self._discovered = True
+            return self._discovery
 
 
 def _healthy(

@@ -665,3 +665,15 @@ async def test_spawn_on_another_replica_during_the_pass_is_left_alone(
         assert (after.busy, after.running) == ([], 1)
     finally:
         await other.stop()
+
+
+async def test_several_ended_labs_are_deleted_in_one_pass(
+    labs: LabService, reconciler: LabReconciler, sandbox: Sandbox
+) -> None:
+    users = ["ada", "bob", "cy"]
+    for username in users:
+        await spawn(labs, username)
+        assert sandbox.finish_pod(f"userlabs-{username}", f"{username}-nb", "Succeeded")
+    report = await reconciler.run()
+    assert report.deleted == dict.fromkeys(users, "terminated")
+    assert [sandbox.get("Namespace", f"userlabs-{u}") for u in users] == [None] * 3
