@@ -302,7 +302,9 @@ def run_controller(kubeconfig: Path, count: int, sandbox_pid: int) -> None:
                 "Pod",
             ]
             started = time.monotonic()
-            await asyncio.gather(*(kube.list(kind, label_selector=selector) for kind in kinds))
+            await asyncio.gather(
+                *(kube.list(kind, label_selector=selector, page_size=5000) for kind in kinds)
+            )
             figures["lists_together_s"] = round(time.monotonic() - started, 3)
             alone = {}
             for kind in kinds:
@@ -412,7 +414,8 @@ def main() -> None:
                     f"drift {step['drift']}, deleted {step['deleted']}, RSS {step['rss_mib']} MiB"
                 )
             print(
-                f"the pass's LISTs alone, together: {figures['lists_together_s']} s; "
+                f"the pass's LISTs alone, together (pages of 5,000): "
+                f"{figures['lists_together_s']} s; "
                 "each alone (pages of 500):"
             )
             for kind, (items, took, one_page) in figures["list_alone_s"].items():

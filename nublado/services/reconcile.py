@@ -81,6 +81,10 @@ _CONCURRENT_LISTS = 3
 """LISTs a pass runs at once: overlaps the server's encoding with our decoding, without
 holding every kind's full objects at the same time."""
 
+_PAGE_SIZE = 5000
+"""Objects per LIST page: a few pages for 5,000 labs rather than tens (each page a round trip,
+and the sandbox rebuilds the collection for every page it serves)."""
+
 _CONCURRENT_REPAIRS = 8
 """Labs a pass repairs or deletes at once."""
 
@@ -341,7 +345,10 @@ class LabReconciler:
         async def leases() -> None:
             async with gate:
                 items = await self._kube.list(
-                    "Lease", self._namespace, label_selector=f"{CATEGORY_LABEL}={LEASE_CATEGORY}"
+                    "Lease",
+                    self._namespace,
+                    label_selector=f"{CATEGORY_LABEL}={LEASE_CATEGORY}",
+                    page_size=_PAGE_SIZE,
                 )
             for lease in items:
                 user = ((lease.get("metadata") or {}).get("labels") or {}).get(USER_LABEL)
@@ -351,7 +358,9 @@ class LabReconciler:
 
         async def namespaces() -> None:
             async with gate:
-                items = await self._kube.list("Namespace", label_selector=selector)
+                items = await self._kube.list(
+                    "Namespace", label_selector=selector, page_size=_PAGE_SIZE
+                )
             for ns in items:
                 metadata = ns.get("metadata") or {}
                 user = (metadata.get("labels") or {}).get(USER_LABEL)
@@ -361,7 +370,7 @@ class LabReconciler:
 
         async def objects(kind: str) -> None:
             async with gate:
-                items = await self._kube.list(kind, label_selector=selector)
+                items = await self._kube.list(kind, label_selector=selector, page_size=_PAGE_SIZE)
             while items:
                 obj = items.pop()  # each full object freed as soon as it is cut down
                 metadata = obj.get("metadata") or {}
