@@ -17,6 +17,9 @@
   its peak.
 
 Run: flock /tmp/bench.lock .venv/bin/python benchmarks/reconcile.py [--labs 5000]
+
+``RECONCILE_BENCH_PROFILE=FILE`` runs the second pass (nothing to do) under cProfile
+in the controller and writes its stats to FILE (read with ``python -m pstats``).
 """
 
 from __future__ import annotations
@@ -278,7 +281,16 @@ def run_controller(kubeconfig: Path, count: int, sandbox_pid: int) -> None:
                 }
 
             await timed("first_pass_nothing_to_do")
-            await timed("nothing_to_do")
+            if os.environ.get("RECONCILE_BENCH_PROFILE"):
+                import cProfile
+
+                profile = cProfile.Profile()
+                profile.enable()
+                await timed("nothing_to_do")
+                profile.disable()
+                profile.dump_stats(os.environ["RECONCILE_BENCH_PROFILE"])
+            else:
+                await timed("nothing_to_do")
             # 1 % drift: half lose their env ConfigMap, half their NetworkPolicy.
             drifted = sorted(labs.running())[: max(1, count // 100)]
             for index, username in enumerate(drifted):
