@@ -98,6 +98,26 @@ class Metrics:
             ["mode"],
             registry=self.registry,
         )
+        self.lab_reconcile_actions = Counter(
+            "nublado_lab_reconcile_actions",
+            "What lab reconciles did, by action (reapplied, fixed, deleted_terminated, "
+            "deleted_vanished, deleted_orphan, ended_namespace_gone, orphan_marked).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.lab_reconcile_errors = Counter(
+            "nublado_lab_reconcile_errors",
+            "Lab reconcile failures: a whole pass (its LISTs) or one lab's repair.",
+            ["stage"],
+            registry=self.registry,
+        )
+        self.lab_drift = Gauge(
+            "nublado_lab_drift",
+            "Labs whose objects differ from their desired render in a way apply cannot fix "
+            "(a changed pod spec), as of the last reconcile, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
         for outcome in SPAWN_OUTCOMES:
             self.spawns.labels(outcome=outcome)
 

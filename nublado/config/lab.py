@@ -238,6 +238,9 @@ class LabConfig(ConfigModel):
     lab_start_command: list[str] = ["/opt/lsst/software/jupyterlab/runlab.sh"]
     namespace_annotations: dict[str, str] = {}
     namespace_prefix: KubernetesName
+    orphan_grace_period: Duration = timedelta(minutes=10)
+    """How long the reconcile must have seen a lab namespace without pod or operation before
+    removing it (a namespace a spawn is still filling must not be mistaken for one)."""
     node_selector: dict[str, str] = {}
     nss: LabNSSFiles = Field(default_factory=LabNSSFiles)
     pull_secret: str | None = None

@@ -403,6 +403,12 @@ class LabService:
         if kind == "Lease" and old is not None and _operation_id(old) != _operation_id(obj):
             # A stream of the replaced operation may not have read its last events yet.
             self._previous[user] = OperationRecord.from_lease(old)
+        metadata = obj.get("metadata") or {}
+        if kind != "Lease" and "managedFields" in metadata:
+            # Nothing here reads them, and they are near half of a pod: 5,000 labs' worth
+            # of them would cost the caches hundreds of megabytes.
+            metadata = {k: v for k, v in metadata.items() if k != "managedFields"}
+            obj = {**obj, "metadata": metadata}
         cache[user] = obj
         self._seen.setdefault(user, None)
         return True
@@ -986,6 +992,7 @@ class LabService:
         await self._write(
             op,
             internal_url=f"http://lab.{namespace}:8888{prefix}",
+            spawn_env=dict(context["lab"].env),  # the reconcile rebuilds a deleted env from it
             add_events=[("info", "Created Kubernetes objects for user lab", 30)],
         )
         return await self._watch_pod(op, username, pod_uid, pod_version)
@@ -1120,16 +1127,60 @@ class LabService:
             self._deletes[username] = task
         await asyncio.shield(task)
 
-    async def _run_delete(self, username: str) -> None:
-        """Claim the record for a delete and run it; DeleteFailedError on failure or timeout."""
+    async def delete_for_reconcile(
+        self, username: str, lease: Object | None, state: LabState | None, reason: str
+    ) -> bool:
+        """Delete a lab the reconcile found ended, vanished or orphaned, by the normal delete.
+
+        The claim is conditional on the Lease as the reconcile listed it (``lease``;
+        None when there was none), so a user whose record anyone wrote since is left
+        alone: False then, and while an operation runs. ``reason`` is the delete's
+        first event. Raises DeleteFailedError when the delete fails (record ``failed``).
+        """
+        running = self._deletes.get(username)
+        op = self._ops.get(username)
+        if (running is not None and not running.done()) or (
+            op is not None and op.task is not None and not op.task.done()
+        ):
+            return False
+        listed = OperationRecord.from_lease(lease) if lease is not None else None
+        if listed is not None and listed.in_progress:
+            return False
+        task = asyncio.create_task(
+            self._run_delete(username, listed=(listed,), state=state, reason=reason)
+        )
+        self._deletes[username] = task
+        try:
+            await asyncio.shield(task)
+        except OperationInProgressError:
+            return False
+        return True
+
+    async def _run_delete(
+        self,
+        username: str,
+        *,
+        listed: tuple[OperationRecord | None] | None = None,
+        state: LabState | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Claim the record for a delete and run it; DeleteFailedError on failure or timeout.
+
+        ``listed``: claim over exactly this record (the reconcile's), OperationInProgressError
+        if it changed, instead of the newest known and joining a delete on a conflict.
+        """
         log = self._log.bind(user=username)
-        record = self._record(username)
-        state = self.state(username)
+        record = listed[0] if listed is not None else self._record(username)
+        if state is None:
+            state = self.state(username)
+        events: list[tuple[str, str, int | None]] = [("info", "Shutting down Kubernetes pod", 25)]
+        if reason is not None:
+            events.insert(0, ("info", reason, None))
         new = OperationRecord(
             username=username,
             operation="delete",
             lab_state=(record.lab_state if record is not None else None) or state,
-            events=[("info", "Shutting down Kubernetes pod", 25)],
+            events=events,
         )
         if new.lab_state is not None:
             new.lab_state = new.lab_state.model_copy(
@@ -1138,6 +1189,8 @@ class LabService:
         try:
             op = await self._claim(username, record, new)
         except OperationInProgressError:
+            if listed is not None:
+                raise
             claimed = await self._claim_after_conflict(username, new)
             if claimed is None:
                 return  # another replica's delete, joined: it finished
@@ -1431,6 +1484,7 @@ class LabService:
                 lab_state=record.lab_state,
                 internal_url=record.internal_url,
                 events=list(record.events),
+                spawn_env=record.spawn_env,
             )
             op = await self._claim(username, record, new)
             self._count(op, "failure")
@@ -1450,6 +1504,7 @@ class LabService:
             operation="monitor",
             lab_state=record.lab_state,
             internal_url=record.internal_url,
+            spawn_env=record.spawn_env,
             events=[("info", f"Monitoring in-progress lab creation for {username}", 1)],
         )
         op = await self._claim(username, record, new)

@@ -24,7 +24,9 @@ __all__ = [
     "CANCEL_ANNOTATION",
     "CATEGORY_LABEL",
     "LEASE_CATEGORY",
+    "OPERATION_ANNOTATION",
     "OPERATION_ID_ANNOTATION",
+    "RESULT_ANNOTATION",
     "USER_LABEL",
     "LabObjects",
     "OperationRecord",
@@ -44,10 +46,15 @@ _OPERATION_ID = _PREFIX + "operation-id"
 OPERATION_ID_ANNOTATION = _OPERATION_ID
 """The annotation naming the operation a record is of (read alone where that is all needed)."""
 _RESULT = _PREFIX + "result"
+OPERATION_ANNOTATION = _OPERATION
+RESULT_ANNOTATION = _RESULT
+"""The annotations naming a record's operation and its result (read alone where that is all
+needed: the reconcile's common case)."""
 _LAB_STATE = _PREFIX + "lab-state"
 _INTERNAL_URL = _PREFIX + "internal-url"
 _EVENTS = _PREFIX + "events"
 _CANCEL = _PREFIX + "cancel"
+_SPAWN_ENV = _PREFIX + "spawn-env"
 CANCEL_ANNOTATION = _CANCEL
 """The annotation by which another replica asks the holder to stop (``requested``)."""
 
@@ -101,6 +108,9 @@ class OperationRecord:
     events: list[EventTuple] = field(default_factory=list)
     cancel: bool = False
     lease: Object | None = None
+    spawn_env: dict[str, str] = field(default_factory=dict)
+    """The data of the lab's env ConfigMap, written once its objects exist: the reconcile
+    rebuilds a deleted env ConfigMap from it (the spawner's part is held nowhere else)."""
 
     @classmethod
     def from_lease(cls, lease: Object) -> OperationRecord:
@@ -122,6 +132,13 @@ class OperationRecord:
                 events.append((str(entry[0]), str(entry[1]), entry[2]))
         except (ValueError, TypeError, IndexError):
             events = []
+        spawn_env: dict[str, str] = {}
+        try:
+            decoded = json.loads(annotations.get(_SPAWN_ENV) or "{}")
+            if isinstance(decoded, dict):
+                spawn_env = {str(k): str(v) for k, v in decoded.items()}
+        except ValueError:
+            spawn_env = {}
         return cls(
             username=username,
             operation=annotations.get(_OPERATION, ""),
@@ -135,6 +152,7 @@ class OperationRecord:
             events=events,
             cancel=annotations.get(_CANCEL) == "requested",
             lease=lease,
+            spawn_env=spawn_env,
         )
 
     def clone(self) -> OperationRecord:
@@ -170,6 +188,7 @@ class OperationRecord:
             _INTERNAL_URL: self.internal_url or "",
             _EVENTS: json.dumps([list(e) for e in self.events]),
             _CANCEL: "requested" if self.cancel else "",
+            _SPAWN_ENV: json.dumps(self.spawn_env) if self.spawn_env else "",
         }
         spec: Object = {"leaseDurationSeconds": self.duration}
         if self.holder:

@@ -1,0 +1,791 @@
+"""The lab reconcile: one pass over every lab, from one labelled LIST per kind (api.md 7.7).
+
+The cluster is the truth for a pass: each kind of lab object is listed once
+(by the ``nublado.lsst.io/category=lab`` label), with the per-user operation
+Leases, and every decision is made from that snapshot, never from the lab
+service's watch caches, which may lag. What a pass does, per user:
+
+- an operation in progress (a live or abandoned record): nothing, the lab
+  service (its holder or its takeover) owns the user;
+- a pod that ended (Succeeded, Failed), is Unknown, or vanished from a lab that
+  was running, a lab whose spawn or delete failed, or a namespace someone
+  deleted: the lab is deleted through the lab service's normal delete, whose
+  claim is conditional on the Lease as listed, so a user whose record anyone
+  wrote since the LIST is left alone (afterwards GET answers 404);
+- a namespace without pod nor lab (a spawn that died, a record lost): an
+  orphan, marked with the time it was first seen so (an annotation, so another
+  leader knows it too) and removed once it stayed one for
+  ``lab.orphanGracePeriod``;
+- a running or starting lab: objects missing from its set are re-applied from
+  the templates; objects another field manager changed are compared with the
+  desired render through a server-side dry-run apply, and applied when apply
+  can fix them in place; a pod (or an immutable object) that differs is only
+  reported, as a metric and a log: a user's running pod is never deleted or
+  restarted to fix drift.
+
+The desired render of a lab is rebuilt from its own objects by
+`nublado.services.drift` (the comparison ``nublado diff`` shows), with one
+addition: a deleted env ConfigMap is rebuilt from the copy of its data the
+spawn wrote in the record (the spawner's part of it is held nowhere else). A
+pass where nothing is wrong renders once (the set's kinds and names) and sends
+only its LISTs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from ..alerts import Alerts
+from ..api.errors import DeleteFailedError
+from ..config import Config
+from ..errors import NubladoError
+from ..kube.client import KubernetesClient
+from ..kube.errors import KubernetesError
+from ..metrics import Metrics
+from ..models.image import ResolvedImage
+from ..models.lab import LabRequestOptions, LabSpecification, LabState, LabStatus
+from ..models.user import NotebookQuota, UserInfo, UserQuota
+from ..render.engine import Renderer
+from ..render.lab import LabContextBuilder, SourceSecret
+from .drift import DriftError, LiveObjects, Remedy, desired_lab_manifests, lab_drift
+from .labs import LabService
+from .labstate import (
+    CATEGORY_LABEL,
+    LEASE_CATEGORY,
+    OPERATION_ANNOTATION,
+    RESULT_ANNOTATION,
+    USER_LABEL,
+    LabObjects,
+    OperationRecord,
+    derive_state,
+    format_time,
+    parse_time,
+    rebuild_state,
+)
+
+__all__ = ["ORPHAN_ANNOTATION", "LabReconciler", "ReconcileError", "ReconcileReport"]
+
+Object = dict[str, Any]
+
+ORPHAN_ANNOTATION = "nublado.lsst.io/orphaned-since"
+"""When the reconcile first found a lab namespace orphaned (kept on the namespace itself)."""
+
+_CONCURRENT_LISTS = 3
+"""LISTs a pass runs at once: overlaps the server's encoding with our decoding, without
+holding every kind's full objects at the same time."""
+
+_PAGE_SIZE = 5000
+"""Objects per LIST page: a few pages for 5,000 labs rather than tens (each page a round trip,
+and the sandbox rebuilds the collection for every page it serves)."""
+
+_CONCURRENT_REPAIRS = 8
+"""Labs a pass repairs or deletes at once."""
+
+_PROBE_USER = "nublado-reconcile-probe"
+"""The user of the render that tells which kinds and names a lab set has."""
+
+_SYSTEM_MANAGERS = frozenset(
+    {
+        "nublado",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "default-scheduler",
+        "kubelet",
+        "kube-apiserver",
+    }
+)
+"""Field managers whose writes are not drift: ours and the cluster's own controllers."""
+
+
+class ReconcileError(NubladoError):
+    """A reconcile pass failed: its LISTs, or the repair of some labs (``report`` says which)."""
+
+    def __init__(self, message: str, report: ReconcileReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass found and did; object entries are ``(user, kind, name)``."""
+
+    labs: int = 0
+    """Lab namespaces listed."""
+    running: int = 0
+    """Labs running at the end of the pass (the ``active_labs`` gauge)."""
+    busy: list[str] = field(default_factory=list)
+    """Users left alone: an operation in progress, or their record changed during the pass."""
+    reapplied: list[tuple[str, str, str]] = field(default_factory=list)
+    """Missing objects of running labs, applied again from the templates."""
+    fixed: list[tuple[str, str, str]] = field(default_factory=list)
+    """Objects changed by someone else and put back in place by apply."""
+    drift: list[tuple[str, str, str]] = field(default_factory=list)
+    """Objects that differ in a way apply cannot fix (a pod spec): reported only."""
+    unbuildable: list[tuple[str, str]] = field(default_factory=list)
+    """Labs whose desired render cannot be rebuilt from their objects, with why."""
+    deleted: dict[str, str] = field(default_factory=dict)
+    """Users whose lab was deleted, with why: terminated, failed, vanished, namespace-gone,
+    orphan."""
+    orphans: list[str] = field(default_factory=list)
+    """Users whose namespace is an orphan still inside its grace period."""
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """Users whose repair failed, with the error (the next pass tries again)."""
+    seconds: float = 0.0
+
+
+@dataclass
+class _Snapshot:
+    """Every lab object and record, as the pass's LISTs returned them, by user.
+
+    Objects are kept without their managedFields, pods only as `_compact` leaves
+    them; ``foreign`` holds (kind, name template) of objects another field
+    manager wrote, by user.
+    """
+
+    namespaces: dict[str, Object]
+    leases: dict[str, Object]
+    by_user: dict[str, dict[tuple[str, str], Object]]  # user -> (kind, name template) -> object
+    foreign: dict[str, set[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class _SetEntry:
+    """One object of the lab set: its kind, and its name with the user's name as ``{user}``."""
+
+    kind: str
+    name: str
+
+    def for_user(self, username: str) -> str:
+        return self.name.replace("{user}", username)
+
+
+class LabReconciler:
+    """Runs lab reconcile passes; the daemon's leader schedules `run` (job ``lab-reconcile``)."""
+
+    def __init__(
+        self,
+        config: Config,
+        kube: KubernetesClient,
+        labs: LabService,
+        renderer: Renderer,
+        *,
+        namespace: str,
+        metrics: Metrics | None = None,
+        alerts: Alerts | None = None,
+        discovery: Callable[[], Awaitable[Mapping[str, Any] | None]] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._config = config
+        self._kube = kube
+        self._labs = labs
+        self._renderer = renderer
+        self._namespace = namespace
+        self._metrics = metrics
+        self._alerts = alerts
+        self._discovery = discovery
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._builder = LabContextBuilder(config)
+        self._log = structlog.get_logger("nublado.reconcile")
+        self._lock = asyncio.Lock()
+
+    # The pass
+
+    async def run(self) -> ReconcileReport:
+        """One pass; ReconcileError when its LISTs fail or some lab could not be repaired."""
+        async with self._lock:
+            started = time.monotonic()
+            report = ReconcileReport()
+            try:
+                await self._pass(report)
+            finally:
+                report.seconds = round(time.monotonic() - started, 4)
+            self._log.info(
+                "Lab reconcile done",
+                labs=report.labs,
+                running=report.running,
+                reapplied=len(report.reapplied),
+                fixed=len(report.fixed),
+                drift=len(report.drift),
+                deleted=len(report.deleted),
+                orphans=len(report.orphans),
+                busy=len(report.busy),
+                errors=len(report.errors),
+                seconds=report.seconds,
+            )
+            if report.errors:
+                users = ", ".join(sorted({user for user, _ in report.errors}))
+                raise ReconcileError(f"Lab reconcile could not repair: {users}", report)
+            return report
+
+    async def _pass(self, report: ReconcileReport) -> None:
+        entries = self._lab_set()
+        try:
+            snapshot = await self._list(entries)
+        except KubernetesError as exc:
+            self._count_error("list")
+            self._log.error("Lab reconcile failed listing lab objects", error=str(exc))
+            raise ReconcileError(f"Lab reconcile failed listing lab objects: {exc}") from exc
+        report.labs = len(snapshot.namespaces)
+        users = sorted(
+            set(snapshot.namespaces) | set(snapshot.leases) | set(snapshot.by_user), key=str
+        )
+        running = 0
+        drift_kinds: dict[str, int] = {}
+        context = _PassContext()
+        gate = asyncio.Semaphore(_CONCURRENT_REPAIRS)
+
+        async def reconcile(username: str) -> LabStatus | None:
+            # Several at once: a delete waits for its namespace to go, which takes a while.
+            async with gate:
+                try:
+                    return await self._reconcile_user(username, snapshot, entries, report, context)
+                except (KubernetesError, DeleteFailedError, NubladoError) as exc:
+                    message = str(exc) or type(exc).__name__
+                    report.errors.append((username, message))
+                    self._count_error("lab")
+                    self._log.error("Lab reconcile failed for user", user=username, error=message)
+                    if self._alerts is not None:
+                        await self._alerts.report("Lab reconcile failed", user=username, error=exc)
+                    return None
+
+        others = []
+        for username in users:
+            mine = snapshot.by_user.get(username, {})
+            if _healthy(
+                snapshot.leases.get(username),
+                snapshot.namespaces.get(username),
+                mine.get(("Pod", "{user}-nb")),
+                mine,
+                snapshot.foreign.get(username, set()),
+                entries,
+            ):
+                running += 1  # the common case, decided here without a task
+            else:
+                others.append(username)
+        statuses = await asyncio.gather(*(reconcile(username) for username in others))
+        running += sum(status is LabStatus.RUNNING for status in statuses)
+        report.busy.sort()
+        for found in (report.reapplied, report.fixed, report.drift):
+            found.sort()
+        report.unbuildable.sort()
+        report.orphans.sort()
+        report.errors.sort()
+        for _, kind, _ in report.drift:
+            drift_kinds[kind] = drift_kinds.get(kind, 0) + 1
+        report.running = running
+        if self._metrics is not None:
+            self._metrics.active_labs.set(running)
+            kinds = {entry.kind for entry in entries} | set(drift_kinds)
+            for kind in kinds:
+                self._metrics.lab_drift.labels(kind=kind).set(drift_kinds.get(kind, 0))
+
+    # Listing
+
+    def _lab_set(self) -> list[_SetEntry]:
+        """The kinds and names of a lab's objects, from one render for a made-up user.
+
+        Names are the probe's with its user's name replaced; the ResourceQuota
+        (rendered only for a user with a quota) is expected only of such users.
+        """
+        lab = self._config.lab
+        size = lab.sizes[0]
+        keys: dict[str, dict[str, str]] = {}
+        for entry in lab.secrets:
+            keys.setdefault(entry.secret_name, {})[entry.secret_key] = ""
+        if lab.pull_secret is not None:
+            keys.setdefault(lab.pull_secret, {})
+        secrets = {name: SourceSecret(data=data, type=None) for name, data in keys.items()}
+        user = UserInfo(
+            username=_PROBE_USER,
+            uid=1000,
+            gid=1000,
+            quota=UserQuota(notebook=NotebookQuota(cpu=1.0, memory=1.0)),
+        )
+        image = ResolvedImage("registry.invalid", "probe", "probe", "sha256:0", "probe")
+        spec = LabSpecification(
+            options=LabRequestOptions(size=size.size, image_list=image.reference_with_digest),
+            env={"JUPYTERHUB_SERVICE_PREFIX": "/"},
+        )
+        context = self._builder.build(
+            user=user,
+            spec=spec,
+            image=image,
+            size=size,
+            secrets=secrets,
+            token="",
+            discovery=None,
+        )
+        return [
+            _SetEntry(m["kind"], str(m["metadata"]["name"]).replace(_PROBE_USER, "{user}"))
+            for m in self._renderer.render("lab", context)
+        ]
+
+    async def _list(self, entries: list[_SetEntry]) -> _Snapshot:
+        """One labelled LIST per kind of the set, and one of the operation Leases.
+
+        A few at a time, each kind cut down as soon as it arrives (`_compact`): the
+        full objects of 5,000 labs at once would cost the controller a gigabyte.
+        """
+        selector = f"{CATEGORY_LABEL}=lab"
+        kinds = list(dict.fromkeys(e.kind for e in entries if e.kind != "Namespace"))
+        by_kind: dict[str, list[_SetEntry]] = {}
+        for entry in entries:
+            by_kind.setdefault(entry.kind, []).append(entry)
+        prefix = f"{self._config.lab.namespace_prefix}-"
+        snapshot = _Snapshot({}, {}, {}, {})
+        gate = asyncio.Semaphore(_CONCURRENT_LISTS)
+
+        async def leases() -> None:
+            async with gate:
+                items = await self._kube.list(
+                    "Lease",
+                    self._namespace,
+                    label_selector=f"{CATEGORY_LABEL}={LEASE_CATEGORY}",
+                    page_size=_PAGE_SIZE,
+                )
+            for lease in items:
+                user = ((lease.get("metadata") or {}).get("labels") or {}).get(USER_LABEL)
+                if user:
+                    (lease.get("metadata") or {}).pop("managedFields", None)
+                    snapshot.leases[str(user)] = lease
+
+        async def namespaces() -> None:
+            async with gate:
+                items = await self._kube.list(
+                    "Namespace", label_selector=selector, page_size=_PAGE_SIZE
+                )
+            for ns in items:
+                metadata = ns.get("metadata") or {}
+                user = (metadata.get("labels") or {}).get(USER_LABEL)
+                if user and metadata.get("name") == f"{prefix}{user}":
+                    metadata.pop("managedFields", None)
+                    snapshot.namespaces[str(user)] = ns
+
+        async def objects(kind: str) -> None:
+            async with gate:
+                items = await self._kube.list(kind, label_selector=selector, page_size=_PAGE_SIZE)
+            while items:
+                obj = items.pop()  # each full object freed as soon as it is cut down
+                metadata = obj.get("metadata") or {}
+                user = (metadata.get("labels") or {}).get(USER_LABEL)
+                if not user or metadata.get("namespace") != f"{prefix}{user}":
+                    continue
+                name = metadata.get("name")
+                entry = next((e for e in by_kind[kind] if e.for_user(user) == name), None)
+                if entry is None:
+                    continue  # not one of the set
+                key = (kind, entry.name)
+                if _foreign(obj):
+                    snapshot.foreign.setdefault(str(user), set()).add(key)
+                snapshot.by_user.setdefault(str(user), {})[key] = _compact(obj)
+
+        await asyncio.gather(leases(), namespaces(), *(objects(kind) for kind in kinds))
+        return snapshot
+
+    # One user
+
+    async def _reconcile_user(
+        self,
+        username: str,
+        snapshot: _Snapshot,
+        entries: list[_SetEntry],
+        report: ReconcileReport,
+        context: _PassContext,
+    ) -> LabStatus | None:
+        """Reconcile one user's lab; returns its status at the end of the pass (None: no lab)."""
+        lease = snapshot.leases.get(username)
+        namespace = snapshot.namespaces.get(username)
+        mine = snapshot.by_user.get(username, {})
+        pod = mine.get(("Pod", "{user}-nb"))
+        edited = snapshot.foreign.get(username, set())
+        record = OperationRecord.from_lease(lease) if lease is not None else None
+        objects = LabObjects(
+            namespace=namespace,
+            pod=pod,
+            env=mine.get(("ConfigMap", "{user}-nb-env")),
+            quota=mine.get(("ResourceQuota", "{user}-nb")),
+        )
+        if record is not None and record.in_progress:
+            report.busy.append(username)
+            return None
+        state = derive_state(self._config, record, objects)
+        if namespace is None:
+            if state is None and _had_lab(record) and record is not None:
+                state = record.lab_state  # GET already 404s; the record still says running
+            if state is not None:
+                # Someone deleted the namespace (or a spawn failed before it): end the lab.
+                complete = record is not None and record.result == "complete"
+                reason = "namespace-gone" if complete else "failed"
+                await self._delete(username, lease, state, reason, report)
+            return None
+        if (namespace.get("metadata") or {}).get("deletionTimestamp"):
+            return None  # on its way out; the next pass sees it gone
+        orphan = pod is None and not _had_lab(record)
+        if not orphan and ORPHAN_ANNOTATION in _annotations(namespace):
+            await self._unmark_orphan(username, namespace)
+        if orphan:
+            await self._orphan(username, lease, namespace, state, report)
+            return None
+        if state is None:
+            return None
+        if pod is None:
+            vanished = record is not None and record.result == "complete"
+            await self._delete(username, lease, state, "vanished" if vanished else "failed", report)
+            return None
+        if state.status is LabStatus.TERMINATED:
+            await self._delete(username, lease, state, "terminated", report)
+            return None
+        if state.status is LabStatus.FAILED:
+            await self._delete(username, lease, state, "failed", report)
+            return None
+        await self._repair(
+            username, lease, record, state, namespace, mine, edited, entries, report, context
+        )
+        if state.status is LabStatus.PENDING and record is not None and record.result == "complete":
+            return LabStatus.RUNNING  # the spawn saw the pod Running (as LabService.state)
+        return state.status
+
+    async def _delete(
+        self,
+        username: str,
+        lease: Object | None,
+        state: LabState,
+        why: str,
+        report: ReconcileReport,
+    ) -> None:
+        """The lab service's normal delete, claimed over the Lease as listed."""
+        namespace = f"{self._config.lab.namespace_prefix}-{username}"
+        reasons = {
+            "terminated": f"Lab pod {namespace}/{username}-nb terminated: deleting the lab",
+            "failed": f"Lab for {username} failed: deleting it",
+            "vanished": f"Lab pod {namespace}/{username}-nb is missing: deleting the lab",
+            "namespace-gone": f"Lab namespace {namespace} was deleted: ending the lab",
+            "orphan": f"Lab namespace {namespace} has no lab: deleting it",
+        }
+        status = LabStatus.TERMINATED if why == "terminated" else LabStatus.FAILED
+        marked = state.model_copy(update={"status": status})
+        self._log.info("Deleting lab", user=username, reason=why, status=status.value)
+        done = await self._labs.delete_for_reconcile(username, lease, marked, reasons[why])
+        if not done:
+            report.busy.append(username)
+            return
+        report.deleted[username] = why
+        action = "ended_namespace_gone" if why == "namespace-gone" else f"deleted_{why}"
+        self._count(action)
+
+    async def _orphan(
+        self,
+        username: str,
+        lease: Object | None,
+        namespace: Object,
+        state: LabState | None,
+        report: ReconcileReport,
+    ) -> None:
+        """Mark an orphan namespace, or remove it once it stayed one for the grace period.
+
+        The first sighting is written on the namespace (by a PUT conditional on its
+        resourceVersion), so another leader, or this one after a restart, counts
+        from it; the namespace's creation must also be older than the grace period.
+        """
+        grace = self._config.lab.orphan_grace_period.total_seconds()
+        now = self._clock()
+        metadata = namespace.get("metadata") or {}
+        since = parse_time(_annotations(namespace).get(ORPHAN_ANNOTATION))
+        created = parse_time(metadata.get("creationTimestamp"))
+        if since is None:
+            marked = {
+                **namespace,
+                "metadata": {
+                    **metadata,
+                    "annotations": {**_annotations(namespace), ORPHAN_ANNOTATION: format_time(now)},
+                },
+            }
+            marked["metadata"].pop("managedFields", None)
+            try:
+                await self._kube.replace(marked)
+            except KubernetesError as exc:
+                if exc.status != 409:
+                    raise
+                report.busy.append(username)  # changed since the LIST: the next pass decides
+                return
+            self._log.info("Lab namespace orphaned", user=username, namespace=metadata.get("name"))
+            self._count("orphan_marked")
+            report.orphans.append(username)
+            return
+        old_enough = created is None or (now - created).total_seconds() >= grace
+        if (now - since).total_seconds() < grace or not old_enough:
+            report.orphans.append(username)
+            return
+        if state is None:
+            state = rebuild_state(self._config, username, LabObjects(namespace=namespace))
+        if state is None:
+            return
+        await self._delete(username, lease, state, "orphan", report)
+
+    async def _unmark_orphan(self, username: str, namespace: Object) -> None:
+        """A namespace marked orphan has a lab again: drop the mark (or a later pass would count
+        from it)."""
+        metadata = dict(namespace.get("metadata") or {})
+        annotations = {k: v for k, v in _annotations(namespace).items() if k != ORPHAN_ANNOTATION}
+        metadata["annotations"] = annotations
+        metadata.pop("managedFields", None)
+        try:
+            await self._kube.replace({**namespace, "metadata": metadata})
+        except KubernetesError as exc:
+            if exc.status != 409:
+                raise
+
+    # Running labs
+
+    async def _repair(
+        self,
+        username: str,
+        lease: Object | None,
+        record: OperationRecord | None,
+        state: LabState,
+        namespace: Object,
+        mine: dict[tuple[str, str], Object],
+        edited: set[tuple[str, str]],
+        entries: list[_SetEntry],
+        report: ReconcileReport,
+        context: _PassContext,
+    ) -> None:
+        """Re-apply missing objects, fix changed ones in place, report a drifted pod.
+
+        Suspects only: objects missing from the LIST, and objects a field manager
+        other than ours and the cluster's wrote (someone edited them). Those are
+        compared with the desired render (`lab_drift`: a dry-run apply each).
+        """
+        expected = [
+            e
+            for e in entries
+            if e.kind != "Namespace" and (e.kind != "ResourceQuota" or state.quota is not None)
+        ]
+        suspects = {
+            (e.kind, e.for_user(username))
+            for e in expected
+            if (e.kind, e.name) not in mine or (e.kind, e.name) in edited
+        }
+        if not suspects:
+            return
+        # The one per-lab read: a user whose record changed since the LIST is left alone.
+        fresh = await self._kube.find("Lease", f"lab-{username}", self._namespace)
+        if _version(fresh) != _version(lease):
+            report.busy.append(username)
+            return
+        fresh_record = OperationRecord.from_lease(fresh) if fresh is not None else None
+        if fresh_record is not None and fresh_record.in_progress:
+            report.busy.append(username)
+            return
+        kinds = ("Namespace", *dict.fromkeys(e.kind for e in entries if e.kind != "Namespace"))
+        objects = [{**obj, "kind": kind} for (kind, _), obj in mine.items()]
+        pod_name = f"{username}-nb"
+        if ("Pod", pod_name) in suspects:
+            # The pass kept the pod cut down: compare the whole of it.
+            full = await self._kube.find("Pod", pod_name, namespace["metadata"]["name"])
+            objects = [o for o in objects if o["kind"] != "Pod"]
+            if full is not None:
+                objects.append({**full, "kind": "Pod"})
+        live = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
+        source = live
+        env_name = f"{username}-nb-env"
+        if live.get("ConfigMap", env_name) is None and record is not None and record.spawn_env:
+            # The spawner's part of the env is held nowhere else: render from the record's copy.
+            source = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
+            source.add(
+                {
+                    "kind": "ConfigMap",
+                    "metadata": {"name": env_name, "namespace": namespace["metadata"]["name"]},
+                    "data": dict(record.spawn_env),
+                }
+            )
+        try:
+            desired = desired_lab_manifests(
+                self._config,
+                self._renderer,
+                username,
+                source,
+                sources=await context.secrets(self._kube, self._config, self._namespace),
+                discovery=await context.discovery(self._discovery),
+            )
+        except DriftError as exc:
+            report.unbuildable.append((username, str(exc)))
+            self._log.warning("Lab cannot be rebuilt", user=username, reason=str(exc))
+            return
+        wanted = [m for m in desired if (m["kind"], m["metadata"]["name"]) in suspects]
+        log = self._log.bind(user=username)
+        for drift in await lab_drift(self._kube, wanted, live):
+            where = (username, drift.kind, drift.name)
+            if drift.remedy in (Remedy.CREATE, Remedy.APPLY):
+                await self._kube.apply_one(drift.manifest)
+                if drift.missing:
+                    report.reapplied.append(where)
+                    self._count("reapplied")
+                    log.warning("Re-applied missing lab object", kind=drift.kind, name=drift.name)
+                else:
+                    report.fixed.append(where)
+                    self._count("fixed")
+                    log.warning(
+                        "Fixed changed lab object",
+                        kind=drift.kind,
+                        name=drift.name,
+                        fields=[f.path for f in drift.fields],
+                    )
+                continue
+            report.drift.append(where)
+            log.warning(
+                "Lab object drifted, not fixed",
+                kind=drift.kind,
+                name=drift.name,
+                remedy=drift.remedy.value,
+                reason=drift.reason,
+                fields=[f.path for f in drift.fields],
+            )
+
+    # Metrics
+
+    def _count(self, action: str) -> None:
+        if self._metrics is not None:
+            self._metrics.lab_reconcile_actions.labels(action=action).inc()
+
+    def _count_error(self, stage: str) -> None:
+        if self._metrics is not None:
+            self._metrics.lab_reconcile_errors.labels(stage=stage).inc()
+
+
+class _PassContext:
+    """What a pass reads at most once, and only if some lab needs a render."""
+
+    def __init__(self) -> None:
+        self._secrets: dict[str, SourceSecret] | None = None
+        self._discovery: Mapping[str, Any] | None = None
+        self._discovered = False
+        self._lock = asyncio.Lock()  # labs repaired at once read them once
+
+    async def secrets(
+        self, kube: KubernetesClient, config: Config, namespace: str
+    ) -> dict[str, SourceSecret]:
+        async with self._lock:
+            return await self._read_secrets(kube, config, namespace)
+
+    async def _read_secrets(
+        self, kube: KubernetesClient, config: Config, namespace: str
+    ) -> dict[str, SourceSecret]:
+        if self._secrets is None:
+            names = [s.secret_name for s in config.lab.secrets]
+            if config.lab.pull_secret is not None:
+                names.append(config.lab.pull_secret)
+            found: dict[str, SourceSecret] = {}
+            for name in dict.fromkeys(names):
+                obj = await kube.find("Secret", name, namespace)
+                if obj is None:
+                    raise ReconcileError(f"Secret {namespace}/{name} does not exist")
+                found[name] = SourceSecret(data=dict(obj.get("data") or {}), type=obj.get("type"))
+            self._secrets = found
+        return self._secrets
+
+    async def discovery(
+        self, source: Callable[[], Awaitable[Mapping[str, Any] | None]] | None
+    ) -> Mapping[str, Any] | None:
+        async with self._lock:
+            if not self._discovered and source is not None:
+                self._discovery = await source()
+                self._discovered = True
+            return self._discovery
+
+
+def _healthy(
+    lease: Object | None,
+    namespace: Object | None,
+    pod: Object | None,
+    mine: dict[tuple[str, str], Object],
+    edited: set[tuple[str, str]],
+    entries: list[_SetEntry],
+) -> bool:
+    """Whether a lab needs nothing, decided without decoding its record (the common case).
+
+    A completed spawn's record, its namespace there (not terminating, not marked
+    orphan), its pod Running, every object of the set there (the ResourceQuota
+    included: without it, whether the user has a quota is in the record), and
+    none written by another field manager.
+    """
+    if lease is None or namespace is None or pod is None:
+        return False
+    annotations = (lease.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(OPERATION_ANNOTATION) not in ("spawn", "monitor"):
+        return False
+    if annotations.get(RESULT_ANNOTATION) != "complete":
+        return False
+    metadata = namespace.get("metadata") or {}
+    if metadata.get("deletionTimestamp"):
+        return False
+    if ORPHAN_ANNOTATION in (metadata.get("annotations") or {}):
+        return False
+    if (pod.get("status") or {}).get("phase") != "Running":
+        return False
+    for entry in entries:
+        if entry.kind == "Namespace":
+            continue
+        obj = mine.get((entry.kind, entry.name))
+        if obj is None or (entry.kind, entry.name) in edited:
+            return False
+    return True
+
+
+def _compact(obj: Object) -> Object:
+    """An object without its managedFields; a pod cut down to what a pass reads of it.
+
+    A pass reads a pod's metadata, phase and notebook container (who the user is,
+    the size, the image); a pod that must be compared is read again in full.
+    """
+    metadata = dict(obj.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    if obj.get("kind") != "Pod":
+        return {**obj, "metadata": metadata}
+    containers = [
+        {k: c[k] for k in ("name", "image", "resources", "securityContext") if k in c}
+        for c in (obj.get("spec") or {}).get("containers") or []
+    ]
+    return {
+        "apiVersion": obj.get("apiVersion", "v1"),
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {"containers": containers},
+        "status": {"phase": (obj.get("status") or {}).get("phase")},
+    }
+
+
+def _had_lab(record: OperationRecord | None) -> bool:
+    """Whether the record describes a lab that was spawned (and not deleted since)."""
+    if record is None or record.lab_state is None:
+        return False
+    if record.operation in ("spawn", "monitor"):
+        return record.result in ("complete", "failed")
+    return record.operation == "delete" and record.result == "failed"
+
+
+def _annotations(obj: Object) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
+def _version(obj: Object | None) -> str | None:
+    if obj is None:
+        return None
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def _foreign(obj: Object) -> bool:
+    """Whether a field manager other than ours and the cluster's wrote the object."""
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("subresource") == "status":
+            continue
+        if entry.get("manager") not in _SYSTEM_MANAGERS:
+            return True
+    return False
