@@ -79,7 +79,7 @@ REPORT, PURGE, PURGE_PLANNED = 0, 1, 2
 """Walk modes: only list matches; unlink matches and remove empty directories;
 unlink the files of a plan made earlier (and remove empty directories)."""
 
-MAX_OPEN = 64
+MAX_OPEN = 32
 """Directory descriptors one walk keeps open at most (plus its starting one)."""
 
 NEVER = -(1 << 80)
@@ -393,14 +393,14 @@ class _Walker:
         batch: ScanBatch,
         mode: int,
         planned: frozenset[str] | None,
-        max_open: int = MAX_OPEN,
+        max_open: int | None = None,
     ) -> None:
         self.root = root
         self.root_ident = root_ident
         self.batch = batch
         self.mode = mode
         self.planned = planned or frozenset()
-        self.max_open = max(2, max_open)
+        self.max_open = max(2, max_open or MAX_OPEN)
         self.base_depth = root.path.rstrip(os.sep).count(os.sep)
         self.guard_depth = root.guard_depth
         self.check_points = root_ident[2] < 0 and bool(root.mount_points)
