@@ -609,25 +609,24 @@ class _Walker:
             self.close(frame)
             return
         parent = stack[index - 1]
-        lost = False
         if parent.fd < 0:
-            lost = not self.reopen(index - 1, frame)
-            if not lost:
+            if self.reopen(index - 1, frame):
                 self.open += 1
                 self.low = min(self.low, index - 1)
-        path = self.path_of(index) if self.mode != REPORT or lost else ""
-        stack.pop()
+            else:
+                # Moved away while we were below it: what is left of it is not
+                # walked, and its own parent is re-opened from above in turn.
+                self.batch.errors.append(
+                    (self.path_of(index - 1), "moved during the walk; the rest of it not checked")
+                )
+                parent.next_dir, parent.next_file = len(parent.dirs), len(parent.files)
+                self.close(frame)
+                stack.pop()
+                return
         self.close(frame)
-        if lost:
-            # Moved away while we were below it: what is left of it is not walked,
-            # and its own parent is re-opened from above when it is popped in turn.
-            self.batch.errors.append(
-                (self.path_of(index - 1), "moved during the walk; the rest of it not checked")
-            )
-            parent.next_dir, parent.next_file = len(parent.dirs), len(parent.files)
-            return
         if self.mode != REPORT:
-            self.remove_if_empty(parent.fd, frame.name, path)
+            self.remove_if_empty(parent.fd, index)
+        stack.pop()
 
     def close(self, frame: _Frame) -> None:
         if frame.fd >= 0:
@@ -649,15 +648,19 @@ class _Walker:
             self.close(stack[low])
             self.low = low + 1
 
-    def remove_if_empty(self, parent_fd: int, name: str, path: str) -> None:
-        """rmdir ``name`` (relative to its parent) unless protected; non-empty is no failure."""
-        if path in self.root.protected:
+    def remove_if_empty(self, parent_fd: int, index: int) -> None:
+        """rmdir the frame ``index`` relative to its parent unless protected; non-empty is fine.
+
+        Its path is built only when needed (a protected depth, or a failure),
+        so a deep chain does not pay for a long string per level.
+        """
+        if self.depth_of(index) <= self.guard_depth and self.path_of(index) in self.root.protected:
             return
         try:
-            os.rmdir(name, dir_fd=parent_fd)  # only ever removes an empty directory
+            os.rmdir(self.stack[index].name, dir_fd=parent_fd)  # only ever an empty directory
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EBUSY):
-                self.batch.errors.append((path, describe_error(exc)))
+                self.batch.errors.append((self.path_of(index), describe_error(exc)))
         else:
             self.batch.removed += 1
 

@@ -365,9 +365,7 @@ def test_root_with_a_symlinked_ancestor_works(
     # medium is large under the outer policy (10B) but small under bar's (20B, no
     # small intervals): bar's copy belongs to bar's policy and stays.
     assert summary.failures == {}
-    assert [line for line in out.getvalue().splitlines() if "->" in line] == [
-        f"  -> {real}/medium"
-    ]
+    assert [line for line in out.getvalue().splitlines() if "->" in line] == [f"  -> {real}/medium"]
     assert not (real / "medium").exists()
     assert (real / "foo" / "bar" / "medium").exists()
 
