@@ -8,9 +8,7 @@ symlink at exactly that moment. Everything lives in ``tmp_path``.
 from __future__ import annotations
 
 import io
-import logging
 import os
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,7 +137,6 @@ def test_nested_policy_root_below_a_symlink_is_refused(
 
     failure = run_both(write_policy())
 
-    bar = tree / "scratch" / "foo" / "bar"
     assert failure.failed_files == {f"{tree}/scratch/foo": "is a symlink; not followed"}
     assert (outside / "bar" / "large").exists()
     assert_untouched(outside)
@@ -289,7 +286,8 @@ def test_other_mounts_are_not_entered(
         (r.levelname, r.getMessage()) for r in caplog.records
     ]
     assert out.getvalue().endswith(
-        f"Mount points not entered:\n  {mount}\nSummary: 0 files deleted (0 B), 0 directories removed; 0 failures.\n"
+        f"Mount points not entered:\n  {mount}\n"
+        "Summary: 0 files deleted (0 B), 0 directories removed; 0 failures.\n"
     )
 
 
