@@ -316,7 +316,7 @@ class Purger:
     # -- planning --------------------------------------------------------------
 
     def _prepare(self) -> tuple[Policy, list[ScanRoot], int, dict[str, str]]:
-        """Read the policy and turn it into walk roots, longest path first.
+        """Read the policy and turn it into walk roots, in path order.
 
         Each root is resolved once, here: symlinks above a root are followed
         (``/scratch -> /data/scratch``); the root itself and anything below it
@@ -383,6 +383,8 @@ class Purger:
                 self._logger.error(
                     f"Refusing policy root {display_path(path)}: {display_path(where)}: {reason}"
                 )
+        # Walked (and reported) in path order: each root's lines come out sorted.
+        roots.sort(key=lambda root: root.path)
         return policy, roots, when_ns, refused
 
     def _resolve(self, paths: list[str]) -> dict[str, str]:

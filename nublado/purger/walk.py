@@ -156,9 +156,11 @@ class ScanBatch:
 
 _OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
-Task = tuple[int, tuple[str, ...], ScanRoot, Identity, int, "frozenset[str] | None"]
-"""One sub-tree for a worker: (root index, components below the root, root,
-root's identity, mode, planned paths)."""
+Task = tuple[
+    int, tuple[str, ...], tuple[str, ...], ScanRoot, Identity, int, "frozenset[str] | None"
+]
+"""Sibling sub-trees for a worker: (root index, their parent's components below
+the root, their names, root, root's identity, mode, planned paths)."""
 
 
 def _join(directory: str, name: str) -> str:
@@ -179,24 +181,19 @@ def _statx_identity() -> Callable[[int], Identity] | None:
     Python has no statx, so it is called through ctypes (about as fast as fstat).
     """
     try:
-        function = ctypes.CDLL(None, use_errno=True).statx
+        # No argtypes and no errno swapping: each call costs less than an os.fstat.
+        function = ctypes.CDLL(None).statx
     except (OSError, AttributeError):
         return None
-    function.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.c_void_p,
-    ]
     function.restype = ctypes.c_int
     buffer = ctypes.create_string_buffer(256)
     unpack = _STATX_FIELDS.unpack_from
+    flags, mask_wanted, empty = _AT_EMPTY_PATH, _STATX_INO | _STATX_MNT_ID, b""
 
     def identity(fd: int) -> Identity:
-        if function(fd, b"", _AT_EMPTY_PATH, _STATX_INO | _STATX_MNT_ID, buffer) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
+        if function(fd, empty, flags, mask_wanted, buffer) != 0:
+            os.fstat(fd)  # raises the error statx met (a closed descriptor, say)
+            raise OSError(errno.EIO, "statx failed")
         mask, ino, major, minor, mount = unpack(buffer)
         return os.makedev(major, minor), ino, mount if mask & _STATX_MNT_ID else -1
 
@@ -439,9 +436,11 @@ class _Walker:
                         files.append(entry.name)
         except OSError as exc:
             self.batch.errors.append((self.path_of(index), describe_error(exc)))
-        files.sort()
-        # A directory sorts where its path does: "b/..." after "b-c" and "b.txt".
-        dirs.sort(key=lambda name: name + "/")
+        if len(files) > 1:
+            files.sort()
+        if len(dirs) > 1:
+            # A directory sorts where its path does: "b/..." after "b-c" and "b.txt".
+            dirs.sort(key=lambda name: name + "/")
         depth = self.depth_of(index) + 1
         if depth <= self.guard_depth and self.root.excluded:
             prefix = self.path_of(index)
@@ -666,26 +665,42 @@ class _Walker:
 
 
 def _walk_task(task: Task) -> ScanBatch:
-    """Walk one sub-tree (run in a worker process, or inline)."""
-    index, parts, root, root_ident, mode, planned = task
+    """Walk sibling sub-trees (run in a worker process, or inline); one batch for all.
+
+    Their parent is opened from the root once, each sub-tree relative to it:
+    a directory of 100,000 sub-directories costs one descent, not 100,000.
+    """
+    index, parent_parts, names, root, root_ident, mode, planned = task
     batch = ScanBatch(root=index)
-    path = os.path.join(root.path, *parts) if parts else root.path
     try:
-        fd = open_root(root, parts)
+        parent = open_root(root, parent_parts)
     except OSError as exc:
-        batch.errors.append((failed_component(root, parts), describe_error(exc)))
+        batch.errors.append((failed_component(root, parent_parts), describe_error(exc)))
         return batch
+    walker = _Walker(root, root_ident, batch, mode, planned)
+    walker.first_depth = len(parent_parts) + 1
+    parent_path = os.path.join(root.path, *parent_parts) if parent_parts else root.path
     try:
-        ident = directory_identity(fd)
-    except OSError as exc:
-        os.close(fd)
-        batch.errors.append((path, describe_error(exc)))
-        return batch
-    if parts and _crosses_mount(ident, root_ident, path, root.mount_points):
-        os.close(fd)
-        batch.mounts.append(path)
-        return batch
-    _Walker(root, root_ident, batch, mode, planned).walk(fd, path, ident)
+        for name in names:
+            path = _join(parent_path, name)
+            try:
+                fd = os.open(name, _OPEN_DIRECTORY, dir_fd=parent)
+            except OSError as exc:
+                batch.errors.append((path, refusal(exc, name, parent)))
+                continue
+            try:
+                ident = directory_identity(fd)
+            except OSError as exc:
+                os.close(fd)
+                batch.errors.append((path, describe_error(exc)))
+                continue
+            if _crosses_mount(ident, root_ident, path, root.mount_points):
+                os.close(fd)
+                batch.mounts.append(path)
+                continue
+            walker.walk(fd, path, ident)
+    finally:
+        os.close(parent)
     return batch
 
 
@@ -787,13 +802,7 @@ def _split(
                 else:
                     expanded.append(item)
             items = expanded
-        # A sub-tree's own directory is removed here once its worker is done.
-        final: list[Item] = []
-        for item in items:
-            final.append(item)
-            if isinstance(item, _Subtree):
-                final.append(_Tidy(item.parts))
-        result.append((index, final, root_ident))
+        result.append((index, items, root_ident))
     return result
 
 
@@ -833,6 +842,45 @@ class _Tidier:
         self._fd, self._key = -1, None
 
 
+def _group(
+    split: list[tuple[int, list[Item], Identity]],
+    roots: list[ScanRoot],
+    workers: int,
+    mode: int,
+    planned: frozenset[str] | None,
+) -> tuple[list[Task], list[tuple[int, list[Item | Task]]]]:
+    """Gather runs of sibling sub-trees into tasks of about equal count.
+
+    Returns the tasks, and each root's items with every run replaced by its task.
+    """
+    total = sum(isinstance(item, _Subtree) for _, items, _ in split for item in items)
+    size = max(1, -(-total // (max(workers, 2) * 16)))
+    runs: list[tuple[int, tuple[str, ...], list[str], Identity]] = []
+    ordered: list[tuple[int, list[Item | int]]] = []
+    for index, items, ident in split:
+        steps: list[Item | int] = []
+        for item in items:
+            if isinstance(item, _Subtree):
+                parent, name = item.parts[:-1], item.parts[-1]
+                last = steps[-1] if steps else None
+                if isinstance(last, int) and runs[last][1] == parent and len(runs[last][2]) < size:
+                    runs[last][2].append(name)
+                    continue
+                runs.append((index, parent, [name], ident))
+                steps.append(len(runs) - 1)
+            else:
+                steps.append(item)
+        ordered.append((index, steps))
+    tasks: list[Task] = [
+        (index, parent, tuple(names), roots[index], ident, mode, planned)
+        for index, parent, names, ident in runs
+    ]
+    return tasks, [
+        (index, [tasks[step] if isinstance(step, int) else step for step in steps])
+        for index, steps in ordered
+    ]
+
+
 def scan(
     roots: list[ScanRoot],
     *,
@@ -855,30 +903,33 @@ def scan(
         # The same split in both modes, so the output order does not depend on
         # the number of workers and the progress counter moves in either.
         split = _split(roots, max(workers, 2) * 8, mode, planned)
-        tasks: list[Task] = [
-            (index, item.parts, roots[index], ident, mode, planned)
-            for index, items, ident in split
-            for item in items
-            if isinstance(item, _Subtree)
-        ]
+        tasks, ordered = _group(split, roots, workers, mode, planned)
         pool = None
         if workers > 1 and len(tasks) > 1:
             pool = _pool_context().Pool(min(workers, len(tasks)))
-            chunk = max(1, len(tasks) // (workers * 16))
-            results: Iterator[ScanBatch] = pool.imap(_walk_task, tasks, chunksize=chunk)
+            results: Iterator[ScanBatch] = pool.imap(_walk_task, tasks)
         else:
             results = map(_walk_task, tasks)
         try:
-            for index, items, _ in split:
-                for item in items:
-                    if isinstance(item, _Subtree):
+            for index, steps in ordered:
+                for step in steps:
+                    if isinstance(step, tuple):
                         batch = next(results)
-                    elif isinstance(item, _Tidy):
+                        meter.add(batch)
+                        yield batch
+                        if mode != REPORT:
+                            # Each sub-tree's own directory, now that its walk is done.
+                            for name in step[2]:
+                                yield tidier.remove(roots[index], index, (*step[1], name))
+                        continue
+                    if isinstance(step, _Tidy):
                         if mode == REPORT:
                             continue
-                        batch = tidier.remove(roots[index], index, item.parts)
-                    else:
-                        batch = item
+                        batch = tidier.remove(roots[index], index, step.parts)
+                    elif isinstance(step, ScanBatch):
+                        batch = step
+                    else:  # every sub-tree is in a task by now
+                        continue
                     meter.add(batch)
                     yield batch
         finally:
