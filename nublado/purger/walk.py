@@ -154,6 +154,8 @@ class ScanBatch:
     """Empty directories removed."""
 
 
+_S_IFMT, _S_IFDIR, _S_IFLNK = 0o170000, stat.S_IFDIR, stat.S_IFLNK
+
 _OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 Task = tuple[
@@ -430,10 +432,13 @@ class _Walker:
         try:
             with os.scandir(frame.fd) as entries:
                 for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
+                    # Most entries are regular files: test for that first.
+                    if entry.is_file(follow_symlinks=False):
+                        files.append(entry.name)
+                    elif entry.is_dir(follow_symlinks=False):
                         dirs.append(entry.name)
                     elif not entry.is_symlink():
-                        files.append(entry.name)
+                        files.append(entry.name)  # a FIFO, socket or device: judged as a file
         except OSError as exc:
             self.batch.errors.append((self.path_of(index), describe_error(exc)))
         if len(files) > 1:
@@ -473,7 +478,8 @@ class _Walker:
             except OSError as exc:
                 batch.errors.append((prefix + name, describe_error(exc)))
                 continue
-            if stat.S_ISDIR(info.st_mode) or stat.S_ISLNK(info.st_mode):
+            kind = info.st_mode & _S_IFMT
+            if kind in (_S_IFDIR, _S_IFLNK):
                 continue  # swapped since listing: a directory is walked, a link never
             count += 1
             if mode == PURGE_PLANNED:
