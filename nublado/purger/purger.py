@@ -2,15 +2,15 @@
 
 A run never stops at the first bad file. Files that vanish or cannot be read
 while planning, and files or directories that cannot be removed, are collected
-and the run goes on; the caller gets them all at the end (`PurgeFailedError`)
-and exits non-zero.
+and the run goes on; the caller gets them all at the end (in `PurgeSummary`, or
+as `PurgeFailedError`) and the CLI exits non-zero.
 
 The purger runs as root over trees their users control. A policy root that is
-a symlink is refused, and every unlink or rmdir is done relative to a
-descriptor reached from the policy root one component at a time with
-O_NOFOLLOW, so a directory swapped for a symlink at any moment (before the
-walk, during it, or between planning and purging) makes that one removal fail
-rather than act outside the root.
+a symlink is refused, and every unlink or rmdir is done by the walk relative to
+the descriptor of the directory it holds open, itself reached from the policy
+root one component at a time with O_NOFOLLOW, so a directory swapped for a
+symlink at any moment (before the walk, during it, or between planning and
+purging) makes that one directory fail rather than act outside the root.
 """
 
 from __future__ import annotations
@@ -253,17 +253,20 @@ class PurgeSummary:
 
     def text(self) -> str:
         """One line for the end of ``execute``'s report."""
-        failures = len(self.failures)
-        failed = f"{failures} failure{'s' if failures != 1 else ''}"
+        failed = _count(len(self.failures), "failure")
         if not self.purged:
-            return (
-                f"Summary: nothing deleted (report only); {self.files_matched:,} files "
-                f"would be deleted; {failed}."
-            )
+            matched = _count(self.files_matched, "file")
+            return f"Summary: nothing deleted (report only); {matched} would be deleted; {failed}."
+        deleted = _count(self.files_deleted, "file")
+        removed = _count(self.directories_removed, "directory", "directories")
         return (
-            f"Summary: {self.files_deleted:,} files deleted ({human_bytes(self.bytes_deleted)}), "
-            f"{self.directories_removed:,} directories removed; {failed}."
+            f"Summary: {deleted} deleted ({human_bytes(self.bytes_deleted)}), "
+            f"{removed} removed; {failed}."
         )
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number:,} {one if number == 1 else many or one + 's'}"
 
 
 class _Output:

@@ -24,7 +24,7 @@ Users can build hostile trees, so the walk is iterative and its cost is bounded:
   its child, checked to be the same (st_dev, st_ino) it was. Should the check
   fail (the tree was moved meanwhile), it is re-opened by walking down from the
   deepest ancestor still open, checking each step, or reported. A chain
-  10,000 directories deep costs two opens per level and 65 descriptors.
+  10,000 directories deep costs two opens per level and 33 descriptors.
 
 Entries are visited in sorted order (a sub-directory where its path sorts), so
 matches come out sorted by path, whatever the number of workers.

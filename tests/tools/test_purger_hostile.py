@@ -269,7 +269,7 @@ def test_real_mounts_are_never_entered(tmp_path: Path, scratch: Path) -> None:
     assert not (user / "old").exists()
     assert (
         f"Mount points not entered:\n  {user}/bind\n  {user}/tmpfs\n"
-        "Summary: 1 files deleted (20 B), 0 directories removed; 0 failures.\n"
+        "Summary: 1 file deleted (20 B), 0 directories removed; 0 failures.\n"
     ) in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
     assert warnings == [

@@ -146,7 +146,7 @@ def test_dry_run_summary_deletes_nothing(config_file: Path, tree: Path, capsys) 
     assert run("purger", "execute", "-x", "-c", str(config_file), "--workers", "1") == 0
 
     assert capsys.readouterr().out.endswith(
-        "Summary: nothing deleted (report only); 1 files would be deleted; 0 failures.\n"
+        "Summary: nothing deleted (report only); 1 file would be deleted; 0 failures.\n"
     )
     assert (tree / "scratch" / "large").exists()
 
