@@ -1,8 +1,11 @@
 """``nublado purger``: report on, warn about, or purge old files in scratch space.
 
-Exit status: 0 when everything went as planned; 1 when some files or
-directories could not be checked or removed (all are listed on stderr, and the
-rest of the run still happened); 2 for a bad or missing configuration or policy.
+The report goes to stdout and nothing else does: logs, failures and the
+progress line go to stderr, so the report can be piped. Exit status: 0 when
+everything went as planned; 1 when some files or directories could not be
+checked or removed (all are listed on stderr, and the rest of the run still
+happened) or the report could not be written in full (stdout closed: the purge
+still completes); 2 for a bad or missing configuration or policy.
 """
 
 from __future__ import annotations
@@ -22,17 +25,22 @@ from ..units import parse_cli_duration
 from .alert import ALERT_HOOK_ENV_VAR, post_alert
 from .config import CONFIG_FILE, CONFIG_FILE_ENV_VAR, ROOT_LOGGER, PurgerConfig
 from .log import configure_logging
-from .purger import PurgeFailedError, Purger
+from .purger import PurgeFailedError, Purger, PurgeSummary, display_path
 
 __all__ = ["purger"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_DRY_RUN = click.option(
+    "-x", "--dry-run", is_flag=True, default=False, help="Report, do not delete."
+)
+"""Only where something is deleted: the group (as upstream) and ``execute``."""
+
+
 def _common_options(function: F) -> F:
-    """The options upstream accepts on the group and on every subcommand."""
+    """The options the group and every subcommand accept (``--dry-run`` aside)."""
     decorators = [
-        click.option("-x", "--dry-run", is_flag=True, default=False, help="Report, do not delete."),
         click.option(
             "-p", "--policy-file", type=click.Path(path_type=Path), help="Policy file to use."
         ),
@@ -69,10 +77,13 @@ def _merged(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_config(options: dict[str, Any], future: timedelta | None) -> PurgerConfig:
-    path = Path(
-        os.environ.get(CONFIG_FILE_ENV_VAR) or options.get("config_file") or str(CONFIG_FILE)
-    )
-    config = PurgerConfig.load(path)
+    named = os.environ.get(CONFIG_FILE_ENV_VAR) or options.get("config_file")
+    path = Path(named or str(CONFIG_FILE))
+    if not named and options.get("policy_file") and not path.exists():
+        # -p POLICY is enough on its own: the defaults and the environment decide the rest.
+        config = PurgerConfig.from_values({}, os.environ, source="environment")
+    else:
+        config = PurgerConfig.load(path)
     # Flags only switch things on; when absent the configuration decides.
     changes: dict[str, Any] = {}
     if options.get("dry_run"):
@@ -87,7 +98,9 @@ def _load_config(options: dict[str, Any], future: timedelta | None) -> PurgerCon
 
 
 def _run(
-    options: dict[str, Any], action: Callable[[Purger], None], future: timedelta | None = None
+    options: dict[str, Any],
+    action: Callable[[Purger], PurgeSummary],
+    future: timedelta | None = None,
 ) -> None:
     """Load, run ``action``, and turn failures into an exit status and an alert."""
     logger = logging.getLogger(ROOT_LOGGER)
@@ -98,31 +111,53 @@ def _run(
         hook = hook or config.alert_hook
         logger = configure_logging(config)
         workers = options.get("workers") or _default_workers()
-        action(Purger(config, workers=workers, progress=True, logger=logger))
-    except PurgeFailedError as exc:
-        for path, error in sorted(exc.failed_files.items()):
-            click.echo(f"nublado purger: failed: {path}: {error}", err=True)
-        click.echo(f"nublado purger: {len(exc.failed_files)} failures", err=True)
-        if hook:
-            post_alert(hook, exc, logger=logger)
-        raise SystemExit(1) from exc
+        summary = action(Purger(config, workers=workers, progress=True, logger=logger))
     except Exception as exc:
         if hook:
             post_alert(hook, exc, logger=logger)
         raise
+    status = 0
+    if summary.output_error is not None:
+        # The reader went away (``| head``): the purge itself went on to the end.
+        _silence_stdout()
+        click.echo(
+            f"nublado purger: report not written in full: standard output closed"
+            f" ({summary.output_error}); the run itself completed",
+            err=True,
+        )
+        status = 1
+    if summary.failures:
+        for path, error in sorted(summary.failures.items()):
+            click.echo(f"nublado purger: failed: {display_path(path)}: {error}", err=True)
+        count = len(summary.failures)
+        click.echo(f"nublado purger: {count} failure{'s' if count != 1 else ''}", err=True)
+        if hook:
+            post_alert(hook, PurgeFailedError(summary.failures), logger=logger)
+        status = 1
+    if status:
+        raise SystemExit(status)
 
 
-def _report(purger: Purger) -> None:
-    errors = purger.stream_report(sys.stdout)
-    if errors:
-        raise PurgeFailedError(errors)
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
-def _execute(purger: Purger) -> None:
-    purger.stream_execute(sys.stdout)
+def _report(purger: Purger) -> PurgeSummary:
+    return purger.run_report(sys.stdout)
+
+
+def _execute(purger: Purger) -> PurgeSummary:
+    return purger.run(sys.stdout)
 
 
 @click.group()
+@_DRY_RUN
 @_common_options
 @click.pass_context
 def purger(ctx: click.Context, /, **options: Any) -> None:
@@ -144,6 +179,7 @@ def report(ctx: click.Context, /, **options: Any) -> None:
 
 
 @purger.command()
+@_DRY_RUN
 @_common_options
 @click.pass_context
 def execute(ctx: click.Context, /, **options: Any) -> None:

@@ -116,17 +116,7 @@ class PurgerConfig:
     def load(cls, path: Path, environ: Mapping[str, str] | None = None) -> PurgerConfig:
         """Read ``path``, then apply environment overrides (the environment wins)."""
         environ = os.environ if environ is None else environ
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise PurgerConfigError(f"purger configuration file not found: {path}") from None
-        except OSError as exc:
-            raise PurgerConfigError(f"cannot read purger configuration {path}: {exc}") from None
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            problem = str(exc).replace("\n", " ")
-            raise PurgerConfigError(f"{path}: not valid YAML: {problem}") from None
+        document = _read_yaml(path, "configuration")
         if document is None:
             document = {}
         if not isinstance(document, dict):
@@ -344,17 +334,34 @@ def _parse_directory(value: Any, where: str) -> DirectoryPolicy:
     )
 
 
+def _one_line(text: str) -> str:
+    """``text`` with whitespace runs and control characters folded, for a one-line error."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    """Read a YAML file; every failure is one `PurgerConfigError` line naming the file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise PurgerConfigError(f"purger {what} file not found: {path}") from None
+    except IsADirectoryError:
+        raise PurgerConfigError(f"purger {what} file is a directory: {path}") from None
+    except OSError as exc:
+        raise PurgerConfigError(f"cannot read purger {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PurgerConfigError(
+            f"{path}: not a text (UTF-8) file: byte {exc.start} is {exc.object[exc.start]:#04x}"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PurgerConfigError(f"{path}: not valid YAML: {_one_line(str(exc))}") from None
+
+
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file; unknown keys are ignored, as upstream does."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise PurgerConfigError(f"purger policy file not found: {path}") from None
-    except OSError as exc:
-        raise PurgerConfigError(f"cannot read purger policy {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        problem = str(exc).replace("\n", " ")
-        raise PurgerConfigError(f"{path}: not valid YAML: {problem}") from None
+    document = _read_yaml(path, "policy")
     if not isinstance(document, Mapping) or not isinstance(document.get("directories"), list):
         raise PurgerConfigError(f"{path}: directories (a list) is required")
     directories = tuple(

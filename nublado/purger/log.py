@@ -50,10 +50,11 @@ def configure_logging(config: PurgerConfig, *, stream: TextIO | None = None) -> 
     """Set up the ``rsp_scratchpurger`` logger from the configuration; return it.
 
     ``debug`` forces level DEBUG and the development profile, as upstream does.
+    Logs go to stderr: stdout carries the report alone, so it can be piped.
     """
     profile = LogProfile.development if config.debug else config.log_profile
     level = "DEBUG" if config.debug else config.log_level
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stderr)
     if profile is LogProfile.production:
         handler.setFormatter(_JsonFormatter(add_timestamp=config.add_timestamp))
     else:

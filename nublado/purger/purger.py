@@ -2,24 +2,24 @@
 
 A run never stops at the first bad file. Files that vanish or cannot be read
 while planning, and files or directories that cannot be removed, are collected
-and the run goes on; the caller gets them all at the end (`PurgeFailedError`)
-and exits non-zero.
+and the run goes on; the caller gets them all at the end (in `PurgeSummary`, or
+as `PurgeFailedError`) and the CLI exits non-zero.
 
 The purger runs as root over trees their users control. A policy root that is
-a symlink is refused, and every unlink or rmdir is done relative to a
-descriptor reached from the policy root one component at a time with
-O_NOFOLLOW, so a directory swapped for a symlink at any moment (before the
-walk, during it, or between planning and purging) makes that one removal fail
-rather than act outside the root.
+a symlink is refused, and every unlink or rmdir is done by the walk relative to
+the descriptor of the directory it holds open, itself reached from the policy
+root one component at a time with O_NOFOLLOW, so a directory swapped for a
+symlink at any moment (before the walk, during it, or between planning and
+purging) makes that one directory fail rather than act outside the root.
 """
 
 from __future__ import annotations
 
-import errno
+import dataclasses
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,15 +37,18 @@ from .config import (
 )
 from .walk import (
     NEVER,
+    PURGE,
+    PURGE_PLANNED,
     REASONS,
+    REPORT,
     Cutoffs,
     Match,
-    ScanBatch,
     ScanRoot,
     describe_error,
+    failed_component,
     open_root,
+    read_mount_points,
     scan,
-    walk_directories,
 )
 
 __all__ = [
@@ -54,7 +57,13 @@ __all__ = [
     "Plan",
     "PlanNotReadyError",
     "PurgeFailedError",
+    "PurgeSummary",
     "Purger",
+    "display_path",
+    "format_report",
+    "human_bytes",
+    "human_duration",
+    "purge_policy",
 ]
 
 FileReason = str
@@ -113,6 +122,8 @@ class Plan:
     errors: dict[str, str] = field(default_factory=dict)
     roots: list[ScanRoot] = field(default_factory=list, repr=False)
     """The roots actually walked (refused ones left out): purging never leaves these."""
+    mounts: list[str] = field(default_factory=list)
+    """Mount points below the roots, not entered."""
 
     def to_dict(self) -> dict[str, object]:
         """Upstream's camelCase form."""
@@ -165,67 +176,125 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _below(path: str, root: ScanRoot) -> tuple[tuple[str, ...], str]:
-    """The components from ``root`` to ``path``'s parent, and ``path``'s name."""
-    prefix = root.path.rstrip(os.sep) + os.sep
-    if not path.startswith(prefix):
-        raise OSError(errno.EXDEV, f"not below its policy root {root.path}")
-    *parents, name = path[len(prefix) :].split(os.sep)
-    if not name or "" in parents or "." in parents or ".." in parents or name in {".", ".."}:
-        raise OSError(errno.EINVAL, "not a plain path below its policy root")
-    return tuple(parents), name
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _owner(path: str, roots: Sequence[ScanRoot]) -> ScanRoot:
-    """The most specific walked root containing ``path``."""
-    candidates = [r for r in roots if _inside(path, r.path) and path != r.path]
-    if not candidates:
-        raise OSError(errno.EXDEV, "not below any walked policy root")
-    return max(candidates, key=lambda r: len(r.path))
+def display_path(path: str) -> str:
+    r"""A path as the report prints it: one line, whatever its name holds.
 
-
-class _Remover:
-    """Unlink or rmdir names relative to directories opened safely from a root.
-
-    The last parent directory's descriptor is kept, so a directory full of
-    matches is descended into once, not once per file.
+    Control characters are escaped (a name with a newline must not add a line),
+    and so is a backslash, so that ``a\nb`` and ``a<newline>b`` stay distinct;
+    bytes that are not UTF-8 (held as surrogates) are written ``\xNN``.
     """
+    if path.isprintable() and "\\" not in path:
+        return path
+    out = []
+    for char in path:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        elif 0xDC80 <= ord(char) <= 0xDCFF:
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}")
+    return "".join(out)
 
-    def __init__(self) -> None:
-        self._key: tuple[str, tuple[str, ...]] | None = None
-        self._fd = -1
 
-    def _parent(self, root: ScanRoot, parents: tuple[str, ...]) -> int:
-        key = (root.path, parents)
-        if key != self._key:
-            self.close()
-            self._fd = open_root(root, parents)
-            self._key = key
-        return self._fd
+def human_duration(duration: timedelta) -> str:
+    """A duration as people write it: ``25d``, ``1d 2h``, ``90m``, ``0s``."""
+    total = duration.total_seconds()
+    sign = "-" if total < 0 else ""
+    seconds = abs(total)
+    if seconds != int(seconds):
+        return f"{total:g}s"
+    rest = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, rest = divmod(rest, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return sign + (" ".join(parts) or "0s")
 
-    def unlink(self, path: str, root: ScanRoot) -> None:
-        """Unlink the file ``path`` (never a directory) found below ``root``."""
-        parents, name = _below(path, root)
-        fd = self._parent(root, parents)
+
+def human_bytes(size: int) -> str:
+    """A byte count as ``135 B``, ``1.2 MB`` (powers of 1000, as ``df -H``)."""
+    if size < 1000:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        value /= 1000
+        if value < 999.95:
+            return f"{value:.1f} {unit}"
+    return f"{value:.1f} EB"
+
+
+@dataclass
+class PurgeSummary:
+    """What one run did: the figures ``execute`` ends with, and every failure."""
+
+    purged: bool = False
+    """False for a report, a warning, or a dry run: nothing was deleted."""
+    files_checked: int = 0
+    files_matched: int = 0
+    files_deleted: int = 0
+    bytes_deleted: int = 0
+    directories_removed: int = 0
+    mount_points: list[str] = field(default_factory=list)
+    """Mount points below a root, not entered (also logged as warnings)."""
+    missing_roots: list[str] = field(default_factory=list)
+    """Policy roots that do not exist (a warning, not a failure)."""
+    failures: dict[str, str] = field(default_factory=dict)
+    """Full path -> reason, for everything that could not be checked or removed."""
+    output_error: str | None = None
+    """Why the report could not be written in full (standard output closed), if so."""
+
+    def text(self) -> str:
+        """One line for the end of ``execute``'s report."""
+        failed = _count(len(self.failures), "failure")
+        if not self.purged:
+            matched = _count(self.files_matched, "file")
+            return f"Summary: nothing deleted (report only); {matched} would be deleted; {failed}."
+        deleted = _count(self.files_deleted, "file")
+        removed = _count(self.directories_removed, "directory", "directories")
+        return (
+            f"Summary: {deleted} deleted ({human_bytes(self.bytes_deleted)}), "
+            f"{removed} removed; {failed}."
+        )
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number:,} {one if number == 1 else many or one + 's'}"
+
+
+class _Output:
+    """The report stream: a closed reader (``| head``) stops the writing, never the purge."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+        self.error: str | None = None
+
+    def write(self, text: str) -> None:
+        if self._stream is None or self.error is not None or not text:
+            return
         try:
-            os.unlink(name, dir_fd=fd)  # unlink never removes a directory (EISDIR)
-        except IsADirectoryError:
-            raise IsADirectoryError(errno.EISDIR, "became a directory after planning") from None
+            self._stream.write(text)
+        except OSError as exc:
+            self.error = describe_error(exc)
 
-    def rmdir(self, path: str, root: ScanRoot) -> None:
-        """Remove the directory ``path`` below ``root`` if it is empty."""
-        parents, name = _below(path, root)
-        os.rmdir(name, dir_fd=self._parent(root, parents))
-
-    def close(self) -> None:
-        """Close the kept descriptor."""
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._fd, self._key = -1, None
+    def flush(self) -> None:
+        if self._stream is None or self.error is not None:
+            return
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self.error = describe_error(exc)
 
 
 class Purger:
-    """One purger run over the policy named by the configuration."""
+    """One purger run over the policy named by the configuration (or given directly)."""
 
     def __init__(
         self,
@@ -235,99 +304,191 @@ class Purger:
         progress: bool = False,
         now: datetime | None = None,
         logger: logging.Logger | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self._config = config
         self._workers = workers
         self._progress = progress
         self._now = now
         self._logger = logger or logging.getLogger(ROOT_LOGGER)
+        self._given_policy = policy
         self._policy: Policy | None = None
         self._plan: Plan | None = None
+        self._missing: list[str] = []
 
     # -- planning --------------------------------------------------------------
 
     def _prepare(self) -> tuple[Policy, list[ScanRoot], int, dict[str, str]]:
-        """Read the policy and turn it into walk roots, longest path first.
+        """Read the policy and turn it into walk roots, in path order.
 
-        Returns the roots to walk and the refused ones with the reason: a root
-        that is a symlink (or reached through one) is never walked or purged.
+        Each root is resolved once, here: symlinks above a root are followed
+        (``/scratch -> /data/scratch``); the root itself and anything below it
+        must not be a link. A root
+        nested in another is reached from the outer one component by
+        component, so a link between the two refuses it. Returns the roots to
+        walk and the refused ones with the reason; a missing root is a warning.
         """
-        policy = load_policy(self._config.policy_file)
+        policy = self._given_policy or load_policy(self._config.policy_file)
         self._policy = policy
         now = self._now or datetime.now(tz=UTC)
         when_ns = _ns(now.astimezone(UTC) - _EPOCH)  # a naive time is local, as timestamp() has it
         future = self._config.future_duration
         if future is not None:
             when_ns += _ns(future)
-        self._logger.info(
-            f"Planning for time {(future or timedelta(0)).total_seconds()}s from now."
-        )
+        self._logger.info(f"Planning for time {human_duration(future or timedelta(0))} from now.")
         paths = [str(d) for d in dict.fromkeys(policy.get_directories())]
+        keys = self._resolve(paths)
+        protected_all: set[str] = set()
+        for key in keys.values():
+            path, parent = key, os.path.dirname(key)
+            protected_all.add(key)
+            while parent != path:
+                protected_all.add(parent)
+                path, parent = parent, os.path.dirname(parent)
+        mount_points = read_mount_points()
         roots: list[ScanRoot] = []
         refused: dict[str, str] = {}
-        visited: list[str] = []
+        self._missing = []
+        seen: set[str] = set()
         # A path listed twice is walked once, with its first rules (as for_path finds).
         for path in reversed(paths):
+            key = keys[path]
+            if key in seen:
+                continue
+            seen.add(key)
             rules = policy.for_path(Path(path))
-            outer = [p for p in paths if p != path and _inside(path, p)]
+            outer = [k for k in keys.values() if k != key and _inside(key, k)]
             anchor = min(outer, key=len) if outer else ""
+            others = [k for k in keys.values() if k != key and _inside(k, key)]
             root = ScanRoot(
-                path=path,
+                path=key,
                 threshold=rules.threshold,
                 large=_cutoffs(rules.intervals.large, when_ns),
                 small=_cutoffs(rules.intervals.small, when_ns),
-                excluded=frozenset(v for v in visited if _inside(v, path) and v != path),
+                excluded=frozenset(others),
+                protected=frozenset(p for p in protected_all if _inside(p, key) and p != key),
                 anchor=anchor,
-                anchor_parts=tuple(path[len(anchor) :].strip(os.sep).split(os.sep))
+                anchor_parts=tuple(key[len(anchor) :].strip(os.sep).split(os.sep))
                 if anchor
                 else (),
+                policy_path=path,
+                mount_points=frozenset(p for p in mount_points if _inside(p, key)),
             )
-            visited.append(path)
             problem = self._check_root(root)
-            if problem:
-                refused[path] = problem
-                self._logger.error(f"Refusing policy root {path}: {problem}")
-            else:
+            if problem is None:
                 roots.append(root)
+            elif problem[1] == _MISSING:
+                self._missing.append(path)
+                self._logger.warning(f"Policy root {display_path(path)} does not exist; skipped")
+            else:
+                where, reason = problem
+                refused[where] = reason
+                self._logger.error(
+                    f"Refusing policy root {display_path(path)}: {display_path(where)}: {reason}"
+                )
+        # Walked (and reported) in path order: each root's lines come out sorted.
+        roots.sort(key=lambda root: root.path)
         return policy, roots, when_ns, refused
 
+    def _resolve(self, paths: list[str]) -> dict[str, str]:
+        """Each policy path's resolved form (its walk key), computed once."""
+        keys: dict[str, str] = {}
+        for path in sorted(paths, key=len):
+            outer = [p for p in keys if _inside(path, p) and p != path]
+            if outer:
+                # Below another root: never resolved, so a link there is refused later.
+                top = min(outer, key=len)
+                keys[path] = keys[top] + path[len(top) :]
+            else:
+                # The ancestors are resolved; the root itself must not be a link.
+                parent, name = os.path.split(path)
+                keys[path] = os.path.join(os.path.realpath(parent), name)
+                if keys[path] != path:
+                    self._logger.info(
+                        f"Policy root {display_path(path)} resolves to {display_path(keys[path])}"
+                    )
+        return keys
+
     @staticmethod
-    def _check_root(root: ScanRoot) -> str | None:
-        """Why ``root`` must not be walked, or None if it is a real directory."""
+    def _check_root(root: ScanRoot) -> tuple[str, str] | None:
+        """Why ``root`` must not be walked, as (failing path, reason); None if it is fine.
+
+        The failing path is the root, or the component above it that is a
+        symlink or unreadable; ``_MISSING`` is the reason for a missing root.
+        """
         try:
-            info = os.lstat(root.path)
-        except OSError as exc:
-            return describe_error(exc)
-        if stat.S_ISLNK(info.st_mode):
-            return "is a symlink; refused"
-        if not stat.S_ISDIR(info.st_mode):
-            return "is not a directory; refused"
-        try:
+            if stat.S_ISLNK(os.lstat(root.path).st_mode):
+                return root.path, "is a symlink; refused"
             os.close(open_root(root))
+        except FileNotFoundError:
+            return root.path, _MISSING
         except OSError as exc:
             # Reached through a symlink below an outer root, or swapped just now.
-            return describe_error(exc)
+            return failed_component(root, ()), describe_error(exc)
         return None
 
-    def _batches(self, roots: list[ScanRoot]) -> Iterator[ScanBatch]:
-        return scan(roots, workers=self._workers, progress=self._progress)
-
-    def _log_mounts(self, batch: ScanBatch) -> None:
-        for path in batch.mounts:
-            self._logger.debug(f"Not entering {path}: another file system")
+    def _walk(
+        self,
+        out: _Output | None,
+        policy: Policy,
+        roots: list[ScanRoot],
+        when_ns: int,
+        mode: int,
+        *,
+        planned: frozenset[str] | None = None,
+        keep: list[FileRecord] | None = None,
+        met: set[str] | None = None,
+    ) -> PurgeSummary:
+        """The one walk every command runs: report lines to ``out``, records to ``keep``."""
+        summary = PurgeSummary(purged=mode != REPORT, missing_roots=list(self._missing))
+        if out is not None:
+            out.write(_report_header(policy.get_directories()))
+        debug = self._logger.isEnabledFor(logging.DEBUG)
+        workers = 1 if planned is not None else self._workers
+        for batch in scan(
+            roots, workers=workers, progress=self._progress, mode=mode, planned=planned
+        ):
+            summary.files_checked += batch.files
+            summary.files_deleted += batch.deleted
+            summary.bytes_deleted += batch.deleted_bytes
+            summary.directories_removed += batch.removed
+            if batch.matches:
+                summary.files_matched += len(batch.matches)
+                if met is not None:
+                    met.update(m[0] for m in batch.matches)
+                if mode != PURGE_PLANNED:
+                    rules = policy.for_path(Path(roots[batch.root].policy_path))
+                    if debug or keep is not None:
+                        records = [_record(rules, m, when_ns) for m in batch.matches]
+                        if debug:
+                            for record in records:
+                                self._logger.debug(str(record))
+                        if keep is not None:
+                            keep.extend(records)
+                if out is not None:
+                    out.write("".join(f"  -> {display_path(m[0])}\n" for m in batch.matches))
+            for path, error in batch.errors:
+                summary.failures.setdefault(path, error)  # the first (the cause) is kept
+            for path in batch.mounts:
+                self._logger.warning(f"Not entering mount point {display_path(path)}")
+            summary.mount_points.extend(batch.mounts)
+        if out is not None:
+            if policy.directories and not summary.files_matched:
+                out.write("No matching files found.\n")
+            if summary.mount_points:
+                out.write("Mount points not entered:\n")
+                out.write("".join(f"  {display_path(p)}\n" for p in summary.mount_points))
+            out.flush()
+        return summary
 
     def plan(self) -> Plan:
         """Walk the policy roots and keep every file to purge."""
         self._plan = None
         policy, roots, when_ns, refused = self._prepare()
         plan = Plan(directories=policy.get_directories(), errors=dict(refused), roots=roots)
-
-        def keep(batch: ScanBatch) -> None:
-            rules = policy.for_path(Path(roots[batch.root].path))
-            plan.files.extend(_record(rules, match, when_ns) for match in batch.matches)
-
-        # The same walk as the streamed commands, keeping the records instead of printing.
-        plan.errors.update(self._stream(None, policy, roots, when_ns, keep))
+        summary = self._walk(None, policy, roots, when_ns, REPORT, keep=plan.files)
+        plan.errors.update(summary.failures)
+        plan.mounts = summary.mount_points
         self._plan = plan
         return plan
 
@@ -337,79 +498,56 @@ class Purger:
         """The plan as upstream's report text (also logged at INFO)."""
         if self._plan is None:
             raise PlanNotReadyError("Cannot report: plan not ready")
-        text = format_report(self._plan.directories, (str(f.path) for f in self._plan.files))
+        text = format_report(
+            self._plan.directories, (str(f.path) for f in self._plan.files), self._plan.mounts
+        )
         self._logger.info(text)
         return text
 
-    def stream_report(self, out: TextIO) -> dict[str, str]:
-        """Plan and write the report as the walk goes, keeping no file list.
+    def run_report(self, out: TextIO | None) -> PurgeSummary:
+        """Plan and write the report to ``out`` as the walk goes; delete nothing.
 
-        This is what ``report`` and ``warn`` run: memory stays flat however many
-        files match. Returns the failures met while walking.
+        What ``report`` and ``warn`` run: memory stays flat however many files
+        match. Failures are in the summary, never raised.
         """
+        output = _Output(out)
         policy, roots, when_ns, refused = self._prepare()
-        return refused | self._stream(out, policy, roots, when_ns, None)
+        summary = self._walk(output, policy, roots, when_ns, REPORT)
+        summary.failures = refused | summary.failures
+        summary.output_error = output.error
+        return summary
 
-    def _stream(
-        self,
-        out: TextIO | None,
-        policy: Policy,
-        roots: list[ScanRoot],
-        when_ns: int,
-        on_batch: Callable[[ScanBatch], None] | None,
-    ) -> dict[str, str]:
-        """The one walk every command runs: report lines to ``out``, batches to ``on_batch``.
+    def run(self, out: TextIO | None) -> PurgeSummary:
+        """Report and purge as the walk goes, then end the report with the summary.
 
-        Returns the failures met while walking. ``out`` None writes no report.
+        What ``execute`` runs. Files are unlinked, and emptied directories
+        removed, by the walk itself (relative to the descriptors it holds), so
+        no list of files is held and a deep tree costs linear time. Dry run and
+        warning mode only report. Failures are in the summary, never raised.
         """
-        if out is not None:
-            out.write(_report_header(policy.get_directories()))
-        debug = self._logger.isEnabledFor(logging.DEBUG)
-        errors: dict[str, str] = {}
-        matched = 0
-        for batch in self._batches(roots):
-            if debug:  # per-file records only when someone will read them
-                rules = policy.for_path(Path(roots[batch.root].path))
-                for match in batch.matches:
-                    self._logger.debug(str(_record(rules, match, when_ns)))
-            if batch.matches:
-                matched += len(batch.matches)
-                if out is not None:
-                    out.write("".join(f"  -> {m[0]}\n" for m in batch.matches))
-                if on_batch is not None:
-                    on_batch(batch)
-            errors.update(batch.errors)
-            self._log_mounts(batch)
-        if out is not None:
-            if policy.directories and not matched:
-                out.write("No matching files found.\n")
-            out.flush()
-        return errors
-
-    def stream_execute(self, out: TextIO) -> None:
-        """Report and purge as the walk goes, then tidy; what ``execute`` runs.
-
-        Each batch of matches is written to ``out`` and then removed, so no
-        list of files is ever held: memory stays flat on any tree. Dry-run and
-        warning mode only report. Raises `PurgeFailedError` listing every
-        failure once everything else is done.
-        """
+        output = _Output(out)
         policy, roots, when_ns, refused = self._prepare()
-        if self._config.dry_run or self._config.future_duration is not None:
-            errors = self._stream(out, policy, roots, when_ns, None)
+        purging = not (self._config.dry_run or self._config.future_duration is not None)
+        summary = self._walk(output, policy, roots, when_ns, PURGE if purging else REPORT)
+        if not purging:
             self._warn_not_purging()
-            self._raise_for(refused | errors)
-            return
-        failed: dict[str, str] = {}
+        summary.failures = refused | summary.failures
+        output.write(summary.text() + "\n")
+        output.flush()
+        summary.output_error = output.error
+        if purging:
+            self._logger.debug("Purge complete")
+        return summary
 
-        def purge_batch(batch: ScanBatch) -> None:
-            self._unlink_all((m[0] for m in batch.matches), [roots[batch.root]], failed)
+    def stream_report(self, out: TextIO) -> dict[str, str]:
+        """`run_report`, returning only the failures."""
+        return self.run_report(out).failures
 
-        errors = self._stream(out, policy, roots, when_ns, purge_batch)
-        failed = refused | errors | failed
-        self._tidy(roots, [str(d) for d in policy.get_directories()], failed)
-        self._raise_for(failed)
-        self._logger.debug("Purge complete")
+    def stream_execute(self, out: TextIO) -> PurgeSummary:
+        """`run`, raising `PurgeFailedError` if anything failed."""
+        summary = self.run(out)
+        self._raise_for(summary.failures)
+        return summary
 
     def _warn_not_purging(self) -> None:
         if self._config.dry_run:
@@ -426,7 +564,12 @@ class Purger:
         self.purge()
 
     def purge(self) -> None:
-        """Remove the planned files, then tidy empty directories under the roots."""
+        """Remove the planned files, then empty directories under the roots.
+
+        The roots are walked again and a file is unlinked when its path is in
+        the plan, relative to the descriptor of its directory: a planned file
+        no longer found is reported as vanished.
+        """
         plan = self._plan
         if plan is None:
             raise PlanNotReadyError("Cannot purge: plan not ready")
@@ -434,9 +577,16 @@ class Purger:
             self._warn_not_purging()
             self._raise_for(dict(plan.errors))
             return
-        failed = dict(plan.errors)
-        self._unlink_all((str(r.path) for r in plan.files), plan.roots, failed)
-        self._tidy(plan.roots, [str(d) for d in plan.directories], failed)
+        policy = self._policy
+        assert policy is not None
+        wanted = frozenset(str(f.path) for f in plan.files)
+        met: set[str] = set()
+        summary = self._walk(None, policy, plan.roots, 0, PURGE_PLANNED, planned=wanted, met=met)
+        failed = dict(plan.errors) | summary.failures
+        for path in sorted(wanted - met):
+            # Not met again: vanished, unless a directory above it was refused.
+            if not any(_inside(path, other) for other in failed):
+                failed[path] = "No such file or directory (vanished)"
         self._raise_for(failed)
         self._logger.debug("Purge complete")
         self._plan = None
@@ -449,67 +599,52 @@ class Purger:
             )
             raise PurgeFailedError(failed)
 
-    @staticmethod
-    def _unlink_all(
-        paths: Iterator[str], roots: Sequence[ScanRoot], failed: dict[str, str]
-    ) -> None:
-        """Unlink each file, descending from its root; collect what fails."""
-        remover = _Remover()
-        try:
-            for path in paths:
-                try:
-                    remover.unlink(path, _owner(path, roots))
-                except OSError as exc:
-                    failed[path] = str(exc)
-        finally:
-            remover.close()
 
-    def _tidy(self, roots: list[ScanRoot], directories: list[str], failed: dict[str, str]) -> None:
-        """Remove empty sub-directories, deepest first, in a stable order.
+_MISSING = "\0missing"
+"""`Purger._check_root`'s answer for a root that does not exist."""
 
-        Policy roots and their ancestors are never removed. Every empty
-        directory under a walked root goes, not only those this run emptied.
-        Each rmdir is relative to a descriptor reached from the root without
-        following links, and rmdir itself only removes an empty directory.
-        """
-        protected = set(directories)
-        for directory in directories:
-            path, parent = directory, os.path.dirname(directory)
-            while parent != path:
-                protected.add(parent)
-                path, parent = parent, os.path.dirname(parent)
-        owners: dict[str, ScanRoot] = {}
-        for root in roots:
-            found, errors = walk_directories(root)
-            for path in found:
-                owners.setdefault(path, root)
-            for path, error in errors:
-                failed.setdefault(path, error)
-        ordered = sorted(set(owners) - protected, key=lambda p: (-p.count(os.sep), p))
-        remover = _Remover()
-        try:
-            for directory in ordered:
-                try:
-                    remover.rmdir(directory, owners[directory])
-                except OSError as exc:
-                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                        continue  # not empty: nothing to tidy
-                    # Vanished, refused, or swapped since the walk: report, go on.
-                    failed[directory] = str(exc)
-        finally:
-            remover.close()
+
+def purge_policy(
+    policy: Policy | Path,
+    *,
+    dry_run: bool = False,
+    future_duration: timedelta | None = None,
+    now: datetime | None = None,
+    workers: int = 1,
+    out: TextIO | None = None,
+    logger: logging.Logger | None = None,
+) -> PurgeSummary:
+    """Run the purger in-process over ``policy`` (a policy or its file), as ``execute`` does.
+
+    For a scheduler: it never raises for files that could not be checked or
+    removed (they are in ``failures``), only `PurgerConfigError` for a bad
+    policy file. ``out`` receives the report text if given.
+    """
+    config = PurgerConfig(dry_run=dry_run, future_duration=future_duration)
+    given = None
+    if isinstance(policy, Policy):
+        given = policy
+    else:
+        config = dataclasses.replace(config, policy_file=Path(policy))
+    purger = Purger(config, workers=workers, now=now, logger=logger, policy=given)
+    return purger.run(out)
 
 
 def _report_header(directories: list[Path]) -> str:
     if not directories:
         return "No directories considered."
-    return "Directories considered:\n" + "".join(f"  {d}\n" for d in directories)
+    return "Directories considered:\n" + "".join(f"  {display_path(str(d))}\n" for d in directories)
 
 
-def format_report(directories: list[Path], files: Iterator[str] | list[str]) -> str:
+def format_report(
+    directories: list[Path], files: Iterator[str] | list[str], mounts: Sequence[str] = ()
+) -> str:
     """Upstream's plan text: the directories, then one ``->`` line per file."""
     header = _report_header(directories)
     if not directories:
         return header
-    lines = "".join(f"  -> {f}\n" for f in files)
-    return header + (lines or "No matching files found.\n")
+    lines = "".join(f"  -> {display_path(f)}\n" for f in files)
+    text = header + (lines or "No matching files found.\n")
+    if mounts:
+        text += "Mount points not entered:\n" + "".join(f"  {display_path(p)}\n" for p in mounts)
+    return text

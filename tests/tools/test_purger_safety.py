@@ -8,15 +8,14 @@ symlink at exactly that moment. Everything lives in ``tmp_path``.
 from __future__ import annotations
 
 import io
-import logging
 import os
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nublado.purger import walk
 from nublado.purger.config import PurgerConfig, PurgerConfigError
 from nublado.purger.purger import PurgeFailedError, Purger
 
@@ -138,8 +137,7 @@ def test_nested_policy_root_below_a_symlink_is_refused(
 
     failure = run_both(write_policy())
 
-    bar = tree / "scratch" / "foo" / "bar"
-    assert failure.failed_files[str(bar)] == f"{tree}/scratch/foo is a symlink; not followed"
+    assert failure.failed_files == {f"{tree}/scratch/foo": "is a symlink; not followed"}
     assert (outside / "bar" / "large").exists()
     assert_untouched(outside)
 
@@ -157,9 +155,7 @@ def test_root_swapped_for_a_symlink_between_plan_and_purge(
         purger.purge()
 
     assert_untouched(outside)
-    assert failure.value.failed_files[str(scratch / "large")] == (
-        f"[Errno 20] {scratch} is a symlink; not followed"
-    )
+    assert failure.value.failed_files == {str(scratch): "is a symlink; not followed"}
 
 
 def test_directory_swapped_between_check_and_unlink(
@@ -178,9 +174,7 @@ def test_directory_swapped_between_check_and_unlink(
         purger.purge()
 
     assert_untouched(outside)
-    assert failure.value.failed_files[str(sub / "old")] == (
-        f"[Errno 20] {sub} is a symlink; not followed"
-    )
+    assert failure.value.failed_files == {str(sub): "is a symlink; not followed"}
 
 
 @pytest.mark.parametrize("depth", DEPTHS)
@@ -223,30 +217,23 @@ def test_tidy_never_removes_a_directory_through_a_swapped_parent(
 ) -> None:
     sub = tree / "scratch" / "sub"
     (sub / "empty").mkdir(parents=True)
-    swapped: list[bool] = []
+    real_rmdir = os.rmdir
 
-    real_open = os.open
-
-    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        # Only the tidy's descent to sub/empty's parent (after the walk) swaps.
-        if (
-            not swapped
-            and opened_path(path, kwargs.get("dir_fd")) == str(sub)
-            and any(f.name == "_parent" for f in traceback.extract_stack())
-        ):
-            swapped.append(True)
+    def rmdir(path: Any, *, dir_fd: int | None = None) -> None:
+        # Just before sub/empty is removed, sub becomes a link to outside.
+        if opened_path(path, dir_fd) == str(sub / "empty") and not sub.is_symlink():
             swap_for_symlink(sub, outside)
-        return real_open(path, flags, *args, **kwargs)
+        real_rmdir(path, dir_fd=dir_fd)
 
-    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "rmdir", rmdir)
 
     failure = run_both(write_policy())
 
-    assert swapped
+    # The rmdir went to the directory the walk held open (now sub.moved), not through the link.
+    assert failure.failed_files == {str(sub): "Not a directory"}  # the link is left alone
+    assert sub.is_symlink()
     assert_untouched(outside)
-    assert failure.failed_files[str(sub / "empty")] == (
-        f"[Errno 20] {sub} is a symlink; not followed"
-    )
+    assert not (tree / "scratch" / "sub.moved" / "empty").exists()
 
 
 def test_tidy_rmdir_of_a_name_swapped_for_a_symlink_fails_safely(
@@ -271,32 +258,37 @@ def test_tidy_rmdir_of_a_name_swapped_for_a_symlink_fails_safely(
 
 
 @pytest.mark.parametrize("depth", DEPTHS)
-def test_other_file_systems_are_not_entered(
-    tree: Path, write_policy, age, monkeypatch, caplog, depth: str
+@pytest.mark.parametrize("kind", ["other device", "same device, other mount ID"])
+def test_other_mounts_are_not_entered(
+    tree: Path, write_policy, age, monkeypatch, caplog, depth: str, kind: str
 ) -> None:
     mount = tree / "scratch" / depth / "mnt"
     mount.mkdir(parents=True)
     (mount / "old").write_bytes(b"x" * 50)
     age(mount / "old", atime=8 * HOUR)
     (mount / "empty").mkdir()
-    real_fstat = os.fstat
+    real_identity = walk.directory_identity
 
-    def fstat(fd: int) -> os.stat_result:
-        info = real_fstat(fd)
+    def identity(fd: int) -> tuple[int, int, int]:
+        dev, ino, mount_id = real_identity(fd)
         if os.readlink(f"/proc/self/fd/{fd}") == str(mount):
-            fields = list(info)
-            fields[2] = info.st_dev + 1  # st_dev
-            return os.stat_result(fields)
-        return info
+            return (dev + 1, ino, mount_id + 1) if kind == "other device" else (dev, ino, 99999)
+        return dev, ino, mount_id
 
-    monkeypatch.setattr(os, "fstat", fstat)
-    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(walk, "directory_identity", identity)
+    out = io.StringIO()
 
-    Purger(write_policy(), workers=1).stream_execute(io.StringIO())  # no failure
+    Purger(write_policy(), workers=1).stream_execute(out)  # no failure
 
     assert (mount / "old").exists()
     assert (mount / "empty").is_dir()
-    assert f"Not entering {mount}: another file system" in caplog.messages
+    assert ("WARNING", f"Not entering mount point {mount}") in [
+        (r.levelname, r.getMessage()) for r in caplog.records
+    ]
+    assert out.getvalue().endswith(
+        f"Mount points not entered:\n  {mount}\n"
+        "Summary: 0 files deleted (0 B), 0 directories removed; 0 failures.\n"
+    )
 
 
 @pytest.mark.parametrize("path", ["/", "//", "/\x00/x", "/tmp/a\x00b"])
