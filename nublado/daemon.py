@@ -3,7 +3,8 @@
 Six jobs keep the cluster and the registry in the declared state:
 
 - ``lab-reconcile``: labs from cluster state (api.md 7.7), every
-  ``lab.reconcileInterval``; provided by the caller (``jobs``).
+  ``lab.reconcileInterval``; `LabReconciler.run`, added beside these by
+  ``build_controller`` and ``nublado daemon``.
 - ``fileserver-reconcile``: removes file servers that are not running,
   every ``fileserver.reconcileInterval``.
 - ``image-refresh``: re-reads registry and nodes every
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from .kube.client import KubernetesClient
     from .services.fileservers import FileServerService
     from .services.images import ImageService
+    from .services.labs import LabService
 
 __all__ = [
     "JOB_NAMES",
@@ -305,7 +307,7 @@ def standard_jobs(
     images: ImageService | None = None,
     fileservers: FileServerService | None = None,
 ) -> dict[str, Job]:
-    """The jobs the controller's own services provide (all but ``lab-reconcile``).
+    """The jobs the controller's own services provide, all but ``lab-reconcile``.
 
     ``images`` None: no image-refresh and prepull (tests that refresh by hand);
     ``fileservers`` None or disabled: no fileserver-reconcile; image-prune and
@@ -554,17 +556,22 @@ class Daemon:
 
 async def _standalone(
     config: Config, kube: KubernetesClient, http: httpx.AsyncClient, metrics: Metrics
-) -> Daemon:
+) -> tuple[Daemon, LabService]:
     """The daemon of ``nublado daemon``: the controller's services, without the API.
 
     The file servers' reconcile reads the cluster itself (no watches needed);
-    the image service starts with no snapshot (prepull refreshes first).
+    the image service starts with no snapshot (prepull refreshes first). The
+    lab service is the lab reconcile's way to delete a lab as a DELETE would
+    (record, events); the caller starts and stops it around the daemon.
     """
+    from .alerts import alerts_from_config
     from .models.metadata import ControllerMetadata
     from .render.engine import Renderer
     from .services.fileservers import FileServerService
     from .services.images import ImageService, build_image_source
+    from .services.labs import LabService
     from .services.prepuller import Prepuller
+    from .services.reconcile import LabReconciler
 
     metadata = ControllerMetadata.from_directory(config.metadata_path)
     renderer = Renderer(config.template_dirs)
@@ -574,10 +581,26 @@ async def _standalone(
     fileservers = FileServerService(
         config, kube, renderer, namespace=metadata.namespace, identity=identity, metrics=metrics
     )
+    alerts = alerts_from_config(config, http)
+    labs = LabService(
+        config,
+        kube,
+        images,
+        renderer,
+        namespace=metadata.namespace,
+        identity=identity,
+        metrics=metrics,
+        alerts=alerts,
+    )
+    reconciler = LabReconciler(
+        config, kube, labs, renderer, namespace=metadata.namespace, metrics=metrics, alerts=alerts
+    )
     jobs = standard_jobs(config, http=http, metrics=metrics, images=images, fileservers=fileservers)
-    return Daemon(
+    jobs["lab-reconcile"] = reconciler.run
+    daemon = Daemon(
         config, jobs, kube=kube, namespace=metadata.namespace, identity=identity, metrics=metrics
     )
+    return daemon, labs
 
 
 async def _main(
@@ -593,28 +616,41 @@ async def _main(
         raise InputError(str(exc)) from None
     async with kube, httpx.AsyncClient() as http:
         kube.on_error = (metrics := Metrics()).kubernetes_error
-        daemon = await _standalone(config, kube, http, metrics)
-        if once is not None:
-            if once not in daemon.jobs:
-                raise InputError(
-                    f"job {once} is not configured here; configured jobs:"
-                    f" {', '.join(daemon.job_names)}"
-                )
-            return 0 if await daemon.run_once(once) else 1
-        if metrics_port is not None:
-            _serve_metrics(metrics, metrics_port)
-        loop = asyncio.get_running_loop()
-        task = asyncio.create_task(daemon.run())
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+        daemon, labs = await _standalone(config, kube, http, metrics)
+        if once is not None and once not in daemon.jobs:
+            raise InputError(
+                f"job {once} is not configured here; configured jobs: {', '.join(daemon.job_names)}"
+            )
         try:
-            await task
-        except asyncio.CancelledError:
-            _log.info("Daemon stopped")
+            await labs.start()
+        except KubernetesError as exc:
+            raise InputError(f"cannot read the labs: {exc}") from None
+        try:
+            return await _run_daemon(daemon, once, metrics, metrics_port)
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-        return 0
+            await labs.stop()
+
+
+async def _run_daemon(
+    daemon: Daemon, once: str | None, metrics: Metrics, metrics_port: int | None
+) -> int:
+    """`_main` once the lab service is up: one job, or the election until a signal."""
+    if once is not None:
+        return 0 if await daemon.run_once(once) else 1
+    if metrics_port is not None:
+        _serve_metrics(metrics, metrics_port)
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(daemon.run())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        _log.info("Daemon stopped")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
 
 
 def _serve_metrics(metrics: Metrics, port: int) -> None:

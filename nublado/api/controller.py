@@ -40,6 +40,7 @@ from ..services.fsadmin import FSAdminService
 from ..services.images import ImageService, build_image_source
 from ..services.labs import LabService
 from ..services.prepuller import Prepuller
+from ..services.reconcile import LabReconciler
 from .app import Lifespan, api_route, create_app
 from .files import fileserver_routes
 from .forms import form_routes
@@ -214,7 +215,7 @@ def build_controller(
       the jobs only while this replica leads; the API serves on every replica.
       ``daemon=False``: no jobs, and the image service's own refresh-and-prepull
       loop (spec 3.8) instead.
-    - ``jobs``: further daemon jobs by name, or replacements (``lab-reconcile``).
+    - ``jobs``: further daemon jobs by name, or replacements of the standard ones.
 
     The built services are on ``app.state``: ``images``, ``labs``, ``fileservers``,
     ``fsadmin``, ``users``, ``metrics``, ``alerts``, ``metadata``, ``daemon``
@@ -271,7 +272,17 @@ def build_controller(
             images=images if refresh_images else None,
             fileservers=fileservers,
         )
-        # lab-reconcile: passed in ``jobs`` until the lab reconciler is built here.
+        reconciler = LabReconciler(
+            config,
+            kube,
+            labs,
+            renderer,
+            namespace=namespace,
+            metrics=metrics,
+            alerts=alerts,
+            discovery=discovery,
+        )
+        daemon_jobs["lab-reconcile"] = reconciler.run
         daemon_jobs.update(jobs or {})
         scheduled = Daemon(
             config,
