@@ -125,6 +125,13 @@ async def _raw_server(
         await server.wait_closed()
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (at most 2 s) until ``condition()`` holds: a state the loop reaches soon."""
+    async with asyncio.timeout(2):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
 def _client(url: str, **options: Any) -> KubernetesClient:
     options = {"backoff": 0.01, "max_retry_after": 0.05, **options}
     return KubernetesClient.from_url(url, **options)
@@ -216,7 +223,9 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
 
     async with _raw_server(once) as server, _client(server.url, retries=0) as kube:
         await kube.get("Namespace", "x")
-        await asyncio.sleep(0.05)  # the close reaches the client
+        assert kube._transport is not None
+        idle = kube._transport._idle[0]
+        await _until(lambda: idle.closed)  # the close reaches the client
         await kube.create(NAMESPACE)  # not retried, yet never sent on the closed one
 
     assert [e.connection for e in server.received] == [1, 2]
@@ -366,12 +375,13 @@ async def test_the_pool_holds_at_most_its_limit_and_frees_cancelled_requests() -
     async with _raw_server(slow) as server, _client(server.url) as kube:
         kube._api.rest_client.maxsize = 2
         stuck = asyncio.create_task(kube.get("Namespace", "x"))
-        await asyncio.sleep(0.05)
+        await _until(lambda: len(server.received) == 1)
         stuck.cancel()  # its connection is closed, its place in the pool freed
         with suppress(asyncio.CancelledError):
             await stuck
         tasks = [asyncio.create_task(kube.get("Namespace", "x")) for _ in range(5)]
-        await asyncio.sleep(0.05)
+        await _until(lambda: len(server.received) == 3)
+        await asyncio.sleep(0.05)  # time for a third connection, were the bound not kept
         assert len(server.received) == 3  # the cancelled one, and two of the five
         release.set()
         assert await asyncio.gather(*tasks) == [OBJECT] * 5
