@@ -3,8 +3,9 @@
 Built on the official ``kubernetes`` package's asyncio client
 (``kubernetes.aio``) for configuration and authentication (kubeconfig, exec
 plugins, in-cluster token refresh, TLS), but every call goes through one raw
-request helper and one long-lived aiohttp session rather than the generated
-typed APIs and their REST layer: our kinds are a fixed table
+request helper rather than the generated typed APIs and their REST layer
+(plain requests on the lean keep-alive transport of `nublado.kube.transport`,
+watches, and every request of a proxied set-up, on aiohttp): our kinds are a fixed table
 (`nublado.kube.kinds`), objects stay plain dicts (what the templates render),
 the generated CustomObjectsApi decodes an apply's 201 answer as None, and the
 generated serialization layers cost more CPU per request than the request
@@ -45,6 +46,7 @@ from .errors import (
     error_from_status,
 )
 from .kinds import ResourceKind, kind_for_manifest, kind_named
+from .transport import HTTPTransport, Response, TransportError
 
 __all__ = ["ApplyResult", "KubernetesClient", "WatchEvent"]
 
@@ -121,7 +123,8 @@ def _timeout_seconds(timeout: aiohttp.ClientTimeout) -> float | None:
 
 def _retry_after(headers: Any, default: float, cap: float) -> float:
     """Seconds a 429/503 answer asks to wait (Retry-After in seconds), capped."""
-    value = headers.get("Retry-After", "") if headers is not None else ""
+    # Lower case: the lean transport's headers are, aiohttp's ignore case.
+    value = headers.get("retry-after", "") if headers is not None else ""
     try:
         seconds = float(value)
     except ValueError:
@@ -164,6 +167,9 @@ class KubernetesClient:
         self._api = api_client
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None  # see _new_session
+        self._transport: HTTPTransport | None = None
+        self._lean = True  # False once the lean transport turned out not to fit the set-up
+        self._environment_read = False
         self._proxy: URL | str | None = None
         self._proxy_auth: aiohttp.BasicAuth | None = None
         self._netrc_auth: aiohttp.BasicAuth | None = None
@@ -226,15 +232,72 @@ class KubernetesClient:
         return cls.from_cluster(**options)
 
     async def close(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pools."""
         for session in (self._session, self._watch_session):
             if session is not None:
                 await session.close()
         self._session = self._watch_session = None
+        if self._transport is not None:
+            await self._transport.close()
+        self._transport = None
         await self._api.close()  # type: ignore[no-untyped-call]
 
+    def _environment(self) -> None:
+        """Proxy and netrc settings for the configured host, looked up once.
+
+        aiohttp would look them up in a thread on every request of a session
+        that trusts the environment; they are read here once instead.
+        """
+        if self._environment_read:
+            return
+        configuration = self._api.configuration
+        extra = getattr(configuration, "client_session_kwargs", None) or {}
+        self._proxy = configuration.proxy or None
+        self._proxy_auth = None
+        self._netrc_auth = None
+        if bool(extra.get("trust_env", True)):
+            host = URL(configuration.host)
+            if self._proxy is None:
+                with suppress(LookupError):
+                    self._proxy, self._proxy_auth = get_env_proxy_for_url(host)
+            if host.host is not None:
+                with suppress(LookupError):
+                    self._netrc_auth = basicauth_from_netrc(netrc_from_env(), host.host)
+        self._environment_read = True
+
+    def _new_transport(self) -> HTTPTransport | None:
+        """The lean transport plain requests use, or None where aiohttp must serve them.
+
+        aiohttp keeps what the lean transport does not do: proxies, trace hooks
+        and session settings a configuration asks for (``client_session_kwargs``
+        beyond ``trust_env``). TLS uses the context the ``kubernetes`` package
+        built; the pool is bounded as its aiohttp connector would be.
+        """
+        self._environment()
+        configuration = self._api.configuration
+        extra = dict(getattr(configuration, "client_session_kwargs", None) or {})
+        extra.pop("trust_env", None)
+        if (
+            self._proxy is not None
+            or extra
+            or getattr(configuration, "trace_configs", None) is not None
+            or not HTTPTransport.supports(configuration.host)
+        ):
+            return None
+        rest = self._api.rest_client
+        limit = rest.maxsize or 0
+        per_host = getattr(configuration, "tcp_connector_limit_per_host", None)
+        if per_host:
+            limit = min(limit, per_host) if limit else per_host
+        return HTTPTransport(
+            configuration.host,
+            ssl_context=rest.ssl_context,
+            server_hostname=configuration.tls_server_name,
+            limit=limit,
+        )
+
     def _new_session(self, *, watch: bool = False) -> aiohttp.ClientSession:
-        """The session requests use (``watch``: the one watches use), from the package's settings.
+        """The aiohttp session watches use (``watch``), or requests the lean transport cannot.
 
         Watches have a session of their own, its pool unbounded: a watch holds
         its connection as long as it lasts, and in the bounded pool of requests
@@ -244,24 +307,12 @@ class KubernetesClient:
 
         The TLS context and connection pool are the ones the ``kubernetes``
         package builds (CA, client certificate, verification settings, pool
-        size). Proxy and netrc settings from the environment, which aiohttp
-        would look up in a thread on every request of a session that trusts
-        the environment, are looked up once here for the configured host.
+        size); proxy and netrc settings come from `_environment`.
         """
+        self._environment()
         configuration = self._api.configuration
         extra = dict(getattr(configuration, "client_session_kwargs", None) or {})
-        trust_env = bool(extra.pop("trust_env", True))
-        self._proxy = configuration.proxy or None
-        self._proxy_auth = None
-        self._netrc_auth = None
-        if trust_env:
-            host = URL(configuration.host)
-            if self._proxy is None:
-                with suppress(LookupError):
-                    self._proxy, self._proxy_auth = get_env_proxy_for_url(host)
-            if host.host is not None:
-                with suppress(LookupError):
-                    self._netrc_auth = basicauth_from_netrc(netrc_from_env(), host.host)
+        extra.pop("trust_env", None)
         connector = extra.pop("connector", None)
         if watch:
             connector = aiohttp.TCPConnector(limit=0, ssl=self._api.rest_client.ssl_context)
@@ -312,25 +363,43 @@ class KubernetesClient:
         content_type: str = "application/json",
         timeout: aiohttp.ClientTimeout | None = None,
         watch: bool = False,
-    ) -> aiohttp.ClientResponse:
+    ) -> aiohttp.ClientResponse | Response:
         """One HTTP request; returns the raw response (caller reads or streams it).
 
-        ``watch``: a long-lived stream, sent on the watches' own session (`_new_session`).
+        ``watch``: a long-lived stream, sent on the watches' own aiohttp session
+        (`_new_session`); other requests go through the lean transport
+        (`nublado.kube.transport`) where the set-up allows it, else aiohttp.
+        ``timeout``: the default is ``request_timeout`` for the whole exchange.
 
         Every failure, including the ``kubernetes`` package's own exceptions
         (a kubeconfig exec plugin that fails, a bad parameter), comes out as a
         `KubernetesError`, so callers never need to know that package.
         """
-        timeout = timeout or aiohttp.ClientTimeout(total=self.request_timeout)
         try:
             headers = await self._headers(content_type)
             target = path if _PLAIN_PATH.fullmatch(path) else quote(path, safe="/:@!$&'()*+,;=")
-            url = self._api.configuration.host + target
             if query:
-                url += "?" + "&".join(f"{key}={_quote(value)}" for key, value in query)
+                target += "?" + "&".join(f"{key}={_quote(value)}" for key, value in query)
             data = body
             if body is not None and not isinstance(body, bytes | str):
                 data = orjson.dumps(body)
+            if not watch and self._lean:
+                transport = self._transport
+                if transport is None:
+                    transport = self._transport = self._new_transport()
+                    self._lean = transport is not None
+                if transport is not None:
+                    if self._netrc_auth is not None and "authorization" not in headers:
+                        headers["Authorization"] = self._netrc_auth.encode()
+                    if isinstance(data, str):
+                        data = data.encode()
+                    return await transport.request(
+                        method,
+                        target,
+                        headers,
+                        data if method in _BODY_METHODS else None,
+                        self.request_timeout if timeout is None else _timeout_seconds(timeout),
+                    )
             if watch:
                 if self._watch_session is None:
                     self._watch_session = self._new_session(watch=True)
@@ -342,10 +411,10 @@ class KubernetesClient:
             # Already encoded: yarl need not parse and re-quote it.
             return await session.request(
                 method,
-                URL(url, encoded=True),
+                URL(self._api.configuration.host + target, encoded=True),
                 headers=headers,
                 data=data if method in _BODY_METHODS else None,
-                timeout=timeout,
+                timeout=timeout or aiohttp.ClientTimeout(total=self.request_timeout),
                 proxy=self._proxy,
                 proxy_auth=self._proxy_auth,
                 proxy_headers=self._api.configuration.proxy_headers,
@@ -353,15 +422,16 @@ class KubernetesClient:
                 server_hostname=self._api.configuration.tls_server_name,
             )
         except TimeoutError:
-            raise KubernetesTimeoutError(
-                f"{method} {path} timed out after {_timeout_seconds(timeout)}s"
-            ) from None
-        except aiohttp.ClientError as exc:
+            seconds = self.request_timeout if timeout is None else _timeout_seconds(timeout)
+            raise KubernetesTimeoutError(f"{method} {path} timed out after {seconds}s") from None
+        except (aiohttp.ClientError, TransportError) as exc:
             raise KubernetesConnectionError(f"{method} {path} failed: {exc}") from None
         except (kconfig.ConfigException, kclient.OpenApiException) as exc:
             raise KubernetesError(f"{method} {path} failed: {exc}") from None
 
-    async def _read(self, response: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+    async def _read(
+        self, response: aiohttp.ClientResponse | Response, method: str, path: str
+    ) -> bytes:
         """The whole body of a response; a body that stalls is a timeout, not a hang."""
         try:
             return bytes(await response.read())
@@ -369,7 +439,7 @@ class KubernetesClient:
             raise KubernetesTimeoutError(
                 f"{method} {path} timed out after {self.request_timeout}s reading the answer"
             ) from None
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TransportError) as exc:
             raise KubernetesConnectionError(f"{method} {path} failed: {exc}") from None
 
     async def _request(
@@ -887,6 +957,7 @@ class KubernetesClient:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
             watch=True,
         )
+        assert isinstance(response, aiohttp.ClientResponse)  # watches stay on aiohttp
         raw = response
         finished = False
         try:

@@ -1,0 +1,438 @@
+"""A lean keep-alive HTTP/1.1 transport for the client's plain (non-watch) requests.
+
+Why not aiohttp here: a spawn sends about 15 Kubernetes requests, and
+aiohttp's per-request machinery (request and response objects, a timer
+context, a payload writer, a stream reader, cookie and redirect handling,
+trace hooks) costs 200-260 us of CPU each against about 40 us for the round
+trip itself on uvloop, which made it the largest part of the controller's
+CPU per spawn. This transport does only what a Kubernetes request needs: it
+writes one request (pre-encoded headers, a Content-Length body), parses the
+answer with ``httptools`` (the llhttp parser uvicorn uses: Content-Length,
+chunked and read-until-close bodies, keep-alive rules) and keeps the
+connection for the next request. Watches and proxied set-ups stay on aiohttp
+(`nublado.kube.client`), which streams and knows proxies.
+
+Failures come out as `TransportError` (connection refused, reset or closed
+before the answer was whole, a malformed answer, TLS errors) or
+`TimeoutError` (the deadline passed), which the client maps to its own
+exceptions exactly as it maps aiohttp's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections import deque
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = ["HTTPTransport", "Response", "TransportError"]
+
+# What aiohttp treats as safe to send again on a fresh connection when a kept-alive
+# one turns out closed before any answer: the request cannot have been acted on twice.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# An idle connection older than this is closed rather than reused (aiohttp's keep-alive
+# timeout): servers and load balancers drop idle connections, and sending on one they
+# are about to drop fails a request that cannot always be sent again.
+KEEPALIVE_TIMEOUT = 15.0
+
+
+class TransportError(Exception):
+    """The request got no usable answer: connection failure, early close, bad framing."""
+
+
+class _Closed(TransportError):
+    """The connection closed before the answer began (a reused one may be sent again)."""
+
+
+class Response:
+    """An answer whose status and headers have arrived; `read` waits for the body.
+
+    The connection goes back to the pool (or is closed) when the body has been
+    read, so a caller must call `read` once (as the client always does).
+    """
+
+    __slots__ = ("_conn", "_pool", "headers", "reason", "status")
+
+    def __init__(
+        self,
+        pool: HTTPTransport,
+        conn: _Connection,
+        status: int,
+        reason: str,
+        headers: dict[str, str],
+    ) -> None:
+        self._pool = pool
+        self._conn = conn
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        """Header names in lower case (the last value of a repeated header)."""
+
+    async def read(self) -> bytes:
+        """The whole body (decompressed when gzip or deflate encoded)."""
+        conn = self._conn
+        try:
+            # Raises when the connection broke mid-body, or TimeoutError when the
+            # exchange's deadline (`_Connection.arm`) passed.
+            await conn.body_done
+            body = b"".join(conn.chunks) if len(conn.chunks) != 1 else conn.chunks[0]
+            encoding = self.headers.get("content-encoding")
+            if encoding in ("gzip", "deflate"):
+                body = _decompress(body, encoding)
+        except BaseException:
+            self._pool._discard(conn)
+            raise
+        self._pool._release(conn)
+        return body
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    try:
+        if encoding == "gzip":
+            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+    except zlib.error as exc:
+        raise TransportError(f"cannot decode the {encoding} body: {exc}") from None
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP (or TLS) connection and the parser of the answer in flight on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self.used = False  # has carried a request before (a reused connection)
+        self._timer: asyncio.TimerHandle | None = None
+        self.counted = True  # counts against the pool's limit until discarded
+        self.keep_alive = False
+        self.headers_done: asyncio.Future[None] = loop.create_future()
+        self.body_done: asyncio.Future[None] = loop.create_future()
+        self.status = 0
+        self._reason = b""
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+        self._began = False  # any byte of the answer has arrived
+        self._length_known = False  # Content-Length or chunked: the end is not the close
+
+    def start(self) -> None:
+        """Ready for a new request: fresh answer state."""
+        if self.headers_done.done():
+            self.headers_done = self._loop.create_future()
+            self.body_done = self._loop.create_future()
+            self.status = 0
+            self._reason = b""
+            self.headers = {}
+            self.chunks = []
+            self._began = False
+            self._length_known = False
+            self.keep_alive = False
+
+    def arm(self, deadline: float | None) -> None:
+        """Bound the exchange in flight: at ``deadline`` it fails with TimeoutError.
+
+        One timer handle per request, on the loop's clock, rather than an
+        ``asyncio.timeout`` block around each await (twice the CPU).
+        """
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._expire)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._fail(TimeoutError())
+        self.close()  # its answer could still come: the connection is spent
+
+    @property
+    def reason(self) -> str:
+        return self._reason.decode("latin-1")
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.headers_done.done() and self.body_done.done():
+            # Bytes nobody asked for (or after a complete answer): the stream is out of step.
+            self.close()
+            return
+        self._began = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(TransportError(f"malformed answer: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.headers_done.done() and not self._length_known and not self.body_done.done():
+            # An answer without Content-Length or chunking ends when the server closes.
+            self.keep_alive = False
+            self.body_done.set_result(None)
+            return
+        if not self._began:
+            self._fail(_Closed(f"connection closed before the answer{_cause(exc)}"))
+        else:
+            self._fail(TransportError(f"connection closed mid-answer{_cause(exc)}"))
+
+    # httptools callbacks
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        if 100 <= self.status < 200:
+            return  # an interim answer; the real one follows
+        headers = self.headers
+        self._length_known = "content-length" in headers or "transfer-encoding" in headers
+        if not self.headers_done.done():
+            self.headers_done.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:
+            self.headers = {}
+            self._reason = b""
+            return
+        self.keep_alive = self._parser.should_keep_alive()
+        if not self.body_done.done():
+            self.body_done.set_result(None)
+
+    # Own
+
+    def _fail(self, exc: Exception) -> None:
+        for future in (self.headers_done, self.body_done):
+            if not future.done():
+                future.set_exception(exc)
+                # Read by whoever waits; a future nobody awaits must not log a warning.
+                future.exception()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _cause(exc: BaseException | None) -> str:
+    return f": {exc}" if exc is not None and str(exc) else ""
+
+
+class HTTPTransport:
+    """A pool of at most ``limit`` keep-alive connections to one API server.
+
+    ``base_url``: ``http://`` or ``https://`` host, port and optional path prefix
+    (a path the server is mounted under); ``ssl_context`` for https (the one the
+    ``kubernetes`` package built: CA, client certificate, verification);
+    ``server_hostname`` overrides the name TLS checks (kubeconfig's tls-server-name).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        limit: int = 100,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url}")
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._tls else 80)
+        self._ssl = (ssl_context or ssl.create_default_context()) if self._tls else None
+        self._server_hostname = (server_hostname or None) if self._tls else None
+        self._prefix = parts.path
+        host_header = parts.netloc.rsplit("@", 1)[-1]
+        self._host_line = f"Host: {host_header}\r\n"
+        self._limit = max(limit, 1) if limit else 2**31  # 0: unbounded, as aiohttp's
+        self._idle: list[_Connection] = []
+        self._count = 0  # connections open or opening
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._head_cache: dict[tuple[tuple[str, str], ...], str] = {}
+        self._closed = False
+
+    @classmethod
+    def supports(cls, base_url: str) -> bool:
+        """Whether this transport can talk to ``base_url`` (plain http or https)."""
+        parts = urlsplit(base_url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout: float | None,
+    ) -> Response:
+        """Send one request; returns once the status and headers have arrived.
+
+        ``target``: the encoded path and query (after the base URL's path prefix).
+        ``timeout``: seconds for the whole exchange, the body's read included.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout is not None else None
+        head = self._head(method, target, headers, body)
+        message = head + body if body else head
+        conn = self._idle_connection() or await self._connect(loop, deadline)
+        try:
+            return await self._exchange(conn, message, deadline)
+        except _Closed:
+            if not conn.used or method not in _IDEMPOTENT:
+                raise
+        # A kept-alive connection the server had closed: once more on a fresh one.
+        conn = await self._connect(loop, deadline)
+        return await self._exchange(conn, message, deadline)
+
+    async def _exchange(
+        self, conn: _Connection, message: bytes, deadline: float | None
+    ) -> Response:
+        try:
+            conn.start()
+            if conn.closed or conn.transport is None:
+                raise _Closed("connection closed before the request")
+            conn.arm(deadline)
+            conn.transport.write(message)
+            await conn.headers_done
+        except BaseException:
+            self._discard(conn)
+            raise
+        conn.used = True
+        return Response(self, conn, conn.status, conn.reason, conn.headers)
+
+    def _head(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> bytes:
+        """The request line and headers, the header block cached by its contents."""
+        key = tuple(headers.items())
+        block = self._head_cache.get(key)
+        if block is None:
+            lines = []
+            for name, value in key:
+                if any(c in name or c in value for c in "\r\n\0") or ":" in name:
+                    raise TransportError(f"invalid header {name!r}")
+                lines.append(f"{name}: {value}\r\n")
+            if not any(name.lower() == "accept-encoding" for name, _ in key):
+                # As aiohttp asks: a large LIST may come compressed over a slow link.
+                lines.append("Accept-Encoding: gzip, deflate\r\n")
+            block = "".join(lines)
+            if len(self._head_cache) >= 16:
+                self._head_cache.clear()  # a token that changes leaves old entries behind
+            self._head_cache[key] = block
+        length = f"Content-Length: {len(body or b'')}\r\n" if method in _BODY_METHODS else ""
+        return (
+            f"{method} {self._prefix}{target} HTTP/1.1\r\n{self._host_line}{block}{length}\r\n"
+        ).encode("latin-1")
+
+    # The pool
+
+    def _idle_connection(self) -> _Connection | None:
+        """The most recently used idle connection still fit to carry a request, if any."""
+        if self._closed:
+            raise TransportError("the transport is closed")
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_TIMEOUT:
+                return conn
+            self._discard(conn)
+        return None
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, deadline: float | None
+    ) -> _Connection:
+        """A new connection, once the pool has room for it (an idle one, freed, may come first)."""
+        async with asyncio.timeout_at(deadline):
+            while self._count >= self._limit:
+                waiter = loop.create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                except BaseException:
+                    if waiter.done() and not waiter.cancelled():
+                        self._wake()  # pass the turn this waiter was given on
+                    raise
+                finally:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+                conn = self._idle_connection()
+                if conn is not None:
+                    return conn
+            self._count += 1
+            try:
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop),
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._server_hostname,
+                )
+            except BaseException as exc:
+                self._count -= 1
+                self._wake()
+                if isinstance(exc, OSError):  # refused, unreachable, DNS, TLS (ssl.SSLError)
+                    raise TransportError(
+                        f"cannot connect to {self._host}:{self._port}: {exc}"
+                    ) from None
+                raise
+            return conn
+
+    def _release(self, conn: _Connection) -> None:
+        """A connection whose answer was read: kept for the next request, or closed."""
+        conn.disarm()
+        if conn.closed or not conn.keep_alive or self._closed:
+            self._discard(conn)
+            return
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+        self._wake()
+
+    def _discard(self, conn: _Connection) -> None:
+        """Close a connection that cannot carry another request."""
+        conn.disarm()
+        if conn in self._idle:
+            self._idle.remove(conn)
+        if conn.transport is not None and not conn.transport.is_closing():
+            conn.close()
+        if conn.counted:
+            conn.counted = False
+            self._count -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def close(self) -> None:
+        """Close every idle connection; those in use close when their answer is read."""
+        self._closed = True
+        while self._idle:
+            self._discard(self._idle.pop())

@@ -1,0 +1,520 @@
+"""The lean HTTP transport of plain requests: framing, the pool's edges, errors, timeouts, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import gzip
+import ipaddress
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from nublado.kube.client import KubernetesClient
+from nublado.kube.errors import (
+    ConflictError,
+    KubernetesConnectionError,
+    KubernetesError,
+    KubernetesTimeoutError,
+    NotFoundError,
+)
+from nublado.kube.transport import HTTPTransport
+from nublado.sandbox.server import Sandbox
+
+NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}}
+OBJECT = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "uid": "u1"}}
+OBJECT_BYTES = orjson.dumps(OBJECT)
+
+
+def _answer(
+    body: bytes, status: str = "200 OK", *, headers: str = "", length: bool = True
+) -> bytes:
+    size = f"Content-Length: {len(body)}\r\n" if length else ""
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{size}{headers}\r\n".encode()
+        + body
+    )
+
+
+def _status(code: int, reason: str, message: str) -> bytes:
+    return orjson.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+    )
+
+
+@dataclass
+class Exchange:
+    """One request a raw server received: its connection's number and its head."""
+
+    connection: int
+    head: bytes
+    body: bytes
+
+
+@dataclass
+class RawServer:
+    url: str
+    received: list[Exchange] = field(default_factory=list)
+    connections: int = 0
+    open_now: int = 0
+    most_open: int = 0
+
+
+# The handler gets the request and writes (or withholds) the answer; returning False
+# closes the connection after it.
+Handler = Callable[[Exchange, asyncio.StreamWriter], Awaitable[bool | None]]
+
+
+@asynccontextmanager
+async def _raw_server(
+    handler: Handler, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[RawServer]:
+    """An HTTP/1.1 server on 127.0.0.1 whose answers the test writes byte by byte."""
+    scheme = "https" if ssl_context else "http"
+    server_state = RawServer("")
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        server_state.connections += 1
+        number = server_state.connections
+        server_state.open_now += 1
+        server_state.most_open = max(server_state.most_open, server_state.open_now)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                exchange = Exchange(number, head, body)
+                server_state.received.append(exchange)
+                if await handler(exchange, writer) is False:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            server_state.open_now -= 1
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_context)
+    server_state.url = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield server_state
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (at most 2 s) until ``condition()`` holds: a state the loop reaches soon."""
+    async with asyncio.timeout(2):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+def _client(url: str, **options: Any) -> KubernetesClient:
+    options = {"backoff": 0.01, "max_retry_after": 0.05, **options}
+    return KubernetesClient.from_url(url, **options)
+
+
+async def test_a_chunked_body_split_across_packets_is_read_whole() -> None:
+    async def chunked(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for start in range(0, len(OBJECT_BYTES), 7):
+            piece = OBJECT_BYTES[start : start + 7]
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.write(b"0\r\n\r\n")
+
+    async with _raw_server(chunked) as server, _client(server.url) as kube:
+        assert await kube.get("Namespace", "x") == OBJECT
+        assert await kube.get("Namespace", "x") == OBJECT
+
+    assert server.connections == 1  # the connection was kept after a chunked answer
+
+
+@pytest.mark.parametrize(
+    ("headers", "length", "connections"),
+    [
+        ("Connection: close\r\n", True, 2),  # the server says it closes: not reused
+        ("", False, 2),  # no length: the body ends when the server closes
+        ("", True, 1),  # kept alive
+    ],
+    ids=["connection-close", "read-until-close", "keep-alive"],
+)
+async def test_answer_framings(headers: str, length: bool, connections: int) -> None:
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_answer(OBJECT_BYTES, headers=headers, length=length))
+        await writer.drain()
+        return not headers and length
+
+    async with _raw_server(answer) as server, _client(server.url) as kube:
+        assert await kube.get("Namespace", "x") == OBJECT
+        assert await kube.get("Namespace", "x") == OBJECT
+
+    assert server.connections == connections
+
+
+async def test_a_gzip_body_is_decompressed_and_the_request_asks_for_it() -> None:
+    async def compressed(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(_answer(gzip.compress(OBJECT_BYTES), headers="Content-Encoding: gzip\r\n"))
+
+    async with _raw_server(compressed) as server, _client(server.url) as kube:
+        assert await kube.get("Namespace", "x") == OBJECT
+
+    assert b"\r\nAccept-Encoding: gzip, deflate\r\n" in server.received[0].head
+
+
+async def test_the_request_is_what_aiohttp_sent() -> None:
+    async def created(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(_answer(OBJECT_BYTES, "201 Created"))
+
+    async with _raw_server(created) as server, _client(server.url) as kube:
+        await kube.create(NAMESPACE)
+        await kube.get("Namespace", "a b")
+
+    post, get = server.received
+    lines = post.head.decode().split("\r\n")
+    assert lines[0] == "POST /api/v1/namespaces?fieldManager=nublado HTTP/1.1"
+    port = server.url.rsplit(":", 1)[1]
+    user_agent = kube._api.default_headers["User-Agent"]
+    assert set(lines[1:-2]) == {
+        f"Host: 127.0.0.1:{port}",
+        f"User-Agent: {user_agent}",
+        "Content-Type: application/json",
+        "Accept: application/json",
+        "Accept-Encoding: gzip, deflate",
+        f"Content-Length: {len(post.body)}",
+    }
+    assert orjson.loads(post.body) == NAMESPACE
+    assert get.head.startswith(b"GET /api/v1/namespaces/a%20b HTTP/1.1\r\n")
+    assert b"Content-Length" not in get.head
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    async def once(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_answer(OBJECT_BYTES))
+        await writer.drain()
+        return False  # answers, then closes the kept-alive connection
+
+    async with _raw_server(once) as server, _client(server.url, retries=0) as kube:
+        await kube.get("Namespace", "x")
+        assert kube._transport is not None
+        idle = kube._transport._idle[0]
+        await _until(lambda: idle.closed)  # the close reaches the client
+        await kube.create(NAMESPACE)  # not retried, yet never sent on the closed one
+
+    assert [e.connection for e in server.received] == [1, 2]
+
+
+async def test_a_reused_connection_closed_before_the_answer() -> None:
+    """Closed as the request went out: an idempotent one is sent again once, a POST is not."""
+
+    async def drop_second(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        if not exchange.head.startswith(b"GET") or len(server.received) == 2:
+            return False  # read the request, close without an answer
+        writer.write(_answer(OBJECT_BYTES))
+        await writer.drain()
+        return True
+
+    async with _raw_server(drop_second) as server, _client(server.url, retries=0) as kube:
+        await kube.get("Namespace", "x")
+        assert await kube.get("Namespace", "x") == OBJECT  # sent again on a new connection
+        assert [e.connection for e in server.received] == [1, 1, 2]
+
+        with pytest.raises(KubernetesConnectionError) as caught:
+            await kube.create(NAMESPACE)
+        assert str(caught.value) == (
+            "POST /api/v1/namespaces failed: connection closed before the answer"
+        )
+        assert [e.connection for e in server.received] == [1, 1, 2, 2]
+
+        # A fresh connection that closes at once is a failure, not a resend.
+        with pytest.raises(KubernetesConnectionError):
+            await kube.delete("Namespace", "x", wait=False)
+        assert [e.connection for e in server.received][4:] == [3]
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "reason", "error", "expected"),
+    [
+        (
+            "GET",
+            "404 Not Found",
+            "NotFound",
+            NotFoundError,
+            'namespaces "x" not found (404 NotFound)',
+        ),
+        (
+            "PUT",
+            "409 Conflict",
+            "Conflict",
+            ConflictError,
+            "the object has been modified (409 Conflict)",
+        ),
+        (
+            "GET",
+            "500 Internal Server Error",
+            "InternalError",
+            KubernetesError,
+            "etcd down (500 InternalError)",
+        ),
+    ],
+    ids=["404", "409", "500"],
+)
+async def test_error_statuses_carry_their_status_body_and_keep_the_connection(
+    method: str, status: str, reason: str, error: type[KubernetesError], expected: str
+) -> None:
+    message = expected.rsplit(" (", 1)[0]
+    code = int(status.split()[0])
+
+    async def refuse(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(_answer(_status(code, reason, message), status))
+
+    async with _raw_server(refuse) as server, _client(server.url, retries=1) as kube:
+        with pytest.raises(error) as caught:
+            if method == "PUT":
+                await kube.replace(OBJECT)
+            else:
+                await kube.get("Namespace", "x")
+
+    assert type(caught.value) is error
+    assert str(caught.value) == expected
+    assert caught.value.status == code
+    # 500 is retried (once here), the others are not; all on the one connection.
+    assert len(server.received) == (2 if code == 500 else 1)
+    assert server.connections == 1
+
+
+async def test_a_server_that_never_answers_is_a_timeout_and_its_connection_is_dropped() -> None:
+    async def silent(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        if exchange.connection == 1:
+            await asyncio.sleep(10)
+        writer.write(_answer(OBJECT_BYTES))
+
+    async with (
+        _raw_server(silent) as server,
+        _client(server.url, request_timeout=0.2, retries=0) as kube,
+    ):
+        start = time.monotonic()
+        with pytest.raises(KubernetesTimeoutError) as caught:
+            await kube.get("Namespace", "x")
+        assert time.monotonic() - start < 1
+        assert str(caught.value) == "GET /api/v1/namespaces/x timed out after 0.2s"
+        # The timed-out connection is not reused: its answer could still arrive.
+        assert await kube.get("Namespace", "x") == OBJECT
+    assert [e.connection for e in server.received] == [1, 2]
+
+
+async def test_a_stalled_body_times_out_reading_the_answer() -> None:
+    async def stall(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n{"
+        )
+        await writer.drain()
+        await asyncio.sleep(10)
+
+    async with (
+        _raw_server(stall) as server,
+        _client(server.url, request_timeout=0.2, retries=0) as kube,
+    ):
+        with pytest.raises(KubernetesTimeoutError) as caught:
+            await kube.get("Namespace", "x")
+    assert str(caught.value) == ("GET /api/v1/namespaces/x timed out after 0.2s reading the answer")
+
+
+async def test_a_malformed_answer_and_a_refused_connection_are_connection_errors() -> None:
+    async def garbage(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 2x0 OK\r\n\r\n")
+
+    async with _raw_server(garbage) as server, _client(server.url, retries=0) as kube:
+        with pytest.raises(
+            KubernetesConnectionError, match=r"^GET /api/v1/namespaces/x failed: malformed answer"
+        ):
+            await kube.get("Namespace", "x")
+        url = server.url
+    async with _client(url, retries=0) as kube:  # the server is gone now
+        with pytest.raises(KubernetesConnectionError) as caught:
+            await kube.get("Namespace", "x")
+    assert str(caught.value).startswith(
+        f"GET /api/v1/namespaces/x failed: cannot connect to 127.0.0.1:{url.rsplit(':', 1)[1]}: "
+    )
+
+
+async def test_the_pool_holds_at_most_its_limit_and_frees_cancelled_requests() -> None:
+    release = asyncio.Event()
+
+    async def slow(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.write(_answer(OBJECT_BYTES))
+
+    async with _raw_server(slow) as server, _client(server.url) as kube:
+        kube._api.rest_client.maxsize = 2
+        stuck = asyncio.create_task(kube.get("Namespace", "x"))
+        await _until(lambda: len(server.received) == 1)
+        stuck.cancel()  # its connection is closed, its place in the pool freed
+        with suppress(asyncio.CancelledError):
+            await stuck
+        tasks = [asyncio.create_task(kube.get("Namespace", "x")) for _ in range(5)]
+        await _until(lambda: len(server.received) == 3)
+        await asyncio.sleep(0.05)  # time for a third connection, were the bound not kept
+        assert len(server.received) == 3  # the cancelled one, and two of the five
+        release.set()
+        assert await asyncio.gather(*tasks) == [OBJECT] * 5
+    assert len(server.received) == 6
+    assert {e.connection for e in server.received[1:]} == {2, 3}
+
+
+async def test_a_proxy_is_served_by_aiohttp() -> None:
+    """The lean transport knows no proxies: with one configured, requests go through it."""
+
+    async def proxy(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(_answer(OBJECT_BYTES))
+
+    async with _raw_server(proxy) as server, _client("http://kube.invalid:6443") as kube:
+        kube._api.configuration.proxy = server.url
+        assert await kube.get("Namespace", "x") == OBJECT
+    assert server.received[0].head.startswith(
+        b"GET http://kube.invalid:6443/api/v1/namespaces/x HTTP/1.1\r\n"
+    )
+
+
+def _labelled(obj: dict[str, Any] | None) -> bool:
+    return obj is not None and obj["metadata"].get("labels", {}).get("a") == "b"
+
+
+# TLS: the sandbox behind a TLS terminator, with a CA of the test's own
+
+
+def _certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, and its key."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@asynccontextmanager
+async def _tls_front(upstream: str, cert: Path, key: Path) -> AsyncIterator[str]:
+    """A TLS terminator on 127.0.0.1 passing bytes to ``upstream`` (host:port) and back."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    host, port = upstream.rsplit(":", 1)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        both = [
+            asyncio.create_task(pipe(reader, up_writer)),
+            asyncio.create_task(pipe(up_reader, writer)),
+        ]
+        tasks.update(both)
+        await asyncio.gather(*both)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    try:
+        yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_the_client_talks_tls_with_the_kubeconfig_ca(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    assert sandbox.url is not None
+    cert, key = _certificate(tmp_path)
+    path = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    async with _tls_front(sandbox.url.removeprefix("http://"), cert, key) as url:
+        config = yaml.safe_load(path.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        cluster["server"] = url
+        cluster["certificate-authority-data"] = base64.b64encode(cert.read_bytes()).decode()
+        path.write_text(yaml.safe_dump(config))
+
+        async with await KubernetesClient.from_kubeconfig(path) as kube:
+            applied = await kube.apply_one(NAMESPACE)
+            assert applied.created
+            assert (await kube.get("Namespace", "t"))["metadata"]["uid"] == applied.object[
+                "metadata"
+            ]["uid"]
+            assert isinstance(kube._transport, HTTPTransport)
+            # A watch (aiohttp, same TLS settings) sees a change made after it began.
+            seen = asyncio.create_task(kube.wait_for("Namespace", "t", None, _labelled, timeout=5))
+            await sandbox.wait_for_async(lambda: sandbox.watch_count() == 1)
+            await kube.apply_one({**NAMESPACE, "metadata": {"name": "t", "labels": {"a": "b"}}})
+            assert (await seen) is not None
+
+        # Without the CA, the server's certificate is refused: a connection error.
+        del cluster["certificate-authority-data"]
+        path.write_text(yaml.safe_dump(config))
+        async with await KubernetesClient.from_kubeconfig(path, retries=0) as kube:
+            with pytest.raises(KubernetesConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await kube.get("Namespace", "t")
