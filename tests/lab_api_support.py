@@ -131,11 +131,18 @@ async def controller_namespace(client: KubernetesClient) -> None:
 
 
 def lab_controller(
-    config: Config, client: KubernetesClient, http: httpx.AsyncClient, identity: str
+    config: Config,
+    client: KubernetesClient,
+    http: httpx.AsyncClient,
+    identity: str,
+    *,
+    daemon: bool = True,
 ) -> Starlette:
     """The whole controller app as ``nublado serve`` builds it, Gafaelfawr at ``GAFAELFAWR``.
 
     Its images are refreshed by `served` (no refresh loop: nothing changes behind a test).
+    ``daemon=False`` leaves out the daemon, whose start-up lab reconcile would
+    race a test that looks at failed labs right after a restart.
     """
 
     async def discovery() -> dict[str, Any]:
@@ -151,6 +158,7 @@ def lab_controller(
         identity=identity,
         discovery=discovery,
         refresh_images=False,
+        daemon=daemon,
     )
 
 

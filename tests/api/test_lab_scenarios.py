@@ -147,7 +147,8 @@ def dropper(sandbox: Sandbox) -> Iterator[ConnectionDropper]:
 
 # Controllers
 
-Controller = Callable[[str], Starlette]
+Controller = Callable[..., Starlette]
+"""``controller(identity, daemon=True)``: a replica's app (`lab_controller`)."""
 
 
 @pytest.fixture
@@ -180,7 +181,7 @@ async def controller(
     if timeout is not None:
         lab = config.lab.model_copy(update={"spawn_timeout": timedelta(seconds=timeout)})
         config = config.model_copy(update={"lab": lab})
-    return lambda identity: lab_controller(config, client, http, identity)
+    return lambda identity, **kwargs: lab_controller(config, client, http, identity, **kwargs)
 
 
 @pytest.fixture
@@ -342,8 +343,10 @@ async def test_controller_restarted_in_the_middle_of_20_spawns(
         }
         stopping = time.monotonic()
     stopped = time.monotonic() - stopping
-    # The old controller is gone; a new one (a new pod: a new identity) starts.
-    async with served(controller("replica-b")) as api:
+    # The old controller is gone; a new one (a new pod: a new identity) starts. Without
+    # its daemon: the start-up lab reconcile would delete the failed labs (api.md 7.7)
+    # while this test reads them; tests/services/test_reconcile.py covers that.
+    async with served(controller("replica-b", daemon=False)) as api:
         for user in waiting:
             run_pod(sandbox, user)
         streams = await asyncio.gather(*(collect_sse(api, u) for u in users))

@@ -110,6 +110,37 @@ async def test_once_runs_one_job_and_exits_0(
     assert not old.exists()
 
 
+async def test_once_runs_the_lab_reconcile(
+    kubeconfig: Path, tmp_path: Path, namespace: None, client: KubernetesClient
+) -> None:
+    """``--once lab-reconcile`` reads the labs: an orphaned lab namespace gets its first mark."""
+    labels = {"nublado.lsst.io/category": "lab", "nublado.lsst.io/user": "orphan"}
+    await client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "userlabs-orphan", "labels": labels},
+        }
+    )
+    config = write_config(tmp_path)
+
+    result = await asyncio.to_thread(
+        nublado,
+        "daemon",
+        "--config",
+        str(config),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--once",
+        "lab-reconcile",
+    )
+
+    assert result.returncode == 0, result.stderr
+    marked = await client.get("Namespace", "userlabs-orphan")
+    assert marked is not None
+    assert "nublado.lsst.io/orphaned-since" in marked["metadata"]["annotations"]
+
+
 async def test_once_exits_1_when_the_job_fails(
     kubeconfig: Path, tmp_path: Path, namespace: None
 ) -> None:
@@ -141,7 +172,7 @@ async def test_once_exits_1_when_the_job_fails(
         (
             "image-prune",
             "nublado: error: job image-prune is not configured here; configured jobs:"
-            " image-refresh, prepull",
+            " lab-reconcile, image-refresh, prepull",
         ),
     ],
 )
