@@ -457,15 +457,20 @@ class KubernetesClient:
         content_type: str = "application/json",
         retry: bool = True,
         accept: str | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> tuple[int, Any]:
         """A request with bounded retries; returns (status, decoded JSON) or raises.
 
         Waits between attempts with exponential backoff, or as long as the
         server's Retry-After asks on 429/503 (at most ``max_retry_after``).
-        ``accept``: another Accept header than plain JSON (a metadata-only LIST).
+        ``accept``: another Accept header than plain JSON (a metadata-only LIST);
+        ``decode``: how a successful answer's body is decoded (error bodies are
+        always read as a Status).
         """
         try:
-            return await self._attempts(method, path, query, body, content_type, retry, accept)
+            return await self._attempts(
+                method, path, query, body, content_type, retry, accept, decode
+            )
         except KubernetesError as exc:
             if self.on_error is not None:
                 self.on_error(exc)
@@ -480,6 +485,7 @@ class KubernetesClient:
         content_type: str,
         retry: bool,
         accept: str | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> tuple[int, Any]:
         attempt = 0
         while True:
@@ -503,9 +509,9 @@ class KubernetesClient:
                 if not retry or attempt >= self.retries:
                     raise
             else:
-                decoded = _decode(data)
                 if 200 <= response.status < 300:
-                    return response.status, decoded
+                    return response.status, _decode(data) if decode is None else decode(data)
+                decoded = _decode(data)
                 if not retry or response.status not in _RETRYABLE or attempt >= self.retries:
                     raise error_from_status(response.status, decoded, response.reason or "")
                 if response.status in (429, 503):
@@ -661,6 +667,7 @@ class KubernetesClient:
         field_selector: str | None = None,
         page_size: int = 500,
         metadata_only: bool = False,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> AsyncIterator[tuple[builtins.list[Object] | None, str]]:
         """LIST one page at a time: yields ``(items, resourceVersion of the list)`` per page.
 
@@ -669,6 +676,12 @@ class KubernetesClient:
         outlived the server's history (410), the LIST starts over once from a
         fresh first page, announced by ``(None, "")``: the pages read so far
         are from a version the server no longer has, so drop them.
+
+        ``decode`` decodes each page's JSON instead of orjson: a typed decoder
+        (msgspec with TypedDicts) that builds only the fields a caller reads,
+        skipping the rest of each object (its managedFields' fieldsV1, a pod's
+        spec) without making Python objects of it. Its result must have the
+        list's ``metadata`` and ``items``.
         """
         resource = kind_named(kind)
         query = self._selector_query(label_selector, field_selector)
@@ -682,7 +695,11 @@ class KubernetesClient:
                 page_query.append(("continue", token))
             try:
                 _, body = await self._request(
-                    "GET", resource.collection_path(namespace), query=page_query, accept=accept
+                    "GET",
+                    resource.collection_path(namespace),
+                    query=page_query,
+                    accept=accept,
+                    decode=decode,
                 )
             except ExpiredError:
                 # The continue token outlived the server's history (410): the
@@ -695,7 +712,7 @@ class KubernetesClient:
                 yield None, ""
                 continue
             items = body.get("items") or []
-            if not metadata_only:
+            if not metadata_only and decode is None:
                 for item in items:
                     item.setdefault("apiVersion", resource.api_version)
                     item.setdefault("kind", resource.kind)
@@ -870,7 +887,8 @@ class KubernetesClient:
         ``resource_version``, so a relist can also report their deletions.
         ``keep`` is what the watch remembers of each object for that (the
         object of such a DELETED event): the whole object by default; a caller
-        following thousands of objects can keep less (their identifying metadata).
+        following thousands of objects can keep less (their identifying metadata,
+        with the uid and resourceVersion a relist compares).
         """
         events = self._watch(
             kind,

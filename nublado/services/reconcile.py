@@ -38,8 +38,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
+import msgspec
 import structlog
 
 from ..alerts import Alerts
@@ -70,6 +71,42 @@ from .labstate import (
     parse_time,
     rebuild_state,
 )
+
+
+class _ManagedEntry(TypedDict, total=False):
+    manager: str
+    operation: str
+    subresource: str
+
+
+class _PartialMeta(TypedDict, total=False):
+    name: str
+    namespace: str
+    uid: str
+    resourceVersion: str
+    creationTimestamp: str
+    deletionTimestamp: str
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    managedFields: list[_ManagedEntry]
+
+
+class _Partial(TypedDict, total=False):
+    metadata: _PartialMeta
+
+
+_ListMeta = TypedDict("_ListMeta", {"resourceVersion": str, "continue": str}, total=False)
+
+
+class _PartialList(TypedDict, total=False):
+    metadata: _ListMeta
+    items: list[_Partial]
+
+
+_decode_partial_list = msgspec.json.Decoder(_PartialList).decode
+"""Decodes a PartialObjectMetadataList into plain dicts of only what a pass reads: of each
+managedFields entry its manager, not its fieldsV1 (most of a pod's metadata), which is
+skipped without making Python objects of it."""
 
 __all__ = ["ORPHAN_ANNOTATION", "LabReconciler", "ReconcileError", "ReconcileReport"]
 
@@ -397,6 +434,7 @@ class LabReconciler:
                     field_selector=fields,
                     page_size=_PAGE_SIZE,
                     metadata_only=True,
+                    decode=_decode_partial_list,
                 ):
                     if page is None:
                         for mine in snapshot.by_user.values():
