@@ -119,7 +119,7 @@ _CONCURRENT_LISTS = 3
 """LISTs a pass runs at once: overlaps the server's encoding with our decoding, without
 holding every kind's full objects at the same time."""
 
-_PAGE_SIZE = 5000
+_PAGE_SIZE = 1000
 """Objects per LIST page: each page is cut down as it arrives, so the pass holds one page of
 decoded objects per kind at a time; a few pages per kind for 5,000 labs."""
 
