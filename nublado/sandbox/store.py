@@ -43,12 +43,21 @@ ListKey = tuple[str, str | None, str, str, int]
 """A paginated LIST: kind, namespace, label selector, field selector, revision of its first page."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class ListSnapshot:
-    """The collection a paginated LIST serves, with each object's (namespace, name), in order."""
+    """The collection a paginated LIST serves, in (namespace, name) order."""
 
-    keys: list[tuple[str, str]]
     items: list[dict[str, Any]]
+    _keys: list[tuple[str, str]] | None = None
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        """Each object's (namespace, name), made when a second page first asks for them."""
+        if self._keys is None:
+            self._keys = [
+                (o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in self.items
+            ]
+        return self._keys
 
 
 def clone(value: _T) -> _T:
@@ -421,8 +430,7 @@ class Store:
         times). The collection at a revision never changes, so it is kept once.
         """
         with self.lock:
-            keys = [(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in items]
-            self._list_snapshots[key] = ListSnapshot(keys, items)
+            self._list_snapshots[key] = ListSnapshot(items)
             self._list_snapshots.move_to_end(key)
             while len(self._list_snapshots) > _LIST_SNAPSHOTS:
                 self._list_snapshots.popitem(last=False)

@@ -74,12 +74,16 @@ from .labstate import (
 
 
 class _ManagedEntry(TypedDict, total=False):
+    """Of a managedFields entry, who wrote (its fieldsV1, most of the entry, is skipped)."""
+
     manager: str
     operation: str
     subresource: str
 
 
 class _PartialMeta(TypedDict, total=False):
+    """What a pass reads of an object's metadata."""
+
     name: str
     namespace: str
     uid: str
@@ -92,6 +96,8 @@ class _PartialMeta(TypedDict, total=False):
 
 
 class _Partial(TypedDict, total=False):
+    """One item of a PartialObjectMetadataList."""
+
     metadata: _PartialMeta
 
 
@@ -99,6 +105,8 @@ _ListMeta = TypedDict("_ListMeta", {"resourceVersion": str, "continue": str}, to
 
 
 class _PartialList(TypedDict, total=False):
+    """A page of a metadata-only LIST (``continue`` is a keyword: hence ``_ListMeta``'s form)."""
+
     metadata: _ListMeta
     items: list[_Partial]
 
@@ -390,6 +398,7 @@ class LabReconciler:
         prefix = f"{self._config.lab.namespace_prefix}-"
         snapshot = _Snapshot({}, {}, {}, {})
         gate = asyncio.Semaphore(_CONCURRENT_LISTS)
+        templates = {kind: {e.name: e for e in found} for kind, found in by_kind.items()}
 
         async def leases() -> None:
             async with gate:
@@ -444,7 +453,7 @@ class LabReconciler:
                             edited -= {k for k in edited if k[0] == kind}
                         continue
                     for partial in page:
-                        self._take(kind, api_version, partial, by_kind[kind], prefix, snapshot)
+                        self._take(kind, api_version, partial, templates[kind], prefix, snapshot)
 
         await asyncio.gather(leases(), namespaces(), *(objects(kind) for kind in kinds))
         return snapshot
@@ -454,7 +463,7 @@ class LabReconciler:
         kind: str,
         api_version: str,
         partial: Object,
-        entries: list[_SetEntry],
+        entries: dict[str, _SetEntry],
         prefix: str,
         snapshot: _Snapshot,
     ) -> None:
@@ -463,8 +472,8 @@ class LabReconciler:
         user = (metadata.get("labels") or {}).get(USER_LABEL)
         if not user or metadata.get("namespace") != f"{prefix}{user}":
             return
-        name = metadata.get("name")
-        entry = next((e for e in entries if e.for_user(user) == name), None)
+        name = str(metadata.get("name"))
+        entry = _entry_for(entries, str(user), name)
         if entry is None:
             return  # not one of the set
         key = (kind, entry.name)
@@ -856,6 +865,16 @@ def _healthy(
         if obj is None or (entry.kind, entry.name) in edited:
             return False
     return True
+
+
+def _entry_for(entries: dict[str, _SetEntry], username: str, name: str) -> _SetEntry | None:
+    """The entry of the set (by name template) an object of ``username`` named ``name`` is."""
+    for guess in (name.replace(username, "{user}"), name):
+        entry = entries.get(guess)
+        if entry is not None and entry.for_user(username) == name:
+            return entry
+    # A user's name found elsewhere in the name too: try each template.
+    return next((e for e in entries.values() if e.for_user(username) == name), None)
 
 
 def _had_lab(record: OperationRecord | None) -> bool:
