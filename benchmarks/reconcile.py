@@ -57,14 +57,13 @@ def _status_kib(pid: int, key: str) -> float:
 def _live_rss_mib(pid: int) -> float:
     """RSS after a full collection and glibc's malloc_trim: memory in use, without what the
     allocator kept from freed peaks (a LIST's decoded page, freed, stays in the process)."""
+    import contextlib
     import ctypes
     import gc
 
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
     return float(rss_mib(pid))
 
 
