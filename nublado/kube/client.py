@@ -510,7 +510,14 @@ class KubernetesClient:
                     raise
             else:
                 if 200 <= response.status < 300:
-                    return response.status, _decode(data) if decode is None else decode(data)
+                    if decode is None:
+                        return response.status, _decode(data)
+                    try:
+                        return response.status, decode(data)
+                    except Exception as exc:  # the caller's decoder: msgspec's errors, say
+                        raise KubernetesError(
+                            f"{method} {path}: the answer is not what was expected: {exc}"
+                        ) from None
                 decoded = _decode(data)
                 if not retry or response.status not in _RETRYABLE or attempt >= self.retries:
                     raise error_from_status(response.status, decoded, response.reason or "")

@@ -8,8 +8,10 @@ import contextlib
 from typing import Any, TypedDict
 
 import msgspec
+import pytest
 
 from nublado.kube.client import KubernetesClient, WatchEvent
+from nublado.kube.errors import KubernetesError
 from nublado.sandbox.server import Sandbox
 
 NS = "lean"
@@ -128,3 +130,19 @@ async def test_watch_remembers_what_keep_keeps_for_a_relists_deletions(
         ("DELETED", "cm-01"),
     ]
     assert seen[2].object == keep(seen[1].object)
+
+
+class _Strict(TypedDict):
+    unexpected: int
+
+
+async def test_an_answer_the_decoder_refuses_is_a_kubernetes_error(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    await _seed(client, 1)
+
+    with pytest.raises(KubernetesError, match="the answer is not what was expected: "):
+        async for _ in client.list_pages(
+            "ConfigMap", NS, decode=msgspec.json.Decoder(_Strict).decode
+        ):
+            pass
