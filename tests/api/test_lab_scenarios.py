@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -342,20 +342,6 @@ async def test_controller_restarted_in_the_middle_of_20_spawns(
         }
         stopping = time.monotonic()
     stopped = time.monotonic() - stopping
-    # Another replica leads the daemon meanwhile: this scenario is the takeover's, and a
-    # lab reconcile on replica-b (which ends failed labs) would race with what it checks.
-    sandbox.apply(
-        {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": "nublado-daemon", "namespace": "nublado"},
-            "spec": {
-                "holderIdentity": "replica-c",
-                "leaseDurationSeconds": 3600,
-                "renewTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            },
-        }
-    )
     # The old controller is gone; a new one (a new pod: a new identity) starts.
     async with served(controller("replica-b")) as api:
         for user in waiting:
