@@ -56,6 +56,8 @@ FIELD_MANAGER = "nublado"
 # With a charset parameter the generated REST layer sends our pre-serialized bytes as they
 # are (without it, it would walk and re-encode the manifest); the API server strips it.
 _APPLY = "application/apply-patch+yaml; charset=utf-8"
+_METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+"""What a metadata-only LIST asks for (kube-apiserver 1.15 and later serve it)."""
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Characters a query value keeps as they are (urllib's quote() leaves these and "/").
@@ -363,6 +365,7 @@ class KubernetesClient:
         content_type: str = "application/json",
         timeout: aiohttp.ClientTimeout | None = None,
         watch: bool = False,
+        accept: str | None = None,
     ) -> aiohttp.ClientResponse | Response:
         """One HTTP request; returns the raw response (caller reads or streams it).
 
@@ -377,6 +380,8 @@ class KubernetesClient:
         """
         try:
             headers = await self._headers(content_type)
+            if accept is not None:
+                headers["Accept"] = accept
             target = path if _PLAIN_PATH.fullmatch(path) else quote(path, safe="/:@!$&'()*+,;=")
             if query:
                 target += "?" + "&".join(f"{key}={_quote(value)}" for key, value in query)
@@ -451,14 +456,21 @@ class KubernetesClient:
         body: Any = None,
         content_type: str = "application/json",
         retry: bool = True,
+        accept: str | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> tuple[int, Any]:
         """A request with bounded retries; returns (status, decoded JSON) or raises.
 
         Waits between attempts with exponential backoff, or as long as the
         server's Retry-After asks on 429/503 (at most ``max_retry_after``).
+        ``accept``: another Accept header than plain JSON (a metadata-only LIST);
+        ``decode``: how a successful answer's body is decoded (error bodies are
+        always read as a Status).
         """
         try:
-            return await self._attempts(method, path, query, body, content_type, retry)
+            return await self._attempts(
+                method, path, query, body, content_type, retry, accept, decode
+            )
         except KubernetesError as exc:
             if self.on_error is not None:
                 self.on_error(exc)
@@ -472,22 +484,41 @@ class KubernetesClient:
         body: Any,
         content_type: str,
         retry: bool,
+        accept: str | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> tuple[int, Any]:
         attempt = 0
         while True:
             delay = min(self.backoff * 2**attempt, 2.0)
             try:
-                response = await self._send(
-                    method, path, query=query, body=body, content_type=content_type
-                )
+                if accept is None:
+                    response = await self._send(
+                        method, path, query=query, body=body, content_type=content_type
+                    )
+                else:
+                    response = await self._send(
+                        method,
+                        path,
+                        query=query,
+                        body=body,
+                        content_type=content_type,
+                        accept=accept,
+                    )
                 data = await self._read(response, method, path)
             except (KubernetesConnectionError, KubernetesTimeoutError):
                 if not retry or attempt >= self.retries:
                     raise
             else:
-                decoded = _decode(data)
                 if 200 <= response.status < 300:
-                    return response.status, decoded
+                    if decode is None:
+                        return response.status, _decode(data)
+                    try:
+                        return response.status, decode(data)
+                    except Exception as exc:  # the caller's decoder: msgspec's errors, say
+                        raise KubernetesError(
+                            f"{method} {path}: the answer is not what was expected: {exc}"
+                        ) from None
+                decoded = _decode(data)
                 if not retry or response.status not in _RETRYABLE or attempt >= self.retries:
                     raise error_from_status(response.status, decoded, response.reason or "")
                 if response.status in (429, 503):
@@ -589,14 +620,20 @@ class KubernetesClient:
         label_selector: str | dict[str, str] | None = None,
         field_selector: str | None = None,
         page_size: int = 500,
+        metadata_only: bool = False,
     ) -> builtins.list[Object]:
-        """LIST objects of a kind, in one namespace or all, following pagination."""
+        """LIST objects of a kind, in one namespace or all, following pagination.
+
+        ``metadata_only``: each item a ``meta.k8s.io/v1`` PartialObjectMetadata
+        (kind, apiVersion and metadata only), as the server sends it.
+        """
         items, _ = await self.list_with_version(
             kind,
             namespace,
             label_selector=label_selector,
             field_selector=field_selector,
             page_size=page_size,
+            metadata_only=metadata_only,
         )
         return items
 
@@ -608,11 +645,54 @@ class KubernetesClient:
         label_selector: str | dict[str, str] | None = None,
         field_selector: str | None = None,
         page_size: int = 500,
+        metadata_only: bool = False,
     ) -> tuple[builtins.list[Object], str]:
         """LIST, also returning the list's resourceVersion (where a watch can start)."""
+        items: builtins.list[Object] = []
+        version = ""
+        async for page, page_version in self.list_pages(
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            page_size=page_size,
+            metadata_only=metadata_only,
+        ):
+            if page is None:
+                items = []  # the pages so far were from a version the server lost
+                continue
+            items.extend(page)
+            version = page_version
+        return items, version
+
+    async def list_pages(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | dict[str, str] | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+        metadata_only: bool = False,
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> AsyncIterator[tuple[builtins.list[Object] | None, str]]:
+        """LIST one page at a time: yields ``(items, resourceVersion of the list)`` per page.
+
+        A caller that cuts each page down as it comes holds one page's full
+        objects at a time, not the whole collection's. When a continue token
+        outlived the server's history (410), the LIST starts over once from a
+        fresh first page, announced by ``(None, "")``: the pages read so far
+        are from a version the server no longer has, so drop them.
+
+        ``decode`` decodes each page's JSON instead of orjson: a typed decoder
+        (msgspec with TypedDicts) that builds only the fields a caller reads,
+        skipping the rest of each object (its managedFields' fieldsV1, a pod's
+        spec) without making Python objects of it. Its result must have the
+        list's ``metadata`` and ``items``.
+        """
         resource = kind_named(kind)
         query = self._selector_query(label_selector, field_selector)
-        items: builtins.list[Object] = []
+        accept = _METADATA_LIST_ACCEPT if metadata_only else None
         token = ""
         version = ""
         restarted = False
@@ -622,7 +702,11 @@ class KubernetesClient:
                 page_query.append(("continue", token))
             try:
                 _, body = await self._request(
-                    "GET", resource.collection_path(namespace), query=page_query
+                    "GET",
+                    resource.collection_path(namespace),
+                    query=page_query,
+                    accept=accept,
+                    decode=decode,
                 )
             except ExpiredError:
                 # The continue token outlived the server's history (410): the
@@ -631,17 +715,21 @@ class KubernetesClient:
                 if not token or restarted:
                     raise
                 restarted = True
-                items, token, version = [], "", ""
+                token, version = "", ""
+                yield None, ""
                 continue
-            for item in body.get("items") or []:
-                item.setdefault("apiVersion", resource.api_version)
-                item.setdefault("kind", resource.kind)
-                items.append(item)
+            items = body.get("items") or []
+            if not metadata_only and decode is None:
+                for item in items:
+                    item.setdefault("apiVersion", resource.api_version)
+                    item.setdefault("kind", resource.kind)
             metadata = body.get("metadata") or {}
             version = version or str(metadata.get("resourceVersion", ""))
             token = metadata.get("continue") or ""
+            del body
+            yield items, version
             if not token:
-                return items, version
+                return
 
     @staticmethod
     def _selector_query(
@@ -791,6 +879,7 @@ class KubernetesClient:
         timeout: float | None = None,
         max_failures: int = 10,
         known: Iterable[Object] = (),
+        keep: Callable[[Object], Object] | None = None,
     ) -> AsyncIterator[WatchEvent]:
         """Follow changes to objects of a kind; never stops silently.
 
@@ -803,6 +892,10 @@ class KubernetesClient:
         failed attempts it raises the last error. A caller that listed the
         objects itself passes them as ``known`` with the list's
         ``resource_version``, so a relist can also report their deletions.
+        ``keep`` is what the watch remembers of each object for that (the
+        object of such a DELETED event): the whole object by default; a caller
+        following thousands of objects can keep less (their identifying metadata,
+        with the uid and resourceVersion a relist compares).
         """
         events = self._watch(
             kind,
@@ -813,6 +906,7 @@ class KubernetesClient:
             timeout=timeout,
             max_failures=max_failures,
             known=known,
+            keep=keep,
         )
         async with aclosing(events):
             async for event in events:
@@ -829,6 +923,7 @@ class KubernetesClient:
         timeout: float | None = None,
         max_failures: int = 10,
         known: Iterable[Object] = (),
+        keep: Callable[[Object], Object] | None = None,
     ) -> AsyncGenerator[WatchEvent, None]:
         """`watch`, starting with ``known``: the objects the caller listed at ``resource_version``.
 
@@ -838,9 +933,10 @@ class KubernetesClient:
         resource = kind_named(kind)
         query = self._selector_query(label_selector, field_selector)
         deadline = None if timeout is None else time.monotonic() + timeout
+        remember = keep or (lambda obj: obj)
         seen_objects: dict[str, Object] = {
-            str(_meta(obj).get("uid", "")): obj for obj in known
-        }  # uid -> last object seen
+            str(_meta(obj).get("uid", "")): remember(obj) for obj in known
+        }  # uid -> last object seen (what ``keep`` keeps of it)
         version = resource_version
         need_list = version is None
         failures = 0
@@ -863,7 +959,7 @@ class KubernetesClient:
                 uid = str(_meta(item).get("uid", ""))
                 listed.add(uid)
                 old = seen_objects.get(uid)
-                seen_objects[uid] = item
+                seen_objects[uid] = remember(item)
                 if old is None:
                     changes.append(WatchEvent("ADDED", item))
                 elif _meta(old).get("resourceVersion") != _meta(item).get("resourceVersion"):
@@ -909,7 +1005,7 @@ class KubernetesClient:
                     if event_type == "DELETED":
                         seen_objects.pop(uid, None)
                     else:
-                        seen_objects[uid] = obj
+                        seen_objects[uid] = remember(obj)
                     yield WatchEvent(event_type, obj)
                 left = remaining()
                 if events or time.monotonic() - started >= 1.0 or (left is not None and left <= 0):

@@ -34,6 +34,7 @@ async def follow(
     field_selector: str | None = None,
     retry_delay: float = 1.0,
     on_broken: Callable[[], None] | None = None,
+    keep: Callable[[Object], Object] | None = None,
 ) -> None:
     """Feed every event of ``kind`` to ``on_event``; runs until cancelled.
 
@@ -41,7 +42,8 @@ async def follow(
     watch uses them to resume after a 410 without losing deletions). A failed
     ``relist`` is retried after the same delay. ``on_broken`` is told when the
     watch has ended, before the first LIST again: from then until a ``relist``
-    succeeds, the cache may miss changes.
+    succeeds, the cache may miss changes. ``keep``: what the watch remembers of
+    each object (`KubernetesClient.watch`).
     """
     while True:
         try:
@@ -52,6 +54,7 @@ async def follow(
                 field_selector=field_selector,
                 resource_version=version,
                 known=items,
+                keep=keep,
             ):
                 await on_event(event)
         except Exception as exc:

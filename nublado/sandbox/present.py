@@ -18,6 +18,7 @@ import orjson
 from . import events, table
 from .body import decode_apply_body, decode_object_body, decode_patch_body, media_type
 from .kinds import VIEWS, ResourceKind
+from .negotiate import METADATA, TABLE, negotiate, partial_object
 from .protobuf import PROTOBUF_MEDIA_TYPE, decode_object
 from .request import ApiRequest, current_write
 from .store import ApiError
@@ -105,13 +106,21 @@ def include_object(request: ApiRequest) -> str:
 
 
 def event_writer(request: ApiRequest, kind: ResourceKind) -> Callable[[str, Object], bytes]:
-    """How a watch writes one event: the object as shown, or a one-row Table.
+    """How a watch writes one event: the object as shown, its metadata, or a one-row Table.
 
     A Table watch sends the column definitions with its first event only, as
     kube-apiserver does.
     """
     present = presenter(kind)
-    if not table.wants_table(request.headers.get("accept", "")):
+    wanted = negotiate(kind, request.headers.get("accept", ""), listing=False)
+    if wanted.form == METADATA:
+
+        def metadata_only(event_type: str, obj: Object) -> bytes:
+            shown = present(obj) if present is not None else obj
+            return orjson.dumps({"type": event_type, "object": partial_object(shown)}) + b"\n"
+
+        return metadata_only
+    if wanted.form != TABLE:
 
         def plain(event_type: str, obj: Object) -> bytes:
             shown = present(obj) if present is not None else obj

@@ -30,6 +30,7 @@ from .cluster import Cluster, parse_object
 from .fields import check_field_manager
 from .kinds import VIEWS, ResourceKind
 from .logs import pod_log
+from .negotiate import METADATA, METADATA_LIST, TABLE, negotiate, partial_list, partial_object
 from .openapi import (
     GROUPS,
     KUBERNETES_VERSION,
@@ -372,8 +373,9 @@ class _Handlers:
                 pod, query.get("container"), parse_bool(query.get("previous"), "previous")
             )
         if method == "GET":
+            wanted = negotiate(target.kind, request.headers.get("accept", ""), listing=False)
             obj = self.cluster.get(target.kind.kind, target.namespace or "", target.name)
-            if table.wants_table(request.headers.get("accept", "")):
+            if wanted.form == TABLE:
                 return _json(
                     table.object_table(
                         target.kind,
@@ -382,6 +384,8 @@ class _Handlers:
                         present=presenter(target.kind),
                     )
                 )
+            if wanted.form == METADATA:
+                return _json(partial_object(present(target.kind, obj)))
             return _json(present(target.kind, obj))
         if method == "PUT":
             body = await request_object(request, target.kind)
@@ -411,9 +415,14 @@ class _Handlers:
         query = dict(request.query_params)
         if "fieldSelector" in query:
             query["fieldSelector"] = field_selector(kind, query["fieldSelector"]) or ""
+        wanted = negotiate(kind, request.headers.get("accept", ""), listing=True)
         body = await list_collection(self.cluster, kind, target.namespace, query)
         with self.cluster.store.lock:
-            if table.wants_table(request.headers.get("accept", "")):
+            if wanted.form == METADATA_LIST:
+                # Only the metadata is encoded, never the specs and statuses.
+                body["items"] = [present(kind, o) for o in body["items"]]
+                return Response(orjson.dumps(partial_list(body)), media_type="application/json")
+            if wanted.form == TABLE:
                 shown = table.table(
                     kind,
                     body["items"],

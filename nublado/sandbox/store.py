@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -24,6 +24,8 @@ from .selectors import FieldSelector, LabelSelector
 
 __all__ = [
     "ApiError",
+    "ListKey",
+    "ListSnapshot",
     "Store",
     "StoredEvent",
     "Watcher",
@@ -33,6 +35,29 @@ __all__ = [
 
 Object = dict[str, Any]
 _T = TypeVar("_T")
+
+_LIST_SNAPSHOTS = 16
+"""Paginated LISTs' collections kept at once (the least recently read goes first)."""
+
+ListKey = tuple[str, str | None, str, str, int]
+"""A paginated LIST: kind, namespace, label selector, field selector, revision of its first page."""
+
+
+@dataclass
+class ListSnapshot:
+    """The collection a paginated LIST serves, in (namespace, name) order."""
+
+    items: list[dict[str, Any]]
+    _keys: list[tuple[str, str]] | None = None
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        """Each object's (namespace, name), made when a second page first asks for them."""
+        if self._keys is None:
+            self._keys = [
+                (o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in self.items
+            ]
+        return self._keys
 
 
 def clone(value: _T) -> _T:
@@ -228,6 +253,8 @@ class Store:
         self._objects: dict[str, dict[str, dict[str, Object]]] = {}
         self._history: deque[StoredEvent] = deque(maxlen=history_limit)
         self._floor = 0  # events at or below this revision are forgotten
+        # The collections paginated LISTs are serving, as of their first page (see list_snapshot).
+        self._list_snapshots: OrderedDict[ListKey, ListSnapshot] = OrderedDict()
         self._watchers: list[Watcher] = []
         # The same watchers by kind and namespace (None: every namespace), so a
         # write is offered only to the watches that can see it: with a hundred
@@ -393,6 +420,29 @@ class Store:
         """The revision the history starts after (what a 410 names as the oldest)."""
         with self.lock:
             return self._floor
+
+    def remember_list(self, key: ListKey, items: list[Object]) -> None:
+        """Keep a paginated LIST's collection (as of ``key``'s revision) for its next pages.
+
+        etcd serves every page of a LIST from the first page's revision; so
+        does `objects_at`, by undoing the history, but over the whole kind for
+        every page (fifty pages of 500 would rebuild 25,000 objects fifty
+        times). The collection at a revision never changes, so it is kept once.
+        """
+        with self.lock:
+            self._list_snapshots[key] = ListSnapshot(items)
+            self._list_snapshots.move_to_end(key)
+            while len(self._list_snapshots) > _LIST_SNAPSHOTS:
+                self._list_snapshots.popitem(last=False)
+
+    def list_snapshot(self, key: ListKey) -> ListSnapshot | None:
+        """A remembered LIST's collection; None when unknown or its revision was compacted."""
+        with self.lock:
+            found = self._list_snapshots.get(key)
+            if found is None or key[-1] < self._floor:
+                return None
+            self._list_snapshots.move_to_end(key)
+            return found
 
     def reaches_back(self, revision: int) -> bool:
         """Whether the history still holds every change after ``revision``."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from bisect import bisect_right
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -340,18 +341,31 @@ async def list_collection(
             )
     else:
         at_revision, limit = await _list_revision(cluster, options)
-    items, revision = cluster.list(
-        kind.kind,
-        namespace,
-        options.label_selector,
-        options.field_selector,
-        at_revision=at_revision,
-    )
+    selectors = (options.label_selector or "", options.field_selector or "")
+    snapshot = None
+    if token and at_revision is not None:
+        snapshot = cluster.store.list_snapshot((kind.kind, namespace, *selectors, at_revision))
+    if snapshot is not None and at_revision is not None:
+        # A later page of a LIST: the collection as of its first page, kept then.
+        revision = at_revision
+        items = snapshot.items[bisect_right(snapshot.keys, after) :]
+    else:
+        items, revision = cluster.list(
+            kind.kind,
+            namespace,
+            options.label_selector,
+            options.field_selector,
+            at_revision=at_revision,
+        )
+        if 0 < limit < len(items):
+            cluster.store.remember_list((kind.kind, namespace, *selectors, revision), items)
+        if token:
+            items = [
+                o
+                for o in items
+                if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after
+            ]
     metadata: Object = {"resourceVersion": str(revision)}
-    if token:
-        items = [
-            o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after
-        ]
     if 0 < limit < len(items):
         last = items[limit - 1]["metadata"]
         metadata["continue"] = encode_continue(revision, (last.get("namespace", ""), last["name"]))

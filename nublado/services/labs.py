@@ -70,9 +70,12 @@ from .labstate import (
     resource_version,
 )
 
-__all__ = ["LabService", "SpawnEvent"]
+__all__ = ["LabService", "SpawnEvent", "trim_cached"]
 
 Object = dict[str, Any]
+
+_LIST_PAGE = 500
+"""Objects per page of the caches' LISTs: each page is cut down before the next is read."""
 
 _MAX_POD_EVENTS = 100
 _BAD_WAITING = frozenset(
@@ -213,11 +216,8 @@ class LabService:
         selector = f"{CATEGORY_LABEL}=lab"
         lease_selector = f"{CATEGORY_LABEL}={LEASE_CATEGORY}"
         lists = await asyncio.gather(
-            self._kube.list_with_version("Lease", self._namespace, label_selector=lease_selector),
-            *(
-                self._kube.list_with_version(kind, None, label_selector=selector)
-                for kind in self._objects
-            ),
+            self._list_kept("Lease", self._namespace, lease_selector),
+            *(self._list_kept(kind, None, selector) for kind in self._objects),
         )
         kinds = ["Lease", *self._objects]
         for kind, (items, version) in zip(kinds, lists, strict=True):
@@ -225,9 +225,14 @@ class LabService:
                 self._store(kind, item)
             namespace = self._namespace if kind == "Lease" else None
             sel = lease_selector if kind == "Lease" else selector
+            if kind != "Lease":
+                # What the watch remembers of each object (for a relist's DELETED events):
+                # who it is, not the full object the LIST decoded.
+                items = [_identity(item) for item in items]
             self._watches.append(
                 asyncio.create_task(self._follow(kind, namespace, sel, version, items))
             )
+        del lists
         await self._start_spawn_caches()
         self._watches.append(asyncio.create_task(self._supervise()))
         await self._take_over(initial=True)
@@ -403,12 +408,8 @@ class LabService:
         if kind == "Lease" and old is not None and _operation_id(old) != _operation_id(obj):
             # A stream of the replaced operation may not have read its last events yet.
             self._previous[user] = OperationRecord.from_lease(old)
-        metadata = obj.get("metadata") or {}
-        if kind != "Lease" and "managedFields" in metadata:
-            # Nothing here reads them, and they are near half of a pod: 5,000 labs' worth
-            # of them would cost the caches hundreds of megabytes.
-            metadata = {k: v for k, v in metadata.items() if k != "managedFields"}
-            obj = {**obj, "metadata": metadata}
+        if kind != "Lease":
+            obj = trim_cached(kind, obj)
         cache[user] = obj
         self._seen.setdefault(user, None)
         return True
@@ -451,7 +452,32 @@ class LabService:
             on_event=changed,
             relist=relist,
             log=self._log,
+            keep=None if kind == "Lease" else _identity,
         )
+
+    async def _list_kept(
+        self, kind: str, namespace: str | None, selector: str
+    ) -> tuple[list[Object], str]:
+        """LIST a cache's kind page by page, each object cut down to what the cache keeps.
+
+        5,000 labs' pods are about 100 MB of JSON: decoded whole at once, they
+        would set the controller's memory for good (freed, it stays with the
+        process), where one page at a time costs a tenth of it.
+        """
+        kept: list[Object] = []
+        version = ""
+        async for page, page_version in self._kube.list_pages(
+            kind, namespace, label_selector=selector, page_size=_LIST_PAGE
+        ):
+            if page is None:
+                kept = []
+                continue
+            version = page_version
+            while page:
+                item = page.pop()
+                kept.append(item if kind == "Lease" else trim_cached(kind, item))
+        kept.reverse()
+        return kept, version
 
     async def _relist(
         self, kind: str, namespace: str | None, selector: str
@@ -461,9 +487,7 @@ class LabService:
         Deleted objects whose DELETED event the failed watch never delivered are
         dropped from the cache and from ``_gone`` (which would otherwise keep them).
         """
-        fresh, version = await self._kube.list_with_version(
-            kind, namespace, label_selector=selector
-        )
+        fresh, version = await self._list_kept(kind, namespace, selector)
         cache = self._leases if kind == "Lease" else self._objects[kind]
         listed = set()
         uids = set()
@@ -477,6 +501,8 @@ class LabService:
             del cache[user]
         for uid in [u for u, k in self._gone.items() if k == kind and u not in uids]:
             del self._gone[uid]
+        if kind != "Lease":
+            fresh = [_identity(item) for item in fresh]  # the watch needs no more of them
         return fresh, version
 
     def _lease_changed(self, lease: Object) -> None:
@@ -1587,6 +1613,52 @@ async def _single(state: LabState, username: str) -> AsyncIterator[SpawnEvent]:
         yield SpawnEvent("complete", f"Lab Kubernetes pod started for {username}")
     elif state.status in (LabStatus.FAILED, LabStatus.TERMINATED):
         yield SpawnEvent("failed", "Lab spawn failed")
+
+
+_POD_CONTAINER_FIELDS = ("name", "image", "resources", "securityContext")
+"""What the caches keep of a pod's containers: rebuild_state reads the notebook container's
+securityContext (uid, gid); its image and resources say which lab it is when debugging."""
+
+
+def trim_cached(kind: str, obj: Object) -> Object:
+    """What a lab cache keeps of an object: all of it but managedFields, and of a pod less.
+
+    Nothing reads managedFields from the caches, and they are near half of a
+    pod. Of a pod the caches' readers (`derive_state`, `rebuild_state`, the
+    spawn's `_pod_verdict`, the takeover) read the metadata, the status and
+    the containers' user and group: the rest of the spec (volumes, env,
+    mounts: most of a pod) is dropped, or 5,000 labs would hold hundreds of
+    megabytes of it.
+    """
+    metadata = obj.get("metadata") or {}
+    if "managedFields" in metadata:
+        metadata = {k: v for k, v in metadata.items() if k != "managedFields"}
+    if kind != "Pod":
+        return {**obj, "metadata": metadata} if metadata is not obj.get("metadata") else obj
+    spec = obj.get("spec") or {}
+    trimmed: Object = {k: v for k, v in obj.items() if k not in ("metadata", "spec")}
+    trimmed["metadata"] = metadata
+    trimmed["spec"] = {
+        key: [{k: c[k] for k in _POD_CONTAINER_FIELDS if k in c} for c in spec[key]]
+        for key in ("initContainers", "containers")
+        if spec.get(key)
+    }
+    return trimmed
+
+
+def _identity(obj: Object) -> Object:
+    """What a watch remembers of a lab object: enough to name it in a DELETED event.
+
+    The lab caches' ``_store`` finds the user from the labels and name and
+    matches the uid; nothing else of a relist's DELETED object is read.
+    """
+    metadata = obj.get("metadata") or {}
+    kept = {
+        k: metadata[k]
+        for k in ("name", "namespace", "uid", "resourceVersion", "labels")
+        if k in metadata
+    }
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept}
 
 
 def _pod_verdict(pod: Object) -> str | None:

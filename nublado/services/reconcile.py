@@ -38,8 +38,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
+import msgspec
 import structlog
 
 from ..alerts import Alerts
@@ -48,6 +49,7 @@ from ..config import Config
 from ..errors import NubladoError
 from ..kube.client import KubernetesClient
 from ..kube.errors import KubernetesError
+from ..kube.kinds import kind_named
 from ..metrics import Metrics
 from ..models.image import ResolvedImage
 from ..models.lab import LabRequestOptions, LabSpecification, LabState, LabStatus
@@ -70,6 +72,50 @@ from .labstate import (
     rebuild_state,
 )
 
+
+class _ManagedEntry(TypedDict, total=False):
+    """Of a managedFields entry, who wrote (its fieldsV1, most of the entry, is skipped)."""
+
+    manager: str
+    operation: str
+    subresource: str
+
+
+class _PartialMeta(TypedDict, total=False):
+    """What a pass reads of an object's metadata."""
+
+    name: str
+    namespace: str
+    uid: str
+    resourceVersion: str
+    creationTimestamp: str
+    deletionTimestamp: str
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    managedFields: list[_ManagedEntry]
+
+
+class _Partial(TypedDict, total=False):
+    """One item of a PartialObjectMetadataList."""
+
+    metadata: _PartialMeta
+
+
+_ListMeta = TypedDict("_ListMeta", {"resourceVersion": str, "continue": str}, total=False)
+
+
+class _PartialList(TypedDict, total=False):
+    """A page of a metadata-only LIST (``continue`` is a keyword: hence ``_ListMeta``'s form)."""
+
+    metadata: _ListMeta
+    items: list[_Partial]
+
+
+_decode_partial_list = msgspec.json.Decoder(_PartialList).decode
+"""Decodes a PartialObjectMetadataList into plain dicts of only what a pass reads: of each
+managedFields entry its manager, not its fieldsV1 (most of a pod's metadata), which is
+skipped without making Python objects of it."""
+
 __all__ = ["ORPHAN_ANNOTATION", "LabReconciler", "ReconcileError", "ReconcileReport"]
 
 Object = dict[str, Any]
@@ -81,9 +127,15 @@ _CONCURRENT_LISTS = 3
 """LISTs a pass runs at once: overlaps the server's encoding with our decoding, without
 holding every kind's full objects at the same time."""
 
-_PAGE_SIZE = 5000
-"""Objects per LIST page: a few pages for 5,000 labs rather than tens (each page a round trip,
-and the sandbox rebuilds the collection for every page it serves)."""
+_PAGE_SIZE = 1000
+"""Objects per LIST page: each page is cut down as it arrives, so the pass holds one page of
+decoded objects per kind at a time; a few pages per kind for 5,000 labs."""
+
+_STATE_KEYS = (("Pod", "{user}-nb"), ("ConfigMap", "{user}-nb-env"), ("ResourceQuota", "{user}-nb"))
+"""What a lab's state is derived from (`derive_state`): read in full for a lab not healthy."""
+
+_RENDER_SOURCE_KINDS = frozenset({"ConfigMap", "Secret", "ResourceQuota", "Pod"})
+"""Kinds a lab's desired render is rebuilt from (`desired_lab_manifests`)."""
 
 _CONCURRENT_REPAIRS = 8
 """Labs a pass repairs or deletes at once."""
@@ -144,9 +196,9 @@ class ReconcileReport:
 class _Snapshot:
     """Every lab object and record, as the pass's LISTs returned them, by user.
 
-    Objects are kept without their managedFields, pods only as `_compact` leaves
-    them; ``foreign`` holds (kind, name template) of objects another field
-    manager wrote, by user.
+    Lab objects are kept as metadata without their managedFields (pods: and
+    their phase, Running); ``foreign`` holds (kind, name template) of objects
+    another field manager wrote, by user.
     """
 
     namespaces: dict[str, Object]
@@ -330,8 +382,13 @@ class LabReconciler:
     async def _list(self, entries: list[_SetEntry]) -> _Snapshot:
         """One labelled LIST per kind of the set, and one of the operation Leases.
 
-        A few at a time, each kind cut down as soon as it arrives (`_compact`): the
-        full objects of 5,000 labs at once would cost the controller a gigabyte.
+        Only the Leases and Namespaces are listed whole: every other kind is
+        listed as metadata (``PartialObjectMetadataList``: existence, labels,
+        annotations, and managedFields, which tell who wrote it), the pods
+        only those Running (a field selector on ``status.phase``): that is
+        all a healthy lab is decided from. A lab that is not healthy has its
+        objects read again in full (`_full_objects`). Each page is cut down as
+        it arrives, so the pass holds one page of decoded objects at a time.
         """
         selector = f"{CATEGORY_LABEL}=lab"
         kinds = list(dict.fromkeys(e.kind for e in entries if e.kind != "Namespace"))
@@ -341,53 +398,119 @@ class LabReconciler:
         prefix = f"{self._config.lab.namespace_prefix}-"
         snapshot = _Snapshot({}, {}, {}, {})
         gate = asyncio.Semaphore(_CONCURRENT_LISTS)
+        templates = {kind: {e.name: e for e in found} for kind, found in by_kind.items()}
 
         async def leases() -> None:
             async with gate:
-                items = await self._kube.list(
+                async for page, _ in self._kube.list_pages(
                     "Lease",
                     self._namespace,
                     label_selector=f"{CATEGORY_LABEL}={LEASE_CATEGORY}",
                     page_size=_PAGE_SIZE,
-                )
-            for lease in items:
-                user = ((lease.get("metadata") or {}).get("labels") or {}).get(USER_LABEL)
-                if user:
-                    (lease.get("metadata") or {}).pop("managedFields", None)
-                    snapshot.leases[str(user)] = lease
+                ):
+                    if page is None:
+                        snapshot.leases.clear()
+                        continue
+                    for lease in page:
+                        user = ((lease.get("metadata") or {}).get("labels") or {}).get(USER_LABEL)
+                        if user:
+                            (lease.get("metadata") or {}).pop("managedFields", None)
+                            snapshot.leases[str(user)] = lease
 
         async def namespaces() -> None:
             async with gate:
-                items = await self._kube.list(
+                async for page, _ in self._kube.list_pages(
                     "Namespace", label_selector=selector, page_size=_PAGE_SIZE
-                )
-            for ns in items:
-                metadata = ns.get("metadata") or {}
-                user = (metadata.get("labels") or {}).get(USER_LABEL)
-                if user and metadata.get("name") == f"{prefix}{user}":
-                    metadata.pop("managedFields", None)
-                    snapshot.namespaces[str(user)] = ns
+                ):
+                    if page is None:
+                        snapshot.namespaces.clear()
+                        continue
+                    for ns in page:
+                        metadata = ns.get("metadata") or {}
+                        user = (metadata.get("labels") or {}).get(USER_LABEL)
+                        if user and metadata.get("name") == f"{prefix}{user}":
+                            metadata.pop("managedFields", None)
+                            snapshot.namespaces[str(user)] = ns
 
         async def objects(kind: str) -> None:
+            api_version = kind_named(kind).api_version
+            # Only Running pods: a lab whose pod is not listed is read again in full.
+            fields = "status.phase=Running" if kind == "Pod" else None
             async with gate:
-                items = await self._kube.list(kind, label_selector=selector, page_size=_PAGE_SIZE)
-            while items:
-                obj = items.pop()  # each full object freed as soon as it is cut down
-                metadata = obj.get("metadata") or {}
-                user = (metadata.get("labels") or {}).get(USER_LABEL)
-                if not user or metadata.get("namespace") != f"{prefix}{user}":
-                    continue
-                name = metadata.get("name")
-                entry = next((e for e in by_kind[kind] if e.for_user(user) == name), None)
-                if entry is None:
-                    continue  # not one of the set
-                key = (kind, entry.name)
-                if _foreign(obj):
-                    snapshot.foreign.setdefault(str(user), set()).add(key)
-                snapshot.by_user.setdefault(str(user), {})[key] = _compact(obj)
+                async for page, _ in self._kube.list_pages(
+                    kind,
+                    label_selector=selector,
+                    field_selector=fields,
+                    page_size=_PAGE_SIZE,
+                    metadata_only=True,
+                    decode=_decode_partial_list,
+                ):
+                    if page is None:
+                        for mine in snapshot.by_user.values():
+                            for key in [k for k in mine if k[0] == kind]:
+                                del mine[key]
+                        for edited in snapshot.foreign.values():
+                            edited -= {k for k in edited if k[0] == kind}
+                        continue
+                    for partial in page:
+                        self._take(kind, api_version, partial, templates[kind], prefix, snapshot)
 
         await asyncio.gather(leases(), namespaces(), *(objects(kind) for kind in kinds))
         return snapshot
+
+    @staticmethod
+    def _take(
+        kind: str,
+        api_version: str,
+        partial: Object,
+        entries: dict[str, _SetEntry],
+        prefix: str,
+        snapshot: _Snapshot,
+    ) -> None:
+        """Keep one listed object's metadata in the snapshot, if it is one of a lab set."""
+        metadata = partial.get("metadata") or {}
+        user = (metadata.get("labels") or {}).get(USER_LABEL)
+        if not user or metadata.get("namespace") != f"{prefix}{user}":
+            return
+        name = str(metadata.get("name"))
+        entry = _entry_for(entries, str(user), name)
+        if entry is None:
+            return  # not one of the set
+        key = (kind, entry.name)
+        if _foreign(partial):
+            snapshot.foreign.setdefault(str(user), set()).add(key)
+        metadata.pop("managedFields", None)
+        kept: Object = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+        if kind == "Pod":
+            kept["status"] = {"phase": "Running"}  # listed by its phase
+        snapshot.by_user.setdefault(str(user), {})[key] = kept
+
+    async def _full_objects(
+        self,
+        username: str,
+        mine: dict[tuple[str, str], Object],
+        keys: set[tuple[str, str]],
+    ) -> dict[tuple[str, str], Object]:
+        """``mine`` with the objects named by ``keys`` read again in full (GET each).
+
+        The LISTs gave their metadata only. An object gone since is dropped; a
+        pod is read whether or not the LIST had it (it lists Running pods only).
+        """
+        namespace = f"{self._config.lab.namespace_prefix}-{username}"
+        full = dict(mine)
+        for kind, template in sorted(keys):
+            if kind != "Pod" and (kind, template) not in mine:
+                continue
+            if (mine.get((kind, template)) or {}).get("spec") is not None:
+                continue  # already read in full
+            name = template.replace("{user}", username)
+            obj = await self._kube.find(kind, name, namespace)
+            if obj is None:
+                full.pop((kind, template), None)
+                continue
+            (obj.get("metadata") or {}).pop("managedFields", None)
+            full[(kind, template)] = {**obj, "kind": kind}
+        return full
 
     # One user
 
@@ -403,18 +526,22 @@ class LabReconciler:
         lease = snapshot.leases.get(username)
         namespace = snapshot.namespaces.get(username)
         mine = snapshot.by_user.get(username, {})
-        pod = mine.get(("Pod", "{user}-nb"))
         edited = snapshot.foreign.get(username, set())
         record = OperationRecord.from_lease(lease) if lease is not None else None
+        if record is not None and record.in_progress:
+            report.busy.append(username)
+            return None
+        if namespace is not None:
+            # The LISTs gave metadata (and Running pods only): what a state is derived from
+            # is read in full.
+            mine = await self._full_objects(username, mine, set(_STATE_KEYS))
+        pod = mine.get(("Pod", "{user}-nb"))
         objects = LabObjects(
             namespace=namespace,
             pod=pod,
             env=mine.get(("ConfigMap", "{user}-nb-env")),
             quota=mine.get(("ResourceQuota", "{user}-nb")),
         )
-        if record is not None and record.in_progress:
-            report.busy.append(username)
-            return None
         state = derive_state(self._config, record, objects)
         if namespace is None:
             if state is None and _had_lab(record) and record is not None:
@@ -585,14 +712,15 @@ class LabReconciler:
             report.busy.append(username)
             return
         kinds = ("Namespace", *dict.fromkeys(e.kind for e in entries if e.kind != "Namespace"))
+        # What the desired render is rebuilt from (the env and files ConfigMaps, the
+        # Secrets) and what is compared with it (the suspects), in full.
+        needed = {
+            (e.kind, e.name)
+            for e in entries
+            if e.kind in _RENDER_SOURCE_KINDS or (e.kind, e.for_user(username)) in suspects
+        }
+        mine = await self._full_objects(username, mine, needed)
         objects = [{**obj, "kind": kind} for (kind, _), obj in mine.items()]
-        pod_name = f"{username}-nb"
-        if ("Pod", pod_name) in suspects:
-            # The pass kept the pod cut down: compare the whole of it.
-            full = await self._kube.find("Pod", pod_name, namespace["metadata"]["name"])
-            objects = [o for o in objects if o["kind"] != "Pod"]
-            if full is not None:
-                objects.append({**full, "kind": "Pod"})
         live = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
         source = live
         env_name = f"{username}-nb-env"
@@ -739,27 +867,14 @@ def _healthy(
     return True
 
 
-def _compact(obj: Object) -> Object:
-    """An object without its managedFields; a pod cut down to what a pass reads of it.
-
-    A pass reads a pod's metadata, phase and notebook container (who the user is,
-    the size, the image); a pod that must be compared is read again in full.
-    """
-    metadata = dict(obj.get("metadata") or {})
-    metadata.pop("managedFields", None)
-    if obj.get("kind") != "Pod":
-        return {**obj, "metadata": metadata}
-    containers = [
-        {k: c[k] for k in ("name", "image", "resources", "securityContext") if k in c}
-        for c in (obj.get("spec") or {}).get("containers") or []
-    ]
-    return {
-        "apiVersion": obj.get("apiVersion", "v1"),
-        "kind": "Pod",
-        "metadata": metadata,
-        "spec": {"containers": containers},
-        "status": {"phase": (obj.get("status") or {}).get("phase")},
-    }
+def _entry_for(entries: dict[str, _SetEntry], username: str, name: str) -> _SetEntry | None:
+    """The entry of the set (by name template) an object of ``username`` named ``name`` is."""
+    for guess in (name.replace(username, "{user}"), name):
+        entry = entries.get(guess)
+        if entry is not None and entry.for_user(username) == name:
+            return entry
+    # A user's name found elsewhere in the name too: try each template.
+    return next((e for e in entries.values() if e.for_user(username) == name), None)
 
 
 def _had_lab(record: OperationRecord | None) -> bool:

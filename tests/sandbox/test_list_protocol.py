@@ -307,3 +307,53 @@ def test_continue_with_a_resource_version_is_400(http: httpx.Client, sandbox: Sa
         400, "BadRequest", "specifying resource version is not allowed when using continue"
     )
     assert _names(zero.json()) == [("b", "1")]
+
+
+def test_pages_come_from_the_first_pages_collection_while_it_changes(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    """Later pages show the collection as of the first page (as etcd does), whatever is
+    written meanwhile; and the whole collection is not rebuilt for each page."""
+    for name in ("a", "b", "c", "d", "e"):
+        http.post(PATH, json=_cm(name, v="1"))
+    first = http.get(PATH, params={"limit": "2"}).json()
+    http.put(f"{PATH}/c", json=_cm("c", v="2"))
+    http.delete(f"{PATH}/d")
+    http.post(PATH, json=_cm("bb", v="1"))
+    http.post(PATH, json=_cm("f", v="1"))
+    rebuilt = 0
+    objects_at = sandbox.cluster.store.objects_at
+
+    def counting(*args: Any) -> Any:
+        nonlocal rebuilt
+        rebuilt += 1
+        return objects_at(*args)
+
+    sandbox.cluster.store.objects_at = counting  # type: ignore[method-assign]
+    second = http.get(PATH, params={"limit": "2", "continue": first["metadata"]["continue"]})
+    third = http.get(PATH, params={"limit": "2", "continue": second.json()["metadata"]["continue"]})
+    now = http.get(PATH).json()
+
+    assert _names(first) == [("a", "1"), ("b", "1")]
+    assert _names(second.json()) == [("c", "1"), ("d", "1")]
+    assert _names(third.json()) == [("e", "1")]
+    assert second.json()["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    assert second.json()["metadata"]["remainingItemCount"] == 1
+    assert "continue" not in third.json()["metadata"]
+    assert rebuilt == 0
+    assert _names(now) == [("a", "1"), ("b", "1"), ("bb", "1"), ("c", "2"), ("e", "1"), ("f", "1")]
+
+
+def test_a_continue_past_compaction_expires_even_with_its_pages_kept(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    for name in ("a", "b", "c"):
+        http.post(PATH, json=_cm(name, v="1"))
+    first = http.get(PATH, params={"limit": "1"}).json()
+    http.put(f"{PATH}/b", json=_cm("b", v="2"))
+    sandbox.compact()
+
+    response = http.get(PATH, params={"limit": "1", "continue": first["metadata"]["continue"]})
+
+    assert response.status_code == 410
+    assert response.json()["reason"] == "Expired"

@@ -27,7 +27,8 @@ from nublado.models.lab import LabStatus
 from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings
 from nublado.services.images import ImageService, build_image_source
-from nublado.services.labs import LabService
+from nublado.services.labs import LabService, trim_cached
+from nublado.services.labstate import LabObjects, OperationRecord, derive_state, rebuild_state
 from nublado.services.reconcile import (
     ORPHAN_ANNOTATION,
     LabReconciler,
@@ -677,3 +678,55 @@ async def test_several_ended_labs_are_deleted_in_one_pass(
     report = await reconciler.run()
     assert report.deleted == dict.fromkeys(users, "terminated")
     assert [sandbox.get("Namespace", f"userlabs-{u}") for u in users] == [None] * 3
+
+
+# The lab service's caches at scale
+
+
+async def test_lab_caches_keep_trimmed_pods_and_answer_as_the_full_objects(
+    config: Config, labs: LabService, sandbox: Sandbox
+) -> None:
+    """A cached pod keeps its metadata, status and containers' user: the state is the same."""
+    await spawn(labs)
+    cached = labs._objects["Pod"][USER]
+    full = sandbox.get("Pod", "rachel-nb", LAB_NS)
+    assert full is not None
+
+    assert set(cached["spec"]) == {"initContainers", "containers"}
+    for key in ("initContainers", "containers"):
+        assert cached["spec"][key] == [
+            {k: c[k] for k in ("name", "image", "resources", "securityContext") if k in c}
+            for c in full["spec"][key]
+        ]
+    assert cached["status"] == full["status"]
+    assert "managedFields" not in cached["metadata"]
+    assert cached["metadata"] == {k: v for k, v in full["metadata"].items() if k != "managedFields"}
+    lease = sandbox.get("Lease", f"lab-{USER}", NAMESPACE)
+    assert lease is not None
+    whole = LabObjects(
+        namespace=sandbox.get("Namespace", LAB_NS),
+        pod=full,
+        env=sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS),
+        quota=sandbox.get("ResourceQuota", "rachel-nb", LAB_NS),
+    )
+    expected = derive_state(config, OperationRecord.from_lease(lease), whole)
+    assert labs.state(USER) == expected
+    # Rebuilt without a record (an adopted lab), from the trimmed pod as from the whole one.
+    assert rebuild_state(config, USER, labs._lab_objects(USER)) == rebuild_state(
+        config, USER, whole
+    )
+
+
+def test_trim_cached_leaves_other_kinds_whole_but_managed_fields() -> None:
+    obj = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "a", "managedFields": [{"manager": "nublado"}]},
+        "data": {"k": "v"},
+    }
+    assert trim_cached("ConfigMap", obj) == {
+        "kind": "ConfigMap",
+        "metadata": {"name": "a"},
+        "data": {"k": "v"},
+    }
+    plain = {"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}}
+    assert trim_cached("ConfigMap", plain) is plain
