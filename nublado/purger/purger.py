@@ -452,6 +452,10 @@ class Purger:
             summary.files_deleted += batch.deleted
             summary.bytes_deleted += batch.deleted_bytes
             summary.directories_removed += batch.removed
+            if met is not None and batch.spared:
+                met.update(batch.spared)
+                for path in batch.spared:
+                    self._logger.info(f"Not purged, changed since the plan: {display_path(path)}")
             if batch.matches:
                 summary.files_matched += len(batch.matches)
                 if met is not None:
@@ -563,12 +567,15 @@ class Purger:
         self.report()
         self.purge()
 
-    def purge(self) -> None:
-        """Remove the planned files, then empty directories under the roots.
+    def purge(self) -> int:
+        """Remove the planned files that still match, then empty directories; the count removed.
 
         The roots are walked again and a file is unlinked when its path is in
-        the plan, relative to the descriptor of its directory: a planned file
-        no longer found is reported as vanished.
+        the plan and it still passes the policy's test on the ``lstat`` taken
+        just before the unlink, relative to the descriptor of its directory
+        (the decision and the unlink are one pass, as in `run`): a file written
+        or renamed over since the plan is kept (logged), a planned file no
+        longer found is reported as vanished.
         """
         plan = self._plan
         if plan is None:
@@ -576,7 +583,7 @@ class Purger:
         if self._config.dry_run or self._config.future_duration is not None:
             self._warn_not_purging()
             self._raise_for(dict(plan.errors))
-            return
+            return 0
         policy = self._policy
         assert policy is not None
         wanted = frozenset(str(f.path) for f in plan.files)
@@ -590,6 +597,7 @@ class Purger:
         self._raise_for(failed)
         self._logger.debug("Purge complete")
         self._plan = None
+        return summary.files_deleted
 
     def _raise_for(self, failed: dict[str, str]) -> None:
         if failed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -290,6 +291,35 @@ def test_tidy_removes_emptied_and_nested_empty_directories(
     # Deepest first: a whole chain of empty directories goes in one run.
     assert not (tree / "scratch" / "a").exists()
     assert hidden.is_dir()
+
+
+def test_a_file_renamed_over_between_plan_and_purge_survives(
+    tree: Path, write_policy, age, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    large = tree / "scratch" / "large"
+    age(large, atime=8 * HOUR)
+    purger = Purger(write_policy())
+    assert [f.path for f in purger.plan().files] == [large]
+    # The user saves new work over it after the plan (as the daemon logs its report).
+    fresh = tree / "scratch" / "fresh"
+    fresh.write_bytes(b"new work" * 10)
+    fresh.rename(large)
+
+    assert purger.purge() == 0
+
+    assert large.read_bytes() == b"new work" * 10
+    assert f"Not purged, changed since the plan: {large}" in caplog.text
+
+
+def test_purge_deletes_planned_files_that_still_match(tree: Path, write_policy, age) -> None:
+    large = tree / "scratch" / "large"
+    age(large, atime=8 * HOUR)
+    purger = Purger(write_policy())
+    purger.plan()
+
+    assert purger.purge() == 1
+    assert not large.exists()
 
 
 def test_report_before_plan_fails(write_policy) -> None:
