@@ -22,7 +22,7 @@ import pydantic
 import yaml
 
 from ..config import Config, LabSizeDefinition, load_config
-from ..config._base import image_reference_problem
+from ..config._base import MAX_ID, image_reference_problem
 from ..config.loader import warn_on_stderr
 from ..errors import InputError
 from ..images.reference import DockerReference, InvalidDockerReferenceError
@@ -172,16 +172,16 @@ def read_metadata(directory: Path | None, config: Config) -> ControllerMetadata:
 
 
 def check_user_ids(path: Path, user: UserInfo, set_name: str) -> None:
-    """Refuse a user whose ids a pod could not run with (none, 0 or negative), naming each."""
+    """Refuse a user whose ids a pod could not run with (none, 0, negative, too large)."""
     problems = [
         f"--user {path}: {field}: {_id_problem(value, set_name)}"
         for field, value in (("uid", user.uid), ("gid", user.gid))
-        if value is None or value < 1
+        if value is None or not 1 <= value <= MAX_ID
     ]
     problems.extend(
-        f"--user {path}: groups[{index}].id: must be zero or more, got {group.id}"
+        f"--user {path}: groups[{index}].id: must be between 0 and {MAX_ID}, got {group.id}"
         for index, group in enumerate(user.groups)
-        if group.id < 0
+        if not 0 <= group.id <= MAX_ID
     )
     if problems:
         raise InputError("\n".join(problems))
@@ -190,6 +190,8 @@ def check_user_ids(path: Path, user: UserInfo, set_name: str) -> None:
 def _id_problem(value: int | None, set_name: str) -> str:
     if value is None:
         return f"required but missing (a {set_name} runs as the user)"
+    if value > MAX_ID:
+        return f"must be at most {MAX_ID} (the largest id Kubernetes accepts), got {value}"
     return f"must be a positive number (a {set_name} does not run as root), got {value}"
 
 

@@ -246,7 +246,32 @@ PREPULL = ["prepuller", "--config", "CONFIG", "--metadata-dir", "META", "--node"
         ),
         (
             [*LAB, "--secrets", "SECRETS", "--user", "NEGATIVEGROUP"],
-            "nublado: error: --user NEGATIVEGROUP: groups[1].id: must be zero or more, got -3\n",
+            "nublado: error: --user NEGATIVEGROUP: groups[1].id: must be between 0 and"
+            " 2147483647, got -3\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "HUGEUID"],
+            "nublado: error: --user HUGEUID: uid: must be at most 2147483647 (the largest id"
+            " Kubernetes accepts), got 2147483648\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "HUGEGROUP"],
+            "nublado: error: --user HUGEGROUP: groups[0].id: must be between 0 and 2147483647,"
+            " got 4294967295\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "BOOLUID"],
+            "nublado: error: --user BOOLUID: uid: must be a whole number, got True\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "BOOLGROUP"],
+            "nublado: error: --user BOOLGROUP: groups[0].id: must be a whole number, got True\n",
+        ),
+        (
+            [*LAB[:5], "--spec", "BADSPECENV", *LAB[7:], "--secrets", "SECRETS"],
+            "nublado: error: --spec BADSPECENV: env[\"1 X\"]: '1 X' is not a valid config"
+            " key: at most 253 letters, digits, '-', '_' and '.' (it becomes a key of the lab's"
+            " env ConfigMap)\n",
         ),
         (
             ["fileserver", "--config", "FILESERVER", "--user", "NEGATIVEUID"],
@@ -315,6 +340,26 @@ def test_bad_input_is_one_line_and_exit_2(
             json.dumps({**user, "groups": [{"name": "a", "id": 1101}, {"name": "b", "id": -3}]}),
         ),
         "LONGUSER": _write(tmp_path, "long.json", json.dumps({**user, "username": "a" * 80})),
+        "HUGEUID": _write(tmp_path, "hugeuid.json", json.dumps({**user, "uid": 2**31})),
+        "BOOLUID": _write(tmp_path, "booluid.json", json.dumps({**user, "uid": True})),
+        "HUGEGROUP": _write(
+            tmp_path,
+            "hugegroup.json",
+            json.dumps({**user, "groups": [{"name": "a", "id": 2**32 - 1}]}),
+        ),
+        "BOOLGROUP": _write(
+            tmp_path, "boolgroup.json", json.dumps({**user, "groups": [{"name": "a", "id": True}]})
+        ),
+        "BADSPECENV": _write(
+            tmp_path,
+            "badspec.json",
+            json.dumps(
+                {
+                    **json.loads((INPUTS / "lab-specification.json").read_text()),
+                    "env": {"JUPYTERHUB_SERVICE_PREFIX": "/user/rachel", "1 X": "x"},
+                }
+            ),
+        ),
     }
     code, out, err = run(capsys, *[replace.get(a, a) for a in args])
 
