@@ -44,6 +44,7 @@ __all__ = [
     "LenientConfigModel",
     "MemoryBytes",
     "Problem",
+    "check_application_label",
     "check_image_reference",
     "check_kubernetes_name",
     "check_quantity",
@@ -124,6 +125,15 @@ def label_value_problem(value: str) -> str | None:
     if not _LABEL_VALUE.fullmatch(value):
         return f"{_short(value)!r} is not a label value ({LABEL_VALUE_RULE})"
     return None
+
+
+def check_application_label(application: str | None) -> str | None:
+    """An Argo CD application name, which labels every object of a lab or file server."""
+    if application:
+        problem = label_value_problem(application)
+        if problem is not None:
+            raise ValueError(f"{problem}; it becomes the argocd.argoproj.io/instance label")
+    return application
 
 
 def id_problem(value: object) -> str | None:

@@ -158,7 +158,10 @@ def _reason(error: Mapping[str, Any]) -> str:
         return f"{_EXPECTED[kind]}, got {_describe(value)}"
     if kind in _BOUNDS:
         key, words = _BOUNDS[kind]
-        return f"must be {words} {ctx[key]}, got {_describe(value)}"
+        bound = ctx[key]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # a float field's bound: "at least 0", not "at least 0.0"
+        return f"must be {words} {bound}, got {_describe(value)}"
     if kind in ("literal_error", "enum"):
         return f"must be {ctx['expected']}, got {_describe(value)}"
     message = str(error["msg"]).removeprefix("Value error, ")

@@ -18,6 +18,7 @@ from ._base import (
     LenientConfigModel,
     MemoryBytes,
     Problem,
+    check_application_label,
     check_kubernetes_name,
     config_key_problem,
     env_name_problem,
@@ -284,6 +285,11 @@ class LabConfig(ConfigModel):
                 problems.append(((name,), f"{problem} (it becomes a key of the env ConfigMap)"))
         raise_problems(problems)
         return env
+
+    @field_validator("application")
+    @classmethod
+    def _check_application(cls, application: str | None) -> str | None:
+        return check_application_label(application)
 
     @field_validator("files")
     @classmethod

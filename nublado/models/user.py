@@ -27,8 +27,9 @@ class NotebookQuota(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
-    cpu: float
-    memory: float
+    cpu: float = Field(ge=0)
+    memory: float = Field(ge=0)
+    """Both become the lab's ResourceQuota, which Kubernetes refuses negative."""
     spawn: bool = True
 
     @property

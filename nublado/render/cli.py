@@ -12,7 +12,7 @@ import base64
 import json
 import secrets as secrets_module
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -230,6 +230,61 @@ def user_manifest_error(exc: InvalidManifestError, path: Path, user: UserInfo) -
     return exc
 
 
+def manifest_error(
+    exc: InvalidManifestError,
+    inputs: Sequence[tuple[str, Path]],
+    user: tuple[Path, UserInfo] | None,
+) -> InputError:
+    """Blame the input that holds the value a rendered object cannot have, by flag and key.
+
+    The username is found inside the names it makes; any other string is
+    looked for as a value or a key of each input file in turn (the
+    configuration, ``--user``, ``--spec``), so that an operator's template
+    that puts, say, the user's display name in a label names ``--user ...:
+    name``. Only on this error path are the files read again.
+    """
+    if user is not None:
+        blamed = user_manifest_error(exc, *user)
+        if blamed is not exc:
+            return blamed
+    value = exc.value
+    if not isinstance(value, str) or not value:
+        return exc
+    from ..config.errors import format_location
+    from ..config.loader import read_config_file
+
+    for flag, path in inputs:
+        try:
+            data = read_config_file(path) if flag == "--config" else json.loads(path.read_text())
+        except (InputError, OSError, ValueError):
+            continue
+        place = next(_places(data, value, ()), None)
+        if place is not None:
+            shown = value if len(value) <= 70 else f"{value[:50]}...{value[-12:]}"
+            where = format_location(place) or "(the whole file)"
+            return InputError(
+                f"{flag} {path}: {where}: {shown!r} makes an object Kubernetes refuses: {exc}"
+            )
+    return exc
+
+
+def _places(
+    data: Any, value: str, prefix: tuple[str | int, ...]
+) -> Iterator[tuple[str | int, ...]]:
+    """Where ``value`` is in ``data``, as a string value or as a mapping key."""
+    if isinstance(data, Mapping):
+        for key, item in data.items():
+            here = (*prefix, str(key))
+            if key == value:
+                yield here
+            yield from _places(item, value, here)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _places(item, value, (*prefix, index))
+    elif data == value and isinstance(data, str):
+        yield prefix
+
+
 def _emit(manifests: list[Manifest], output: str) -> None:
     if output == "json":
         # A v1 List, as kubectl prints several objects: `kubectl apply -f` takes it as is.
@@ -360,9 +415,9 @@ def render(
     try:
         manifests = renderer.render(set_name, context)
     except InvalidManifestError as exc:
-        if loaded:
-            raise user_manifest_error(exc, *loaded[0]) from exc
-        raise
+        inputs = [("--config", config_path)]
+        inputs += [(flag, path) for flag, path in given.items() if isinstance(path, Path)]
+        raise manifest_error(exc, inputs, loaded[0] if loaded else None) from exc
     _emit(manifests, output)
 
 

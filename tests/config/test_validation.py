@@ -635,6 +635,23 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         ],
     ),
     (
+        "application-not-a-label-value",
+        {
+            "lab.application": "Nublado Users!",
+            "fileserver.enabled": True,
+            "fileserver.namespace": "fileservers",
+            "fileserver.application": "-files",
+        },
+        [
+            "fileserver.application: '-files' is not a label value (letters, digits, '-', '_'"
+            " and '.', starting and ending alphanumeric); it becomes the"
+            " argocd.argoproj.io/instance label",
+            "lab.application: 'Nublado Users!' is not a label value (letters, digits, '-', '_'"
+            " and '.', starting and ending alphanumeric); it becomes the"
+            " argocd.argoproj.io/instance label",
+        ],
+    ),
+    (
         "fileserver-path-prefix-relative",
         {"fileserver.pathPrefix": "files"},
         ["fileserver.pathPrefix: must start with /: 'files'"],
