@@ -7,7 +7,6 @@ quoted: ``lab.sizes[1].resources.limits.memory``, ``lab.files["/tmp"]``.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import types
@@ -20,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError
+from ..suggest import closest_name
 from ._base import FieldProblems
 
 __all__ = [
@@ -250,9 +250,7 @@ def closest_key(key: str, model: type[BaseModel]) -> str | None:
         info.validation_alias if isinstance(info.validation_alias, str) else info.alias or name
         for name, info in model.model_fields.items()
     ]
-    by_lower = {name.lower(): name for name in known if name != key}
-    close = difflib.get_close_matches(key.lower(), by_lower, 1, 0.75)
-    return by_lower[close[0]] if close else None
+    return closest_name(key, known)
 
 
 def _strip(annotation: Any) -> Any:

@@ -34,6 +34,7 @@ from .config import (
     PurgerConfig,
     SizeClassIntervals,
     load_policy,
+    new_warnings,
 )
 from .walk import (
     NEVER,
@@ -328,7 +329,11 @@ class Purger:
         component, so a link between the two refuses it. Returns the roots to
         walk and the refused ones with the reason; a missing root is a warning.
         """
-        policy = self._given_policy or load_policy(self._config.policy_file)
+        policy = self._given_policy
+        if policy is None:
+            policy = load_policy(self._config.policy_file)
+            for message in new_warnings(policy.ignored):
+                self._logger.warning(message)
         self._policy = policy
         now = self._now or datetime.now(tz=UTC)
         when_ns = _ns(now.astimezone(UTC) - _EPOCH)  # a naive time is local, as timestamp() has it

@@ -635,3 +635,21 @@ def test_plan_time_is_exact_to_the_microsecond(tree: Path, write_policy, age) ->
     later = Purger(write_policy(), now=at_cutoff + timedelta(microseconds=1)).plan()
     assert [f.path for f in later.files] == [large]
     assert later.files[0].file_interval == timedelta(hours=1, microseconds=1)
+
+
+def test_a_misspelt_policy_key_is_logged_once_by_a_long_running_purger(
+    tree: Path, write_policy, policy, caplog, monkeypatch
+) -> None:
+    """As the daemon's purge job reads the policy on every run."""
+    monkeypatch.setattr("nublado.purger.config._warned", set())
+    policy["directories"][0]["intervals"]["small"] = {"acces_interval": "1s"}
+    config = write_policy(policy)
+
+    Purger(config).plan()
+    Purger(config).plan()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{tree}/policy.yaml: directories[0].intervals.small.acces_interval: unknown policy"
+        " key, ignored (did you mean access_interval?)"
+    ]
