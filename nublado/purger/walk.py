@@ -131,7 +131,8 @@ class ScanRoot:
     policy_path: str = ""
     """The path as the policy names it (before resolving), for messages."""
     mount_points: frozenset[str] = frozenset()
-    """Mount points from /proc/self/mountinfo: used only where mount IDs are unknown."""
+    """Mount points from /proc/self/mountinfo below the root: a directory's are used only
+    where mount IDs are unknown, a file's always (a file's mount ID would cost a statx each)."""
 
     @property
     def guard_depth(self) -> int:
@@ -473,8 +474,16 @@ class _Walker:
         prefix = self.path_of(index)
         prefix = prefix + os.sep if prefix != os.sep else prefix
         lstat, unlink = os.stat, os.unlink
+        # A single file bind-mounted into the tree: listed like any file, but
+        # unlinking it fails (EBUSY) on every run, and it is not the tree's to
+        # delete. Mount points are known from mountinfo at start; only a root
+        # that has some pays for the test.
+        points = self.root.mount_points
         count = 0
         for name in frame.files[frame.next_file : end]:
+            if points and prefix + name in points:
+                batch.mounts.append(prefix + name)
+                continue
             try:
                 info = lstat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError as exc:

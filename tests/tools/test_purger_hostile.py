@@ -278,6 +278,34 @@ def test_real_mounts_are_never_entered(tmp_path: Path, scratch: Path) -> None:
     ]
 
 
+def test_a_file_mounted_into_a_root_is_skipped_and_reported(tmp_path: Path, scratch: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_bytes(b"x" * 20)
+    os.utime(outside / "precious", (OLD, OLD))
+    (scratch / "mounted").write_bytes(b"")
+    os.utime(scratch / "mounted", (OLD, OLD))
+    config = write_config(tmp_path, scratch)
+    script = (
+        f"mount --bind {outside}/precious {scratch}/mounted"
+        f" && {sys.executable} -c 'from nublado.cli import main; main()'"
+        f" purger execute -c {config} --workers 1; echo status=$?"
+    )
+
+    result = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, check=False
+    )
+    if "mount:" in result.stderr or "unshare:" in result.stderr:
+        pytest.skip(f"no mount namespace here: {result.stderr.strip()}")
+
+    assert "status=0" in result.stdout, result.stderr
+    assert (outside / "precious").exists()
+    assert (
+        f"No matching files found.\nMount points not entered:\n  {scratch}/mounted\n"
+        "Summary: 0 files deleted (0 B), 0 directories removed; 0 failures.\n"
+    ) in result.stdout
+
+
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
 27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
