@@ -398,6 +398,54 @@ def test_root_with_a_symlinked_ancestor_works(
     assert (real / "foo" / "bar" / "medium").exists()
 
 
+def test_the_report_names_the_resolved_root(
+    tmp_path: Path, write_policy: Callable[..., PurgerConfig]
+) -> None:
+    (tmp_path / "data" / "scratch").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    policy = {
+        "directories": [
+            {"path": str(tmp_path / "link" / "scratch"), "threshold": "1B", "intervals": {}},
+            {"path": str(tmp_path / "missing"), "threshold": "1B", "intervals": {}},
+        ]
+    }
+    out = io.StringIO()
+
+    Purger(write_policy(policy), workers=1).run_report(out)
+
+    assert out.getvalue().startswith(
+        f"Directories considered:\n  {tmp_path}/data/scratch\nNo matching files found.\n"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to another user needs root")
+def test_a_symlinked_ancestor_a_user_owns_is_refused(
+    tmp_path: Path, write_policy: Callable[..., PurgerConfig], age: Callable[..., None]
+) -> None:
+    (tmp_path / "data" / "scratch").mkdir(parents=True)
+    (tmp_path / "data" / "scratch" / "old").write_bytes(b"x" * 20)
+    age(tmp_path / "data" / "scratch" / "old", atime=8 * HOUR)
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    os.lchown(tmp_path / "link", 4242, 4242)
+    policy = {
+        "directories": [
+            {
+                "path": str(tmp_path / "link" / "scratch"),
+                "threshold": "1B",
+                "intervals": {"large": {"access_interval": "1h"}},
+            }
+        ]
+    }
+
+    summary = Purger(write_policy(policy), workers=1).run(io.StringIO())
+
+    assert summary.failures == {
+        str(tmp_path / "link"): "is a symlink owned by uid 4242, not root; refused (its owner"
+        " could point it anywhere)"
+    }
+    assert (tmp_path / "data" / "scratch" / "old").exists()
+
+
 def test_summary_as_json_for_a_scheduler(tmp_path: Path, scratch: Path) -> None:
     (scratch / "old").write_bytes(b"x" * 20)
     os.utime(scratch / "old", (OLD, OLD))
