@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..config._base import (
+    MAX_ID,
     check_image_reference,
     config_key_problem,
     env_name_problem,
@@ -180,34 +181,62 @@ def _check_ids(manifest: Manifest, field: str, context: Any) -> None:
         return
     for key in ("runAsUser", "runAsGroup", "fsGroup"):
         value = context.get(key)
-        if value is not None:
+        if value is not None and not (type(value) is int and 0 <= value <= MAX_ID):
             problem = id_problem(value)
             if problem is not None:
                 raise InvalidManifestError(manifest, f"{field}.{key}", value, problem)
     for index, value in enumerate(context.get("supplementalGroups") or ()):
+        if type(value) is int and 0 <= value <= MAX_ID:
+            continue
         problem = id_problem(value)
         if problem is not None:
             where = f"{field}.supplementalGroups[{index}]"
             raise InvalidManifestError(manifest, where, value, problem)
 
 
-def _check_env(manifest: Manifest, field: str, env: Any) -> None:
-    if not isinstance(env, list):
-        return
-    for index, variable in enumerate(env):
-        name = variable.get("name") if isinstance(variable, Mapping) else None
-        problem = _checked(_env_name_problem, name)
+@lru_cache(maxsize=_CACHE)
+def _first_problem(
+    check: Callable[[str], str | None], values: tuple[Any, ...]
+) -> tuple[int, str] | None:
+    """The index of the first of ``values`` that ``check`` refuses, and why; None if none.
+
+    Memoised on the whole tuple: a lab's env ConfigMap keys and its containers'
+    variable names are the same from render to render, so a set pays one
+    lookup for each instead of one per key.
+    """
+    for index, value in enumerate(values):
+        problem = _checked(check, value)
         if problem is not None:
-            raise InvalidManifestError(manifest, f"{field}[{index}].name", name, problem)
+            return index, problem
+    return None
+
+
+def _first(check: Callable[[str], str | None], values: tuple[Any, ...]) -> tuple[int, str] | None:
+    try:
+        return _first_problem(check, values)
+    except TypeError:  # an unhashable value (a list where a name belongs): no memo
+        return _first_problem.__wrapped__(check, values)
+
+
+def _check_env(manifest: Manifest, field: str, env: Any) -> None:
+    if not isinstance(env, list) or not env:
+        return
+    # dict, not Mapping: an ABC isinstance per variable costs more than the rest.
+    names = tuple(v.get("name") if type(v) is dict else None for v in env)
+    found = _first(_env_name_problem, names)
+    if found is not None:
+        index, problem = found
+        raise InvalidManifestError(manifest, f"{field}[{index}].name", names[index], problem)
 
 
 def _check_data_keys(manifest: Manifest, field: str, data: Any) -> None:
-    if not isinstance(data, Mapping):
+    if type(data) is not dict or not data:
         return
-    for key in data:
-        problem = _checked(_config_key_problem, key)
-        if problem is not None:
-            raise InvalidManifestError(manifest, field, key, problem)
+    keys = tuple(data)
+    found = _first(_config_key_problem, keys)
+    if found is not None:
+        index, problem = found
+        raise InvalidManifestError(manifest, field, keys[index], problem)
 
 
 def _check_pod_spec(manifest: Manifest, field: str, spec: Any) -> None:
