@@ -412,8 +412,10 @@ def _purge(config: Config, metrics: Metrics) -> Job:
             purger.report()
             if cancelled.is_set():
                 return 0
-            purger.purge()
-            return len(plan.files)
+            # purge() re-checks each planned file's age as it unlinks it (one
+            # pass): a file rewritten since the plan is kept and not counted.
+            deleted = purger.purge()
+            return len(plan.files) if settings.dry_run else deleted
 
         try:
             count = await asyncio.to_thread(execute)

@@ -27,7 +27,11 @@ from pydantic.alias_generators import to_camel
 from ..units import cpu_to_cores, memory_to_bytes, parse_duration
 
 __all__ = [
+    "CONFIG_KEY_RULE",
+    "ENV_NAME_RULE",
     "KUBERNETES_NAME_PATTERN",
+    "LABEL_VALUE_RULE",
+    "MAX_ID",
     "AbsolutePath",
     "ConfigModel",
     "CpuCores",
@@ -40,10 +44,15 @@ __all__ = [
     "LenientConfigModel",
     "MemoryBytes",
     "Problem",
+    "check_application_label",
     "check_image_reference",
     "check_kubernetes_name",
     "check_quantity",
+    "config_key_problem",
+    "env_name_problem",
+    "id_problem",
     "image_reference_problem",
+    "label_value_problem",
     "quantity_sign",
     "raise_problems",
 ]
@@ -62,6 +71,78 @@ def check_kubernetes_name(name: str) -> str:
             " and '-', starting and ending with a letter or digit)"
         )
     return name
+
+
+# Kubernetes' rules for values that reach manifests (apimachinery's validation):
+# checked when the configuration or a user file is read, so that the error
+# names the key that sets the value, and again on every rendered manifest.
+
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+CONFIG_KEY_RULE = "a valid config key: at most 253 letters, digits, '-', '_' and '.'"
+_ENV_NAME = re.compile(r"[\x20-\x3c\x3e-\x7e]+")
+ENV_NAME_RULE = "a valid environment variable name: printable ASCII characters other than '='"
+_LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+LABEL_VALUE_RULE = "letters, digits, '-', '_' and '.', starting and ending alphanumeric"
+MAX_ID = 2147483647
+"""The largest user or group id kube-apiserver accepts (runAsUser, fsGroup, ...)."""
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 70 else f"{text[:50]}...{text[-12:]}"
+
+
+def _too_long(value: str, limit: int) -> str:
+    return f"{_short(value)!r} is {len(value)} characters, Kubernetes allows at most {limit}"
+
+
+def config_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a ConfigMap or Secret data key (IsConfigMapKey), or None."""
+    if len(key) > 253:
+        return _too_long(key, 253)
+    if not _CONFIG_KEY.fullmatch(key):
+        return f"{_short(key)!r} is not {CONFIG_KEY_RULE}"
+    if key == "." or key.startswith(".."):
+        return f"{key!r} is not a valid config key (it must not be '.' or start with '..')"
+    return None
+
+
+def env_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a container's environment variable, or None.
+
+    Kubernetes' rule since 1.32 (RelaxedEnvironmentVariableValidation, on by
+    default in 1.32 and GA in 1.34): printable ASCII, the space included, but
+    not '='.
+    """
+    if not _ENV_NAME.fullmatch(name):
+        return f"{_short(name)!r} is not {ENV_NAME_RULE}"
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a label value, or None."""
+    if len(value) > 63:
+        return _too_long(value, 63)
+    if not _LABEL_VALUE.fullmatch(value):
+        return f"{_short(value)!r} is not a label value ({LABEL_VALUE_RULE})"
+    return None
+
+
+def check_application_label(application: str | None) -> str | None:
+    """An Argo CD application name, which labels every object of a lab or file server."""
+    if application:
+        problem = label_value_problem(application)
+        if problem is not None:
+            raise ValueError(f"{problem}; it becomes the argocd.argoproj.io/instance label")
+    return application
+
+
+def id_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a user or group id in a pod (kube-apiserver's bounds), or None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be a whole number, got {value!r}"
+    if not 0 <= value <= MAX_ID:
+        return f"must be between 0 and {MAX_ID}, inclusive, got {value}"
+    return None
 
 
 # Docker's reference grammar (distribution/reference): an optional registry

@@ -7,7 +7,6 @@ quoted: ``lab.sizes[1].resources.limits.memory``, ``lab.files["/tmp"]``.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import types
@@ -20,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError
+from ..suggest import closest_name
 from ._base import FieldProblems
 
 __all__ = [
@@ -123,7 +123,59 @@ _EXPECTED = {
     "finite_number": "must be a finite number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
+    "path_type": "must be a path (a string)",
+    "url_type": "must be a URL (a string)",
+    "string_unicode": "must be a valid Unicode string",
+    "mapping_type": "must be a mapping",
+    "set_type": "must be a list",
+    "frozen_set_type": "must be a list",
+    "tuple_type": "must be a list",
+    "iterable_type": "must be a list",
+    "bytes_type": "must be a string",
+    "decimal_type": "must be a number",
+    "decimal_parsing": "must be a number",
+    "int_parsing_size": "must be a whole number of a size that fits",
+    "none_required": "must be null (or left out)",
+    "date_type": "must be a date (YYYY-MM-DD)",
+    "datetime_type": "must be a date and time (ISO 8601, like 2026-12-06T19:00:00Z)",
+    "time_type": "must be a time of day (HH:MM:SS)",
+    "time_delta_type": "must be a duration (like 90s, 5m or 1h)",
+    "date_from_datetime_inexact": "must be a date without a time of day",
+    "json_type": "must be JSON text (a string)",
+    "uuid_type": "must be a UUID",
 }
+_UNPARSED = {
+    "url_parsing": "must be a URL",
+    "url_syntax_violation": "must be a URL",
+    "date_parsing": "must be a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "must be a date (YYYY-MM-DD)",
+    "datetime_parsing": "must be a date and time (ISO 8601, like 2026-12-06T19:00:00Z)",
+    "datetime_from_date_parsing": "must be a date and time (ISO 8601, like 2026-12-06T19:00:00Z)",
+    "time_parsing": "must be a time of day (HH:MM:SS)",
+    "time_delta_parsing": "must be a duration (like 90s, 5m or 1h)",
+    "json_invalid": "must be valid JSON",
+    "uuid_parsing": "must be a UUID",
+}
+"""Error types whose context holds the parser's reason: ``<expected> (<reason>), got <value>``."""
+_WITH_CONTEXT = {
+    "url_scheme": "must be a URL with scheme {expected_schemes}",
+    "url_too_long": "must be a URL of at most {max_length} characters",
+    "string_too_short": "must be at least {min_length} characters long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "too_short": "must have at least {min_length} items",
+    "too_long": "must have at most {max_length} items",
+    "multiple_of": "must be a multiple of {multiple_of}",
+    "date_past": "must be in the past",
+    "date_future": "must be in the future",
+    "datetime_past": "must be in the past",
+    "datetime_future": "must be in the future",
+    "timezone_naive": "must not give a time zone",
+    "timezone_aware": "must give a time zone (like Z or +01:00)",
+    "timezone_offset": "must have the time zone offset {expected}",
+}
+"""Error types whose wording takes values from the error's context."""
+_PYDANTIC_CLASS = re.compile(r"(?: for)? <class '[\w.]+'>")
 _BOUNDS = {
     "greater_than": ("gt", "greater than"),
     "greater_than_equal": ("ge", "at least"),
@@ -158,13 +210,38 @@ def _reason(error: Mapping[str, Any]) -> str:
         return f"{_EXPECTED[kind]}, got {_describe(value)}"
     if kind in _BOUNDS:
         key, words = _BOUNDS[kind]
-        return f"must be {words} {ctx[key]}, got {_describe(value)}"
+        bound = ctx[key]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # a float field's bound: "at least 0", not "at least 0.0"
+        return f"must be {words} {bound}, got {_describe(value)}"
     if kind in ("literal_error", "enum"):
         return f"must be {ctx['expected']}, got {_describe(value)}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if message.startswith("Input should be "):
-        message = "must be " + message.removeprefix("Input should be ")
-    return f"{message}, got {_describe(value)}"
+    if kind in _UNPARSED:
+        detail = f" ({ctx['error']})" if ctx.get("error") else ""
+        return f"{_UNPARSED[kind]}{detail}, got {_describe(value)}"
+    if kind in _WITH_CONTEXT:
+        try:
+            return f"{_WITH_CONTEXT[kind].format(**ctx)}, got {_describe(value)}"
+        except (KeyError, IndexError):
+            pass
+    return f"{_plain(str(error['msg']))}, got {_describe(value)}"
+
+
+def _plain(message: str) -> str:
+    """Pydantic's message for an error type not mapped above, without its own phrasing.
+
+    "Input should be X" becomes "must be X", "Input is not X" "is not X", and
+    class names (``<class 'pathlib.Path'>``) and "Value error, " go.
+    """
+    message = _PYDANTIC_CLASS.sub("", message.removeprefix("Value error, "))
+    for prefix, ours in (
+        ("Input should ", "must "),
+        ("Input is ", "is "),
+        ("Input ", "the value "),
+    ):
+        if message.startswith(prefix):
+            return ours + message.removeprefix(prefix)
+    return message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message
 
 
 def closest_key(key: str, model: type[BaseModel]) -> str | None:
@@ -173,9 +250,7 @@ def closest_key(key: str, model: type[BaseModel]) -> str | None:
         info.validation_alias if isinstance(info.validation_alias, str) else info.alias or name
         for name, info in model.model_fields.items()
     ]
-    by_lower = {name.lower(): name for name in known if name != key}
-    close = difflib.get_close_matches(key.lower(), by_lower, 1, 0.75)
-    return by_lower[close[0]] if close else None
+    return closest_name(key, known)
 
 
 def _strip(annotation: Any) -> Any:

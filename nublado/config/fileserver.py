@@ -7,7 +7,14 @@ from typing import Any, Self
 
 from pydantic import ConfigDict, field_validator, model_validator
 
-from ._base import ConfigModel, Duration, KubernetesName, LenientConfigModel, raise_problems
+from ._base import (
+    ConfigModel,
+    Duration,
+    KubernetesName,
+    LenientConfigModel,
+    check_application_label,
+    raise_problems,
+)
 from .lab import LabResources
 from .scheduling import Affinity, Toleration
 from .volumes import VolumeConfig, VolumeMountConfig
@@ -68,6 +75,11 @@ class FileserverConfig(ConfigModel):
         if isinstance(data, dict) and not _is_enabled(data):
             return {key: value for key, value in data.items() if key in _DISABLED_KEYS}
         return data
+
+    @field_validator("application")
+    @classmethod
+    def _check_application(cls, application: str | None) -> str | None:
+        return check_application_label(application)
 
     @field_validator("path_prefix")
     @classmethod

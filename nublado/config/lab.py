@@ -18,7 +18,10 @@ from ._base import (
     LenientConfigModel,
     MemoryBytes,
     Problem,
+    check_application_label,
     check_kubernetes_name,
+    config_key_problem,
+    env_name_problem,
     raise_problems,
 )
 from .scheduling import Affinity, Toleration
@@ -199,6 +202,22 @@ class LabSecret(ConfigModel):
     env: str | None = None
     path: str | None = None
 
+    @field_validator("secret_key")
+    @classmethod
+    def _check_key(cls, key: str) -> str:
+        problem = config_key_problem(key)
+        if problem is not None:
+            raise ValueError(f"{problem} (it becomes a key of the lab's Secret)")
+        return key
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, name: str | None) -> str | None:
+        problem = env_name_problem(name) if name is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return name
+
 
 class LabNSSFiles(ConfigModel):
     """Base contents of the lab's ``/etc/passwd`` and ``/etc/group``; user lines are appended."""
@@ -257,14 +276,20 @@ class LabConfig(ConfigModel):
     @field_validator("env")
     @classmethod
     def _reject_reserved_env(cls, env: dict[str, str]) -> dict[str, str]:
-        raise_problems(
-            [
-                ((name,), f"Lab environment variable {name} reserved for Nublado")
-                for name in env
-                if is_reserved_env(name)
-            ]
-        )
+        problems: list[Problem] = []
+        for name in env:
+            if is_reserved_env(name):
+                problems.append(((name,), f"Lab environment variable {name} reserved for Nublado"))
+            elif (problem := config_key_problem(name)) is not None:
+                # Each name becomes a key of the lab's env ConfigMap.
+                problems.append(((name,), f"{problem} (it becomes a key of the env ConfigMap)"))
+        raise_problems(problems)
         return env
+
+    @field_validator("application")
+    @classmethod
+    def _check_application(cls, application: str | None) -> str | None:
+        return check_application_label(application)
 
     @field_validator("files")
     @classmethod

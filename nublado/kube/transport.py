@@ -50,6 +50,10 @@ class _Closed(TransportError):
     """The connection closed before the answer began (a reused one may be sent again)."""
 
 
+class _OutOfStep(Exception):
+    """Bytes after the answer was complete: raised from a parser callback to stop parsing."""
+
+
 class Response:
     """An answer whose status and headers have arrived; `read` waits for the body.
 
@@ -125,9 +129,13 @@ class _Connection(asyncio.Protocol):
         self.chunks: list[bytes] = []
         self._began = False  # any byte of the answer has arrived
         self._length_known = False  # Content-Length or chunked: the end is not the close
+        self._head = False  # the request was HEAD: the answer has no body, whatever it says
+        self._final_headers = False  # the final (not 1xx) answer's headers are in
+        self._complete = False  # the answer is whole: any byte more is out of step
 
-    def start(self) -> None:
-        """Ready for a new request: fresh answer state."""
+    def start(self, *, head: bool = False) -> None:
+        """Ready for a new request (``head``: a HEAD request): fresh answer state."""
+        self._head = head
         if self.headers_done.done():
             self.headers_done = self._loop.create_future()
             self.body_done = self._loop.create_future()
@@ -137,6 +145,8 @@ class _Connection(asyncio.Protocol):
             self.chunks = []
             self._began = False
             self._length_known = False
+            self._final_headers = False
+            self._complete = False
             self.keep_alive = False
 
     def arm(self, deadline: float | None) -> None:
@@ -169,7 +179,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.headers_done.done() and self.body_done.done():
+        if self._complete or (self.headers_done.done() and self.body_done.done()):
             # Bytes nobody asked for (or after a complete answer): the stream is out of step.
             self.close()
             return
@@ -177,7 +187,11 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(TransportError(f"malformed answer: {exc}"))
+            # After a complete answer (the rest of this packet was more than it):
+            # that answer stands, but the connection is never used again.
+            if not self._complete:
+                self._fail(TransportError(f"malformed answer: {exc}"))
+            self.keep_alive = False
             self.close()
 
     def eof_received(self) -> bool:
@@ -195,32 +209,53 @@ class _Connection(asyncio.Protocol):
         else:
             self._fail(TransportError(f"connection closed mid-answer{_cause(exc)}"))
 
-    # httptools callbacks
+    # httptools callbacks. Once the final answer is complete, the parser must see
+    # no second message: a callback raising `_OutOfStep` stops it (feed_data raises).
+
+    def on_message_begin(self) -> None:
+        if self._complete:
+            raise _OutOfStep
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._final_headers:
+            return  # a chunked answer's trailer: never replaces a header already returned
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
         if 100 <= self.status < 200:
             return  # an interim answer; the real one follows
+        self._final_headers = True
         headers = self.headers
         self._length_known = "content-length" in headers or "transfer-encoding" in headers
+        if self._head:
+            # An answer to HEAD has no body whatever its Content-Length says, and
+            # httptools cannot be told so: the answer ends here, and the next one
+            # is parsed by a fresh parser (this one waits for a body).
+            self.keep_alive = self._parser.should_keep_alive()
+            self._complete = True
+            self._parser = httptools.HttpResponseParser(self)
+            self.body_done.set_result(None)
         if not self.headers_done.done():
             self.headers_done.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self._complete:
+            raise _OutOfStep  # a body after an answer to HEAD
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        if self._complete:
+            return  # the end of an answer to HEAD, already delivered
         if 100 <= self.status < 200:
             self.headers = {}
             self._reason = b""
             return
         self.keep_alive = self._parser.should_keep_alive()
+        self._complete = True
         if not self.body_done.done():
             self.body_done.set_result(None)
 
@@ -302,20 +337,21 @@ class HTTPTransport:
         head = self._head(method, target, headers, body)
         message = head + body if body else head
         conn = self._idle_connection() or await self._connect(loop, deadline)
+        head_request = method == "HEAD"
         try:
-            return await self._exchange(conn, message, deadline)
+            return await self._exchange(conn, message, deadline, head_request)
         except _Closed:
             if not conn.used or method not in _IDEMPOTENT:
                 raise
         # A kept-alive connection the server had closed: once more on a fresh one.
         conn = await self._connect(loop, deadline)
-        return await self._exchange(conn, message, deadline)
+        return await self._exchange(conn, message, deadline, head_request)
 
     async def _exchange(
-        self, conn: _Connection, message: bytes, deadline: float | None
+        self, conn: _Connection, message: bytes, deadline: float | None, head_request: bool
     ) -> Response:
         try:
-            conn.start()
+            conn.start(head=head_request)
             if conn.closed or conn.transport is None:
                 raise _Closed("connection closed before the request")
             conn.arm(deadline)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..config import LabSize
+from ..config._base import config_key_problem, raise_problems
 from .user import UserInfo
 
 __all__ = [
@@ -116,6 +117,14 @@ class LabSpecification(BaseModel):
     def _has_service_prefix(cls, env: dict[str, str]) -> dict[str, str]:
         if "JUPYTERHUB_SERVICE_PREFIX" not in env:
             raise ValueError("JUPYTERHUB_SERVICE_PREFIX must be set")
+        # Each name becomes a key of the lab's env ConfigMap.
+        raise_problems(
+            [
+                ((name,), f"{problem} (it becomes a key of the lab's env ConfigMap)")
+                for name in env
+                if (problem := config_key_problem(name)) is not None
+            ]
+        )
         return env
 
 

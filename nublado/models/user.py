@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 __all__ = ["USERNAME_PATTERN", "NotebookQuota", "UserGroup", "UserInfo", "UserQuota"]
 
@@ -18,7 +18,8 @@ class UserGroup(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     name: str
-    id: int
+    id: StrictInt
+    """Strict: a JSON ``true`` is not group 1."""
 
 
 class NotebookQuota(BaseModel):
@@ -26,8 +27,9 @@ class NotebookQuota(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
-    cpu: float
-    memory: float
+    cpu: float = Field(ge=0)
+    memory: float = Field(ge=0)
+    """Both become the lab's ResourceQuota, which Kubernetes refuses negative."""
     spawn: bool = True
 
     @property
@@ -52,8 +54,9 @@ class UserInfo(BaseModel):
     username: str
     name: str | None = None
     email: str | None = None
-    uid: int | None = None
-    gid: int | None = None
+    uid: StrictInt | None = None
+    """Strict, as ``gid``: a JSON ``true`` or ``"1000"`` is refused, not made a number."""
+    gid: StrictInt | None = None
     groups: list[UserGroup] = Field(default_factory=list)
     quota: UserQuota | None = None
 

@@ -23,7 +23,14 @@ import click
 
 from ..units import parse_cli_duration
 from .alert import ALERT_HOOK_ENV_VAR, post_alert
-from .config import CONFIG_FILE, CONFIG_FILE_ENV_VAR, ROOT_LOGGER, PurgerConfig
+from .config import (
+    CONFIG_FILE,
+    CONFIG_FILE_ENV_VAR,
+    ROOT_LOGGER,
+    PurgerConfig,
+    load_policy,
+    new_warnings,
+)
 from .log import configure_logging
 from .purger import PurgeFailedError, Purger, PurgeSummary, display_path
 
@@ -111,7 +118,11 @@ def _run(
         hook = hook or config.alert_hook
         logger = configure_logging(config)
         workers = options.get("workers") or _default_workers()
-        summary = action(Purger(config, workers=workers, progress=True, logger=logger))
+        policy = load_policy(config.policy_file)
+        for message in new_warnings(policy.ignored):
+            click.echo(f"nublado: warning: {message}", err=True)
+        purger = Purger(config, workers=workers, progress=True, logger=logger, policy=policy)
+        summary = action(purger)
     except Exception as exc:
         if hook:
             post_alert(hook, exc, logger=logger)

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from ..errors import InputError
+from ..suggest import closest_name
 from ..units import human_size_to_bytes, parse_duration
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "PurgerConfigError",
     "SizeClassIntervals",
     "load_policy",
+    "new_warnings",
 ]
 
 CONFIG_FILE = Path("/etc/purger/config.yaml")
@@ -255,6 +257,8 @@ class Policy:
     """Every directory the purger looks after, with its rules."""
 
     directories: tuple[DirectoryPolicy, ...]
+    ignored: tuple[str, ...] = ()
+    """One warning per key the file has that the purger does not read (a misspelling)."""
 
     def get_directories(self) -> list[Path]:
         """Policy roots, shortest path first (a nested root comes after its parent)."""
@@ -287,11 +291,36 @@ def _parse_interval(value: Any, where: str) -> timedelta | None:
     return interval or None
 
 
-def _parse_class(value: Any, where: str) -> SizeClassIntervals:
+_CLASS_KEYS = ("access_interval", "creation_interval", "modification_interval")
+_DIRECTORY_KEYS = ("path", "threshold", "intervals")
+_INTERVALS_KEYS = ("large", "small")
+
+
+def _unknown_keys(
+    value: Mapping[Any, Any], known: tuple[str, ...], where: str, ignored: list[str]
+) -> None:
+    """Note each key of ``value`` the purger does not read, with the known key it is close to."""
+    names = {*known, *(_camel(name) for name in known)}
+    for key in value:
+        if key in names:
+            continue
+        close = closest_name(str(key), known)
+        hint = f" (did you mean {close}?)" if close else ""
+        place = f"{where}{key}" if where.endswith(" ") else f"{where}.{key}"
+        ignored.append(f"{place}: unknown policy key, ignored{hint}")
+
+
+def _camel(snake: str) -> str:
+    first, *rest = snake.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def _parse_class(value: Any, where: str, ignored: list[str]) -> SizeClassIntervals:
     if value is None:
         return SizeClassIntervals()
     if not isinstance(value, Mapping):
         raise PurgerConfigError(f"{where}: must be a mapping")
+    _unknown_keys(value, _CLASS_KEYS, where, ignored)
     return SizeClassIntervals(
         **{
             _snake(camel): _parse_interval(_get(value, camel), f"{where}.{_snake(camel)}")
@@ -300,9 +329,10 @@ def _parse_class(value: Any, where: str) -> SizeClassIntervals:
     )
 
 
-def _parse_directory(value: Any, where: str) -> DirectoryPolicy:
+def _parse_directory(value: Any, where: str, ignored: list[str]) -> DirectoryPolicy:
     if not isinstance(value, Mapping):
         raise PurgerConfigError(f"{where}: must be a mapping")
+    _unknown_keys(value, _DIRECTORY_KEYS, where, ignored)
     for required in ("path", "threshold", "intervals"):
         if _get(value, required) is None:
             raise PurgerConfigError(f"{where}: {required} is required")
@@ -324,12 +354,13 @@ def _parse_directory(value: Any, where: str) -> DirectoryPolicy:
     intervals = _get(value, "intervals")
     if not isinstance(intervals, Mapping):
         raise PurgerConfigError(f"{where}.intervals: must be a mapping")
+    _unknown_keys(intervals, _INTERVALS_KEYS, f"{where}.intervals", ignored)
     return DirectoryPolicy(
         path=Path(os.path.normpath(path)),
         threshold=threshold,
         intervals=Intervals(
-            large=_parse_class(intervals.get("large"), f"{where}.intervals.large"),
-            small=_parse_class(intervals.get("small"), f"{where}.intervals.small"),
+            large=_parse_class(intervals.get("large"), f"{where}.intervals.large", ignored),
+            small=_parse_class(intervals.get("small"), f"{where}.intervals.small", ignored),
         ),
     )
 
@@ -360,12 +391,30 @@ def _read_yaml(path: Path, what: str) -> Any:
 
 
 def load_policy(path: Path) -> Policy:
-    """Read and validate a policy file; unknown keys are ignored, as upstream does."""
+    """Read and validate a policy file.
+
+    Unknown keys are ignored, as upstream does, but each is listed in
+    ``Policy.ignored`` (with the key it is close to): a misspelt
+    ``acces_interval`` would otherwise silently disable a rule.
+    """
     document = _read_yaml(path, "policy")
     if not isinstance(document, Mapping) or not isinstance(document.get("directories"), list):
         raise PurgerConfigError(f"{path}: directories (a list) is required")
+    ignored: list[str] = []
+    _unknown_keys(document, ("directories",), f"{path}: ", ignored)
     directories = tuple(
-        _parse_directory(entry, f"{path}: directories[{index}]")
+        _parse_directory(entry, f"{path}: directories[{index}]", ignored)
         for index, entry in enumerate(document["directories"])
     )
-    return Policy(directories=directories)
+    return Policy(directories=directories, ignored=tuple(ignored))
+
+
+_warned: set[str] = set()
+"""Policy warnings given already: a daemon that reads the policy every run warns once."""
+
+
+def new_warnings(messages: tuple[str, ...]) -> list[str]:
+    """The ``messages`` not given before in this process (each is then marked given)."""
+    fresh = [message for message in messages if message not in _warned]
+    _warned.update(fresh)
+    return fresh

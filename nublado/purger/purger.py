@@ -34,6 +34,7 @@ from .config import (
     PurgerConfig,
     SizeClassIntervals,
     load_policy,
+    new_warnings,
 )
 from .walk import (
     NEVER,
@@ -315,6 +316,8 @@ class Purger:
         self._policy: Policy | None = None
         self._plan: Plan | None = None
         self._missing: list[str] = []
+        self._considered: list[Path] = []
+        self._unsafe: dict[str, tuple[str, str]] = {}
 
     # -- planning --------------------------------------------------------------
 
@@ -328,7 +331,11 @@ class Purger:
         component, so a link between the two refuses it. Returns the roots to
         walk and the refused ones with the reason; a missing root is a warning.
         """
-        policy = self._given_policy or load_policy(self._config.policy_file)
+        policy = self._given_policy
+        if policy is None:
+            policy = load_policy(self._config.policy_file)
+            for message in new_warnings(policy.ignored):
+                self._logger.warning(message)
         self._policy = policy
         now = self._now or datetime.now(tz=UTC)
         when_ns = _ns(now.astimezone(UTC) - _EPOCH)  # a naive time is local, as timestamp() has it
@@ -374,7 +381,7 @@ class Purger:
                 policy_path=path,
                 mount_points=frozenset(p for p in mount_points if _inside(p, key)),
             )
-            problem = self._check_root(root)
+            problem = self._unsafe.get(path) or self._check_root(root)
             if problem is None:
                 roots.append(root)
             elif problem[1] == _MISSING:
@@ -388,6 +395,10 @@ class Purger:
                 )
         # Walked (and reported) in path order: each root's lines come out sorted.
         roots.sort(key=lambda root: root.path)
+        # The report lists the roots as walked (resolved), a missing one not at all.
+        self._considered = [
+            Path(keys[str(d)]) for d in policy.get_directories() if str(d) not in self._missing
+        ]
         return policy, roots, when_ns, refused
 
     def _resolve(self, paths: list[str]) -> dict[str, str]:
@@ -403,6 +414,12 @@ class Purger:
                 # The ancestors are resolved; the root itself must not be a link.
                 parent, name = os.path.split(path)
                 keys[path] = os.path.join(os.path.realpath(parent), name)
+                try:
+                    link = _untrusted_link(parent)
+                except OSError:  # changed while looked at: the root check will say how
+                    link = None
+                if link is not None:
+                    self._unsafe[path] = link
                 if keys[path] != path:
                     self._logger.info(
                         f"Policy root {display_path(path)} resolves to {display_path(keys[path])}"
@@ -442,7 +459,7 @@ class Purger:
         """The one walk every command runs: report lines to ``out``, records to ``keep``."""
         summary = PurgeSummary(purged=mode != REPORT, missing_roots=list(self._missing))
         if out is not None:
-            out.write(_report_header(policy.get_directories()))
+            out.write(_report_header(self._considered))
         debug = self._logger.isEnabledFor(logging.DEBUG)
         workers = 1 if planned is not None else self._workers
         for batch in scan(
@@ -452,6 +469,10 @@ class Purger:
             summary.files_deleted += batch.deleted
             summary.bytes_deleted += batch.deleted_bytes
             summary.directories_removed += batch.removed
+            if met is not None and batch.spared:
+                met.update(batch.spared)
+                for path in batch.spared:
+                    self._logger.info(f"Not purged, changed since the plan: {display_path(path)}")
             if batch.matches:
                 summary.files_matched += len(batch.matches)
                 if met is not None:
@@ -563,12 +584,15 @@ class Purger:
         self.report()
         self.purge()
 
-    def purge(self) -> None:
-        """Remove the planned files, then empty directories under the roots.
+    def purge(self) -> int:
+        """Remove the planned files that still match, then empty directories; the count removed.
 
         The roots are walked again and a file is unlinked when its path is in
-        the plan, relative to the descriptor of its directory: a planned file
-        no longer found is reported as vanished.
+        the plan and it still passes the policy's test on the ``lstat`` taken
+        just before the unlink, relative to the descriptor of its directory
+        (the decision and the unlink are one pass, as in `run`): a file written
+        or renamed over since the plan is kept (logged), a planned file no
+        longer found is reported as vanished.
         """
         plan = self._plan
         if plan is None:
@@ -576,7 +600,7 @@ class Purger:
         if self._config.dry_run or self._config.future_duration is not None:
             self._warn_not_purging()
             self._raise_for(dict(plan.errors))
-            return
+            return 0
         policy = self._policy
         assert policy is not None
         wanted = frozenset(str(f.path) for f in plan.files)
@@ -590,6 +614,7 @@ class Purger:
         self._raise_for(failed)
         self._logger.debug("Purge complete")
         self._plan = None
+        return summary.files_deleted
 
     def _raise_for(self, failed: dict[str, str]) -> None:
         if failed:
@@ -598,6 +623,40 @@ class Purger:
                 extra={"failed_files": failed},
             )
             raise PurgeFailedError(failed)
+
+
+def _untrusted_link(directory: str, hops: int = 0) -> tuple[str, str] | None:
+    """The first symlink among ``directory`` and its ancestors that neither root nor this
+    process's user owns, with the reason to refuse it; None if there is none.
+
+    A link above a root is followed once, at start (``/scratch -> /data/scratch``),
+    which is only safe when a user cannot have made it point somewhere else.
+    """
+    trusted = {0, os.geteuid()}
+    current = ""
+    for part in directory.strip(os.sep).split(os.sep):
+        if not part:
+            continue
+        current = f"{current}{os.sep}{part}"
+        try:
+            info = os.lstat(current)
+        except OSError:
+            return None  # missing: reported as such when the root is checked
+        if stat.S_ISLNK(info.st_mode):
+            if info.st_uid not in trusted:
+                return current, (
+                    f"is a symlink owned by uid {info.st_uid}, not root; refused (its owner"
+                    " could point it anywhere)"
+                )
+            if hops >= 40:  # as the kernel's ELOOP: a loop, not a tree
+                return current, "is a symlink loop; refused"
+            # The target (as written) may go through links of its own: check them too.
+            target = os.path.join(os.path.dirname(current), os.readlink(current))
+            link = _untrusted_link(os.path.normpath(target), hops + 1)
+            if link is not None:
+                return link
+            current = os.path.realpath(current)
+    return None
 
 
 _MISSING = "\0missing"

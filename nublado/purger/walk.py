@@ -77,7 +77,10 @@ REASONS = ("ATIME", "CTIME", "MTIME")
 
 REPORT, PURGE, PURGE_PLANNED = 0, 1, 2
 """Walk modes: only list matches; unlink matches and remove empty directories;
-unlink the files of a plan made earlier (and remove empty directories)."""
+unlink the files of a plan made earlier that still match (and remove empty
+directories). Every deleting mode decides on the ``lstat`` it takes just
+before the unlink, relative to the same directory descriptor: a file replaced
+or rewritten since a plan was made is judged again, never deleted by name."""
 
 MAX_OPEN = 32
 """Directory descriptors one walk keeps open at most (plus its starting one)."""
@@ -128,7 +131,8 @@ class ScanRoot:
     policy_path: str = ""
     """The path as the policy names it (before resolving), for messages."""
     mount_points: frozenset[str] = frozenset()
-    """Mount points from /proc/self/mountinfo: used only where mount IDs are unknown."""
+    """Mount points from /proc/self/mountinfo below the root: a directory's are used only
+    where mount IDs are unknown, a file's always (a file's mount ID would cost a statx each)."""
 
     @property
     def guard_depth(self) -> int:
@@ -152,6 +156,8 @@ class ScanBatch:
     deleted_bytes: int = 0
     removed: int = 0
     """Empty directories removed."""
+    spared: list[str] = field(default_factory=list)
+    """PURGE_PLANNED only: planned files that no longer match (changed since the plan)."""
 
 
 _S_IFMT, _S_IFDIR, _S_IFLNK = 0o170000, stat.S_IFDIR, stat.S_IFLNK
@@ -468,8 +474,16 @@ class _Walker:
         prefix = self.path_of(index)
         prefix = prefix + os.sep if prefix != os.sep else prefix
         lstat, unlink = os.stat, os.unlink
+        # A single file bind-mounted into the tree: listed like any file, but
+        # unlinking it fails (EBUSY) on every run, and it is not the tree's to
+        # delete. Mount points are known from mountinfo at start; only a root
+        # that has some pays for the test.
+        points = self.root.mount_points
         count = 0
         for name in frame.files[frame.next_file : end]:
+            if points and prefix + name in points:
+                batch.mounts.append(prefix + name)
+                continue
             try:
                 info = lstat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError as exc:
@@ -482,23 +496,24 @@ class _Walker:
             if kind in (_S_IFDIR, _S_IFLNK):
                 continue  # swapped since listing: a directory is walked, a link never
             count += 1
-            if mode == PURGE_PLANNED:
-                if prefix + name not in planned:
-                    continue
-                matches.append((prefix + name, False, ATIME, 0))
+            if mode == PURGE_PLANNED and prefix + name not in planned:
+                continue
+            # The policy's test, on the stat just taken: in PURGE_PLANNED mode too,
+            # so a file rewritten or replaced since the plan is judged afresh.
+            if info.st_size >= threshold:
+                cut_a, cut_c, cut_m, large = large_a, large_c, large_m, True
             else:
-                if info.st_size >= threshold:
-                    cut_a, cut_c, cut_m, large = large_a, large_c, large_m, True
-                else:
-                    cut_a, cut_c, cut_m, large = small_a, small_c, small_m, False
-                if info.st_atime_ns < cut_a:
-                    matches.append((prefix + name, large, ATIME, info.st_atime_ns))
-                elif info.st_ctime_ns < cut_c:
-                    matches.append((prefix + name, large, CTIME, info.st_ctime_ns))
-                elif info.st_mtime_ns < cut_m:
-                    matches.append((prefix + name, large, MTIME, info.st_mtime_ns))
-                else:
-                    continue
+                cut_a, cut_c, cut_m, large = small_a, small_c, small_m, False
+            if info.st_atime_ns < cut_a:
+                matches.append((prefix + name, large, ATIME, info.st_atime_ns))
+            elif info.st_ctime_ns < cut_c:
+                matches.append((prefix + name, large, CTIME, info.st_ctime_ns))
+            elif info.st_mtime_ns < cut_m:
+                matches.append((prefix + name, large, MTIME, info.st_mtime_ns))
+            else:
+                if mode == PURGE_PLANNED:
+                    batch.spared.append(prefix + name)
+                continue
             if mode != REPORT:
                 try:
                     unlink(name, dir_fd=fd)  # unlink never removes a directory (EISDIR)

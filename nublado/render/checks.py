@@ -17,7 +17,15 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from ..config._base import check_image_reference, quantity_sign
+from ..config._base import (
+    MAX_ID,
+    check_image_reference,
+    config_key_problem,
+    env_name_problem,
+    id_problem,
+    label_value_problem,
+    quantity_sign,
+)
 from ..errors import InputError
 
 __all__ = ["InvalidManifestError", "check_manifests"]
@@ -30,7 +38,6 @@ _DNS_SUBDOMAIN = re.compile(
     r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
 )
 _QUALIFIED_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 
 _LABEL_RULE = (
     "a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric"
@@ -40,7 +47,6 @@ _SUBDOMAIN_RULE = (
     " alphanumeric"
 )
 _1035_RULE = "a DNS-1035 label: lower-case letters, digits and '-', starting with a letter"
-_LABEL_VALUE_RULE = "letters, digits, '-', '_' and '.', starting and ending alphanumeric"
 
 
 class InvalidManifestError(InputError):
@@ -124,13 +130,7 @@ def _label_key_problem(key: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=_CACHE)
-def _label_value_problem(value: str) -> str | None:
-    if len(value) > 63:
-        return _too_long(value, 63)
-    if not _LABEL_VALUE.fullmatch(value):
-        return f"{_shorten(value)!r} is not a label value ({_LABEL_VALUE_RULE})"
-    return None
+_label_value_problem = lru_cache(maxsize=_CACHE)(label_value_problem)
 
 
 @lru_cache(maxsize=_CACHE)
@@ -142,6 +142,8 @@ def _image_problem(image: str) -> str | None:
     return None
 
 
+_config_key_problem = lru_cache(maxsize=_CACHE)(config_key_problem)
+_env_name_problem = lru_cache(maxsize=_CACHE)(env_name_problem)
 _quantity_sign = lru_cache(maxsize=_CACHE)(quantity_sign)
 
 
@@ -179,14 +181,62 @@ def _check_ids(manifest: Manifest, field: str, context: Any) -> None:
         return
     for key in ("runAsUser", "runAsGroup", "fsGroup"):
         value = context.get(key)
-        if isinstance(value, int) and value < 0:
-            raise InvalidManifestError(
-                manifest, f"{field}.{key}", value, f"must be zero or more, got {value}"
-            )
+        if value is not None and not (type(value) is int and 0 <= value <= MAX_ID):
+            problem = id_problem(value)
+            if problem is not None:
+                raise InvalidManifestError(manifest, f"{field}.{key}", value, problem)
     for index, value in enumerate(context.get("supplementalGroups") or ()):
-        if isinstance(value, int) and value < 0:
+        if type(value) is int and 0 <= value <= MAX_ID:
+            continue
+        problem = id_problem(value)
+        if problem is not None:
             where = f"{field}.supplementalGroups[{index}]"
-            raise InvalidManifestError(manifest, where, value, f"must be zero or more, got {value}")
+            raise InvalidManifestError(manifest, where, value, problem)
+
+
+@lru_cache(maxsize=_CACHE)
+def _first_problem(
+    check: Callable[[str], str | None], values: tuple[Any, ...]
+) -> tuple[int, str] | None:
+    """The index of the first of ``values`` that ``check`` refuses, and why; None if none.
+
+    Memoised on the whole tuple: a lab's env ConfigMap keys and its containers'
+    variable names are the same from render to render, so a set pays one
+    lookup for each instead of one per key.
+    """
+    for index, value in enumerate(values):
+        problem = _checked(check, value)
+        if problem is not None:
+            return index, problem
+    return None
+
+
+def _first(check: Callable[[str], str | None], values: tuple[Any, ...]) -> tuple[int, str] | None:
+    try:
+        return _first_problem(check, values)
+    except TypeError:  # an unhashable value (a list where a name belongs): no memo
+        return _first_problem.__wrapped__(check, values)
+
+
+def _check_env(manifest: Manifest, field: str, env: Any) -> None:
+    if not isinstance(env, list) or not env:
+        return
+    # dict, not Mapping: an ABC isinstance per variable costs more than the rest.
+    names = tuple(v.get("name") if type(v) is dict else None for v in env)
+    found = _first(_env_name_problem, names)
+    if found is not None:
+        index, problem = found
+        raise InvalidManifestError(manifest, f"{field}[{index}].name", names[index], problem)
+
+
+def _check_data_keys(manifest: Manifest, field: str, data: Any) -> None:
+    if type(data) is not dict or not data:
+        return
+    keys = tuple(data)
+    found = _first(_config_key_problem, keys)
+    if found is not None:
+        index, problem = found
+        raise InvalidManifestError(manifest, field, keys[index], problem)
 
 
 def _check_pod_spec(manifest: Manifest, field: str, spec: Any) -> None:
@@ -217,6 +267,7 @@ def _check_pod_spec(manifest: Manifest, field: str, spec: Any) -> None:
                         manifest, f"{where}.resources.{part}", resources.get(part), positive=False
                     )
             _check_ids(manifest, f"{where}.securityContext", container.get("securityContext"))
+            _check_env(manifest, f"{where}.env", container.get("env"))
 
 
 def _check_manifest(manifest: Manifest) -> None:
@@ -235,6 +286,9 @@ def _check_manifest(manifest: Manifest) -> None:
             field = "metadata.namespace"
             raise InvalidManifestError(manifest, field, metadata["namespace"], problem)
     _check_labels(manifest, "metadata.labels", metadata.get("labels"))
+    if kind in ("ConfigMap", "Secret"):
+        for part in ("data", "binaryData", "stringData"):
+            _check_data_keys(manifest, part, manifest.get(part))
     spec = manifest.get("spec")
     if not isinstance(spec, Mapping):
         return

@@ -12,7 +12,7 @@ import base64
 import json
 import secrets as secrets_module
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ import pydantic
 import yaml
 
 from ..config import Config, LabSizeDefinition, load_config
-from ..config._base import image_reference_problem
+from ..config._base import MAX_ID, image_reference_problem
 from ..config.loader import warn_on_stderr
 from ..errors import InputError
 from ..images.reference import DockerReference, InvalidDockerReferenceError
@@ -172,16 +172,16 @@ def read_metadata(directory: Path | None, config: Config) -> ControllerMetadata:
 
 
 def check_user_ids(path: Path, user: UserInfo, set_name: str) -> None:
-    """Refuse a user whose ids a pod could not run with (none, 0 or negative), naming each."""
+    """Refuse a user whose ids a pod could not run with (none, 0, negative, too large)."""
     problems = [
         f"--user {path}: {field}: {_id_problem(value, set_name)}"
         for field, value in (("uid", user.uid), ("gid", user.gid))
-        if value is None or value < 1
+        if value is None or not 1 <= value <= MAX_ID
     ]
     problems.extend(
-        f"--user {path}: groups[{index}].id: must be zero or more, got {group.id}"
+        f"--user {path}: groups[{index}].id: must be between 0 and {MAX_ID}, got {group.id}"
         for index, group in enumerate(user.groups)
-        if group.id < 0
+        if not 0 <= group.id <= MAX_ID
     )
     if problems:
         raise InputError("\n".join(problems))
@@ -190,6 +190,8 @@ def check_user_ids(path: Path, user: UserInfo, set_name: str) -> None:
 def _id_problem(value: int | None, set_name: str) -> str:
     if value is None:
         return f"required but missing (a {set_name} runs as the user)"
+    if value > MAX_ID:
+        return f"must be at most {MAX_ID} (the largest id Kubernetes accepts), got {value}"
     return f"must be a positive number (a {set_name} does not run as root), got {value}"
 
 
@@ -226,6 +228,61 @@ def user_manifest_error(exc: InvalidManifestError, path: Path, user: UserInfo) -
             f" makes an object Kubernetes refuses: {exc}"
         )
     return exc
+
+
+def manifest_error(
+    exc: InvalidManifestError,
+    inputs: Sequence[tuple[str, Path]],
+    user: tuple[Path, UserInfo] | None,
+) -> InputError:
+    """Blame the input that holds the value a rendered object cannot have, by flag and key.
+
+    The username is found inside the names it makes; any other string is
+    looked for as a value or a key of each input file in turn (the
+    configuration, ``--user``, ``--spec``), so that an operator's template
+    that puts, say, the user's display name in a label names ``--user ...:
+    name``. Only on this error path are the files read again.
+    """
+    if user is not None:
+        blamed = user_manifest_error(exc, *user)
+        if blamed is not exc:
+            return blamed
+    value = exc.value
+    if not isinstance(value, str) or not value:
+        return exc
+    from ..config.errors import format_location
+    from ..config.loader import read_config_file
+
+    for flag, path in inputs:
+        try:
+            data = read_config_file(path) if flag == "--config" else json.loads(path.read_text())
+        except (InputError, OSError, ValueError):
+            continue
+        place = next(_places(data, value, ()), None)
+        if place is not None:
+            shown = value if len(value) <= 70 else f"{value[:50]}...{value[-12:]}"
+            where = format_location(place) or "(the whole file)"
+            return InputError(
+                f"{flag} {path}: {where}: {shown!r} makes an object Kubernetes refuses: {exc}"
+            )
+    return exc
+
+
+def _places(
+    data: Any, value: str, prefix: tuple[str | int, ...]
+) -> Iterator[tuple[str | int, ...]]:
+    """Where ``value`` is in ``data``, as a string value or as a mapping key."""
+    if isinstance(data, Mapping):
+        for key, item in data.items():
+            here = (*prefix, str(key))
+            if key == value:
+                yield here
+            yield from _places(item, value, here)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _places(item, value, (*prefix, index))
+    elif data == value and isinstance(data, str):
+        yield prefix
 
 
 def _emit(manifests: list[Manifest], output: str) -> None:
@@ -358,9 +415,9 @@ def render(
     try:
         manifests = renderer.render(set_name, context)
     except InvalidManifestError as exc:
-        if loaded:
-            raise user_manifest_error(exc, *loaded[0]) from exc
-        raise
+        inputs = [("--config", config_path)]
+        inputs += [(flag, path) for flag, path in given.items() if isinstance(path, Path)]
+        raise manifest_error(exc, inputs, loaded[0] if loaded else None) from exc
     _emit(manifests, output)
 
 

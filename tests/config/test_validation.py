@@ -611,6 +611,47 @@ CASES: list[tuple[str, dict[Any, Any], list[str]]] = [
         ["EXTERNAL_INSTANCE_URL: not an absolute http(s) URL: 'data.example.com'"],
     ),
     (
+        "env-name-not-a-config-key",
+        {("lab", "env", "API ROUTE"): "/api"},
+        [
+            "lab.env[\"API ROUTE\"]: 'API ROUTE' is not a valid config key: at most 253 letters,"
+            " digits, '-', '_' and '.' (it becomes a key of the env ConfigMap)"
+        ],
+    ),
+    (
+        "secret-env-not-an-env-name",
+        {"lab.secrets.0.env": "A=B"},
+        [
+            "lab.secrets[0].env: 'A=B' is not a valid environment variable name: printable"
+            " ASCII characters other than '='"
+        ],
+    ),
+    (
+        "secret-key-not-a-config-key",
+        {"lab.secrets.0.secretKey": "butler secret"},
+        [
+            "lab.secrets[0].secretKey: 'butler secret' is not a valid config key: at most 253"
+            " letters, digits, '-', '_' and '.' (it becomes a key of the lab's Secret)"
+        ],
+    ),
+    (
+        "application-not-a-label-value",
+        {
+            "lab.application": "Nublado Users!",
+            "fileserver.enabled": True,
+            "fileserver.namespace": "fileservers",
+            "fileserver.application": "-files",
+        },
+        [
+            "fileserver.application: '-files' is not a label value (letters, digits, '-', '_'"
+            " and '.', starting and ending alphanumeric); it becomes the"
+            " argocd.argoproj.io/instance label",
+            "lab.application: 'Nublado Users!' is not a label value (letters, digits, '-', '_'"
+            " and '.', starting and ending alphanumeric); it becomes the"
+            " argocd.argoproj.io/instance label",
+        ],
+    ),
+    (
         "fileserver-path-prefix-relative",
         {"fileserver.pathPrefix": "files"},
         ["fileserver.pathPrefix: must start with /: 'files'"],
@@ -658,6 +699,13 @@ def test_unreserved_env_names_are_accepted(
     standard["lab"]["env"][name] = "x"
 
     assert load(standard).lab.env[name] == "x"
+
+
+def test_a_secret_env_name_may_hold_spaces(standard: dict[str, Any], load: Loader) -> None:
+    """Kubernetes accepts any printable ASCII but '=' in an env name since 1.32."""
+    standard["lab"]["secrets"][0]["env"] = "BUTLER SECRET"
+
+    assert load(standard).lab.secrets[0].env == "BUTLER SECRET"
 
 
 def test_fsadmin_mount_may_name_an_extra_volume(standard: dict[str, Any], load: Loader) -> None:

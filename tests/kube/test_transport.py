@@ -389,6 +389,91 @@ async def test_the_pool_holds_at_most_its_limit_and_frees_cancelled_requests() -
     assert {e.connection for e in server.received[1:]} == {2, 3}
 
 
+SECOND = b"HTTP/1.1 500 Evil\r\nContent-Length: 5\r\nX-Evil: 1\r\n\r\nevil!"
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["same packet", "after the body, with its last bytes", "a packet of its own"],
+)
+async def test_bytes_after_a_complete_answer_are_never_a_second_answer(how: str) -> None:
+    """The first answer stands; the connection is closed, never pooled for the next request."""
+
+    async def two(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        first = _answer(OBJECT_BYTES)
+        if exchange.connection > 1:
+            writer.write(first)
+        elif how == "same packet":
+            writer.write(first + SECOND)
+        elif how == "after the body, with its last bytes":
+            writer.write(first[:-2])
+            await writer.drain()
+            await asyncio.sleep(0.02)
+            writer.write(first[-2:] + SECOND)
+        else:
+            writer.write(first)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+            writer.write(SECOND)
+
+    async with _raw_server(two) as server:
+        transport = HTTPTransport(server.url)
+        response = await transport.request("GET", "/x", {}, None, 2)
+        assert (response.status, await response.read()) == (200, OBJECT_BYTES)
+        assert "x-evil" not in response.headers
+        assert response.headers["content-length"] == str(len(OBJECT_BYTES))
+        if how == "a packet of its own":
+            idle = transport._idle[0]
+            await _until(lambda: idle.closed)
+        else:
+            assert transport._idle == []
+        again = await transport.request("GET", "/x", {}, None, 2)
+        assert (again.status, await again.read()) == (200, OBJECT_BYTES)
+        await transport.close()
+
+    assert [e.connection for e in server.received] == [1, 2]
+
+
+async def test_chunked_trailers_never_replace_the_headers_returned() -> None:
+    async def trailers(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/json\r\nTrailer: Content-Type\r\n\r\n"
+            b"2\r\n{}\r\n0\r\nContent-Type: text/evil\r\nX-T: 1\r\n\r\n"
+        )
+
+    async with _raw_server(trailers) as server:
+        transport = HTTPTransport(server.url)
+        for _ in range(2):
+            response = await transport.request("GET", "/x", {}, None, 2)
+            assert await response.read() == b"{}"
+            assert response.headers["content-type"] == "application/json"
+            assert "x-t" not in response.headers
+        await transport.close()
+
+    assert server.connections == 1  # a whole chunked answer: the connection is kept
+
+
+async def test_an_answer_to_head_has_no_body_whatever_its_length_says() -> None:
+    async def head(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        if exchange.head.startswith(b"HEAD "):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+        else:
+            writer.write(_answer(OBJECT_BYTES))
+
+    async with _raw_server(head) as server:
+        transport = HTTPTransport(server.url)
+        response = await transport.request("HEAD", "/x", {}, None, 1)
+        assert (response.status, await response.read()) == (200, b"")
+        assert response.headers["content-length"] == "10"
+        # The next answer on the same connection is parsed from its start.
+        response = await transport.request("GET", "/x", {}, None, 1)
+        assert (response.status, await response.read()) == (200, OBJECT_BYTES)
+        await transport.close()
+
+    assert server.connections == 1
+
+
 async def test_a_proxy_is_served_by_aiohttp() -> None:
     """The lean transport knows no proxies: with one configured, requests go through it."""
 

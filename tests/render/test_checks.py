@@ -128,12 +128,52 @@ def _changed(manifest: Manifest, path: str, value: Any) -> Manifest:
         ),
         (
             _changed(POD, "spec.securityContext.runAsUser", -1),
-            "Pod rachel-nb: spec.securityContext.runAsUser: must be zero or more, got -1",
+            "Pod rachel-nb: spec.securityContext.runAsUser: must be between 0 and 2147483647,"
+            " inclusive, got -1",
+        ),
+        (
+            _changed(POD, "spec.securityContext.runAsUser", 2147483648),
+            "Pod rachel-nb: spec.securityContext.runAsUser: must be between 0 and 2147483647,"
+            " inclusive, got 2147483648",
+        ),
+        (
+            _changed(POD, "spec.securityContext.runAsUser", True),
+            "Pod rachel-nb: spec.securityContext.runAsUser: must be a whole number, got True",
         ),
         (
             _changed(POD, "spec.securityContext.supplementalGroups", [1101, -2]),
-            "Pod rachel-nb: spec.securityContext.supplementalGroups[1]: must be zero or more,"
-            " got -2",
+            "Pod rachel-nb: spec.securityContext.supplementalGroups[1]: must be between 0 and"
+            " 2147483647, inclusive, got -2",
+        ),
+        (
+            _changed(POD, "spec.securityContext.fsGroup", 4294967295),
+            "Pod rachel-nb: spec.securityContext.fsGroup: must be between 0 and 2147483647,"
+            " inclusive, got 4294967295",
+        ),
+        (
+            {"kind": "ConfigMap", "metadata": {"name": "env"}, "data": {"API ROUTE": "/api"}},
+            "ConfigMap env: data: 'API ROUTE' is not a valid config key: at most 253 letters,"
+            " digits, '-', '_' and '.'",
+        ),
+        (
+            {"kind": "Secret", "metadata": {"name": "s"}, "data": {"..token": ""}},
+            "Secret s: data: '..token' is not a valid config key (it must not be '.' or start"
+            " with '..')",
+        ),
+        (
+            {"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k" * 254: ""}},
+            f"Secret s: stringData: '{'k' * 50}...{'k' * 12}' is 254 characters, Kubernetes"
+            " allows at most 253",
+        ),
+        (
+            _changed(POD, "spec.containers.0.env", [{"name": "A=B", "value": "x"}]),
+            "Pod rachel-nb: spec.containers[0].env[0].name: 'A=B' is not a valid environment"
+            " variable name: printable ASCII characters other than '='",
+        ),
+        (
+            _changed(POD, "spec.initContainers.0.env", [{"name": "", "value": "x"}]),
+            "Pod rachel-nb: spec.initContainers[0].env[0].name: '' is not a valid environment"
+            " variable name: printable ASCII characters other than '='",
         ),
         (
             _changed(PVC, "spec.resources.requests.storage", "0"),
@@ -172,10 +212,14 @@ def test_what_kubernetes_refuses_is_one_clear_error(manifest: Manifest, message:
 def test_valid_manifests_pass_unchanged() -> None:
     from nublado.render.checks import check_manifests
 
-    manifests = [POD, PVC]
+    # Since Kubernetes 1.32 an environment variable name may hold any printable
+    # ASCII but '=': a space, a leading digit.
+    pod = _changed(POD, "spec.containers.0.env", [{"name": "BUTLER SECRET 1", "value": "x"}])
+    config_map = {"kind": "ConfigMap", "metadata": {"name": "env"}, "data": {"A.b-C_9": ""}}
+    manifests = [pod, PVC, config_map]
 
     assert check_manifests(manifests) is manifests
-    assert manifests == [POD, PVC]
+    assert manifests == [pod, PVC, config_map]
 
 
 def test_the_renderer_refuses_an_invalid_object_an_operator_template_makes(

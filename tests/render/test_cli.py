@@ -246,7 +246,43 @@ PREPULL = ["prepuller", "--config", "CONFIG", "--metadata-dir", "META", "--node"
         ),
         (
             [*LAB, "--secrets", "SECRETS", "--user", "NEGATIVEGROUP"],
-            "nublado: error: --user NEGATIVEGROUP: groups[1].id: must be zero or more, got -3\n",
+            "nublado: error: --user NEGATIVEGROUP: groups[1].id: must be between 0 and"
+            " 2147483647, got -3\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "NEGATIVEQUOTA"],
+            "nublado: error: --user NEGATIVEQUOTA: quota.notebook.memory: must be at least 0,"
+            " got -1\n",
+        ),
+        (
+            ["lab", "--config", "BADAPP"],
+            "nublado: error: lab.application: 'Nublado Users!' is not a label value (letters,"
+            " digits, '-', '_' and '.', starting and ending alphanumeric); it becomes the"
+            " argocd.argoproj.io/instance label\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "HUGEUID"],
+            "nublado: error: --user HUGEUID: uid: must be at most 2147483647 (the largest id"
+            " Kubernetes accepts), got 2147483648\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "HUGEGROUP"],
+            "nublado: error: --user HUGEGROUP: groups[0].id: must be between 0 and 2147483647,"
+            " got 4294967295\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "BOOLUID"],
+            "nublado: error: --user BOOLUID: uid: must be a whole number, got True\n",
+        ),
+        (
+            [*LAB, "--secrets", "SECRETS", "--user", "BOOLGROUP"],
+            "nublado: error: --user BOOLGROUP: groups[0].id: must be a whole number, got True\n",
+        ),
+        (
+            [*LAB[:5], "--spec", "BADSPECENV", *LAB[7:], "--secrets", "SECRETS"],
+            "nublado: error: --spec BADSPECENV: env[\"1 X\"]: '1 X' is not a valid config"
+            " key: at most 253 letters, digits, '-', '_' and '.' (it becomes a key of the lab's"
+            " env ConfigMap)\n",
         ),
         (
             ["fileserver", "--config", "FILESERVER", "--user", "NEGATIVEUID"],
@@ -315,6 +351,38 @@ def test_bad_input_is_one_line_and_exit_2(
             json.dumps({**user, "groups": [{"name": "a", "id": 1101}, {"name": "b", "id": -3}]}),
         ),
         "LONGUSER": _write(tmp_path, "long.json", json.dumps({**user, "username": "a" * 80})),
+        "NEGATIVEQUOTA": _write(
+            tmp_path,
+            "quota.json",
+            json.dumps({**user, "quota": {"notebook": {"cpu": 1, "memory": -1}}}),
+        ),
+        "BADAPP": _write(
+            tmp_path,
+            "badapp.yaml",
+            (CONFIG / "standard.yaml")
+            .read_text()
+            .replace('application: "nublado-users"', 'application: "Nublado Users!"'),
+        ),
+        "HUGEUID": _write(tmp_path, "hugeuid.json", json.dumps({**user, "uid": 2**31})),
+        "BOOLUID": _write(tmp_path, "booluid.json", json.dumps({**user, "uid": True})),
+        "HUGEGROUP": _write(
+            tmp_path,
+            "hugegroup.json",
+            json.dumps({**user, "groups": [{"name": "a", "id": 2**32 - 1}]}),
+        ),
+        "BOOLGROUP": _write(
+            tmp_path, "boolgroup.json", json.dumps({**user, "groups": [{"name": "a", "id": True}]})
+        ),
+        "BADSPECENV": _write(
+            tmp_path,
+            "badspec.json",
+            json.dumps(
+                {
+                    **json.loads((INPUTS / "lab-specification.json").read_text()),
+                    "env": {"JUPYTERHUB_SERVICE_PREFIX": "/user/rachel", "1 X": "x"},
+                }
+            ),
+        ),
     }
     code, out, err = run(capsys, *[replace.get(a, a) for a in args])
 
@@ -471,3 +539,44 @@ def test_an_error_through_the_entry_point_is_one_line(tmp_path: Path) -> None:
         " makes an object Kubernetes refuses: "
     )
     assert errors[0].endswith("Kubernetes allows at most 63")
+
+
+SITE_CONFIG_MAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: site
+  namespace: {{ lab.namespace | q }}
+  labels: {route: {{ lab.env.API_ROUTE | q }}}
+"""
+
+
+def test_a_refused_value_is_blamed_on_the_input_key_that_holds_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A site template labels with a configured value: the error names that key."""
+    (tmp_path / "site" / "lab").mkdir(parents=True)
+    (tmp_path / "site" / "lab" / "set.yaml").write_text("- cm.yaml\n")
+    (tmp_path / "site" / "lab" / "cm.yaml").write_text(SITE_CONFIG_MAP)
+    config = str(CONFIG / "standard.yaml")
+    args = [
+        *LAB,
+        "--secrets",
+        str(INPUTS / "secrets.json"),
+        "--template-dir",
+        str(tmp_path / "site"),
+    ]
+    replace = {
+        "CONFIG": config,
+        "USER": str(INPUTS / "users" / "rachel.json"),
+        "SPEC": str(INPUTS / "lab-specification.json"),
+    }
+
+    code, out, err = run(capsys, *[replace.get(a, a) for a in args])
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"nublado: error: --config {config}: lab.env.API_ROUTE: '/api' makes an object"
+        " Kubernetes refuses: ConfigMap site: metadata.labels[route]: '/api' is not a label"
+        " value (letters, digits, '-', '_' and '.', starting and ending alphanumeric)\n"
+    )

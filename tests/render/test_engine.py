@@ -23,7 +23,9 @@ def test_quoted_values_come_out_verbatim_with_their_types(tmp_path: Path) -> Non
         {
             "t/set.yaml": "- cm.yaml\n",
             "t/cm.yaml": (
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n"
+                # Not a ConfigMap: a key like "a: b" is no config key, but the
+                # quoting of keys is what this shows.
+                "apiVersion: example.com/v1\nkind: Example\nmetadata:\n  name: cm\n"
                 "  annotations: {note: {{ name | q }}}\ndata: {{ data | q }}\n"
                 "immutable: {{ flag | q }}\nnumber: {{ n | q }}\n"
             ),
@@ -34,8 +36,8 @@ def test_quoted_values_come_out_verbatim_with_their_types(tmp_path: Path) -> Non
 
     assert manifests == [
         {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
+            "apiVersion": "example.com/v1",
+            "kind": "Example",
             "metadata": {"name": "cm", "annotations": {"note": "n: 1"}},
             "data": data,
             "immutable": True,

@@ -281,3 +281,24 @@ def test_nul_in_policy_file_is_a_configuration_error(tree: Path, capsys) -> None
     err = capsys.readouterr().err
     assert "must not contain a NUL character" in err
     assert "Traceback" not in err
+
+
+def test_a_misspelt_policy_key_is_warned_once_with_a_suggestion(
+    tree: Path, write_policy, policy, age, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr("nublado.purger.config._warned", set())
+    policy["directories"][0]["intervals"]["small"] = {"acces_interval": "1s"}
+    write_policy(policy, logProfile="development")
+    age(tree / "scratch" / "small", atime=8 * HOUR)
+    config = str(tree / "config.yaml")
+
+    assert run("purger", "report", "-c", config, "--workers", "1") == 0
+    assert run("purger", "report", "-c", config, "--workers", "1") == 0
+
+    out, err = capsys.readouterr()
+    warning = (
+        f"nublado: warning: {tree}/policy.yaml: directories[0].intervals.small.acces_interval:"
+        " unknown policy key, ignored (did you mean access_interval?)\n"
+    )
+    assert err.count(warning) == 1
+    assert f"{tree}/scratch/small" not in out  # the misspelt rule does nothing

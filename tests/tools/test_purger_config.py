@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -163,3 +164,48 @@ def test_policy_without_directories_is_rejected(tmp_path: Path) -> None:
         load_policy(_policy(tmp_path, {"dirs": []}))
     with pytest.raises(PurgerConfigError, match="not found"):
         load_policy(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("document", "warning"),
+    [
+        (
+            {"intervals": {"small": {"acces_interval": "1d"}}},
+            "directories[0].intervals.small.acces_interval: unknown policy key, ignored"
+            " (did you mean access_interval?)",
+        ),
+        (
+            {"intervals": {"large": {"modificationIntreval": "1d"}}},
+            "directories[0].intervals.large.modificationIntreval: unknown policy key, ignored"
+            " (did you mean modification_interval?)",
+        ),
+        (
+            {"intervals": {"smal": {"access_interval": "1d"}}},
+            "directories[0].intervals.smal: unknown policy key, ignored (did you mean small?)",
+        ),
+        (
+            {"treshold": "1Gi"},
+            "directories[0].treshold: unknown policy key, ignored (did you mean threshold?)",
+        ),
+        ({"owner": "ops"}, "directories[0].owner: unknown policy key, ignored"),
+    ],
+    ids=["class", "class-camel", "intervals", "directory", "no-close-key"],
+)
+def test_unknown_policy_keys_are_listed_with_a_suggestion(
+    tmp_path: Path, document: dict[str, Any], warning: str
+) -> None:
+    entry: dict[str, Any] = {"path": "/s", "threshold": 1, "intervals": {}, **document}
+    path = _policy(tmp_path, {"directories": [entry]})
+
+    assert load_policy(path).ignored == (f"{path}: {warning}",)
+
+
+def test_known_keys_in_either_spelling_are_not_warned(tmp_path: Path) -> None:
+    entry = {
+        "path": "/s",
+        "threshold": 1,
+        "intervals": {"large": {"accessInterval": "1d"}, "small": {"creation_interval": "1d"}},
+    }
+    path = _policy(tmp_path, {"directories": [entry]})
+
+    assert load_policy(path).ignored == ()

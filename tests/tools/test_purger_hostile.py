@@ -278,6 +278,34 @@ def test_real_mounts_are_never_entered(tmp_path: Path, scratch: Path) -> None:
     ]
 
 
+def test_a_file_mounted_into_a_root_is_skipped_and_reported(tmp_path: Path, scratch: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_bytes(b"x" * 20)
+    os.utime(outside / "precious", (OLD, OLD))
+    (scratch / "mounted").write_bytes(b"")
+    os.utime(scratch / "mounted", (OLD, OLD))
+    config = write_config(tmp_path, scratch)
+    script = (
+        f"mount --bind {outside}/precious {scratch}/mounted"
+        f" && {sys.executable} -c 'from nublado.cli import main; main()'"
+        f" purger execute -c {config} --workers 1; echo status=$?"
+    )
+
+    result = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, check=False
+    )
+    if "mount:" in result.stderr or "unshare:" in result.stderr:
+        pytest.skip(f"no mount namespace here: {result.stderr.strip()}")
+
+    assert "status=0" in result.stdout, result.stderr
+    assert (outside / "precious").exists()
+    assert (
+        f"No matching files found.\nMount points not entered:\n  {scratch}/mounted\n"
+        "Summary: 0 files deleted (0 B), 0 directories removed; 0 failures.\n"
+    ) in result.stdout
+
+
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
 27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
@@ -368,6 +396,54 @@ def test_root_with_a_symlinked_ancestor_works(
     assert [line for line in out.getvalue().splitlines() if "->" in line] == [f"  -> {real}/medium"]
     assert not (real / "medium").exists()
     assert (real / "foo" / "bar" / "medium").exists()
+
+
+def test_the_report_names_the_resolved_root(
+    tmp_path: Path, write_policy: Callable[..., PurgerConfig]
+) -> None:
+    (tmp_path / "data" / "scratch").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    policy = {
+        "directories": [
+            {"path": str(tmp_path / "link" / "scratch"), "threshold": "1B", "intervals": {}},
+            {"path": str(tmp_path / "missing"), "threshold": "1B", "intervals": {}},
+        ]
+    }
+    out = io.StringIO()
+
+    Purger(write_policy(policy), workers=1).run_report(out)
+
+    assert out.getvalue().startswith(
+        f"Directories considered:\n  {tmp_path}/data/scratch\nNo matching files found.\n"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to another user needs root")
+def test_a_symlinked_ancestor_a_user_owns_is_refused(
+    tmp_path: Path, write_policy: Callable[..., PurgerConfig], age: Callable[..., None]
+) -> None:
+    (tmp_path / "data" / "scratch").mkdir(parents=True)
+    (tmp_path / "data" / "scratch" / "old").write_bytes(b"x" * 20)
+    age(tmp_path / "data" / "scratch" / "old", atime=8 * HOUR)
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    os.lchown(tmp_path / "link", 4242, 4242)
+    policy = {
+        "directories": [
+            {
+                "path": str(tmp_path / "link" / "scratch"),
+                "threshold": "1B",
+                "intervals": {"large": {"access_interval": "1h"}},
+            }
+        ]
+    }
+
+    summary = Purger(write_policy(policy), workers=1).run(io.StringIO())
+
+    assert summary.failures == {
+        str(tmp_path / "link"): "is a symlink owned by uid 4242, not root; refused (its owner"
+        " could point it anywhere)"
+    }
+    assert (tmp_path / "data" / "scratch" / "old").exists()
 
 
 def test_summary_as_json_for_a_scheduler(tmp_path: Path, scratch: Path) -> None:

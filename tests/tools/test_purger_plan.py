@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -290,6 +291,35 @@ def test_tidy_removes_emptied_and_nested_empty_directories(
     # Deepest first: a whole chain of empty directories goes in one run.
     assert not (tree / "scratch" / "a").exists()
     assert hidden.is_dir()
+
+
+def test_a_file_renamed_over_between_plan_and_purge_survives(
+    tree: Path, write_policy, age, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    large = tree / "scratch" / "large"
+    age(large, atime=8 * HOUR)
+    purger = Purger(write_policy())
+    assert [f.path for f in purger.plan().files] == [large]
+    # The user saves new work over it after the plan (as the daemon logs its report).
+    fresh = tree / "scratch" / "fresh"
+    fresh.write_bytes(b"new work" * 10)
+    fresh.rename(large)
+
+    assert purger.purge() == 0
+
+    assert large.read_bytes() == b"new work" * 10
+    assert f"Not purged, changed since the plan: {large}" in caplog.text
+
+
+def test_purge_deletes_planned_files_that_still_match(tree: Path, write_policy, age) -> None:
+    large = tree / "scratch" / "large"
+    age(large, atime=8 * HOUR)
+    purger = Purger(write_policy())
+    purger.plan()
+
+    assert purger.purge() == 1
+    assert not large.exists()
 
 
 def test_report_before_plan_fails(write_policy) -> None:
@@ -605,3 +635,21 @@ def test_plan_time_is_exact_to_the_microsecond(tree: Path, write_policy, age) ->
     later = Purger(write_policy(), now=at_cutoff + timedelta(microseconds=1)).plan()
     assert [f.path for f in later.files] == [large]
     assert later.files[0].file_interval == timedelta(hours=1, microseconds=1)
+
+
+def test_a_misspelt_policy_key_is_logged_once_by_a_long_running_purger(
+    tree: Path, write_policy, policy, caplog, monkeypatch
+) -> None:
+    """As the daemon's purge job reads the policy on every run."""
+    monkeypatch.setattr("nublado.purger.config._warned", set())
+    policy["directories"][0]["intervals"]["small"] = {"acces_interval": "1s"}
+    config = write_policy(policy)
+
+    Purger(config).plan()
+    Purger(config).plan()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{tree}/policy.yaml: directories[0].intervals.small.acces_interval: unknown policy"
+        " key, ignored (did you mean access_interval?)"
+    ]
