@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fake_registry import FakeRegistry
 from lab_api_support import RecordingAlerts, reference_lab_differences
+from lab_api_support import controller_namespace as create_controller_namespace
 from prometheus_client import generate_latest
 from reference_cases import (
     EXPECTED,
@@ -77,18 +78,7 @@ async def images(
 @pytest.fixture
 async def controller_namespace(client: KubernetesClient) -> None:
     """The controller's namespace with the reference source Secrets."""
-    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    plain = json.loads((INPUTS / "secrets.json").read_text())
-    for name, values in plain.items():
-        secret: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
-        }
-        if ".dockerconfigjson" in values:
-            secret["type"] = "kubernetes.io/dockerconfigjson"
-        await client.create(secret)
+    await create_controller_namespace(client)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ as kubectl would) and runs one reconcile pass.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,8 +16,9 @@ import httpx
 import pytest
 from fake_registry import FakeRegistry
 from lab_api_support import RecordingAlerts, wait_until
+from lab_api_support import controller_namespace as create_controller_namespace
 from prometheus_client import generate_latest
-from reference_cases import INPUTS, TOKEN, reference_discovery, reference_spec, reference_user
+from reference_cases import TOKEN, reference_discovery, reference_spec, reference_user
 
 from nublado.config import Config
 from nublado.kube.client import KubernetesClient
@@ -74,17 +74,8 @@ async def _discovery() -> dict[str, Any]:
 
 @pytest.fixture
 async def controller_namespace(client: KubernetesClient) -> None:
-    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    for name, values in json.loads((INPUTS / "secrets.json").read_text()).items():
-        secret: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
-        }
-        if ".dockerconfigjson" in values:
-            secret["type"] = "kubernetes.io/dockerconfigjson"
-        await client.create(secret)
+    """The controller's namespace with the reference source Secrets."""
+    await create_controller_namespace(client)
 
 
 @pytest.fixture
