@@ -11,7 +11,9 @@ service's watch caches, which may lag. What a pass does, per user:
   was running, a lab whose spawn or delete failed, or a namespace someone
   deleted: the lab is deleted through the lab service's normal delete, whose
   claim is conditional on the Lease as listed, so a user whose record anyone
-  wrote since the LIST is left alone (afterwards GET answers 404);
+  wrote since the LIST is left alone (afterwards GET answers 404); a pod or
+  namespace the LISTs miss is first read by name: one found there had its
+  labels edited, which is drift (labels re-applied), never a reason to delete;
 - a namespace without pod nor lab (a spawn that died, a record lost): an
   orphan, marked with the time it was first seen so (an annotation, so another
   leader knows it too) and removed once it stayed one for
@@ -406,15 +408,28 @@ class LabReconciler:
         pod = mine.get(("Pod", "{user}-nb"))
         edited = snapshot.foreign.get(username, set())
         record = OperationRecord.from_lease(lease) if lease is not None else None
+        if record is not None and record.in_progress:
+            report.busy.append(username)
+            return None
+        # The LISTs find labs by label: an object someone relabelled looks gone. Before
+        # deciding a lab ended, read what looks gone by name (only labs that look wrong).
+        namespace_name = f"{self._config.lab.namespace_prefix}-{username}"
+        if namespace is None and (_had_lab(record) or mine):
+            namespace = await self._by_name(username, "Namespace", namespace_name, None)
+            if namespace is not None:
+                template = f"{self._config.lab.namespace_prefix}-{{user}}"
+                edited = {*edited, ("Namespace", template)}
+        if namespace is not None and pod is None and not _terminating(namespace):
+            pod = await self._by_name(username, "Pod", f"{username}-nb", namespace_name)
+            if pod is not None:
+                mine = {**mine, ("Pod", "{user}-nb"): pod}
+                edited = {*edited, ("Pod", "{user}-nb")}
         objects = LabObjects(
             namespace=namespace,
             pod=pod,
             env=mine.get(("ConfigMap", "{user}-nb-env")),
             quota=mine.get(("ResourceQuota", "{user}-nb")),
         )
-        if record is not None and record.in_progress:
-            report.busy.append(username)
-            return None
         state = derive_state(self._config, record, objects)
         if namespace is None:
             if state is None and _had_lab(record) and record is not None:
@@ -425,7 +440,7 @@ class LabReconciler:
                 reason = "namespace-gone" if complete else "failed"
                 await self._delete(username, lease, state, reason, report)
             return None
-        if (namespace.get("metadata") or {}).get("deletionTimestamp"):
+        if _terminating(namespace):
             return None  # on its way out; the next pass sees it gone
         orphan = pod is None and not _had_lab(record)
         if not orphan and ORPHAN_ANNOTATION in _annotations(namespace):
@@ -451,6 +466,27 @@ class LabReconciler:
         if state.status is LabStatus.PENDING and record is not None and record.result == "complete":
             return LabStatus.RUNNING  # the spawn saw the pod Running (as LabService.state)
         return state.status
+
+    async def _by_name(
+        self, username: str, kind: str, name: str, namespace: str | None
+    ) -> Object | None:
+        """An object of the lab the labelled LIST missed, read by name (None: it is gone).
+
+        Found, it is there with its labels changed (``kubectl label``): drift, which
+        `_repair` puts back by apply, never a reason to delete a running lab.
+        """
+        obj = await self._kube.find(kind, name, namespace)
+        if obj is None:
+            return None
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        self._log.warning(
+            "Lab object relabelled: not listed by its labels, found by name",
+            user=username,
+            kind=kind,
+            name=name,
+            labels={k: labels.get(k) for k in (CATEGORY_LABEL, USER_LABEL)},
+        )
+        return _compact({**obj, "kind": kind})
 
     async def _delete(
         self,
@@ -566,7 +602,8 @@ class LabReconciler:
         expected = [
             e
             for e in entries
-            if e.kind != "Namespace" and (e.kind != "ResourceQuota" or state.quota is not None)
+            if (e.kind != "Namespace" or (e.kind, e.name) in edited)
+            and (e.kind != "ResourceQuota" or state.quota is not None)
         ]
         suspects = {
             (e.kind, e.for_user(username))
@@ -760,6 +797,10 @@ def _compact(obj: Object) -> Object:
         "spec": {"containers": containers},
         "status": {"phase": (obj.get("status") or {}).get("phase")},
     }
+
+
+def _terminating(namespace: Object) -> bool:
+    return bool((namespace.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _had_lab(record: OperationRecord | None) -> bool:

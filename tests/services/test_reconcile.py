@@ -443,6 +443,48 @@ async def test_deleted_namespace_ends_the_lab(
     assert again.deleted == {}
 
 
+@pytest.mark.parametrize(
+    ("kind", "name", "namespace"),
+    [("Pod", "rachel-nb", LAB_NS), ("Namespace", LAB_NS, None)],
+)
+@pytest.mark.parametrize(
+    "labels",
+    [{"nublado.lsst.io/category": "debug"}, {"nublado.lsst.io/user": "someone"}],
+)
+async def test_relabelled_lab_object_is_relabelled_not_deleted(
+    labs: LabService,
+    reconciler: LabReconciler,
+    sandbox: Sandbox,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    labels: dict[str, str],
+) -> None:
+    """``kubectl label`` on the pod or namespace of a running lab: the LIST misses it, yet
+    the lab is running. Read by name, the labels are put back; nothing is deleted."""
+    await spawn(labs)
+    pod_uid = sandbox.get("Pod", "rachel-nb", LAB_NS)["metadata"]["uid"]  # type: ignore[index]
+    metadata: dict[str, Any] = {"name": name, "labels": labels}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    sandbox.apply(
+        {"apiVersion": "v1", "kind": kind, "metadata": metadata},
+        field_manager="kubectl-label",
+        force=True,
+    )
+    report = await reconciler.run()
+    assert report.deleted == {}
+    assert report.fixed == [(USER, kind, name)]
+    assert report.running == 1
+    relabelled = sandbox.get(kind, name, namespace)
+    assert relabelled is not None
+    for key, value in LABELS.items():
+        assert relabelled["metadata"]["labels"][key] == value
+    assert sandbox.get("Pod", "rachel-nb", LAB_NS)["metadata"]["uid"] == pod_uid  # type: ignore[index]
+    again = await reconciler.run()
+    assert (again.deleted, again.fixed, again.running) == ({}, [], 1)
+
+
 async def test_operation_in_progress_is_left_alone(
     labs: LabService, reconciler: LabReconciler, sandbox: Sandbox, client: KubernetesClient
 ) -> None:
