@@ -420,7 +420,16 @@ async def test_errors_are_one_line_and_status_2(
             {},
             "nublado: error: give either --all or lab|fileserver USER, not both",
         ),
-        (("lab", "rachel"), {"kube": missing}, f"nublado: error: cannot load kubeconfig {missing}"),
+        (
+            ("lab", "rachel"),
+            {"kube": missing},
+            f"nublado: error: cannot load kubeconfig {missing}: the file does not exist\n",
+        ),
+        (
+            ("lab", "rachel"),
+            {"kube": bad},
+            f"nublado: error: cannot load kubeconfig {bad}: not valid YAML (line 2)\n",
+        ),
         (("lab", "rachel"), {"kube": dead}, "nublado: error: "),
         (("lab", "rachel"), {"config": missing}, "nublado: error: "),
         (("lab", "rachel"), {"config": bad}, "nublado: error: "),
