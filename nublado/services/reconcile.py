@@ -26,9 +26,9 @@ service's watch caches, which may lag. What a pass does, per user:
   restarted to fix drift.
 
 The desired render of a lab is rebuilt from its own objects by
-`nublado.services.drift` (the comparison ``nublado diff`` shows), with one
-addition: a deleted env ConfigMap is rebuilt from the copy of its data the
-spawn wrote in the record (the spawner's part of it is held nowhere else). A
+`nublado.services.drift` (the comparison ``nublado diff`` shows; a deleted env
+ConfigMap from the copy of its data the spawn wrote in the record, which never
+holds secrets: such a rebuilt env is reported as drift, ``env_incomplete``). A
 pass where nothing is wrong renders once (the set's kinds and names) and sends
 only its LISTs.
 """
@@ -56,7 +56,14 @@ from ..models.lab import LabRequestOptions, LabSpecification, LabState, LabStatu
 from ..models.user import NotebookQuota, UserInfo, UserQuota
 from ..render.engine import Renderer
 from ..render.lab import LabContextBuilder, SourceSecret
-from .drift import DriftError, LiveObjects, Remedy, desired_lab_manifests, lab_drift
+from .drift import (
+    DriftError,
+    LiveObjects,
+    Remedy,
+    desired_lab_manifests,
+    lab_drift,
+    withheld_env,
+)
 from .labs import LabService
 from .labstate import (
     CATEGORY_LABEL,
@@ -631,24 +638,14 @@ class LabReconciler:
             if full is not None:
                 objects.append({**full, "kind": "Pod"})
         live = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
-        source = live
         env_name = f"{username}-nb-env"
-        if live.get("ConfigMap", env_name) is None and record is not None and record.spawn_env:
-            # The spawner's part of the env is held nowhere else: render from the record's copy.
-            source = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
-            source.add(
-                {
-                    "kind": "ConfigMap",
-                    "metadata": {"name": env_name, "namespace": namespace["metadata"]["name"]},
-                    "data": dict(record.spawn_env),
-                }
-            )
+        withheld = withheld_env(self._config, username, live)
         try:
             desired = desired_lab_manifests(
                 self._config,
                 self._renderer,
                 username,
-                source,
+                live,
                 sources=await context.secrets(self._kube, self._config, self._namespace),
                 discovery=await context.discovery(self._discovery),
             )
@@ -666,6 +663,16 @@ class LabReconciler:
                     report.reapplied.append(where)
                     self._count("reapplied")
                     log.warning("Re-applied missing lab object", kind=drift.kind, name=drift.name)
+                    if (drift.kind, drift.name) == ("ConfigMap", env_name) and withheld:
+                        # The record never holds secrets: the lab's env lacks them until respawned.
+                        report.drift.append(where)
+                        self._count("env_incomplete")
+                        log.warning(
+                            "Re-applied lab env lacks the secrets the record does not hold",
+                            kind=drift.kind,
+                            name=drift.name,
+                            missing_keys=withheld,
+                        )
                 else:
                     report.fixed.append(where)
                     self._count("fixed")

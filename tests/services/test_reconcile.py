@@ -156,10 +156,12 @@ def reconciler(
     )
 
 
-async def spawn(labs: LabService, username: str = USER) -> None:
-    """A lab spawned and running."""
+async def spawn(labs: LabService, username: str = USER, env: dict[str, str] | None = None) -> None:
+    """A lab spawned and running (the spawner's env with ``env`` added)."""
     user = reference_user() if username == USER else reference_user(username=username)
     spec = reference_spec()
+    if env:
+        spec = spec.model_copy(update={"env": {**spec.env, **env}})
     if username != USER:
         spec = spec.model_copy(
             update={"env": {**spec.env, "JUPYTERHUB_SERVICE_PREFIX": f"/nb/user/{username}/"}}
@@ -287,6 +289,31 @@ async def test_missing_object_is_reapplied(
 
     again = await reconciler.run()
     assert again.reapplied == []
+
+
+async def test_env_rebuilt_without_the_hub_token_is_reported_incomplete(
+    labs: LabService, reconciler: LabReconciler, sandbox: Sandbox, metrics: Metrics
+) -> None:
+    """The record never holds the hub's API token (api.md 4.6 sends it in the spawn env):
+    a deleted env comes back with every other key, reported as drift (env_incomplete)."""
+    await spawn(labs, env={"JUPYTERHUB_API_TOKEN": "hub-secret-1", "FAVOURITE_COLOUR": "teal"})
+    before = sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS)
+    assert before is not None
+    lease = sandbox.get("Lease", "lab-rachel", NAMESPACE)
+    assert "hub-secret-1" not in json.dumps(lease)
+    assert sandbox.delete("ConfigMap", "rachel-nb-env", LAB_NS)
+    await wait_until(lambda: sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS) is None)
+
+    report = await reconciler.run()
+
+    assert report.reapplied == [(USER, "ConfigMap", "rachel-nb-env")]
+    assert report.drift == [(USER, "ConfigMap", "rachel-nb-env")]
+    after = sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS)
+    assert after is not None
+    wanted = {k: v for k, v in before["data"].items() if k != "JUPYTERHUB_API_TOKEN"}
+    assert after["data"] == wanted
+    assert metric(metrics, 'nublado_lab_reconcile_actions_total{action="env_incomplete"} 1.0')
+    assert metric(metrics, 'nublado_lab_drift{kind="ConfigMap"} 1.0')
 
 
 async def test_changed_network_policy_is_fixed_in_place(
