@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import re
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -290,40 +291,71 @@ async def _diff_all(session: _Session) -> tuple[list[Finding], list[str]]:
 # Output
 
 
-def _masker(kind: str) -> Callable[[Any, Any], tuple[Any, Any]]:
-    """Masks Secret values pairwise: equal values as ***, differing ones as before/after."""
+def _secret(kind: str, key: str) -> bool:
+    """Whether a data key's value is masked: any of a Secret, a secret-named one of a ConfigMap
+    (`is_secret_name`: the rule that keeps them out of the lab record too)."""
+    from .services.labstate import is_secret_name
 
-    def mask(live: Any, desired: Any) -> tuple[Any, Any]:
-        if kind != "Secret":
-            return live, desired
-        if live == desired or live is None or desired is None:
-            return (_MASK if live is not None else None), (_MASK if desired is not None else None)
-        return (
-            f"{_MASK} (before)" if live is not None else None,
-            f"{_MASK} (after)" if desired is not None else None,
-        )
+    return kind == "Secret" or (kind == "ConfigMap" and is_secret_name(key))
 
-    return mask
+
+def _mask_pair(live: Any, desired: Any) -> tuple[Any, Any]:
+    """Masks a value pairwise: equal values as ***, differing ones as before/after."""
+    if live == desired or live is None or desired is None:
+        return (_MASK if live is not None else None), (_MASK if desired is not None else None)
+    return (
+        f"{_MASK} (before)" if live is not None else None,
+        f"{_MASK} (after)" if desired is not None else None,
+    )
+
+
+def _masked_data(kind: str, live: Any, desired: Any) -> tuple[Any, Any]:
+    """Two ``data`` maps with their secret values masked (`_secret`), other values kept."""
+    if not isinstance(live, dict | None) or not isinstance(desired, dict | None):
+        return _mask_pair(live, desired) if kind == "Secret" else (live, desired)
+    live_data, desired_data = live or {}, desired or {}
+    masked_live, masked_desired = {}, {}
+    for key in sorted(live_data.keys() | desired_data.keys()):
+        a, b = live_data.get(key), desired_data.get(key)
+        if _secret(kind, key):
+            a, b = _mask_pair(a, b)
+        if a is not None:
+            masked_live[key] = a
+        if b is not None:
+            masked_desired[key] = b
+    return (masked_live if live is not None else None), (
+        masked_desired if desired is not None else None
+    )
 
 
 def _masked_objects(
     kind: str, live: dict[str, Any] | None, desired: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    if kind != "Secret":
+    if kind not in ("Secret", "ConfigMap"):
         return live, desired
-    mask = _masker(kind)
-    live_data = dict((live or {}).get("data") or {})
-    desired_data = dict(desired.get("data") or {})
-    masked_live, masked_desired = {}, {}
-    for key in sorted(live_data.keys() | desired_data.keys()):
-        a, b = mask(live_data.get(key), desired_data.get(key))
-        if a is not None:
-            masked_live[key] = a
-        if b is not None:
-            masked_desired[key] = b
-    new_live = {**live, "data": masked_live} if live is not None and "data" in live else live
-    new_desired = {**desired, "data": masked_desired} if "data" in desired else desired
+    live_data, desired_data = _masked_data(
+        kind, (live or {}).get("data") or {}, desired.get("data") or {}
+    )
+    new_live = {**live, "data": live_data} if live is not None and "data" in live else live
+    new_desired = {**desired, "data": desired_data} if "data" in desired else desired
     return new_live, new_desired
+
+
+_DATA_KEY = re.compile(r'data(?:\.(?P<plain>[A-Za-z_][A-Za-z0-9_]*)|\["(?P<quoted>.*)"\])')
+"""A field path of one data key (`drift.FieldDrift.path`): ``data.KEY`` or ``data["a.b"]``."""
+
+
+def _masked_field(kind: str, path: str, live: Any, desired: Any) -> tuple[Any, Any]:
+    """A JSON field's values, masked as the diff masks them."""
+    if kind not in ("Secret", "ConfigMap"):
+        return live, desired
+    if path == "data":
+        return _masked_data(kind, live, desired)
+    match = _DATA_KEY.fullmatch(path)
+    if match is None:
+        return live, desired
+    key = match.group("plain") or match.group("quoted")
+    return _mask_pair(live, desired) if _secret(kind, key) else (live, desired)
 
 
 def _yaml(obj: dict[str, Any] | None) -> list[str]:
@@ -353,14 +385,14 @@ def render_diff(findings: list[Finding]) -> str:
 
 
 def render_json(findings: list[Finding]) -> str:
-    """The drifted objects as a JSON list, each with its fields (Secret values masked)."""
+    """The drifted objects as a JSON list, each with its fields (secret values masked)."""
     document = []
     for finding in findings:
         d = finding.drift
         entry = d.to_json()
-        mask = _masker(d.kind)
         for field in entry["fields"]:
-            if field["path"].startswith("data"):
-                field["live"], field["desired"] = mask(field["live"], field["desired"])
+            field["live"], field["desired"] = _masked_field(
+                d.kind, field["path"], field["live"], field["desired"]
+            )
         document.append({"set": finding.set_name, "user": finding.username, **entry})
     return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"

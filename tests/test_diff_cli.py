@@ -17,15 +17,18 @@ from typing import Any
 import httpx
 import pytest
 import structlog.testing
+import yaml
 
 from nublado.cli import main
 from nublado.config import Config, load_config
+from nublado.diff import Finding, render_json
 from nublado.kube.client import KubernetesClient
 from nublado.models.lab import LabSpecification
 from nublado.models.user import UserInfo
 from nublado.render.cli import read_secrets
 from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings, write_kubeconfig
+from nublado.services.drift import FieldDrift, ObjectDrift, Remedy
 from nublado.services.fileservers import FileServerService
 from nublado.services.images import ImageService, build_image_source
 from nublado.services.labs import LabService
@@ -62,10 +65,11 @@ class Controller:
     labs: LabService
     fileservers: FileServerService
 
-    async def spawn(self, username: str) -> None:
-        """The user's lab, spawned as the REST API does, to its end."""
+    async def spawn(self, username: str, env: dict[str, str] | None = None) -> None:
+        """The user's lab, spawned as the REST API does (with ``env`` added), to its end."""
         spec = json.loads((EXAMPLES / "lab-specification.json").read_text())
         spec["env"]["JUPYTERHUB_SERVICE_PREFIX"] = f"/nb/user/{username}/"
+        spec["env"].update(env or {})
         user = UserInfo.model_validate(USERS[username])
         await self.labs.create(user, f"token-of-{username}", LabSpecification.model_validate(spec))
         async with asyncio.timeout(10):
@@ -420,7 +424,16 @@ async def test_errors_are_one_line_and_status_2(
             {},
             "nublado: error: give either --all or lab|fileserver USER, not both",
         ),
-        (("lab", "rachel"), {"kube": missing}, f"nublado: error: cannot load kubeconfig {missing}"),
+        (
+            ("lab", "rachel"),
+            {"kube": missing},
+            f"nublado: error: cannot load kubeconfig {missing}: the file does not exist\n",
+        ),
+        (
+            ("lab", "rachel"),
+            {"kube": bad},
+            f"nublado: error: cannot load kubeconfig {bad}: not valid YAML (line 2)\n",
+        ),
         (("lab", "rachel"), {"kube": dead}, "nublado: error: "),
         (("lab", "rachel"), {"config": missing}, "nublado: error: "),
         (("lab", "rachel"), {"config": bad}, "nublado: error: "),
@@ -523,3 +536,103 @@ def test_without_a_kubeconfig_it_is_the_in_cluster_configuration(tmp_path: Path)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith("nublado: error: cannot load in-cluster configuration: ")
     assert result.stderr.count("\n") == 1
+
+
+# Secrets in the env ConfigMap (the hub sends its API token in the spawn env)
+
+HUB_ENV = {"JUPYTERHUB_API_TOKEN": "hub-secret-1", "FAVOURITE_COLOUR": "teal"}
+
+
+def desired_yaml(run: Run) -> Any:
+    """The desired object of a one-object unified diff whose live object is missing."""
+    lines = run.out.splitlines()
+    body = [line[1:] for line in lines if line.startswith("+") and not line.startswith("+++")]
+    return yaml.safe_load("\n".join(body))
+
+
+async def test_a_deleted_env_is_rebuilt_from_the_record_which_holds_no_secret(
+    controller: Controller, diff: Any, sandbox: Sandbox
+) -> None:
+    """diff renders a deleted env as the reconcile recreates it: the spawner's keys from the
+    record, whose Lease never held the hub's token (its key only)."""
+    await controller.spawn("rachel", HUB_ENV)
+    env = sandbox.get("ConfigMap", "rachel-nb-env", "userlabs-rachel")
+    assert env is not None
+    assert env["data"]["JUPYTERHUB_API_TOKEN"] == "hub-secret-1"
+    lease = sandbox.get("Lease", "lab-rachel", CONTROLLER_NAMESPACE)
+    assert lease is not None
+    assert "hub-secret-1" not in json.dumps(lease)
+    recorded = json.loads(lease["metadata"]["annotations"]["nublado.lsst.io/spawn-env"])
+    assert recorded["JUPYTERHUB_API_TOKEN"] is None
+    assert recorded["FAVOURITE_COLOUR"] == "teal"
+
+    sandbox.delete("ConfigMap", "rachel-nb-env", "userlabs-rachel")
+    run = await diff("lab", "rachel")
+
+    assert (run.status, run.err) == (1, "")
+    desired = desired_yaml(run)
+    assert desired["kind"] == "ConfigMap"
+    expected = {k: v for k, v in env["data"].items() if k != "JUPYTERHUB_API_TOKEN"}
+    assert desired["data"] == expected
+
+
+async def test_secret_named_configmap_values_are_masked_in_the_diff(
+    controller: Controller, diff: Any, sandbox: Sandbox
+) -> None:
+    await controller.spawn("rachel", {"API_TOKEN": "secret-2"})  # next to API_ROUTE
+    env = sandbox.get("ConfigMap", "rachel-nb-env", "userlabs-rachel")
+    assert env is not None
+    sandbox.delete("ConfigMap", "rachel-nb-env", "userlabs-rachel")  # immutable: made again
+    sandbox.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "rachel-nb-env", "namespace": "userlabs-rachel"},
+            "data": {**env["data"], "API_ROUTE": "/elsewhere"},
+            "immutable": True,
+        },
+        field_manager="kubectl",
+    )
+    run = await diff("lab", "rachel")
+    assert run.status == 1
+    assert "secret-2" not in run.out
+    assert "-  API_ROUTE: /elsewhere\n+  API_ROUTE: /api\n   API_TOKEN: '***'\n" in run.out
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "live", "desired", "shown"),
+    [
+        ("ConfigMap", "data.JUPYTERHUB_API_TOKEN", "a", "b", ("*** (before)", "*** (after)")),
+        ("ConfigMap", 'data["db-password"]', "a", None, ("***", None)),
+        ("ConfigMap", "data.AWS_SECRET_ACCESS_KEY", "a", "a", ("***", "***")),
+        ("ConfigMap", "data.KEYCLOAK_URL", "a", "b", ("a", "b")),
+        (
+            "ConfigMap",
+            "data",
+            {"MY_TOKEN": "a", "X": "1"},
+            None,
+            ({"MY_TOKEN": "***", "X": "1"}, None),
+        ),
+        ("Secret", "data.token", "a", "b", ("*** (before)", "*** (after)")),
+        ("Secret", "data", {"k": "a"}, {"k": "b"}, ({"k": "*** (before)"}, {"k": "*** (after)"})),
+        ("ConfigMap", "metadata.labels.TOKEN", "a", "b", ("a", "b")),
+    ],
+)
+def test_json_masks_secret_values(
+    kind: str, path: str, live: Any, desired: Any, shown: tuple[Any, Any]
+) -> None:
+    drift = ObjectDrift(
+        kind=kind,
+        namespace="userlabs-rachel",
+        name="rachel-nb-env",
+        missing=False,
+        fields=[FieldDrift(path, live, desired)],
+        remedy=Remedy.APPLY,
+        reason="apply fixes it in place",
+        live={},
+        desired={},
+        manifest={},
+    )
+    document = json.loads(render_json([Finding("lab", "rachel", drift)]))
+    field = document[0]["fields"][0]
+    assert (field["live"], field["desired"]) == shown

@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+import yaml
 from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
 from kubernetes.aio import client as kclient
 from kubernetes.aio import config as kconfig
@@ -147,6 +148,34 @@ def _meta(obj: Object) -> Object:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def _check_kubeconfig(path: Path) -> None:
+    """Fail in one line on a kubeconfig that is missing or not a YAML mapping.
+
+    The library's loader logs a warning for a missing file and then complains of a
+    missing ``current-context``; a file that is not YAML (or YAML of another shape)
+    makes it raise whatever error its first lookup hits.
+    """
+    try:
+        text = path.read_bytes().decode()
+    except FileNotFoundError:
+        raise KubernetesError(f"cannot load kubeconfig {path}: the file does not exist") from None
+    except OSError as exc:
+        raise KubernetesError(f"cannot load kubeconfig {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise KubernetesError(f"cannot load kubeconfig {path}: not a UTF-8 text file") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise KubernetesError(f"cannot load kubeconfig {path}: not valid YAML{where}") from None
+    if not isinstance(loaded, dict):
+        found = "empty" if loaded is None else f"a {type(loaded).__name__}"
+        raise KubernetesError(
+            f"cannot load kubeconfig {path}: a kubeconfig is a YAML mapping, the file is {found}"
+        )
+
+
 class KubernetesClient:
     """An asyncio Kubernetes client for nublado's fixed set of kinds.
 
@@ -202,6 +231,8 @@ class KubernetesClient:
     ) -> Self:
         """A client from a kubeconfig file (``$KUBECONFIG`` or ``~/.kube/config`` by default)."""
         configuration = kclient.Configuration()
+        if path is not None:
+            _check_kubeconfig(Path(path))
         try:
             await kconfig.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(path) if path is not None else None,
@@ -211,6 +242,10 @@ class KubernetesClient:
             )
         except (kconfig.ConfigException, OSError) as exc:
             raise KubernetesError(f"cannot load kubeconfig {path or ''}: {exc}".strip()) from None
+        except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as exc:
+            # The loader indexes whatever the YAML held: a file of another shape fails anywhere.
+            what = type(exc).__name__
+            raise KubernetesError(f"cannot load kubeconfig {path or ''}: {what}: {exc}") from None
         return cls(kclient.ApiClient(configuration), **options)
 
     @classmethod

@@ -70,6 +70,7 @@ __all__ = [
     "desired_fileserver_manifests",
     "desired_lab_manifests",
     "differences",
+    "env_source",
     "fileserver_drift",
     "lab_drift",
     "object_drift",
@@ -81,6 +82,7 @@ __all__ = [
     "read_lab_records",
     "read_labs",
     "read_sources",
+    "withheld_env",
 ]
 
 Object = dict[str, Any]
@@ -454,6 +456,29 @@ def _secrets(
     return result, token
 
 
+def env_source(config: Config, username: str, live: LiveObjects) -> dict[str, str]:
+    """The env a lab's desired render starts from (`nublado diff` and the reconcile alike).
+
+    Its env ConfigMap's data; when that is deleted, the copy its spawn wrote in the
+    record, the spawner's part of which is held nowhere else; that copy lacks the
+    secrets (`withheld_env`).
+    """
+    env_map = live.get("ConfigMap", _lab_names(config, username).env_config_map)
+    if env_map is not None:
+        return dict(env_map.get("data") or {})
+    return dict(live.record.spawn_env) if live.record is not None else {}
+
+
+def withheld_env(config: Config, username: str, live: LiveObjects) -> list[str]:
+    """Keys a deleted env ConfigMap had that its rebuild from the record lacks (secrets).
+
+    Empty while the env ConfigMap exists: its desired render is then complete.
+    """
+    if live.get("ConfigMap", _lab_names(config, username).env_config_map) is not None:
+        return []
+    return list(live.record.withheld_env) if live.record is not None else []
+
+
 def desired_lab_manifests(
     config: Config,
     renderer: Renderer,
@@ -477,7 +502,7 @@ def desired_lab_manifests(
         raise NoLabError(f"no lab found for user {username}")
     user = _user(config, username, live, namespace, names)
     env_map = live.get("ConfigMap", names.env_config_map)
-    env = dict((env_map or {}).get("data") or {})
+    env = env_source(config, username, live)
     pod = live.get("Pod", names.pod)
     image = _resolved_image(_image(env, pod, live.record), env)
     size = _size(config, env, pod, live.record)

@@ -1511,6 +1511,7 @@ class LabService:
                 internal_url=record.internal_url,
                 events=list(record.events),
                 spawn_env=record.spawn_env,
+                withheld_env=record.withheld_env,
             )
             op = await self._claim(username, record, new)
             self._count(op, "failure")
@@ -1531,6 +1532,7 @@ class LabService:
             lab_state=record.lab_state,
             internal_url=record.internal_url,
             spawn_env=record.spawn_env,
+            withheld_env=record.withheld_env,
             events=[("info", f"Monitoring in-progress lab creation for {username}", 1)],
         )
         op = await self._claim(username, record, new)

@@ -10,6 +10,7 @@ its objects alone, for labs this controller did not spawn (api.md 7.7).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ __all__ = [
     "OperationRecord",
     "derive_state",
     "format_time",
+    "is_secret_name",
     "parse_time",
     "rebuild_state",
 ]
@@ -60,6 +62,20 @@ CANCEL_ANNOTATION = _CANCEL
 
 Object = dict[str, Any]
 EventTuple = tuple[str, str, int | None]
+
+_SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "KEY"})
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an env variable's (or ConfigMap key's) name says its value is a secret.
+
+    The rule, one for the record and for ``nublado diff``: the name, cut into words
+    at every character that is not a letter or digit, has a word TOKEN, SECRET,
+    PASSWORD or KEY (any case, or its plural): ``JUPYTERHUB_API_TOKEN``,
+    ``AWS_SECRET_ACCESS_KEY``, ``db-password``; not ``KEYCLOAK_URL`` nor ``TOKENIZER``.
+    """
+    words = re.split(r"[^A-Z0-9]+", name.upper())
+    return any(w in _SECRET_WORDS or w.removesuffix("S") in _SECRET_WORDS for w in words)
 
 
 def format_time(moment: datetime) -> str:
@@ -110,7 +126,12 @@ class OperationRecord:
     lease: Object | None = None
     spawn_env: dict[str, str] = field(default_factory=dict)
     """The data of the lab's env ConfigMap, written once its objects exist: the reconcile
-    rebuilds a deleted env ConfigMap from it (the spawner's part is held nowhere else)."""
+    rebuilds a deleted env ConfigMap from it (the spawner's part is held nowhere else).
+    Values whose key `is_secret_name` (the hub's API token) are never written to the
+    Lease: only their keys are (``withheld_env``)."""
+    withheld_env: list[str] = field(default_factory=list)
+    """Keys of the env whose values the record does not hold (secrets): an env ConfigMap
+    rebuilt from the record lacks them."""
 
     @classmethod
     def from_lease(cls, lease: Object) -> OperationRecord:
@@ -133,12 +154,16 @@ class OperationRecord:
         except (ValueError, TypeError, IndexError):
             events = []
         spawn_env: dict[str, str] = {}
+        withheld: list[str] = []
         try:
             decoded = json.loads(annotations.get(_SPAWN_ENV) or "{}")
-            if isinstance(decoded, dict):
-                spawn_env = {str(k): str(v) for k, v in decoded.items()}
         except ValueError:
-            spawn_env = {}
+            decoded = {}
+        for key, value in (decoded if isinstance(decoded, dict) else {}).items():
+            if value is None or is_secret_name(str(key)):
+                withheld.append(str(key))  # null: withheld when written
+            else:
+                spawn_env[str(key)] = str(value)
         return cls(
             username=username,
             operation=annotations.get(_OPERATION, ""),
@@ -153,6 +178,7 @@ class OperationRecord:
             cancel=annotations.get(_CANCEL) == "requested",
             lease=lease,
             spawn_env=spawn_env,
+            withheld_env=sorted(withheld),
         )
 
     def clone(self) -> OperationRecord:
@@ -160,6 +186,15 @@ class OperationRecord:
         clone = object.__new__(OperationRecord)
         clone.__dict__.update(self.__dict__)
         return clone
+
+    def _spawn_env_json(self) -> str:
+        """The env for the Lease: a secret's value (`is_secret_name`) written as null."""
+        if not self.spawn_env and not self.withheld_env:
+            return ""
+        data: dict[str, str | None] = {key: None for key in self.withheld_env}
+        for key, value in self.spawn_env.items():
+            data[key] = None if is_secret_name(key) else value
+        return json.dumps(data)
 
     def to_lease(self, namespace: str) -> Object:
         """The Lease to create or replace (resourceVersion kept from the one read)."""
@@ -188,7 +223,7 @@ class OperationRecord:
             _INTERNAL_URL: self.internal_url or "",
             _EVENTS: json.dumps([list(e) for e in self.events]),
             _CANCEL: "requested" if self.cancel else "",
-            _SPAWN_ENV: json.dumps(self.spawn_env) if self.spawn_env else "",
+            _SPAWN_ENV: self._spawn_env_json(),
         }
         spec: Object = {"leaseDurationSeconds": self.duration}
         if self.holder:

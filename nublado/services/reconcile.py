@@ -11,7 +11,9 @@ service's watch caches, which may lag. What a pass does, per user:
   was running, a lab whose spawn or delete failed, or a namespace someone
   deleted: the lab is deleted through the lab service's normal delete, whose
   claim is conditional on the Lease as listed, so a user whose record anyone
-  wrote since the LIST is left alone (afterwards GET answers 404);
+  wrote since the LIST is left alone (afterwards GET answers 404); a pod or
+  namespace the LISTs miss is first read by name: one found there had its
+  labels edited, which is drift (labels re-applied), never a reason to delete;
 - a namespace without pod nor lab (a spawn that died, a record lost): an
   orphan, marked with the time it was first seen so (an annotation, so another
   leader knows it too) and removed once it stayed one for
@@ -24,9 +26,9 @@ service's watch caches, which may lag. What a pass does, per user:
   restarted to fix drift.
 
 The desired render of a lab is rebuilt from its own objects by
-`nublado.services.drift` (the comparison ``nublado diff`` shows), with one
-addition: a deleted env ConfigMap is rebuilt from the copy of its data the
-spawn wrote in the record (the spawner's part of it is held nowhere else). A
+`nublado.services.drift` (the comparison ``nublado diff`` shows; a deleted env
+ConfigMap from the copy of its data the spawn wrote in the record, which never
+holds secrets: such a rebuilt env is reported as drift, ``env_incomplete``). A
 pass where nothing is wrong renders once (the set's kinds and names) and sends
 only its LISTs.
 """
@@ -56,7 +58,14 @@ from ..models.lab import LabRequestOptions, LabSpecification, LabState, LabStatu
 from ..models.user import NotebookQuota, UserInfo, UserQuota
 from ..render.engine import Renderer
 from ..render.lab import LabContextBuilder, SourceSecret
-from .drift import DriftError, LiveObjects, Remedy, desired_lab_manifests, lab_drift
+from .drift import (
+    DriftError,
+    LiveObjects,
+    Remedy,
+    desired_lab_manifests,
+    lab_drift,
+    withheld_env,
+)
 from .labs import LabService
 from .labstate import (
     CATEGORY_LABEL,
@@ -531,11 +540,27 @@ class LabReconciler:
         if record is not None and record.in_progress:
             report.busy.append(username)
             return None
-        if namespace is not None:
+        # The LISTs find labs by label: a namespace someone relabelled looks gone. Before
+        # deciding a lab ended, read it by name (only labs that look wrong).
+        namespace_name = f"{self._config.lab.namespace_prefix}-{username}"
+        if namespace is None and (_had_lab(record) or mine):
+            namespace = await self._by_name(username, "Namespace", namespace_name, None)
+            if namespace is not None:
+                template = f"{self._config.lab.namespace_prefix}-{{user}}"
+                edited = {*edited, ("Namespace", template)}
+        if namespace is not None and not _terminating(namespace):
             # The LISTs gave metadata (and Running pods only): what a state is derived from
-            # is read in full.
+            # is read in full, the pod by name whatever its labels say.
             mine = await self._full_objects(username, mine, set(_STATE_KEYS))
         pod = mine.get(("Pod", "{user}-nb"))
+        if pod is not None and not _labelled_for(pod, username):
+            self._log.warning(
+                "Lab object relabelled: not listed by its labels, found by name",
+                user=username,
+                kind="Pod",
+                name=f"{username}-nb",
+            )
+            edited = {*edited, ("Pod", "{user}-nb")}
         objects = LabObjects(
             namespace=namespace,
             pod=pod,
@@ -552,7 +577,7 @@ class LabReconciler:
                 reason = "namespace-gone" if complete else "failed"
                 await self._delete(username, lease, state, reason, report)
             return None
-        if (namespace.get("metadata") or {}).get("deletionTimestamp"):
+        if _terminating(namespace):
             return None  # on its way out; the next pass sees it gone
         orphan = pod is None and not _had_lab(record)
         if not orphan and ORPHAN_ANNOTATION in _annotations(namespace):
@@ -578,6 +603,28 @@ class LabReconciler:
         if state.status is LabStatus.PENDING and record is not None and record.result == "complete":
             return LabStatus.RUNNING  # the spawn saw the pod Running (as LabService.state)
         return state.status
+
+    async def _by_name(
+        self, username: str, kind: str, name: str, namespace: str | None
+    ) -> Object | None:
+        """An object of the lab the labelled LIST missed, read by name (None: it is gone).
+
+        Found, it is there with its labels changed (``kubectl label``): drift, which
+        `_repair` puts back by apply, never a reason to delete a running lab.
+        """
+        obj = await self._kube.find(kind, name, namespace)
+        if obj is None:
+            return None
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        self._log.warning(
+            "Lab object relabelled: not listed by its labels, found by name",
+            user=username,
+            kind=kind,
+            name=name,
+            labels={k: labels.get(k) for k in (CATEGORY_LABEL, USER_LABEL)},
+        )
+        (obj.get("metadata") or {}).pop("managedFields", None)
+        return {**obj, "kind": kind}
 
     async def _delete(
         self,
@@ -693,7 +740,8 @@ class LabReconciler:
         expected = [
             e
             for e in entries
-            if e.kind != "Namespace" and (e.kind != "ResourceQuota" or state.quota is not None)
+            if (e.kind != "Namespace" or (e.kind, e.name) in edited)
+            and (e.kind != "ResourceQuota" or state.quota is not None)
         ]
         suspects = {
             (e.kind, e.for_user(username))
@@ -722,24 +770,14 @@ class LabReconciler:
         mine = await self._full_objects(username, mine, needed)
         objects = [{**obj, "kind": kind} for (kind, _), obj in mine.items()]
         live = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
-        source = live
         env_name = f"{username}-nb-env"
-        if live.get("ConfigMap", env_name) is None and record is not None and record.spawn_env:
-            # The spawner's part of the env is held nowhere else: render from the record's copy.
-            source = LiveObjects.of([namespace, *objects], kinds=kinds, record=record)
-            source.add(
-                {
-                    "kind": "ConfigMap",
-                    "metadata": {"name": env_name, "namespace": namespace["metadata"]["name"]},
-                    "data": dict(record.spawn_env),
-                }
-            )
+        withheld = withheld_env(self._config, username, live)
         try:
             desired = desired_lab_manifests(
                 self._config,
                 self._renderer,
                 username,
-                source,
+                live,
                 sources=await context.secrets(self._kube, self._config, self._namespace),
                 discovery=await context.discovery(self._discovery),
             )
@@ -757,6 +795,16 @@ class LabReconciler:
                     report.reapplied.append(where)
                     self._count("reapplied")
                     log.warning("Re-applied missing lab object", kind=drift.kind, name=drift.name)
+                    if (drift.kind, drift.name) == ("ConfigMap", env_name) and withheld:
+                        # The record never holds secrets: the lab's env lacks them until respawned.
+                        report.drift.append(where)
+                        self._count("env_incomplete")
+                        log.warning(
+                            "Re-applied lab env lacks the secrets the record does not hold",
+                            kind=drift.kind,
+                            name=drift.name,
+                            missing_keys=withheld,
+                        )
                 else:
                     report.fixed.append(where)
                     self._count("fixed")
@@ -875,6 +923,16 @@ def _entry_for(entries: dict[str, _SetEntry], username: str, name: str) -> _SetE
             return entry
     # A user's name found elsewhere in the name too: try each template.
     return next((e for e in entries.values() if e.for_user(username) == name), None)
+
+
+def _labelled_for(obj: Object, username: str) -> bool:
+    """Whether an object carries the labels the pass lists a lab's objects by."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(CATEGORY_LABEL) == "lab" and labels.get(USER_LABEL) == username
+
+
+def _terminating(namespace: Object) -> bool:
+    return bool((namespace.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _had_lab(record: OperationRecord | None) -> bool:

@@ -393,6 +393,22 @@ def test_a_kubeconfig_that_cannot_be_read_is_one_line_and_exit_2(
     assert result.stderr.splitlines()[-1].startswith("nublado: error: cannot load kubeconfig")
 
 
+def test_a_kubeconfig_that_is_not_yaml_is_one_line_and_exit_2(
+    production_config: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.yaml").write_text("garbage: [\n")
+    result = run_serve(
+        "--config", str(production_config), "--kubeconfig", "bad.yaml", "--port", "0",
+        cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "nublado: error: cannot load kubeconfig bad.yaml: not valid YAML (line 2)"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def loop_factories() -> list[Any]:
     """asyncio's loop, and uvloop's where installed: `nublado serve` runs on either."""
     factories: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]

@@ -189,6 +189,32 @@ async def test_once_exits_2_on_a_job_it_cannot_run(
     assert result.stderr.strip().splitlines()[-1] == message
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(None, "the file does not exist"), ("garbage: [\n", "not valid YAML (line 2)")],
+)
+async def test_once_exits_2_on_a_kubeconfig_it_cannot_load(
+    content: str | None, reason: str, tmp_path: Path
+) -> None:
+    """Exit 1 means a job failed: a kubeconfig that cannot be read is bad input, exit 2."""
+    config = write_config(tmp_path)
+    kubeconfig = tmp_path / "kubeconfig"
+    if content is not None:
+        kubeconfig.write_text(content)
+
+    result = await asyncio.to_thread(
+        nublado, "daemon", "--config", str(config), "--kubeconfig", str(kubeconfig),
+        "--once", "lab-reconcile",
+    )  # fmt: skip
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"nublado: error: cannot load kubeconfig {kubeconfig}: {reason}"
+    )
+    assert "Traceback" not in result.stderr
+    assert "Config not found" not in result.stderr
+
+
 # Leader-elected run as a process
 
 

@@ -55,6 +55,39 @@ async def test_bad_kubeconfig_is_our_error(tmp_path: Path) -> None:
         await KubernetesClient.from_kubeconfig(path)
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "the file does not exist"),
+        (b"garbage: [\n", "not valid YAML (line 2)"),
+        (b"- a\n- b\n", "a kubeconfig is a YAML mapping, the file is a list"),
+        (b"just a string\n", "a kubeconfig is a YAML mapping, the file is a str"),
+        (b"", "a kubeconfig is a YAML mapping, the file is empty"),
+        (b"\xbb\x00\xff\xfe binary", "not a UTF-8 text file"),
+        (
+            b"apiVersion: v1\ncurrent-context: x\n"
+            b"contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+            b"users: [{name: u, user: {}}]\n",
+            "Invalid kube-config file. Expected object with name c in ",
+        ),
+        (b"current-context: x\ncontexts: 3\n", "TypeError: "),
+    ],
+)
+async def test_malformed_kubeconfig_is_one_line_of_our_error(
+    tmp_path: Path, content: bytes | None, reason: str
+) -> None:
+    """Whatever the file holds, the loader's own exceptions never escape: our error, one line."""
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_bytes(content)
+
+    with pytest.raises(KubernetesError) as caught:
+        await KubernetesClient.from_kubeconfig(path)
+
+    assert str(caught.value).startswith(f"cannot load kubeconfig {path}: {reason}")
+    assert "\n" not in str(caught.value)
+
+
 def test_in_cluster_configuration_outside_a_cluster_is_our_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

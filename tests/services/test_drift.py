@@ -4,6 +4,7 @@ compared through a server-side dry-run apply (services/drift.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -38,7 +39,7 @@ from nublado.services.drift import (
 from nublado.services.fileservers import FileServerService
 from nublado.services.images import ImageService, build_image_source
 from nublado.services.labs import LabService
-from nublado.services.labstate import OperationRecord
+from nublado.services.labstate import OperationRecord, is_secret_name
 
 NAMESPACE = "nublado"
 LAB_NS = "userlabs-rachel"
@@ -480,3 +481,39 @@ async def test_a_lab_without_pod_and_env_is_rebuilt_from_its_record(
     rebuilt = drift[0].manifest["data"]
     assert rebuilt == env["data"]
     assert rebuilt["DEBUG"] == "TRUE"
+
+
+# Secrets the lab record never holds
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("JUPYTERHUB_API_TOKEN", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("db-password", True),
+        ("API_KEYS", True),
+        ("KEYCLOAK_URL", False),
+        ("TOKENIZER", False),
+        ("JUPYTERHUB_SERVICE_PREFIX", False),
+    ],
+)
+def test_secret_names(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+def test_record_writes_secret_env_keys_without_values_and_keeps_them_across_rewrites() -> None:
+    """The Lease holds a secret's key (null), never its value; a record read back and
+    written again (a takeover) still knows which keys it withheld."""
+    record = OperationRecord(
+        username="rachel", spawn_env={"JUPYTERHUB_API_TOKEN": "hub-secret", "A": "1"}
+    )
+    lease = record.to_lease("nublado")
+    written = lease["metadata"]["annotations"]["nublado.lsst.io/spawn-env"]
+    assert json.loads(written) == {"JUPYTERHUB_API_TOKEN": None, "A": "1"}
+    read = OperationRecord.from_lease(lease)
+    assert (read.spawn_env, read.withheld_env) == ({"A": "1"}, ["JUPYTERHUB_API_TOKEN"])
+    again = OperationRecord(
+        username="rachel", spawn_env=read.spawn_env, withheld_env=read.withheld_env
+    ).to_lease("nublado")
+    assert again["metadata"]["annotations"]["nublado.lsst.io/spawn-env"] == written

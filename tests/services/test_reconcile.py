@@ -148,10 +148,12 @@ def reconciler(
     )
 
 
-async def spawn(labs: LabService, username: str = USER) -> None:
-    """A lab spawned and running."""
+async def spawn(labs: LabService, username: str = USER, env: dict[str, str] | None = None) -> None:
+    """A lab spawned and running (the spawner's env with ``env`` added)."""
     user = reference_user() if username == USER else reference_user(username=username)
     spec = reference_spec()
+    if env:
+        spec = spec.model_copy(update={"env": {**spec.env, **env}})
     if username != USER:
         spec = spec.model_copy(
             update={"env": {**spec.env, "JUPYTERHUB_SERVICE_PREFIX": f"/nb/user/{username}/"}}
@@ -279,6 +281,31 @@ async def test_missing_object_is_reapplied(
 
     again = await reconciler.run()
     assert again.reapplied == []
+
+
+async def test_env_rebuilt_without_the_hub_token_is_reported_incomplete(
+    labs: LabService, reconciler: LabReconciler, sandbox: Sandbox, metrics: Metrics
+) -> None:
+    """The record never holds the hub's API token (api.md 4.6 sends it in the spawn env):
+    a deleted env comes back with every other key, reported as drift (env_incomplete)."""
+    await spawn(labs, env={"JUPYTERHUB_API_TOKEN": "hub-secret-1", "FAVOURITE_COLOUR": "teal"})
+    before = sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS)
+    assert before is not None
+    lease = sandbox.get("Lease", "lab-rachel", NAMESPACE)
+    assert "hub-secret-1" not in json.dumps(lease)
+    assert sandbox.delete("ConfigMap", "rachel-nb-env", LAB_NS)
+    await wait_until(lambda: sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS) is None)
+
+    report = await reconciler.run()
+
+    assert report.reapplied == [(USER, "ConfigMap", "rachel-nb-env")]
+    assert report.drift == [(USER, "ConfigMap", "rachel-nb-env")]
+    after = sandbox.get("ConfigMap", "rachel-nb-env", LAB_NS)
+    assert after is not None
+    wanted = {k: v for k, v in before["data"].items() if k != "JUPYTERHUB_API_TOKEN"}
+    assert after["data"] == wanted
+    assert metric(metrics, 'nublado_lab_reconcile_actions_total{action="env_incomplete"} 1.0')
+    assert metric(metrics, 'nublado_lab_drift{kind="ConfigMap"} 1.0')
 
 
 async def test_changed_network_policy_is_fixed_in_place(
@@ -433,6 +460,48 @@ async def test_deleted_namespace_ends_the_lab(
     await wait_until(lambda: labs.state(USER) is None)
     again = await reconciler.run()
     assert again.deleted == {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "namespace"),
+    [("Pod", "rachel-nb", LAB_NS), ("Namespace", LAB_NS, None)],
+)
+@pytest.mark.parametrize(
+    "labels",
+    [{"nublado.lsst.io/category": "debug"}, {"nublado.lsst.io/user": "someone"}],
+)
+async def test_relabelled_lab_object_is_relabelled_not_deleted(
+    labs: LabService,
+    reconciler: LabReconciler,
+    sandbox: Sandbox,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    labels: dict[str, str],
+) -> None:
+    """``kubectl label`` on the pod or namespace of a running lab: the LIST misses it, yet
+    the lab is running. Read by name, the labels are put back; nothing is deleted."""
+    await spawn(labs)
+    pod_uid = sandbox.get("Pod", "rachel-nb", LAB_NS)["metadata"]["uid"]  # type: ignore[index]
+    metadata: dict[str, Any] = {"name": name, "labels": labels}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    sandbox.apply(
+        {"apiVersion": "v1", "kind": kind, "metadata": metadata},
+        field_manager="kubectl-label",
+        force=True,
+    )
+    report = await reconciler.run()
+    assert report.deleted == {}
+    assert report.fixed == [(USER, kind, name)]
+    assert report.running == 1
+    relabelled = sandbox.get(kind, name, namespace)
+    assert relabelled is not None
+    for key, value in LABELS.items():
+        assert relabelled["metadata"]["labels"][key] == value
+    assert sandbox.get("Pod", "rachel-nb", LAB_NS)["metadata"]["uid"] == pod_uid  # type: ignore[index]
+    again = await reconciler.run()
+    assert (again.deleted, again.fixed, again.running) == ({}, [], 1)
 
 
 async def test_operation_in_progress_is_left_alone(
