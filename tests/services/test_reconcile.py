@@ -810,3 +810,23 @@ def test_trim_cached_keeps_what_readers_read() -> None:
             "containerStatuses": [{"name": "notebook", "state": waiting}],
         },
     }
+
+
+async def test_running_answers_as_state_without_decoding_every_record(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """running() lists the users whose state() is running, from annotations and pod phases."""
+    for username in ("ada", "bob", "cy"):
+        await spawn(labs, username)
+    assert sandbox.finish_pod("userlabs-bob", "bob-nb", "Succeeded")
+    await wait_until(
+        lambda: labs.state("bob") is not None and labs.state("bob").status is LabStatus.TERMINATED
+    )  # type: ignore[union-attr]
+    labs._parsed.clear()
+    assert labs.running() == ["ada", "cy"]
+    assert labs._parsed == {}  # no record decoded for it
+    states = {u: labs.state(u) for u in ("ada", "bob", "cy")}
+    assert [u for u, s in states.items() if s is not None and s.status is LabStatus.RUNNING] == [
+        "ada",
+        "cy",
+    ]
