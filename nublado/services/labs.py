@@ -15,6 +15,7 @@ import contextlib
 import json
 import secrets
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,7 +63,9 @@ from .labstate import (
     CANCEL_ANNOTATION,
     CATEGORY_LABEL,
     LEASE_CATEGORY,
+    OPERATION_ANNOTATION,
     OPERATION_ID_ANNOTATION,
+    RESULT_ANNOTATION,
     USER_LABEL,
     LabObjects,
     OperationRecord,
@@ -408,9 +411,7 @@ class LabService:
         if kind == "Lease" and old is not None and _operation_id(old) != _operation_id(obj):
             # A stream of the replaced operation may not have read its last events yet.
             self._previous[user] = OperationRecord.from_lease(old)
-        if kind != "Lease":
-            obj = trim_cached(kind, obj)
-        cache[user] = obj
+        cache[user] = trim_cached(kind, obj)
         self._seen.setdefault(user, None)
         return True
 
@@ -452,7 +453,7 @@ class LabService:
             on_event=changed,
             relist=relist,
             log=self._log,
-            keep=None if kind == "Lease" else _identity,
+            keep=_kept_lease if kind == "Lease" else _identity,
         )
 
     async def _list_kept(
@@ -475,7 +476,7 @@ class LabService:
             version = page_version
             while page:
                 item = page.pop()
-                kept.append(item if kind == "Lease" else trim_cached(kind, item))
+                kept.append(trim_cached(kind, item))
         kept.reverse()
         return kept, version
 
@@ -542,11 +543,7 @@ class LabService:
         watch's echo of this replica's own write (another dict, same uid and
         resourceVersion) reuses the record decoded from the write's answer.
         """
-        lease = self._leases.get(username)
-        op = self._ops.get(username)
-        mine = op.record.lease if op is not None else None
-        if mine is not None and resource_version(mine) >= resource_version(lease):
-            lease = mine
+        lease = self._newest_lease(username)
         if lease is None:
             return None
         parsed = self._parsed.get(username)
@@ -561,6 +558,31 @@ class LabService:
             parsed = (lease, key, parsed[2])
         self._parsed[username] = parsed
         return parsed[2]
+
+    def _newest_lease(self, username: str) -> Object | None:
+        """The Lease `_peek` decodes: this replica's own write or the cache's copy, the newer."""
+        lease = self._leases.get(username)
+        op = self._ops.get(username)
+        mine = op.record.lease if op is not None else None
+        if mine is not None and resource_version(mine) >= resource_version(lease):
+            lease = mine
+        return lease
+
+    def _progress(self, username: str) -> tuple[str, str] | None:
+        """The newest record's operation and result, read without decoding the record.
+
+        What the gauge and the takeover scan ask of every user: decoding each
+        record (its state, events and spawn env) for it would keep 5,000 decoded
+        records besides their Leases.
+        """
+        lease = self._newest_lease(username)
+        if lease is None:
+            return None
+        annotations = (lease.get("metadata") or {}).get("annotations") or {}
+        return (
+            str(annotations.get(OPERATION_ANNOTATION, "")),
+            str(annotations.get(RESULT_ANNOTATION, "")),
+        )
 
     def _remember(self, record: OperationRecord) -> None:
         """Seed `_peek`'s cache with a record this replica just wrote, as its Lease decodes.
@@ -604,8 +626,9 @@ class LabService:
 
     def _is_running(self, username: str) -> bool:
         """Whether state(username) would say running (PLAN-LABS status derivation)."""
-        record = self._peek(username)
-        if record is not None and (record.in_progress or record.result == "failed"):
+        progress = self._progress(username)
+        operation, result = progress or ("", "")
+        if progress is not None and ((operation and not result) or result == "failed"):
             return False
         namespace = self._objects["Namespace"].get(username)
         if namespace is None or (namespace.get("metadata") or {}).get("deletionTimestamp"):
@@ -614,17 +637,15 @@ class LabService:
         if phase == "Running":
             return True
         # A spawn that saw its pod Running before the pod cache did (as state()).
-        return phase == "Pending" and record is not None and record.result == "complete"
+        return phase == "Pending" and result == "complete"
 
     # Queries
 
     def running(self) -> list[str]:
         """Users whose lab is running, in the order this replica first saw them."""
-        result = []
-        for username in self._seen:
-            state = self.state(username)
-            if state is not None and state.status is LabStatus.RUNNING:
-                result.append(username)
+        # `_is_running` answers as state() would, without decoding every user's record
+        # (and keeping 5,000 decoded records in `_peek`'s cache for one listing).
+        result = [username for username in self._seen if self._is_running(username)]
         if self._metrics is not None:
             self._metrics.active_labs.set(len(result))
         return result
@@ -1468,6 +1489,9 @@ class LabService:
 
     async def _take_over(self, *, initial: bool) -> None:
         for username in list(self._leases):
+            operation, result = self._progress(username) or ("", "")
+            if not operation or result:
+                continue  # not in progress (most users), decided without decoding the record
             record = self._record(username)
             if record is None or not record.in_progress or self._stopping:
                 continue
@@ -1617,35 +1641,123 @@ async def _single(state: LabState, username: str) -> AsyncIterator[SpawnEvent]:
         yield SpawnEvent("failed", "Lab spawn failed")
 
 
-_POD_CONTAINER_FIELDS = ("name", "image", "resources", "securityContext")
-"""What the caches keep of a pod's containers: rebuild_state reads the notebook container's
-securityContext (uid, gid); its image and resources say which lab it is when debugging."""
+_METADATA_FIELDS = ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
+"""What the caches keep of every object's metadata besides its labels: `_store` matches
+uid and resourceVersion, `_user_of` the name, derive_state the namespace's deletionTimestamp."""
+
+_POD_ANNOTATIONS = ("nublado.lsst.io/user-name", "nublado.lsst.io/user-groups")
+"""The pod annotations rebuild_state reads (the user's name and groups)."""
+
+_ENV_KEYS = (
+    "CPU_LIMIT",
+    "MEM_LIMIT",
+    "CPU_GUARANTEE",
+    "MEM_GUARANTEE",
+    "DEBUG",
+    "RESET_USER_ENV",
+    "JUPYTER_IMAGE_SPEC",
+    "JUPYTERHUB_SERVICE_PREFIX",
+)
+"""The env ConfigMap keys rebuild_state reads (resources, options, the lab's URL)."""
+
+_QUOTA_KEYS = ("limits.cpu", "limits.memory")
+"""The ResourceQuota's ``spec.hard`` keys rebuild_state reads."""
+
+_POD_STATUS_FIELDS = ("phase", "reason", "message")
+_CONDITION_FIELDS = ("type", "status", "reason", "message")
+_SECURITY_FIELDS = ("runAsUser", "runAsGroup")
+
+
+def _pick(source: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The entries of ``keys`` present in ``source``, keyed by the shared constant strings.
+
+    A decoded object's keys are new strings per LIST page; the constants'
+    are one each for all 5,000 labs.
+    """
+    return {key: source[key] for key in keys if key in source}
+
+
+def _interned(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Labels with keys and values shared between labs (most are the same for every lab)."""
+    return {
+        sys.intern(str(k)): sys.intern(v) if isinstance(v, str) else v for k, v in mapping.items()
+    }
 
 
 def trim_cached(kind: str, obj: Object) -> Object:
-    """What a lab cache keeps of an object: all of it but managedFields, and of a pod less.
+    """What a lab cache keeps of an object: only what the caches' readers read.
 
-    Nothing reads managedFields from the caches, and they are near half of a
-    pod. Of a pod the caches' readers (`derive_state`, `rebuild_state`, the
-    spawn's `_pod_verdict`, the takeover) read the metadata, the status and
-    the containers' user and group: the rest of the spec (volumes, env,
-    mounts: most of a pod) is dropped, or 5,000 labs would hold hundreds of
-    megabytes of it.
+    The readers are `derive_state` and `rebuild_state` (the lab's state), the
+    spawn's `_pod_verdict` (a pod's status), the takeover (a pod's phase) and
+    `_store`/`_user_of` (name, labels, uid, resourceVersion). The rest (managedFields,
+    most of a pod's spec, the env ConfigMap's other keys, other annotations) is
+    dropped, or 5,000 labs would hold hundreds of megabytes of it: the
+    reconcile and the delete paths read objects from the cluster, not from here.
     """
-    metadata = obj.get("metadata") or {}
-    if "managedFields" in metadata:
-        metadata = {k: v for k, v in metadata.items() if k != "managedFields"}
-    if kind != "Pod":
-        return {**obj, "metadata": metadata} if metadata is not obj.get("metadata") else obj
-    spec = obj.get("spec") or {}
-    trimmed: Object = {k: v for k, v in obj.items() if k not in ("metadata", "spec")}
+    source = obj.get("metadata") or {}
+    if kind == "Lease":
+        return _kept_lease(obj)
+    metadata = _pick(source, _METADATA_FIELDS)
+    if source.get("namespace"):
+        metadata["namespace"] = sys.intern(str(source["namespace"]))
+    if source.get("labels"):
+        metadata["labels"] = _interned(source["labels"])
+    if kind == "Pod" and source.get("annotations"):
+        metadata["annotations"] = _pick(source["annotations"], _POD_ANNOTATIONS)
+    trimmed: Object = {"apiVersion": sys.intern(str(obj.get("apiVersion", ""))), "kind": kind}
     trimmed["metadata"] = metadata
-    trimmed["spec"] = {
-        key: [{k: c[k] for k in _POD_CONTAINER_FIELDS if k in c} for c in spec[key]]
-        for key in ("initContainers", "containers")
-        if spec.get(key)
-    }
+    if kind == "ConfigMap":
+        trimmed["data"] = _pick(obj.get("data") or {}, _ENV_KEYS)
+    elif kind == "ResourceQuota":
+        hard = (obj.get("spec") or {}).get("hard") or {}
+        trimmed["spec"] = {"hard": _pick(hard, _QUOTA_KEYS)}
+    elif kind == "Pod":
+        trimmed["spec"] = _trim_pod_spec(obj.get("spec") or {})
+        trimmed["status"] = _trim_pod_status(obj.get("status") or {})
     return trimmed
+
+
+_LEASE_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations")
+"""What `OperationRecord.from_lease` and ``to_lease`` read of a Lease's metadata."""
+_LEASE_METADATA_SET = frozenset(_LEASE_METADATA)
+
+
+def _kept_lease(lease: Object) -> Object:
+    """A Lease as the cache and its watch keep it: without managedFields and timestamps.
+
+    The same dict when it is already one (the watch starts from the cache's copies,
+    which it then shares rather than holding a second copy of each).
+    """
+    metadata = lease.get("metadata") or {}
+    if metadata.keys() <= _LEASE_METADATA_SET:
+        return lease
+    return {**lease, "metadata": _pick(metadata, _LEASE_METADATA)}
+
+
+def _trim_pod_spec(spec: Mapping[str, Any]) -> Object:
+    """The containers' names and user and group (rebuild_state's uid and gid)."""
+    kept: Object = {}
+    for key in ("initContainers", "containers"):
+        containers = []
+        for container in spec.get(key) or []:
+            entry = _pick(container, ("name",))
+            if "securityContext" in container:
+                entry["securityContext"] = _pick(container["securityContext"], _SECURITY_FIELDS)
+            containers.append(entry)
+        if containers:
+            kept[key] = containers
+    return kept
+
+
+def _trim_pod_status(status: Mapping[str, Any]) -> Object:
+    """Phase, reason, conditions and the containers' states: what `_pod_verdict` reads."""
+    kept = _pick(status, _POD_STATUS_FIELDS)
+    if "conditions" in status:
+        kept["conditions"] = [_pick(c, _CONDITION_FIELDS) for c in status["conditions"] or []]
+    for key in ("initContainerStatuses", "containerStatuses"):
+        if key in status:
+            kept[key] = [_pick(c, ("name", "state")) for c in status[key] or []]
+    return kept
 
 
 def _identity(obj: Object) -> Object:

@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -743,24 +744,37 @@ async def test_several_ended_labs_are_deleted_in_one_pass(
 # The lab service's caches at scale
 
 
-async def test_lab_caches_keep_trimmed_pods_and_answer_as_the_full_objects(
+async def test_lab_caches_keep_trimmed_objects_and_answer_as_the_full_objects(
     config: Config, labs: LabService, sandbox: Sandbox
 ) -> None:
-    """A cached pod keeps its metadata, status and containers' user: the state is the same."""
+    """The caches keep only what their readers read: the state is the same as from the whole."""
     await spawn(labs)
-    cached = labs._objects["Pod"][USER]
     full = sandbox.get("Pod", "rachel-nb", LAB_NS)
     assert full is not None
-
+    cached = labs._objects["Pod"][USER]
     assert set(cached["spec"]) == {"initContainers", "containers"}
-    for key in ("initContainers", "containers"):
-        assert cached["spec"][key] == [
-            {k: c[k] for k in ("name", "image", "resources", "securityContext") if k in c}
-            for c in full["spec"][key]
-        ]
-    assert cached["status"] == full["status"]
-    assert "managedFields" not in cached["metadata"]
-    assert cached["metadata"] == {k: v for k, v in full["metadata"].items() if k != "managedFields"}
+    assert [c["name"] for c in cached["spec"]["containers"]] == [
+        c["name"] for c in full["spec"]["containers"]
+    ]
+    notebook = cached["spec"]["containers"][0]
+    assert set(notebook) == {"name", "securityContext"}
+    assert set(notebook["securityContext"]) == {"runAsUser", "runAsGroup"}
+    assert cached["status"]["phase"] == full["status"]["phase"] == "Running"
+    assert set(cached["metadata"]) == {
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "labels",
+        "annotations",
+    }
+    assert cached["metadata"]["labels"] == full["metadata"]["labels"]
+    env = labs._objects["ConfigMap"][USER]["data"]
+    assert "JUPYTER_IMAGE_SPEC" in env
+    assert "JUPYTERHUB_API_URL" not in env
+    assert labs._objects["ResourceQuota"][USER]["spec"] == {
+        "hard": {"limits.cpu": mock.ANY, "limits.memory": mock.ANY}
+    }
     lease = sandbox.get("Lease", f"lab-{USER}", NAMESPACE)
     assert lease is not None
     whole = LabObjects(
@@ -771,22 +785,108 @@ async def test_lab_caches_keep_trimmed_pods_and_answer_as_the_full_objects(
     )
     expected = derive_state(config, OperationRecord.from_lease(lease), whole)
     assert labs.state(USER) == expected
-    # Rebuilt without a record (an adopted lab), from the trimmed pod as from the whole one.
+    # Rebuilt without a record (an adopted lab), from the trimmed objects as from the whole.
     assert rebuild_state(config, USER, labs._lab_objects(USER)) == rebuild_state(
         config, USER, whole
     )
 
 
-def test_trim_cached_leaves_other_kinds_whole_but_managed_fields() -> None:
-    obj = {
-        "kind": "ConfigMap",
-        "metadata": {"name": "a", "managedFields": [{"manager": "nublado"}]},
-        "data": {"k": "v"},
+def test_trim_cached_keeps_what_readers_read() -> None:
+    """Each kind keeps its readers' fields (rebuild_state, _pod_verdict, _store), no more."""
+    metadata = {
+        "name": "a-nb",
+        "namespace": "userlabs-a",
+        "uid": "u1",
+        "resourceVersion": "7",
+        "deletionTimestamp": "2026-01-01T00:00:00Z",
+        "labels": {"nublado.lsst.io/user": "a"},
+        "annotations": {"nublado.lsst.io/user-name": "A", "other": "x"},
+        "managedFields": [{"manager": "nublado"}],
+        "ownerReferences": [{"uid": "o"}],
     }
-    assert trim_cached("ConfigMap", obj) == {
-        "kind": "ConfigMap",
-        "metadata": {"name": "a"},
-        "data": {"k": "v"},
+    kept_metadata = {
+        k: v
+        for k, v in metadata.items()
+        if k not in ("managedFields", "annotations", "ownerReferences")
     }
-    plain = {"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}}
-    assert trim_cached("ConfigMap", plain) is plain
+    env = {"kind": "ConfigMap", "apiVersion": "v1", "metadata": metadata}
+    env["data"] = {"CPU_LIMIT": "1", "JUPYTERHUB_API_TOKEN_PATH": "x", "DEBUG": "TRUE"}
+    assert trim_cached("ConfigMap", env) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": kept_metadata,
+        "data": {"CPU_LIMIT": "1", "DEBUG": "TRUE"},
+    }
+    quota = {"kind": "ResourceQuota", "apiVersion": "v1", "metadata": metadata}
+    quota["spec"] = {"hard": {"limits.cpu": "2", "limits.memory": "1Gi", "pods": "1"}}
+    quota["status"] = {"used": {}}
+    assert trim_cached("ResourceQuota", quota)["spec"] == {
+        "hard": {"limits.cpu": "2", "limits.memory": "1Gi"}
+    }
+    assert "status" not in trim_cached("ResourceQuota", quota)
+    namespace = {"kind": "Namespace", "apiVersion": "v1", "metadata": metadata, "spec": {}}
+    assert trim_cached("Namespace", namespace) == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": kept_metadata,
+    }
+    waiting = {"waiting": {"reason": "ErrImagePull", "message": "no"}}
+    pod = {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": metadata,
+        "spec": {
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "i",
+                    "env": [{"name": "X", "value": "y"}],
+                    "securityContext": {"runAsUser": 1, "runAsGroup": 2, "privileged": False},
+                }
+            ],
+            "volumes": [{"name": "v"}],
+        },
+        "status": {
+            "phase": "Pending",
+            "reason": "r",
+            "podIP": "10.0.0.1",
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": None}],
+            "containerStatuses": [{"name": "notebook", "state": waiting, "imageID": "x"}],
+        },
+    }
+    assert trim_cached("Pod", pod) == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {**kept_metadata, "annotations": {"nublado.lsst.io/user-name": "A"}},
+        "spec": {
+            "containers": [
+                {"name": "notebook", "securityContext": {"runAsUser": 1, "runAsGroup": 2}}
+            ]
+        },
+        "status": {
+            "phase": "Pending",
+            "reason": "r",
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [{"name": "notebook", "state": waiting}],
+        },
+    }
+
+
+async def test_running_answers_as_state_without_decoding_every_record(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """running() lists the users whose state() is running, from annotations and pod phases."""
+    for username in ("ada", "bob", "cy"):
+        await spawn(labs, username)
+    assert sandbox.finish_pod("userlabs-bob", "bob-nb", "Succeeded")
+    await wait_until(
+        lambda: labs.state("bob") is not None and labs.state("bob").status is LabStatus.TERMINATED
+    )  # type: ignore[union-attr]
+    labs._parsed.clear()
+    assert labs.running() == ["ada", "cy"]
+    assert labs._parsed == {}  # no record decoded for it
+    states = {u: labs.state(u) for u in ("ada", "bob", "cy")}
+    assert [u for u, s in states.items() if s is not None and s.status is LabStatus.RUNNING] == [
+        "ada",
+        "cy",
+    ]
