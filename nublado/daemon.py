@@ -184,7 +184,10 @@ class JobRunner:
         try:
             await job()
         except asyncio.CancelledError:
-            log.warning("Job cancelled", duration=round(time.monotonic() - start, 3))
+            # Cancelled by the daemon (lead lost, process stopping): expected,
+            # so one line and a count, never a traceback.
+            self.metrics.job_runs.labels(job=name, outcome="cancelled").inc()
+            log.info("Job cancelled", duration=round(time.monotonic() - start, 3))
             raise
         except Exception as exc:
             elapsed = time.monotonic() - start
@@ -214,7 +217,14 @@ class JobRunner:
         """The scheduler's callable for a job: `run`, then ``then()`` after a success."""
 
         async def scheduled() -> None:
-            if await self.run(name, job) and then is not None:
+            try:
+                succeeded = await self.run(name, job)
+            except asyncio.CancelledError:
+                # `run` logged and counted it; re-raised, APScheduler would log
+                # "Job ... raised an exception" with a traceback for every
+                # cancelled run. The task ends here either way.
+                return
+            if succeeded and then is not None:
                 then()
 
         scheduled.__name__ = scheduled.__qualname__ = f"job_{name.replace('-', '_')}"

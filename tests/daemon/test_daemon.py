@@ -8,6 +8,7 @@ with the wall clock moved by time-machine where a cron time must come.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from nublado.daemon import (
     register_jobs,
     standard_jobs,
 )
+from nublado.logging import configure_logging
 from nublado.metrics import Metrics
 
 TAGS = {
@@ -314,7 +316,10 @@ async def test_a_job_longer_than_its_interval_never_runs_twice_at_once() -> None
     assert skipped is not None and skipped >= 2
 
 
-async def test_stopping_the_daemon_cancels_and_awaits_a_running_job() -> None:
+async def test_stopping_the_daemon_cancels_and_awaits_a_running_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    configure_logging("development")
     started = asyncio.Event()
     stopped = asyncio.Event()
 
@@ -326,13 +331,23 @@ async def test_stopping_the_daemon_cancels_and_awaits_a_running_job() -> None:
             stopped.set()
 
     daemon = Daemon(fast(daemon_config(), 60), {"lab-reconcile": endless}, elect=False)
-    async with daemon.running():
-        await started.wait()
-        assert daemon.runner.running == ["lab-reconcile"]
+    with caplog.at_level(logging.INFO):
+        async with daemon.running():
+            await started.wait()
+            assert daemon.runner.running == ["lab-reconcile"]
 
     assert stopped.is_set()
     assert daemon.runner.running == []
     assert not daemon.leading
+    # One INFO line, no traceback (APScheduler logged one per cancelled run).
+    ours = [r for r in caplog.records if r.name.startswith(("nublado.daemon", "apscheduler"))]
+    assert not [r for r in ours if r.levelno >= logging.WARNING or r.exc_info]
+    cancelled = [r.msg for r in ours if isinstance(r.msg, dict)]
+    assert [(m["event"], m["job"]) for m in cancelled if m["event"] == "Job cancelled"] == [
+        ("Job cancelled", "lab-reconcile")
+    ]
+    metrics = daemon.metrics
+    assert sample(metrics, "nublado_job_runs_total", job="lab-reconcile", outcome="cancelled") == 1
 
 
 async def test_run_once_reports_success_and_failure_and_refuses_unknown_jobs() -> None:
