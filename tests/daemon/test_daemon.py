@@ -133,6 +133,13 @@ def test_every_job_is_registered_with_its_schedule() -> None:
         ("15 4 * * */3", ["Wed 09", "Sat 12"]),
         ("15 4 * * fri", ["Fri 11", "Fri 18"]),
         ("15 4 * * *", ["Mon 07", "Tue 08"]),
+        # Both day fields restricted: either matches (the 1st, or a Monday).
+        ("15 4 1 * 1", ["Mon 07", "Mon 14", "Mon 21", "Mon 28", "Fri 01", "Mon 04"]),
+        ("15 4 8,9 * 0", ["Tue 08", "Wed 09", "Sun 13", "Sun 20"]),
+        ("15 4 1 * 7", ["Sun 13", "Sun 20", "Sun 27", "Fri 01"]),
+        # One of them starts with *: both must match, as cron reads it.
+        ("15 4 */2 * 1", ["Mon 07", "Mon 21", "Mon 11"]),
+        ("15 4 1 * *", ["Fri 01", "Mon 01"]),
     ],
 )
 def test_weekdays_are_read_as_cron_reads_them(schedule: str, fires: list[str]) -> None:
@@ -142,7 +149,7 @@ def test_weekdays_are_read_as_cron_reads_them(schedule: str, fires: list[str]) -
     assert trigger is not None
     when = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)  # a Sunday
     seen = []
-    for _ in range(2):
+    for _ in fires:
         fire = trigger.get_next_fire_time(None, when)
         assert fire is not None
         seen.append(fire.strftime("%a %d"))
