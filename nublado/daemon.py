@@ -618,7 +618,12 @@ async def _standalone(
 async def _main(
     config: Config, kubeconfig: Path | None, once: str | None, metrics_port: int | None = None
 ) -> int:
-    """0 after a clean stop or a successful ``--once`` run, 1 when that run failed."""
+    """0 after a clean stop or a successful ``--once`` run, 1 when that run failed.
+
+    The lab service (watches of every lab object, takeover of abandoned lab
+    operations) is started only for the scheduled daemon and ``--once
+    lab-reconcile``, the only job that reads it.
+    """
     from .kube.client import KubernetesClient
     from .kube.errors import KubernetesError
 
@@ -633,6 +638,10 @@ async def _main(
             raise InputError(
                 f"job {once} is not configured here; configured jobs: {', '.join(daemon.job_names)}"
             )
+        if once not in (None, "lab-reconcile"):
+            # Prune and purge need no lab state: no cluster-wide LIST and WATCH
+            # of the labs, no takeover of abandoned lab operations.
+            return await _run_daemon(daemon, once, metrics, metrics_port)
         try:
             await labs.start()
         except KubernetesError as exc:
