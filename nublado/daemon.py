@@ -393,7 +393,7 @@ def _image_prune(config: Config, http: httpx.AsyncClient, metrics: Metrics) -> J
             gar=gar,
             on_spared=spared,
         )
-        mode = "deleted" if settings.enabled else "dry_run"
+        mode = "executed" if settings.enabled else "dry_run"
         metrics.images_pruned.labels(mode=mode).inc(len(doomed))
         if settings.enabled:
             log.info("Pruned images", deleted=doomed)
@@ -432,7 +432,7 @@ def _purge(config: Config, metrics: Metrics) -> Job:
         except asyncio.CancelledError:
             cancelled.set()
             raise
-        metrics.files_purged.labels(mode="dry_run" if settings.dry_run else "purged").inc(count)
+        metrics.files_purged.labels(mode="dry_run" if settings.dry_run else "executed").inc(count)
 
     return purge
 

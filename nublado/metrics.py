@@ -93,20 +93,21 @@ class Metrics:
         )
         self.images_pruned = Counter(
             "nublado_images_pruned",
-            "Registry images the image-prune job deleted (enabled) or would delete (dry run).",
+            "Registry images the image-prune job deleted (executed) or would delete (dry_run).",
             ["mode"],
             registry=self.registry,
         )
         self.files_purged = Counter(
             "nublado_files_purged",
-            "Scratch files the purge job removed (or, in a dry run, would remove).",
+            "Scratch files the purge job removed (executed) or would remove (dry_run).",
             ["mode"],
             registry=self.registry,
         )
         self.lab_reconcile_actions = Counter(
             "nublado_lab_reconcile_actions",
-            "What lab reconciles did, by action (reapplied, fixed, deleted_terminated, "
-            "deleted_vanished, deleted_orphan, ended_namespace_gone, orphan_marked).",
+            "What lab reconciles did, by action (reapplied, fixed, env_incomplete,"
+            " deleted_terminated, deleted_vanished, deleted_failed, deleted_orphan,"
+            " ended_namespace_gone, orphan_marked).",
             ["action"],
             registry=self.registry,
         )

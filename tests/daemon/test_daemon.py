@@ -411,7 +411,7 @@ async def test_the_scheduler_prunes_at_its_cron_time(
         assert daemon.job_names == ["image-prune"]
         await run_at(daemon, datetime(2026, 12, 7, 3, 0, tzinfo=UTC), "image-prune")
 
-    mode = "deleted" if enabled else "dry_run"
+    mode = "executed" if enabled else "dry_run"
     assert sample(metrics, "nublado_images_pruned_total", mode=mode) == 2
     assert sample(metrics, "nublado_job_runs_total", job="image-prune", outcome="success") == 1
     if enabled:
@@ -457,7 +457,7 @@ async def test_the_scheduler_purges_at_its_cron_time(dry_run: bool, tmp_path: Pa
 
     assert old.exists() == dry_run
     assert new.exists()
-    mode = "dry_run" if dry_run else "purged"
+    mode = "dry_run" if dry_run else "executed"
     assert sample(metrics, "nublado_files_purged_total", mode=mode) == 1
     assert sample(metrics, "nublado_job_runs_total", job="purge", outcome="success") == 1
 
