@@ -168,8 +168,11 @@ class JobRunner:
     so a job is logged and measured the same way however it was started.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, may_start: Callable[[], bool] | None = None) -> None:
         self.metrics = metrics
+        self.may_start = may_start
+        """Asked before a scheduled run starts: False and the run is not started (a leader
+        whose lead is no longer confirmed, `LeaderElector.confirmed`)."""
         self._log = structlog.get_logger("nublado.daemon")
         self._running: dict[str, asyncio.Task[Any]] = {}
 
@@ -217,6 +220,10 @@ class JobRunner:
         """The scheduler's callable for a job: `run`, then ``then()`` after a success."""
 
         async def scheduled() -> None:
+            if self.may_start is not None and not self.may_start():
+                self.metrics.job_runs.labels(job=name, outcome="skipped").inc()
+                self._log.warning("Job not started: this replica's lead is not confirmed", job=name)
+                return
             try:
                 succeeded = await self.run(name, job)
             except asyncio.CancelledError:
@@ -503,6 +510,7 @@ class Daemon:
                 release_on_cancel=release_on_cancel,
             )
             self.elector.on_change = self._set_leading
+            self.runner.may_start = self.elector.confirmed
         self.metrics.leader.set(0)
         # APScheduler's own INFO lines ("Running job ...") repeat the runner's structured ones.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)

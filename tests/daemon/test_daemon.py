@@ -542,3 +542,23 @@ async def test_a_purge_cancelled_while_planning_deletes_nothing(
 
     assert purges == []
     assert old.exists()
+
+
+async def test_a_scheduled_job_does_not_start_when_the_lead_is_not_confirmed() -> None:
+    """A leader paused past its renew deadline wakes with its jobs due: none may start."""
+    ran: list[str] = []
+
+    async def job() -> None:
+        ran.append("ran")
+
+    runner = JobRunner(Metrics(), may_start=lambda: False)
+    await runner.wrap("lab-reconcile", job)()
+
+    assert ran == []
+    assert (
+        sample(runner.metrics, "nublado_job_runs_total", job="lab-reconcile", outcome="skipped")
+        == 1
+    )
+    runner.may_start = lambda: True
+    await runner.wrap("lab-reconcile", job)()
+    assert ran == ["ran"]
