@@ -168,8 +168,11 @@ class JobRunner:
     so a job is logged and measured the same way however it was started.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, may_start: Callable[[], bool] | None = None) -> None:
         self.metrics = metrics
+        self.may_start = may_start
+        """Asked before a scheduled run starts: False and the run is not started (a leader
+        whose lead is no longer confirmed, `LeaderElector.confirmed`)."""
         self._log = structlog.get_logger("nublado.daemon")
         self._running: dict[str, asyncio.Task[Any]] = {}
 
@@ -184,7 +187,10 @@ class JobRunner:
         try:
             await job()
         except asyncio.CancelledError:
-            log.warning("Job cancelled", duration=round(time.monotonic() - start, 3))
+            # Cancelled by the daemon (lead lost, process stopping): expected,
+            # so one line and a count, never a traceback.
+            self.metrics.job_runs.labels(job=name, outcome="cancelled").inc()
+            log.info("Job cancelled", duration=round(time.monotonic() - start, 3))
             raise
         except Exception as exc:
             elapsed = time.monotonic() - start
@@ -214,7 +220,18 @@ class JobRunner:
         """The scheduler's callable for a job: `run`, then ``then()`` after a success."""
 
         async def scheduled() -> None:
-            if await self.run(name, job) and then is not None:
+            if self.may_start is not None and not self.may_start():
+                self.metrics.job_runs.labels(job=name, outcome="skipped").inc()
+                self._log.warning("Job not started: this replica's lead is not confirmed", job=name)
+                return
+            try:
+                succeeded = await self.run(name, job)
+            except asyncio.CancelledError:
+                # `run` logged and counted it; re-raised, APScheduler would log
+                # "Job ... raised an exception" with a traceback for every
+                # cancelled run. The task ends here either way.
+                return
+            if succeeded and then is not None:
                 then()
 
         scheduled.__name__ = scheduled.__qualname__ = f"job_{name.replace('-', '_')}"
@@ -383,7 +400,7 @@ def _image_prune(config: Config, http: httpx.AsyncClient, metrics: Metrics) -> J
             gar=gar,
             on_spared=spared,
         )
-        mode = "deleted" if settings.enabled else "dry_run"
+        mode = "executed" if settings.enabled else "dry_run"
         metrics.images_pruned.labels(mode=mode).inc(len(doomed))
         if settings.enabled:
             log.info("Pruned images", deleted=doomed)
@@ -422,7 +439,7 @@ def _purge(config: Config, metrics: Metrics) -> Job:
         except asyncio.CancelledError:
             cancelled.set()
             raise
-        metrics.files_purged.labels(mode="dry_run" if settings.dry_run else "purged").inc(count)
+        metrics.files_purged.labels(mode="dry_run" if settings.dry_run else "executed").inc(count)
 
     return purge
 
@@ -493,6 +510,7 @@ class Daemon:
                 release_on_cancel=release_on_cancel,
             )
             self.elector.on_change = self._set_leading
+            self.runner.may_start = self.elector.confirmed
         self.metrics.leader.set(0)
         # APScheduler's own INFO lines ("Running job ...") repeat the runner's structured ones.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -608,7 +626,12 @@ async def _standalone(
 async def _main(
     config: Config, kubeconfig: Path | None, once: str | None, metrics_port: int | None = None
 ) -> int:
-    """0 after a clean stop or a successful ``--once`` run, 1 when that run failed."""
+    """0 after a clean stop or a successful ``--once`` run, 1 when that run failed.
+
+    The lab service (watches of every lab object, takeover of abandoned lab
+    operations) is started only for the scheduled daemon and ``--once
+    lab-reconcile``, the only job that reads it.
+    """
     from .kube.client import KubernetesClient
     from .kube.errors import KubernetesError
 
@@ -623,6 +646,10 @@ async def _main(
             raise InputError(
                 f"job {once} is not configured here; configured jobs: {', '.join(daemon.job_names)}"
             )
+        if once not in (None, "lab-reconcile"):
+            # Prune and purge need no lab state: no cluster-wide LIST and WATCH
+            # of the labs, no takeover of abandoned lab operations.
+            return await _run_daemon(daemon, once, metrics, metrics_port)
         try:
             await labs.start()
         except KubernetesError as exc:

@@ -18,8 +18,12 @@ __all__ = ["JOB_OUTCOMES", "SPAWN_OUTCOMES", "Metrics"]
 SPAWN_OUTCOMES = ("success", "failure", "timeout", "cancelled")
 """Values of the ``outcome`` label of `Metrics.spawns`."""
 
-JOB_OUTCOMES = ("success", "failure", "skipped")
-"""Values of the ``outcome`` label of `Metrics.job_runs` (skipped: the previous run still ran)."""
+JOB_OUTCOMES = ("success", "failure", "skipped", "cancelled")
+"""Values of the ``outcome`` label of `Metrics.job_runs`.
+
+skipped: the previous run still ran; cancelled: the lead was lost or the
+process stopped while it ran.
+"""
 
 # Jobs take from milliseconds (nothing to do) to an hour (a prune of a large registry).
 _JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -58,7 +62,8 @@ class Metrics:
         )
         self.job_runs = Counter(
             "nublado_job_runs",
-            "Daemon job runs on this replica, by job and outcome (success, failure, skipped).",
+            "Daemon job runs on this replica, by job and outcome"
+            " (success, failure, skipped, cancelled).",
             ["job", "outcome"],
             registry=self.registry,
         )
@@ -88,20 +93,21 @@ class Metrics:
         )
         self.images_pruned = Counter(
             "nublado_images_pruned",
-            "Registry images the image-prune job deleted (enabled) or would delete (dry run).",
+            "Registry images the image-prune job deleted (executed) or would delete (dry_run).",
             ["mode"],
             registry=self.registry,
         )
         self.files_purged = Counter(
             "nublado_files_purged",
-            "Scratch files the purge job removed (or, in a dry run, would remove).",
+            "Scratch files the purge job removed (executed) or would remove (dry_run).",
             ["mode"],
             registry=self.registry,
         )
         self.lab_reconcile_actions = Counter(
             "nublado_lab_reconcile_actions",
-            "What lab reconciles did, by action (reapplied, fixed, deleted_terminated, "
-            "deleted_vanished, deleted_orphan, ended_namespace_gone, orphan_marked).",
+            "What lab reconciles did, by action (reapplied, fixed, env_incomplete,"
+            " deleted_terminated, deleted_vanished, deleted_failed, deleted_orphan,"
+            " ended_namespace_gone, orphan_marked).",
             ["action"],
             registry=self.registry,
         )

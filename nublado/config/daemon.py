@@ -15,6 +15,8 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Annotated, Self
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
@@ -68,21 +70,34 @@ def _weekdays(field: str) -> str:
     return ",".join(dict.fromkeys(days))
 
 
-def cron_trigger(schedule: str, jitter: float | None = None) -> CronTrigger:
-    """The APScheduler trigger of a five-field crontab line, in UTC, as cron reads it."""
+def cron_trigger(schedule: str, jitter: float | None = None) -> BaseTrigger:
+    """The APScheduler trigger of a five-field crontab line, in UTC, as cron reads it.
+
+    When both day fields are restricted (neither starts with ``*``), cron runs
+    on days that match either (``0 3 1 * 1``: the 1st of each month and every
+    Monday); APScheduler's CronTrigger would need both, so that is two
+    triggers, one per day field, and the earlier fire time wins.
+    """
     fields = schedule.split()
     if len(fields) != 5:
         raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
     minute, hour, day, month, weekday = fields
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_weekdays(weekday),
-        jitter=jitter,
-        timezone=UTC,
-    )
+    weekdays = _weekdays(weekday)
+
+    def trigger(day: str, day_of_week: str, jitter: float | None) -> CronTrigger:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=day_of_week,
+            jitter=jitter,
+            timezone=UTC,
+        )
+
+    if day.startswith("*") or weekday.startswith("*"):
+        return trigger(day, weekdays, jitter)
+    return OrTrigger([trigger(day, "*", None), trigger("*", weekdays, None)], jitter=jitter)
 
 
 def check_cron(schedule: str) -> str:

@@ -20,6 +20,15 @@ client-go's leaderelection package:
   can judge the Lease expired before then.
 - On a clean stop the leader clears ``holderIdentity`` (``ReleaseOnCancel``)
   so another replica takes over on its next try instead of after a lease.
+
+Beyond client-go: work may ask `LeaderElector.confirmed` before it starts
+anything (the daemon does before each job). A replica paused past its renew
+deadline (a stopped process, a starved event loop) would otherwise wake with
+its timers all due and start work before its renew loop saw the deadline
+pass; ``confirmed`` answers from the local monotonic clock and, when the
+deadline has passed, makes the replica step down at once. And when ``lead()``
+ends by itself (it failed), the replica steps down and releases the Lease,
+and waits a lease before campaigning again, so another replica can lead.
 """
 
 from __future__ import annotations
@@ -105,6 +114,11 @@ class LeaderElector:
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._lease: Object | None = None
+        self._renewed = -math.inf
+        """When the last successful acquire or renewal was sent (local monotonic clock)."""
+        self._step_down = asyncio.Event()
+        """Set to end the current term at once (`confirmed` found it expired, or the work
+        ended)."""
         self.leading = False
         """Whether this replica holds the Lease now (its ``lead()`` is running)."""
         self.transitions = 0
@@ -189,11 +203,30 @@ class LeaderElector:
 
     # The campaign
 
+    def confirmed(self) -> bool:
+        """Whether this replica leads with a renewal sent within ``renew_deadline`` (local
+        monotonic clock); when it leads but that has passed, it steps down now."""
+        if not self.leading:
+            return False
+        if self._clock() - self._renewed < self._renew_deadline:
+            return True
+        if not self._step_down.is_set():
+            _log.error(
+                "No renewal of the leader Lease %s/%s within %.1fs: stepping down",
+                self.namespace,
+                self.name,
+                self._renew_deadline,
+            )
+            self._step_down.set()
+        return False
+
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Campaign, lead, and campaign again, until cancelled (then release if leading)."""
         while True:
             acquired = await self._acquire()
-            await self._lead(lead, acquired)
+            if not await self._lead(lead, acquired):
+                # The work failed: let another replica lead before trying again.
+                await asyncio.sleep(self._duration)
 
     async def _acquire(self) -> float:
         """Until this replica holds the Lease, trying every ``retry_period``.
@@ -213,34 +246,63 @@ class LeaderElector:
                 )
             await asyncio.sleep(self._retry)
 
-    async def _lead(self, lead: Callable[[], Coroutine[Any, Any, None]], renewed: float) -> None:
-        """Run ``lead()`` while renewals succeed; stop it when they do not, then return."""
+    async def _lead(self, lead: Callable[[], Coroutine[Any, Any, None]], renewed: float) -> bool:
+        """Run ``lead()`` while renewals succeed; stop it when they do not, then return.
+
+        False when ``lead()`` ended by itself (it failed): the Lease is released then.
+        """
+        self._renewed = renewed
+        self._step_down = asyncio.Event()
         self.leading = True
         self.transitions += 1
         _log.info("Started leading (Lease %s/%s) as %s", self.namespace, self.name, self.identity)
         if self.on_change is not None:
             self.on_change(True)
         work = asyncio.create_task(lead(), name=f"leading-{self.name}")
+        step_down = self._step_down
         work.add_done_callback(_log_failure)
+        work.add_done_callback(lambda _: step_down.set())
         try:
-            await self._renew_until_lost(renewed)
+            await self._renew_until_lost()
         finally:
             self.leading = False
+            ended = work.done() and not work.cancelled()
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await work
             if self.on_change is not None:
                 self.on_change(False)
-            if self._release_on_cancel and _cancelling():
+            if (self._release_on_cancel and _cancelling()) or ended:
                 await asyncio.shield(self.release())
         _log.warning("Stopped leading (Lease %s/%s)", self.namespace, self.name)
+        if _cancelling():
+            # A stop that arrived while the work was awaited above was swallowed
+            # with the work's own CancelledError: stop now, do not campaign again.
+            raise asyncio.CancelledError
+        return not ended
 
-    async def _renew_until_lost(self, renewed: float) -> None:
-        """Renew every ``retry_period``; return once the deadline passes or another holds it."""
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``, or less when told to step down; whether to step down."""
+        if seconds <= 0 or self._step_down.is_set():
+            await asyncio.sleep(0)
+            return self._step_down.is_set()
+        # asyncio.wait, not asyncio.timeout: a cancel arriving as the timeout fires is
+        # not swallowed (Python 3.11), so a stop always stops the campaign.
+        waiter = asyncio.ensure_future(self._step_down.wait())
+        try:
+            await asyncio.wait([waiter], timeout=seconds)
+        finally:
+            waiter.cancel()
+        return self._step_down.is_set()
+
+    async def _renew_until_lost(self) -> None:
+        """Renew every ``retry_period``; return once the deadline passes, another holds it,
+        or the term must end (`_step_down`)."""
         while True:
-            await asyncio.sleep(self._retry)
+            if await self._pause(self._retry):
+                return
             while True:
-                left = renewed + self._renew_deadline - self._clock()
+                left = self._renewed + self._renew_deadline - self._clock()
                 if left <= 0:
                     _log.error(
                         "Could not renew the leader Lease %s/%s within %.1fs",
@@ -257,12 +319,13 @@ class LeaderElector:
                     _log.warning("Renewing the leader Lease failed: %s", exc or "timeout")
                     ok = False
                 if ok:
-                    renewed = sent
+                    self._renewed = sent
                     break
                 if self.holder() and self.holder() != self.identity:
                     _log.error("The leader Lease was taken by %s", self.holder())
                     return
-                await asyncio.sleep(min(self._retry, max(left - (self._clock() - sent), 0)))
+                if await self._pause(min(self._retry, left - (self._clock() - sent))):
+                    return
 
     async def release(self) -> bool:
         """Clear the holder so another replica leads at once; whether it was released."""
@@ -281,9 +344,9 @@ class LeaderElector:
 
 
 def _log_failure(work: asyncio.Task[None]) -> None:
-    """The leader's work ended by an error: say so (the replica keeps the Lease)."""
+    """The leader's work ended by an error: say so (the replica steps down and releases)."""
     if not work.cancelled() and work.exception() is not None:
-        _log.error("The leader's work failed: %r", work.exception())
+        _log.error("The leader's work failed, stepping down: %r", work.exception())
 
 
 def _cancelling() -> bool:

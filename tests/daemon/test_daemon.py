@@ -8,6 +8,7 @@ with the wall clock moved by time-machine where a cron time must come.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from nublado.daemon import (
     register_jobs,
     standard_jobs,
 )
+from nublado.logging import configure_logging
 from nublado.metrics import Metrics
 
 TAGS = {
@@ -131,6 +133,13 @@ def test_every_job_is_registered_with_its_schedule() -> None:
         ("15 4 * * */3", ["Wed 09", "Sat 12"]),
         ("15 4 * * fri", ["Fri 11", "Fri 18"]),
         ("15 4 * * *", ["Mon 07", "Tue 08"]),
+        # Both day fields restricted: either matches (the 1st, or a Monday).
+        ("15 4 1 * 1", ["Mon 07", "Mon 14", "Mon 21", "Mon 28", "Fri 01", "Mon 04"]),
+        ("15 4 8,9 * 0", ["Tue 08", "Wed 09", "Sun 13", "Sun 20"]),
+        ("15 4 1 * 7", ["Sun 13", "Sun 20", "Sun 27", "Fri 01"]),
+        # One of them starts with *: both must match, as cron reads it.
+        ("15 4 */2 * 1", ["Mon 07", "Mon 21", "Mon 11"]),
+        ("15 4 1 * *", ["Fri 01", "Mon 01"]),
     ],
 )
 def test_weekdays_are_read_as_cron_reads_them(schedule: str, fires: list[str]) -> None:
@@ -140,7 +149,7 @@ def test_weekdays_are_read_as_cron_reads_them(schedule: str, fires: list[str]) -
     assert trigger is not None
     when = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)  # a Sunday
     seen = []
-    for _ in range(2):
+    for _ in fires:
         fire = trigger.get_next_fire_time(None, when)
         assert fire is not None
         seen.append(fire.strftime("%a %d"))
@@ -314,7 +323,10 @@ async def test_a_job_longer_than_its_interval_never_runs_twice_at_once() -> None
     assert skipped is not None and skipped >= 2
 
 
-async def test_stopping_the_daemon_cancels_and_awaits_a_running_job() -> None:
+async def test_stopping_the_daemon_cancels_and_awaits_a_running_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    configure_logging("development")
     started = asyncio.Event()
     stopped = asyncio.Event()
 
@@ -326,13 +338,23 @@ async def test_stopping_the_daemon_cancels_and_awaits_a_running_job() -> None:
             stopped.set()
 
     daemon = Daemon(fast(daemon_config(), 60), {"lab-reconcile": endless}, elect=False)
-    async with daemon.running():
-        await started.wait()
-        assert daemon.runner.running == ["lab-reconcile"]
+    with caplog.at_level(logging.INFO):
+        async with daemon.running():
+            await started.wait()
+            assert daemon.runner.running == ["lab-reconcile"]
 
     assert stopped.is_set()
     assert daemon.runner.running == []
     assert not daemon.leading
+    # One INFO line, no traceback (APScheduler logged one per cancelled run).
+    ours = [r for r in caplog.records if r.name.startswith(("nublado.daemon", "apscheduler"))]
+    assert not [r for r in ours if r.levelno >= logging.WARNING or r.exc_info]
+    cancelled = [r.msg for r in ours if isinstance(r.msg, dict)]
+    assert [(m["event"], m["job"]) for m in cancelled if m["event"] == "Job cancelled"] == [
+        ("Job cancelled", "lab-reconcile")
+    ]
+    metrics = daemon.metrics
+    assert sample(metrics, "nublado_job_runs_total", job="lab-reconcile", outcome="cancelled") == 1
 
 
 async def test_run_once_reports_success_and_failure_and_refuses_unknown_jobs() -> None:
@@ -389,7 +411,7 @@ async def test_the_scheduler_prunes_at_its_cron_time(
         assert daemon.job_names == ["image-prune"]
         await run_at(daemon, datetime(2026, 12, 7, 3, 0, tzinfo=UTC), "image-prune")
 
-    mode = "deleted" if enabled else "dry_run"
+    mode = "executed" if enabled else "dry_run"
     assert sample(metrics, "nublado_images_pruned_total", mode=mode) == 2
     assert sample(metrics, "nublado_job_runs_total", job="image-prune", outcome="success") == 1
     if enabled:
@@ -435,7 +457,7 @@ async def test_the_scheduler_purges_at_its_cron_time(dry_run: bool, tmp_path: Pa
 
     assert old.exists() == dry_run
     assert new.exists()
-    mode = "dry_run" if dry_run else "purged"
+    mode = "dry_run" if dry_run else "executed"
     assert sample(metrics, "nublado_files_purged_total", mode=mode) == 1
     assert sample(metrics, "nublado_job_runs_total", job="purge", outcome="success") == 1
 
@@ -520,3 +542,23 @@ async def test_a_purge_cancelled_while_planning_deletes_nothing(
 
     assert purges == []
     assert old.exists()
+
+
+async def test_a_scheduled_job_does_not_start_when_the_lead_is_not_confirmed() -> None:
+    """A leader paused past its renew deadline wakes with its jobs due: none may start."""
+    ran: list[str] = []
+
+    async def job() -> None:
+        ran.append("ran")
+
+    runner = JobRunner(Metrics(), may_start=lambda: False)
+    await runner.wrap("lab-reconcile", job)()
+
+    assert ran == []
+    assert (
+        sample(runner.metrics, "nublado_job_runs_total", job="lab-reconcile", outcome="skipped")
+        == 1
+    )
+    runner.may_start = lambda: True
+    await runner.wrap("lab-reconcile", job)()
+    assert ran == ["ran"]

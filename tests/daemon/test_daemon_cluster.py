@@ -90,10 +90,12 @@ def scratch_policy(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_once_runs_one_job_and_exits_0(
-    kubeconfig: Path, tmp_path: Path, namespace: None
+    kubeconfig: Path, tmp_path: Path, namespace: None, sandbox: Sandbox
 ) -> None:
+    """A purge needs no lab state: no LIST or WATCH of the labs, no takeover."""
     policy, old = scratch_policy(tmp_path)
     config = write_config(tmp_path, purge={"policyFile": str(policy), "interval": "1h"})
+    mark = len(sandbox.requests)
 
     result = await asyncio.to_thread(
         nublado,
@@ -108,6 +110,7 @@ async def test_once_runs_one_job_and_exits_0(
 
     assert result.returncode == 0, result.stderr
     assert not old.exists()
+    assert [(r.method, r.target) for r in sandbox.requests[mark:]] == []
 
 
 async def test_once_runs_the_lab_reconcile(

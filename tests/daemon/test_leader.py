@@ -253,3 +253,60 @@ def test_the_durations_must_be_ordered(client: KubernetesClient) -> None:
         LeaderElector(
             client, namespace=NS, name=LEASE, identity="a", lease_duration=5, renew_deadline=5
         )
+
+
+class Clock:
+    """A monotonic clock the test can move forward (a replica paused, then resumed)."""
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.skew
+
+
+async def test_a_leader_paused_past_its_renew_deadline_is_not_confirmed_and_steps_down(
+    client: KubernetesClient, sandbox: Sandbox, namespace: None
+) -> None:
+    """Work asks `confirmed` before it starts; after a pause longer than the renew deadline
+    (the clock jumps, every timer due at once) the answer is no, and the term ends at once
+    rather than at the renew loop's next wake."""
+    clock = Clock()
+    async with candidates(client, "a") as (a,):
+        a.elector._clock = clock
+        a.start()
+        await a.started.wait()
+        assert a.elector.confirmed()
+
+        clock.skew += DEADLINE + 0.1
+        assert not a.elector.confirmed()
+        asked = time.monotonic()
+        await a.stopped.wait()
+
+        assert time.monotonic() - asked < RETRY / 2
+        assert a.elector.transitions == 1  # the term ended (the next one campaigns afresh)
+
+
+async def test_a_leader_whose_work_fails_releases_the_lease_for_another(
+    client: KubernetesClient, sandbox: Sandbox, namespace: None
+) -> None:
+    async with candidates(client, "a", "b") as (a, b):
+        failed = asyncio.Event()
+
+        async def broken() -> None:
+            failed.set()
+            raise RuntimeError("the scheduler would not start")
+
+        a.task = asyncio.create_task(a.elector.run(broken))
+        await failed.wait()
+        await poll(lambda: not a.elector.leading)
+        lease = sandbox.get("Lease", LEASE, NS)
+        assert lease is not None
+        assert lease["spec"].get("holderIdentity") is None  # released, not held idle
+
+        b.start()
+        await b.started.wait()  # at once, not after a lease
+        assert sandbox.get("Lease", LEASE, NS)["spec"]["holderIdentity"] == "b"
+        await asyncio.sleep(DURATION + 2 * RETRY)  # a waits a lease, then finds it held
+        assert b.elector.leading
+        assert not a.elector.leading
