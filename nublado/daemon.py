@@ -57,6 +57,7 @@ from .config.daemon import cron_trigger
 from .errors import InputError, NubladoError
 from .kube.leader import LeaderElector
 from .metrics import Metrics
+from .options import config_option, kubeconfig_option
 
 if TYPE_CHECKING:
     from .kube.client import KubernetesClient
@@ -694,19 +695,8 @@ def _serve_metrics(metrics: Metrics, port: int) -> None:
 
 
 @click.command("daemon")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Controller configuration file.",
-)
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Kubeconfig to use (default $KUBECONFIG, ~/.kube/config, else in-cluster).",
-)
+@config_option
+@kubeconfig_option
 @click.option(
     "--once",
     "once",

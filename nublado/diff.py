@@ -27,6 +27,7 @@ import orjson
 import yaml
 
 from .errors import InputError, NubladoError
+from .options import config_option, kubeconfig_option
 
 if TYPE_CHECKING:
     from .config import Config
@@ -54,19 +55,8 @@ class Finding:
 @click.argument("target", required=False, type=click.Choice(["lab", "fileserver"]))
 @click.argument("username", required=False)
 @click.option("--all", "every", is_flag=True, help="Every lab and file server in the cluster.")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Controller configuration file.",
-)
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Kubeconfig to use (default $KUBECONFIG, ~/.kube/config, else in-cluster).",
-)
+@config_option
+@kubeconfig_option
 @click.option(
     "--namespace",
     default=None,
