@@ -427,7 +427,8 @@ def _purge(config: Config, metrics: Metrics) -> Job:
 
         def execute() -> int:
             plan = purger.plan()
-            purger.report()
+            # Counts, not the report: a plan may name millions of files, one log line.
+            _log.info("Purge planned: %d files", len(plan.files))
             if cancelled.is_set():
                 return 0
             # purge() re-checks each planned file's age as it unlinks it (one
@@ -586,6 +587,7 @@ async def _standalone(
     (record, events); the caller starts and stops it around the daemon.
     """
     from .alerts import alerts_from_config
+    from .api.controller import repertoire_discovery
     from .models.metadata import ControllerMetadata
     from .render.engine import Renderer
     from .services.fileservers import FileServerService
@@ -603,6 +605,12 @@ async def _standalone(
         config, kube, renderer, namespace=metadata.namespace, identity=identity, metrics=metrics
     )
     alerts = alerts_from_config(config, http)
+    # As in nublado serve: a files ConfigMap the reconcile re-creates gets the document.
+    discovery = (
+        repertoire_discovery(http, config.repertoire_base_url)
+        if config.repertoire_base_url
+        else None
+    )
     labs = LabService(
         config,
         kube,
@@ -610,11 +618,19 @@ async def _standalone(
         renderer,
         namespace=metadata.namespace,
         identity=identity,
+        discovery=discovery,
         metrics=metrics,
         alerts=alerts,
     )
     reconciler = LabReconciler(
-        config, kube, labs, renderer, namespace=metadata.namespace, metrics=metrics, alerts=alerts
+        config,
+        kube,
+        labs,
+        renderer,
+        namespace=metadata.namespace,
+        metrics=metrics,
+        alerts=alerts,
+        discovery=discovery,
     )
     jobs = standard_jobs(config, http=http, metrics=metrics, images=images, fileservers=fileservers)
     jobs["lab-reconcile"] = reconciler.run
@@ -664,7 +680,7 @@ async def _main(
 async def _run_daemon(
     daemon: Daemon, once: str | None, metrics: Metrics, metrics_port: int | None
 ) -> int:
-    """`_main` once the lab service is up: one job, or the election until a signal."""
+    """One job, or the election until a signal (`_main` starts the lab service if needed)."""
     if once is not None:
         return 0 if await daemon.run_once(once) else 1
     if metrics_port is not None:
@@ -718,6 +734,8 @@ def daemon(
 
     if once is not None and once not in JOB_NAMES:
         raise UnknownJobError(once, list(JOB_NAMES))
+    if once is not None and metrics_port is not None:
+        raise click.UsageError("--metrics-port serves a running daemon: not with --once")
     config = _load(config_path)
     status = run_event_loop(_main(config, kubeconfig, once, metrics_port))
     if status:

@@ -265,8 +265,10 @@ async def _diff_all(session: _Session) -> tuple[list[Finding], list[str]]:
                 return await job
             except _BusyError:
                 return None
-            except InputError as exc:
-                return str(exc)
+            except NubladoError as exc:
+                # One lab that cannot be compared (Forbidden, a timeout) is a problem
+                # line of its own; the other comparisons still report.
+                return str(exc) or type(exc).__name__
 
     findings: list[Finding] = []
     problems: list[str] = []

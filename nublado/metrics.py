@@ -21,8 +21,9 @@ SPAWN_OUTCOMES = ("success", "failure", "timeout", "cancelled")
 JOB_OUTCOMES = ("success", "failure", "skipped", "cancelled")
 """Values of the ``outcome`` label of `Metrics.job_runs`.
 
-skipped: the previous run still ran; cancelled: the lead was lost or the
-process stopped while it ran.
+skipped: not started (the previous run still ran, the run was due too long
+ago, or this replica could not confirm its lead); cancelled: the lead was
+lost or the process stopped while it ran.
 """
 
 # Jobs take from milliseconds (nothing to do) to an hour (a prune of a large registry).

@@ -98,12 +98,12 @@ _T = TypeVar("_T")
 def run_event_loop(main: Coroutine[Any, Any, _T]) -> _T:
     """``asyncio.run(main)``, on uvloop's event loop when it is installed.
 
-    The controller's CPU goes mostly to the event loop and its HTTP traffic (about
-    18 Kubernetes requests and a streamed answer per spawn); uvloop's loop,
-    transports and timers are C: an aiohttp request costs about a third less CPU
-    there, and the controller's CPU per spawn in benchmarks/spawn.py drops by a
-    fifth. uvloop is a dependency wherever it exists (not on Windows); without
-    it, asyncio's own loop runs the controller as before.
+    The controller's CPU goes mostly to the event loop and its HTTP traffic (the
+    Kubernetes requests and a streamed answer per spawn); uvloop's loop,
+    transports and timers are C, and the controller's CPU per spawn in
+    benchmarks/spawn.py dropped by a fifth there (README, Benchmarks). uvloop is
+    a dependency wherever it exists (not on Windows); without it, asyncio's own
+    loop runs the controller as before.
 
     uvloop sets TCP_NODELAY on every TCP connection it makes or accepts, so the
     event stream's frames leave at once there too (see `_bind` for asyncio's loop).

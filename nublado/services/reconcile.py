@@ -46,7 +46,6 @@ import msgspec
 import structlog
 
 from ..alerts import Alerts
-from ..api.errors import DeleteFailedError
 from ..config import Config
 from ..errors import NubladoError
 from ..kube.client import KubernetesClient
@@ -307,7 +306,7 @@ class LabReconciler:
             async with gate:
                 try:
                     return await self._reconcile_user(username, snapshot, entries, report, context)
-                except (KubernetesError, DeleteFailedError, NubladoError) as exc:
+                except NubladoError as exc:
                     message = str(exc) or type(exc).__name__
                     report.errors.append((username, message))
                     self._count_error("lab")

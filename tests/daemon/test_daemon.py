@@ -512,23 +512,19 @@ async def test_a_purge_cancelled_while_planning_deletes_nothing(
 
     policy, old, _ = scratch(tmp_path)
     config = daemon_config(purge={"policyFile": str(policy), "interval": 60})
-    planning, go, reported = threading.Event(), threading.Event(), threading.Event()
+    planning, go, planned = threading.Event(), threading.Event(), threading.Event()
     purges: list[object] = []
-    plan, report = Purger.plan, Purger.report
+    plan = Purger.plan
 
     def slow_plan(self: Purger) -> Any:
         planning.set()
         go.wait(10)
-        return plan(self)
-
-    def noted_report(self: Purger) -> str:
         try:
-            return report(self)
+            return plan(self)
         finally:
-            reported.set()
+            planned.set()
 
     monkeypatch.setattr(Purger, "plan", slow_plan)
-    monkeypatch.setattr(Purger, "report", noted_report)
     monkeypatch.setattr(Purger, "purge", lambda self: purges.append(self))
     daemon = Daemon(config, standard_jobs(config, http=None, metrics=Metrics()), elect=False)  # type: ignore[arg-type]
 
@@ -537,7 +533,7 @@ async def test_a_purge_cancelled_while_planning_deletes_nothing(
     task.cancel()  # the leader lost its Lease
     await asyncio.gather(task, return_exceptions=True)
     go.set()
-    assert await asyncio.to_thread(reported.wait, 10)
+    assert await asyncio.to_thread(planned.wait, 10)
     await asyncio.sleep(0.2)  # the thread's last step, had it gone on, was the purge
 
     assert purges == []
