@@ -273,6 +273,17 @@ class LabConfig(ConfigModel):
     volumes: list[VolumeConfig] = []
     volume_mounts: list[VolumeMountConfig] = []
 
+    @property
+    def source_secret_names(self) -> list[str]:
+        """The controller namespace's Secrets a lab copies: ``secrets``' then the pull secret.
+
+        Each once, in that order (several ``secrets`` entries may name one Secret).
+        """
+        names = [s.secret_name for s in self.secrets]
+        if self.pull_secret is not None:
+            names.append(self.pull_secret)
+        return list(dict.fromkeys(names))
+
     @field_validator("env")
     @classmethod
     def _reject_reserved_env(cls, env: dict[str, str]) -> dict[str, str]:

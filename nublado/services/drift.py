@@ -614,11 +614,8 @@ async def read_sources(
     kube: KubernetesClient, config: Config, namespace: str
 ) -> dict[str, SourceSecret]:
     """The Secrets of the controller's namespace that labs copy (those that exist)."""
-    names = [s.secret_name for s in config.lab.secrets]
-    if config.lab.pull_secret is not None:
-        names.append(config.lab.pull_secret)
     result: dict[str, SourceSecret] = {}
-    for name in dict.fromkeys(names):
+    for name in config.lab.source_secret_names:
         secret = await kube.find("Secret", name, namespace)
         if secret is not None:
             result[name] = SourceSecret(

@@ -276,11 +276,7 @@ class LabService:
 
     def _source_names(self) -> set[str]:
         """The controller namespace's Secrets a spawn copies (``lab.secrets``, pull secret)."""
-        lab = self._config.lab
-        names = {s.secret_name for s in lab.secrets}
-        if lab.pull_secret is not None:
-            names.add(lab.pull_secret)
-        return names
+        return set(self._config.lab.source_secret_names)
 
     async def _start_spawn_caches(self) -> None:
         """LIST+WATCH what every spawn reads besides the lab objects.
@@ -948,13 +944,9 @@ class LabService:
             await self._kube.delete("Namespace", self._lab_namespace(username), wait=False)
 
     async def _read_secrets(self) -> dict[str, SourceSecret]:
-        lab = self._config.lab
-        names = [s.secret_name for s in lab.secrets]
-        if lab.pull_secret is not None:
-            names.append(lab.pull_secret)
         result: dict[str, SourceSecret] = {}
         ns = self._namespace
-        wanted = list(dict.fromkeys(names))
+        wanted = self._config.lab.source_secret_names
         if not wanted:
             return result
         # From the watch-fed cache while its watch runs; a Secret it lacks (created a
@@ -971,7 +963,7 @@ class LabService:
             if obj is None:
                 raise _SpawnFailure(f"Secret {ns}/{name} does not exist")
             result[name] = SourceSecret(data=dict(obj.get("data") or {}), type=obj.get("type"))
-        for entry in lab.secrets:
+        for entry in self._config.lab.secrets:
             if entry.secret_key not in result[entry.secret_name].data:
                 raise _SpawnFailure(f"No key {entry.secret_key} in secret {ns}/{entry.secret_name}")
         return result

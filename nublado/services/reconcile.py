@@ -63,6 +63,7 @@ from .drift import (
     Remedy,
     desired_lab_manifests,
     lab_drift,
+    read_sources,
     withheld_env,
 )
 from .labs import LabService
@@ -854,15 +855,10 @@ class _PassContext:
         self, kube: KubernetesClient, config: Config, namespace: str
     ) -> dict[str, SourceSecret]:
         if self._secrets is None:
-            names = [s.secret_name for s in config.lab.secrets]
-            if config.lab.pull_secret is not None:
-                names.append(config.lab.pull_secret)
-            found: dict[str, SourceSecret] = {}
-            for name in dict.fromkeys(names):
-                obj = await kube.find("Secret", name, namespace)
-                if obj is None:
-                    raise ReconcileError(f"Secret {namespace}/{name} does not exist")
-                found[name] = SourceSecret(data=dict(obj.get("data") or {}), type=obj.get("type"))
+            found = await read_sources(kube, config, namespace)
+            missing = [n for n in config.lab.source_secret_names if n not in found]
+            if missing:
+                raise ReconcileError(f"Secret {namespace}/{missing[0]} does not exist")
             self._secrets = found
         return self._secrets
 
