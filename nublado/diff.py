@@ -254,25 +254,32 @@ async def _diff_all(session: _Session) -> tuple[list[Finding], list[str]]:
     limit = asyncio.Semaphore(CONCURRENCY)
     labs = await drift.read_labs(kube, config)
     fileservers = await drift.read_fileservers(kube, config) if config.fileserver.enabled else {}
-    jobs: list[Coroutine[Any, Any, list[Finding]]] = [
-        *(_lab(session, username, live) for username, live in labs.items()),
-        *(_fileserver(session, username, live) for username, live in fileservers.items()),
+    jobs: list[tuple[str, Coroutine[Any, Any, list[Finding]]]] = [
+        *((f"lab of {user}", _lab(session, user, live)) for user, live in labs.items()),
+        *(
+            (f"file server of {user}", _fileserver(session, user, live))
+            for user, live in fileservers.items()
+        ),
     ]
 
-    async def bounded(job: Coroutine[Any, Any, list[Finding]]) -> list[Finding] | str | None:
+    async def bounded(
+        what: str, job: Coroutine[Any, Any, list[Finding]]
+    ) -> list[Finding] | str | None:
         async with limit:
             try:
                 return await job
             except _BusyError:
                 return None
+            except InputError as exc:
+                return str(exc)  # already names the lab or file server
             except NubladoError as exc:
-                # One lab that cannot be compared (Forbidden, a timeout) is a problem
-                # line of its own; the other comparisons still report.
-                return str(exc) or type(exc).__name__
+                # One that cannot be compared (Forbidden, a timeout) is a problem line
+                # of its own; the other comparisons still report.
+                return f"{what}: {exc or type(exc).__name__}"
 
     findings: list[Finding] = []
     problems: list[str] = []
-    for outcome in await asyncio.gather(*(bounded(job) for job in jobs)):
+    for outcome in await asyncio.gather(*(bounded(what, job) for what, job in jobs)):
         if isinstance(outcome, str):
             problems.append(outcome)
         elif outcome is not None:

@@ -479,6 +479,20 @@ async def test_a_lab_that_cannot_be_rebuilt_is_an_error_and_the_others_are_shown
     )
 
 
+async def test_a_lab_whose_dry_run_is_refused_is_an_error_and_the_others_are_shown(
+    controller: Controller, diff: Any, sandbox: Sandbox
+) -> None:
+    """A Forbidden dry run (the controller's rights lack a kind) is that lab's problem only."""
+    await controller.spawn("rachel")
+    await controller.spawn("ada")
+    sandbox.delete("NetworkPolicy", "rachel-nb", "userlabs-rachel")
+    sandbox.inject_fault("PATCH", "/api/v1/namespaces/userlabs-ada/*", status=403, count=None)
+    run = await diff("--all", "-o", "json")
+    assert run.status == 2
+    assert titles(run) == [("lab", "rachel", "NetworkPolicy/rachel-nb", True, "create")]
+    assert run.err == "nublado: error: lab of ada: injected fault: 403 Forbidden (403 Forbidden)\n"
+
+
 async def test_a_lab_mid_operation_is_not_compared(
     controller: Controller, diff: Any, client: KubernetesClient, sandbox: Sandbox
 ) -> None:
