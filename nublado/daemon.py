@@ -3,8 +3,8 @@
 Six jobs keep the cluster and the registry in the declared state:
 
 - ``lab-reconcile``: labs from cluster state (api.md 7.7), every
-  ``lab.reconcileInterval``; `LabReconciler.run`, added beside these by
-  ``build_controller`` and ``nublado daemon``.
+  ``lab.reconcileInterval``; `LabReconciler.run` over the lab service
+  (`standard_jobs` given ``labs``).
 - ``fileserver-reconcile``: removes file servers that are not running,
   every ``fileserver.reconcileInterval``.
 - ``image-refresh``: re-reads registry and nodes every
@@ -60,7 +60,9 @@ from .metrics import Metrics
 from .options import config_option, kubeconfig_option
 
 if TYPE_CHECKING:
+    from .alerts import Alerts
     from .kube.client import KubernetesClient
+    from .render.engine import Renderer
     from .services.fileservers import FileServerService
     from .services.images import ImageService
     from .services.labs import LabService
@@ -324,14 +326,37 @@ def standard_jobs(
     metrics: Metrics,
     images: ImageService | None = None,
     fileservers: FileServerService | None = None,
+    labs: LabService | None = None,
+    kube: KubernetesClient | None = None,
+    renderer: Renderer | None = None,
+    namespace: str = "",
+    alerts: Alerts | None = None,
+    discovery: Callable[[], Awaitable[Mapping[str, Any] | None]] | None = None,
 ) -> dict[str, Job]:
-    """The jobs the controller's own services provide, all but ``lab-reconcile``.
+    """The jobs the controller's own services provide.
 
-    ``images`` None: no image-refresh and prepull (tests that refresh by hand);
-    ``fileservers`` None or disabled: no fileserver-reconcile; image-prune and
-    purge when their sections are configured.
+    ``labs`` (with ``kube`` and ``renderer``): lab-reconcile, a `LabReconciler`
+    over it (``namespace``: the controller's, where the lab records are;
+    ``alerts``, ``discovery`` as the lab service's). ``images`` None: no
+    image-refresh and prepull (tests that refresh by hand); ``fileservers``
+    None or disabled: no fileserver-reconcile; image-prune and purge when their
+    sections are configured.
     """
     jobs: dict[str, Job] = {}
+    if labs is not None and kube is not None and renderer is not None:
+        from .services.reconcile import LabReconciler
+
+        reconciler = LabReconciler(
+            config,
+            kube,
+            labs,
+            renderer,
+            namespace=namespace,
+            metrics=metrics,
+            alerts=alerts,
+            discovery=discovery,
+        )
+        jobs["lab-reconcile"] = reconciler.run
     if fileservers is not None and fileservers.enabled:
         jobs["fileserver-reconcile"] = fileservers.reconcile
     if images is not None:
@@ -594,7 +619,6 @@ async def _standalone(
     from .services.images import ImageService, build_image_source
     from .services.labs import LabService
     from .services.prepuller import Prepuller
-    from .services.reconcile import LabReconciler
 
     metadata = ControllerMetadata.from_directory(config.metadata_path)
     renderer = Renderer(config.template_dirs)
@@ -622,18 +646,19 @@ async def _standalone(
         metrics=metrics,
         alerts=alerts,
     )
-    reconciler = LabReconciler(
+    jobs = standard_jobs(
         config,
-        kube,
-        labs,
-        renderer,
-        namespace=metadata.namespace,
+        http=http,
         metrics=metrics,
+        images=images,
+        fileservers=fileservers,
+        labs=labs,
+        kube=kube,
+        renderer=renderer,
+        namespace=metadata.namespace,
         alerts=alerts,
         discovery=discovery,
     )
-    jobs = standard_jobs(config, http=http, metrics=metrics, images=images, fileservers=fileservers)
-    jobs["lab-reconcile"] = reconciler.run
     daemon = Daemon(
         config, jobs, kube=kube, namespace=metadata.namespace, identity=identity, metrics=metrics
     )

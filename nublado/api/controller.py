@@ -40,7 +40,6 @@ from ..services.fsadmin import FSAdminService
 from ..services.images import ImageService, build_image_source
 from ..services.labs import LabService
 from ..services.prepuller import Prepuller
-from ..services.reconcile import LabReconciler
 from .app import Lifespan, api_route, create_app
 from .files import fileserver_routes
 from .forms import form_routes
@@ -271,18 +270,13 @@ def build_controller(
             metrics=metrics,
             images=images if refresh_images else None,
             fileservers=fileservers,
-        )
-        reconciler = LabReconciler(
-            config,
-            kube,
-            labs,
-            renderer,
+            labs=labs,
+            kube=kube,
+            renderer=renderer,
             namespace=namespace,
-            metrics=metrics,
             alerts=alerts,
             discovery=discovery,
         )
-        daemon_jobs["lab-reconcile"] = reconciler.run
         daemon_jobs.update(jobs or {})
         scheduled = Daemon(
             config,
