@@ -28,7 +28,7 @@ from ..config._base import (
 )
 from ..errors import InputError
 
-__all__ = ["InvalidManifestError", "check_manifests"]
+__all__ = ["InvalidManifestError", "check_manifests", "namespace_problem"]
 
 Manifest = dict[str, Any]
 
@@ -294,7 +294,11 @@ def _check_manifest(manifest: Manifest) -> None:
         return
     if kind == "Pod":
         _check_pod_spec(manifest, "spec", spec)
-    elif kind == "Job":
+    elif kind in ("Job", "Deployment"):
+        if kind == "Deployment":
+            selector = spec.get("selector")
+            if isinstance(selector, Mapping):
+                _check_labels(manifest, "spec.selector.matchLabels", selector.get("matchLabels"))
         template = spec.get("template")
         if isinstance(template, Mapping):
             template_metadata = template.get("metadata")
@@ -311,6 +315,11 @@ def _check_manifest(manifest: Manifest) -> None:
         _check_quantities(manifest, "spec.hard", spec.get("hard"), positive=False)
     elif kind == "Service":
         _check_labels(manifest, "spec.selector", spec.get("selector"))
+
+
+def namespace_problem(name: str) -> str | None:
+    """Why Kubernetes would refuse ``name`` as a namespace, or None (a DNS-1123 label)."""
+    return _dns_label_problem(name)
 
 
 def check_manifests(manifests: list[Manifest]) -> list[Manifest]:

@@ -14,7 +14,7 @@ import secrets as secrets_module
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -34,6 +34,12 @@ from ..models.user import UserInfo
 from .discovery import reduce_discovery
 from .engine import InvalidManifestError, Manifest, Renderer
 from .lab import LabContextBuilder, SourceSecret
+
+DEFAULT_NAMESPACE = "nublado"
+"""The controller's namespace without ``--namespace`` (Phalanx's)."""
+
+if TYPE_CHECKING:
+    from .controller import ControllerImage
 
 __all__ = ["render"]
 
@@ -205,6 +211,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "fileserver": ("--user",),
     "fsadmin": (),
     "prepuller": ("--image", "--node"),
+    "controller": (),
 }
 """The inputs each set cannot be rendered without."""
 
@@ -309,7 +316,9 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
 
 @click.command()
 @click.argument(
-    "set_name", metavar="SET", type=click.Choice(["lab", "fileserver", "fsadmin", "prepuller"])
+    "set_name",
+    metavar="SET",
+    type=click.Choice(["lab", "fileserver", "fsadmin", "prepuller", "controller"]),
 )
 @click.option(
     "--config", "config_path", type=_FILE, required=True, help="Controller configuration (YAML)."
@@ -320,7 +329,13 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
 @click.option(
     "--spec", "spec_path", type=_FILE, help="Lab specification JSON as the spawner sends it (lab)."
 )
-@click.option("--image", help="Resolved image registry/repository:tag@digest (lab, prepuller).")
+@click.option(
+    "--image",
+    help=(
+        "Resolved image registry/repository:tag@digest (lab, prepuller);"
+        " the controller's repository:tag (controller; default: NUBLADO_CONTROLLER_*)."
+    ),
+)
 @click.option(
     "--secrets",
     "secrets_path",
@@ -335,6 +350,16 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
 )
 @click.option("--discovery", "discovery_path", type=_FILE, help="Service discovery JSON (lab).")
 @click.option("--node", help="Node to prepull onto (prepuller).")
+@click.option(
+    "--namespace",
+    default=DEFAULT_NAMESPACE,
+    show_default=True,
+    help="The controller's namespace (controller).",
+)
+@click.option(
+    "--base-url",
+    help="The site's external https URL, for the ingresses (controller; default: base_url).",
+)
 @click.option(
     "--template-dir",
     "template_dirs",
@@ -361,10 +386,14 @@ def render(
     metadata_dir: Path | None,
     discovery_path: Path | None,
     node: str | None,
+    namespace: str,
+    base_url: str | None,
     template_dirs: tuple[Path, ...],
     output: str,
 ) -> None:
-    """Print the manifests of an object set (lab, fileserver, fsadmin, prepuller) in apply order.
+    """Print the manifests of an object set (lab, fileserver, fsadmin, prepuller, controller).
+
+    In apply order.
 
     Nothing is sent anywhere: this is what the controller would apply for the
     given inputs. Each subcommand ignores the inputs it does not need.
@@ -404,12 +433,16 @@ def render(
         assert spec_path is not None and image is not None
         return _lab_context(config, user(), spec_path, image, secrets_path, token, discovery_path)
 
+    def controller() -> dict[str, Any]:
+        return _controller_context(config, config_path, namespace, image, base_url)
+
     # Only the requested set's context builder is imported (cold start).
     builders: dict[str, Callable[[], dict[str, Any]]] = {
         "lab": lab,
         "fileserver": fileserver,
         "fsadmin": fsadmin,
         "prepuller": prepuller,
+        "controller": controller,
     }
     context = builders[set_name]()
     try:
@@ -445,3 +478,85 @@ def _lab_context(
         token=token if token is not None else secrets_module.token_urlsafe(32),
         discovery=discovery,
     )
+
+
+def parse_controller_image(reference: str, pull_policy: str) -> ControllerImage:
+    """The controller image from ``--image repository:tag``; labs reuse it, so no digest."""
+    from .controller import ControllerImage
+
+    problem = image_reference_problem(reference)
+    if problem is not None:
+        raise InputError(f"--image {_printable(reference)}: {problem}")
+    name, at, _ = reference.partition("@")
+    repository, colon, tag = name.rpartition(":")
+    if at or not colon or "/" in tag:
+        raise InputError(
+            f"--image {reference}: needs repository:tag without a digest (the deployed"
+            " controller passes its image to labs as NUBLADO_CONTROLLER_REPOSITORY and _TAG)"
+        )
+    return ControllerImage(repository=repository, tag=tag, pull_policy=pull_policy)
+
+
+def _controller_context(
+    config: Config,
+    config_path: Path,
+    namespace: str,
+    image: str | None,
+    base_url: str | None,
+) -> dict[str, Any]:
+    """The controller set's context; a flag the file overrides in the pod is refused."""
+    from ..config.loader import read_config_file
+    from .checks import namespace_problem
+    from .controller import ControllerImage, build_controller_context, file_setting
+
+    problem = namespace_problem(namespace)
+    if problem is not None:
+        raise InputError(f"--namespace {_printable(namespace)}: {problem}")
+    raw = read_config_file(config_path)
+    configured = config.controller_image
+    chosen = ControllerImage(configured.repository, configured.tag, str(configured.pull_policy))
+    if image is not None:
+        chosen = parse_controller_image(image, str(configured.pull_policy))
+        _refuse_overridden(
+            raw,
+            config_path,
+            "--image",
+            image,
+            configured.reference,
+            "controllerImage",
+            "controller_image",
+        )
+    if base_url is not None:
+        _refuse_overridden(
+            raw,
+            config_path,
+            "--base-url",
+            base_url,
+            config.base_url,
+            "EXTERNAL_INSTANCE_URL",
+            "base_url",
+        )
+    metadata_key = file_setting(raw, "metadataPath", "metadata_path")
+    return build_controller_context(
+        config,
+        config_text=config_path.read_text(encoding="utf-8"),
+        namespace=namespace,
+        image=chosen,
+        base_url=base_url if base_url is not None else config.base_url,
+        base_url_source="--base-url" if base_url is not None else "base_url",
+        metadata_path=str(raw[metadata_key]) if metadata_key else "/etc/podinfo",
+    )
+
+
+def _refuse_overridden(
+    raw: Mapping[str, Any], path: Path, flag: str, value: str, configured: str, *keys: str
+) -> None:
+    """Refuse a flag whose value the file sets otherwise: in the pod, the file would win."""
+    from .controller import file_setting
+
+    key = file_setting(raw, *keys)
+    if key is not None and value != configured:
+        raise InputError(
+            f"{flag} {_printable(value)}: --config {path} sets {key} to {configured},"
+            " which the deployed controller would use instead; change one of them"
+        )

@@ -104,6 +104,15 @@ KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("Ingress", "networking.k8s.io/v1", "ingresses", True, ("ing",), has_status=True),
     ResourceKind("Job", "batch/v1", "jobs", True, (), has_status=True, categories=("all",)),
     ResourceKind(
+        "Deployment",
+        "apps/v1",
+        "deployments",
+        True,
+        ("deploy",),
+        has_status=True,
+        categories=("all",),
+    ),
+    ResourceKind(
         "GafaelfawrIngress", "gafaelfawr.lsst.io/v1alpha1", "gafaelfawringresses", True, ("gi",)
     ),
     ResourceKind("Lease", "coordination.k8s.io/v1", "leases", True),

@@ -30,7 +30,7 @@ __all__ = [
 Object = dict[str, Any]
 
 # Kinds whose metadata.generation counts spec changes.
-GENERATION_KINDS = frozenset({"Job", "NetworkPolicy", "Ingress", "GafaelfawrIngress"})
+GENERATION_KINDS = frozenset({"Job", "Deployment", "NetworkPolicy", "Ingress", "GafaelfawrIngress"})
 
 
 _POD_UPDATE_MESSAGE = (
@@ -78,6 +78,25 @@ def _default_pod_spec(spec: Object) -> None:
                 for port in container.get("ports") or []:
                     if isinstance(port, dict):
                         port.setdefault("protocol", "TCP")  # SetDefaults_ContainerPort
+
+
+def _default_deployment(spec: Object) -> None:
+    """SetDefaults_Deployment of apps/v1, and the pod template's defaults."""
+    spec.setdefault("replicas", 1)
+    strategy = spec.setdefault("strategy", {})
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.get("rollingUpdate")
+            if not isinstance(rolling, dict):
+                rolling = strategy["rollingUpdate"] = {}
+            rolling.setdefault("maxUnavailable", "25%")
+            rolling.setdefault("maxSurge", "25%")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    template_spec = (spec.get("template") or {}).get("spec")
+    if isinstance(template_spec, dict):
+        _default_pod_spec(template_spec)
 
 
 def apply_defaults(kind: ResourceKind, obj: Object) -> None:
@@ -131,6 +150,8 @@ def apply_defaults(kind: ResourceKind, obj: Object) -> None:
             template_spec = spec.get("template", {}).get("spec")
             if isinstance(template_spec, dict):
                 _default_pod_spec(template_spec)
+        case "Deployment" if isinstance(spec, dict):
+            _default_deployment(spec)
         case "NetworkPolicy" if isinstance(spec, dict):
             if "policyTypes" not in spec:
                 types = ["Ingress"]
@@ -366,6 +387,16 @@ def validate_update(
                     "spec",
                     "spec is immutable after creation except resources.requests and "
                     "volumeAttributesClassName for bound claims",
+                )
+        case "Deployment":
+            old_selector = (old.get("spec") or {}).get("selector")
+            if old_selector != (new.get("spec") or {}).get("selector"):
+                raise ApiError.invalid(
+                    kind,
+                    name,
+                    "spec.selector",
+                    "Invalid value: field is immutable",
+                    "FieldValueInvalid",
                 )
         case "Job":
             old_spec = old.get("spec") or {}

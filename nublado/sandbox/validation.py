@@ -2476,6 +2476,145 @@ def _job(obj: Object) -> list[FieldError]:
     return errors
 
 
+def _go_labels(labels: Any) -> GoSyntax:
+    """A label map as Go's ``%#v`` prints it (keys sorted)."""
+    pairs = ", ".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in sorted((labels or {}).items()))
+    return GoSyntax(f"map[string]string{{{pairs}}}")
+
+
+def _selector_matches(selector: Object, labels: dict[str, Any]) -> bool:
+    """LabelSelectorAsSelector(selector).Matches(labels)."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for requirement in selector.get("matchExpressions") or []:
+        key = requirement.get("key")
+        values = requirement.get("values") or []
+        operator = requirement.get("operator")
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+_PERCENT = re.compile(r"[0-9]+%")
+
+
+def _int_or_percent(value: Any, path: str) -> list[FieldError]:
+    """ValidatePositiveIntOrPercent."""
+    if isinstance(value, str):
+        if not _PERCENT.fullmatch(value):
+            return [
+                _invalid(
+                    path,
+                    value,
+                    "a valid percent string must be a numeric string followed by an ending '%'"
+                    " (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                )
+            ]
+    elif isinstance(value, int) and value < 0:
+        return [_invalid(path, value, "must be greater than or equal to 0")]
+    return []
+
+
+def _zero_int_or_percent(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_PERCENT.fullmatch(value)) and int(value[:-1]) == 0
+    return bool(value == 0)
+
+
+def _deployment_strategy(strategy: Any) -> list[FieldError]:
+    """ValidateDeploymentStrategy (after defaulting: a rolling update always has its block)."""
+    if not isinstance(strategy, dict):
+        return []
+    kind = strategy.get("type")
+    rolling = strategy.get("rollingUpdate")
+    if kind == "Recreate":
+        if rolling is not None:
+            detail = "may not be specified when strategy `type` is 'Recreate'"
+            return [_forbidden("spec.strategy.rollingUpdate", detail)]
+        return []
+    if kind != "RollingUpdate":
+        shown = GoSyntax(f"apps.DeploymentStrategy{{Type:{json.dumps(kind or '')}, ...}}")
+        return [_not_supported("spec.strategy", shown, ("Recreate", "RollingUpdate"))]
+    if not isinstance(rolling, dict):
+        return [
+            _required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil")
+        ]
+    path = "spec.strategy.rollingUpdate"
+    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+    errors = _int_or_percent(unavailable, f"{path}.maxUnavailable")
+    errors.extend(_int_or_percent(surge, f"{path}.maxSurge"))
+    if _zero_int_or_percent(unavailable) and _zero_int_or_percent(surge):
+        detail = "may not be 0 when `maxSurge` is 0"
+        errors.append(_invalid(f"{path}.maxUnavailable", unavailable, detail))
+    over = isinstance(unavailable, str) and _PERCENT.fullmatch(unavailable)
+    if over and int(str(unavailable)[:-1]) > 100:
+        detail = "must not be greater than 100%"  # IsNotMoreThan100Percent
+        errors.append(_invalid(f"{path}.maxUnavailable", unavailable, detail))
+    return errors
+
+
+def _deployment(obj: Object) -> list[FieldError]:
+    """ValidateDeploymentSpec: replicas, selector, template (as a ReplicaSet's), strategy."""
+    spec = obj.get("spec") or {}
+    errors: list[FieldError] = []
+    for key in ("replicas", "minReadySeconds", "revisionHistoryLimit"):
+        value = spec.get(key)
+        if isinstance(value, int) and value < 0:
+            errors.append(_invalid(f"spec.{key}", value, "must be greater than or equal to 0"))
+    selector = spec.get("selector")
+    if not isinstance(selector, dict):
+        errors.append(_required("spec.selector"))
+        selector = {}
+    else:
+        errors.extend(_label_selector(selector, "spec.selector"))
+        if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+            shown = GoSyntax("&v1.LabelSelector{MatchLabels:map[string]string(nil), ...}")
+            errors.append(
+                _invalid("spec.selector", shown, "empty selector is invalid for deployment")
+            )
+    template = spec.get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if selector and not _selector_matches(selector, labels):
+        errors.append(
+            _invalid(
+                "spec.template.metadata.labels",
+                _go_labels(labels),
+                "`selector` does not match template `labels`",
+            )
+        )
+    errors.extend(_labels(labels, "spec.template.metadata.labels"))
+    template_spec = template.get("spec")
+    errors.extend(_pod_spec(template_spec, "spec.template.spec"))
+    if isinstance(template_spec, dict):
+        restart = template_spec.get("restartPolicy")
+        if restart != "Always":
+            errors.append(_not_supported("spec.template.spec.restartPolicy", restart, ("Always",)))
+        if template_spec.get("activeDeadlineSeconds") is not None:
+            detail = "activeDeadlineSeconds in ReplicaSet is not Supported"
+            errors.append(_forbidden("spec.template.spec.activeDeadlineSeconds", detail))
+    errors.extend(_deployment_strategy(spec.get("strategy")))
+    deadline = spec.get("progressDeadlineSeconds")
+    if isinstance(deadline, int):
+        if deadline < 0:
+            errors.append(
+                _invalid(
+                    "spec.progressDeadlineSeconds", deadline, "must be greater than or equal to 0"
+                )
+            )
+        elif deadline <= (spec.get("minReadySeconds") or 0):
+            detail = "must be greater than minReadySeconds"
+            errors.append(_invalid("spec.progressDeadlineSeconds", deadline, detail))
+    return errors
+
+
 def _lease_spec(spec: Any) -> list[FieldError]:
     """ValidateLeaseSpec: a positive duration, no negative transition count."""
     if not isinstance(spec, dict):
@@ -2501,6 +2640,7 @@ _KIND_RULES: dict[str, Callable[[Object], list[FieldError]]] = {
     "ResourceQuota": _resource_quota,
     "PersistentVolumeClaim": _pvc,
     "Job": _job,
+    "Deployment": _deployment,
     "Lease": lambda obj: _lease_spec(obj.get("spec")),
 }
 
