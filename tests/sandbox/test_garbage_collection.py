@@ -228,7 +228,7 @@ def test_dangling_owner_references_are_collected(http: httpx.Client, uid: str | 
 
 
 def test_owners_of_kinds_the_sandbox_does_not_serve_are_left_alone(http: httpx.Client) -> None:
-    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u"}
+    ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "d", "uid": "u"}
 
     http.post(CM, json={"metadata": {"name": "cm", "namespace": "p", "ownerReferences": [ref]}})
 

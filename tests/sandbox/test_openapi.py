@@ -152,7 +152,7 @@ def test_events_document_holds_the_events_k8s_io_schema(http: httpx.Client) -> N
 
 
 def test_unknown_group_document_is_a_404(http: httpx.Client) -> None:
-    assert http.get("/openapi/v3/apis/apps/v1").status_code == 404
+    assert http.get("/openapi/v3/apis/policy/v1").status_code == 404
 
 
 def test_documents_are_rendered_once() -> None:

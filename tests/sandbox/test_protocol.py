@@ -27,6 +27,7 @@ def test_discovery_documents(http: httpx.Client) -> None:
     assert http.get("/api").json()["versions"] == ["v1"]
     groups = {g["name"] for g in http.get("/apis").json()["groups"]}
     assert groups == {
+        "apps",
         "networking.k8s.io",
         "batch",
         "gafaelfawr.lsst.io",
