@@ -39,6 +39,7 @@ def shim(tmp_path: Path) -> dict[str, str]:
         pytest.param("nublado pur", ["purger"], id="prefix"),
         pytest.param("nublado purger ", ["execute", "report", "warn"], id="nested-group"),
         pytest.param("nublado render --met", ["--metadata-dir"], id="subcommand-option"),
+        pytest.param("nublado render co", ["controller"], id="render-set"),
     ],
 )
 def test_bash_completion_from_the_documented_setup(

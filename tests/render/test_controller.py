@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from reference_cases import INPUTS
 
 from nublado.cli import main
@@ -99,8 +103,6 @@ def test_every_object_in_apply_order(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_yaml_output_is_the_same_objects(capsys: pytest.CaptureFixture[str]) -> None:
-    import yaml
-
     args = ["--config", str(EXAMPLE), "--base-url", BASE_URL]
     code, out, _ = run(capsys, *args)
 
@@ -396,3 +398,32 @@ def test_a_flag_equal_to_the_file_is_accepted(
     manifests = render(capsys, "--config", config, "--base-url", BASE_URL)
 
     assert find(manifests, "GafaelfawrIngress")["config"]["baseUrl"] == BASE_URL
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_the_readme_command_applies_the_set_with_kubectl(
+    capsys: pytest.CaptureFixture[str], sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The README's paste: render | kubectl apply -f - (client-side apply, kubectl's validation).
+    code, out, _ = run(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL)
+    documents = [d for d in yaml.safe_load_all(out) if d["kind"] not in _RBAC or _served(d["kind"])]
+    assert code == 0 and sandbox.url is not None
+    kubectl = ["kubectl", "--server", sandbox.url, "--cache-dir", str(tmp_path / "cache")]
+    environ = {**os.environ, "KUBECONFIG": str(tmp_path / "no-kubeconfig")}
+    namespace = subprocess.run(
+        [*kubectl, "create", "namespace", "nublado"], capture_output=True, text=True, env=environ
+    )
+    assert namespace.returncode == 0, namespace.stderr
+
+    result = subprocess.run(
+        [*kubectl, "apply", "-f", "-"],
+        input=yaml.safe_dump_all(documents),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(" created") == len(documents)
+    assert "deployment.apps/nublado-controller created" in result.stdout

@@ -114,7 +114,10 @@ REFUSED: dict[str, tuple[dict[str, Any], list[tuple[str, str, str]]]] = {
     ),
     "nothing-may-roll": (
         _deployment(
-            strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}
+            strategy={
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0},
+            }
         ),
         [
             (
