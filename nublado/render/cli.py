@@ -292,17 +292,32 @@ def _places(
         yield prefix
 
 
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """YAML output in which a multi-line string (a configuration file, /etc/passwd) reads as text.
+
+    A subclass, so the literal style applies to this output only.
+    """
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # The emitter still quotes a string a literal block cannot hold (trailing spaces).
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _emit(manifests: list[Manifest], output: str) -> None:
     if output == "json":
         # A v1 List, as kubectl prints several objects: `kubectl apply -f` takes it as is.
         listing = {"apiVersion": "v1", "kind": "List", "items": manifests}
         sys.stdout.write(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     sys.stdout.write(
         yaml.dump_all(
             manifests,
-            Dumper=dumper,
+            Dumper=_Dumper,
             sort_keys=False,
             default_flow_style=False,
             allow_unicode=True,
@@ -507,7 +522,7 @@ def _controller_context(
     """The controller set's context; a flag the file overrides in the pod is refused."""
     from ..config.loader import read_config_file
     from .checks import namespace_problem
-    from .controller import ControllerImage, build_controller_context, file_setting
+    from .controller import CONFIG_DIR, ControllerImage, build_controller_context, file_setting
 
     problem = namespace_problem(namespace)
     if problem is not None:
@@ -535,6 +550,14 @@ def _controller_context(
             config.base_url,
             "EXTERNAL_INSTANCE_URL",
             "base_url",
+        )
+    folders = file_setting(raw, "templateDirs", "template_dirs")
+    if folders is not None:
+        click.echo(
+            f"nublado: warning: {folders}: the deployed controller looks for these folders in its"
+            f" pod (relative ones under {CONFIG_DIR}), where the rendered Deployment mounts"
+            " nothing; mount them there (a controller/deployment.yaml of your own)",
+            err=True,
         )
     metadata_key = file_setting(raw, "metadataPath", "metadata_path")
     return build_controller_context(

@@ -25,7 +25,6 @@ __all__ = [
     "CONFIG_DIR",
     "CONFIG_KEY",
     "CONTROLLER_NAME",
-    "DEFAULT_NAMESPACE",
     "ControllerContext",
     "ControllerImage",
     "IngressPath",
@@ -36,9 +35,6 @@ __all__ = [
 
 CONTROLLER_NAME = "nublado-controller"
 """Name of the ServiceAccount, roles, Deployment and Service (Phalanx's)."""
-
-DEFAULT_NAMESPACE = "nublado"
-"""The controller's namespace in Phalanx."""
 
 CONFIG_DIR = "/etc/nublado"
 """Folder of the configuration file in the pod (upstream's ``CONFIGURATION_PATH``)."""

@@ -427,3 +427,32 @@ def test_the_readme_command_applies_the_set_with_kubectl(
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(" created") == len(documents)
     assert "deployment.apps/nublado-controller created" in result.stdout
+
+
+def test_template_folders_of_the_file_are_warned_about(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "site").mkdir()
+    config = _config_with(tmp_path, "templateDirs: [site]")
+
+    code, out, err = run(capsys, "--config", config, "--base-url", BASE_URL)
+
+    assert (code, bool(out)) == (0, True)
+    assert err == (
+        "nublado: warning: templateDirs: the deployed controller looks for these folders in its"
+        " pod (relative ones under /etc/nublado), where the rendered Deployment mounts nothing;"
+        " mount them there (a controller/deployment.yaml of your own)\n"
+    )
+
+
+def test_yaml_output_keeps_the_file_exactly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Multi-line strings print as literal blocks where YAML can hold them, quoted where not.
+    config = _config_with(tmp_path, "# trailing spaces   \n#\ttab\n\n# blank lines above")
+
+    code, out, _ = run(capsys, "--config", config, "--base-url", BASE_URL)
+
+    config_map = next(d for d in yaml.safe_load_all(out) if d["kind"] == "ConfigMap")
+    assert code == 0
+    assert config_map["data"]["config.yaml"] == Path(config).read_text()
