@@ -406,9 +406,7 @@ def render(
     template_dirs: tuple[Path, ...],
     output: str,
 ) -> None:
-    """Print the manifests of an object set (lab, fileserver, fsadmin, prepuller, controller).
-
-    In apply order.
+    """Print a set's manifests (lab, fileserver, fsadmin, prepuller, controller) in apply order.
 
     Nothing is sent anywhere: this is what the controller would apply for the
     given inputs. Each subcommand ignores the inputs it does not need.
@@ -495,7 +493,7 @@ def _lab_context(
     )
 
 
-def parse_controller_image(reference: str, pull_policy: str) -> ControllerImage:
+def _parse_controller_image(reference: str, pull_policy: str) -> ControllerImage:
     """The controller image from ``--image repository:tag``; labs reuse it, so no digest."""
     from .controller import ControllerImage
 
@@ -531,7 +529,7 @@ def _controller_context(
     configured = config.controller_image
     chosen = ControllerImage(configured.repository, configured.tag, str(configured.pull_policy))
     if image is not None:
-        chosen = parse_controller_image(image, str(configured.pull_policy))
+        chosen = _parse_controller_image(image, str(configured.pull_policy))
         _refuse_overridden(
             raw,
             config_path,

@@ -456,3 +456,43 @@ def test_yaml_output_keeps_the_file_exactly(
     config_map = next(d for d in yaml.safe_load_all(out) if d["kind"] == "ConfigMap")
     assert code == 0
     assert config_map["data"]["config.yaml"] == Path(config).read_text()
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        (
+            ("spec", "template", "spec", "containers", 0, "image"),
+            "Ghcr.io/Nublado:1",
+            "Deployment nublado-controller: spec.template.spec.containers[0].image: invalid image"
+            " reference",
+        ),
+        (
+            ("spec", "template", "metadata", "labels", "app.kubernetes.io/name"),
+            "-bad",
+            "Deployment nublado-controller: spec.template.metadata.labels[app.kubernetes.io/name]:",
+        ),
+        (
+            ("spec", "selector", "matchLabels", "app.kubernetes.io/name"),
+            "-bad",
+            "Deployment nublado-controller: spec.selector.matchLabels[app.kubernetes.io/name]:",
+        ),
+    ],
+)
+def test_render_checks_refuse_what_kubernetes_refuses_in_the_deployment(
+    capsys: pytest.CaptureFixture[str], where: tuple[str | int, ...], value: str, message: str
+) -> None:
+    from nublado.render.checks import InvalidManifestError, check_manifests
+
+    deployment = find(
+        render(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL), "Deployment"
+    )
+    node: Any = deployment
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+
+    with pytest.raises(InvalidManifestError) as caught:
+        check_manifests([deployment])
+
+    assert str(caught.value).startswith(message)
