@@ -558,13 +558,15 @@ def _controller_context(
             err=True,
         )
     metadata_key = file_setting(raw, "metadataPath", "metadata_path")
+    url_key = file_setting(raw, "EXTERNAL_INSTANCE_URL", "base_url")
+    url_source = f"--config {config_path}: {url_key}" if url_key else "base_url"
     return build_controller_context(
         config,
         config_text=config_path.read_text(encoding="utf-8"),
         namespace=namespace,
         image=chosen,
         base_url=base_url if base_url is not None else config.base_url,
-        base_url_source="--base-url" if base_url is not None else "base_url",
+        base_url_source="--base-url" if base_url is not None else url_source,
         metadata_path=str(raw[metadata_key]) if metadata_key else "/etc/podinfo",
     )
 

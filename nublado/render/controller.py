@@ -127,7 +127,11 @@ def pod_metadata_path(configured: str) -> str:
 
 
 def _ingress_host(base_url: str, source: str) -> str:
-    """The Ingress host of the base URL; an https URL with a DNS name, as Gafaelfawr requires."""
+    """The Ingress host of the base URL; an https URL with a DNS name, as Gafaelfawr requires.
+
+    ``source`` names where the URL came from (a flag, a key of the file, the
+    default), so the error says what to change.
+    """
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     problem = None
@@ -143,9 +147,12 @@ def _ingress_host(base_url: str, source: str) -> str:
         else:
             problem = "must name its host (an Ingress host may not be an IP address)"
     if problem is not None:
-        raise InputError(
-            f"{source} {base_url}: {problem}; give --base-url https://HOST, the site's external URL"
+        fix = (
+            "set it to https://HOST, the site's external URL"
+            if source.startswith("--config")
+            else "give --base-url https://HOST, the site's external URL"
         )
+        raise InputError(f"{source} {base_url}: {problem}; {fix}")
     return host
 
 

@@ -390,6 +390,21 @@ def test_a_flag_the_file_would_override_is_refused(
     assert err == f"nublado: error: {message.replace('CONFIG', config)}\n"
 
 
+def test_an_http_base_url_in_the_file_is_blamed_on_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = _config_with(tmp_path, "EXTERNAL_INSTANCE_URL: http://lab.example.org")
+
+    code, out, err = run(capsys, "--config", config)
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"nublado: error: --config {config}: EXTERNAL_INSTANCE_URL http://lab.example.org: must"
+        " be an https URL (Gafaelfawr's ingresses take no other); set it to https://HOST, the"
+        " site's external URL\n"
+    )
+
+
 def test_a_flag_equal_to_the_file_is_accepted(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
