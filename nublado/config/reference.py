@@ -14,6 +14,7 @@ error, so a new constraint cannot be left out of the reference unnoticed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +99,12 @@ def _code(text: str) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _prose(text: str) -> str:
+    """Schema text as Markdown prose: ``<`` outside code spans escaped, so ``<user>`` shows."""
+    parts = re.split(r"(`+[^`]*`+)", text)
+    return "".join(part if part.startswith("`") else part.replace("<", "&lt;") for part in parts)
 
 
 def _cell(text: str) -> str:
@@ -263,7 +270,7 @@ class _Generator:
             else:
                 default = ""
             constraints = "; ".join(described.constraints)
-            description = schema.get("description", "")
+            description = _prose(schema.get("description", ""))
             row = [_code(key), described.type, default, constraints, description]
             yield "| " + " | ".join(_cell(text) for text in row) + " |"
         if model.get("additionalProperties") is not False:
@@ -330,7 +337,7 @@ class _Generator:
 
     @staticmethod
     def _description(model: Mapping[str, Any]) -> Iterator[str]:
-        text = model.get("description", "").strip()
+        text = _prose(model.get("description", "").strip())
         if text:
             yield text
             yield ""

@@ -106,7 +106,12 @@ _SCHEMA: dict[str, Any] = {
             "discriminator": {"mapping": {"tin": "#/$defs/Tin"}, "propertyName": "type"},
             "oneOf": [{"$ref": "#/$defs/Tin"}],
         },
-        "name": {"maxLength": 63, "pattern": "^[a-z|]+$", "type": "string"},
+        "name": {
+            "description": "Namespace <prefix>-<user>, not `<code>`",
+            "maxLength": 63,
+            "pattern": "^[a-z|]+$",
+            "type": "string",
+        },
     },
     "required": ["box"],
     "type": "object",
@@ -136,7 +141,8 @@ string: matches `^[0-9.]+$\\|^[0-9]+s$` | Seconds, or 10m |
 | `labels` | mapping of string to string | `{}` |  |  |
 | `box` | [Box](#box) | required |  |  |
 | `store` | [Tin](#tin) |  | chosen by its `type` key |  |
-| `name` | string |  | at most 63 characters; matches `^[a-z\\|]+$` |  |
+| `name` | string |  | at most 63 characters; matches `^[a-z\\|]+$` \
+| Namespace &lt;prefix>-&lt;user>, not `<code>` |
 
 <a id="box"></a>
 
