@@ -141,13 +141,24 @@ class Config(ConfigModel):
             " relative to the configuration file's folder"
         ),
     ] = []
-    fileserver: FileserverConfig = Field(default_factory=FileserverConfig)
-    fsadmin: FSAdminConfig
-    images: ImagesConfig
-    dropdown_menu: ImageFilterPolicy = Field(default_factory=ImageFilterPolicy)
-    lab: LabConfig
+    fileserver: FileserverConfig = Field(
+        default_factory=FileserverConfig,
+        description="Per-user WebDAV file servers (off by default)",
+    )
+    fsadmin: Annotated[FSAdminConfig, Field(description="The fsadmin pod ({} is fine)")]
+    images: Annotated[
+        ImagesConfig, Field(description="Which images to list, prepull and recommend")
+    ]
+    dropdown_menu: ImageFilterPolicy = Field(
+        default_factory=ImageFilterPolicy,
+        description="Which images the spawner menu shows, by type",
+    )
+    lab: Annotated[LabConfig, Field(description="How user labs are built")]
     watch_reconnect_timeout: Duration = timedelta(minutes=3)
-    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    daemon: DaemonConfig = Field(
+        default_factory=DaemonConfig,
+        description="Schedules of the periodic jobs, and which replica runs them",
+    )
     """Not an upstream key: the periodic jobs' schedules and leader election (README, Daemon)."""
 
     @field_validator("base_url")

@@ -274,20 +274,43 @@ def _assume_utc(value: datetime) -> datetime:
 class ImageFilter(ConfigModel):
     """Which images of one type the spawner menu shows; all absent means all shown."""
 
-    number: Annotated[int, Field(ge=0)] | None = None
-    age: Duration | None = None
-    cutoff_build: int | None = None
-    cutoff_date: (
-        Annotated[datetime, BeforeValidator(_date_to_datetime), AfterValidator(_assume_utc)] | None
-    ) = None
-    cutoff_version: Annotated[str, AfterValidator(_check_semver)] | None = None
+    number: Annotated[
+        Annotated[int, Field(ge=0)] | None,
+        Field(description="At most this many, newest first; 0: no limit"),
+    ] = None
+    age: Annotated[
+        Duration | None,
+        Field(description="Only images dated at most this long ago (undated ones stay)"),
+    ] = None
+    cutoff_build: Annotated[
+        int | None,
+        Field(description="Only images of at least this RSP build (images without one stay)"),
+    ] = None
+    cutoff_date: Annotated[
+        Annotated[datetime, BeforeValidator(_date_to_datetime), AfterValidator(_assume_utc)] | None,
+        Field(
+            description="Only images dated on or after this (YYYY-MM-DD or a time, UTC;"
+            " undated ones stay)"
+        ),
+    ] = None
+    cutoff_version: Annotated[
+        Annotated[str, AfterValidator(_check_semver)] | None,
+        Field(
+            description="Only images of at least this version, like 27.0.0 (images without"
+            " one stay)"
+        ),
+    ] = None
 
 
 class ImageFilterPolicy(ConfigModel):
     """Menu filters per image type (aliases and unknown tags are always shown)."""
 
-    release: ImageFilter = Field(default_factory=ImageFilter)
-    weekly: ImageFilter = Field(default_factory=ImageFilter)
-    daily: ImageFilter = Field(default_factory=ImageFilter)
-    release_candidate: ImageFilter = Field(default_factory=ImageFilter)
-    experimental: ImageFilter = Field(default_factory=ImageFilter)
+    release: ImageFilter = Field(default_factory=ImageFilter, description="Which releases")
+    weekly: ImageFilter = Field(default_factory=ImageFilter, description="Which weeklies")
+    daily: ImageFilter = Field(default_factory=ImageFilter, description="Which dailies")
+    release_candidate: ImageFilter = Field(
+        default_factory=ImageFilter, description="Which release candidates"
+    )
+    experimental: ImageFilter = Field(
+        default_factory=ImageFilter, description="Which experimental images"
+    )

@@ -145,8 +145,10 @@ class ResourceQuantity(LenientConfigModel):
 class LabResources(LenientConfigModel):
     """Resource limits and requests of a container; requests may not exceed limits."""
 
-    limits: ResourceQuantity
-    requests: ResourceQuantity
+    limits: Annotated[ResourceQuantity, Field(description="Resource limits")]
+    requests: Annotated[
+        ResourceQuantity, Field(description="Resource requests, at most the limits")
+    ]
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Self:
@@ -178,8 +180,10 @@ class LabResources(LenientConfigModel):
 class LabSizeDefinition(ConfigModel):
     """A size a user may pick for a lab, with the resources it gets."""
 
-    size: LabSize
-    resources: LabResources
+    size: Annotated[LabSize, Field(description="The size's name")]
+    resources: Annotated[
+        LabResources, Field(description="Limits and requests of the lab container")
+    ]
 
     @property
     def label(self) -> str:
@@ -197,10 +201,14 @@ class LabSizeDefinition(ConfigModel):
 class LabSecret(ConfigModel):
     """A key of a Secret in the controller's namespace, copied into every lab."""
 
-    secret_name: str
-    secret_key: str
-    env: str | None = None
-    path: str | None = None
+    secret_name: Annotated[str, Field(description="Secret in the controller's namespace")]
+    secret_key: Annotated[str, Field(description="Its key; also the key in the lab's Secret")]
+    env: Annotated[
+        str | None, Field(description="Also set this environment variable of the lab to the value")
+    ] = None
+    path: Annotated[
+        str | None, Field(description="Also mount the value as a file at this path")
+    ] = None
 
     @field_validator("secret_key")
     @classmethod
@@ -222,18 +230,27 @@ class LabSecret(ConfigModel):
 class LabNSSFiles(ConfigModel):
     """Base contents of the lab's ``/etc/passwd`` and ``/etc/group``; user lines are appended."""
 
-    base_passwd: str = "root:x:0:0:root:/root:/bin/bash\n"
-    base_group: str = "root:x:0\n"
+    base_passwd: Annotated[
+        str, Field(description="Lines of the lab's /etc/passwd before the user's")
+    ] = "root:x:0:0:root:/root:/bin/bash\n"
+    base_group: Annotated[
+        str, Field(description="Lines of the lab's /etc/group before the user's groups")
+    ] = "root:x:0\n"
 
 
 class LabInitContainer(ConfigModel):
     """A site's container run before the lab starts (for example to set up networking)."""
 
-    name: KubernetesName
-    image: ContainerImage
-    command: list[str] | None = None
-    privileged: bool = False
-    volume_mounts: list[VolumeMountConfig] = []
+    name: Annotated[KubernetesName, Field(description="Container name")]
+    image: Annotated[ContainerImage, Field(description="The container's image")]
+    command: Annotated[
+        list[str] | None,
+        Field(description="The container's command; unset: the image's entry point"),
+    ] = None
+    privileged: Annotated[bool, Field(description="Run the container privileged")] = False
+    volume_mounts: Annotated[
+        list[VolumeMountConfig], Field(description="Where the container mounts lab volumes")
+    ] = []
 
 
 class LabConfig(ConfigModel):
@@ -303,7 +320,9 @@ class LabConfig(ConfigModel):
         dict[str, str],
         Field(description="Node labels lab pods need; images are prepulled to these nodes only"),
     ] = {}
-    nss: LabNSSFiles = Field(default_factory=LabNSSFiles)
+    nss: LabNSSFiles = Field(
+        default_factory=LabNSSFiles, description="Base /etc/passwd and /etc/group of labs"
+    )
     pull_secret: Annotated[
         str | None,
         Field(
