@@ -22,7 +22,12 @@ from typing import Any
 from ..errors import NubladoError
 from .schema import config_schema
 
-__all__ = ["DEFAULT_REFERENCE_PATH", "config_reference", "config_reference_text"]
+__all__ = [
+    "DEFAULT_REFERENCE_PATH",
+    "ReferenceLayoutError",
+    "config_reference",
+    "config_reference_text",
+]
 
 DEFAULT_REFERENCE_PATH = "docs/configuration.md"
 """Where the reference is committed, relative to the repository root."""
@@ -69,13 +74,13 @@ _SCALARS = {
 }
 
 
-class ReferenceError(NubladoError):
+class ReferenceLayoutError(NubladoError):
     """The schema uses something the reference generator cannot lay out."""
 
 
 @dataclass
 class _Section:
-    """One object model: its heading, where it is used, and its keys."""
+    """One object model of the schema, and the key paths where the file uses it."""
 
     name: str
     paths: list[str] = field(default_factory=list)
@@ -134,7 +139,7 @@ class _Generator:
     def _def_name(self, ref: str) -> str:
         prefix = "#/$defs/"
         if not ref.startswith(prefix) or ref[len(prefix) :] not in self._defs:
-            raise ReferenceError(f"unsupported $ref {ref!r}")
+            raise ReferenceLayoutError(f"unsupported $ref {ref!r}")
         return ref[len(prefix) :]
 
     def _is_object(self, name: str) -> bool:
@@ -154,7 +159,7 @@ class _Generator:
             if not self._is_object(name):
                 return
             if name in self._walking:
-                raise ReferenceError(f"recursive model {name}")
+                raise ReferenceLayoutError(f"recursive model {name}")
             section = self._sections.setdefault(name, _Section(name))
             shown = f"{path} ({variant})" if variant else path  # the heading splits it again
             if shown not in section.paths:
@@ -192,7 +197,7 @@ class _Generator:
     def _describe(self, schema: Mapping[str, Any]) -> _Described:
         unknown = set(schema) - _PROPERTY_KEYWORDS
         if unknown:
-            raise ReferenceError(f"unsupported schema keywords {sorted(unknown)}")
+            raise ReferenceLayoutError(f"unsupported schema keywords {sorted(unknown)}")
         if "$ref" in schema:
             name = self._def_name(schema["$ref"])
             if self._is_object(name):
@@ -257,7 +262,7 @@ class _Generator:
     def _table(self, model: Mapping[str, Any]) -> Iterator[str]:
         unknown = set(model) - _OBJECT_KEYWORDS
         if unknown:
-            raise ReferenceError(f"unsupported schema keywords {sorted(unknown)}")
+            raise ReferenceLayoutError(f"unsupported schema keywords {sorted(unknown)}")
         required = set(model.get("required", []))
         yield "| Key | Type | Default | Constraints | Description |"
         yield "|---|---|---|---|---|"
@@ -298,7 +303,7 @@ class _Generator:
         unused = [name for name in self._defs if name not in self._sections]
         unused = [name for name in unused if self._is_object(name)]
         if unused:
-            raise ReferenceError(f"object models not reachable from the top level: {unused}")
+            raise ReferenceLayoutError(f"object models not reachable from the top level: {unused}")
         single = [section for section in self._sections.values() if len(section.paths) == 1]
         shared = [section for section in self._sections.values() if len(section.paths) > 1]
         yield "# Configuration reference"

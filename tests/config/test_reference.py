@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from nublado.config.cli import schema
-from nublado.config.reference import ReferenceError, config_reference, config_reference_text
+from nublado.config.reference import ReferenceLayoutError, config_reference, config_reference_text
 from nublado.config.schema import config_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,7 +220,7 @@ def test_what_the_generator_cannot_lay_out_is_an_error(change: Any, message: str
     document = copy.deepcopy(_SCHEMA)
     change(document)
 
-    with pytest.raises(ReferenceError) as error:
+    with pytest.raises(ReferenceLayoutError) as error:
         config_reference(document)
 
     assert str(error.value) == message
