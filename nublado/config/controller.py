@@ -69,34 +69,96 @@ class Config(ConfigModel):
     overrides and reports every problem with its place in the file.
     """
 
-    base_url: Annotated[str, Field(validation_alias="EXTERNAL_INSTANCE_URL")] = (
-        "http://127.0.0.1:8080"
-    )
-    repertoire_base_url: str | None = None
-    gafaelfawr_url: str | None = None
+    base_url: Annotated[
+        str,
+        Field(
+            validation_alias="EXTERNAL_INSTANCE_URL",
+            description="The site's base URL, absolute http(s) (env EXTERNAL_INSTANCE_URL):"
+            " labs' EXTERNAL_INSTANCE_URL, file servers' ingress base URL",
+        ),
+    ] = "http://127.0.0.1:8080"
+    repertoire_base_url: Annotated[
+        str | None,
+        Field(
+            description="Repertoire's base URL (env REPERTOIRE_BASE_URL), for service"
+            " discovery; Gafaelfawr is found through it unless gafaelfawrUrl is set"
+        ),
+    ] = None
+    gafaelfawr_url: Annotated[
+        str | None,
+        Field(description="Gafaelfawr's v1 API base (https://host/auth/api/v1)"),
+    ] = None
     """Gafaelfawr's v1 API base (``https://host/auth/api/v1``); unset: found through Repertoire.
 
     Not an upstream key (upstream always asks Repertoire): DECISIONS.md,
     Platform, lets the URL come from configuration too (env ``GAFAELFAWR_URL``).
     """
-    controller_image: ContainerImage = Field(default_factory=_default_controller_image)
-    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
-    log_profile: LogProfile = "production"
-    metadata_path: Path = Path("/etc/podinfo")
-    metrics: dict[str, Any] = {}
-    name: str = "Nublado"
-    path_prefix: Annotated[str, AfterValidator(_check_path_prefix)] = "/nublado"
-    slack_webhook: Annotated[SecretStr | None, Field(validation_alias="NUBLADO_SLACK_WEBHOOK")] = (
-        None
+    controller_image: ContainerImage = Field(
+        default_factory=_default_controller_image,
+        description="Image of the standard init containers, file servers and fsadmin; unset:"
+        " from env NUBLADO_CONTROLLER_REPOSITORY, NUBLADO_CONTROLLER_TAG and"
+        f" NUBLADO_CONTROLLER_PULL_POLICY, else {DEFAULT_CONTROLLER_REPOSITORY}:"
+        f"{DEFAULT_CONTROLLER_TAG}",
     )
-    template_dirs: list[Path] = []
-    fileserver: FileserverConfig = Field(default_factory=FileserverConfig)
-    fsadmin: FSAdminConfig
-    images: ImagesConfig
-    dropdown_menu: ImageFilterPolicy = Field(default_factory=ImageFilterPolicy)
-    lab: LabConfig
+    log_level: Annotated[
+        LogLevel,
+        BeforeValidator(_upper),
+        Field(description="Level of every logger, libraries' included (any case)"),
+    ] = "INFO"
+    log_profile: Annotated[
+        LogProfile,
+        Field(description="production: one JSON object per line; development: for people"),
+    ] = "production"
+    metadata_path: Annotated[
+        Path,
+        Field(
+            description="Folder of the controller pod's name, namespace and uid files"
+            " (downward API); relative to the configuration file's folder"
+        ),
+    ] = Path("/etc/podinfo")
+    metrics: Annotated[
+        dict[str, Any],
+        Field(description="Upstream's Kafka metrics settings: accepted, not used (see /metrics)"),
+    ] = {}
+    name: Annotated[str, Field(description="Application name in alerts")] = "Nublado"
+    path_prefix: Annotated[
+        str,
+        AfterValidator(_check_path_prefix),
+        Field(description="URL path the REST API is served under"),
+    ] = "/nublado"
+    slack_webhook: Annotated[
+        SecretStr | None,
+        Field(
+            validation_alias="NUBLADO_SLACK_WEBHOOK",
+            description="Slack incoming webhook for alerts (env NUBLADO_SLACK_WEBHOOK);"
+            " unset: failures are only logged",
+        ),
+    ] = None
+    template_dirs: Annotated[
+        list[Path],
+        Field(
+            description="Folders of site templates, searched before the built-in ones;"
+            " relative to the configuration file's folder"
+        ),
+    ] = []
+    fileserver: FileserverConfig = Field(
+        default_factory=FileserverConfig,
+        description="Per-user WebDAV file servers (off by default)",
+    )
+    fsadmin: Annotated[FSAdminConfig, Field(description="The fsadmin pod ({} is fine)")]
+    images: Annotated[
+        ImagesConfig, Field(description="Which images to list, prepull and recommend")
+    ]
+    dropdown_menu: ImageFilterPolicy = Field(
+        default_factory=ImageFilterPolicy,
+        description="Which images the spawner menu shows, by type",
+    )
+    lab: Annotated[LabConfig, Field(description="How user labs are built")]
     watch_reconnect_timeout: Duration = timedelta(minutes=3)
-    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    daemon: DaemonConfig = Field(
+        default_factory=DaemonConfig,
+        description="Schedules of the periodic jobs, and which replica runs them",
+    )
     """Not an upstream key: the periodic jobs' schedules and leader election (README, Daemon)."""
 
     @field_validator("base_url")

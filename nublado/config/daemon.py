@@ -135,7 +135,9 @@ class LeaderElectionConfig(ConfigModel):
     another replica.
     """
 
-    lease_name: KubernetesName = DEFAULT_LEASE_NAME
+    lease_name: Annotated[
+        KubernetesName, Field(description="Name of the Lease, in the controller's namespace")
+    ] = DEFAULT_LEASE_NAME
     lease_duration: Duration = timedelta(seconds=15)
     renew_deadline: Duration = timedelta(seconds=10)
     retry_period: Duration = timedelta(seconds=2)
@@ -176,8 +178,12 @@ class ImagePruneConfig(ConfigModel):
     """
 
     schedule: CronSchedule = "0 3 * * *"
-    enabled: bool = False
-    keep: ImageFilterPolicy
+    enabled: Annotated[
+        bool, Field(description="true: delete; false: a dry run, only log and count")
+    ] = False
+    keep: Annotated[
+        ImageFilterPolicy, Field(description="The images to keep, as the menu's filters")
+    ]
 
 
 class PurgeConfig(ConfigModel):
@@ -187,10 +193,14 @@ class PurgeConfig(ConfigModel):
     other way to purge.
     """
 
-    policy_file: Path
-    schedule: CronSchedule | None = None
-    interval: Duration | None = None
-    dry_run: bool = False
+    policy_file: Annotated[Path, Field(description="The purger's policy file")]
+    schedule: Annotated[
+        CronSchedule | None, Field(description="Crontab line (UTC); or give interval")
+    ] = None
+    interval: Annotated[
+        Duration | None, Field(description="Time between runs; or give schedule")
+    ] = None
+    dry_run: Annotated[bool, Field(description="Only report what would be purged")] = False
 
     @model_validator(mode="after")
     def _one_schedule(self) -> Self:
@@ -206,8 +216,10 @@ class DaemonConfig(ConfigModel):
     """At most this much random delay added to each run, so replicas and jobs spread out."""
     misfire_grace_time: Duration = timedelta(minutes=5)
     """A run that could not start on time may still start this long after (else skipped)."""
-    leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
-    image_prune: ImagePruneConfig | None = None
-    """Unset: no image-prune job."""
-    purge: PurgeConfig | None = None
-    """Unset: no purge job."""
+    leader_election: LeaderElectionConfig = Field(
+        default_factory=LeaderElectionConfig, description="Which replica runs the jobs"
+    )
+    image_prune: Annotated[
+        ImagePruneConfig | None, Field(description="Unset: no image-prune job")
+    ] = None
+    purge: Annotated[PurgeConfig | None, Field(description="Unset: no purge job")] = None

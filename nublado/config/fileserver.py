@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ._base import (
     ConfigModel,
@@ -49,20 +49,45 @@ class FileserverConfig(ConfigModel):
 
     model_config = ConfigDict(json_schema_extra=_allow_other_keys)
 
-    enabled: bool = False
-    path_prefix: str = "/files"
-    affinity: Affinity | None = None
-    application: str | None = None
+    enabled: Annotated[bool, Field(description="Serve per-user WebDAV file servers")] = False
+    path_prefix: Annotated[
+        str,
+        Field(
+            description="URL path of the file servers: a GET on it makes the caller's, served"
+            " at <base URL><pathPrefix>/<user>"
+        ),
+    ] = "/files"
+    affinity: Annotated[Affinity | None, Field(description="Affinity of file-server pods")] = None
+    application: Annotated[
+        str | None,
+        Field(
+            description="Argo CD application: label argocd.argoproj.io/instance on file-server"
+            " objects"
+        ),
+    ] = None
     creation_timeout: Duration = timedelta(minutes=2)
     delete_timeout: Duration = timedelta(minutes=1)
-    extra_annotations: dict[str, str] = {}
+    extra_annotations: Annotated[
+        dict[str, str], Field(description="Annotations added to the file-server Job and its pod")
+    ] = {}
     idle_timeout: Duration = timedelta(hours=1)
-    namespace: str = ""
-    node_selector: dict[str, str] = {}
+    namespace: Annotated[
+        str, Field(description="Namespace of the file servers; required when enabled")
+    ] = ""
+    node_selector: Annotated[
+        dict[str, str], Field(description="Node labels file-server pods need")
+    ] = {}
     reconcile_interval: Duration = timedelta(hours=1)
-    resources: LabResources | None = None
-    tolerations: list[Toleration] = []
-    volume_mounts: list[VolumeMountConfig] = []
+    resources: Annotated[
+        LabResources | None, Field(description="Resources of the file-server container")
+    ] = None
+    tolerations: Annotated[
+        list[Toleration], Field(description="Tolerations of file-server pods")
+    ] = []
+    volume_mounts: Annotated[
+        list[VolumeMountConfig],
+        Field(description="Which lab volumes file servers serve, and where they mount them"),
+    ] = []
 
     @classmethod
     def accepted_keys(cls, raw: dict[str, Any]) -> set[str] | None:
@@ -100,13 +125,30 @@ class FileserverConfig(ConfigModel):
 class FSAdminConfig(LenientConfigModel):
     """The filesystem-administration pod that mounts every lab volume (unknown keys ignored)."""
 
-    affinity: Affinity | None = None
-    extra_annotations: dict[str, str] = {}
-    extra_volumes: list[VolumeConfig] = []
-    extra_volume_mounts: list[VolumeMountConfig] = []
-    mount_prefix: str | None = None
-    node_selector: dict[str, str] = {}
-    pod_name: KubernetesName = "fsadmin"
-    resources: LabResources | None = None
+    affinity: Annotated[Affinity | None, Field(description="Affinity of the fsadmin pod")] = None
+    extra_annotations: Annotated[
+        dict[str, str], Field(description="Annotations added to the fsadmin pod")
+    ] = {}
+    extra_volumes: Annotated[
+        list[VolumeConfig], Field(description="Volumes of extraVolumeMounts besides lab.volumes")
+    ] = []
+    extra_volume_mounts: Annotated[
+        list[VolumeMountConfig],
+        Field(description="Mounts after lab.volumeMounts; fsadmin mounts all read-write"),
+    ] = []
+    mount_prefix: Annotated[str | None, Field(description="Prefix of every fsadmin mount path")] = (
+        None
+    )
+    node_selector: Annotated[
+        dict[str, str], Field(description="Node labels the fsadmin pod needs")
+    ] = {}
+    pod_name: Annotated[
+        KubernetesName, Field(description="Name of the fsadmin pod, in the controller's namespace")
+    ] = "fsadmin"
+    resources: Annotated[
+        LabResources | None, Field(description="Resources of the fsadmin container")
+    ] = None
     timeout: Duration = timedelta(minutes=2)
-    tolerations: list[Toleration] = []
+    tolerations: Annotated[
+        list[Toleration], Field(description="Tolerations of the fsadmin pod")
+    ] = []

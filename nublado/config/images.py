@@ -144,18 +144,20 @@ class DockerSourceConfig(ConfigModel):
     """Images listed from a Docker Registry v2 API (``https://{registry}/v2/{repository}/``)."""
 
     type: Literal["docker"]
-    registry: RegistryHost = "docker.io"
-    repository: RepositoryPath
+    registry: Annotated[RegistryHost, Field(description="Registry host")] = "docker.io"
+    repository: Annotated[RepositoryPath, Field(description="Image repository in it")]
 
 
 class GARSourceConfig(ConfigModel):
     """Images listed from a Google Artifact Registry repository."""
 
     type: Literal["google"]
-    location: GoogleName
-    project_id: GoogleProject
-    repository: GoogleName
-    image: RepositoryPath
+    location: Annotated[
+        GoogleName, Field(description="Region of the registry, as in <location>-docker.pkg.dev")
+    ]
+    project_id: Annotated[GoogleProject, Field(description="Google Cloud project")]
+    repository: Annotated[GoogleName, Field(description="Artifact Registry repository")]
+    image: Annotated[RepositoryPath, Field(description="Image name in the repository")]
 
     @property
     def registry(self) -> str:
@@ -214,10 +216,12 @@ class StaticSourceConfig(ConfigModel):
     """
 
     type: Literal["static"]
-    registry: RegistryHost = "docker.io"
-    repository: RepositoryPath
-    tags: dict[Tag, Digest]
-    """Tag name to digest; tags sharing a digest are aliases of one another."""
+    registry: Annotated[RegistryHost, Field(description="Registry host")] = "docker.io"
+    repository: Annotated[RepositoryPath, Field(description="Image repository in it")]
+    tags: Annotated[
+        dict[Tag, Digest],
+        Field(description="Tag to digest; tags sharing a digest are aliases of one another"),
+    ]
 
 
 ImageSourceConfig = Annotated[
@@ -233,19 +237,28 @@ class ImagesConfig(ConfigModel):
     credentials path, this is the ``config`` of the prepuller status API.
     """
 
-    source: ImageSourceConfig
+    source: Annotated[
+        ImageSourceConfig, Field(description="Where the images are listed from, by type")
+    ]
     refresh_interval: Duration = timedelta(minutes=5)
     prepull_timeout: Duration = timedelta(minutes=10)
-    recommended_tag: str = "recommended"
-    num_releases: Annotated[int, Field(ge=0)] = 1
-    num_weeklies: Annotated[int, Field(ge=0)] = 2
-    num_dailies: Annotated[int, Field(ge=0)] = 3
-    cycle: int | None = None
-    pin: list[str] = []
-    alias_tags: list[str] = []
-    docker_credentials_path: Annotated[Path, Field(exclude=True)] = Path(
-        "/etc/secrets/.dockerconfigjson"
-    )
+    recommended_tag: Annotated[
+        str, Field(description="Tag of the recommended image (an alias); prepulled")
+    ] = "recommended"
+    num_releases: Annotated[int, Field(ge=0, description="Newest releases to prepull")] = 1
+    num_weeklies: Annotated[int, Field(ge=0, description="Newest weeklies to prepull")] = 2
+    num_dailies: Annotated[int, Field(ge=0, description="Newest dailies to prepull")] = 3
+    cycle: Annotated[
+        int | None, Field(description="SAL cycle: only images of this cycle are listed")
+    ] = None
+    pin: Annotated[list[str], Field(description="Tags always prepulled")] = []
+    alias_tags: Annotated[
+        list[str], Field(description="Tags that name another image (like recommended)")
+    ] = []
+    docker_credentials_path: Annotated[
+        Path,
+        Field(exclude=True, description="Registry credentials (.dockerconfigjson) to read"),
+    ] = Path("/etc/secrets/.dockerconfigjson")
 
 
 _SEMVER = re.compile(
@@ -274,20 +287,43 @@ def _assume_utc(value: datetime) -> datetime:
 class ImageFilter(ConfigModel):
     """Which images of one type the spawner menu shows; all absent means all shown."""
 
-    number: Annotated[int, Field(ge=0)] | None = None
-    age: Duration | None = None
-    cutoff_build: int | None = None
-    cutoff_date: (
-        Annotated[datetime, BeforeValidator(_date_to_datetime), AfterValidator(_assume_utc)] | None
-    ) = None
-    cutoff_version: Annotated[str, AfterValidator(_check_semver)] | None = None
+    number: Annotated[
+        Annotated[int, Field(ge=0)] | None,
+        Field(description="At most this many, newest first; 0: no limit"),
+    ] = None
+    age: Annotated[
+        Duration | None,
+        Field(description="Only images dated at most this long ago (undated ones stay)"),
+    ] = None
+    cutoff_build: Annotated[
+        int | None,
+        Field(description="Only images of at least this RSP build (images without one stay)"),
+    ] = None
+    cutoff_date: Annotated[
+        Annotated[datetime, BeforeValidator(_date_to_datetime), AfterValidator(_assume_utc)] | None,
+        Field(
+            description="Only images dated on or after this (YYYY-MM-DD or a time, UTC;"
+            " undated ones stay)"
+        ),
+    ] = None
+    cutoff_version: Annotated[
+        Annotated[str, AfterValidator(_check_semver)] | None,
+        Field(
+            description="Only images of at least this version, like 27.0.0 (images without"
+            " one stay)"
+        ),
+    ] = None
 
 
 class ImageFilterPolicy(ConfigModel):
     """Menu filters per image type (aliases and unknown tags are always shown)."""
 
-    release: ImageFilter = Field(default_factory=ImageFilter)
-    weekly: ImageFilter = Field(default_factory=ImageFilter)
-    daily: ImageFilter = Field(default_factory=ImageFilter)
-    release_candidate: ImageFilter = Field(default_factory=ImageFilter)
-    experimental: ImageFilter = Field(default_factory=ImageFilter)
+    release: ImageFilter = Field(default_factory=ImageFilter, description="Which releases")
+    weekly: ImageFilter = Field(default_factory=ImageFilter, description="Which weeklies")
+    daily: ImageFilter = Field(default_factory=ImageFilter, description="Which dailies")
+    release_candidate: ImageFilter = Field(
+        default_factory=ImageFilter, description="Which release candidates"
+    )
+    experimental: ImageFilter = Field(
+        default_factory=ImageFilter, description="Which experimental images"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from datetime import timedelta
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -145,8 +145,10 @@ class ResourceQuantity(LenientConfigModel):
 class LabResources(LenientConfigModel):
     """Resource limits and requests of a container; requests may not exceed limits."""
 
-    limits: ResourceQuantity
-    requests: ResourceQuantity
+    limits: Annotated[ResourceQuantity, Field(description="Resource limits")]
+    requests: Annotated[
+        ResourceQuantity, Field(description="Resource requests, at most the limits")
+    ]
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Self:
@@ -178,8 +180,10 @@ class LabResources(LenientConfigModel):
 class LabSizeDefinition(ConfigModel):
     """A size a user may pick for a lab, with the resources it gets."""
 
-    size: LabSize
-    resources: LabResources
+    size: Annotated[LabSize, Field(description="The size's name")]
+    resources: Annotated[
+        LabResources, Field(description="Limits and requests of the lab container")
+    ]
 
     @property
     def label(self) -> str:
@@ -197,10 +201,14 @@ class LabSizeDefinition(ConfigModel):
 class LabSecret(ConfigModel):
     """A key of a Secret in the controller's namespace, copied into every lab."""
 
-    secret_name: str
-    secret_key: str
-    env: str | None = None
-    path: str | None = None
+    secret_name: Annotated[str, Field(description="Secret in the controller's namespace")]
+    secret_key: Annotated[str, Field(description="Its key; also the key in the lab's Secret")]
+    env: Annotated[
+        str | None, Field(description="Also set this environment variable of the lab to the value")
+    ] = None
+    path: Annotated[
+        str | None, Field(description="Also mount the value as a file at this path")
+    ] = None
 
     @field_validator("secret_key")
     @classmethod
@@ -222,56 +230,136 @@ class LabSecret(ConfigModel):
 class LabNSSFiles(ConfigModel):
     """Base contents of the lab's ``/etc/passwd`` and ``/etc/group``; user lines are appended."""
 
-    base_passwd: str = "root:x:0:0:root:/root:/bin/bash\n"
-    base_group: str = "root:x:0\n"
+    base_passwd: Annotated[
+        str, Field(description="Lines of the lab's /etc/passwd before the user's")
+    ] = "root:x:0:0:root:/root:/bin/bash\n"
+    base_group: Annotated[
+        str, Field(description="Lines of the lab's /etc/group before the user's groups")
+    ] = "root:x:0\n"
 
 
 class LabInitContainer(ConfigModel):
     """A site's container run before the lab starts (for example to set up networking)."""
 
-    name: KubernetesName
-    image: ContainerImage
-    command: list[str] | None = None
-    privileged: bool = False
-    volume_mounts: list[VolumeMountConfig] = []
+    name: Annotated[KubernetesName, Field(description="Container name")]
+    image: Annotated[ContainerImage, Field(description="The container's image")]
+    command: Annotated[
+        list[str] | None,
+        Field(description="The container's command; unset: the image's entry point"),
+    ] = None
+    privileged: Annotated[bool, Field(description="Run the container privileged")] = False
+    volume_mounts: Annotated[
+        list[VolumeMountConfig], Field(description="Where the container mounts lab volumes")
+    ] = []
 
 
 class LabConfig(ConfigModel):
     """How user labs are built: sizes, volumes, environment, init containers, scheduling."""
 
     activity_interval: Duration = timedelta(hours=1)
-    application: str | None = None
-    affinity: Affinity | None = None
-    default_size: LabSize | None = None
+    application: Annotated[
+        str | None,
+        Field(description="Argo CD application: label argocd.argoproj.io/instance on lab objects"),
+    ] = None
+    affinity: Annotated[Affinity | None, Field(description="Affinity of lab pods")] = None
+    default_size: Annotated[
+        LabSize | None, Field(description="Size preselected in the spawner form; one of sizes")
+    ] = None
     delete_timeout: Duration = timedelta(minutes=1)
-    empty_dir_source: Literal["memory", "disk"] = "memory"
-    env: dict[str, str] = {}
-    extra_annotations: dict[str, str] = {}
-    files: dict[str, str] = {}
-    jupyterlab_config_dir: str = "/opt/lsst/software/jupyterlab"
-    homedir_prefix: str = "/home"
-    homedir_schema: Literal["username", "initialThenUsername"] = "username"
-    homedir_suffix: str = ""
-    home_volume_name: str = "home"
-    init_containers: list[LabInitContainer] = []
-    lab_start_command: list[str] = ["/opt/lsst/software/jupyterlab/runlab.sh"]
-    namespace_annotations: dict[str, str] = {}
-    namespace_prefix: KubernetesName
+    empty_dir_source: Annotated[
+        Literal["memory", "disk"], Field(description="Medium of the lab's /tmp emptyDir")
+    ] = "memory"
+    env: Annotated[
+        dict[str, str],
+        Field(
+            description="Environment of every lab; names the controller sets and JUPYTERHUB_*"
+            " are refused"
+        ),
+    ] = {}
+    extra_annotations: Annotated[
+        dict[str, str], Field(description="Annotations added to lab pods")
+    ] = {}
+    files: Annotated[
+        dict[str, str], Field(description="Files of every lab, path to content (a ConfigMap)")
+    ] = {}
+    jupyterlab_config_dir: Annotated[
+        str, Field(description="JupyterLab's configuration folder (env JUPYTERLAB_CONFIG_DIR)")
+    ] = "/opt/lsst/software/jupyterlab"
+    homedir_prefix: Annotated[str, Field(description="Folder of the home directories")] = "/home"
+    homedir_schema: Annotated[
+        Literal["username", "initialThenUsername"],
+        Field(
+            description="Home directory under homedirPrefix: <user>, or initialThenUsername"
+            " <first letter>/<user>"
+        ),
+    ] = "username"
+    homedir_suffix: Annotated[str, Field(description="Path appended to the home directory")] = ""
+    home_volume_name: Annotated[
+        str, Field(description="The entry of volumes that holds home directories")
+    ] = "home"
+    init_containers: Annotated[
+        list[LabInitContainer], Field(description="Site containers run before the lab starts")
+    ] = []
+    lab_start_command: Annotated[
+        list[str],
+        Field(description="The lab container's arguments (env JUPYTERLAB_START_COMMAND)"),
+    ] = ["/opt/lsst/software/jupyterlab/runlab.sh"]
+    namespace_annotations: Annotated[
+        dict[str, str],
+        Field(
+            description="Annotations of lab namespaces; values are Jinja templates over uid, gid"
+        ),
+    ] = {}
+    namespace_prefix: Annotated[
+        KubernetesName, Field(description="Lab namespaces are <namespacePrefix>-<user>")
+    ]
     orphan_grace_period: Duration = timedelta(minutes=10)
     """How long the reconcile must have seen a lab namespace without pod or operation before
     removing it (a namespace a spawn is still filling must not be mistaken for one)."""
-    node_selector: dict[str, str] = {}
-    nss: LabNSSFiles = Field(default_factory=LabNSSFiles)
-    pull_secret: str | None = None
+    node_selector: Annotated[
+        dict[str, str],
+        Field(description="Node labels lab pods need; images are prepulled to these nodes only"),
+    ] = {}
+    nss: LabNSSFiles = Field(
+        default_factory=LabNSSFiles, description="Base /etc/passwd and /etc/group of labs"
+    )
+    pull_secret: Annotated[
+        str | None,
+        Field(
+            description="Secret of the controller's namespace copied into each lab as"
+            " pull-secret, to pull the lab image"
+        ),
+    ] = None
     reconcile_interval: Duration = timedelta(minutes=5)
-    runtime_mounts_dir: str = "/etc/nublado"
-    secrets: list[LabSecret] = []
-    sizes: list[LabSizeDefinition] = []
+    runtime_mounts_dir: Annotated[
+        str, Field(description="Folder of the lab's secrets, environment and runtime files")
+    ] = "/etc/nublado"
+    secrets: Annotated[
+        list[LabSecret],
+        Field(description="Keys of Secrets in the controller's namespace copied into each lab"),
+    ] = []
+    sizes: Annotated[
+        list[LabSizeDefinition], Field(description="Sizes users may pick; at least one")
+    ] = []
     spawn_timeout: Duration = timedelta(minutes=10)
-    standard_inithome: bool = False
-    tolerations: list[Toleration] = []
-    volumes: list[VolumeConfig] = []
-    volume_mounts: list[VolumeMountConfig] = []
+    standard_inithome: Annotated[
+        bool,
+        Field(description="Add the standard init container that provisions home directories"),
+    ] = False
+    tolerations: Annotated[
+        list[Toleration],
+        Field(description="Tolerations of lab pods; prepull pods get them too"),
+    ] = []
+    volumes: Annotated[
+        list[VolumeConfig],
+        Field(
+            description="Volumes labs, their init containers, file servers and fsadmin may"
+            " mount; one is homeVolumeName"
+        ),
+    ] = []
+    volume_mounts: Annotated[
+        list[VolumeMountConfig], Field(description="Where the lab container mounts volumes")
+    ] = []
 
     @property
     def source_secret_names(self) -> list[str]:

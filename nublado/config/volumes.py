@@ -55,9 +55,13 @@ class PullPolicy(StrEnum):
 class ContainerImage(ConfigModel):
     """An image to run as a container, in the Helm-chart shape Renovate recognises."""
 
-    repository: ImageRepository
-    tag: ImageTag
-    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    repository: Annotated[
+        ImageRepository, Field(description="Image repository, registry host included")
+    ]
+    tag: Annotated[ImageTag, Field(description="Image tag")]
+    pull_policy: Annotated[PullPolicy, Field(description="Kubernetes imagePullPolicy")] = (
+        PullPolicy.IF_NOT_PRESENT
+    )
 
     @property
     def reference(self) -> str:
@@ -69,16 +73,18 @@ class HostPathVolumeSource(ConfigModel):
     """A directory of the node the pod runs on."""
 
     type: Literal["hostPath"]
-    path: AbsolutePath
+    path: Annotated[AbsolutePath, Field(description="Folder of the node")]
 
 
 class NFSVolumeSource(ConfigModel):
     """An NFS export; ``readOnly`` makes every mount of it read-only."""
 
     type: Literal["nfs"]
-    server: str
-    server_path: AbsolutePath
-    read_only: bool = False
+    server: Annotated[str, Field(description="NFS server host")]
+    server_path: Annotated[AbsolutePath, Field(description="Exported path on the server")]
+    read_only: Annotated[bool, Field(description="Make every mount of the volume read-only")] = (
+        False
+    )
 
 
 class VolumeAccessMode(StrEnum):
@@ -91,7 +97,10 @@ class VolumeAccessMode(StrEnum):
 class PVCResources(ConfigModel):
     """Resources a persistent volume claim requests (``storage: 1Gi``)."""
 
-    requests: dict[str, KubernetesQuantity]
+    requests: Annotated[
+        dict[str, KubernetesQuantity],
+        Field(description="Requested resources, such as storage: 1Gi"),
+    ]
 
     @model_validator(mode="after")
     def _positive_storage(self) -> PVCResources:
@@ -110,10 +119,12 @@ class PVCVolumeSource(ConfigModel):
     """A persistent volume claim created for the pod that mounts it."""
 
     type: Literal["persistentVolumeClaim"]
-    access_modes: list[VolumeAccessMode]
-    storage_class_name: str
-    resources: PVCResources
-    read_only: bool = False
+    access_modes: Annotated[
+        list[VolumeAccessMode], Field(description="Access modes of the claim (shared modes only)")
+    ]
+    storage_class_name: Annotated[str, Field(description="Storage class of the claim")]
+    resources: Annotated[PVCResources, Field(description="Resources the claim requests")]
+    read_only: Annotated[bool, Field(description="Mount the claim read-only")] = False
 
 
 VolumeSource = Annotated[
@@ -125,14 +136,25 @@ VolumeSource = Annotated[
 class VolumeConfig(ConfigModel):
     """A volume that labs (or init containers, file servers, fsadmin) may mount."""
 
-    name: KubernetesName
-    source: VolumeSource
+    name: Annotated[
+        KubernetesName, Field(description="Volume name, as mounts name it in volumeName")
+    ]
+    source: Annotated[
+        VolumeSource,
+        Field(description="Where the data is, by type: hostPath, nfs or persistentVolumeClaim"),
+    ]
 
 
 class VolumeMountConfig(ConfigModel):
     """Where a container mounts a volume."""
 
-    container_path: Annotated[AbsolutePath, AfterValidator(reject_reserved_path)]
-    sub_path: str | None = None
-    read_only: bool = False
-    volume_name: str
+    container_path: Annotated[
+        AbsolutePath,
+        AfterValidator(reject_reserved_path),
+        Field(description="Absolute path in the container"),
+    ]
+    sub_path: Annotated[
+        str | None, Field(description="Path inside the volume to mount instead of its root")
+    ] = None
+    read_only: Annotated[bool, Field(description="Mount read-only")] = False
+    volume_name: Annotated[str, Field(description="The volume to mount (its name)")]
