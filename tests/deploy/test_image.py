@@ -1,0 +1,666 @@
+"""The production image, without a container engine: the wheel, run as Phalanx's pod runs it.
+
+No engine exists on these machines, so this test does what the Dockerfile and
+the kubelet do, step by step, from the project's own files:
+
+1. Build the wheel (``pip wheel --no-deps``, hatchling, no network): the
+   Dockerfile's build stage.
+2. Install it into a fresh virtual environment (no system site-packages)
+   with exactly its runtime dependencies: the closure of the wheel's own
+   ``Requires-Dist`` (no extras), linked from the files this environment has
+   installed, so nothing is downloaded. A module or data file missing from the
+   wheel, or a dependency it forgot to declare, fails here; the sandbox and
+   dev extras are absent.
+3. Run the Dockerfile's ``ENTRYPOINT`` + ``CMD`` (read from the Dockerfile)
+   the way Phalanx's Deployment runs the image: in a private mount namespace
+   where ``/etc/nublado`` is a read-only, root-owned configuration mount,
+   ``/etc/podinfo`` holds the downward-API files, the root filesystem is
+   read-only (``/tmp`` included: Phalanx mounts none), as uid/gid 1000 with
+   no capabilities and no new privileges, from ``/``, with the image's and
+   Phalanx's environment and nothing of this process's.
+
+The one difference from a pod: the cluster is the sandbox, reached through
+``KUBECONFIG`` instead of the service account (the sandbox serves plain HTTP;
+in-cluster configuration is HTTPS only). Repertoire and Gafaelfawr are a small
+local HTTP server, found as Phalanx finds them: ``REPERTOIRE_BASE_URL``.
+
+It needs root (for the mount namespace) and ``unshare``/``setpriv``; elsewhere it is
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.parser import Parser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from nublado.kube.client import KubernetesClient
+from nublado.render.cli import read_secrets
+from nublado.sandbox.server import Sandbox
+
+pytestmark = pytest.mark.image
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+DOCKERFILE = ROOT / "Dockerfile"
+IMAGE_VENV = "/opt/nublado"  # where the Dockerfile installs; here the fresh venv stands in
+UID = GID = 1000  # Phalanx: securityContext runAsUser/runAsGroup
+PORT = 8080  # Phalanx: containerPort "http"; the probes and the Service's targetPort
+START_TIMEOUT = 60.0
+EXTERNAL_URL = "https://rsp.example.com"
+CONTROLLER = {"name": "nublado-controller-5d4f8b7c9-x2x7q", "namespace": "nublado"}
+
+# The sandbox's and the dev tools' own packages: none may be in the image's environment.
+NOT_IN_IMAGE = ("kubernetes_validate", "google.protobuf", "pytest", "hypothesis", "respx")
+
+
+def _skip_reason() -> str | None:
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return "needs root on Linux (a mount namespace stands in for the pod)"
+    for tool in ("unshare", "setpriv"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (util-linux)"
+    probe = subprocess.run(
+        ["unshare", "--mount", "--uts", "--propagation", "private", "true"], capture_output=True
+    )
+    if probe.returncode != 0:
+        return f"cannot make a mount namespace: {probe.stderr.decode().strip()}"
+    return None
+
+
+_SKIP = _skip_reason()
+if _SKIP:
+    pytestmark = [pytest.mark.image, pytest.mark.skip(reason=_SKIP)]
+
+
+# -- the Dockerfile ------------------------------------------------------------------------
+
+
+@dataclass
+class Image:
+    """What the Dockerfile's final stage says about how the container runs."""
+
+    argv: list[str]  # ENTRYPOINT + CMD
+    env: dict[str, str]
+    user: str
+    workdir: str
+    exposed: list[str]
+
+
+def read_dockerfile(path: Path = DOCKERFILE) -> Image:
+    """The final stage's ENTRYPOINT, CMD, ENV, USER, WORKDIR and EXPOSE, ARG defaults applied."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+    args: dict[str, str] = {}
+    stage: list[tuple[str, str]] = []
+    for line in lines:
+        instruction, _, rest = line.partition(" ")
+        instruction = instruction.upper()
+        if instruction == "FROM":
+            stage = []
+        stage.append((instruction, rest.strip()))
+        if instruction == "ARG" and "=" in rest:
+            name, value = rest.strip().split("=", 1)
+            args[name] = value
+    env: dict[str, str] = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    image = Image(argv=[], env=env, user="root", workdir="/", exposed=[])
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    for instruction, rest in stage:
+        if instruction == "ENV":
+            for pair in shlex.split(rest):
+                name, value = pair.split("=", 1)
+                env[name] = re.sub(
+                    r"\$\{(\w+)\}", lambda m: env.get(m[1], args.get(m[1], "")), value
+                )
+        elif instruction == "ENTRYPOINT":
+            entrypoint = json.loads(rest)
+        elif instruction == "CMD":
+            cmd = json.loads(rest)
+        elif instruction == "USER":
+            image.user = rest
+        elif instruction == "WORKDIR":
+            image.workdir = rest
+        elif instruction == "EXPOSE":
+            image.exposed.extend(rest.split())
+    image.argv = entrypoint + cmd
+    return image
+
+
+def test_the_dockerfile_runs_the_controller_as_phalanx_expects() -> None:
+    """No command or args in Phalanx's Deployment: the image's own must serve its configuration."""
+    image = read_dockerfile()
+
+    assert image.argv == ["nublado", "serve", "--config", "/etc/nublado/config.yaml"]
+    assert image.user == f"{UID}:{GID}"
+    assert image.workdir == "/"
+    assert image.exposed == [str(PORT)]
+    assert image.env["PATH"].startswith(f"{IMAGE_VENV}/bin:")
+    assert image.env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert image.env["NUBLADO_CONTROLLER_REPOSITORY"] == "ghcr.io/lsst-sqre/nublado"
+    base = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert base and re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base[0])
+
+
+# -- the wheel and its environment ---------------------------------------------------------
+
+
+def _run(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=120, **kwargs
+    )
+    assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+def _wheel_requirements(wheel: Path) -> list[Requirement]:
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(name).decode())
+    return [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
+
+
+def runtime_closure(requirements: list[Requirement]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions ``requirements`` need on this platform, extras followed.
+
+    Each installed version must satisfy every specifier that asks for it: the
+    environment built from them is one pip could have installed.
+    """
+    found: dict[str, importlib.metadata.Distribution] = {}
+    pending = [(r, "") for r in requirements]
+    while pending:
+        requirement, extra = pending.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        distribution = found.get(name) or importlib.metadata.distribution(requirement.name)
+        version = distribution.version
+        assert requirement.specifier.contains(version, prereleases=True), (requirement, version)
+        if name in found and not requirement.extras:
+            continue
+        found[name] = distribution
+        for child in distribution.requires or []:
+            child_requirement = Requirement(child)
+            for wanted in {"", *requirement.extras}:
+                pending.append((child_requirement, wanted))
+    return list(found.values())
+
+
+def link_distribution(distribution: importlib.metadata.Distribution, site: Path) -> None:
+    """Put the distribution's installed files (RECORD) into ``site``: hard links, else copies."""
+    for file in distribution.files or []:
+        if file.parts[0] == "..":
+            continue  # console scripts of dependencies
+        source = Path(str(distribution.locate_file(file)))
+        target = site / file
+        if not source.is_file() or target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+
+@dataclass
+class Installed:
+    root: Path  # world-readable scratch folder of the module
+    venv: Path
+    wheel: Path
+    requirements: list[Requirement]
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Installed]:
+    """The wheel, built from the checkout and installed in a fresh venv with its runtime deps."""
+    root = Path(tempfile.mkdtemp(prefix="nublado-image-"))
+    root.chmod(0o755)  # uid 1000 reads the venv and the kubeconfig from here
+    try:
+        wheels = root / "wheels"
+        _run(
+            sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+            "--no-index", "--wheel-dir", wheels, ROOT,
+        )  # fmt: skip
+        (wheel,) = wheels.glob("nublado-*.whl")
+        venv = root / "venv"
+        _run(sys.executable, "-m", "venv", "--without-pip", venv)
+        _run(
+            sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
+            "--quiet", "--no-deps", "--no-index", "--no-warn-script-location", wheel,
+        )  # fmt: skip
+        purelib = _run(
+            venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"
+        ).stdout.strip()
+        requirements = _wheel_requirements(wheel)
+        for distribution in runtime_closure(requirements):
+            link_distribution(distribution, Path(purelib))
+        for path in [root, *root.rglob("*")]:  # as an image layer: readable by every uid
+            mode = path.stat().st_mode
+            wanted = mode | 0o444 | (0o111 if path.is_dir() else 0)
+            if wanted != mode:
+                path.chmod(wanted)
+        yield Installed(root, venv, wheel, requirements)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_wheel_holds_the_package_data_the_controller_reads(installed: Installed) -> None:
+    with zipfile.ZipFile(installed.wheel) as archive:
+        names = set(archive.namelist())
+    templates = {p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.*")}
+    assert len(templates) > 20
+    assert {f"nublado/{t}" for t in templates} <= names
+    assert "nublado/examples/config.yaml" in names
+    assert any(n.endswith(".dist-info/entry_points.txt") for n in names)
+
+
+def test_the_environment_has_the_runtime_dependencies_and_no_extras(installed: Installed) -> None:
+    python = installed.venv / "bin" / "python"
+    check = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout
+    probe = (
+        "import importlib.util, sys; "
+        f"print([m for m in {NOT_IN_IMAGE!r} if importlib.util.find_spec(m.split('.')[0])"
+        " and importlib.util.find_spec(m)]); print(sys.flags.no_site, sys.path)"
+    )
+    result = _run(python, "-c", probe, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    missing, _ = result.stdout.splitlines()
+    assert missing == "[]"
+    assert str(ROOT) not in result.stdout
+
+
+# -- Phalanx's pod -------------------------------------------------------------------------
+
+
+_NAMESPACE_SCRIPT = r"""
+set -eu
+state=$1 config=$2 podinfo=$3 traverse=$4
+hostname "$5"  # a pod's hostname is its name
+shift 5
+overlay() {  # a copy-on-write view of $1, its changes in $2 (on the host, never in $1)
+    mkdir -p "$2/upper" "$2/work"
+    mount -t overlay overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work" "$1"
+}
+readonly_bind() {
+    mount --bind "$1" "$2"
+    mount -o remount,bind,ro "$2"
+}
+overlay /etc "$state/etc"
+mkdir -p /etc/nublado /etc/podinfo
+readonly_bind "$config" /etc/nublado
+readonly_bind "$podinfo" /etc/podinfo
+mount -o remount,bind,ro /etc
+for dir in $traverse; do  # e.g. /root (0700) holding the interpreter: let uid 1000 pass
+    overlay "$dir" "$state/traverse$(echo "$dir" | tr / _)"
+    chmod o+x "$dir"
+    mount -o remount,bind,ro "$dir"
+done
+mount -o remount,bind,ro /
+exec setpriv --reuid=1000 --regid=1000 --clear-groups --no-new-privs \
+    --inh-caps=-all --bounding-set=-all -- "$@"
+"""
+"""Phalanx's pod, as far as the process can see: a read-only root filesystem, the
+configuration and podinfo mounts, uid/gid 1000, capabilities dropped, no privilege
+escalation. Only this process's mount namespace changes: the host keeps its mounts."""
+
+
+def _traverse(paths: list[Path]) -> list[str]:
+    """Folders on the way to ``paths`` that other users may not pass (``/root``, 0700)."""
+    blocked: set[str] = set()
+    for path in paths:
+        for folder in [*reversed(path.parents), path]:
+            if folder.is_dir() and not folder.stat().st_mode & 0o001:
+                blocked.add(str(folder))
+    return sorted(blocked)
+
+
+@dataclass
+class Pod:
+    """A running controller process and what the test needs to talk to it."""
+
+    process: subprocess.Popen[str]
+    url: str
+    log: Path
+
+    def stop(self) -> int:
+        """SIGTERM, as the kubelet stops a pod; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+
+def run_in_pod(
+    installed: Installed,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    config_dir: Path,
+    podinfo_dir: Path,
+    log: Path,
+) -> subprocess.Popen[str]:
+    """Start ``argv`` as the image's process: the namespace script, then setpriv, then argv."""
+    state = installed.root / "state"
+    state.mkdir(exist_ok=True)
+    interpreter = Path(os.path.realpath(installed.venv / "bin" / "python"))
+    traverse = _traverse([interpreter, installed.venv])
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [
+                "unshare", "--mount", "--uts", "--propagation", "private",
+                "sh", "-c", _NAMESPACE_SCRIPT, "sh",
+                str(state), str(config_dir), str(podinfo_dir), " ".join(traverse),
+                CONTROLLER["name"],
+                *argv,
+            ],
+            cwd="/",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+
+
+def image_environment(installed: Installed, image: Image) -> dict[str, str]:
+    """The image's ENV with its venv where the image has /opt/nublado, as the runtime sets it."""
+    env = dict(image.env)
+    env["PATH"] = env["PATH"].replace(IMAGE_VENV, str(installed.venv))
+    env["HOME"] = "/nonexistent"  # the image's user's home: the runtime sets HOME from passwd
+    env["HOSTNAME"] = CONTROLLER["name"]
+    return env
+
+
+def phalanx_environment(repertoire: str) -> dict[str, str]:
+    """The Deployment's env (slackAlerts, Sentry and metrics off, as in values.yaml)."""
+    return {
+        "EXTERNAL_INSTANCE_URL": EXTERNAL_URL,
+        "REPERTOIRE_BASE_URL": repertoire,
+        "UVICORN_TIMEOUT_KEEP_ALIVE": "61",
+    }
+
+
+def phalanx_config() -> dict[str, Any]:
+    """examples/config.yaml as Phalanx writes it: no metadataPath (default /etc/podinfo), JSON
+    logs, and the chart's ``metrics`` block (Kafka events; ignored here)."""
+    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    del config["metadataPath"]
+    config.update(
+        logProfile="production",
+        logLevel="INFO",
+        pathPrefix="/nublado",
+        metrics={
+            "enabled": False,
+            "application": "nublado",
+            "events": {"topicPrefix": "lsst.square.metrics.events"},
+        },
+    )
+    return config
+
+
+class _Services(BaseHTTPRequestHandler):
+    """Repertoire's discovery and Gafaelfawr's user-info, as Phalanx's cluster answers them."""
+
+    users: dict[str, dict[str, Any]]
+    base: str
+
+    def do_GET(self) -> None:
+        if self.path == "/repertoire/discovery":
+            discovery = json.loads((EXAMPLES / "discovery.json").read_text())
+            gafaelfawr = {
+                "url": f"{self.base}/auth",
+                "versions": {"v1": {"url": f"{self.base}/auth/api/v1"}},
+            }
+            discovery.setdefault("services", {}).setdefault("internal", {})["gafaelfawr"] = (
+                gafaelfawr
+            )
+            self._answer(200, discovery)
+        elif self.path == "/auth/api/v1/user-info":
+            token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            user = self.users.get(token)
+            self._answer(200, user) if user else self._answer(401, {"detail": "invalid token"})
+        else:
+            self._answer(404, {"detail": "Not Found"})
+
+    def _answer(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads the controller's log, not this one's."""
+
+
+TOKEN = "gt-rachel.secret"
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[str]:
+    """Repertoire and Gafaelfawr on 127.0.0.1; their base URL."""
+    users = {u["username"]: u for u in json.loads((EXAMPLES / "users.json").read_text())}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Services)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    _Services.users = {TOKEN: users["rachel"]}
+    _Services.base = base
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    server.server_close()
+
+
+async def seed_cluster(client: KubernetesClient) -> str:
+    """What Phalanx's cluster holds before the controller starts: its namespace, its own pod
+    (the owner of prepull pods), the source Secrets labs copy. The pod's uid."""
+    namespace = CONTROLLER["namespace"]
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    image = "ghcr.io/lsst-sqre/nublado:11.0.0"
+    pod = await client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": CONTROLLER["name"], "namespace": namespace},
+            "spec": {"containers": [{"name": "nublado-controller", "image": image}]},
+        }
+    )
+    for name, secret in read_secrets(EXAMPLES / "secrets.json").items():
+        manifest: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": secret.data,
+        }
+        if secret.type is not None:
+            manifest["type"] = secret.type
+        await client.create(manifest)
+    uid: str = pod["metadata"]["uid"]
+    return uid
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_ready(pod: Pod) -> None:
+    """The startup probe: ``GET /`` on the http port until it answers 200 (or the process dies)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if pod.process.poll() is not None:
+            raise AssertionError(f"exited with {pod.process.returncode}:\n{pod.log.read_text()}")
+        try:
+            if httpx.get(f"{pod.url}/", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not ready after {START_TIMEOUT} s:\n{pod.log.read_text()}")
+
+
+@pytest.fixture
+def pod_files(installed: Installed, tmp_path: Path) -> tuple[Path, Path]:
+    """A configuration folder and a podinfo folder to mount: root-owned, read-only, world-
+    readable, as the kubelet makes a ConfigMap volume (mode 0644 files)."""
+    folder = Path(tempfile.mkdtemp(dir=installed.root))
+    folder.chmod(0o755)
+    config_dir, podinfo_dir = folder / "config", folder / "podinfo"
+    for path in (config_dir, podinfo_dir):
+        path.mkdir()
+    return config_dir, podinfo_dir
+
+
+def _write_readonly(folder: Path, files: dict[str, str]) -> None:
+    for name, content in files.items():
+        (folder / name).write_text(content)
+        (folder / name).chmod(0o444)
+    folder.chmod(0o555)
+
+
+async def test_the_image_entry_point_serves_phalanx_probes_and_the_hub(
+    installed: Installed,
+    services: str,
+    sandbox: Sandbox,
+    client: KubernetesClient,
+    pod_files: tuple[Path, Path],
+) -> None:
+    image = read_dockerfile()
+    config_dir, podinfo_dir = pod_files
+    uid = await seed_cluster(client)
+    _write_readonly(config_dir, {"config.yaml": yaml.safe_dump(phalanx_config())})
+    _write_readonly(podinfo_dir, {**CONTROLLER, "uid": uid})
+    kubeconfig = sandbox.write_kubeconfig(installed.root / f"kubeconfig-{uid}")
+    kubeconfig.chmod(0o444)
+    env = {
+        **image_environment(installed, image),
+        **phalanx_environment(f"{services}/repertoire"),
+        "KUBECONFIG": str(kubeconfig),  # in a pod: the service account (see the docstring)
+    }
+    log = installed.root / f"controller-{uid}.log"
+    argv, port = image.argv, PORT
+    if not port_is_free(PORT):  # someone's `nublado serve` runs here: then, and only then,
+        port = free_port()  # the command gains a --port
+        argv = [*argv, "--port", str(port)]
+    process = run_in_pod(
+        installed, argv, env, config_dir=config_dir, podinfo_dir=podinfo_dir, log=log
+    )
+    pod = Pod(process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_until_ready(pod)
+        async with httpx.AsyncClient(base_url=pod.url, timeout=30) as http:
+            index = await http.get("/")
+            images = await http.get("/nublado/spawner/v1/images")
+            user = {"X-Auth-Request-User": "rachel", "X-Auth-Request-Token": TOKEN}
+            form = await http.get("/nublado/spawner/v1/lab-form/rachel", headers=user)
+            spec = json.loads((EXAMPLES / "lab-specification.json").read_text())
+            labs = "/nublado/spawner/v1/labs"
+            create = await http.post(f"{labs}/rachel/create", json=spec, headers=user)
+            events = await http.get(f"{labs}/rachel/events", headers=user)
+            status = await http.get(f"{labs}/rachel")
+            listed = await http.get(labs)
+            metrics = await http.get("/metrics")
+    finally:
+        exit_status = pod.stop()
+    text = log.read_text()
+
+    assert exit_status == 0, text
+    assert index.status_code == 200 and index.json()["name"] == "Nublado"
+    assert images.json()["recommended"]["digest"] == "sha256:5678"
+    assert form.status_code == 200 and "Small (1.0 CPU, 3Gi RAM)" in form.text, form.text
+    assert create.status_code == 201, create.text
+    assert re.findall(r"^event: (\w+)", events.text, flags=re.MULTILINE)[-1] == "complete", (
+        events.text
+    )
+    assert status.json()["status"] == "running"
+    assert listed.json() == ["rachel"]
+    assert "nublado_spawns_total" in metrics.text
+    lines = [json.loads(line) for line in text.splitlines()]  # production: JSON lines only
+    events_logged = {line["event"] for line in lines}
+    assert "Application startup complete." in events_logged
+    assert not [line for line in lines if line["level"] in ("error", "critical")], text
+
+
+def test_the_pod_is_read_only_unprivileged_and_runs_from_the_wheel(
+    installed: Installed, pod_files: tuple[Path, Path]
+) -> None:
+    """The namespace really is Phalanx's pod: otherwise the test above would prove nothing."""
+    config_dir, podinfo_dir = pod_files
+    _write_readonly(config_dir, {"config.yaml": "{}\n"})
+    _write_readonly(podinfo_dir, {**CONTROLLER, "uid": "u"})
+    probe = r"""
+import os, pathlib, tempfile, nublado
+def writable(path):
+    try:
+        pathlib.Path(path, ".probe").write_text("x")
+    except OSError as exc:
+        return exc.strerror
+    return "written"
+print(os.getuid(), os.getgid(), os.getgroups(), os.getcwd())
+print(writable("/tmp"), writable("/etc/nublado"), writable("/etc/podinfo"), writable("/"))
+print(pathlib.Path("/etc/nublado/config.yaml").read_text().strip())
+print(pathlib.Path(nublado.__file__).parent)
+print(open("/proc/self/status").read().split("CapEff:")[1].split()[0])
+import socket; print(socket.gethostname())
+"""
+    env = image_environment(installed, read_dockerfile())
+    log = installed.root / "probe.log"
+    process = run_in_pod(
+        installed,
+        ["python", "-c", probe],
+        env,
+        config_dir=config_dir,
+        podinfo_dir=podinfo_dir,
+        log=log,
+    )
+    assert process.wait(timeout=60) == 0, log.read_text()
+    ids, writes, config, package, capabilities, hostname = log.read_text().splitlines()
+
+    assert ids == f"{UID} {GID} [] /"
+    assert writes == " ".join(["Read-only file system"] * 4)
+    assert config == "{}"
+    assert package.startswith(str(installed.venv))
+    assert int(capabilities, 16) == 0
+    assert hostname == CONTROLLER["name"]
