@@ -56,6 +56,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from nublado.cli import _COMMANDS as COMMANDS
 from nublado.kube.client import KubernetesClient
 from nublado.render.cli import read_secrets
 from nublado.sandbox.server import Sandbox
@@ -664,3 +665,41 @@ import socket; print(socket.gethostname())
     assert package.startswith(str(installed.venv))
     assert int(capabilities, 16) == 0
     assert hostname == CONTROLLER["name"]
+
+
+def test_every_command_runs_from_the_image_and_the_sandbox_asks_for_its_extra(
+    installed: Installed, pod_files: tuple[Path, Path]
+) -> None:
+    """The lab-side tools (inithome, landingpage, startup, purger) are this image's command too:
+    each loads without the extras; the sandbox, which needs them, says so in one line."""
+    config_dir, podinfo_dir = pod_files
+    _write_readonly(config_dir, {"config.yaml": "{}\n"})
+    _write_readonly(podinfo_dir, {**CONTROLLER, "uid": "u"})
+    commands = " ".join(sorted(set(COMMANDS) - {"sandbox"}))
+    script = f"""
+for command in {commands}; do
+    nublado "$command" --help >/dev/null 2>&1 || echo "failed: nublado $command --help"
+done
+nublado sandbox --kubeconfig /nonexistent/kubeconfig; echo "exit $?"
+nublado serve --sandbox; echo "exit $?"
+"""
+    env = image_environment(installed, read_dockerfile())
+    log = installed.root / "commands.log"
+    process = run_in_pod(
+        installed,
+        ["sh", "-c", script],
+        env,
+        config_dir=config_dir,
+        podinfo_dir=podinfo_dir,
+        log=log,
+    )
+    assert process.wait(timeout=60) == 0, log.read_text()
+
+    extra = "needs the sandbox extra (google is missing): pip install 'nublado[sandbox]'"
+    assert log.read_text().splitlines() == [
+        f"nublado: error: nublado sandbox {extra}",
+        "exit 2",
+        f"nublado: error: --sandbox {extra}",
+        "exit 2",
+    ]
+    assert {"inithome", "landingpage", "startup", "purger", "serve"} <= set(COMMANDS)
