@@ -70,6 +70,7 @@ IMAGE_VENV = "/opt/nublado"  # where the Dockerfile installs; here the fresh ven
 UID = GID = 1000  # Phalanx: securityContext runAsUser/runAsGroup
 PORT = 8080  # Phalanx: containerPort "http"; the probes and the Service's targetPort
 START_TIMEOUT = 60.0
+PHALANX_MEMORY_REQUEST = 200 * 2**20  # values.yaml controller.resources.requests.memory
 EXTERNAL_URL = "https://rsp.example.com"
 CONTROLLER = {"name": "nublado-controller-5d4f8b7c9-x2x7q", "namespace": "nublado"}
 
@@ -511,6 +512,13 @@ async def seed_cluster(client: KubernetesClient) -> str:
     return uid
 
 
+def _peak_memory(pid: int) -> int:
+    """The process's peak resident memory in bytes (``VmHWM``); unshare and setpriv exec it."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "nublado serve" in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    return int(re.findall(r"^VmHWM:\s+(\d+) kB", status, flags=re.MULTILINE)[0]) * 1024
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -543,7 +551,7 @@ def wait_until_ready(pod: Pod) -> None:
 
 
 @pytest.fixture
-def pod_files(installed: Installed, tmp_path: Path) -> tuple[Path, Path]:
+def pod_files(installed: Installed) -> tuple[Path, Path]:
     """A configuration folder and a podinfo folder to mount: root-owned, read-only, world-
     readable, as the kubelet makes a ConfigMap volume (mode 0644 files)."""
     folder = Path(tempfile.mkdtemp(dir=installed.root))
@@ -603,6 +611,7 @@ async def test_the_image_entry_point_serves_phalanx_probes_and_the_hub(
             status = await http.get(f"{labs}/rachel")
             listed = await http.get(labs)
             metrics = await http.get("/metrics")
+        peak = _peak_memory(pod.process.pid)
     finally:
         exit_status = pod.stop()
     text = log.read_text()
@@ -618,6 +627,7 @@ async def test_the_image_entry_point_serves_phalanx_probes_and_the_hub(
     assert status.json()["status"] == "running"
     assert listed.json() == ["rachel"]
     assert "nublado_spawns_total" in metrics.text
+    assert peak < PHALANX_MEMORY_REQUEST, f"peak RSS {peak / 2**20:.0f} MiB"
     lines = [json.loads(line) for line in text.splitlines()]  # production: JSON lines only
     events_logged = {line["event"] for line in lines}
     assert "Application startup complete." in events_logged
