@@ -68,6 +68,7 @@ from cryptography.x509.oid import NameOID
 from packaging.requirements import Requirement
 
 from nublado.cli import _COMMANDS as COMMANDS
+from nublado.config.controller import DEFAULT_CONTROLLER_REPOSITORY, DEFAULT_CONTROLLER_TAG
 from nublado.kube.client import KubernetesClient
 from nublado.render.cli import read_secrets
 from nublado.sandbox.server import Sandbox
@@ -172,7 +173,9 @@ def test_the_dockerfile_runs_the_controller_as_phalanx_expects() -> None:
     assert image.exposed == [str(PORT)]
     assert image.env["PATH"].startswith(f"{IMAGE_VENV}/bin:")
     assert image.env["PYTHONDONTWRITEBYTECODE"] == "1"
-    assert image.env["NUBLADO_CONTROLLER_REPOSITORY"] == "ghcr.io/lsst-sqre/nublado"
+    # The image names itself for the labs' init containers, by default as the configuration does.
+    assert image.env["NUBLADO_CONTROLLER_REPOSITORY"] == DEFAULT_CONTROLLER_REPOSITORY
+    assert image.env["NUBLADO_CONTROLLER_TAG"] == DEFAULT_CONTROLLER_TAG
     base = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
     assert base and re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base[0])
 
