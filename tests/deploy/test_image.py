@@ -15,8 +15,9 @@ the kubelet do, step by step, from the project's own files:
    the way Phalanx's Deployment runs the image: in a private mount namespace
    where ``/etc/nublado`` is a read-only, root-owned configuration mount,
    ``/etc/podinfo`` holds the downward-API files, the root filesystem is
-   read-only (``/tmp`` included: Phalanx mounts none), as uid/gid 1000 with
-   no capabilities and no new privileges, from ``/``, with the image's,
+   read-only (``/tmp`` included: Phalanx mounts none), as PID 1 of its own
+   PID namespace (stopped by SIGTERM), uid/gid 1000 with no capabilities and
+   no new privileges, from ``/``, with the image's,
    Phalanx's and the kubelet's environment and nothing of this process's.
 
 The cluster is the sandbox, reached as a pod reaches its API server: in-cluster
@@ -360,25 +361,36 @@ def _traverse(paths: list[Path]) -> list[str]:
 
 @dataclass
 class Pod:
-    """A running controller process and what the test needs to talk to it."""
+    """The container's process: PID 1 of its own PID namespace, as in a pod.
+
+    ``process`` is ``unshare``, which exits with its status; ``pid`` is the
+    container's PID 1 as this host numbers it (``unshare``'s child, which execs
+    the namespace script, setpriv and then the image's command).
+    """
 
     process: subprocess.Popen[str]
+    pid: int
     log: Path
 
-    async def stop(self) -> int:
-        """SIGTERM, as the kubelet stops a pod; the exit status.
-
-        Waited for in a thread: the API server's TLS front runs on this event loop,
-        and the controller still talks to it while it stops (it releases its Leases).
-        """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+    def wait(self, timeout: float) -> int:
         try:
-            return await asyncio.to_thread(self.process.wait, 30)
+            return self.process.wait(timeout)
         finally:
             if self.process.poll() is None:
-                self.process.kill()
+                self.process.kill()  # --kill-child: PID 1 goes with it
                 self.process.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM to PID 1, as the kubelet stops a container; the exit status.
+
+        PID 1 of a namespace gets only the signals it handles: a controller that
+        did not handle SIGTERM would ignore it here as in a pod, and be killed.
+        Waited for in a thread: the API server's TLS front runs on this event
+        loop, and the controller still talks to it while it stops (its Leases).
+        """
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+        return await asyncio.to_thread(self.wait, 30)
 
 
 def run_in_pod(
@@ -388,7 +400,7 @@ def run_in_pod(
     *,
     mounts: dict[str, Path],
     log: Path,
-) -> subprocess.Popen[str]:
+) -> Pod:
     """Start ``argv`` as the image's process in the pod: ``mounts`` maps a path in the pod
     to the folder mounted read-only there."""
     state = Path(tempfile.mkdtemp(dir=installed.root))
@@ -397,9 +409,10 @@ def run_in_pod(
     overlays = {"/" + Path(target).parts[1] for target in targets}
     overlays.update(_traverse([interpreter, installed.venv]))
     with log.open("w") as stderr:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [
-                "unshare", "--mount", "--uts", "--propagation", "private",
+                "unshare", "--mount", "--uts", "--pid", "--mount-proc", "--kill-child",
+                "--propagation", "private",
                 "sh", "-c", _NAMESPACE_SCRIPT, "sh",
                 str(state), CONTROLLER["name"], " ".join(sorted(overlays)),
                 " ".join(f"{source}={target}" for target, source in targets.items()),
@@ -412,6 +425,17 @@ def run_in_pod(
             stderr=subprocess.STDOUT,
             text=True,
         )  # fmt: skip
+    return Pod(process, _first_child(process), log)
+
+
+def _first_child(process: subprocess.Popen[str]) -> int:
+    """The host's number of the process ``unshare`` forked (it appears within milliseconds)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 10
+    while not (found := children.read_text().split()):
+        assert process.poll() is None and time.monotonic() < deadline, "unshare did not fork"
+        time.sleep(0.001)
+    return int(found[0])
 
 
 def image_environment(installed: Installed, image: Image) -> dict[str, str]:
@@ -714,8 +738,7 @@ async def test_the_image_entry_point_serves_phalanx_probes_and_the_hub(
             **kubelet_environment(api_port),
         }
         mounts = pod_mounts(config_dir, podinfo_dir, **{SERVICE_ACCOUNT: tokens})
-        process = run_in_pod(installed, argv, env, mounts=mounts, log=log)
-        pod = Pod(process, log)
+        pod = run_in_pod(installed, argv, env, mounts=mounts, log=log)
         try:
             await wait_until_ready(pod, http)
             index = await http.get("/")
@@ -729,7 +752,7 @@ async def test_the_image_entry_point_serves_phalanx_probes_and_the_hub(
             status = await http.get(f"{labs}/rachel")
             listed = await http.get(labs)
             metrics = await http.get("/metrics")
-            peak = _peak_memory(pod.process.pid)
+            peak = _peak_memory(pod.pid)
         finally:
             exit_status = await pod.stop()
     # The test's own client sends no credentials; the controller, the service account's token.
@@ -785,7 +808,7 @@ def writable(path):
     except OSError as exc:
         return exc.strerror
     return "written"
-print(os.getuid(), os.getgid(), os.getgroups(), os.getcwd())
+print(os.getpid(), os.getuid(), os.getgid(), os.getgroups(), os.getcwd())
 print(writable("/tmp"), writable("/etc/nublado"), writable("/etc/podinfo"), writable("/"))
 print(pathlib.Path("/etc/nublado/config.yaml").read_text().strip())
 print(pathlib.Path(nublado.__file__).parent)
@@ -794,13 +817,13 @@ import socket; print(socket.gethostname())
 """
     env = image_environment(installed, read_dockerfile())
     log = installed.root / "probe.log"
-    process = run_in_pod(
+    pod = run_in_pod(
         installed, ["python", "-c", probe], env, mounts=pod_mounts(config_dir, podinfo_dir), log=log
     )
-    assert process.wait(timeout=60) == 0, log.read_text()
+    assert pod.wait(timeout=60) == 0, log.read_text()
     ids, writes, config, package, capabilities, hostname = log.read_text().splitlines()
 
-    assert ids == f"{UID} {GID} [] /"
+    assert ids == f"1 {UID} {GID} [] /"
     assert writes == " ".join(["Read-only file system"] * 4)
     assert config == "{}"
     assert package.startswith(str(installed.venv))
@@ -826,10 +849,10 @@ nublado serve --sandbox; echo "exit $?"
 """
     env = image_environment(installed, read_dockerfile())
     log = installed.root / "commands.log"
-    process = run_in_pod(
+    pod = run_in_pod(
         installed, ["sh", "-c", script], env, mounts=pod_mounts(config_dir, podinfo_dir), log=log
     )
-    assert process.wait(timeout=60) == 0, log.read_text()
+    assert pod.wait(timeout=60) == 0, log.read_text()
 
     extra = "needs the sandbox extra (google is missing): pip install 'nublado[sandbox]'"
     assert log.read_text().splitlines() == [
