@@ -28,6 +28,7 @@ COPY examples examples
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/nublado \
     && /opt/nublado/bin/pip install /wheels/nublado-*.whl \
+    && /opt/nublado/bin/pip check \
     && /opt/nublado/bin/pip uninstall --yes pip \
     && /opt/nublado/bin/nublado --version
 
