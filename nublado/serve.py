@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .sandbox.server import Sandbox
 
 __all__ = [
+    "DEFAULT_KEEP_ALIVE",
     "DEFAULT_PORT",
     "GC_THRESHOLDS",
     "SANDBOX_KUBECONFIG",
@@ -57,6 +58,15 @@ __all__ = [
 
 DEFAULT_PORT = 8080
 """The controller's port (upstream's, which the Phalanx Service targets)."""
+
+DEFAULT_KEEP_ALIVE = 5
+"""Seconds uvicorn keeps an idle connection open unless ``UVICORN_TIMEOUT_KEEP_ALIVE`` says.
+
+Upstream runs under uvicorn's command line, which reads ``UVICORN_*`` variables;
+Phalanx sets ``UVICORN_TIMEOUT_KEEP_ALIVE=61`` so the controller outlasts
+ingress-nginx's 60 s keep-alive (a proxy reusing a connection the server just
+closed gets a 502). ``--timeout-keep-alive`` reads the same variable.
+"""
 
 SANDBOX_KUBECONFIG = Path("sandbox.kubeconfig")
 """Where ``--sandbox`` writes its kubeconfig without ``--kubeconfig``: the current folder."""
@@ -166,6 +176,15 @@ def examples_dir() -> Path:
     show_default=True,
     help="--sandbox: seconds a new pod spends in each of scheduling, pulling and starting.",
 )
+@click.option(
+    "--timeout-keep-alive",
+    type=click.IntRange(1),
+    default=DEFAULT_KEEP_ALIVE,
+    envvar="UVICORN_TIMEOUT_KEEP_ALIVE",
+    show_default=True,
+    show_envvar=True,
+    help="Seconds an idle HTTP connection is kept open: longer than the proxy's in front.",
+)
 def serve(
     config_path: Path | None,
     sandbox: bool,
@@ -173,15 +192,22 @@ def serve(
     port: int,
     kubeconfig: Path | None,
     pod_start_delay: float,
+    timeout_keep_alive: int,
 ) -> None:
     """Run the lab controller (the REST API JupyterHub's spawner talks to)."""
     if sandbox == (config_path is not None):
         raise InputError("give exactly one of --config FILE and --sandbox")
     if sandbox:
-        _serve_sandbox(host or "127.0.0.1", port, kubeconfig or SANDBOX_KUBECONFIG, pod_start_delay)
+        _serve_sandbox(
+            host or "127.0.0.1",
+            port,
+            kubeconfig or SANDBOX_KUBECONFIG,
+            pod_start_delay,
+            timeout_keep_alive,
+        )
     else:
         assert config_path is not None
-        _serve_config(config_path, host or "0.0.0.0", port, kubeconfig)
+        _serve_config(config_path, host or "0.0.0.0", port, kubeconfig, timeout_keep_alive)
 
 
 def _load(config_path: Path) -> Config:
@@ -194,7 +220,9 @@ def _load(config_path: Path) -> Config:
     return config
 
 
-def _serve_config(config_path: Path, host: str, port: int, kubeconfig: Path | None) -> None:
+def _serve_config(
+    config_path: Path, host: str, port: int, kubeconfig: Path | None, timeout_keep_alive: int
+) -> None:
     """Production: a real cluster, Gafaelfawr, the pod's own metadata."""
     from .kube.client import KubernetesClient
     from .kube.errors import KubernetesError
@@ -209,12 +237,16 @@ def _serve_config(config_path: Path, host: str, port: int, kubeconfig: Path | No
             kube = await KubernetesClient.load(kubeconfig)
         except KubernetesError as exc:
             raise InputError(str(exc)) from None
-        return await _run(config, kube, listener, metadata=metadata)
+        return await _run(
+            config, kube, listener, metadata=metadata, timeout_keep_alive=timeout_keep_alive
+        )
 
     _exit(run_event_loop(main()))
 
 
-def _serve_sandbox(host: str, port: int, kubeconfig: Path, pod_start_delay: float) -> None:
+def _serve_sandbox(
+    host: str, port: int, kubeconfig: Path, pod_start_delay: float, timeout_keep_alive: int
+) -> None:
     """The sandbox, seeded from examples/, and the controller against it."""
     from .gafaelfawr import TrustedUsers
     from .kube.client import KubernetesClient
@@ -273,6 +305,7 @@ def _serve_sandbox(host: str, port: int, kubeconfig: Path, pod_start_delay: floa
                 users=users,
                 discovery_file=examples / "discovery.json",
                 on_started=banner,
+                timeout_keep_alive=timeout_keep_alive,
             )
 
         status = run_event_loop(main())
@@ -365,6 +398,7 @@ async def _run(
     users: UserInfoSource | None = None,
     discovery_file: Path | None = None,
     on_started: Callable[[str], None] | None = None,
+    timeout_keep_alive: int = DEFAULT_KEEP_ALIVE,
 ) -> int:
     """Serve the controller until a signal; 0 after a clean stop, 1 if start-up failed."""
     import httpx
@@ -392,6 +426,7 @@ async def _run(
                 proxy_headers=False,  # XForwardedMiddleware decides what to trust
                 server_header=False,
                 timeout_graceful_shutdown=10,
+                timeout_keep_alive=timeout_keep_alive,
             )
         )
         task = asyncio.create_task(server.serve(sockets=[listener]))

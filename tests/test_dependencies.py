@@ -26,6 +26,7 @@ USED_WITHOUT_IMPORT = {
     "ruff": "a tool run on the code (CI)",
     "pytest-asyncio": "a pytest plugin (asyncio_mode = auto)",
     "types-pyyaml": "type stubs read by mypy",
+    "hatchling": "the build backend tests/deploy/test_image.py builds the wheel with, offline",
 }
 
 

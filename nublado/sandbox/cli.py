@@ -80,8 +80,14 @@ def sandbox(
     kubectl --kubeconfig FILE can then apply (--server-side), get, list and
     delete against it.
     """
-    from .server import NodesFileError, Sandbox, SandboxSettings, load_nodes_file, serving_gc
-    from .storage import StorageClassesFileError, load_storage_classes_file
+    try:
+        from .server import NodesFileError, Sandbox, SandboxSettings, load_nodes_file, serving_gc
+        from .storage import StorageClassesFileError, load_storage_classes_file
+    except ModuleNotFoundError as exc:  # the production image installs no sandbox extra
+        raise InputError(
+            f"nublado sandbox needs the sandbox extra ({exc.name} is missing):"
+            " pip install 'nublado[sandbox]'"
+        ) from None
 
     try:
         node_data = load_nodes_file(nodes) if nodes is not None else None
