@@ -159,7 +159,7 @@ def slack_message(
 
 
 class SlackAlerts:
-    """Posts each failure to a Slack incoming webhook (``slackWebhook``).
+    """Posts each failure to a Slack incoming webhook (``NUBLADO_SLACK_WEBHOOK``).
 
     ``http`` is the app's shared client. A post is bounded by ``timeout``
     seconds in all; a webhook that is slow, down, refuses the message or is
@@ -204,7 +204,7 @@ class SlackAlerts:
 
 
 def alerts_from_config(config: Config, http: httpx.AsyncClient) -> Alerts:
-    """`SlackAlerts` when ``slackWebhook`` (``NUBLADO_SLACK_WEBHOOK``) is set, else `NoAlerts`."""
+    """`SlackAlerts` when ``NUBLADO_SLACK_WEBHOOK`` is set, else `NoAlerts`."""
     if config.slack_webhook is None:
         return NoAlerts()
     webhook = config.slack_webhook.get_secret_value()

@@ -204,7 +204,7 @@ def build_controller(
       lab service picks host name and a random suffix).
     - ``discovery``: the Repertoire document for new labs; default fetched
       from ``repertoireBaseUrl`` when set, else labs get an empty one.
-    - ``alerts``: default Slack when ``slackWebhook`` is set; also told of
+    - ``alerts``: default Slack when ``NUBLADO_SLACK_WEBHOOK`` is set; also told of
       uncaught route errors and of file-server creation and deletion failures.
     - ``metrics``: a fresh registry per app by default.
     - ``refresh_images=False``: no start-up image refresh or loop, and no
