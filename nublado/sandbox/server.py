@@ -34,10 +34,12 @@ import orjson
 import uvicorn
 import yaml
 
+from .auth import Tokens
 from .cluster import Cluster, SandboxSettings
 from .kinds import KINDS, kind_for_manifest, kind_named
 from .kubelet import PodFailure
 from .protocol import Fault, create_app
+from .rbac import UsageLog
 from .storage import DEFAULT_STORAGE_CLASSES, load_storage_classes_file
 from .store import ApiError, clone
 from .wire import CoalescingHTTPProtocol
@@ -98,8 +100,10 @@ def load_nodes_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def write_kubeconfig(path: Path, url: str, *, namespace: str | None = None) -> Path:
-    """Write a kubeconfig whose only context points at ``url`` (no credentials)."""
+def write_kubeconfig(
+    path: Path, url: str, *, namespace: str | None = None, token: str | None = None
+) -> Path:
+    """Write a kubeconfig whose only context points at ``url``, with a bearer token if given."""
     context: Object = {"cluster": "sandbox", "user": "sandbox"}
     if namespace:
         context["namespace"] = namespace
@@ -107,7 +111,7 @@ def write_kubeconfig(path: Path, url: str, *, namespace: str | None = None) -> P
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "sandbox", "cluster": {"server": url}}],
-        "users": [{"name": "sandbox", "user": {}}],
+        "users": [{"name": "sandbox", "user": {"token": token} if token else {}}],
         "contexts": [{"name": "sandbox", "context": context}],
         "current-context": "sandbox",
         "preferences": {},
@@ -138,8 +142,12 @@ class Sandbox:
         *,
         nodes: Path | dict[str, Any] | None = None,
         storage_classes: Path | list[Object] | dict[str, Any] | None = None,
+        usage: UsageLog | None = None,
     ) -> None:
         self.cluster = Cluster(settings)
+        self.tokens = Tokens()
+        self.usage = usage or UsageLog()
+        """What RBAC allowed each user (RBAC mode); kept across `reset`."""
         self.settings = self.cluster.settings
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
@@ -445,9 +453,30 @@ class Sandbox:
         """Whether the server thread started by `serve` is still running."""
         return self._thread is not None and self._thread.is_alive()
 
-    def write_kubeconfig(self, path: Path, url: str | None = None) -> Path:
-        """Write a kubeconfig pointing at this sandbox (while it is served)."""
+    @property
+    def admin_token(self) -> str:
+        """The bearer token of ``sandbox-admin`` (``system:masters``), stable across `reset`."""
+        return self.tokens.admin_token
+
+    def request_token(self, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
+        """A token for a ServiceAccount, as its TokenRequest subresource issues one (test setup)."""
+        from .auth import token_request_response
+
+        body = {"spec": {"expirationSeconds": expiration_seconds}}
+        answer = token_request_response(self.tokens, self.cluster.store, namespace, name, body)
+        return str(answer["status"]["token"])
+
+    def write_kubeconfig(
+        self, path: Path, url: str | None = None, *, token: str | None = None
+    ) -> Path:
+        """Write a kubeconfig pointing at this sandbox (while it is served).
+
+        Its user has ``token``, by default the admin token in RBAC mode
+        (none otherwise: every request is served).
+        """
         target = url or self.url
         if target is None:
             raise RuntimeError("the sandbox is not being served")
-        return write_kubeconfig(path, target)
+        if token is None and self.settings.rbac:
+            token = self.admin_token
+        return write_kubeconfig(path, target, token=token)
