@@ -68,8 +68,9 @@ __all__ = ["sandbox"]
     is_flag=True,
     default=False,
     help=(
-        "Require bearer tokens (401 without one) and authorize with RBAC (403); the "
-        "kubeconfig written holds the admin token (system:masters)."
+        "Require bearer tokens (401 without one) and authorize with RBAC (403); serve "
+        "HTTPS (kubectl sends tokens only over TLS); the kubeconfig written holds the "
+        "admin token (system:masters) and the sandbox's CA."
     ),
 )
 @click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
@@ -112,7 +113,7 @@ def sandbox(
     server = Sandbox(settings, nodes=node_data, storage_classes=class_data)
     with contextlib.ExitStack() as stack:
         try:
-            url = stack.enter_context(server.serve(host, port, log_level=log_level))
+            url = stack.enter_context(server.serve(host, port, log_level=log_level, tls=rbac))
         except (RuntimeError, OSError) as exc:
             raise InputError(f"cannot serve the sandbox on {host}:{port}: {exc}") from None
         try:

@@ -26,7 +26,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import events, health, table
+from . import events, health, protobuf, table
 from .auth import Tokens, token_request_response, unauthorized
 from .cluster import Cluster, parse_object
 from .fields import check_field_manager
@@ -52,6 +52,7 @@ from .present import (
     request_object,
     view_patch,
 )
+from .protobuf import PROTOBUF_MEDIA_TYPE as PROTOBUF
 from .rbac import UsageLog, authorize, forbidden_error, request_attributes
 from .request import ApiRequest, FieldValidation, writing
 from .store import ApiError, status_body
@@ -384,7 +385,9 @@ class _Handlers:
                 "the server does not allow this method on the requested resource",
             )
         if method == "POST" and target.subresource == "token":
-            body = parse_object(await request.body())
+            content_type = request.headers.get("content-type", "").split(";", 1)[0].strip()
+            raw = await request.body()
+            body = protobuf.decode_object(raw) if content_type == PROTOBUF else parse_object(raw)
             return _json(
                 token_request_response(
                     self.sandbox.tokens,

@@ -20,8 +20,11 @@ Typical test use::
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import gc
 import json
+import tempfile
 import threading
 import time
 from collections import deque
@@ -101,16 +104,28 @@ def load_nodes_file(path: Path) -> dict[str, Any]:
 
 
 def write_kubeconfig(
-    path: Path, url: str, *, namespace: str | None = None, token: str | None = None
+    path: Path,
+    url: str,
+    *,
+    namespace: str | None = None,
+    token: str | None = None,
+    certificate_authority: bytes | None = None,
 ) -> Path:
-    """Write a kubeconfig whose only context points at ``url``, with a bearer token if given."""
+    """Write a kubeconfig whose only context points at ``url``.
+
+    With a bearer ``token`` for its user, and the PEM ``certificate_authority``
+    an https server's certificate is checked against.
+    """
     context: Object = {"cluster": "sandbox", "user": "sandbox"}
     if namespace:
         context["namespace"] = namespace
+    cluster: Object = {"server": url}
+    if certificate_authority is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(certificate_authority).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "sandbox", "cluster": {"server": url}}],
+        "clusters": [{"name": "sandbox", "cluster": cluster}],
         "users": [{"name": "sandbox", "user": {"token": token} if token else {}}],
         "contexts": [{"name": "sandbox", "context": context}],
         "current-context": "sandbox",
@@ -153,6 +168,8 @@ class Sandbox:
         self._faults_lock = threading.Lock()
         self._requests: deque[RecordedRequest] = deque(maxlen=2000)
         self.url: str | None = None
+        self.certificate_authority: bytes | None = None
+        """The PEM certificate clients trust while served with ``tls=True``."""
         self._thread: threading.Thread | None = None
         self.app = create_app(self)
         if nodes is not None:
@@ -413,9 +430,38 @@ class Sandbox:
 
     @contextmanager
     def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "critical"
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log_level: str = "critical",
+        tls: bool = False,
     ) -> Iterator[str]:
-        """Serve the sandbox with uvicorn in a thread; yields its URL (``http://127.0.0.1:P``)."""
+        """Serve the sandbox with uvicorn in a thread; yields its URL (``http://127.0.0.1:P``).
+
+        With ``tls``, serve HTTPS with a new self-signed certificate
+        (`certificate_authority`; `nublado.sandbox.tls` says why kubectl needs it).
+        """
+        with contextlib.ExitStack() as stack:
+            ssl: dict[str, str] = {}
+            if tls:
+                from .tls import serving_certificate
+
+                made = serving_certificate()
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                (folder / "tls.crt").write_bytes(made.certificate)
+                (folder / "tls.key").write_bytes(made.key)
+                ssl = {
+                    "ssl_certfile": str(folder / "tls.crt"),
+                    "ssl_keyfile": str(folder / "tls.key"),
+                }
+                self.certificate_authority = made.certificate
+            yield stack.enter_context(self._serve(host, port, log_level, ssl, tls))
+
+    @contextmanager
+    def _serve(
+        self, host: str, port: int, log_level: str, ssl: dict[str, str], tls: bool
+    ) -> Iterator[str]:
         config = uvicorn.Config(
             self.app,
             host=host,
@@ -426,6 +472,7 @@ class Sandbox:
             access_log=False,
             proxy_headers=False,  # no proxy in front; its middleware was 1% of the CPU
             http=CoalescingHTTPProtocol,  # one socket write per answer
+            **ssl,  # type: ignore[arg-type]
         )
         # uvicorn installs signal handlers only in the main thread: none here.
         server = uvicorn.Server(config)
@@ -438,7 +485,8 @@ class Sandbox:
                 raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
             time.sleep(0.005)
         bound = server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://[{host}]:{bound}" if ":" in host else f"{scheme}://{host}:{bound}"
         try:
             yield self.url
         finally:
@@ -447,6 +495,7 @@ class Sandbox:
             thread.join(timeout=10)
             self.url = None
             self._thread = None
+            self.certificate_authority = None
 
     @property
     def serving(self) -> bool:
@@ -479,4 +528,6 @@ class Sandbox:
             raise RuntimeError("the sandbox is not being served")
         if token is None and self.settings.rbac:
             token = self.admin_token
-        return write_kubeconfig(path, target, token=token)
+        return write_kubeconfig(
+            path, target, token=token, certificate_authority=self.certificate_authority
+        )
