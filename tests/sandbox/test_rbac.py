@@ -112,8 +112,18 @@ ROBOT = "system:serviceaccount:a:robot"
     ("method", "path", "query", "expected"),
     [
         ("GET", "/api/v1/namespaces/a/pods", {}, ("list", "", "a", "pods", "", "")),
-        ("GET", "/api/v1/namespaces/a/pods", {"watch": ["true"]}, ("watch", "", "a", "pods", "", "")),
-        ("GET", "/api/v1/namespaces/a/pods", {"watch": ["false"]}, ("list", "", "a", "pods", "", "")),
+        (
+            "GET",
+            "/api/v1/namespaces/a/pods",
+            {"watch": ["true"]},
+            ("watch", "", "a", "pods", "", ""),
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/a/pods",
+            {"watch": ["false"]},
+            ("list", "", "a", "pods", "", ""),
+        ),
         ("GET", "/api/v1/pods", {"watch": ["1"]}, ("watch", "", "", "pods", "", "")),
         (
             "GET",
@@ -123,20 +133,55 @@ ROBOT = "system:serviceaccount:a:robot"
         ),
         ("GET", "/api/v1/namespaces/a/pods/x", {}, ("get", "", "a", "pods", "", "x")),
         ("GET", "/api/v1/namespaces/a/pods/x/log", {}, ("get", "", "a", "pods", "log", "x")),
-        ("PATCH", "/api/v1/namespaces/a/pods/x/status", {}, ("patch", "", "a", "pods", "status", "x")),
-        ("PATCH", "/apis/batch/v1/namespaces/a/jobs/j", {"dryRun": ["All"]}, ("patch", "batch", "a", "jobs", "", "j")),
-        ("PUT", "/apis/coordination.k8s.io/v1/namespaces/a/leases/l", {}, ("update", "coordination.k8s.io", "a", "leases", "", "l")),
+        (
+            "PATCH",
+            "/api/v1/namespaces/a/pods/x/status",
+            {},
+            ("patch", "", "a", "pods", "status", "x"),
+        ),
+        (
+            "PATCH",
+            "/apis/batch/v1/namespaces/a/jobs/j",
+            {"dryRun": ["All"]},
+            ("patch", "batch", "a", "jobs", "", "j"),
+        ),
+        (
+            "PUT",
+            "/apis/coordination.k8s.io/v1/namespaces/a/leases/l",
+            {},
+            ("update", "coordination.k8s.io", "a", "leases", "", "l"),
+        ),
         ("POST", "/api/v1/namespaces/a/configmaps", {}, ("create", "", "a", "configmaps", "", "")),
-        ("DELETE", "/api/v1/namespaces/a/configmaps/c", {}, ("delete", "", "a", "configmaps", "", "c")),
-        ("DELETE", "/api/v1/namespaces/a/configmaps", {}, ("deletecollection", "", "a", "configmaps", "", "")),
-        ("POST", "/api/v1/namespaces/a/serviceaccounts/s/token", {}, ("create", "", "a", "serviceaccounts", "token", "s")),
+        (
+            "DELETE",
+            "/api/v1/namespaces/a/configmaps/c",
+            {},
+            ("delete", "", "a", "configmaps", "", "c"),
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/a/configmaps",
+            {},
+            ("deletecollection", "", "a", "configmaps", "", ""),
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/a/serviceaccounts/s/token",
+            {},
+            ("create", "", "a", "serviceaccounts", "token", "s"),
+        ),
         # A namespace is in itself; its status and finalize are its subresources.
         ("GET", "/api/v1/namespaces/a", {}, ("get", "", "a", "namespaces", "", "a")),
-        ("PUT", "/api/v1/namespaces/a/finalize", {}, ("update", "", "a", "namespaces", "finalize", "a")),
+        (
+            "PUT",
+            "/api/v1/namespaces/a/finalize",
+            {},
+            ("update", "", "a", "namespaces", "finalize", "a"),
+        ),
         ("GET", "/api/v1/namespaces", {}, ("list", "", "", "namespaces", "", "")),
         ("GET", "/api/v1/nodes/n", {}, ("get", "", "", "nodes", "", "n")),
     ],
-)  # fmt: skip
+)
 def test_request_attributes_are_derived_as_kube_derives_them(
     method: str, path: str, query: dict[str, list[str]], expected: tuple[str, ...]
 ) -> None:
@@ -352,21 +397,71 @@ def test_a_role_binding_names_its_service_account_by_namespace(
     ("rule", "path", "method", "allowed"),
     [
         # Subresources are resources of their own.
-        ({"resources": ["pods"], "verbs": ["get"]}, "/api/v1/namespaces/a/pods/x/log", "GET", False),
-        ({"resources": ["pods/log"], "verbs": ["get"]}, "/api/v1/namespaces/a/pods/x/log", "GET", True),
-        ({"resources": ["*/status"], "verbs": ["patch"]}, "/api/v1/namespaces/a/pods/x/status", "PATCH", True),
-        ({"resources": ["pods"], "verbs": ["patch"]}, "/api/v1/namespaces/a/pods/x/status", "PATCH", False),
+        (
+            {"resources": ["pods"], "verbs": ["get"]},
+            "/api/v1/namespaces/a/pods/x/log",
+            "GET",
+            False,
+        ),
+        (
+            {"resources": ["pods/log"], "verbs": ["get"]},
+            "/api/v1/namespaces/a/pods/x/log",
+            "GET",
+            True,
+        ),
+        (
+            {"resources": ["*/status"], "verbs": ["patch"]},
+            "/api/v1/namespaces/a/pods/x/status",
+            "PATCH",
+            True,
+        ),
+        (
+            {"resources": ["pods"], "verbs": ["patch"]},
+            "/api/v1/namespaces/a/pods/x/status",
+            "PATCH",
+            False,
+        ),
         # resourceNames: that name only; a list has none (unless its field selector names one).
-        ({"resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["c"]}, "/api/v1/namespaces/a/configmaps/c", "GET", True),
-        ({"resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["c"]}, "/api/v1/namespaces/a/configmaps/d", "GET", False),
-        ({"resources": ["configmaps"], "verbs": ["list"], "resourceNames": ["c"]}, "/api/v1/namespaces/a/configmaps", "GET", False),
-        ({"resources": ["configmaps"], "verbs": ["list"], "resourceNames": ["c"]}, "/api/v1/namespaces/a/configmaps?fieldSelector=metadata.name%3Dc", "GET", True),
+        (
+            {"resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["c"]},
+            "/api/v1/namespaces/a/configmaps/c",
+            "GET",
+            True,
+        ),
+        (
+            {"resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["c"]},
+            "/api/v1/namespaces/a/configmaps/d",
+            "GET",
+            False,
+        ),
+        (
+            {"resources": ["configmaps"], "verbs": ["list"], "resourceNames": ["c"]},
+            "/api/v1/namespaces/a/configmaps",
+            "GET",
+            False,
+        ),
+        (
+            {"resources": ["configmaps"], "verbs": ["list"], "resourceNames": ["c"]},
+            "/api/v1/namespaces/a/configmaps?fieldSelector=metadata.name%3Dc",
+            "GET",
+            True,
+        ),
         ({"resources": ["*"], "verbs": ["*"]}, "/api/v1/namespaces/a/configmaps", "DELETE", True),
         # A dry run is still the verb; server-side apply is patch.
-        ({"resources": ["configmaps"], "verbs": ["create"]}, "/api/v1/namespaces/a/configmaps?dryRun=All", "POST", True),
-        ({"resources": ["configmaps"], "verbs": ["create"]}, "/api/v1/namespaces/a/configmaps/c?fieldManager=t", "PATCH", False),
+        (
+            {"resources": ["configmaps"], "verbs": ["create"]},
+            "/api/v1/namespaces/a/configmaps?dryRun=All",
+            "POST",
+            True,
+        ),
+        (
+            {"resources": ["configmaps"], "verbs": ["create"]},
+            "/api/v1/namespaces/a/configmaps/c?fieldManager=t",
+            "PATCH",
+            False,
+        ),
     ],
-)  # fmt: skip
+)
 def test_rules_match_verbs_resources_and_names(
     admin: httpx.Client,
     robot: httpx.Client,
@@ -508,7 +603,9 @@ def test_the_in_cluster_token_file_authenticates(
             ' "Role": supported values: "ClusterRole"',
         ),
         (
-            binding("ClusterRoleBinding", "r", "ClusterRole", [{"kind": "ServiceAccount", "name": "s"}]),
+            binding(
+                "ClusterRoleBinding", "r", "ClusterRole", [{"kind": "ServiceAccount", "name": "s"}]
+            ),
             f'ClusterRoleBinding.{RBAC} "r" is invalid: subjects[0].namespace: Required value',
         ),
         (
@@ -518,11 +615,11 @@ def test_the_in_cluster_token_file_authenticates(
         ),
         (
             role("ClusterRole", "a%b", [{"nonResourceURLs": ["/x"], "verbs": ["get"]}]),
-            f"ClusterRole.{RBAC} \"a%b\" is invalid: metadata.name: Invalid value: \"a%b\":"
+            f'ClusterRole.{RBAC} "a%b" is invalid: metadata.name: Invalid value: "a%b":'
             " may not contain '%'",
         ),
     ],
-)  # fmt: skip
+)
 def test_rbac_objects_are_validated_as_kube_validates_them(
     admin: httpx.Client, manifest: dict[str, Any], message: str
 ) -> None:
