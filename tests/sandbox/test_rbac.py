@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import shutil
 import subprocess
@@ -540,7 +539,7 @@ async def test_the_client_carries_a_token(
         ]
 
 
-def test_the_in_cluster_token_file_authenticates(
+async def test_the_in_cluster_token_file_authenticates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As in a pod: token and CA files, https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT."""
@@ -569,7 +568,7 @@ def test_the_in_cluster_token_file_authenticates(
         (tmp_path / "ca.crt").write_bytes(box.certificate_authority)
         monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
         monkeypatch.setenv("KUBERNETES_SERVICE_PORT", url.rsplit(":", 1)[1])
-        pods, authorization = asyncio.run(list_pods())
+        pods, authorization = await list_pods()
 
     assert pods == []
     # The package's loader sends "bearer <token>" (lower case); kube takes either case.
