@@ -700,3 +700,25 @@ def test_kubectl_uses_the_admin_kubeconfig_and_gets_service_account_tokens(
         ' "pods" in API group "" in the namespace "default"'
     )
     assert (anonymous.status_code, anonymous.json()) == (401, UNAUTHORIZED)
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/json",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        "application/json;as=Table;g=meta.k8s.io;v=v1",
+    ],
+)
+def test_the_accepted_form_does_not_change_the_verb(
+    admin: httpx.Client, robot: httpx.Client, accept: str
+) -> None:
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]
+    post(admin, role("Role", "r", rules, "a"))
+    post(admin, binding("RoleBinding", "r", "Role", [SA_A], "a"))
+
+    listed = robot.get("/api/v1/namespaces/a/configmaps", headers={"Accept": accept})
+    read = robot.get("/api/v1/namespaces/a/configmaps/x", headers={"Accept": accept})
+
+    assert listed.status_code == 200
+    assert (read.status_code, read.json()["details"]) == (403, {"name": "x", "kind": "configmaps"})
