@@ -16,7 +16,7 @@ DATA = TESTS / "data"
 REFERENCE = DATA / "reference"
 SNAPSHOTS = TESTS.parent / "snapshots"
 
-pytest_plugins = ["sandbox_fixtures", "image_fixtures"]
+pytest_plugins = ["sandbox_fixtures", "image_fixtures", "least_privilege"]
 
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.register_profile(

@@ -23,7 +23,7 @@ import httpx
 import respx
 from asgi_lifespan import LifespanManager
 from reference_cases import EXPECTED, INPUTS, reference_discovery, reference_metadata
-from sandbox_fixtures import drop_refused_toleration_seconds
+from sandbox_fixtures import drop_refused_toleration_seconds, ensure_namespace
 from starlette.applications import Starlette
 
 from nublado.api.controller import build_controller
@@ -114,10 +114,12 @@ def mock_gafaelfawr(
 
 
 async def controller_namespace(client: KubernetesClient) -> None:
-    """The controller's namespace with the reference source Secrets (secrets.json)."""
-    await client.create(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
-    )
+    """The controller's namespace with the reference source Secrets (secrets.json).
+
+    Test setup: give it the ``admin`` client where the controller runs as its
+    ServiceAccount (the namespace then exists already, with its RBAC).
+    """
+    await ensure_namespace(client, CONTROLLER_NAMESPACE)
     for name, values in json.loads((INPUTS / "secrets.json").read_text()).items():
         secret: dict[str, Any] = {
             "apiVersion": "v1",
@@ -178,10 +180,17 @@ async def served(
 
 
 async def serve_reference_labs(
-    config: Config, images: ImageService, client: KubernetesClient
+    config: Config,
+    images: ImageService,
+    client: KubernetesClient,
+    *,
+    admin: KubernetesClient | None = None,
 ) -> LabService:
-    """A started LabService on the sandbox, with the reference source Secrets in place."""
-    await controller_namespace(client)
+    """A started LabService on the sandbox, with the reference source Secrets in place.
+
+    ``admin`` sets them up where ``client`` is the controller's ServiceAccount.
+    """
+    await controller_namespace(admin or client)
 
     async def discovery() -> dict[str, Any]:
         return reference_discovery()

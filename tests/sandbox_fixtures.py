@@ -158,16 +158,36 @@ async def client(sandbox: Sandbox) -> AsyncIterator[KubernetesClient]:
 
 
 @pytest.fixture
-async def controller_metadata(client: KubernetesClient) -> ControllerMetadata:
+async def admin(sandbox: Sandbox) -> AsyncIterator[KubernetesClient]:
+    """A client for test setup: the sandbox's admin (system:masters) when it runs RBAC.
+
+    Where the controller runs as its ServiceAccount (tests/api, tests/daemon),
+    ``client`` is the controller's; what a test plants or inspects goes
+    through this one.
+    """
+    assert sandbox.url is not None
+    async with KubernetesClient.from_url(
+        sandbox.url, token=sandbox.admin_token, backoff=0.01, max_retry_after=0.05
+    ) as kube:
+        yield kube
+
+
+async def ensure_namespace(kube: KubernetesClient, name: str) -> None:
+    """Create a namespace unless it exists (the controller's exists where it has RBAC)."""
+    if await kube.find("Namespace", name) is None:
+        await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+@pytest.fixture
+async def controller_metadata(admin: KubernetesClient) -> ControllerMetadata:
     """The controller's namespace and pod (owner of prepull pods), created in the sandbox.
 
     The garbage collector removes a pod whose owner does not exist, so the
     owner is real; its uid is the sandbox's, not the reference file's.
     """
     reference = ControllerMetadata.from_directory(REFERENCE / "inputs" / "metadata")
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": reference.namespace}}
-    await client.create(namespace)
-    pod = await client.create(
+    await ensure_namespace(admin, reference.namespace)
+    pod = await admin.create(
         {
             "apiVersion": "v1",
             "kind": "Pod",

@@ -215,14 +215,17 @@ class KubernetesClient:
     # Construction
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> Self:
-        """A client for an unauthenticated API server URL (the sandbox).
+    def from_url(cls, url: str, *, token: str | None = None, **options: Any) -> Self:
+        """A client for an API server URL (the sandbox), with a bearer ``token`` if given.
 
         Proxy and netrc settings from the environment are not consulted: the
         URL is used as given (a kubeconfig's client looks them up once).
         """
         configuration = kclient.Configuration(host=url)
         configuration.client_session_kwargs = {"trust_env": False}
+        if token is not None:
+            configuration.api_key = {"BearerToken": token}
+            configuration.api_key_prefix = {"BearerToken": "Bearer"}
         return cls(kclient.ApiClient(configuration), **options)
 
     @classmethod

@@ -63,6 +63,16 @@ __all__ = ["sandbox"]
     show_default=True,
     help="Factor on a deleted pod's grace period (1: real time; 30 s become 0.3 s at 0.01).",
 )
+@click.option(
+    "--rbac",
+    is_flag=True,
+    default=False,
+    help=(
+        "Require bearer tokens (401 without one) and authorize with RBAC (403); serve "
+        "HTTPS (kubectl sends tokens only over TLS); the kubeconfig written holds the "
+        "admin token (system:masters) and the sandbox's CA."
+    ),
+)
 @click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
 def sandbox(
     host: str,
@@ -73,6 +83,7 @@ def sandbox(
     pod_start_delay: float,
     namespace_termination_delay: float,
     pod_grace_scale: float,
+    rbac: bool,
     log_level: str,
 ) -> None:
     """Run the in-process Kubernetes API server until interrupted.
@@ -102,12 +113,13 @@ def sandbox(
         start_delay=pod_start_delay,
         namespace_termination_delay=namespace_termination_delay,
         pod_grace_scale=pod_grace_scale,
+        rbac=rbac,
     )
     serving_gc()  # this process only serves the sandbox
     server = Sandbox(settings, nodes=node_data, storage_classes=class_data)
     with contextlib.ExitStack() as stack:
         try:
-            url = stack.enter_context(server.serve(host, port, log_level=log_level))
+            url = stack.enter_context(server.serve(host, port, log_level=log_level, tls=rbac))
         except (RuntimeError, OSError) as exc:
             raise InputError(f"cannot serve the sandbox on {host}:{port}: {exc}") from None
         try:

@@ -45,6 +45,7 @@ from .garbage import GarbageCollector, being_deleted_error
 from .kinds import ResourceKind, kind_named
 from .kubelet import Kubelet
 from .patch import apply_patch
+from .rbac import BOOTSTRAP_POLICY
 from .request import current_write
 from .rules import (
     GENERATION_KINDS,
@@ -156,6 +157,9 @@ class Cluster:
         self.garbage = GarbageCollector(self)
         for name in SYSTEM_NAMESPACES:
             self.create_internal("Namespace", {"metadata": {"name": name}}, "kube-apiserver")
+        if self.settings.rbac:
+            for policy in BOOTSTRAP_POLICY:
+                self.create_internal(policy["kind"], clone(policy), "kube-apiserver")
 
     # Scheduling of background work on the server's loop
 

@@ -117,6 +117,13 @@ KINDS: tuple[ResourceKind, ...] = (
     ),
     ResourceKind("Lease", "coordination.k8s.io/v1", "leases", True),
     ResourceKind("StorageClass", "storage.k8s.io/v1", "storageclasses", False, ("sc",)),
+    # RBAC (`nublado.sandbox.rbac` evaluates them when the sandbox authorizes requests).
+    ResourceKind("ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles", False),
+    ResourceKind(
+        "ClusterRoleBinding", "rbac.authorization.k8s.io/v1", "clusterrolebindings", False
+    ),
+    ResourceKind("Role", "rbac.authorization.k8s.io/v1", "roles", True),
+    ResourceKind("RoleBinding", "rbac.authorization.k8s.io/v1", "rolebindings", True),
 )
 
 # Kinds served a second time under another group/version, stored once: the

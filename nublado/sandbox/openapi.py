@@ -81,6 +81,18 @@ def _subresources(kind: ResourceKind) -> list[Object]:
         add("finalize", ["update"])
     if kind.kind == "Pod":
         add("log", ["get"])
+    if kind.kind == "ServiceAccount":
+        found.append(
+            {
+                "name": f"{kind.plural}/token",
+                "singularName": "",
+                "namespaced": True,
+                "group": "authentication.k8s.io",
+                "version": "v1",
+                "kind": "TokenRequest",
+                "verbs": ["create"],
+            }
+        )
     if kind.has_status:
         add("status", ["get", "patch", "update"])
     return found

@@ -38,6 +38,7 @@ _META = "k8s.io.apimachinery.pkg.apis.meta.v1"
 _RUNTIME = "k8s.io.apimachinery.pkg.runtime"
 _CORE = "k8s.io.api.core.v1"
 _RESOURCE = "k8s.io.apimachinery.pkg.api.resource"
+_AUTHENTICATION = "k8s.io.api.authentication.v1"
 _QUANTITY = f"{_RESOURCE}.Quantity"
 
 _STRING = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
@@ -151,6 +152,22 @@ _MESSAGES: dict[str, list[_Field]] = {
         ("imagePullSecrets", 3, _MESSAGE, True, f"{_CORE}.LocalObjectReference"),
         ("automountServiceAccountToken", 4, _BOOL, False, ""),
     ],
+    # `kubectl create token`: the TokenRequest subresource's body.
+    f"{_AUTHENTICATION}.BoundObjectReference": [
+        ("kind", 1, _STRING, False, ""),
+        ("apiVersion", 2, _STRING, False, ""),
+        ("name", 3, _STRING, False, ""),
+        ("uid", 4, _STRING, False, ""),
+    ],
+    f"{_AUTHENTICATION}.TokenRequestSpec": [
+        ("audiences", 1, _STRING, True, ""),
+        ("boundObjectRef", 3, _MESSAGE, False, f"{_AUTHENTICATION}.BoundObjectReference"),
+        ("expirationSeconds", 4, _INT64, False, ""),
+    ],
+    f"{_AUTHENTICATION}.TokenRequest": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("spec", 2, _MESSAGE, False, f"{_AUTHENTICATION}.TokenRequestSpec"),
+    ],
 }
 
 # (apiVersion, kind) of the envelope -> message name.
@@ -160,6 +177,7 @@ _KINDS = {
     ("v1", "Namespace"): f"{_CORE}.Namespace",
     ("v1", "ServiceAccount"): f"{_CORE}.ServiceAccount",
     ("v1", "ResourceQuota"): f"{_CORE}.ResourceQuota",
+    ("authentication.k8s.io/v1", "TokenRequest"): f"{_AUTHENTICATION}.TokenRequest",
 }
 
 
@@ -224,7 +242,8 @@ def _pool() -> descriptor_pool.DescriptorPool:
                 field.type_name = f".{type_name}"
     # Packages that others depend on first: core uses meta and resource.
     files[_CORE].dependency.extend([files[_META].name, files[_RESOURCE].name])
-    for package in (_RUNTIME, _RESOURCE, _META, _CORE):
+    files[_AUTHENTICATION].dependency.append(files[_META].name)
+    for package in (_RUNTIME, _RESOURCE, _META, _CORE, _AUTHENTICATION):
         pool.Add(files[package])
     return pool
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.applications import Starlette
@@ -25,7 +26,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import events, health, table
+from . import events, health, protobuf, table
+from .auth import Tokens, token_request_response, unauthorized
 from .cluster import Cluster, parse_object
 from .fields import check_field_manager
 from .kinds import VIEWS, ResourceKind
@@ -50,6 +52,8 @@ from .present import (
     request_object,
     view_patch,
 )
+from .protobuf import PROTOBUF_MEDIA_TYPE as PROTOBUF
+from .rbac import UsageLog, authorize, forbidden_error, request_attributes
 from .request import ApiRequest, FieldValidation, writing
 from .store import ApiError, status_body
 from .validation import check_body_size, decoding_patch
@@ -92,6 +96,12 @@ class SandboxHandle(Protocol):
 
     @property
     def cluster(self) -> Cluster: ...
+
+    @property
+    def tokens(self) -> Tokens: ...
+
+    @property
+    def usage(self) -> UsageLog: ...
 
     def _record(self, method: str, path: str, query: str, headers: dict[str, str]) -> None: ...
 
@@ -209,12 +219,17 @@ def _resolve(path: str) -> _Target | None:
         return None
     name = rest[1] if len(rest) >= 2 else None
     subresource = rest[2] if len(rest) == 3 else ""
-    if subresource and subresource not in ("status", "finalize", "log"):
+    if subresource and subresource not in ("status", "finalize", "log", "token"):
         return None
     return _Target(kind, namespace, name, subresource)
 
 
-_SUBRESOURCE_METHODS = {"status": ("GET", "PUT", "PATCH"), "finalize": ("PUT",), "log": ("GET",)}
+_SUBRESOURCE_METHODS = {
+    "status": ("GET", "PUT", "PATCH"),
+    "finalize": ("PUT",),
+    "log": ("GET",),
+    "token": ("POST",),
+}
 _OPTIONS = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
 
 
@@ -332,6 +347,8 @@ class _Handlers:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             if target.subresource == "log" and target.kind.kind != "Pod":
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            if target.subresource == "token" and target.kind.kind != "ServiceAccount":
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
             if method not in _SUBRESOURCE_METHODS[target.subresource]:
                 raise _method_not_allowed()
         options_kind = "DeleteOptions" if method == "DELETE" else _OPTIONS.get(method, "")
@@ -366,6 +383,20 @@ class _Handlers:
                 405,
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
+            )
+        if method == "POST" and target.subresource == "token":
+            content_type = request.headers.get("content-type", "").split(";", 1)[0].strip()
+            raw = await request.body()
+            body = protobuf.decode_object(raw) if content_type == PROTOBUF else parse_object(raw)
+            return _json(
+                token_request_response(
+                    self.sandbox.tokens,
+                    self.cluster.store,
+                    target.namespace or "",
+                    target.name,
+                    body,
+                ),
+                201,
             )
         if method == "GET" and target.subresource == "log":
             pod = self.cluster.get("Pod", target.namespace or "", target.name)
@@ -627,6 +658,11 @@ class SandboxApp:
                     response.headers["Retry-After"] = "1"
                 await response(scope, receive, send)
                 return
+        if self.sandbox.cluster.settings.rbac:
+            refusal = self._refusal(method, path, query, headers.get("authorization", ""))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
         if method not in _RESOURCE_METHODS or _routed(path):
             await self.routed(scope, receive, send)
             return
@@ -636,6 +672,25 @@ class SandboxApp:
             await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
             raise
         await response(scope, receive, send)
+
+    def _refusal(self, method: str, path: str, query: str, authorization: str) -> Response | None:
+        """In RBAC mode: 401 for a request nobody sent, 403 for one RBAC does not allow.
+
+        An allowed resource request is added to the sandbox's usage log.
+        """
+        cluster = self.sandbox.cluster
+        try:
+            identity = self.sandbox.tokens.authenticate(cluster.store, authorization, path)
+        except ApiError:
+            return _json(unauthorized(), 401)
+        parsed = parse_qs(query, keep_blank_values=True) if query else {}
+        attributes = request_attributes(method, path, parsed)
+        with cluster.store.lock:
+            allowed, reason = authorize(cluster.store, identity, attributes)
+        if not allowed:
+            return _error(forbidden_error(identity, attributes, reason))
+        self.sandbox.usage.record(identity, attributes)
+        return None
 
 
 def create_app(sandbox: SandboxHandle) -> SandboxApp:

@@ -9,6 +9,7 @@ real server writes.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from .kinds import ResourceKind
@@ -152,6 +153,15 @@ def apply_defaults(kind: ResourceKind, obj: Object) -> None:
                 _default_pod_spec(template_spec)
         case "Deployment" if isinstance(spec, dict):
             _default_deployment(spec)
+        case "RoleBinding" | "ClusterRoleBinding":
+            # SetDefaults_Subject: a User or Group belongs to the RBAC group.
+            for subject in obj.get("subjects") or []:
+                if (
+                    isinstance(subject, dict)
+                    and not subject.get("apiGroup")
+                    and subject.get("kind") in ("User", "Group")
+                ):
+                    subject["apiGroup"] = "rbac.authorization.k8s.io"
         case "NetworkPolicy" if isinstance(spec, dict):
             if "policyTypes" not in spec:
                 types = ["Ingress"]
@@ -228,6 +238,11 @@ def initial_status(kind: ResourceKind, obj: Object, given: Any) -> Any:
             return given if isinstance(given, dict) else {}
         case _:
             return None
+
+
+def _go_string(value: Any) -> str:
+    """A string field as Go's ``%#v`` prints it inside a struct."""
+    return json.dumps(value if isinstance(value, str) else "")
 
 
 def validate_create(kind: ResourceKind, obj: Object) -> None:
@@ -410,6 +425,18 @@ def validate_update(
                         "Invalid value: field is immutable",
                         "FieldValueInvalid",
                     )
+        case "RoleBinding" | "ClusterRoleBinding":
+            if old.get("roleRef") != new.get("roleRef"):
+                ref = new.get("roleRef") or {}
+                raise ApiError.invalid(
+                    kind,
+                    name,
+                    "roleRef",
+                    f"Invalid value: rbac.RoleRef{{APIGroup:{_go_string(ref.get('apiGroup'))}, "
+                    f"Kind:{_go_string(ref.get('kind'))}, Name:{_go_string(ref.get('name'))}}}: "
+                    "cannot change roleRef",
+                    "FieldValueInvalid",
+                )
         case "Service":
             old_ip = (old.get("spec") or {}).get("clusterIP")
             new_ip = (new.get("spec") or {}).get("clusterIP")

@@ -20,8 +20,11 @@ Typical test use::
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import gc
 import json
+import tempfile
 import threading
 import time
 from collections import deque
@@ -34,10 +37,12 @@ import orjson
 import uvicorn
 import yaml
 
+from .auth import Tokens
 from .cluster import Cluster, SandboxSettings
 from .kinds import KINDS, kind_for_manifest, kind_named
 from .kubelet import PodFailure
 from .protocol import Fault, create_app
+from .rbac import UsageLog
 from .storage import DEFAULT_STORAGE_CLASSES, load_storage_classes_file
 from .store import ApiError, clone
 from .wire import CoalescingHTTPProtocol
@@ -98,16 +103,30 @@ def load_nodes_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def write_kubeconfig(path: Path, url: str, *, namespace: str | None = None) -> Path:
-    """Write a kubeconfig whose only context points at ``url`` (no credentials)."""
+def write_kubeconfig(
+    path: Path,
+    url: str,
+    *,
+    namespace: str | None = None,
+    token: str | None = None,
+    certificate_authority: bytes | None = None,
+) -> Path:
+    """Write a kubeconfig whose only context points at ``url``.
+
+    With a bearer ``token`` for its user, and the PEM ``certificate_authority``
+    an https server's certificate is checked against.
+    """
     context: Object = {"cluster": "sandbox", "user": "sandbox"}
     if namespace:
         context["namespace"] = namespace
+    cluster: Object = {"server": url}
+    if certificate_authority is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(certificate_authority).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "sandbox", "cluster": {"server": url}}],
-        "users": [{"name": "sandbox", "user": {}}],
+        "clusters": [{"name": "sandbox", "cluster": cluster}],
+        "users": [{"name": "sandbox", "user": {"token": token} if token else {}}],
         "contexts": [{"name": "sandbox", "context": context}],
         "current-context": "sandbox",
         "preferences": {},
@@ -138,13 +157,19 @@ class Sandbox:
         *,
         nodes: Path | dict[str, Any] | None = None,
         storage_classes: Path | list[Object] | dict[str, Any] | None = None,
+        usage: UsageLog | None = None,
     ) -> None:
         self.cluster = Cluster(settings)
+        self.tokens = Tokens()
+        self.usage = usage or UsageLog()
+        """What RBAC allowed each user (RBAC mode); kept across `reset`."""
         self.settings = self.cluster.settings
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
         self._requests: deque[RecordedRequest] = deque(maxlen=2000)
         self.url: str | None = None
+        self.certificate_authority: bytes | None = None
+        """The PEM certificate clients trust while served with ``tls=True``."""
         self._thread: threading.Thread | None = None
         self.app = create_app(self)
         if nodes is not None:
@@ -405,9 +430,38 @@ class Sandbox:
 
     @contextmanager
     def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "critical"
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log_level: str = "critical",
+        tls: bool = False,
     ) -> Iterator[str]:
-        """Serve the sandbox with uvicorn in a thread; yields its URL (``http://127.0.0.1:P``)."""
+        """Serve the sandbox with uvicorn in a thread; yields its URL (``http://127.0.0.1:P``).
+
+        With ``tls``, serve HTTPS with a new self-signed certificate
+        (`certificate_authority`; `nublado.sandbox.tls` says why kubectl needs it).
+        """
+        with contextlib.ExitStack() as stack:
+            ssl: dict[str, str] = {}
+            if tls:
+                from .tls import serving_certificate
+
+                made = serving_certificate()
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                (folder / "tls.crt").write_bytes(made.certificate)
+                (folder / "tls.key").write_bytes(made.key)
+                ssl = {
+                    "ssl_certfile": str(folder / "tls.crt"),
+                    "ssl_keyfile": str(folder / "tls.key"),
+                }
+                self.certificate_authority = made.certificate
+            yield stack.enter_context(self._serve(host, port, log_level, ssl, tls))
+
+    @contextmanager
+    def _serve(
+        self, host: str, port: int, log_level: str, ssl: dict[str, str], tls: bool
+    ) -> Iterator[str]:
         config = uvicorn.Config(
             self.app,
             host=host,
@@ -418,6 +472,7 @@ class Sandbox:
             access_log=False,
             proxy_headers=False,  # no proxy in front; its middleware was 1% of the CPU
             http=CoalescingHTTPProtocol,  # one socket write per answer
+            **ssl,  # type: ignore[arg-type]
         )
         # uvicorn installs signal handlers only in the main thread: none here.
         server = uvicorn.Server(config)
@@ -430,7 +485,8 @@ class Sandbox:
                 raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
             time.sleep(0.005)
         bound = server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://[{host}]:{bound}" if ":" in host else f"{scheme}://{host}:{bound}"
         try:
             yield self.url
         finally:
@@ -439,15 +495,39 @@ class Sandbox:
             thread.join(timeout=10)
             self.url = None
             self._thread = None
+            self.certificate_authority = None
 
     @property
     def serving(self) -> bool:
         """Whether the server thread started by `serve` is still running."""
         return self._thread is not None and self._thread.is_alive()
 
-    def write_kubeconfig(self, path: Path, url: str | None = None) -> Path:
-        """Write a kubeconfig pointing at this sandbox (while it is served)."""
+    @property
+    def admin_token(self) -> str:
+        """The bearer token of ``sandbox-admin`` (``system:masters``), stable across `reset`."""
+        return self.tokens.admin_token
+
+    def request_token(self, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
+        """A token for a ServiceAccount, as its TokenRequest subresource issues one (test setup)."""
+        from .auth import token_request_response
+
+        body = {"spec": {"expirationSeconds": expiration_seconds}}
+        answer = token_request_response(self.tokens, self.cluster.store, namespace, name, body)
+        return str(answer["status"]["token"])
+
+    def write_kubeconfig(
+        self, path: Path, url: str | None = None, *, token: str | None = None
+    ) -> Path:
+        """Write a kubeconfig pointing at this sandbox (while it is served).
+
+        Its user has ``token``, by default the admin token in RBAC mode
+        (none otherwise: every request is served).
+        """
         target = url or self.url
         if target is None:
             raise RuntimeError("the sandbox is not being served")
-        return write_kubeconfig(path, target)
+        if token is None and self.settings.rbac:
+            token = self.admin_token
+        return write_kubeconfig(
+            path, target, token=token, certificate_authority=self.certificate_authority
+        )

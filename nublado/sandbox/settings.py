@@ -19,6 +19,10 @@ class SandboxSettings:
     Terminating until `Cluster.finish_namespace` is called.
     ``pod_grace_scale`` scales pods' termination grace periods: a pod deleted
     with the default 30 s stays Terminating 0.3 s at the default 0.01.
+    ``rbac`` makes the API server authenticate requests with bearer tokens
+    (`nublado.sandbox.auth`: 401 without one) and authorize them with RBAC
+    (`nublado.sandbox.rbac`: 403 unless a role allows them); off, every
+    request is served, as before.
     """
 
     schedule_delay: float = 0.0
@@ -36,3 +40,5 @@ class SandboxSettings:
     # How long a list or watch from a resourceVersion not reached yet waits for
     # it before answering "Too large resource version" (kube-apiserver: 3 s).
     resource_version_wait: float = 0.25
+    # Authenticate (bearer tokens) and authorize (RBAC) every request.
+    rbac: bool = False

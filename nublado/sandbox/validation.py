@@ -1056,6 +1056,10 @@ def _label_selector(selector: Any, path: str) -> list[FieldError]:
 _NAME_RULES: dict[str, Callable[[str], tuple[str, ...]]] = {
     "Namespace": dns1123_label,
     "Service": dns1035_label,
+    "Role": lambda name: rbac_name(name),
+    "ClusterRole": lambda name: rbac_name(name),
+    "RoleBinding": lambda name: rbac_name(name),
+    "ClusterRoleBinding": lambda name: rbac_name(name),
 }
 
 
@@ -2631,7 +2635,110 @@ def _lease_spec(spec: Any) -> list[FieldError]:
     return errors
 
 
+def rbac_name(value: str) -> tuple[str, ...]:
+    """ValidateRBACName (path.IsValidPathSegmentName): roles, bindings and what they name."""
+    if value in (".", ".."):
+        return (f"may not be '{value}'",)
+    return tuple(f"may not contain '{c}'" for c in "/%" if c in value)
+
+
+def _go_strings(values: list[Any]) -> GoSyntax:
+    return GoSyntax("[]string{" + ", ".join(_go_value(str(v)) for v in values) + "}")
+
+
+def _policy_rules(obj: Object, namespaced: bool) -> list[FieldError]:
+    """ValidatePolicyRule for each of a Role's or ClusterRole's rules."""
+    errors: list[FieldError] = []
+    for index, rule in enumerate(obj.get("rules") or []):
+        if not isinstance(rule, dict):
+            continue
+        path = f"rules[{index}]"
+        if not rule.get("verbs"):
+            errors.append(_required(f"{path}.verbs", "verbs must contain at least one value"))
+        urls = rule.get("nonResourceURLs") or []
+        if urls:
+            if namespaced:
+                errors.append(
+                    _invalid(
+                        f"{path}.nonResourceURLs",
+                        _go_strings(urls),
+                        "namespaced rules cannot apply to non-resource URLs",
+                    )
+                )
+            if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+                errors.append(
+                    _invalid(
+                        f"{path}.nonResourceURLs",
+                        _go_strings(urls),
+                        "rules cannot apply to both regular resources and non-resource URLs",
+                    )
+                )
+            continue
+        if not rule.get("apiGroups"):
+            errors.append(
+                _required(f"{path}.apiGroups", "resource rules must supply at least one api group")
+            )
+        if not rule.get("resources"):
+            errors.append(
+                _required(f"{path}.resources", "resource rules must supply at least one resource")
+            )
+    return errors
+
+
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _subject(subject: Object, namespaced: bool, path: str) -> list[FieldError]:
+    """ValidateRoleBindingSubject."""
+    errors: list[FieldError] = []
+    name = subject.get("name") or ""
+    group = subject.get("apiGroup") or ""
+    if not name:
+        errors.append(_required(f"{path}.name"))
+    match subject.get("kind"):
+        case "ServiceAccount":
+            if name:
+                errors.extend(_invalid(f"{path}.name", name, m) for m in dns1123_subdomain(name))
+            if group:
+                errors.append(_not_supported(f"{path}.apiGroup", group, [""]))
+            if not namespaced and not subject.get("namespace"):
+                errors.append(_required(f"{path}.namespace"))
+        case "User" | "Group":
+            if group != _RBAC_GROUP:
+                errors.append(_not_supported(f"{path}.apiGroup", group, [_RBAC_GROUP]))
+        case other:
+            errors.append(
+                _not_supported(f"{path}.kind", other or "", ["ServiceAccount", "User", "Group"])
+            )
+    return errors
+
+
+def _binding(obj: Object, namespaced: bool) -> list[FieldError]:
+    """ValidateRoleBinding / ValidateClusterRoleBinding: the role named, the subjects."""
+    errors: list[FieldError] = []
+    given = obj.get("roleRef")
+    ref: Object = given if isinstance(given, dict) else {}
+    if ref.get("apiGroup") != _RBAC_GROUP:
+        errors.append(_not_supported("roleRef.apiGroup", ref.get("apiGroup") or "", [_RBAC_GROUP]))
+    kinds = ["Role", "ClusterRole"] if namespaced else ["ClusterRole"]
+    if ref.get("kind") not in kinds:
+        errors.append(_not_supported("roleRef.kind", ref.get("kind") or "", kinds))
+    role = ref.get("name") or ""
+    if not role:
+        errors.append(_required("roleRef.name"))
+    else:
+        errors.extend(_invalid("roleRef.name", role, m) for m in rbac_name(role))
+    for index, subject in enumerate(obj.get("subjects") or []):
+        if isinstance(subject, dict):
+            errors.extend(_subject(subject, namespaced, f"subjects[{index}]"))
+    return errors
+
+
 _KIND_RULES: dict[str, Callable[[Object], list[FieldError]]] = {
+    "Role": lambda obj: _policy_rules(obj, True),
+    "ClusterRole": lambda obj: _policy_rules(obj, False),
+    "RoleBinding": lambda obj: _binding(obj, True),
+    "ClusterRoleBinding": lambda obj: _binding(obj, False),
     "Pod": lambda obj: _pod_spec(obj.get("spec"), "spec", for_pod=True),
     "ConfigMap": _config_map,
     "Secret": _secret,

@@ -1,4 +1,7 @@
-"""The reference image service the API tests serve: standard.yaml, a respx registry, the sandbox."""
+"""The reference image service the API tests serve: standard.yaml, a respx registry, the sandbox.
+
+The controller runs as its rendered ServiceAccount (`controller_identity`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from controller_identity import client, controller_token, sandbox
 from fake_registry import FakeRegistry
 
 from nublado.config import Config
 from nublado.kube.client import KubernetesClient
 from nublado.services.images import ImageService, build_image_source
+
+__all__ = ["client", "controller_token", "http", "images", "sandbox"]
 
 
 @pytest.fixture

@@ -74,11 +74,11 @@ def sandbox_settings(request: pytest.FixtureRequest) -> SandboxSettings:
 
 @pytest.fixture
 async def controller(
-    client: KubernetesClient, registry: Any, router: respx.MockRouter
+    client: KubernetesClient, admin: KubernetesClient, registry: Any, router: respx.MockRouter
 ) -> Controller:
     """Builds controller apps on one sandbox, for a configuration and a replica identity."""
     mock_gafaelfawr(router)
-    await controller_namespace(client)
+    await controller_namespace(admin)
 
     def build(config: Config, identity: str) -> Starlette:
         return lab_controller(config, client, httpx.AsyncClient(), identity)
@@ -424,11 +424,11 @@ async def test_user_without_uid_is_refused_before_any_object(
 
 
 async def test_a_record_left_by_a_dead_replica_is_taken_over(
-    controller: Controller, sandbox: Sandbox, client: KubernetesClient
+    controller: Controller, sandbox: Sandbox, admin: KubernetesClient
 ) -> None:
     # A replica died while creating rachel's file server: its record is held,
     # renewed a moment ago for 1 s, and a Service is all it made.
-    await client.create(
+    await admin.create(
         {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -436,7 +436,7 @@ async def test_a_record_left_by_a_dead_replica_is_taken_over(
         }
     )
     renewed = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    await client.create(
+    await admin.create(
         {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -451,7 +451,7 @@ async def test_a_record_left_by_a_dead_replica_is_taken_over(
             "spec": {"holderIdentity": "ghost", "leaseDurationSeconds": 1, "renewTime": renewed},
         }
     )
-    old = await client.create(
+    old = await admin.create(
         {
             "apiVersion": "v1",
             "kind": "Service",

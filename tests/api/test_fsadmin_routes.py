@@ -20,7 +20,7 @@ from asgi_lifespan import LifespanManager
 from fsadmin_support import FSADMIN, fsadmin_config, pod_posts, reference_fsadmin_differences
 from lab_api_support import CONTROLLER_NAMESPACE, wait_until
 from reference_cases import reference_metadata
-from sandbox_fixtures import EXAMPLES
+from sandbox_fixtures import EXAMPLES, ensure_namespace
 from starlette.applications import Starlette
 
 from nublado.api.controller import build_controller
@@ -64,8 +64,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def namespace(client: KubernetesClient) -> str:
-    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+async def namespace(admin: KubernetesClient) -> str:
+    await ensure_namespace(admin, NS)
     return NS
 
 

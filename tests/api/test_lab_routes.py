@@ -116,11 +116,12 @@ def gafaelfawr(router: respx.MockRouter) -> respx.Route:
 async def app(
     config: Config,
     client: KubernetesClient,
+    admin: KubernetesClient,
     http: httpx.AsyncClient,
     registry: Any,
     gafaelfawr: respx.Route,
 ) -> Starlette:
-    await controller_namespace(client)
+    await controller_namespace(admin)
     return lab_controller(config, client, http, "replica-a")
 
 
@@ -612,10 +613,11 @@ async def test_events_without_the_user_header_are_422(api: httpx.AsyncClient) ->
 async def lab_service(
     config: Config,
     client: KubernetesClient,
+    admin: KubernetesClient,
     images: ImageService,
     registry: Any,
 ) -> AsyncIterator[LabService]:
-    labs = await serve_reference_labs(config, images, client)
+    labs = await serve_reference_labs(config, images, client, admin=admin)
     yield labs
     await labs.stop()
 

@@ -168,6 +168,7 @@ async def controller(
     request: pytest.FixtureRequest,
     config: Config,
     client: KubernetesClient,
+    admin: KubernetesClient,
     http: httpx.AsyncClient,
     registry: Any,
     gafaelfawr: respx.Route,
@@ -176,7 +177,7 @@ async def controller(
 
     An indirect parameter sets the spawn timeout in seconds (standard.yaml's is 10).
     """
-    await controller_namespace(client)
+    await controller_namespace(admin)
     timeout = getattr(request, "param", None)
     if timeout is not None:
         lab = config.lab.model_copy(update={"spawn_timeout": timedelta(seconds=timeout)})

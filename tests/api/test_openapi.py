@@ -68,10 +68,10 @@ HTTPX_ARGS = {"method", "url", "headers", "params", "json", "content", "data"}
 
 @pytest.fixture
 async def labs(
-    config: Config, images: ImageService, client: KubernetesClient
+    config: Config, images: ImageService, client: KubernetesClient, admin: KubernetesClient
 ) -> AsyncIterator[LabService]:
     """The real lab service on the sandbox, with the reference Secrets."""
-    labs = await serve_reference_labs(config, images, client)
+    labs = await serve_reference_labs(config, images, client, admin=admin)
     yield labs
     await labs.stop()
 

@@ -25,7 +25,6 @@ import httpx
 import pytest
 import yaml
 
-from nublado.kube.client import KubernetesClient
 from nublado.models.metadata import ControllerMetadata
 from nublado.sandbox.server import Sandbox
 
@@ -293,9 +292,10 @@ def production_config(tmp_path: Path, controller_metadata: ControllerMetadata) -
 
 
 async def test_serve_config_runs_against_the_kubeconfigs_cluster_with_json_logs(
-    sandbox: Sandbox, client: KubernetesClient, production_config: Path, tmp_path: Path
+    sandbox: Sandbox, controller_token: str, production_config: Path, tmp_path: Path
 ) -> None:
-    kubeconfig = sandbox.write_kubeconfig(tmp_path / "cluster.yaml")
+    # The controller's ServiceAccount, as Phalanx deploys it (its token in the kubeconfig).
+    kubeconfig = sandbox.write_kubeconfig(tmp_path / "cluster.yaml", token=controller_token)
     port = free_port()
     with (tmp_path / "stderr.log").open("w") as stderr:
         process = subprocess.Popen(

@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 from reference_cases import INPUTS
+from sandbox_fixtures import ensure_namespace
 
 from nublado.config import Config
 from nublado.config.daemon import DEFAULT_LEASE_NAME, LeaderElectionConfig
@@ -37,8 +38,8 @@ FAST_ELECTION = {"leaseDuration": 2, "renewDeadline": 1.2, "retryPeriod": 0.2}
 
 
 @pytest.fixture
-async def namespace(client: KubernetesClient) -> None:
-    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+async def namespace(admin: KubernetesClient) -> None:
+    await ensure_namespace(admin, NS)
 
 
 def write_config(tmp_path: Path, **daemon: Any) -> Path:
@@ -67,8 +68,9 @@ def nublado(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture
-def kubeconfig(sandbox: Sandbox, tmp_path: Path) -> Path:
-    return sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+def kubeconfig(sandbox: Sandbox, controller_token: str, tmp_path: Path) -> Path:
+    """A kubeconfig of the controller's ServiceAccount (its bearer token)."""
+    return sandbox.write_kubeconfig(tmp_path / "kubeconfig", token=controller_token)
 
 
 def scratch_policy(tmp_path: Path) -> tuple[Path, Path]:
@@ -114,11 +116,11 @@ async def test_once_runs_one_job_and_exits_0(
 
 
 async def test_once_runs_the_lab_reconcile(
-    kubeconfig: Path, tmp_path: Path, namespace: None, client: KubernetesClient
+    kubeconfig: Path, tmp_path: Path, namespace: None, admin: KubernetesClient
 ) -> None:
     """``--once lab-reconcile`` reads the labs: an orphaned lab namespace gets its first mark."""
     labels = {"nublado.lsst.io/category": "lab", "nublado.lsst.io/user": "orphan"}
-    await client.create(
+    await admin.create(
         {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -139,7 +141,7 @@ async def test_once_runs_the_lab_reconcile(
     )
 
     assert result.returncode == 0, result.stderr
-    marked = await client.get("Namespace", "userlabs-orphan")
+    marked = await admin.get("Namespace", "userlabs-orphan")
     assert marked is not None
     assert "nublado.lsst.io/orphaned-since" in marked["metadata"]["annotations"]
 
@@ -358,14 +360,14 @@ async def test_a_killed_leaders_jobs_move_to_the_other_replica_and_never_run_twi
 
 
 async def test_the_controller_serves_job_metrics_and_leads(
-    client: KubernetesClient, sandbox: Sandbox, tmp_path: Path, router: Any
+    client: KubernetesClient, admin: KubernetesClient, sandbox: Sandbox, tmp_path: Path, router: Any
 ) -> None:
     from lab_api_support import CONTROLLER_NAMESPACE, controller_namespace, served
     from reference_cases import reference_metadata
 
     from nublado.api.controller import build_controller
 
-    await controller_namespace(client)
+    await controller_namespace(admin)
     config = replica_config(tmp_path, 60)
     ran = asyncio.Event()
 
@@ -411,7 +413,7 @@ async def test_the_controller_serves_job_metrics_and_leads(
 
 @pytest.mark.parametrize("sandbox_settings", [SandboxSettings(pod_grace_scale=0.0)])
 async def test_fileserver_reconcile_job_repairs_on_the_run_after_a_fault(
-    client: KubernetesClient, sandbox: Sandbox
+    client: KubernetesClient, admin: KubernetesClient, sandbox: Sandbox
 ) -> None:
     from fileserver_support import FS_NAMESPACE, fileserver_config, fileserver_objects
     from lab_api_support import CONTROLLER_NAMESPACE, user_for
@@ -421,9 +423,7 @@ async def test_fileserver_reconcile_job_repairs_on_the_run_after_a_fault(
     from nublado.render.engine import Renderer
     from nublado.services.fileservers import FileServerService
 
-    await client.create(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROLLER_NAMESPACE}}
-    )
+    await ensure_namespace(admin, CONTROLLER_NAMESPACE)
     config = fileserver_config()
     made = FileServerService(
         config, client, Renderer(config.template_dirs), namespace=CONTROLLER_NAMESPACE

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sandbox_fixtures import ensure_namespace
 
 from nublado.kube.client import KubernetesClient
 from nublado.kube.leader import LeaderElector
@@ -55,8 +56,8 @@ class Candidate:
 
 
 @pytest.fixture
-async def namespace(client: KubernetesClient) -> None:
-    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+async def namespace(admin: KubernetesClient) -> None:
+    await ensure_namespace(admin, NS)
 
 
 @asynccontextmanager
@@ -205,12 +206,12 @@ class StaleReads:
 
 
 async def test_a_writer_that_lost_the_race_gets_a_conflict_and_does_not_lead(
-    client: KubernetesClient, sandbox: Sandbox, namespace: None
+    client: KubernetesClient, admin: KubernetesClient, sandbox: Sandbox, namespace: None
 ) -> None:
     async with candidates(client, "a") as (a,):
         assert await a.elector.try_acquire_or_renew()
         await a.elector.release()
-        released = await client.get("Lease", LEASE, NS)
+        released = await admin.get("Lease", LEASE, NS)
         # b read the released Lease; a took it again before b wrote.
         assert await a.elector.try_acquire_or_renew()
         errors: list[Exception] = []

@@ -34,6 +34,7 @@ def test_discovery_documents(http: httpx.Client) -> None:
         "coordination.k8s.io",
         "storage.k8s.io",
         "events.k8s.io",
+        "rbac.authorization.k8s.io",
     }
     core = {r["name"]: r for r in http.get("/api/v1").json()["resources"]}
     assert core["pods"]["namespaced"] and not core["nodes"]["namespaced"]
