@@ -20,14 +20,17 @@ told from a test that did not run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nublado.render.engine import Renderer
+from nublado.cli import main
 from nublado.sandbox.kinds import KINDS
 from nublado.sandbox.rbac import UsageLog, Use
 from nublado.sandbox.server import Sandbox
@@ -54,10 +57,6 @@ AUDIT_TEST = "test_least_privilege.py::test_every_granted_verb_was_used"
 CONTROLLER_ACCOUNT = "nublado-controller"
 CONTROLLER_NAMESPACE = "nublado"
 CONTROLLER_USER = f"system:serviceaccount:{CONTROLLER_NAMESPACE}:{CONTROLLER_ACCOUNT}"
-CONTROLLER_LABELS = {
-    "app.kubernetes.io/name": "nublado",
-    "app.kubernetes.io/component": "controller",
-}
 
 USAGE = UsageLog()
 """What RBAC allowed each user in this test session, across every RBAC-mode sandbox."""
@@ -65,16 +64,25 @@ USAGE = UsageLog()
 _CLUSTER_SCOPED = frozenset(k.plural for k in KINDS if not k.namespaced)
 
 
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+"""The controller's identity among the objects of ``nublado render controller``."""
+
+EXAMPLE_CONFIG = TESTS.parent / "examples" / "config.yaml"
+
+
 def controller_rbac(namespace: str = CONTROLLER_NAMESPACE) -> list[dict[str, Any]]:
-    """templates/controller/rbac.yaml rendered for a controller in ``namespace``."""
-    context = {
-        "controller": {
-            "name": CONTROLLER_ACCOUNT,
-            "namespace": namespace,
-            "labels": CONTROLLER_LABELS,
-        }
-    }
-    return Renderer().render_template("controller/rbac.yaml", context)
+    """The ServiceAccount and RBAC of ``nublado render controller`` for ``namespace``.
+
+    Rendered through the command a site runs, so what the suites prove is
+    what a site deploys.
+    """
+    args = ["render", "controller", "--config", str(EXAMPLE_CONFIG), "--output", "json"]
+    args += ["--base-url", "https://rsp.example.com", "--namespace", namespace]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(args)
+    assert code == 0, f"nublado {' '.join(args)} exited {code}"
+    return [item for item in json.loads(out.getvalue())["items"] if item["kind"] in RBAC_KINDS]
 
 
 def grant_controller(sandbox: Sandbox, namespace: str = CONTROLLER_NAMESPACE) -> str:
@@ -83,13 +91,6 @@ def grant_controller(sandbox: Sandbox, namespace: str = CONTROLLER_NAMESPACE) ->
     The namespace is there before the controller, as when it is deployed.
     """
     sandbox.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    sandbox.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": CONTROLLER_ACCOUNT, "namespace": namespace},
-        }
-    )
     for manifest in controller_rbac(namespace):
         sandbox.apply(manifest, field_manager="admin")
     return sandbox.request_token(namespace, CONTROLLER_ACCOUNT)

@@ -42,7 +42,7 @@ def test_every_granted_verb_was_used() -> None:
     )
 
 
-def test_the_rendered_rbac_binds_the_controllers_service_account() -> None:
+def test_the_rendered_rbac_binds_the_rendered_service_account() -> None:
     manifests = {(m["kind"], m["metadata"].get("namespace", "")): m for m in controller_rbac()}
 
     assert sorted(manifests) == [
@@ -50,6 +50,7 @@ def test_the_rendered_rbac_binds_the_controllers_service_account() -> None:
         ("ClusterRoleBinding", ""),
         ("Role", CONTROLLER_NAMESPACE),
         ("RoleBinding", CONTROLLER_NAMESPACE),
+        ("ServiceAccount", CONTROLLER_NAMESPACE),
     ]
     account = {"kind": "ServiceAccount", "name": "nublado-controller", "namespace": "nublado"}
     for kind in ("ClusterRoleBinding", "RoleBinding"):
