@@ -954,7 +954,10 @@ def _take(
         user = str(user)
         if metadata.namespace != prefix + user:
             continue
-        entry = _entry_for(entries, user, str(metadata.name))
+        name = str(metadata.name)
+        # The common case first: the name is its template with the user's name in it (a
+        # name has no braces, so this template gives back exactly that name).
+        entry = entries.get(name.replace(user, "{user}")) or _entry_for(entries, user, name)
         if entry is None:
             continue  # not one of the set
         managed = metadata.managedFields
