@@ -1,7 +1,8 @@
-"""glibc's mmap threshold pinned by `nublado serve` and `nublado daemon` (see pin_mmap_threshold)."""
+"""glibc's mmap threshold, pinned by `nublado serve` and `nublado daemon` (`pin_mmap_threshold`)."""
 
 from __future__ import annotations
 
+import gc
 import platform
 from unittest import mock
 
@@ -18,8 +19,13 @@ def test_the_mmap_threshold_is_pinned_under_glibc() -> None:
 
 
 def test_tune_gc_pins_the_mmap_threshold() -> None:
-    with mock.patch.object(serve, "pin_mmap_threshold") as pin:
-        serve.tune_gc()
+    thresholds = gc.get_threshold()
+    try:
+        with mock.patch.object(serve, "pin_mmap_threshold") as pin:
+            serve.tune_gc()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     pin.assert_called_once_with()
 
 
