@@ -755,13 +755,14 @@ def daemon(
     config_path: Path, kubeconfig: Path | None, once: str | None, metrics_port: int | None
 ) -> None:
     """Run the periodic jobs (leader-elected), or one job now with --once."""
-    from .serve import _load, run_event_loop
+    from .serve import _load, pin_mmap_threshold, run_event_loop
 
     if once is not None and once not in JOB_NAMES:
         raise UnknownJobError(once, list(JOB_NAMES))
     if once is not None and metrics_port is not None:
         raise click.UsageError("--metrics-port serves a running daemon: not with --once")
     config = _load(config_path)
+    pin_mmap_threshold()  # as `nublado serve` does: a reconcile pass's LISTs leave no RSS
     status = run_event_loop(_main(config, kubeconfig, once, metrics_port))
     if status:
         raise click.exceptions.Exit(status)

@@ -448,9 +448,18 @@ class _Handlers:
             query["fieldSelector"] = field_selector(kind, query["fieldSelector"]) or ""
         wanted = negotiate(kind, request.headers.get("accept", ""), listing=True)
         body = await list_collection(self.cluster, kind, target.namespace, query)
-        with self.cluster.store.lock:
+        store = self.cluster.store
+        plain = presenter(kind) is None  # shown as stored: each object's JSON can be kept
+        with store.lock:
             if wanted.form == METADATA_LIST:
                 # Only the metadata is encoded, never the specs and statuses.
+                if plain:
+                    items = body["items"]
+                    parts = [store.encoded(kind.kind, o, "metadata", _partial_json) for o in items]
+                    return Response(
+                        _joined(partial_list({**body, "items": []}), parts),
+                        media_type="application/json",
+                    )
                 body["items"] = [present(kind, o) for o in body["items"]]
                 return Response(orjson.dumps(partial_list(body)), media_type="application/json")
             if wanted.form == TABLE:
@@ -462,8 +471,12 @@ class _Handlers:
                     present=presenter(kind),
                 )
                 return Response(orjson.dumps(shown), media_type="application/json")
-            body["items"] = [present(kind, o) for o in body["items"]]
-            raw = orjson.dumps(body)
+            if plain:
+                parts = [store.encoded(kind.kind, o, "object", orjson.dumps) for o in body["items"]]
+                raw = _joined({**body, "items": []}, parts)
+            else:
+                body["items"] = [present(kind, o) for o in body["items"]]
+                raw = orjson.dumps(body)
         return Response(raw, media_type="application/json")
 
     async def _watch(self, request: ApiRequest, target: _Target) -> Response:
@@ -725,3 +738,16 @@ def create_app(sandbox: SandboxHandle) -> SandboxApp:
         Route("/{path:path}", resource, methods=methods),
     ]
     return SandboxApp(sandbox, handlers, Starlette(routes=routes, lifespan=lifespan))
+
+
+def _partial_json(obj: Object) -> bytes:
+    return orjson.dumps(partial_object(obj))
+
+
+def _joined(empty: Object, items: list[bytes]) -> bytes:
+    """A list body's JSON from the body with no items and each item's JSON: the bytes
+    ``orjson.dumps`` makes of the whole body (compact JSON, ``items`` its last key)."""
+    head = orjson.dumps(empty)
+    if not head.endswith(b'"items":[]}'):
+        raise ValueError("a list body's items must be its last key")
+    return b"".join((head[:-2], b",".join(items), b"]}"))

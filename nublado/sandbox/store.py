@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -38,6 +38,10 @@ _T = TypeVar("_T")
 
 _LIST_SNAPSHOTS = 16
 """Paginated LISTs' collections kept at once (the least recently read goes first)."""
+
+_ENCODED_FORMS = ("object", "metadata")
+"""How a LIST shows an object, each encoding kept apart (`Store.encoded`): whole, or as a
+PartialObjectMetadata."""
 
 ListKey = tuple[str, str | None, str, str, int]
 """A paginated LIST: kind, namespace, label selector, field selector, revision of its first page."""
@@ -255,6 +259,8 @@ class Store:
         self._floor = 0  # events at or below this revision are forgotten
         # The collections paginated LISTs are serving, as of their first page (see list_snapshot).
         self._list_snapshots: OrderedDict[ListKey, ListSnapshot] = OrderedDict()
+        # Each listed object's JSON, per form, with the stored version it encodes (see encoded).
+        self._encoded: dict[tuple[str, str, str, str], tuple[Object, bytes]] = {}
         self._watchers: list[Watcher] = []
         # The same watchers by kind and namespace (None: every namespace), so a
         # write is offered only to the watches that can see it: with a hundred
@@ -322,6 +328,7 @@ class Store:
             metadata = obj["metadata"]
             namespace = metadata.get("namespace", "")
             self._objects.setdefault(kind, {}).setdefault(namespace, {})[metadata["name"]] = obj
+            self._forget_encoded(kind, namespace, metadata["name"])
             self._record(StoredEvent(self.revision, event_type, kind, namespace, obj, previous))
             return obj
 
@@ -332,12 +339,43 @@ class Store:
             old = objects.pop(name, None)
             if old is None:
                 return None
+            self._forget_encoded(kind, namespace, name)
             if not objects:
                 self._objects[kind].pop(namespace, None)
             self.revision += 1
             final = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self.revision)}}
             self._record(StoredEvent(self.revision, "DELETED", kind, namespace, final, old))
             return final
+
+    def encoded(
+        self, kind: str, obj: Object, form: str, encode: Callable[[Object], bytes]
+    ) -> bytes:
+        """An object's JSON as a LIST shows it (``form``, one of ``_ENCODED_FORMS``), made
+        once per stored version.
+
+        A LIST of 5,000 labs' pods encoded every object at every request, though
+        almost none changed in between. The encoding is kept with the very dict it
+        was made from: stored objects are never mutated in place (a write stores a
+        new dict, and forgets the encodings of that name), so while that dict is
+        the one stored, its bytes are what ``encode`` would make again. An older
+        version (a later page of a LIST, served as of its first page) is encoded
+        and not kept.
+        """
+        metadata = obj["metadata"]
+        namespace, name = metadata.get("namespace", ""), metadata["name"]
+        key = (form, kind, namespace, name)
+        with self.lock:
+            kept = self._encoded.get(key)
+            if kept is not None and kept[0] is obj:
+                return kept[1]
+            raw = encode(obj)
+            if self.get(kind, namespace, name) is obj:
+                self._encoded[key] = (obj, raw)
+            return raw
+
+    def _forget_encoded(self, kind: str, namespace: str, name: str) -> None:
+        for form in _ENCODED_FORMS:
+            self._encoded.pop((form, kind, namespace, name), None)
 
     def _record(self, event: StoredEvent) -> None:
         if len(self._history) == self._history.maxlen and self._history:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import msgspec
 import structlog
@@ -82,32 +82,31 @@ from .labstate import (
 )
 
 
-class _ManagedEntry(TypedDict, total=False):
+class _ManagedEntry(msgspec.Struct, gc=False):
     """Of a managedFields entry, who wrote (its fieldsV1, most of the entry, is skipped)."""
 
-    manager: str
-    operation: str
-    subresource: str
+    manager: str | msgspec.UnsetType = msgspec.UNSET
+    subresource: str | msgspec.UnsetType = msgspec.UNSET
 
 
-class _PartialMeta(TypedDict, total=False):
-    """What a pass reads of an object's metadata."""
+class _PartialMeta(msgspec.Struct, gc=False):
+    """What a pass reads of an object's metadata (a field the answer lacks stays UNSET)."""
 
-    name: str
-    namespace: str
-    uid: str
-    resourceVersion: str
-    creationTimestamp: str
-    deletionTimestamp: str
-    labels: dict[str, Any]
-    annotations: dict[str, Any]
-    managedFields: list[_ManagedEntry]
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    namespace: str | msgspec.UnsetType = msgspec.UNSET
+    uid: str | msgspec.UnsetType = msgspec.UNSET
+    resourceVersion: str | msgspec.UnsetType = msgspec.UNSET
+    creationTimestamp: str | msgspec.UnsetType = msgspec.UNSET
+    deletionTimestamp: str | msgspec.UnsetType = msgspec.UNSET
+    labels: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    annotations: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    managedFields: list[_ManagedEntry] | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Partial(TypedDict, total=False):
+class _Partial(msgspec.Struct, gc=False):
     """One item of a PartialObjectMetadataList."""
 
-    metadata: _PartialMeta
+    metadata: _PartialMeta | msgspec.UnsetType = msgspec.UNSET
 
 
 _ListMeta = TypedDict("_ListMeta", {"resourceVersion": str, "continue": str}, total=False)
@@ -120,10 +119,53 @@ class _PartialList(TypedDict, total=False):
     items: list[_Partial]
 
 
+class _ObjectMeta(TypedDict, total=False):
+    """Every field of ObjectMeta but managedFields (which a pass drops unread), as sent."""
+
+    name: Any
+    generateName: Any
+    namespace: Any
+    selfLink: Any
+    uid: Any
+    resourceVersion: Any
+    generation: Any
+    creationTimestamp: Any
+    deletionTimestamp: Any
+    deletionGracePeriodSeconds: Any
+    labels: Any
+    annotations: Any
+    ownerReferences: Any
+    finalizers: Any
+
+
+class _Whole(TypedDict, total=False):
+    """A Lease or Namespace (their every field) without its managedFields."""
+
+    apiVersion: Any
+    kind: Any
+    metadata: _ObjectMeta
+    spec: Any
+    status: Any
+
+
+class _WholeList(TypedDict, total=False):
+    metadata: _ListMeta
+    items: list[_Whole]
+
+
+_decode_whole_list = msgspec.json.Decoder(_WholeList).decode
+"""Decodes a list of Leases or Namespaces as orjson would, but for each item's managedFields
+(a Lease's names every annotation), skipped without making Python objects of them."""
+
 _decode_partial_list = msgspec.json.Decoder(_PartialList).decode
-"""Decodes a PartialObjectMetadataList into plain dicts of only what a pass reads: of each
+"""Decodes a PartialObjectMetadataList into small structs of only what a pass reads: of each
 managedFields entry its manager, not its fieldsV1 (most of a pod's metadata), which is
-skipped without making Python objects of it."""
+skipped without making Python objects of it. A struct's fields cost less to make and read
+than a dict's keys, and these structs are outside the garbage collector (they hold no
+cycle): decoding 55,000 objects' metadata triggered some twenty collections otherwise,
+a quarter of the pass's CPU. Only a lab that is not healthy has its objects made into
+dicts (`_as_object`)."""
+
 
 __all__ = ["ORPHAN_ANNOTATION", "LabReconciler", "ReconcileError", "ReconcileReport"]
 
@@ -132,13 +174,10 @@ Object = dict[str, Any]
 ORPHAN_ANNOTATION = "nublado.lsst.io/orphaned-since"
 """When the reconcile first found a lab namespace orphaned (kept on the namespace itself)."""
 
-_CONCURRENT_LISTS = 3
-"""LISTs a pass runs at once: overlaps the server's encoding with our decoding, without
-holding every kind's full objects at the same time."""
-
-_PAGE_SIZE = 1000
-"""Objects per LIST page: each page is cut down as it arrives, so the pass holds one page of
-decoded objects per kind at a time; a few pages per kind for 5,000 labs."""
+_LABS_PER_PAGE = 10_000
+"""Labs whose objects of a kind one LIST page holds (a kind with two objects per lab: pages of
+20,000): a pass over up to that many labs sends one LIST per kind; past it, pages bound
+what one answer holds (a pod's metadata, its managedFields included, is about 10 KB)."""
 
 _STATE_KEYS = (("Pod", "{user}-nb"), ("ConfigMap", "{user}-nb-env"), ("ResourceQuota", "{user}-nb"))
 """What a lab's state is derived from (`derive_state`): read in full for a lab not healthy."""
@@ -205,15 +244,37 @@ class ReconcileReport:
 class _Snapshot:
     """Every lab object and record, as the pass's LISTs returned them, by user.
 
-    Lab objects are kept as metadata without their managedFields (pods: and
-    their phase, Running); ``foreign`` holds (kind, name template) of objects
-    another field manager wrote, by user.
+    Namespaces and Leases are whole (without managedFields); the other kinds
+    are kept as their listed metadata (`_PartialMeta`, without managedFields),
+    by kind, user and name template, pods only those Running (listed by their
+    phase); ``foreign`` holds (kind, name template) of objects another field
+    manager wrote, by user.
     """
 
     namespaces: dict[str, Object]
     leases: dict[str, Object]
-    by_user: dict[str, dict[tuple[str, str], Object]]  # user -> (kind, name template) -> object
+    listed: dict[str, dict[str, dict[str, _PartialMeta]]]  # kind -> user -> template -> metadata
     foreign: dict[str, set[tuple[str, str]]]
+
+    def users(self) -> set[str]:
+        """Every user something was listed of."""
+        found = set(self.namespaces) | set(self.leases)
+        for by_user in self.listed.values():
+            found.update(by_user)
+        return found
+
+    def has(self, username: str, kind: str, template: str) -> bool:
+        """Whether the LISTs returned that object of the user's lab."""
+        return template in self.listed.get(kind, {}).get(username, {})
+
+    def mine(self, username: str) -> dict[tuple[str, str], Object]:
+        """The user's listed objects as dicts (what the rest of a pass reads), by (kind,
+        name template): made only for a lab that is not healthy."""
+        mine: dict[tuple[str, str], Object] = {}
+        for kind, by_user in self.listed.items():
+            for template, meta in by_user.get(username, {}).items():
+                mine[(kind, template)] = _as_object(kind, meta)
+        return mine
 
 
 @dataclass(frozen=True)
@@ -294,9 +355,7 @@ class LabReconciler:
             self._log.error("Lab reconcile failed listing lab objects", error=str(exc))
             raise ReconcileError(f"Lab reconcile failed listing lab objects: {exc}") from exc
         report.labs = len(snapshot.namespaces)
-        users = sorted(
-            set(snapshot.namespaces) | set(snapshot.leases) | set(snapshot.by_user), key=str
-        )
+        users = sorted(snapshot.users(), key=str)
         running = 0
         drift_kinds: dict[str, int] = {}
         context = _PassContext()
@@ -318,15 +377,7 @@ class LabReconciler:
 
         others = []
         for username in users:
-            mine = snapshot.by_user.get(username, {})
-            if _healthy(
-                snapshot.leases.get(username),
-                snapshot.namespaces.get(username),
-                mine.get(("Pod", "{user}-nb")),
-                mine,
-                snapshot.foreign.get(username, set()),
-                entries,
-            ):
+            if _healthy(username, snapshot, entries):
                 running += 1  # the common case, decided here without a task
             else:
                 others.append(username)
@@ -405,94 +456,71 @@ class LabReconciler:
         for entry in entries:
             by_kind.setdefault(entry.kind, []).append(entry)
         prefix = f"{self._config.lab.namespace_prefix}-"
-        snapshot = _Snapshot({}, {}, {}, {})
-        gate = asyncio.Semaphore(_CONCURRENT_LISTS)
+        snapshot = _Snapshot({}, {}, {kind: {} for kind in kinds}, {})
         templates = {kind: {e.name: e for e in found} for kind, found in by_kind.items()}
 
         async def leases() -> None:
-            async with gate:
-                async for page, _ in self._kube.list_pages(
-                    "Lease",
-                    self._namespace,
-                    label_selector=f"{CATEGORY_LABEL}={LEASE_CATEGORY}",
-                    page_size=_PAGE_SIZE,
-                ):
-                    if page is None:
-                        snapshot.leases.clear()
-                        continue
-                    for lease in page:
-                        user = ((lease.get("metadata") or {}).get("labels") or {}).get(USER_LABEL)
-                        if user:
-                            (lease.get("metadata") or {}).pop("managedFields", None)
-                            snapshot.leases[str(user)] = lease
+            async for page, _ in self._kube.list_pages(
+                "Lease",
+                self._namespace,
+                label_selector=f"{CATEGORY_LABEL}={LEASE_CATEGORY}",
+                page_size=_LABS_PER_PAGE,
+                decode=_decode_whole_list,
+            ):
+                if page is None:
+                    snapshot.leases.clear()
+                    continue
+                for lease in page:
+                    user = ((lease.get("metadata") or {}).get("labels") or {}).get(USER_LABEL)
+                    if user:
+                        lease.setdefault("apiVersion", "coordination.k8s.io/v1")
+                        lease.setdefault("kind", "Lease")
+                        snapshot.leases[str(user)] = lease
 
         async def namespaces() -> None:
-            async with gate:
-                async for page, _ in self._kube.list_pages(
-                    "Namespace", label_selector=selector, page_size=_PAGE_SIZE
-                ):
-                    if page is None:
-                        snapshot.namespaces.clear()
-                        continue
-                    for ns in page:
-                        metadata = ns.get("metadata") or {}
-                        user = (metadata.get("labels") or {}).get(USER_LABEL)
-                        if user and metadata.get("name") == f"{prefix}{user}":
-                            metadata.pop("managedFields", None)
-                            snapshot.namespaces[str(user)] = ns
+            async for page, _ in self._kube.list_pages(
+                "Namespace",
+                label_selector=selector,
+                page_size=_LABS_PER_PAGE,
+                decode=_decode_whole_list,
+            ):
+                if page is None:
+                    snapshot.namespaces.clear()
+                    continue
+                for ns in page:
+                    metadata = ns.get("metadata") or {}
+                    user = (metadata.get("labels") or {}).get(USER_LABEL)
+                    if user and metadata.get("name") == f"{prefix}{user}":
+                        ns.setdefault("apiVersion", "v1")
+                        ns.setdefault("kind", "Namespace")
+                        snapshot.namespaces[str(user)] = ns
 
         async def objects(kind: str) -> None:
-            api_version = kind_named(kind).api_version
             # Only Running pods: a lab whose pod is not listed is read again in full.
             fields = "status.phase=Running" if kind == "Pod" else None
-            async with gate:
-                async for page, _ in self._kube.list_pages(
-                    kind,
-                    label_selector=selector,
-                    field_selector=fields,
-                    page_size=_PAGE_SIZE,
-                    metadata_only=True,
-                    decode=_decode_partial_list,
-                ):
-                    if page is None:
-                        for mine in snapshot.by_user.values():
-                            for key in [k for k in mine if k[0] == kind]:
-                                del mine[key]
-                        for edited in snapshot.foreign.values():
-                            edited -= {k for k in edited if k[0] == kind}
-                        continue
-                    for partial in page:
-                        self._take(kind, api_version, partial, templates[kind], prefix, snapshot)
+            kept = snapshot.listed[kind]
+            async for page, _ in self._kube.list_pages(
+                kind,
+                label_selector=selector,
+                field_selector=fields,
+                page_size=_LABS_PER_PAGE * len(templates[kind]),
+                metadata_only=True,
+                decode=_decode_partial_list,
+            ):
+                if page is None:
+                    kept.clear()
+                    for edited in snapshot.foreign.values():
+                        edited -= {k for k in edited if k[0] == kind}
+                    continue
+                items = cast("list[_Partial]", page)  # as `_decode_partial_list` made them
+                _take(kind, items, templates[kind], prefix, kept, snapshot.foreign)
 
-        await asyncio.gather(leases(), namespaces(), *(objects(kind) for kind in kinds))
+        # Every LIST at once: the server encodes one kind while we decode another. The
+        # pods' (a fifth of the objects, half the bytes) first, so their decoding is not
+        # what the pass waits for at its end.
+        kinds.sort(key=lambda kind: kind != "Pod")
+        await asyncio.gather(*(objects(kind) for kind in kinds), leases(), namespaces())
         return snapshot
-
-    @staticmethod
-    def _take(
-        kind: str,
-        api_version: str,
-        partial: Object,
-        entries: dict[str, _SetEntry],
-        prefix: str,
-        snapshot: _Snapshot,
-    ) -> None:
-        """Keep one listed object's metadata in the snapshot, if it is one of a lab set."""
-        metadata = partial.get("metadata") or {}
-        user = (metadata.get("labels") or {}).get(USER_LABEL)
-        if not user or metadata.get("namespace") != f"{prefix}{user}":
-            return
-        name = str(metadata.get("name"))
-        entry = _entry_for(entries, str(user), name)
-        if entry is None:
-            return  # not one of the set
-        key = (kind, entry.name)
-        if _foreign(partial):
-            snapshot.foreign.setdefault(str(user), set()).add(key)
-        metadata.pop("managedFields", None)
-        kept: Object = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-        if kind == "Pod":
-            kept["status"] = {"phase": "Running"}  # listed by its phase
-        snapshot.by_user.setdefault(str(user), {})[key] = kept
 
     async def _full_objects(
         self,
@@ -534,7 +562,7 @@ class LabReconciler:
         """Reconcile one user's lab; returns its status at the end of the pass (None: no lab)."""
         lease = snapshot.leases.get(username)
         namespace = snapshot.namespaces.get(username)
-        mine = snapshot.by_user.get(username, {})
+        mine = snapshot.mine(username)
         edited = snapshot.foreign.get(username, set())
         record = OperationRecord.from_lease(lease) if lease is not None else None
         if record is not None and record.in_progress:
@@ -872,22 +900,17 @@ class _PassContext:
             return self._discovery
 
 
-def _healthy(
-    lease: Object | None,
-    namespace: Object | None,
-    pod: Object | None,
-    mine: dict[tuple[str, str], Object],
-    edited: set[tuple[str, str]],
-    entries: list[_SetEntry],
-) -> bool:
+def _healthy(username: str, snapshot: _Snapshot, entries: list[_SetEntry]) -> bool:
     """Whether a lab needs nothing, decided without decoding its record (the common case).
 
     A completed spawn's record, its namespace there (not terminating, not marked
-    orphan), its pod Running, every object of the set there (the ResourceQuota
-    included: without it, whether the user has a quota is in the record), and
-    none written by another field manager.
+    orphan), its pod Running (listed: the LIST has only Running pods), every
+    object of the set there (the ResourceQuota included: without it, whether the
+    user has a quota is in the record), and none written by another field manager.
     """
-    if lease is None or namespace is None or pod is None:
+    lease = snapshot.leases.get(username)
+    namespace = snapshot.namespaces.get(username)
+    if lease is None or namespace is None or not snapshot.has(username, "Pod", "{user}-nb"):
         return False
     annotations = (lease.get("metadata") or {}).get("annotations") or {}
     if annotations.get(OPERATION_ANNOTATION) not in ("spawn", "monitor"):
@@ -899,15 +922,66 @@ def _healthy(
         return False
     if ORPHAN_ANNOTATION in (metadata.get("annotations") or {}):
         return False
-    if (pod.get("status") or {}).get("phase") != "Running":
-        return False
+    edited = snapshot.foreign.get(username)
     for entry in entries:
         if entry.kind == "Namespace":
             continue
-        obj = mine.get((entry.kind, entry.name))
-        if obj is None or (entry.kind, entry.name) in edited:
+        if not snapshot.has(username, entry.kind, entry.name):
+            return False
+        if edited and (entry.kind, entry.name) in edited:
             return False
     return True
+
+
+def _take(
+    kind: str,
+    page: list[_Partial],
+    entries: dict[str, _SetEntry],
+    prefix: str,
+    kept: dict[str, dict[str, _PartialMeta]],
+    foreign: dict[str, set[tuple[str, str]]],
+) -> None:
+    """Keep a page's objects of lab sets in the snapshot (their metadata, without
+    managedFields), noting those another field manager wrote."""
+    unset = msgspec.UNSET
+    for partial in page:
+        metadata = partial.metadata
+        if metadata is unset or metadata.labels is unset:
+            continue
+        user = metadata.labels.get(USER_LABEL)
+        if not user:
+            continue
+        user = str(user)
+        if metadata.namespace != prefix + user:
+            continue
+        name = str(metadata.name)
+        # The common case first: the name is its template with the user's name in it (a
+        # name has no braces, so this template gives back exactly that name).
+        entry = entries.get(name.replace(user, "{user}")) or _entry_for(entries, user, name)
+        if entry is None:
+            continue  # not one of the set
+        managed = metadata.managedFields
+        if managed is not unset:
+            if _foreign(managed):
+                foreign.setdefault(user, set()).add((kind, entry.name))
+            metadata.managedFields = unset
+        mine = kept.get(user)
+        if mine is None:
+            mine = kept[user] = {}
+        mine[entry.name] = metadata
+
+
+def _as_object(kind: str, metadata: _PartialMeta) -> Object:
+    """A listed object as the dict the rest of a pass reads: its metadata (fields the
+    answer had), a pod's phase (Running: the LIST asked for only those)."""
+    obj: Object = {
+        "apiVersion": kind_named(kind).api_version,
+        "kind": kind,
+        "metadata": msgspec.to_builtins(metadata),
+    }
+    if kind == "Pod":
+        obj["status"] = {"phase": "Running"}  # listed by its phase
+    return obj
 
 
 def _entry_for(entries: dict[str, _SetEntry], username: str, name: str) -> _SetEntry | None:
@@ -949,11 +1023,11 @@ def _version(obj: Object | None) -> str | None:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
 
-def _foreign(obj: Object) -> bool:
+def _foreign(managed: list[_ManagedEntry]) -> bool:
     """Whether a field manager other than ours and the cluster's wrote the object."""
-    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
-        if entry.get("subresource") == "status":
+    for entry in managed:
+        if entry.subresource == "status":
             continue
-        if entry.get("manager") not in _SYSTEM_MANAGERS:
+        if entry.manager not in _SYSTEM_MANAGERS:
             return True
     return False

@@ -231,6 +231,21 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
     assert [e.connection for e in server.received] == [1, 2]
 
 
+async def test_an_idle_connection_keeps_nothing_of_the_answer_it_carried() -> None:
+    """A connection back in the pool holds no packet of the body it delivered (a LIST of
+    5,000 pods' metadata is 50 MB: each pooled connection kept its last one until reused)."""
+    body = orjson.dumps({**OBJECT, "data": "x" * 300_000})
+
+    async def big(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(_answer(body))
+        await writer.drain()
+
+    async with _raw_server(big) as server, _client(server.url) as kube:
+        assert (await kube.get("Namespace", "x"))["data"] == "x" * 300_000
+        assert kube._transport is not None
+        assert [conn.chunks for conn in kube._transport._idle] == [[]]
+
+
 async def test_a_reused_connection_closed_before_the_answer() -> None:
     """Closed as the request went out: an idempotent one is sent again once, a POST is not."""
 
