@@ -11,6 +11,8 @@ missing grant, having sent nothing but SelfSubjectAccessReviews.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import logging
 import os
@@ -30,6 +32,7 @@ from least_privilege import (
     controller_rbac,
 )
 
+from nublado.cli import main
 from nublado.kube.client import KubernetesClient
 from nublado.models.metadata import ControllerMetadata
 from nublado.permissions import (
@@ -319,6 +322,47 @@ async def test_asking_is_granted_by_kubes_bootstrap_policy_not_by_our_rbac(
     }
 
 
+def render_rbac_only(*args: str) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["render", "controller", "--config", str(EXAMPLES / "config.yaml"),
+                     "--rbac-only", "-o", "json", *args])  # fmt: skip
+    assert code == 0
+    items: list[dict[str, Any]] = json.loads(out.getvalue())["items"]
+    return items
+
+
+async def test_rbac_only_under_another_name_adds_what_phalanx_lacks(
+    client: KubernetesClient, sandbox: Sandbox
+) -> None:
+    """Applied beside the chart's RBAC, the extra roles make the check pass; the chart's stay."""
+    phalanx_rbac(sandbox)
+    extra = render_rbac_only("--name", "nublado-controller-extra")
+    for manifest in extra:
+        sandbox.apply(manifest, field_manager="admin")
+
+    await check_permissions(client, [], CONTROLLER_NAMESPACE)
+
+    account = {"kind": "ServiceAccount", "name": CONTROLLER_ACCOUNT, "namespace": "nublado"}
+    assert [(m["kind"], m["metadata"]["name"]) for m in extra] == [
+        ("ClusterRole", "nublado-controller-extra"),
+        ("ClusterRoleBinding", "nublado-controller-extra"),
+        ("Role", "nublado-controller-extra"),
+        ("RoleBinding", "nublado-controller-extra"),
+    ]
+    assert all(m["subjects"] == [account] for m in extra if m["kind"].endswith("Binding"))
+    assert all(m["roleRef"]["name"] == "nublado-controller-extra" for m in extra if "roleRef" in m)
+    assert grants_of(extra) == rendered_grants([], CONTROLLER_NAMESPACE)
+    chart = sandbox.get("ClusterRole", "nublado-controller")
+    assert chart is not None and "patch" not in str(chart["rules"])
+
+
+def test_rbac_only_without_a_name_is_the_controller_sets_rbac() -> None:
+    rbac = [m for m in controller_rbac() if m["kind"] != "ServiceAccount"]
+
+    assert render_rbac_only() == rbac
+
+
 def test_the_fixture_is_phalanxs_chart_for_the_controllers_account() -> None:
     manifests = list(yaml.safe_load_all(PHALANX_RBAC.read_text()))
 
@@ -330,3 +374,21 @@ def test_the_fixture_is_phalanxs_chart_for_the_controllers_account() -> None:
         "RoleBinding",
     ]
     assert manifests[0]["metadata"] == {"name": CONTROLLER_ACCOUNT, "namespace": "nublado"}
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("lab", "--rbac-only"), "nublado: error: --rbac-only: only with the controller set"),
+        (("controller", "--name", "extra"), "nublado: error: --name: only with --rbac-only"),
+        (
+            ("controller", "--rbac-only", "--name", "Extra"),
+            "nublado: error: --name Extra: must consist of lower case alphanumeric characters,"
+            " '-' or '.', and must start and end with an alphanumeric character",
+        ),
+    ],
+)
+def test_rbac_only_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], line: str) -> None:
+    result = nublado("render", *args, "--config", str(EXAMPLES / "config.yaml"))
+
+    assert (result.returncode, result.stderr, result.stdout) == (2, line + "\n", "")
