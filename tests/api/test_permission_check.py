@@ -392,3 +392,19 @@ def test_rbac_only_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], line:
     result = nublado("render", *args, "--config", str(EXAMPLES / "config.yaml"))
 
     assert (result.returncode, result.stderr, result.stdout) == (2, line + "\n", "")
+
+
+def test_the_readme_table_is_what_phalanx_lacks() -> None:
+    """README's table of Phalanx's missing grants (Least privilege) says what the check finds."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- phalanx-lacks:", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split("|") for line in table.splitlines()[3:]]
+    listed = set()
+    for where, resources, verbs in rows:
+        scope = "cluster-wide" if where.strip() == "cluster" else "in namespace nublado"
+        for resource in resources.split(","):
+            for verb in verbs.split(","):
+                listed.add(f"{verb.strip()} {resource.strip()} {scope}")
+
+    assert listed == set(PHALANX_LACKS)
+    assert PHALANX_LINE in text
