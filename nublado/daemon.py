@@ -58,6 +58,7 @@ from .errors import InputError, NubladoError
 from .kube.leader import LeaderElector
 from .metrics import Metrics
 from .options import config_option, kubeconfig_option
+from .permissions import skip_permission_check_option
 
 if TYPE_CHECKING:
     from .alerts import Alerts
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JOB_NAMES",
+    "OFFLINE_JOBS",
     "RUN_AT_START",
     "Daemon",
     "Job",
@@ -665,8 +667,17 @@ async def _standalone(
     return daemon, labs
 
 
+OFFLINE_JOBS = frozenset({"image-prune", "purge"})
+"""Jobs that do not talk to Kubernetes: ``--once`` of one of them skips the permission check."""
+
+
 async def _main(
-    config: Config, kubeconfig: Path | None, once: str | None, metrics_port: int | None = None
+    config: Config,
+    kubeconfig: Path | None,
+    once: str | None,
+    metrics_port: int | None = None,
+    *,
+    check_permissions: bool = False,
 ) -> int:
     """0 after a clean stop or a successful ``--once`` run, 1 when that run failed.
 
@@ -682,6 +693,12 @@ async def _main(
     except KubernetesError as exc:
         raise InputError(str(exc)) from None
     async with kube, httpx.AsyncClient() as http:
+        if check_permissions and once not in OFFLINE_JOBS:
+            from .models.metadata import ControllerMetadata
+            from .permissions import check_permissions as check
+
+            namespace = ControllerMetadata.from_directory(config.metadata_path).namespace
+            await check(kube, config.template_dirs, namespace)
         kube.on_error = (metrics := Metrics()).kubernetes_error
         daemon, labs = await _standalone(config, kube, http, metrics)
         if once is not None and once not in daemon.jobs:
@@ -751,10 +768,19 @@ def _serve_metrics(metrics: Metrics, port: int) -> None:
     default=None,
     help="Serve Prometheus metrics on this port (not with --once).",
 )
+@skip_permission_check_option
 def daemon(
-    config_path: Path, kubeconfig: Path | None, once: str | None, metrics_port: int | None
+    config_path: Path,
+    kubeconfig: Path | None,
+    once: str | None,
+    metrics_port: int | None,
+    skip_permission_check: bool,
 ) -> None:
-    """Run the periodic jobs (leader-elected), or one job now with --once."""
+    """Run the periodic jobs (leader-elected), or one job now with --once.
+
+    First asks the API server whether it holds every grant of the controller's
+    RBAC (not for --once purge or image-prune, which do not use Kubernetes).
+    """
     from .serve import _load, pin_mmap_threshold, run_event_loop
 
     if once is not None and once not in JOB_NAMES:
@@ -763,6 +789,8 @@ def daemon(
         raise click.UsageError("--metrics-port serves a running daemon: not with --once")
     config = _load(config_path)
     pin_mmap_threshold()  # as `nublado serve` does: a reconcile pass's LISTs leave no RSS
-    status = run_event_loop(_main(config, kubeconfig, once, metrics_port))
+    status = run_event_loop(
+        _main(config, kubeconfig, once, metrics_port, check_permissions=not skip_permission_check)
+    )
     if status:
         raise click.exceptions.Exit(status)

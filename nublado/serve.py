@@ -37,6 +37,7 @@ import click
 import uvicorn
 
 from .errors import InputError
+from .permissions import skip_permission_check_option
 
 if TYPE_CHECKING:
     from .config import Config
@@ -217,6 +218,7 @@ def examples_dir() -> Path:
     show_envvar=True,
     help="Seconds an idle HTTP connection is kept open: longer than the proxy's in front.",
 )
+@skip_permission_check_option
 def serve(
     config_path: Path | None,
     sandbox: bool,
@@ -225,8 +227,13 @@ def serve(
     kubeconfig: Path | None,
     pod_start_delay: float,
     timeout_keep_alive: int,
+    skip_permission_check: bool,
 ) -> None:
-    """Run the lab controller (the REST API JupyterHub's spawner talks to)."""
+    """Run the lab controller (the REST API JupyterHub's spawner talks to).
+
+    With --config it first asks the API server whether it holds every grant
+    of its RBAC (`nublado.permissions`), and stops with exit status 2 if not.
+    """
     if sandbox == (config_path is not None):
         raise InputError("give exactly one of --config FILE and --sandbox")
     if sandbox:
@@ -239,7 +246,14 @@ def serve(
         )
     else:
         assert config_path is not None
-        _serve_config(config_path, host or "0.0.0.0", port, kubeconfig, timeout_keep_alive)
+        _serve_config(
+            config_path,
+            host or "0.0.0.0",
+            port,
+            kubeconfig,
+            timeout_keep_alive,
+            check_permissions=not skip_permission_check,
+        )
 
 
 def _load(config_path: Path) -> Config:
@@ -253,7 +267,13 @@ def _load(config_path: Path) -> Config:
 
 
 def _serve_config(
-    config_path: Path, host: str, port: int, kubeconfig: Path | None, timeout_keep_alive: int
+    config_path: Path,
+    host: str,
+    port: int,
+    kubeconfig: Path | None,
+    timeout_keep_alive: int,
+    *,
+    check_permissions: bool = True,
 ) -> None:
     """Production: a real cluster, Gafaelfawr, the pod's own metadata."""
     from .kube.client import KubernetesClient
@@ -270,7 +290,12 @@ def _serve_config(
         except KubernetesError as exc:
             raise InputError(str(exc)) from None
         return await _run(
-            config, kube, listener, metadata=metadata, timeout_keep_alive=timeout_keep_alive
+            config,
+            kube,
+            listener,
+            metadata=metadata,
+            timeout_keep_alive=timeout_keep_alive,
+            check_permissions=check_permissions,
         )
 
     _exit(run_event_loop(main()))
@@ -431,13 +456,22 @@ async def _run(
     discovery_file: Path | None = None,
     on_started: Callable[[str], None] | None = None,
     timeout_keep_alive: int = DEFAULT_KEEP_ALIVE,
+    check_permissions: bool = False,
 ) -> int:
-    """Serve the controller until a signal; 0 after a clean stop, 1 if start-up failed."""
+    """Serve the controller until a signal; 0 after a clean stop, 1 if start-up failed.
+
+    ``check_permissions``: first make sure the controller's identity holds
+    its RBAC (`nublado.permissions.check_permissions`; the sandbox of
+    ``--sandbox`` allows everything, so it is not asked).
+    """
     import httpx
 
     from .api.controller import build_controller, file_discovery
+    from .permissions import check_permissions as check
 
     async with kube, httpx.AsyncClient() as http:
+        if check_permissions:
+            await check(kube, config.template_dirs, metadata.namespace)
         app = build_controller(
             config,
             kube=kube,

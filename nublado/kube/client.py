@@ -615,6 +615,23 @@ class KubernetesClient:
         )
         return dict(obj)
 
+    async def review_access(self, spec: Object) -> Object:
+        """Ask the API server whether this client's identity may do something.
+
+        POSTs a SelfSubjectAccessReview (authorization.k8s.io/v1) with ``spec``
+        (``resourceAttributes`` or ``nonResourceAttributes``) and returns its
+        ``status`` (``allowed``, ``reason``...). Retried like a read: nothing
+        is stored. `NotFoundError` where the server does not serve reviews.
+        """
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview"}
+        _, review = await self._request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body={**body, "spec": spec},
+        )
+        status = review.get("status") if isinstance(review, dict) else None
+        return dict(status) if isinstance(status, dict) else {"allowed": False}
+
     async def replace(self, manifest: Object) -> Object:
         """PUT an object; its ``metadata.resourceVersion``, when set, is a precondition.
 

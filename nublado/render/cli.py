@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets as secrets_module
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["render"]
 
 _Model = TypeVar("_Model", bound=pydantic.BaseModel)
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""A Kubernetes object name (RFC 1123 subdomain), as role names must be."""
 
 _SECRET_TYPES = {
     ".dockerconfigjson": "kubernetes.io/dockerconfigjson",
@@ -383,6 +387,19 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
     help="Extra template folder searched first (repeatable; after the config's templateDirs).",
 )
 @click.option(
+    "--rbac-only",
+    is_flag=True,
+    help=(
+        "Only the ClusterRole, Role and their bindings for the controller's ServiceAccount"
+        " (controller): to add them beside another chart's."
+    ),
+)
+@click.option(
+    "--name",
+    "role_name",
+    help="Name of the roles and bindings (controller --rbac-only; default nublado-controller).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Choice(["yaml", "json"]),
@@ -404,6 +421,8 @@ def render(
     namespace: str,
     base_url: str | None,
     template_dirs: tuple[Path, ...],
+    rbac_only: bool,
+    role_name: str | None,
     output: str,
 ) -> None:
     """Print a set's manifests (lab, fileserver, fsadmin, prepuller, controller) in apply order.
@@ -412,6 +431,10 @@ def render(
     given inputs. Each subcommand ignores the inputs it does not need.
     """
     warn_on_stderr()
+    if rbac_only and set_name != "controller":
+        raise InputError("--rbac-only: only with the controller set")
+    if role_name is not None and not rbac_only:
+        raise InputError("--name: only with --rbac-only")
     config = load_config(config_path)
     given = {"--user": user_path, "--spec": spec_path, "--image": image, "--node": node}
     check_needed(set_name, config, {**given, "--secrets": secrets_path})
@@ -457,6 +480,9 @@ def render(
         "prepuller": prepuller,
         "controller": controller,
     }
+    if rbac_only:
+        _emit(_rbac_only(renderer, namespace, role_name), output)
+        return
     context = builders[set_name]()
     try:
         manifests = renderer.render(set_name, context)
@@ -465,6 +491,34 @@ def render(
         inputs += [(flag, path) for flag, path in given.items() if isinstance(path, Path)]
         raise manifest_error(exc, inputs, loaded[0] if loaded else None) from exc
     _emit(manifests, output)
+
+
+def _rbac_only(renderer: Renderer, namespace: str, role_name: str | None) -> list[Manifest]:
+    """The controller's roles and bindings alone, named ``role_name``, for its ServiceAccount.
+
+    Added beside a chart's own RBAC (Phalanx's) under another name, they add
+    what it lacks without touching its objects; RBAC is a union of grants.
+    """
+    from .controller import CONTROLLER_NAME, RBAC_TEMPLATE, rbac_context
+
+    if role_name is not None:
+        problem = _dns_subdomain_problem(role_name)
+        if problem:
+            raise InputError(f"--name {role_name}: {problem}")
+    context = rbac_context(namespace, role_name or CONTROLLER_NAME)
+    return renderer.render_template(RBAC_TEMPLATE, context)
+
+
+def _dns_subdomain_problem(name: str) -> str:
+    """Why ``name`` cannot name a role (a DNS subdomain, as kube checks it), or ``""``."""
+    if len(name) > 253:
+        return "must be no more than 253 characters"
+    if not _DNS_SUBDOMAIN.fullmatch(name):
+        return (
+            "must consist of lower case alphanumeric characters, '-' or '.', and must start"
+            " and end with an alphanumeric character"
+        )
+    return ""
 
 
 def _lab_context(

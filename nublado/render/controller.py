@@ -25,12 +25,16 @@ __all__ = [
     "CONFIG_DIR",
     "CONFIG_KEY",
     "CONTROLLER_NAME",
+    "LABELS",
+    "RBAC_TEMPLATE",
     "ControllerContext",
     "ControllerImage",
     "IngressPath",
+    "RbacContext",
     "build_controller_context",
     "file_setting",
     "pod_metadata_path",
+    "rbac_context",
 ]
 
 CONTROLLER_NAME = "nublado-controller"
@@ -56,6 +60,37 @@ RESOURCES = {
 
 _MAX_CONFIG_MAP_BYTES = 1024 * 1024
 """Kubernetes refuses a ConfigMap whose data exceed 1 MiB."""
+
+LABELS = {
+    "app.kubernetes.io/name": "nublado",
+    "app.kubernetes.io/component": "controller",
+    "app.kubernetes.io/managed-by": "nublado",
+}
+"""Labels of every object of the controller set."""
+
+RBAC_TEMPLATE = "controller/rbac.yaml"
+"""What the controller may do: rendered by ``nublado render controller`` and, alone, by the
+start-up permission check (`nublado.permissions`) and ``--rbac-only``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RbacContext:
+    """What templates/controller/rbac.yaml needs, under the name ``controller``.
+
+    ``name`` is the ServiceAccount the bindings name; ``role_name`` names the
+    roles and bindings themselves (``name`` but for ``--rbac-only --name``,
+    which adds roles beside a chart's own).
+    """
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    role_name: str
+
+
+def rbac_context(namespace: str, role_name: str = CONTROLLER_NAME) -> dict[str, Any]:
+    """The context rendering `RBAC_TEMPLATE` alone takes, for the controller in ``namespace``."""
+    return {"controller": RbacContext(CONTROLLER_NAME, namespace, dict(LABELS), role_name)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +119,15 @@ class IngressPath:
 class ControllerContext:
     """Everything templates/controller/ needs, under the name ``controller``.
 
-    templates/controller/rbac.yaml uses only ``name``, ``namespace`` and
-    ``labels``: the RBAC rules are the same for every site.
+    templates/controller/rbac.yaml uses only ``name``, ``namespace``,
+    ``labels`` and ``role_name`` (`RbacContext`): the RBAC rules are the same
+    for every site.
     """
 
     name: str
     namespace: str
     labels: dict[str, str]
+    role_name: str
     selector: dict[str, str]
     config_map: str
     config_key: str
@@ -185,11 +222,7 @@ def build_controller_context(
         )
     host = _ingress_host(base_url, base_url_source)
     prefix = config.path_prefix
-    labels = {
-        "app.kubernetes.io/name": "nublado",
-        "app.kubernetes.io/component": "controller",
-        "app.kubernetes.io/managed-by": "nublado",
-    }
+    labels = dict(LABELS)
     selector = {"app.kubernetes.io/name": "nublado", "app.kubernetes.io/component": "controller"}
     env = {
         "EXTERNAL_INSTANCE_URL": base_url,
@@ -217,6 +250,7 @@ def build_controller_context(
         name=CONTROLLER_NAME,
         namespace=namespace,
         labels=labels,
+        role_name=CONTROLLER_NAME,
         selector=selector,
         config_map=f"{CONTROLLER_NAME}-config",
         config_key=CONFIG_KEY,

@@ -39,6 +39,7 @@ _RUNTIME = "k8s.io.apimachinery.pkg.runtime"
 _CORE = "k8s.io.api.core.v1"
 _RESOURCE = "k8s.io.apimachinery.pkg.api.resource"
 _AUTHENTICATION = "k8s.io.api.authentication.v1"
+_AUTHORIZATION = "k8s.io.api.authorization.v1"
 _QUANTITY = f"{_RESOURCE}.Quantity"
 
 _STRING = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
@@ -168,6 +169,28 @@ _MESSAGES: dict[str, list[_Field]] = {
         ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
         ("spec", 2, _MESSAGE, False, f"{_AUTHENTICATION}.TokenRequestSpec"),
     ],
+    # `kubectl auth can-i`: a SelfSubjectAccessReview (its selectors left out).
+    f"{_AUTHORIZATION}.ResourceAttributes": [
+        ("namespace", 1, _STRING, False, ""),
+        ("verb", 2, _STRING, False, ""),
+        ("group", 3, _STRING, False, ""),
+        ("version", 4, _STRING, False, ""),
+        ("resource", 5, _STRING, False, ""),
+        ("subresource", 6, _STRING, False, ""),
+        ("name", 7, _STRING, False, ""),
+    ],
+    f"{_AUTHORIZATION}.NonResourceAttributes": [
+        ("path", 1, _STRING, False, ""),
+        ("verb", 2, _STRING, False, ""),
+    ],
+    f"{_AUTHORIZATION}.SelfSubjectAccessReviewSpec": [
+        ("resourceAttributes", 1, _MESSAGE, False, f"{_AUTHORIZATION}.ResourceAttributes"),
+        ("nonResourceAttributes", 2, _MESSAGE, False, f"{_AUTHORIZATION}.NonResourceAttributes"),
+    ],
+    f"{_AUTHORIZATION}.SelfSubjectAccessReview": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("spec", 2, _MESSAGE, False, f"{_AUTHORIZATION}.SelfSubjectAccessReviewSpec"),
+    ],
 }
 
 # (apiVersion, kind) of the envelope -> message name.
@@ -178,6 +201,9 @@ _KINDS = {
     ("v1", "ServiceAccount"): f"{_CORE}.ServiceAccount",
     ("v1", "ResourceQuota"): f"{_CORE}.ResourceQuota",
     ("authentication.k8s.io/v1", "TokenRequest"): f"{_AUTHENTICATION}.TokenRequest",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): (
+        f"{_AUTHORIZATION}.SelfSubjectAccessReview"
+    ),
 }
 
 
@@ -243,7 +269,8 @@ def _pool() -> descriptor_pool.DescriptorPool:
     # Packages that others depend on first: core uses meta and resource.
     files[_CORE].dependency.extend([files[_META].name, files[_RESOURCE].name])
     files[_AUTHENTICATION].dependency.append(files[_META].name)
-    for package in (_RUNTIME, _RESOURCE, _META, _CORE, _AUTHENTICATION):
+    files[_AUTHORIZATION].dependency.append(files[_META].name)
+    for package in (_RUNTIME, _RESOURCE, _META, _CORE, _AUTHENTICATION, _AUTHORIZATION):
         pool.Add(files[package])
     return pool
 

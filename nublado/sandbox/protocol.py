@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import events, health, protobuf, table
+from .access import REVIEW_API_VERSION, REVIEW_PATH, REVIEW_RESOURCE, self_subject_access_review
 from .auth import Tokens, token_request_response, unauthorized
 from .cluster import Cluster, parse_object
 from .fields import check_field_manager
@@ -53,7 +54,7 @@ from .present import (
     view_patch,
 )
 from .protobuf import PROTOBUF_MEDIA_TYPE as PROTOBUF
-from .rbac import UsageLog, authorize, forbidden_error, request_attributes
+from .rbac import Identity, UsageLog, authorize, forbidden_error, request_attributes
 from .request import ApiRequest, FieldValidation, writing
 from .store import ApiError, status_body
 from .validation import check_body_size, decoding_patch
@@ -70,6 +71,12 @@ __all__ = [
 ]
 
 Object = dict[str, Any]
+
+_IDENTITY = "nublado.sandbox.identity"
+"""The ASGI scope key under which RBAC mode leaves the request's `Identity` for handlers."""
+
+_REVIEW_GROUP = api_group(REVIEW_API_VERSION)
+"""Discovery of authorization.k8s.io, which serves only SelfSubjectAccessReview here."""
 
 _REASONS = {
     400: "BadRequest",
@@ -286,7 +293,7 @@ class _Handlers:
         )
 
     async def apis(self, request: Request) -> Response:
-        groups = [api_group(v) for v in GROUPS if "/" in v]
+        groups = [api_group(v) for v in GROUPS if "/" in v] + [_REVIEW_GROUP]
         return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 
     async def openapi(self, request: Request) -> Response:
@@ -335,6 +342,20 @@ class _Handlers:
                 versions = [v for v in GROUPS if v.startswith(f"{parts[1]}/")]
                 if versions:
                     return _json(api_group(versions[0]))
+            if len(parts) in (2, 3) and parts[1] == _REVIEW_GROUP["name"]:
+                if len(parts) == 2:
+                    return _json(_REVIEW_GROUP)
+                if len(parts) == 3 and parts[2] == _REVIEW_GROUP["preferredVersion"]["version"]:
+                    return _json(
+                        {
+                            "kind": "APIResourceList",
+                            "apiVersion": "v1",
+                            "groupVersion": REVIEW_API_VERSION,
+                            "resources": [REVIEW_RESOURCE],
+                        }
+                    )
+        if path.rstrip("/") == REVIEW_PATH:
+            return await self._review(request)
         target = _resolve(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -440,6 +461,19 @@ class _Handlers:
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
         )
+
+    async def _review(self, request: ApiRequest) -> Response:
+        """A SelfSubjectAccessReview, answered for whoever sent it (`nublado.sandbox.access`)."""
+        if request.method != "POST":
+            raise _method_not_allowed()
+        # Checked as for any create; a dry run changes nothing, since nothing is stored.
+        parse_dry_run(request.query_params.getlist("dryRun"), "CreateOptions")
+        check_field_manager("CreateOptions", request.query_params.get("fieldManager"))
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        raw = await request.body()
+        body = protobuf.decode_object(raw) if content_type == PROTOBUF else parse_object(raw)
+        identity: Identity | None = request.scope.get(_IDENTITY)
+        return _json(self_subject_access_review(self.cluster.store, identity, body), 201)
 
     async def _list(self, request: ApiRequest, target: _Target) -> Response:
         kind = target.kind
@@ -672,7 +706,7 @@ class SandboxApp:
                 await response(scope, receive, send)
                 return
         if self.sandbox.cluster.settings.rbac:
-            refusal = self._refusal(method, path, query, headers.get("authorization", ""))
+            refusal = self._refusal(scope, query, headers.get("authorization", ""))
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
@@ -686,11 +720,13 @@ class SandboxApp:
             raise
         await response(scope, receive, send)
 
-    def _refusal(self, method: str, path: str, query: str, authorization: str) -> Response | None:
+    def _refusal(self, scope: Scope, query: str, authorization: str) -> Response | None:
         """In RBAC mode: 401 for a request nobody sent, 403 for one RBAC does not allow.
 
-        An allowed resource request is added to the sandbox's usage log.
+        An allowed resource request is added to the sandbox's usage log, and
+        its sender left in the scope (SelfSubjectAccessReview answers for it).
         """
+        method, path = scope["method"], scope["path"]
         cluster = self.sandbox.cluster
         try:
             identity = self.sandbox.tokens.authenticate(cluster.store, authorization, path)
@@ -703,6 +739,7 @@ class SandboxApp:
         if not allowed:
             return _error(forbidden_error(identity, attributes, reason))
         self.sandbox.usage.record(identity, attributes)
+        scope[_IDENTITY] = identity
         return None
 
 

@@ -216,6 +216,25 @@ def _applies(subject: Object, identity: Identity, namespace: str) -> bool:
     return False
 
 
+def _describe_subject(subject: Object, namespace: str) -> str:
+    """A subject as kube's RBAC authorizer names it in a reason (``ServiceAccount "name/ns"``)."""
+    kind = subject.get("kind")
+    name = subject.get("name") or ""
+    if kind == "ServiceAccount":
+        return f'{kind} "{name}/{subject.get("namespace") or namespace}"'
+    return f'{kind} "{name}"'
+
+
+def _describe_binding(binding: Object, kind: str, subject: Object, namespace: str) -> str:
+    """The source kube's reason names: ``ClusterRoleBinding "b" of ClusterRole "r" to ...``."""
+    name = binding.get("metadata", {}).get("name") or ""
+    if kind == "RoleBinding":
+        name = f"{name}/{namespace}"
+    ref = binding.get("roleRef") or {}
+    role = f'{ref.get("kind")} "{ref.get("name") or ""}"'
+    return f'{kind} "{name}" of {role} to {_describe_subject(subject, namespace)}'
+
+
 def _role_rules(store: Store, ref: Object, namespace: str) -> tuple[list[Object], str]:
     """A binding's role's rules, or the error that it does not exist."""
     kind = ref.get("kind")
@@ -243,6 +262,10 @@ def authorize(store: Store, identity: Identity, attributes: RequestAttributes) -
     ClusterRoleBindings first, then the RoleBindings of the request's
     namespace, as kube visits them; the reason names each bound role that
     does not exist (``RBAC: clusterrole... "x" not found``), empty otherwise.
+    An allowed request's reason is kube's too: ``RBAC: allowed by
+    ClusterRoleBinding "b" of ClusterRole "r" to ServiceAccount "name/ns"``
+    (empty for ``system:masters``, as kube's privileged-group authorizer
+    gives none); SelfSubjectAccessReview answers with it.
     Call with the store's lock held.
     """
     if identity.privileged:
@@ -254,13 +277,18 @@ def authorize(store: Store, identity: Identity, attributes: RequestAttributes) -
     for kind, namespace in scopes:
         for binding in _bindings(store, kind, namespace):
             subjects = binding.get("subjects") or []
-            if not any(_applies(s, identity, namespace) for s in subjects if isinstance(s, dict)):
+            subject = next(
+                (s for s in subjects if isinstance(s, dict) and _applies(s, identity, namespace)),
+                None,
+            )
+            if subject is None:
                 continue
             rules, error = _role_rules(store, binding.get("roleRef") or {}, namespace)
             if error:
                 errors.append(error)
             if any(_rule_allows(attributes, rule) for rule in rules):
-                return True, ""
+                source = _describe_binding(binding, kind, subject, namespace)
+                return True, f"RBAC: allowed by {source}"
     if not errors:
         return False, ""
     aggregate = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
@@ -371,12 +399,29 @@ BOOTSTRAP_POLICY: tuple[Object, ...] = (
         ],
     ),
     _group_binding("system:public-info-viewer", ["system:authenticated", "system:unauthenticated"]),
+    _cluster_role(
+        "system:basic-user",
+        [
+            {
+                "apiGroups": ["authorization.k8s.io"],
+                "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                "verbs": ["create"],
+            },
+            {
+                "apiGroups": ["authentication.k8s.io"],
+                "resources": ["selfsubjectreviews"],
+                "verbs": ["create"],
+            },
+        ],
+    ),
+    _group_binding("system:basic-user", ["system:authenticated"]),
 )
 """The default roles and bindings of kube's bootstrap policy that the sandbox keeps.
 
 cluster-admin (bound to ``system:masters``, who bypass RBAC anyway),
-discovery for every authenticated user, and the public health and version
-endpoints for everyone.
+discovery for every authenticated user, the public health and version
+endpoints for everyone, and system:basic-user (every authenticated user may
+ask what it may do: SelfSubjectAccessReview and its kin).
 """
 
 
