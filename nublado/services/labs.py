@@ -72,6 +72,7 @@ from .labstate import (
     derive_state,
     resource_version,
 )
+from .labwire import object_decoder, watch_decoder
 
 __all__ = ["LabService", "SpawnEvent", "trim_cached"]
 
@@ -93,6 +94,23 @@ _BAD_WAITING = frozenset(
 _TERMINAL = frozenset({"complete", "failed"})
 _HANDOFF_WAIT = 5.0
 """How long stop() lets a spawn still applying objects reach its pod before failing it."""
+_WATCH_DECODERS = {
+    kind: watch_decoder(kind)
+    for kind in ("Lease", "Namespace", "Pod", "ConfigMap", "ResourceQuota", "Event")
+}
+"""How the service's watches decode their events: only what the caches read (`labwire`)."""
+_ANSWER_DECODERS: dict[str, Callable[[bytes], Object]] = {}
+_LEASE_DECODER = object_decoder("Lease")
+
+
+def _answer_decoder(kind: str) -> Callable[[bytes], Object]:
+    """How a spawn decodes the answer to its apply of a ``kind``: what `_store` keeps of it."""
+    decoder = _ANSWER_DECODERS.get(kind)
+    if decoder is None:
+        decoder = _ANSWER_DECODERS[kind] = object_decoder(kind)
+    return decoder
+
+
 _DEFAULT_ACCOUNT = "metadata.name=default"
 """Field selector of the ServiceAccount each namespace gets and a pod needs to be admitted."""
 
@@ -450,6 +468,7 @@ class LabService:
             relist=relist,
             log=self._log,
             keep=_kept_lease if kind == "Lease" else _identity,
+            decode=_WATCH_DECODERS[kind],
         )
 
     async def _list_kept(
@@ -757,9 +776,9 @@ class LabService:
         manifest = new.to_lease(self._namespace)
         try:
             if old is None or old.lease is None:
-                lease = await self._kube.create(manifest)
+                lease = await self._kube.create(manifest, decode=_LEASE_DECODER)
             else:
-                lease = await self._kube.replace(manifest)
+                lease = await self._kube.replace(manifest, decode=_LEASE_DECODER)
         except (AlreadyExistsError, ConflictError):
             raise OperationInProgressError(username) from None
         new.lease = lease
@@ -782,7 +801,9 @@ class LabService:
             record.renew_time = datetime.now(UTC)
             for _ in range(3):
                 try:
-                    lease = await self._kube.replace(record.to_lease(self._namespace))
+                    lease = await self._kube.replace(
+                        record.to_lease(self._namespace), decode=_LEASE_DECODER
+                    )
                     break
                 except ConflictError:
                     # Another replica may only have asked for a cancel (a DELETE it got):
@@ -1013,7 +1034,7 @@ class LabService:
                         f"Error waiting for ServiceAccount {namespace}/default: {exc}"
                     ) from None
             try:
-                result = await self._kube.apply_one(manifest)
+                result = await self._kube.apply_one(manifest, decode=_answer_decoder(kind))
             except KubernetesError as exc:
                 if kind == "Namespace":
                     raise _SpawnFailure(_failure("creating namespace", kind, name, exc)) from None
@@ -1082,7 +1103,11 @@ class LabService:
                 selector += f",involvedObject.uid={pod_uid}"
             try:
                 async for event in self._kube.watch(
-                    "Event", namespace, field_selector=selector, resource_version=pod_version
+                    "Event",
+                    namespace,
+                    field_selector=selector,
+                    resource_version=pod_version,
+                    decode=_WATCH_DECODERS["Event"],
                 ):
                     if event.type == "ADDED":
                         await queue.put(("event", event.type, event.object))
