@@ -205,7 +205,9 @@ class LabService:
         self._running: set[str] = set()  # users whose lab is running, for the gauge
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: dict[str, str] = {}  # uid -> kind of lab objects this replica deleted
-        self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
+        # Per user: set when their record changes (`_wakers`), when their pod does (`_pod_wakers`).
+        self._wakers: dict[str, asyncio.Event] = {}
+        self._pod_wakers: dict[str, asyncio.Event] = {}
         # username -> (Lease, its (uid, resourceVersion), its decoded record)
         self._parsed: dict[str, tuple[Object, tuple[Any, Any] | None, OperationRecord]] = {}
         self._ops: dict[str, _Operation] = {}
@@ -429,15 +431,31 @@ class LabService:
         self._seen.setdefault(user, None)
         return True
 
-    async def _notify(self, username: str | None = None) -> None:
-        """Wake what waits on a user's objects (every user's when None)."""
+    async def _notify(self, username: str | None = None, kind: str | None = None) -> None:
+        """Wake what waits on a user's ``kind`` of object (every user's and kind's: None).
+
+        Readers wait on one of two things: the record (event streams, deletes
+        joining another's) or the pod (a spawn following it). A change of the
+        namespace, env ConfigMap or quota wakes neither: it would only make each
+        of them look again and find nothing new, several times per spawn.
+        """
         self._track_running(username)
-        if username is None:
-            wakers = list(self._wakers.values())
-            self._wakers.clear()
-        else:
-            waker = self._wakers.pop(username, None)
-            wakers = [waker] if waker is not None else []
+        maps = [self._wakers, self._pod_wakers]
+        if kind == "Lease":
+            maps = [self._wakers]
+        elif kind == "Pod":
+            maps = [self._pod_wakers]
+        elif kind is not None:
+            maps = []
+        wakers: list[asyncio.Event] = []
+        for wakers_of in maps:
+            if username is None:
+                wakers.extend(wakers_of.values())
+                wakers_of.clear()
+            else:
+                waker = wakers_of.pop(username, None)
+                if waker is not None:
+                    wakers.append(waker)
         for waker in wakers:
             waker.set()
 
@@ -450,7 +468,7 @@ class LabService:
             if self._store(kind, event.object, deleted=event.type == "DELETED"):
                 if kind == "Lease":
                     self._lease_changed(event.object)
-                await self._notify(self._user_of(kind, event.object))
+                await self._notify(self._user_of(kind, event.object), kind)
 
         async def relist() -> tuple[list[Object], str]:
             fresh = await self._relist(kind, namespace, selector)
@@ -786,7 +804,7 @@ class LabService:
         self._remember(new)
         op = _Operation(record=new)
         self._ops[username] = op
-        await self._notify(username)
+        await self._notify(username, "Lease")
         return op
 
     async def _write(self, op: _Operation, **changes: Any) -> None:
@@ -823,7 +841,7 @@ class LabService:
             record.lease = lease
             self._store("Lease", lease)
             self._remember(record)
-        await self._notify(record.username)
+        await self._notify(record.username, "Lease")
 
     async def _renew(self, op: _Operation) -> None:
         """Renew the record every duration/3; one failed write must not end the renewals.
@@ -1095,7 +1113,7 @@ class LabService:
                 if metadata.get("resourceVersion") != seen:
                     seen = metadata.get("resourceVersion")
                     await queue.put(("pod", "MODIFIED", pod))
-                await self._wait_change(self._duration / 3, username)
+                await self._wait_change(self._duration / 3, username, pod=True)
 
         async def events() -> None:
             selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
@@ -1425,27 +1443,33 @@ class LabService:
         with contextlib.suppress(DeleteFailedError, OperationInProgressError):
             await task
 
-    def _waker(self, username: str) -> asyncio.Event:
-        """The event the next change of a user's objects sets (shared by all who wait on them).
+    def _waker(self, username: str, *, pod: bool = False) -> asyncio.Event:
+        """The event the next change of a user's record (``pod``: pod) sets, shared by all.
 
         Taken before reading what it guards, it cannot miss a change made after
         that read: `_notify` pops and sets this very event, even while the reader
         is away (a stream suspended at its ``yield`` while a slow client reads).
         """
-        waker = self._wakers.get(username)
+        wakers = self._pod_wakers if pod else self._wakers
+        waker = wakers.get(username)
         if waker is None:
-            waker = self._wakers[username] = asyncio.Event()
+            waker = wakers[username] = asyncio.Event()
         return waker
 
     async def _wait_change(
-        self, timeout: float, username: str, waker: asyncio.Event | None = None
+        self,
+        timeout: float,
+        username: str,
+        waker: asyncio.Event | None = None,
+        *,
+        pod: bool = False,
     ) -> None:
-        """Until the user's objects change, at most ``timeout`` s.
+        """Until the user's record (``pod``: pod) changes, at most ``timeout`` s.
 
         ``waker``: the user's `_waker`, taken before the caller read what it waits on.
         """
         if waker is None:
-            waker = self._waker(username)
+            waker = self._waker(username, pod=pod)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await waker.wait()

@@ -1119,7 +1119,7 @@ async def test_spawn_fails_at_once_when_following_its_pod_fails(
     await labs.create(reference_user(), TOKEN, reference_spec())
     await wait_until(lambda: objects_created(labs))
 
-    async def broken(timeout: float, username: str | None = None) -> None:
+    async def broken(timeout: float, username: str | None = None, *args: Any, **kw: Any) -> None:
         raise RuntimeError("cache broken")
 
     monkeypatch.setattr(labs, "_wait_change", broken)
