@@ -404,7 +404,10 @@ class LabService:
         return str(user)
 
     def _store(self, kind: str, obj: Object, *, deleted: bool = False) -> bool:
-        """Put an object seen by a watch or a write in its cache; the newer copy wins."""
+        """Put an object seen by a watch or a write in its cache; the newer copy wins.
+
+        True when the cache changed (what waits on it is then woken).
+        """
         user = self._user_of(kind, obj)
         if user is None:
             return False
@@ -422,8 +425,14 @@ class LabService:
                 return True
             return False
         same = old is not None and (old.get("metadata") or {}).get("uid") == uid
-        if same and resource_version(old) > resource_version(obj):
-            return False  # a watch event older than a copy this replica wrote
+        if same:
+            kept, seen = resource_version(old), resource_version(obj)
+            if kept > seen:
+                return False  # a watch event older than a copy this replica wrote
+            if kept == seen >= 0:
+                # The copy this replica wrote (or stored from a write's answer) coming
+                # back from the watch: nothing changed, nobody need look again.
+                return False
         if kind == "Lease" and old is not None and _operation_id(old) != _operation_id(obj):
             # A stream of the replaced operation may not have read its last events yet.
             self._previous[user] = OperationRecord.from_lease(old)
