@@ -1170,3 +1170,33 @@ async def test_status_right_after_complete_on_other_replica_has_internal_url(
                 break
         else:
             raise AssertionError("no complete event")
+
+
+async def test_only_a_change_of_what_a_waiter_reads_wakes_it(
+    labs: LabService, sandbox: Sandbox, client: KubernetesClient
+) -> None:
+    """Streams and deletes wait on the record, a spawn on its pod: a change of the env
+    ConfigMap wakes neither, nor does a watch echo of the version a cache already holds;
+    a record change wakes the record's waiters only."""
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    run_pod(sandbox)
+    await wait_until(lambda: labs._ops[USER].done.is_set())
+    record_waker, pod_waker = labs._waker(USER), labs._waker(USER, pod=True)
+
+    lease = await client.get("Lease", "lab-rachel", NAMESPACE)
+    assert not labs._store("Lease", lease)  # the version the cache holds: no change
+    env = await client.get("ConfigMap", "rachel-nb-env", LAB_NS)
+    env["metadata"]["labels"]["extra"] = "1"  # its data is immutable
+    changed = await client.replace(env)
+    version = changed["metadata"]["resourceVersion"]
+    await wait_until(
+        lambda: labs._objects["ConfigMap"][USER]["metadata"]["resourceVersion"] == version
+    )
+    assert not record_waker.is_set()
+    assert not pod_waker.is_set()
+
+    lease["metadata"]["annotations"]["other"] = "x"
+    await client.replace(lease)
+    await wait_until(record_waker.is_set)
+    assert not pod_waker.is_set()
