@@ -96,7 +96,15 @@ _HANDOFF_WAIT = 5.0
 """How long stop() lets a spawn still applying objects reach its pod before failing it."""
 _WATCH_DECODERS = {
     kind: watch_decoder(kind)
-    for kind in ("Lease", "Namespace", "Pod", "ConfigMap", "ResourceQuota", "Event")
+    for kind in (
+        "Lease",
+        "Namespace",
+        "Pod",
+        "ConfigMap",
+        "ResourceQuota",
+        "Event",
+        "ServiceAccount",
+    )
 }
 """How the service's watches decode their events: only what the caches read (`labwire`)."""
 _ANSWER_DECODERS: dict[str, Callable[[bytes], Object]] = {}
@@ -385,6 +393,9 @@ class LabService:
             relist=relist,
             log=self._log,
             on_broken=broken,
+            # A ServiceAccount's identity is all `_store_spawn_input` reads (a Secret's
+            # data it copies: those are decoded whole).
+            decode=_WATCH_DECODERS["ServiceAccount"] if kind == "ServiceAccount" else None,
         )
 
     def _user_of(self, kind: str, obj: Object) -> str | None:
