@@ -1172,6 +1172,7 @@ async def test_status_right_after_complete_on_other_replica_has_internal_url(
             raise AssertionError("no complete event")
 
 
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)  # no kubelet writes
 async def test_only_a_change_of_what_a_waiter_reads_wakes_it(
     labs: LabService, sandbox: Sandbox, client: KubernetesClient
 ) -> None:
