@@ -573,12 +573,19 @@ class KubernetesClient:
         return [await self.apply_one(manifest, force=force) for manifest in manifests]
 
     async def apply_one(
-        self, manifest: Object, *, force: bool = True, dry_run: bool = False
+        self,
+        manifest: Object,
+        *,
+        force: bool = True,
+        dry_run: bool = False,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> ApplyResult:
         """Server-side apply one manifest as field manager ``nublado``.
 
         Applies ask for strict field validation, as kubectl does: a field a
-        template misspells is refused rather than silently dropped.
+        template misspells is refused rather than silently dropped. ``decode``:
+        how the answer's object is decoded (a typed decoder that builds only what
+        the caller reads; orjson, the whole object, by default).
         """
         kind = kind_for_manifest(manifest)
         metadata = _meta(manifest)
@@ -599,11 +606,17 @@ class KubernetesClient:
             query=query,
             body=orjson.dumps(manifest),
             content_type=_APPLY,
+            decode=decode,
         )
         return ApplyResult(kind.kind, name, namespace, status == 201, obj)
 
-    async def create(self, manifest: Object) -> Object:
-        """POST an object (no retry: a retried create could meet its own first attempt)."""
+    async def create(
+        self, manifest: Object, *, decode: Callable[[bytes], Any] | None = None
+    ) -> Object:
+        """POST an object (no retry: a retried create could meet its own first attempt).
+
+        ``decode``: how the answer is decoded, as for `apply_one`.
+        """
         kind = kind_for_manifest(manifest)
         namespace = _meta(manifest).get("namespace") if kind.namespaced else None
         _, obj = await self._request(
@@ -612,6 +625,7 @@ class KubernetesClient:
             query=[("fieldManager", self.field_manager)],
             body=manifest,
             retry=False,
+            decode=decode,
         )
         return dict(obj)
 
@@ -632,12 +646,15 @@ class KubernetesClient:
         status = review.get("status") if isinstance(review, dict) else None
         return dict(status) if isinstance(status, dict) else {"allowed": False}
 
-    async def replace(self, manifest: Object) -> Object:
+    async def replace(
+        self, manifest: Object, *, decode: Callable[[bytes], Any] | None = None
+    ) -> Object:
         """PUT an object; its ``metadata.resourceVersion``, when set, is a precondition.
 
         A stale version is refused with `ConflictError` (409), so a writer that
         lost a race notices instead of overwriting. Not retried, like `create`:
         a retried PUT could meet its own first attempt and report a conflict.
+        ``decode``: how the answer is decoded, as for `apply_one`.
         """
         kind = kind_for_manifest(manifest)
         metadata = _meta(manifest)
@@ -651,6 +668,7 @@ class KubernetesClient:
             query=[("fieldManager", self.field_manager)],
             body=manifest,
             retry=False,
+            decode=decode,
         )
         return dict(obj)
 
@@ -935,6 +953,7 @@ class KubernetesClient:
         max_failures: int = 10,
         known: Iterable[Object] = (),
         keep: Callable[[Object], Object] | None = None,
+        decode: Callable[[bytes], Object] | None = None,
     ) -> AsyncIterator[WatchEvent]:
         """Follow changes to objects of a kind; never stops silently.
 
@@ -950,7 +969,10 @@ class KubernetesClient:
         ``keep`` is what the watch remembers of each object for that (the
         object of such a DELETED event): the whole object by default; a caller
         following thousands of objects can keep less (their identifying metadata,
-        with the uid and resourceVersion a relist compares).
+        with the uid and resourceVersion a relist compares). ``decode`` decodes
+        each line of the stream (``{"type": ..., "object": ...}``) instead of
+        orjson: a typed decoder that builds only what the caller reads of the
+        objects (their managedFields skipped, say); a relist's objects are whole.
         """
         events = self._watch(
             kind,
@@ -962,6 +984,7 @@ class KubernetesClient:
             max_failures=max_failures,
             known=known,
             keep=keep,
+            decode=decode,
         )
         async with aclosing(events):
             async for event in events:
@@ -979,6 +1002,7 @@ class KubernetesClient:
         max_failures: int = 10,
         known: Iterable[Object] = (),
         keep: Callable[[Object], Object] | None = None,
+        decode: Callable[[bytes], Object] | None = None,
     ) -> AsyncGenerator[WatchEvent, None]:
         """`watch`, starting with ``known``: the objects the caller listed at ``resource_version``.
 
@@ -1047,7 +1071,9 @@ class KubernetesClient:
                 ]
                 if version:
                     stream_query.append(("resourceVersion", version))
-                async for event_type, obj in self._stream(resource, namespace, stream_query, left):
+                async for event_type, obj in self._stream(
+                    resource, namespace, stream_query, left, decode
+                ):
                     events += 1
                     failures = 0
                     metadata = _meta(obj)
@@ -1098,8 +1124,10 @@ class KubernetesClient:
         namespace: str | None,
         query: builtins.list[tuple[str, str]],
         left: float | None,
+        decode: Callable[[bytes], Object] | None = None,
     ) -> AsyncIterator[tuple[str, Object]]:
         """One watch connection: yields (type, object) until the server ends it."""
+        loads = decode or orjson.loads
         read_timeout = 330.0 if left is None else left + 5.0
         response = await self._send(
             "GET",
@@ -1131,7 +1159,7 @@ class KubernetesClient:
                 if not line:
                     continue
                 try:
-                    event = orjson.loads(line)
+                    event = loads(line)
                 except orjson.JSONDecodeError:
                     raise KubernetesConnectionError("watch stream sent a partial event") from None
                 event_type = event.get("type")

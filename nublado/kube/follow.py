@@ -35,6 +35,7 @@ async def follow(
     retry_delay: float = 1.0,
     on_broken: Callable[[], None] | None = None,
     keep: Callable[[Object], Object] | None = None,
+    decode: Callable[[bytes], Object] | None = None,
 ) -> None:
     """Feed every event of ``kind`` to ``on_event``; runs until cancelled.
 
@@ -43,7 +44,7 @@ async def follow(
     ``relist`` is retried after the same delay. ``on_broken`` is told when the
     watch has ended, before the first LIST again: from then until a ``relist``
     succeeds, the cache may miss changes. ``keep``: what the watch remembers of
-    each object (`KubernetesClient.watch`).
+    each object and ``decode`` how each event is decoded (`KubernetesClient.watch`).
     """
     while True:
         try:
@@ -55,6 +56,7 @@ async def follow(
                 resource_version=version,
                 known=items,
                 keep=keep,
+                decode=decode,
             ):
                 await on_event(event)
         except Exception as exc:

@@ -72,6 +72,7 @@ from .labstate import (
     derive_state,
     resource_version,
 )
+from .labwire import object_decoder, watch_decoder
 
 __all__ = ["LabService", "SpawnEvent", "trim_cached"]
 
@@ -93,6 +94,33 @@ _BAD_WAITING = frozenset(
 _TERMINAL = frozenset({"complete", "failed"})
 _HANDOFF_WAIT = 5.0
 """How long stop() lets a spawn still applying objects reach its pod before failing it."""
+_WATCH_DECODERS = {
+    kind: watch_decoder(kind)
+    for kind in (
+        "Lease",
+        "Namespace",
+        "Pod",
+        "ConfigMap",
+        "ResourceQuota",
+        "Event",
+        "ServiceAccount",
+    )
+}
+"""How the service's watches decode their events: only what the caches read (`labwire`)."""
+_ANSWER_DECODERS: dict[str, Callable[[bytes], Object]] = {}
+_LEASE_DECODER = object_decoder("Lease")
+
+
+def _answer_decoder(kind: str) -> Callable[[bytes], Object]:
+    """How a spawn decodes the answer to its apply of a ``kind``: what `_store` keeps of it."""
+    decoder = _ANSWER_DECODERS.get(kind)
+    if decoder is None:
+        decoder = _ANSWER_DECODERS[kind] = object_decoder(kind)
+    return decoder
+
+
+_EVENTS_DELAY = 0.2
+"""Seconds a spawn's pod must stay not running before its Kubernetes Events are watched."""
 _DEFAULT_ACCOUNT = "metadata.name=default"
 """Field selector of the ServiceAccount each namespace gets and a pod needs to be admitted."""
 
@@ -187,7 +215,9 @@ class LabService:
         self._running: set[str] = set()  # users whose lab is running, for the gauge
         self._previous: dict[str, OperationRecord] = {}  # the operation before the current
         self._gone: dict[str, str] = {}  # uid -> kind of lab objects this replica deleted
-        self._wakers: dict[str, asyncio.Event] = {}  # per user: set when their objects change
+        # Per user: set when their record changes (`_wakers`), when their pod does (`_pod_wakers`).
+        self._wakers: dict[str, asyncio.Event] = {}
+        self._pod_wakers: dict[str, asyncio.Event] = {}
         # username -> (Lease, its (uid, resourceVersion), its decoded record)
         self._parsed: dict[str, tuple[Object, tuple[Any, Any] | None, OperationRecord]] = {}
         self._ops: dict[str, _Operation] = {}
@@ -196,6 +226,8 @@ class LabService:
         self._watches: list[asyncio.Task[None]] = []
         self._stopping = False
         self.handoff_wait = _HANDOFF_WAIT
+        self.events_delay = _EVENTS_DELAY
+        """Seconds before a pending pod's Events are watched (see `_watch_pod`; tests change it)."""
         """Seconds stop() lets a spawn still applying objects reach its pod (tests shorten it)."""
 
     # Lifecycle
@@ -365,6 +397,9 @@ class LabService:
             relist=relist,
             log=self._log,
             on_broken=broken,
+            # A ServiceAccount's identity is all `_store_spawn_input` reads (a Secret's
+            # data it copies: those are decoded whole).
+            decode=_WATCH_DECODERS["ServiceAccount"] if kind == "ServiceAccount" else None,
         )
 
     def _user_of(self, kind: str, obj: Object) -> str | None:
@@ -384,7 +419,10 @@ class LabService:
         return str(user)
 
     def _store(self, kind: str, obj: Object, *, deleted: bool = False) -> bool:
-        """Put an object seen by a watch or a write in its cache; the newer copy wins."""
+        """Put an object seen by a watch or a write in its cache; the newer copy wins.
+
+        True when the cache changed (what waits on it is then woken).
+        """
         user = self._user_of(kind, obj)
         if user is None:
             return False
@@ -402,8 +440,14 @@ class LabService:
                 return True
             return False
         same = old is not None and (old.get("metadata") or {}).get("uid") == uid
-        if same and resource_version(old) > resource_version(obj):
-            return False  # a watch event older than a copy this replica wrote
+        if same:
+            kept, seen = resource_version(old), resource_version(obj)
+            if kept > seen:
+                return False  # a watch event older than a copy this replica wrote
+            if kept == seen >= 0:
+                # The copy this replica wrote (or stored from a write's answer) coming
+                # back from the watch: nothing changed, nobody need look again.
+                return False
         if kind == "Lease" and old is not None and _operation_id(old) != _operation_id(obj):
             # A stream of the replaced operation may not have read its last events yet.
             self._previous[user] = OperationRecord.from_lease(old)
@@ -411,15 +455,31 @@ class LabService:
         self._seen.setdefault(user, None)
         return True
 
-    async def _notify(self, username: str | None = None) -> None:
-        """Wake what waits on a user's objects (every user's when None)."""
+    async def _notify(self, username: str | None = None, kind: str | None = None) -> None:
+        """Wake what waits on a user's ``kind`` of object (every user's and kind's: None).
+
+        Readers wait on one of two things: the record (event streams, deletes
+        joining another's) or the pod (a spawn following it). A change of the
+        namespace, env ConfigMap or quota wakes neither: it would only make each
+        of them look again and find nothing new, several times per spawn.
+        """
         self._track_running(username)
-        if username is None:
-            wakers = list(self._wakers.values())
-            self._wakers.clear()
-        else:
-            waker = self._wakers.pop(username, None)
-            wakers = [waker] if waker is not None else []
+        maps = [self._wakers, self._pod_wakers]
+        if kind == "Lease":
+            maps = [self._wakers]
+        elif kind == "Pod":
+            maps = [self._pod_wakers]
+        elif kind is not None:
+            maps = []
+        wakers: list[asyncio.Event] = []
+        for wakers_of in maps:
+            if username is None:
+                wakers.extend(wakers_of.values())
+                wakers_of.clear()
+            else:
+                waker = wakers_of.pop(username, None)
+                if waker is not None:
+                    wakers.append(waker)
         for waker in wakers:
             waker.set()
 
@@ -432,7 +492,7 @@ class LabService:
             if self._store(kind, event.object, deleted=event.type == "DELETED"):
                 if kind == "Lease":
                     self._lease_changed(event.object)
-                await self._notify(self._user_of(kind, event.object))
+                await self._notify(self._user_of(kind, event.object), kind)
 
         async def relist() -> tuple[list[Object], str]:
             fresh = await self._relist(kind, namespace, selector)
@@ -450,6 +510,7 @@ class LabService:
             relist=relist,
             log=self._log,
             keep=_kept_lease if kind == "Lease" else _identity,
+            decode=_WATCH_DECODERS[kind],
         )
 
     async def _list_kept(
@@ -757,9 +818,9 @@ class LabService:
         manifest = new.to_lease(self._namespace)
         try:
             if old is None or old.lease is None:
-                lease = await self._kube.create(manifest)
+                lease = await self._kube.create(manifest, decode=_LEASE_DECODER)
             else:
-                lease = await self._kube.replace(manifest)
+                lease = await self._kube.replace(manifest, decode=_LEASE_DECODER)
         except (AlreadyExistsError, ConflictError):
             raise OperationInProgressError(username) from None
         new.lease = lease
@@ -767,7 +828,7 @@ class LabService:
         self._remember(new)
         op = _Operation(record=new)
         self._ops[username] = op
-        await self._notify(username)
+        await self._notify(username, "Lease")
         return op
 
     async def _write(self, op: _Operation, **changes: Any) -> None:
@@ -782,7 +843,9 @@ class LabService:
             record.renew_time = datetime.now(UTC)
             for _ in range(3):
                 try:
-                    lease = await self._kube.replace(record.to_lease(self._namespace))
+                    lease = await self._kube.replace(
+                        record.to_lease(self._namespace), decode=_LEASE_DECODER
+                    )
                     break
                 except ConflictError:
                     # Another replica may only have asked for a cancel (a DELETE it got):
@@ -802,7 +865,7 @@ class LabService:
             record.lease = lease
             self._store("Lease", lease)
             self._remember(record)
-        await self._notify(record.username)
+        await self._notify(record.username, "Lease")
 
     async def _renew(self, op: _Operation) -> None:
         """Renew the record every duration/3; one failed write must not end the renewals.
@@ -1013,7 +1076,7 @@ class LabService:
                         f"Error waiting for ServiceAccount {namespace}/default: {exc}"
                     ) from None
             try:
-                result = await self._kube.apply_one(manifest)
+                result = await self._kube.apply_one(manifest, decode=_answer_decoder(kind))
             except KubernetesError as exc:
                 if kind == "Namespace":
                     raise _SpawnFailure(_failure("creating namespace", kind, name, exc)) from None
@@ -1045,7 +1108,9 @@ class LabService:
         write, the same events in the same order); those not yet written when the
         pod runs are returned, for the caller's ``complete`` write.
         ``pod_version``: the pod's resourceVersion at its create; its Events all come
-        later, so their watch starts there without a LIST.
+        later, so their watch starts there without a LIST. The Events are watched
+        only once the pod has not run for `events_delay` seconds: a pod running
+        sooner reports none (as one whose Events the watch had not yet delivered).
         """
         namespace = self._lab_namespace(username)
         name = f"{username}-nb"
@@ -1074,15 +1139,24 @@ class LabService:
                 if metadata.get("resourceVersion") != seen:
                     seen = metadata.get("resourceVersion")
                     await queue.put(("pod", "MODIFIED", pod))
-                await self._wait_change(self._duration / 3, username)
+                await self._wait_change(self._duration / 3, username, pod=True)
 
         async def events() -> None:
+            # Not at once: a pod that runs within the delay needs no watch (a connection
+            # of its own, about a millisecond of CPU per spawn). One still on its way then
+            # is watched from its create's resourceVersion (or from a LIST): its Events so
+            # far are replayed, none is missed.
+            await asyncio.sleep(self.events_delay)
             selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
             if pod_uid:
                 selector += f",involvedObject.uid={pod_uid}"
             try:
                 async for event in self._kube.watch(
-                    "Event", namespace, field_selector=selector, resource_version=pod_version
+                    "Event",
+                    namespace,
+                    field_selector=selector,
+                    resource_version=pod_version,
+                    decode=_WATCH_DECODERS["Event"],
                 ):
                     if event.type == "ADDED":
                         await queue.put(("event", event.type, event.object))
@@ -1400,27 +1474,33 @@ class LabService:
         with contextlib.suppress(DeleteFailedError, OperationInProgressError):
             await task
 
-    def _waker(self, username: str) -> asyncio.Event:
-        """The event the next change of a user's objects sets (shared by all who wait on them).
+    def _waker(self, username: str, *, pod: bool = False) -> asyncio.Event:
+        """The event the next change of a user's record (``pod``: pod) sets, shared by all.
 
         Taken before reading what it guards, it cannot miss a change made after
         that read: `_notify` pops and sets this very event, even while the reader
         is away (a stream suspended at its ``yield`` while a slow client reads).
         """
-        waker = self._wakers.get(username)
+        wakers = self._pod_wakers if pod else self._wakers
+        waker = wakers.get(username)
         if waker is None:
-            waker = self._wakers[username] = asyncio.Event()
+            waker = wakers[username] = asyncio.Event()
         return waker
 
     async def _wait_change(
-        self, timeout: float, username: str, waker: asyncio.Event | None = None
+        self,
+        timeout: float,
+        username: str,
+        waker: asyncio.Event | None = None,
+        *,
+        pod: bool = False,
     ) -> None:
-        """Until the user's objects change, at most ``timeout`` s.
+        """Until the user's record (``pod``: pod) changes, at most ``timeout`` s.
 
         ``waker``: the user's `_waker`, taken before the caller read what it waits on.
         """
         if waker is None:
-            waker = self._waker(username)
+            waker = self._waker(username, pod=pod)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await waker.wait()

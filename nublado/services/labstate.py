@@ -9,6 +9,7 @@ its objects alone, for labs this controller did not spawn (api.md 7.7).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -66,6 +67,7 @@ EventTuple = tuple[str, str, int | None]
 _SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "KEY"})
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """Whether an env variable's (or ConfigMap key's) name says its value is a secret.
 
@@ -73,6 +75,8 @@ def is_secret_name(name: str) -> bool:
     at every character that is not a letter or digit, has a word TOKEN, SECRET,
     PASSWORD or KEY (any case, or its plural): ``JUPYTERHUB_API_TOKEN``,
     ``AWS_SECRET_ACCESS_KEY``, ``db-password``; not ``KEYCLOAK_URL`` nor ``TOKENIZER``.
+
+    Cached (bounded): every Lease write of a spawn asks it again of each env key.
     """
     words = re.split(r"[^A-Z0-9]+", name.upper())
     return any(w in _SECRET_WORDS or w.removesuffix("S") in _SECRET_WORDS for w in words)
@@ -132,6 +136,12 @@ class OperationRecord:
     withheld_env: list[str] = field(default_factory=list)
     """Keys of the env whose values the record does not hold (secrets): an env ConfigMap
     rebuilt from the record lacks them."""
+    _state_json: tuple[LabState, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """``lab_state`` as the Lease holds it, kept for the next write: a spawn writes its
+    record three or more times with the same (frozen) state, and pydantic's encoding of
+    it was the largest part of each write."""
 
     @classmethod
     def from_lease(cls, lease: Object) -> OperationRecord:
@@ -196,6 +206,14 @@ class OperationRecord:
             data[key] = None if is_secret_name(key) else value
         return json.dumps(data)
 
+    def _lab_state_json(self) -> str:
+        if self.lab_state is None:
+            return ""
+        cached = self._state_json
+        if cached is None or cached[0] is not self.lab_state:
+            cached = self._state_json = (self.lab_state, self.lab_state.model_dump_json())
+        return cached[1]
+
     def to_lease(self, namespace: str) -> Object:
         """The Lease to create or replace (resourceVersion kept from the one read)."""
         metadata: Object = {}
@@ -213,7 +231,7 @@ class OperationRecord:
             CATEGORY_LABEL: LEASE_CATEGORY,
             USER_LABEL: self.username,
         }
-        state = self.lab_state.model_dump_json() if self.lab_state is not None else ""
+        state = self._lab_state_json()
         metadata["annotations"] = {
             **(metadata.get("annotations") or {}),
             _OPERATION: self.operation,

@@ -1119,7 +1119,7 @@ async def test_spawn_fails_at_once_when_following_its_pod_fails(
     await labs.create(reference_user(), TOKEN, reference_spec())
     await wait_until(lambda: objects_created(labs))
 
-    async def broken(timeout: float, username: str | None = None) -> None:
+    async def broken(timeout: float, username: str | None = None, *args: Any, **kw: Any) -> None:
         raise RuntimeError("cache broken")
 
     monkeypatch.setattr(labs, "_wait_change", broken)
@@ -1170,3 +1170,48 @@ async def test_status_right_after_complete_on_other_replica_has_internal_url(
                 break
         else:
             raise AssertionError("no complete event")
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)  # no kubelet writes
+async def test_only_a_change_of_what_a_waiter_reads_wakes_it(
+    labs: LabService, sandbox: Sandbox, client: KubernetesClient
+) -> None:
+    """Streams and deletes wait on the record, a spawn on its pod: a change of the env
+    ConfigMap wakes neither, nor does a watch echo of the version a cache already holds;
+    a record change wakes the record's waiters only."""
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    run_pod(sandbox)
+    await wait_until(lambda: labs._ops[USER].done.is_set())
+    record_waker, pod_waker = labs._waker(USER), labs._waker(USER, pod=True)
+
+    lease = await client.get("Lease", "lab-rachel", NAMESPACE)
+    assert not labs._store("Lease", lease)  # the version the cache holds: no change
+    env = await client.get("ConfigMap", "rachel-nb-env", LAB_NS)
+    env["metadata"]["labels"]["extra"] = "1"  # its data is immutable
+    changed = await client.replace(env)
+    version = changed["metadata"]["resourceVersion"]
+    await wait_until(
+        lambda: labs._objects["ConfigMap"][USER]["metadata"]["resourceVersion"] == version
+    )
+    assert not record_waker.is_set()
+    assert not pod_waker.is_set()
+
+    lease["metadata"]["annotations"]["other"] = "x"
+    await client.replace(lease)
+    await wait_until(record_waker.is_set)
+    assert not pod_waker.is_set()
+
+
+@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
+async def test_a_pod_running_before_the_events_delay_gets_no_event_watch(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """A pod that runs at once needs no watch of its Events (a connection per spawn)."""
+    labs.events_delay = 30.0
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    await wait_until(lambda: objects_created(labs))
+    run_pod(sandbox)
+
+    assert messages(await collect(labs)) == [STARTED, CREATED, COMPLETE]
+    assert not [r for r in sandbox.requests if "/events?" in r.target and "watch=true" in r.target]
