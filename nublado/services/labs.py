@@ -119,8 +119,6 @@ def _answer_decoder(kind: str) -> Callable[[bytes], Object]:
     return decoder
 
 
-_EVENTS_DELAY = 0.2
-"""Seconds a spawn's pod must stay not running before its Kubernetes Events are watched."""
 _DEFAULT_ACCOUNT = "metadata.name=default"
 """Field selector of the ServiceAccount each namespace gets and a pod needs to be admitted."""
 
@@ -226,8 +224,6 @@ class LabService:
         self._watches: list[asyncio.Task[None]] = []
         self._stopping = False
         self.handoff_wait = _HANDOFF_WAIT
-        self.events_delay = _EVENTS_DELAY
-        """Seconds before a pending pod's Events are watched (see `_watch_pod`; tests change it)."""
         """Seconds stop() lets a spawn still applying objects reach its pod (tests shorten it)."""
 
     # Lifecycle
@@ -1108,9 +1104,7 @@ class LabService:
         write, the same events in the same order); those not yet written when the
         pod runs are returned, for the caller's ``complete`` write.
         ``pod_version``: the pod's resourceVersion at its create; its Events all come
-        later, so their watch starts there without a LIST. The Events are watched
-        only once the pod has not run for `events_delay` seconds: a pod running
-        sooner reports none (as one whose Events the watch had not yet delivered).
+        later, so their watch starts there without a LIST.
         """
         namespace = self._lab_namespace(username)
         name = f"{username}-nb"
@@ -1142,11 +1136,6 @@ class LabService:
                 await self._wait_change(self._duration / 3, username, pod=True)
 
         async def events() -> None:
-            # Not at once: a pod that runs within the delay needs no watch (a connection
-            # of its own, about a millisecond of CPU per spawn). One still on its way then
-            # is watched from its create's resourceVersion (or from a LIST): its Events so
-            # far are replayed, none is missed.
-            await asyncio.sleep(self.events_delay)
             selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
             if pod_uid:
                 selector += f",involvedObject.uid={pod_uid}"

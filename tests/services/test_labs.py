@@ -1201,17 +1201,3 @@ async def test_only_a_change_of_what_a_waiter_reads_wakes_it(
     await client.replace(lease)
     await wait_until(record_waker.is_set)
     assert not pod_waker.is_set()
-
-
-@pytest.mark.parametrize("sandbox_settings", [SLOW], indirect=True)
-async def test_a_pod_running_before_the_events_delay_gets_no_event_watch(
-    labs: LabService, sandbox: Sandbox
-) -> None:
-    """A pod that runs at once needs no watch of its Events (a connection per spawn)."""
-    labs.events_delay = 30.0
-    await labs.create(reference_user(), TOKEN, reference_spec())
-    await wait_until(lambda: objects_created(labs))
-    run_pod(sandbox)
-
-    assert messages(await collect(labs)) == [STARTED, CREATED, COMPLETE]
-    assert not [r for r in sandbox.requests if "/events?" in r.target and "watch=true" in r.target]
