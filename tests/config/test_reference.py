@@ -297,9 +297,7 @@ def test_the_reference_names_every_field_that_is_not_its_keys_snake_case() -> No
 
     from nublado.config import Config
 
-    irregular = {
-        (key, name) for key, name in _spellings(Config, set()) if to_snake(key) != name
-    }
+    irregular = {(key, name) for key, name in _spellings(Config, set()) if to_snake(key) != name}
     introduction = COMMITTED.read_text(encoding="utf-8").split("\n\n")[2]
 
     assert {key for key, _ in irregular} == {

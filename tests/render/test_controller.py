@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -649,3 +651,66 @@ def test_render_checks_refuse_what_kubernetes_refuses_in_the_deployment(
         check_manifests([deployment])
 
     assert str(caught.value).startswith(message)
+
+
+def _readme_block(after: str) -> list[str]:
+    """The lines of the README's first ``sh`` block after the text ``after``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```sh\n", text.index(after)) + len("```sh\n")
+    return text[start : text.index("```", start)].splitlines()
+
+
+_COMMENT = re.compile(r"\s+#\s*(?P<comment>.*)$")
+_REQUEST = re.compile(r"\] GET https://[^/\s]+(?P<path>/[^?\s]*)")
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_the_least_privilege_readme_block_runs_as_written(tmp_path: Path) -> None:
+    # Each line of README "Least privilege" as pasted, in a folder holding examples/;
+    # a `# allowed (VERB)` line must succeed with that verb, a `# 403` one be forbidden.
+    lines = _readme_block("Try it on the sandbox in RBAC mode")
+    start, *commands = lines
+    assert start == "nublado sandbox --rbac --port 8001 --kubeconfig admin.kubeconfig &"
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    environ = {
+        **{k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+        "HOME": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    sandbox = subprocess.Popen(
+        ["nublado", "sandbox", "--rbac", "--port", "0", "--kubeconfig", "admin.kubeconfig",
+         "--log-level", "warning"],
+        cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    checked = []
+    try:
+        assert sandbox.stdout is not None
+        assert sandbox.stdout.readline().startswith("sandbox listening on https://")
+        for line in commands:
+            found = _COMMENT.search(line)
+            comment = found["comment"] if found else ""
+            command = line[: found.start()] if found else line
+            verb = re.fullmatch(r"allowed \((\w+)\)", comment)
+            if verb:
+                command += " -v=6"
+            result = subprocess.run(
+                ["bash", "-c", command],
+                cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            if comment == "403":
+                assert result.returncode == 1, (line, result.stdout)
+                assert "(Forbidden)" in result.stderr, (line, result.stderr)
+            else:
+                assert result.returncode == 0, (line, result.stderr)
+            if verb:
+                # The request kubectl made: a collection path is a list, a named one a get.
+                resource = command.split(" get ", 1)[1].split()[0]
+                path = _REQUEST.findall(result.stderr)[-1]
+                made = "list" if path.rsplit("/", 1)[-1] == resource else "get"
+                assert verb[1] == made, (line, path)
+            checked.append(comment)
+    finally:
+        sandbox.terminate()
+        sandbox.communicate(timeout=10)
+
+    assert checked.count("") == 4 and "403" in checked and "allowed (list)" in checked
