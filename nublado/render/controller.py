@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from ..config import Config
 from ..config.images import DockerSourceConfig
 from ..errors import InputError
+from .common import CATEGORY_LABEL
 
 __all__ = [
     "CONFIG_DIR",
@@ -93,6 +94,7 @@ class ControllerContext:
     namespace: str
     labels: dict[str, str]
     selector: dict[str, str]
+    prepull_selector: dict[str, str]
     config_map: str
     config_key: str
     config_text: str
@@ -251,6 +253,7 @@ def build_controller_context(
         namespace=namespace,
         labels=labels,
         selector=selector,
+        prepull_selector={CATEGORY_LABEL: "prepuller"},
         config_map=f"{CONTROLLER_NAME}-config",
         config_key=CONFIG_KEY,
         config_text=config_text,

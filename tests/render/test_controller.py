@@ -94,6 +94,7 @@ def test_every_object_in_apply_order(capsys: pytest.CaptureFixture[str]) -> None
         ("RoleBinding", "nublado-controller"),
         ("ConfigMap", "nublado-controller-config"),
         ("NetworkPolicy", "nublado-controller"),
+        ("NetworkPolicy", "nublado-controller-pull"),
         ("Deployment", "nublado-controller"),
         ("Service", "nublado-controller"),
         ("GafaelfawrIngress", "nublado-controller-user"),
@@ -570,7 +571,7 @@ def test_only_gafaelfawrs_ingress_pods_may_reach_the_controller(
     # api.md 1.3: X-Auth-Request-User is trusted verbatim, so no other pod may call the API.
     manifests = render(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL)
 
-    policy = find(manifests, "NetworkPolicy")
+    policy = find(manifests, "NetworkPolicy", "nublado-controller")
     deployment = find(manifests, "Deployment")
     assert policy["metadata"]["namespace"] == "nublado"
     assert policy["spec"] == {
@@ -589,6 +590,19 @@ def test_only_gafaelfawrs_ingress_pods_may_reach_the_controller(
         ],
     }
     assert container(manifests)["ports"][0]["containerPort"] == 8080
+
+
+def test_prepull_pods_have_no_network(capsys: pytest.CaptureFixture[str]) -> None:
+    from nublado.render.common import CATEGORY_LABEL
+
+    manifests = render(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL)
+
+    policy = find(manifests, "NetworkPolicy", "nublado-controller-pull")
+    assert policy["metadata"]["namespace"] == "nublado"
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": {CATEGORY_LABEL: "prepuller"}},
+        "policyTypes": ["Ingress", "Egress"],
+    }
 
 
 def test_nothing_is_mounted_at_tmp(capsys: pytest.CaptureFixture[str]) -> None:
