@@ -129,8 +129,8 @@ key may instead be written as its snake_case field name, at every level (`log_le
 `EXTERNAL_INSTANCE_URL` is `base_url`, that of `NUBLADO_SLACK_WEBHOOK` is `slack_webhook`, and \
 those of the affinity keys `requiredDuringSchedulingIgnoredDuringExecution` and \
 `preferredDuringSchedulingIgnoredDuringExecution` are `required` and `preferred`. One mapping \
-may not spell a key both ways: the second spelling is refused as an unknown key. Keys inside \
-free-form mappings (labels, annotations, environment variables) are data, taken as written. \
+may not spell a key both ways (an error names both spellings). Keys inside free-form mappings \
+(labels, annotations, environment variables) are data, taken as written. \
 A type in a link is a section below; models used in \
 several places are under [Shared models](#shared-models). An empty description means the model \
 gives none.
@@ -315,7 +315,14 @@ def test_the_reference_names_every_field_that_is_not_its_keys_snake_case() -> No
     [
         ("log_level: DEBUG\n", None),
         ("lab:\n  pull_secret: pull-secret\n", None),
-        ("logLevel: INFO\nlog_level: DEBUG\n", "log_level: unknown key (did you mean logLevel?)"),
+        (
+            "logLevel: INFO\nlog_level: DEBUG\n",
+            "log_level: the same key as logLevel, which is given too; keep one of them",
+        ),
+        (
+            "lab:\n  pullSecret: a\n  pull_secret: b\n",
+            "lab.pull_secret: the same key as pullSecret, which is given too; keep one of them",
+        ),
     ],
 )
 def test_snake_case_keys_load_but_not_both_spellings(
