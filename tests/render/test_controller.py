@@ -500,6 +500,11 @@ def test_the_readme_command_applies_the_set_with_kubectl(
 ) -> None:
     # The README's paste: render | kubectl apply --server-side -f - (server-side apply: no
     # last-applied annotation, which would hold the whole ConfigMap and cap it at 256 KiB).
+    paste = _readme_block("### Deploying without Phalanx")
+    assert paste[1] == (
+        f"nublado render controller --config examples/config.yaml --base-url {BASE_URL}"
+        " | kubectl apply --server-side -f -"
+    )
     code, out, _ = run(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL)
     documents = [d for d in yaml.safe_load_all(out) if d["kind"] not in _RBAC or _served(d["kind"])]
     assert code == 0 and sandbox.url is not None
