@@ -253,6 +253,15 @@ def closest_key(key: str, model: type[BaseModel]) -> str | None:
     return closest_name(key, known)
 
 
+def _other_spelling(key: str, model: type[BaseModel]) -> str | None:
+    """The documented key of the field ``key`` spells another way (its name), if any."""
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
+        if alias and key in (name, alias) and alias != name:
+            return alias if key == name else name
+    return None
+
+
 def _strip(annotation: Any) -> Any:
     """The type inside ``Annotated[...]`` and ``X | None``."""
     while True:
@@ -337,8 +346,12 @@ def problems_from_validation_error(
             reason = _reason(error)
             if error["type"] == "extra_forbidden" and model is not None and loc:
                 found = _model_at(model, loc[:-1])
+                other = _other_spelling(str(loc[-1]), found) if found is not None else None
                 close = closest_key(str(loc[-1]), found) if found is not None else None
-                if close is not None:
+                if other is not None:
+                    # A known key refused: the same field is spelled the other way too.
+                    reason = f"the same key as {other}, which is given too; keep one of them"
+                elif close is not None:
                     reason += f" (did you mean {close}?)"
             problems = [(loc, reason)]
         for loc, message in problems:

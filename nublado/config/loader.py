@@ -116,8 +116,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = exc.problem or exc.context or "syntax error"
         raise ConfigError(f"{path}: invalid YAML{where}: {reason}", path=path) from None
+    except yaml.reader.ReaderError as exc:
+        # Its text spans two lines (the reason, then the position): one line here.
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ConfigError(
+            f"{path}: invalid YAML at line {line}, column {column}: unacceptable character"
+            f" {char}: {exc.reason}",
+            path=path,
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}", path=path) from None
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: invalid YAML: {reason}", path=path) from None
     if not isinstance(data, dict):
         found = "nothing (the file is empty)" if data is None else f"a {type(data).__name__}"
         raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets as secrets_module
 import sys
@@ -578,7 +579,8 @@ def _controller_context(
 
     problem = namespace_problem(namespace)
     if problem is not None:
-        raise InputError(f"--namespace {_printable(namespace)}: {problem}")
+        # The problem quotes the value already (shortened, escaped): print it once.
+        raise InputError(f"--namespace: {problem}")
     raw = read_config_file(config_path)
     configured = config.controller_image
     chosen = ControllerImage(configured.repository, configured.tag, str(configured.pull_policy))
@@ -604,7 +606,7 @@ def _controller_context(
             "base_url",
         )
     folders = file_setting(raw, "templateDirs", "template_dirs")
-    if folders is not None:
+    if folders is not None and raw[folders]:
         click.echo(
             f"nublado: warning: {folders}: the deployed controller looks for these folders in its"
             f" pod (relative ones under {CONFIG_DIR}), where the rendered Deployment mounts"
@@ -614,6 +616,8 @@ def _controller_context(
     metadata_key = file_setting(raw, "metadataPath", "metadata_path")
     url_key = file_setting(raw, "EXTERNAL_INSTANCE_URL", "base_url")
     url_source = f"--config {config_path}: {url_key}" if url_key else "base_url"
+    if not url_key and os.environ.get("EXTERNAL_INSTANCE_URL") == config.base_url:
+        url_source = "EXTERNAL_INSTANCE_URL"
     return build_controller_context(
         config,
         config_text=config_path.read_text(encoding="utf-8"),

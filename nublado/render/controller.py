@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from ..config import Config
 from ..config.images import DockerSourceConfig
 from ..errors import InputError
+from .common import CATEGORY_LABEL
 
 __all__ = [
     "CONFIG_DIR",
@@ -129,6 +131,7 @@ class ControllerContext:
     labels: dict[str, str]
     role_name: str
     selector: dict[str, str]
+    prepull_selector: dict[str, str]
     config_map: str
     config_key: str
     config_text: str
@@ -163,34 +166,66 @@ def pod_metadata_path(configured: str) -> str:
     return posixpath.normpath(posixpath.join(CONFIG_DIR, configured))
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+"""One label of a DNS-1123 subdomain, the form an Ingress rule's host must take."""
+
+
+def _printable(text: str) -> str:
+    """Escape control characters so that an error message stays on one line."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode()
+
+
+def _url_problem(base_url: str) -> str | None:
+    """Why the base URL cannot be the ingresses' ``baseUrl`` and ``host``, or None.
+
+    The host is checked as written (``urlsplit`` lower-cases ``hostname``):
+    Kubernetes refuses an Ingress host that is not a lower-case DNS-1123
+    subdomain, and a wildcard host would route other sites' names here.
+    """
+    if any(c.isspace() or not c.isprintable() for c in base_url):
+        return "must not contain whitespace or control characters"
+    parts = urlsplit(base_url)
+    if parts.scheme != "https":
+        return "must be an https URL (Gafaelfawr's ingresses take no other)"
+    if "@" in parts.netloc:
+        return "must not carry a user name or password"
+    if "?" in base_url or "#" in base_url:
+        return "must not have a query or fragment"
+    host = parts.netloc
+    if host.startswith("["):
+        return "must name its host (an Ingress host may not be an IP address)"
+    host = host.partition(":")[0]
+    if not host:
+        return "has no host"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return "must name its host (an Ingress host may not be an IP address)"
+    if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in host.split(".")):
+        return (
+            f"host {host} is not a DNS-1123 subdomain (an Ingress host: lower-case letters,"
+            " digits, '-' and '.', no wildcard)"
+        )
+    return None
+
+
 def _ingress_host(base_url: str, source: str) -> str:
     """The Ingress host of the base URL; an https URL with a DNS name, as Gafaelfawr requires.
 
     ``source`` names where the URL came from (a flag, a key of the file, the
-    default), so the error says what to change.
+    environment, the default), so the error says what to change.
     """
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    problem = None
-    if parts.scheme != "https":
-        problem = "must be an https URL (Gafaelfawr's ingresses take no other)"
-    elif not host:
-        problem = "has no host"
-    else:
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            problem = "must name its host (an Ingress host may not be an IP address)"
+    problem = _url_problem(base_url)
     if problem is not None:
         fix = (
             "set it to https://HOST, the site's external URL"
-            if source.startswith("--config")
+            if source.startswith(("--config", "EXTERNAL_INSTANCE_URL"))
             else "give --base-url https://HOST, the site's external URL"
         )
-        raise InputError(f"{source} {base_url}: {problem}; {fix}")
-    return host
+        raise InputError(f"{source} {_printable(base_url)}: {problem}; {fix}")
+    return urlsplit(base_url).netloc.partition(":")[0]
 
 
 def _paths(prefix: str, *paths: tuple[str, str]) -> list[IngressPath]:
@@ -252,6 +287,7 @@ def build_controller_context(
         labels=labels,
         role_name=CONTROLLER_NAME,
         selector=selector,
+        prepull_selector={CATEGORY_LABEL: "prepuller"},
         config_map=f"{CONTROLLER_NAME}-config",
         config_key=CONFIG_KEY,
         config_text=config_text,

@@ -45,6 +45,26 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('logLevel: "a\x01b"\n', "line 1, column 13"),
+        ("a: 1\nlogLevel: a\x01b\n", "line 2, column 12"),
+    ],
+)
+def test_a_control_character_is_one_line_naming_its_place(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    # PyYAML's reader error spans two lines (reason, then a character position).
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+
+    assert _error(path) == (
+        f"{path}: invalid YAML at {where}: unacceptable character #x0001: control characters"
+        " are not allowed"
+    )
+
+
+@pytest.mark.parametrize(
     ("text", "found"),
     [("", "nothing (the file is empty)"), ("- lab\n", "a list"), ("lab\n", "a str")],
 )

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,8 @@ def test_every_object_in_apply_order(capsys: pytest.CaptureFixture[str]) -> None
         ("Role", "nublado-controller"),
         ("RoleBinding", "nublado-controller"),
         ("ConfigMap", "nublado-controller-config"),
+        ("NetworkPolicy", "nublado-controller"),
+        ("NetworkPolicy", "nublado-controller-pull"),
         ("Deployment", "nublado-controller"),
         ("Service", "nublado-controller"),
         ("GafaelfawrIngress", "nublado-controller-user"),
@@ -331,8 +335,8 @@ def _config_with(tmp_path: Path, line: str) -> str:
         ),
         (
             ["--base-url", BASE_URL, "--namespace", "Nublado_NS"],
-            "--namespace Nublado_NS: 'Nublado_NS' is not a DNS-1123 label: lower-case letters,"
-            " digits and '-', starting and ending alphanumeric",
+            "--namespace: 'Nublado_NS' is not a DNS-1123 label: lower-case letters, digits and"
+            " '-', starting and ending alphanumeric",
         ),
         (
             ["--base-url", BASE_URL, "--image", "ghcr.io/example/nublado:1.0@sha256:1234"],
@@ -359,6 +363,81 @@ def test_bad_input_is_one_line(
     code, out, err = run(capsys, "--config", str(EXAMPLE), *args)
 
     assert (code, out, err) == (2, "", f"nublado: error: {message}\n")
+
+
+_GIVE = "give --base-url https://HOST, the site's external URL"
+_NOT_A_HOST = (
+    "is not a DNS-1123 subdomain (an Ingress host: lower-case letters, digits, '-' and '.',"
+    " no wildcard)"
+)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("https://rsp.example.com x", "must not contain whitespace or control characters"),
+        (" https://rsp.example.com", "must not contain whitespace or control characters"),
+        ("https://rsp.example.com\n", "must not contain whitespace or control characters"),
+        ("https://rsp.example.com\t/x", "must not contain whitespace or control characters"),
+        ("https://user:pw@rsp.example.com", "must not carry a user name or password"),
+        ("https://user@rsp.example.com", "must not carry a user name or password"),
+        ("https://rsp_1.example.com", f"host rsp_1.example.com {_NOT_A_HOST}"),
+        ("https://RSP.example.com", f"host RSP.example.com {_NOT_A_HOST}"),
+        ("https://*.example.com", f"host *.example.com {_NOT_A_HOST}"),
+        ("https://rsp..example.com", f"host rsp..example.com {_NOT_A_HOST}"),
+        ("https://-rsp.example.com", f"host -rsp.example.com {_NOT_A_HOST}"),
+        ("https://rsp.example.com/?a=1", "must not have a query or fragment"),
+        ("https://rsp.example.com?", "must not have a query or fragment"),
+        ("https://rsp.example.com#top", "must not have a query or fragment"),
+        ("https://[::1]", "must name its host (an Ingress host may not be an IP address)"),
+        ("https://", "has no host"),
+        ("ftp://rsp.example.com", "must be an https URL (Gafaelfawr's ingresses take no other)"),
+    ],
+)
+def test_a_base_url_an_ingress_cannot_take_is_one_line_naming_the_flag(
+    capsys: pytest.CaptureFixture[str], base_url: str, message: str
+) -> None:
+    code, out, err = run(capsys, "--config", str(EXAMPLE), "--base-url", base_url)
+
+    shown = base_url.encode("unicode_escape").decode()
+    assert (code, out, err) == (2, "", f"nublado: error: --base-url {shown}: {message}; {_GIVE}\n")
+
+
+def test_a_bad_base_url_from_the_environment_names_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXTERNAL_INSTANCE_URL", "https://rsp.example.com\nx")
+
+    code, out, err = run(capsys, "--config", str(EXAMPLE))
+
+    assert (code, out) == (2, "")
+    assert err == (
+        "nublado: error: EXTERNAL_INSTANCE_URL https://rsp.example.com\\nx: must not contain"
+        " whitespace or control characters; set it to https://HOST, the site's external URL\n"
+    )
+
+
+def test_a_bad_base_url_in_the_file_names_the_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = _config_with(tmp_path, "base_url: https://a_b.example.com")
+
+    code, out, err = run(capsys, "--config", config)
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"nublado: error: --config {config}: base_url https://a_b.example.com: host"
+        f" a_b.example.com {_NOT_A_HOST}; set it to https://HOST, the site's external URL\n"
+    )
+
+
+def test_a_base_url_with_a_port_keeps_the_host_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    manifests = render(
+        capsys, "--config", str(EXAMPLE), "--base-url", "https://rsp.example.com:8443"
+    )
+
+    rules = find(manifests, "GafaelfawrIngress")["template"]["spec"]["rules"]
+    assert [rule["host"] for rule in rules] == ["rsp.example.com"]
 
 
 @pytest.mark.parametrize(
@@ -419,7 +498,13 @@ def test_a_flag_equal_to_the_file_is_accepted(
 def test_the_readme_command_applies_the_set_with_kubectl(
     capsys: pytest.CaptureFixture[str], sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    # The README's paste: render | kubectl apply -f - (client-side apply, kubectl's validation).
+    # The README's paste: render | kubectl apply --server-side -f - (server-side apply: no
+    # last-applied annotation, which would hold the whole ConfigMap and cap it at 256 KiB).
+    paste = _readme_block("### Deploying without Phalanx")
+    assert paste[1] == (
+        f"nublado render controller --config examples/config.yaml --base-url {BASE_URL}"
+        " | kubectl apply --server-side -f -"
+    )
     code, out, _ = run(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL)
     documents = [d for d in yaml.safe_load_all(out) if d["kind"] not in _RBAC or _served(d["kind"])]
     assert code == 0 and sandbox.url is not None
@@ -431,7 +516,7 @@ def test_the_readme_command_applies_the_set_with_kubectl(
     assert namespace.returncode == 0, namespace.stderr
 
     result = subprocess.run(
-        [*kubectl, "apply", "-f", "-"],
+        [*kubectl, "apply", "--server-side", "-f", "-"],
         input=yaml.safe_dump_all(documents),
         capture_output=True,
         text=True,
@@ -440,8 +525,8 @@ def test_the_readme_command_applies_the_set_with_kubectl(
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count(" created") == len(documents)
-    assert "deployment.apps/nublado-controller created" in result.stdout
+    assert result.stdout.count(" serverside-applied") == len(documents)
+    assert "deployment.apps/nublado-controller serverside-applied" in result.stdout
 
 
 def test_template_folders_of_the_file_are_warned_about(
@@ -458,6 +543,80 @@ def test_template_folders_of_the_file_are_warned_about(
         " pod (relative ones under /etc/nublado), where the rendered Deployment mounts nothing;"
         " mount them there (a controller/deployment.yaml of your own)\n"
     )
+
+
+@pytest.mark.parametrize("line", ["templateDirs: []", "template_dirs: []"])
+def test_no_template_folders_no_warning(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str
+) -> None:
+    config = _config_with(tmp_path, line)
+
+    code, out, err = run(capsys, "--config", config, "--base-url", BASE_URL)
+
+    assert (code, bool(out), err) == (0, True, "")
+
+
+def test_a_control_character_in_the_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = _config_with(tmp_path, 'logLevel: "a\x01b"')
+
+    code, out, err = run(capsys, "--config", config, "--base-url", BASE_URL)
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"nublado: error: {config}: invalid YAML at line 1, column 13: unacceptable character"
+        " #x0001: control characters are not allowed\n"
+    )
+
+
+def test_only_gafaelfawrs_ingress_pods_may_reach_the_controller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # api.md 1.3: X-Auth-Request-User is trusted verbatim, so no other pod may call the API.
+    manifests = render(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL)
+
+    policy = find(manifests, "NetworkPolicy", "nublado-controller")
+    deployment = find(manifests, "Deployment")
+    assert policy["metadata"]["namespace"] == "nublado"
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {},
+                        "podSelector": {"matchLabels": {"gafaelfawr.lsst.io/ingress": "true"}},
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": 8080}],
+            }
+        ],
+    }
+    assert container(manifests)["ports"][0]["containerPort"] == 8080
+
+
+def test_prepull_pods_have_no_network(capsys: pytest.CaptureFixture[str]) -> None:
+    from nublado.render.common import CATEGORY_LABEL
+
+    manifests = render(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL)
+
+    policy = find(manifests, "NetworkPolicy", "nublado-controller-pull")
+    assert policy["metadata"]["namespace"] == "nublado"
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": {CATEGORY_LABEL: "prepuller"}},
+        "policyTypes": ["Ingress", "Egress"],
+    }
+
+
+def test_nothing_is_mounted_at_tmp(capsys: pytest.CaptureFixture[str]) -> None:
+    # The controller writes no files; the image test runs it with /tmp read-only.
+    manifests = render(capsys, "--config", str(EXAMPLE), "--base-url", BASE_URL)
+
+    volumes = find(manifests, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert "/tmp" not in mounts(manifests).values()
+    assert [v["name"] for v in volumes] == ["config", "podinfo"]
 
 
 def test_yaml_output_keeps_the_file_exactly(
@@ -511,3 +670,66 @@ def test_render_checks_refuse_what_kubernetes_refuses_in_the_deployment(
         check_manifests([deployment])
 
     assert str(caught.value).startswith(message)
+
+
+def _readme_block(after: str) -> list[str]:
+    """The lines of the README's first ``sh`` block after the text ``after``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```sh\n", text.index(after)) + len("```sh\n")
+    return text[start : text.index("```", start)].splitlines()
+
+
+_COMMENT = re.compile(r"\s+#\s*(?P<comment>.*)$")
+_REQUEST = re.compile(r"\] GET https://[^/\s]+(?P<path>/[^?\s]*)")
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_the_least_privilege_readme_block_runs_as_written(tmp_path: Path) -> None:
+    # Each line of README "Least privilege" as pasted, in a folder holding examples/;
+    # a `# allowed (VERB)` line must succeed with that verb, a `# 403` one be forbidden.
+    lines = _readme_block("Try it on the sandbox in RBAC mode")
+    start, *commands = lines
+    assert start == "nublado sandbox --rbac --port 8001 --kubeconfig admin.kubeconfig &"
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    environ = {
+        **{k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+        "HOME": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    sandbox = subprocess.Popen(
+        ["nublado", "sandbox", "--rbac", "--port", "0", "--kubeconfig", "admin.kubeconfig",
+         "--log-level", "warning"],
+        cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    checked = []
+    try:
+        assert sandbox.stdout is not None
+        assert sandbox.stdout.readline().startswith("sandbox listening on https://")
+        for line in commands:
+            found = _COMMENT.search(line)
+            comment = found["comment"] if found else ""
+            command = line[: found.start()] if found else line
+            verb = re.fullmatch(r"allowed \((\w+)\)", comment)
+            if verb:
+                command += " -v=6"
+            result = subprocess.run(
+                ["bash", "-c", command],
+                cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            if comment == "403":
+                assert result.returncode == 1, (line, result.stdout)
+                assert "(Forbidden)" in result.stderr, (line, result.stderr)
+            else:
+                assert result.returncode == 0, (line, result.stderr)
+            if verb:
+                # The request kubectl made: a collection path is a list, a named one a get.
+                resource = command.split(" get ", 1)[1].split()[0]
+                path = _REQUEST.findall(result.stderr)[-1]
+                made = "list" if path.rsplit("/", 1)[-1] == resource else "get"
+                assert verb[1] == made, (line, path)
+            checked.append(comment)
+    finally:
+        sandbox.terminate()
+        sandbox.communicate(timeout=10)
+
+    assert checked.count("") == 4 and "403" in checked and "allowed (list)" in checked
