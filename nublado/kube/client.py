@@ -144,7 +144,14 @@ def _too_large(exc: KubernetesError) -> bool:
 
 
 def _close_response(response: aiohttp.ClientResponse) -> None:
-    """Close the answer to a request whose caller gave up (`uninterrupted`), and its connection."""
+    """Drop the answer to a request whose caller gave up (`uninterrupted`), and its connection.
+
+    The connection is aborted, not closed: a TLS close waits for the server's
+    close_notify, which a loop about to stop (the client closing) may never see.
+    """
+    connection = response.connection
+    if connection is not None and connection.transport is not None:
+        connection.transport.abort()
     response.close()
 
 

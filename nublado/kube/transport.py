@@ -64,8 +64,8 @@ async def uninterrupted(
     the server's handshake answer arrived in between, the protocol then sends
     its Finished message on the closed handle and the loop logs "Fatal error
     on SSL protocol ... the handler is closed" at ERROR (asyncio's own loop
-    does not). A watch cancelled as it starts (a spawn's Event watch, ended
-    when the pod runs) hit it about one spawn in two over TLS.
+    does not). Over TLS it came about one spawn in two, when the spawn
+    cancelled its pod's Event watch (the pod runs) as that watch connected.
 
     So the connection attempt is never cancelled: the caller's cancellation
     (or timeout) takes effect at once, the attempt goes on in a task kept in
@@ -332,6 +332,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        """Close at once: over TLS, without waiting for the server's close_notify."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
 
 def _cause(exc: BaseException | None) -> str:
     return f": {exc}" if exc is not None and str(exc) else ""
@@ -536,15 +542,25 @@ class HTTPTransport:
     async def close(self) -> None:
         """Close every idle connection; those in use close when their answer is read.
 
-        Connections still being made for a request that gave up are waited for
-        (briefly, `settle`) and closed.
+        Idle connections are aborted, as aiohttp's connector aborts its TLS
+        connections on close: a TLS close waits for the server's close_notify,
+        and the loop often stops right after the client closes (at the
+        controller's exit); uvloop then logs an error for the close it could
+        not finish. Connections still being made for a request that gave up are
+        waited for (briefly, `settle`) and dropped.
         """
         self._closed = True
         while self._idle:
-            self._discard(self._idle.pop())
+            conn = self._idle.pop()
+            conn.abort()
+            self._discard(conn)
         await settle(self._abandoned)
 
 
-def _close_made(made: tuple[asyncio.BaseTransport, Any]) -> None:
-    """Close a connection made for a request that gave up while it was being made."""
-    made[0].close()
+def _close_made(made: tuple[asyncio.Transport, Any]) -> None:
+    """Drop a connection made for a request that gave up while it was being made.
+
+    Aborted, not closed: a TLS close waits for the server's close_notify, which
+    a loop about to stop (the transport closing) may never see.
+    """
+    made[0].abort()
