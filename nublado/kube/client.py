@@ -47,7 +47,7 @@ from .errors import (
     error_from_status,
 )
 from .kinds import ResourceKind, kind_for_manifest, kind_named
-from .transport import HTTPTransport, Response, TransportError
+from .transport import HTTPTransport, Response, TransportError, settle, uninterrupted
 
 __all__ = ["ApplyResult", "KubernetesClient", "WatchEvent"]
 
@@ -143,6 +143,18 @@ def _too_large(exc: KubernetesError) -> bool:
     )
 
 
+def _close_response(response: aiohttp.ClientResponse) -> None:
+    """Drop the answer to a request whose caller gave up (`uninterrupted`), and its connection.
+
+    The connection is aborted, not closed: a TLS close waits for the server's
+    close_notify, which a loop about to stop (the client closing) may never see.
+    """
+    connection = response.connection
+    if connection is not None and connection.transport is not None:
+        connection.transport.abort()
+    response.close()
+
+
 def _meta(obj: Object) -> Object:
     metadata = obj.get("metadata")
     return metadata if isinstance(metadata, dict) else {}
@@ -199,6 +211,8 @@ class KubernetesClient:
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None  # see _new_session
         self._transport: HTTPTransport | None = None
+        # aiohttp requests over TLS whose caller gave up before the answer (`uninterrupted`).
+        self._abandoned: set[asyncio.Task[Any]] = set()
         self._lean = True  # False once the lean transport turned out not to fit the set-up
         self._environment_read = False
         self._proxy: URL | str | None = None
@@ -272,7 +286,8 @@ class KubernetesClient:
         return cls.from_cluster(**options)
 
     async def close(self) -> None:
-        """Close the HTTP connection pools."""
+        """Close the HTTP connection pools (once abandoned requests have settled)."""
+        await settle(self._abandoned)
         for session in (self._session, self._watch_session):
             if session is not None:
                 await session.close()
@@ -452,7 +467,7 @@ class KubernetesClient:
                     self._session = self._new_session()
                 session = self._session
             # Already encoded: yarl need not parse and re-quote it.
-            return await session.request(
+            request = session.request(
                 method,
                 URL(self._api.configuration.host + target, encoded=True),
                 headers=headers,
@@ -464,6 +479,11 @@ class KubernetesClient:
                 auth=None if "authorization" in headers else self._netrc_auth,
                 server_hostname=self._api.configuration.tls_server_name,
             )
+            if self._api.configuration.host.startswith("https:"):
+                # A cancelled request must not interrupt its TLS connection's set-up
+                # (`uninterrupted`: uvloop logs an error); plain HTTP has no such trouble.
+                return await uninterrupted(request, self._abandoned, _close_response)
+            return await request
         except TimeoutError:
             seconds = self.request_timeout if timeout is None else _timeout_seconds(timeout)
             raise KubernetesTimeoutError(f"{method} {path} timed out after {seconds}s") from None

@@ -16,6 +16,10 @@ Failures come out as `TransportError` (connection refused, reset or closed
 before the answer was whole, a malformed answer, TLS errors) or
 `TimeoutError` (the deadline passed), which the client maps to its own
 exceptions exactly as it maps aiohttp's.
+
+A connection being made is never interrupted (`uninterrupted`): a request
+cancelled or timed out while its TLS connection is being set up gives up at
+once, and the connection is finished in the background and then closed.
 """
 
 from __future__ import annotations
@@ -25,12 +29,16 @@ import ssl
 import time
 import zlib
 from collections import deque
-from typing import cast
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["HTTPTransport", "Response", "TransportError"]
+__all__ = ["HTTPTransport", "Response", "TransportError", "settle", "uninterrupted"]
+
+_T = TypeVar("_T")
 
 # What aiohttp treats as safe to send again on a fresh connection when a kept-alive
 # one turns out closed before any answer: the request cannot have been acted on twice.
@@ -40,6 +48,57 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # timeout): servers and load balancers drop idle connections, and sending on one they
 # are about to drop fails a request that cannot always be sent again.
 KEEPALIVE_TIMEOUT = 15.0
+
+
+async def uninterrupted(
+    attempt: Awaitable[_T],
+    abandoned: set[asyncio.Task[Any]],
+    discard: Callable[[_T], object],
+) -> _T:
+    """``await attempt``, but a cancellation of the caller leaves ``attempt`` running to its end.
+
+    Why: uvloop's ``create_connection`` with TLS, cancelled at the wrong moment,
+    logs an error for a connection nobody wants any more. Cancelled after its
+    TCP connection was made (the TLS handshake begun) and before it resumed,
+    it closes the TCP handle under its TLS protocol without telling it; when
+    the server's handshake answer arrived in between, the protocol then sends
+    its Finished message on the closed handle and the loop logs "Fatal error
+    on SSL protocol ... the handler is closed" at ERROR (asyncio's own loop
+    does not). Over TLS it came about one spawn in two, when the spawn
+    cancelled its pod's Event watch (the pod runs) as that watch connected.
+
+    So the connection attempt is never cancelled: the caller's cancellation
+    (or timeout) takes effect at once, the attempt goes on in a task kept in
+    ``abandoned`` (the owner's, to wait for on close) and ``discard`` is given
+    what it made (it closes it). An attempt that fails is forgotten.
+    """
+    task = asyncio.ensure_future(attempt)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        abandoned.add(task)
+        task.add_done_callback(partial(_abandoned_done, abandoned, discard))
+        raise
+
+
+def _abandoned_done(
+    abandoned: set[asyncio.Task[Any]], discard: Callable[[Any], object], task: asyncio.Task[Any]
+) -> None:
+    abandoned.discard(task)
+    if not task.cancelled() and task.exception() is None:
+        discard(task.result())
+
+
+async def settle(abandoned: set[asyncio.Task[Any]], timeout: float = 5.0) -> None:
+    """Let abandoned attempts (`uninterrupted`) finish, for at most ``timeout`` seconds.
+
+    Called on close, so the loop does not end with a TLS set-up half done
+    (cancelling it then would log the very error `uninterrupted` avoids).
+    A connection takes milliseconds; the bound only matters for a server
+    that stopped answering.
+    """
+    if abandoned:
+        await asyncio.wait(set(abandoned), timeout=timeout)
 
 
 class TransportError(Exception):
@@ -276,6 +335,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        """Close at once: over TLS, without waiting for the server's close_notify."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
 
 def _cause(exc: BaseException | None) -> str:
     return f": {exc}" if exc is not None and str(exc) else ""
@@ -315,6 +380,9 @@ class HTTPTransport:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._head_cache: dict[tuple[tuple[str, str], ...], str] = {}
         self._closed = False
+        # Connections whose requester gave up while they were being made (`uninterrupted`):
+        # they no longer count against the limit, and are closed once made.
+        self._abandoned: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def supports(cls, base_url: str) -> bool:
@@ -424,12 +492,16 @@ class HTTPTransport:
                     return conn
             self._count += 1
             try:
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(loop),
-                    self._host,
-                    self._port,
-                    ssl=self._ssl,
-                    server_hostname=self._server_hostname,
+                _, made = await uninterrupted(
+                    loop.create_connection(
+                        lambda: _Connection(loop),
+                        self._host,
+                        self._port,
+                        ssl=self._ssl,
+                        server_hostname=self._server_hostname,
+                    ),
+                    self._abandoned,
+                    _close_made,
                 )
             except BaseException as exc:
                 self._count -= 1
@@ -439,7 +511,7 @@ class HTTPTransport:
                         f"cannot connect to {self._host}:{self._port}: {exc}"
                     ) from None
                 raise
-            return conn
+            return made
 
     def _release(self, conn: _Connection) -> None:
         """A connection whose answer was read: kept for the next request, or closed."""
@@ -471,7 +543,27 @@ class HTTPTransport:
                 return
 
     async def close(self) -> None:
-        """Close every idle connection; those in use close when their answer is read."""
+        """Close every idle connection; those in use close when their answer is read.
+
+        Idle connections are aborted, as aiohttp's connector aborts its TLS
+        connections on close: a TLS close waits for the server's close_notify,
+        and the loop often stops right after the client closes (at the
+        controller's exit); uvloop then logs an error for the close it could
+        not finish. Connections still being made for a request that gave up are
+        waited for (briefly, `settle`) and dropped.
+        """
         self._closed = True
         while self._idle:
-            self._discard(self._idle.pop())
+            conn = self._idle.pop()
+            conn.abort()
+            self._discard(conn)
+        await settle(self._abandoned)
+
+
+def _close_made(made: tuple[asyncio.Transport, Any]) -> None:
+    """Drop a connection made for a request that gave up while it was being made.
+
+    Aborted, not closed: a TLS close waits for the server's close_notify, which
+    a loop about to stop (the transport closing) may never see.
+    """
+    made[0].abort()

@@ -776,21 +776,7 @@ async def test_the_image_entry_point_serves_phalanx_probes_and_the_hub(
     events_logged = {line["event"] for line in lines}
     assert "Application startup complete." in events_logged
     errors = [line for line in lines if line["level"] in ("error", "critical")]
-    assert [line for line in errors if not _uvloop_tls_close_race(line)] == [], text
-
-
-def _uvloop_tls_close_race(line: dict[str, Any]) -> bool:
-    """uvloop's known race: data arriving on a TLS connection the client has just closed
-    (a watch it stopped) makes its SSLProtocol write to the closed TCP transport, and
-    asyncio's handler logs "Fatal error on SSL protocol" with "the handler is closed"
-    (the RuntimeError of MagicStack/uvloop#506). The request it belonged to was done;
-    nothing else is affected. Any other error line fails the test."""
-    exceptions = line.get("exception") or [{}]
-    return (
-        line["logger"] == "asyncio"
-        and line["event"].startswith("Fatal error on SSL protocol")
-        and "the handler is closed" in str(exceptions[0].get("exc_value", ""))
-    )
+    assert errors == [], text
 
 
 def test_the_pod_is_read_only_unprivileged_and_runs_from_the_wheel(
