@@ -780,6 +780,10 @@ def test_kubectl_uses_the_admin_kubeconfig_and_gets_service_account_tokens(
 
         assert kubectl("create", "serviceaccount", "robot").returncode == 0
         token = kubectl("create", "token", "robot").stdout.strip()
+        vault = kubectl("create", "token", "robot", "--audience=vault").stdout.strip()
+        for_vault = httpx.get(
+            f"{server}/api", headers={"Authorization": f"Bearer {vault}"}, verify=False
+        )
         authority = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
         as_robot = write_kubeconfig(
             tmp_path / "robot", server, token=token, certificate_authority=authority
@@ -795,6 +799,8 @@ def test_kubectl_uses_the_admin_kubeconfig_and_gets_service_account_tokens(
         process.communicate(timeout=10)
 
     assert token
+    assert vault
+    assert for_vault.status_code == 401
     assert denied.returncode == 1
     assert denied.stderr.strip().endswith(
         'pods is forbidden: User "system:serviceaccount:default:robot" cannot list resource'
