@@ -175,6 +175,7 @@ class _RunState:
     finished: set[str] = dataclasses.field(default_factory=set)
     failed: bool = False
     narrowed: bool = False  # node ids named on the command line
+    touched: bool = False  # a test of tests/api or tests/daemon (the audit included) collected
 
     def whole(self) -> str:
         """Why the run is not whole, or ``""`` when the audit may judge it."""
@@ -187,6 +188,8 @@ class _RunState:
         files = {p for suite in AUDITED for p in (TESTS / suite).glob("test_*.py")}
         ran = {TESTS.parent / nodeid.split("::", 1)[0] for nodeid in self.collected}
         missing = sorted(str(f.relative_to(TESTS)) for f in files - ran)
+        if len(missing) > 3:
+            return f"{len(missing)} of {len(files)} test files not collected ({missing[0]}, ...)"
         if missing:
             return f"not collected: {', '.join(missing)}"
         pending = self.collected - self.finished
@@ -226,6 +229,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     run_state.collected = {item.nodeid for item in session.items if _audited(item.nodeid)}
+    suites = tuple(f"tests/{suite}/" for suite in AUDITED)
+    run_state.touched = any(item.nodeid.startswith(suites) for item in session.items)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -235,6 +240,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         run_state.failed = True
     if report.when == "teardown":
         run_state.finished.add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say so when a run of audited tests was not judged: a skip alone is easily missed."""
+    if not run_state.touched:
+        return
+    reason = run_state.whole()
+    if reason:
+        terminalreporter.write_line(
+            f"least-privilege audit not judged (it judges only a whole run of tests/api "
+            f"and tests/daemon): {reason}",
+            yellow=True,
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

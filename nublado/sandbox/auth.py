@@ -63,12 +63,13 @@ def unauthorized() -> Object:
 
 @dataclass(frozen=True)
 class _Bound:
-    """A ServiceAccount token: whose, until when (epoch seconds)."""
+    """A ServiceAccount token: whose, until when (epoch seconds), for whom."""
 
     namespace: str
     name: str
     uid: str
     expires: float
+    audiences: tuple[str, ...] = (DEFAULT_AUDIENCE,)
 
 
 class Tokens:
@@ -79,11 +80,24 @@ class Tokens:
         self.admin_token = f"sandbox-admin.{secrets.token_urlsafe(24)}"
         self._bound: dict[str, _Bound] = {}
 
-    def issue(self, namespace: str, name: str, uid: str, expiration_seconds: int) -> str:
-        """A new token for the ServiceAccount ``namespace/name`` (uid ``uid``)."""
+    def issue(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        expiration_seconds: int,
+        audiences: tuple[str, ...] = (DEFAULT_AUDIENCE,),
+    ) -> str:
+        """A new token for the ServiceAccount ``namespace/name`` (uid ``uid``).
+
+        ``audiences`` are the token's; the sandbox accepts it only if one of
+        them is its own (`DEFAULT_AUDIENCE`), as kube-apiserver accepts only
+        tokens for one of its ``--api-audiences``.
+        """
         token = f"sa.{secrets.token_urlsafe(32)}"
+        expires = time.time() + expiration_seconds
         with self._lock:
-            self._bound[token] = _Bound(namespace, name, uid, time.time() + expiration_seconds)
+            self._bound[token] = _Bound(namespace, name, uid, expires, audiences)
         return token
 
     def authenticate(self, store: Store, authorization: str, path: str) -> Identity:
@@ -91,7 +105,9 @@ class Tokens:
 
         The scheme is case-insensitive (the in-cluster loader sends
         ``bearer``). A ServiceAccount token is checked against ``store``:
-        its ServiceAccount must still exist with the same uid.
+        its ServiceAccount must still exist with the same uid, and one of
+        its audiences must be the API server's (a token made for Vault is
+        not a credential for the API).
         """
         header = authorization.strip()
         parts = header.split(" ", 2)
@@ -104,7 +120,7 @@ class Tokens:
             return ADMIN
         with self._lock:
             bound = self._bound.get(token)
-        if bound is None or bound.expires <= time.time():
+        if bound is None or bound.expires <= time.time() or DEFAULT_AUDIENCE not in bound.audiences:
             raise ApiError(401, "Unauthorized", "Unauthorized")
         with store.lock:
             account = store.get("ServiceAccount", bound.namespace, bound.name)
@@ -181,7 +197,9 @@ def token_request_response(
     spec: Object = given if isinstance(given, dict) else {}
     seconds = _expiration(spec, name)
     audiences = spec.get("audiences") or [DEFAULT_AUDIENCE]
-    token = tokens.issue(namespace, name, account["metadata"]["uid"], seconds)
+    token = tokens.issue(
+        namespace, name, account["metadata"]["uid"], seconds, tuple(str(a) for a in audiences)
+    )
     expires = now_timestamp(seconds)
     return {
         "kind": "TokenRequest",

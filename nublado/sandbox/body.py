@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import yaml
 
+from .protobuf import PROTOBUF_KINDS
 from .store import ApiError
 
 __all__ = [
@@ -411,7 +412,9 @@ def decode_object_body(raw: bytes, content_type: str | None, kind: str) -> Objec
         except _YamlError as exc:
             raise ApiError.bad_request(f"{unrecognized}: {exc} ({_summary(raw)})") from None
     else:
-        raise unsupported_media_type(BODY_MEDIA_TYPES)
+        # What the sandbox accepts for this kind: protobuf only where it reads it.
+        readable = BODY_MEDIA_TYPES if kind in PROTOBUF_KINDS else BODY_MEDIA_TYPES[:2]
+        raise unsupported_media_type(readable)
     if body is None:
         return {}
     if not isinstance(body, dict):

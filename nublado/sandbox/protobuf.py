@@ -1,6 +1,7 @@
 """Kubernetes' protobuf request bodies, for the kinds kubectl writes with them.
 
-``kubectl create configmap|secret|namespace|serviceaccount`` send
+``kubectl create configmap|secret|namespace|serviceaccount|deployment|role|
+clusterrole|rolebinding|clusterrolebinding`` (and ``create token``) send
 ``application/vnd.kubernetes.protobuf``: the magic ``k8s\\x00``, then a
 ``runtime.Unknown`` envelope (type meta, raw bytes) around the object's own
 message. kubectl does not fall back to JSON when a server refuses that
@@ -21,13 +22,13 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, unknown_fields
 from google.protobuf.message import DecodeError, Message
 
 from .clock import TIME_FORMAT
 from .store import ApiError
 
-__all__ = ["PROTOBUF_MEDIA_TYPE", "decode_object"]
+__all__ = ["PROTOBUF_KINDS", "PROTOBUF_MEDIA_TYPE", "decode_object"]
 
 Object = dict[str, Any]
 
@@ -40,6 +41,8 @@ _CORE = "k8s.io.api.core.v1"
 _RESOURCE = "k8s.io.apimachinery.pkg.api.resource"
 _AUTHENTICATION = "k8s.io.api.authentication.v1"
 _AUTHORIZATION = "k8s.io.api.authorization.v1"
+_RBAC = "k8s.io.api.rbac.v1"
+_APPS = "k8s.io.api.apps.v1"
 _QUANTITY = f"{_RESOURCE}.Quantity"
 
 _STRING = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
@@ -94,6 +97,15 @@ _MESSAGES: dict[str, list[_Field]] = {
         ("annotations", 12, _MESSAGE, True, "map:string"),
         ("ownerReferences", 13, _MESSAGE, True, f"{_META}.OwnerReference"),
         ("finalizers", 14, _STRING, True, ""),
+    ],
+    f"{_META}.LabelSelectorRequirement": [
+        ("key", 1, _STRING, False, ""),
+        ("operator", 2, _STRING, False, ""),
+        ("values", 3, _STRING, True, ""),
+    ],
+    f"{_META}.LabelSelector": [
+        ("matchLabels", 1, _MESSAGE, True, "map:string"),
+        ("matchExpressions", 2, _MESSAGE, True, f"{_META}.LabelSelectorRequirement"),
     ],
     f"{_CORE}.ConfigMap": [
         ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
@@ -165,9 +177,128 @@ _MESSAGES: dict[str, list[_Field]] = {
         ("boundObjectRef", 3, _MESSAGE, False, f"{_AUTHENTICATION}.BoundObjectReference"),
         ("expirationSeconds", 4, _INT64, False, ""),
     ],
+    # Empty from kubectl, but Go writes it (it is no pointer).
+    f"{_AUTHENTICATION}.TokenRequestStatus": [
+        ("token", 1, _STRING, False, ""),
+        ("expirationTimestamp", 2, _MESSAGE, False, f"{_META}.Time"),
+    ],
     f"{_AUTHENTICATION}.TokenRequest": [
         ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
         ("spec", 2, _MESSAGE, False, f"{_AUTHENTICATION}.TokenRequestSpec"),
+        ("status", 3, _MESSAGE, False, f"{_AUTHENTICATION}.TokenRequestStatus"),
+    ],
+    # `kubectl create deployment NAME --image=I [--replicas=N] [--port=P] [-- COMMAND]`.
+    f"{_CORE}.ContainerPort": [
+        ("name", 1, _STRING, False, ""),
+        ("hostPort", 2, _INT32, False, ""),
+        ("containerPort", 3, _INT32, False, ""),
+        ("protocol", 4, _STRING, False, ""),
+        ("hostIP", 5, _STRING, False, ""),
+    ],
+    f"{_CORE}.ResourceRequirements": [
+        ("limits", 1, _MESSAGE, True, f"map:{_QUANTITY}"),
+        ("requests", 2, _MESSAGE, True, f"map:{_QUANTITY}"),
+    ],
+    f"{_CORE}.Container": [
+        ("name", 1, _STRING, False, ""),
+        ("image", 2, _STRING, False, ""),
+        ("command", 3, _STRING, True, ""),
+        ("args", 4, _STRING, True, ""),
+        ("workingDir", 5, _STRING, False, ""),
+        ("ports", 6, _MESSAGE, True, f"{_CORE}.ContainerPort"),
+        ("resources", 8, _MESSAGE, False, f"{_CORE}.ResourceRequirements"),
+        ("terminationMessagePath", 13, _STRING, False, ""),
+        ("imagePullPolicy", 14, _STRING, False, ""),
+        ("stdin", 16, _BOOL, False, ""),
+        ("stdinOnce", 17, _BOOL, False, ""),
+        ("tty", 18, _BOOL, False, ""),
+        ("terminationMessagePolicy", 20, _STRING, False, ""),
+    ],
+    # Go writes every field that is not a pointer, empty or not: these are PodSpec's.
+    f"{_CORE}.PodSpec": [
+        ("containers", 2, _MESSAGE, True, f"{_CORE}.Container"),
+        ("restartPolicy", 3, _STRING, False, ""),
+        ("dnsPolicy", 6, _STRING, False, ""),
+        ("serviceAccountName", 8, _STRING, False, ""),
+        ("serviceAccount", 9, _STRING, False, ""),
+        ("nodeName", 10, _STRING, False, ""),
+        ("hostNetwork", 11, _BOOL, False, ""),
+        ("hostPID", 12, _BOOL, False, ""),
+        ("hostIPC", 13, _BOOL, False, ""),
+        ("hostname", 16, _STRING, False, ""),
+        ("subdomain", 17, _STRING, False, ""),
+        ("schedulerName", 19, _STRING, False, ""),
+        ("priorityClassName", 24, _STRING, False, ""),
+    ],
+    f"{_CORE}.PodTemplateSpec": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("spec", 2, _MESSAGE, False, f"{_CORE}.PodSpec"),
+    ],
+    f"{_APPS}.DeploymentStrategy": [("type", 1, _STRING, False, "")],
+    f"{_APPS}.DeploymentSpec": [
+        ("replicas", 1, _INT32, False, ""),
+        ("selector", 2, _MESSAGE, False, f"{_META}.LabelSelector"),
+        ("template", 3, _MESSAGE, False, f"{_CORE}.PodTemplateSpec"),
+        ("strategy", 4, _MESSAGE, False, f"{_APPS}.DeploymentStrategy"),
+        ("minReadySeconds", 5, _INT32, False, ""),
+        ("revisionHistoryLimit", 6, _INT32, False, ""),
+        ("paused", 7, _BOOL, False, ""),
+        ("progressDeadlineSeconds", 9, _INT32, False, ""),
+    ],
+    # kubectl sends it empty (Go writes its counters as 0); a create ignores it.
+    f"{_APPS}.DeploymentStatus": [
+        ("observedGeneration", 1, _INT64, False, ""),
+        ("replicas", 2, _INT32, False, ""),
+        ("updatedReplicas", 3, _INT32, False, ""),
+        ("availableReplicas", 4, _INT32, False, ""),
+        ("unavailableReplicas", 5, _INT32, False, ""),
+        ("readyReplicas", 7, _INT32, False, ""),
+    ],
+    f"{_APPS}.Deployment": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("spec", 2, _MESSAGE, False, f"{_APPS}.DeploymentSpec"),
+        ("status", 3, _MESSAGE, False, f"{_APPS}.DeploymentStatus"),
+    ],
+    # `kubectl create role|clusterrole|rolebinding|clusterrolebinding`.
+    f"{_RBAC}.PolicyRule": [
+        ("verbs", 1, _STRING, True, ""),
+        ("apiGroups", 2, _STRING, True, ""),
+        ("resources", 3, _STRING, True, ""),
+        ("resourceNames", 4, _STRING, True, ""),
+        ("nonResourceURLs", 5, _STRING, True, ""),
+    ],
+    f"{_RBAC}.AggregationRule": [
+        ("clusterRoleSelectors", 1, _MESSAGE, True, f"{_META}.LabelSelector"),
+    ],
+    f"{_RBAC}.Role": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("rules", 2, _MESSAGE, True, f"{_RBAC}.PolicyRule"),
+    ],
+    f"{_RBAC}.ClusterRole": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("rules", 2, _MESSAGE, True, f"{_RBAC}.PolicyRule"),
+        ("aggregationRule", 3, _MESSAGE, False, f"{_RBAC}.AggregationRule"),
+    ],
+    f"{_RBAC}.Subject": [
+        ("kind", 1, _STRING, False, ""),
+        ("apiGroup", 2, _STRING, False, ""),
+        ("name", 3, _STRING, False, ""),
+        ("namespace", 4, _STRING, False, ""),
+    ],
+    f"{_RBAC}.RoleRef": [
+        ("apiGroup", 1, _STRING, False, ""),
+        ("kind", 2, _STRING, False, ""),
+        ("name", 3, _STRING, False, ""),
+    ],
+    f"{_RBAC}.RoleBinding": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("subjects", 2, _MESSAGE, True, f"{_RBAC}.Subject"),
+        ("roleRef", 3, _MESSAGE, False, f"{_RBAC}.RoleRef"),
+    ],
+    f"{_RBAC}.ClusterRoleBinding": [
+        ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
+        ("subjects", 2, _MESSAGE, True, f"{_RBAC}.Subject"),
+        ("roleRef", 3, _MESSAGE, False, f"{_RBAC}.RoleRef"),
     ],
     # `kubectl auth can-i`: a SelfSubjectAccessReview (its selectors left out).
     f"{_AUTHORIZATION}.ResourceAttributes": [
@@ -187,9 +318,17 @@ _MESSAGES: dict[str, list[_Field]] = {
         ("resourceAttributes", 1, _MESSAGE, False, f"{_AUTHORIZATION}.ResourceAttributes"),
         ("nonResourceAttributes", 2, _MESSAGE, False, f"{_AUTHORIZATION}.NonResourceAttributes"),
     ],
+    # Empty from kubectl, but Go writes it (it is no pointer).
+    f"{_AUTHORIZATION}.SubjectAccessReviewStatus": [
+        ("allowed", 1, _BOOL, False, ""),
+        ("reason", 2, _STRING, False, ""),
+        ("evaluationError", 3, _STRING, False, ""),
+        ("denied", 4, _BOOL, False, ""),
+    ],
     f"{_AUTHORIZATION}.SelfSubjectAccessReview": [
         ("metadata", 1, _MESSAGE, False, f"{_META}.ObjectMeta"),
         ("spec", 2, _MESSAGE, False, f"{_AUTHORIZATION}.SelfSubjectAccessReviewSpec"),
+        ("status", 3, _MESSAGE, False, f"{_AUTHORIZATION}.SubjectAccessReviewStatus"),
     ],
 }
 
@@ -201,13 +340,22 @@ _KINDS = {
     ("v1", "ServiceAccount"): f"{_CORE}.ServiceAccount",
     ("v1", "ResourceQuota"): f"{_CORE}.ResourceQuota",
     ("authentication.k8s.io/v1", "TokenRequest"): f"{_AUTHENTICATION}.TokenRequest",
+    ("apps/v1", "Deployment"): f"{_APPS}.Deployment",
+    ("rbac.authorization.k8s.io/v1", "Role"): f"{_RBAC}.Role",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): f"{_RBAC}.ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): f"{_RBAC}.RoleBinding",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): f"{_RBAC}.ClusterRoleBinding",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): (
         f"{_AUTHORIZATION}.SelfSubjectAccessReview"
     ),
 }
 
+PROTOBUF_KINDS = frozenset(kind for _, kind in _KINDS)
+"""The kinds whose protobuf bodies the sandbox reads (a 415 for another lists JSON and YAML)."""
 
-# Fields that are pointers in the Go types: present only when set, false included.
+
+# Fields that are pointers in the Go types: present only when set, false or 0 included
+# (a name alone, or MESSAGE.name where another message's field of that name is no pointer).
 _POINTERS = frozenset(
     {
         "automountServiceAccountToken",
@@ -215,6 +363,9 @@ _POINTERS = frozenset(
         "controller",
         "deletionGracePeriodSeconds",
         "immutable",
+        "DeploymentSpec.replicas",
+        "DeploymentSpec.revisionHistoryLimit",
+        "DeploymentSpec.progressDeadlineSeconds",
     }
 )
 
@@ -270,7 +421,18 @@ def _pool() -> descriptor_pool.DescriptorPool:
     files[_CORE].dependency.extend([files[_META].name, files[_RESOURCE].name])
     files[_AUTHENTICATION].dependency.append(files[_META].name)
     files[_AUTHORIZATION].dependency.append(files[_META].name)
-    for package in (_RUNTIME, _RESOURCE, _META, _CORE, _AUTHENTICATION, _AUTHORIZATION):
+    files[_RBAC].dependency.append(files[_META].name)
+    files[_APPS].dependency.extend([files[_META].name, files[_CORE].name])
+    for package in (
+        _RUNTIME,
+        _RESOURCE,
+        _META,
+        _CORE,
+        _AUTHENTICATION,
+        _AUTHORIZATION,
+        _RBAC,
+        _APPS,
+    ):
         pool.Add(files[package])
     return pool
 
@@ -323,7 +485,11 @@ def _to_json(message: Message) -> Object:
                 out[field.name] = _to_json(value)
         elif _repeated(field):
             out[field.name] = list(value)
-        elif not value and field.name not in _POINTERS:
+        elif (
+            not value
+            and field.name not in _POINTERS
+            and f"{message.DESCRIPTOR.name}.{field.name}" not in _POINTERS
+        ):
             continue  # Go writes every plain field; its JSON omits the empty ones
         elif field.type == field.TYPE_BYTES:
             out[field.name] = base64.b64encode(value).decode()
@@ -333,6 +499,7 @@ def _to_json(message: Message) -> Object:
 
 
 def _unsupported() -> ApiError:
+    """415 for a protobuf body the sandbox cannot read: JSON and YAML are what it accepts."""
     return ApiError(
         415,
         "UnsupportedMediaType",
@@ -341,11 +508,34 @@ def _unsupported() -> ApiError:
     )
 
 
+def _has_unknown_fields(message: Message) -> bool:
+    """Whether a decoded message (or one inside it) carries a field no definition here names.
+
+    Such a field would be dropped without a word; the body is refused instead.
+    """
+    if len(unknown_fields.UnknownFieldSet(message)):
+        return True
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            holds_messages = field.message_type.fields_by_name["value"].message_type is not None
+            items = list(value.values()) if holds_messages else []
+        elif _repeated(field):
+            items = value
+        else:
+            items = [value]
+        if any(_has_unknown_fields(item) for item in items):
+            return True
+    return False
+
+
 def decode_object(raw: bytes) -> Object:
     """A protobuf request body as the JSON object it encodes.
 
     400 for a body that is not a Kubernetes protobuf envelope, 415 for a kind
-    the sandbox has no message definition of.
+    the sandbox has no message definition of, or a body with a field its
+    definitions leave out (rather than drop it).
     """
     if not raw.startswith(_MAGIC):
         raise ApiError.bad_request(
@@ -361,6 +551,8 @@ def decode_object(raw: bytes) -> Object:
         if message_name is None:
             raise _unsupported()
         message = _message_class(message_name).FromString(getattr(envelope, "raw"))  # noqa: B009
+        if _has_unknown_fields(message):
+            raise _unsupported()
     except DecodeError as exc:
         raise ApiError.bad_request(f"error decoding request body: {exc}") from None
     obj = {"apiVersion": api_version, "kind": kind}

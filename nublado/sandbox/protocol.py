@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import parse_qs
 
 import orjson
 from starlette.applications import Starlette
@@ -55,7 +54,7 @@ from .present import (
 )
 from .protobuf import PROTOBUF_MEDIA_TYPE as PROTOBUF
 from .rbac import Identity, UsageLog, authorize, forbidden_error, request_attributes
-from .request import ApiRequest, FieldValidation, writing
+from .request import ApiRequest, FieldValidation, QueryParams, writing
 from .store import ApiError, status_body
 from .validation import check_body_size, decoding_patch
 from .watch import list_collection, watch_response
@@ -200,8 +199,25 @@ class _Target:
     subresource: str
 
 
+def _segments(path: str) -> list[str] | None:
+    """A resource path's segments, or None when one inside it is empty (kube: 404).
+
+    Leading and trailing slashes are trimmed, as kube's RequestInfoFactory and
+    router trim them; an empty segment inside (``/api/v1//namespaces``)
+    matches no route, so RBAC's request attributes and the handler never read
+    one path two ways.
+    """
+    trimmed = path.strip("/")
+    if not trimmed:
+        return []
+    parts = trimmed.split("/")
+    return None if "" in parts else parts
+
+
 def _resolve(path: str) -> _Target | None:
-    parts = [p for p in path.split("/") if p]
+    parts = _segments(path)
+    if parts is None:
+        return None
     if len(parts) >= 2 and parts[0] == "api":
         api_version, rest = parts[1], parts[2:]
     elif len(parts) >= 3 and parts[0] == "apis":
@@ -330,7 +346,9 @@ class _Handlers:
 
     async def _resource(self, request: ApiRequest) -> Response:
         path = request.path
-        parts = [p for p in path.split("/") if p]
+        parts = _segments(path)
+        if parts is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         # Group and group/version documents.
         is_get = request.method == "GET"
         if is_get and len(parts) == 2 and parts[0] == "api" and parts[1] in GROUPS:
@@ -732,8 +750,7 @@ class SandboxApp:
             identity = self.sandbox.tokens.authenticate(cluster.store, authorization, path)
         except ApiError:
             return _json(unauthorized(), 401)
-        parsed = parse_qs(query, keep_blank_values=True) if query else {}
-        attributes = request_attributes(method, path, parsed)
+        attributes = request_attributes(method, path, QueryParams(query))
         with cluster.store.lock:
             allowed, reason = authorize(cluster.store, identity, attributes)
         if not allowed:

@@ -108,11 +108,11 @@ _SPECIAL_VERBS = frozenset({"proxy", "watch"})
 _NAME_TERM = re.compile(r"^metadata\.name(==?)(.*)$")
 
 
-def _query_true(values: list[str]) -> bool:
+def _query_true(value: str | None) -> bool:
     """A boolean query option as apimachinery converts it: anything but 0 or false is true."""
-    if not values:
+    if value is None:
         return False
-    return not (values[0] == "0" or values[0].lower() == "false")
+    return not (value == "0" or value.lower() == "false")
 
 
 def _exact_name(selector: str) -> str:
@@ -127,11 +127,12 @@ def _exact_name(selector: str) -> str:
 
 
 def request_attributes(
-    method: str, path: str, query: Mapping[str, list[str]] | None = None
+    method: str, path: str, query: Mapping[str, str] | None = None
 ) -> RequestAttributes:
     """Describe a request as kube-apiserver's RequestInfoFactory does.
 
-    ``query`` maps each parameter to its values. A GET on a collection is
+    ``query`` maps each parameter to its first value (`QueryParams`, which
+    the handlers read too). A GET on a collection is
     ``list``, or ``watch`` with ``watch`` set; a DELETE on a collection is
     ``deletecollection``; a PATCH is ``patch`` whatever its content type
     (server-side apply included); ``dryRun`` and the Accept header change
@@ -165,10 +166,10 @@ def request_attributes(
     name = parts[1] if len(parts) >= 2 else ""
     subresource = parts[2] if len(parts) >= 3 and verb != "proxy" else ""
     if not name and verb == "get":
-        verb = "watch" if _query_true(query.get("watch", [])) else "list"
-        selectors = query.get("fieldSelector", [])
-        if selectors:
-            name = _exact_name(selectors[0])
+        verb = "watch" if _query_true(query.get("watch")) else "list"
+        selector = query.get("fieldSelector")
+        if selector:
+            name = _exact_name(selector)
     if not name and verb == "delete":
         verb = "deletecollection"
     return RequestAttributes(
@@ -291,8 +292,17 @@ def authorize(store: Store, identity: Identity, attributes: RequestAttributes) -
                 return True, f"RBAC: allowed by {source}"
     if not errors:
         return False, ""
-    aggregate = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-    return False, f"RBAC: {aggregate}"
+    return False, f"RBAC: {_aggregate(errors)}"
+
+
+def _aggregate(errors: list[str]) -> str:
+    """apimachinery's aggregate error text: one message alone, several de-duplicated in [a, b].
+
+    Two bindings of one missing role give one message, without brackets, as
+    kube's ``utilerrors.NewAggregate(...).Error()`` writes it.
+    """
+    unique = list(dict.fromkeys(errors))
+    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
 
 
 def forbidden_error(identity: Identity, attributes: RequestAttributes, reason: str) -> ApiError:

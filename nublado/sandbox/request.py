@@ -70,10 +70,13 @@ def writing(field_validation: FieldValidation = "Warn") -> Iterator[WriteContext
 
 
 class QueryParams(Mapping[str, str]):
-    """A request's query, parsed once, read as Starlette's ``QueryParams`` reads.
+    """A request's query, parsed once, read as kube-apiserver reads it.
 
-    ``get`` and ``[]`` give a key's last value, `getlist` all of them in
-    order; blank values are kept.
+    ``get`` and ``[]`` give a key's *first* value, as apimachinery's query
+    decoding does for a single-valued option (``watch``, ``fieldSelector``,
+    ``limit``...) and as the RBAC authorizer's request attributes do, so the
+    authorizer and the handlers never judge different values; `getlist`
+    gives all of them in order (``dryRun`` is a list). Blank values are kept.
     """
 
     __slots__ = ("_dict", "_list")
@@ -87,7 +90,10 @@ class QueryParams(Mapping[str, str]):
                 (name, value)
                 for name, _, value in (p.partition("=") for p in query_string.split("&") if p)
             ]
-        self._dict = dict(self._list)
+        first: dict[str, str] = {}
+        for name, value in self._list:
+            first.setdefault(name, value)
+        self._dict = first
 
     def getlist(self, key: str) -> list[str]:
         """Every value given for ``key``, in order."""

@@ -114,20 +114,20 @@ ROBOT = "system:serviceaccount:a:robot"
         (
             "GET",
             "/api/v1/namespaces/a/pods",
-            {"watch": ["true"]},
+            {"watch": "true"},
             ("watch", "", "a", "pods", "", ""),
         ),
         (
             "GET",
             "/api/v1/namespaces/a/pods",
-            {"watch": ["false"]},
+            {"watch": "false"},
             ("list", "", "a", "pods", "", ""),
         ),
-        ("GET", "/api/v1/pods", {"watch": ["1"]}, ("watch", "", "", "pods", "", "")),
+        ("GET", "/api/v1/pods", {"watch": "1"}, ("watch", "", "", "pods", "", "")),
         (
             "GET",
             "/api/v1/namespaces/a/pods",
-            {"fieldSelector": ["metadata.name=x"]},
+            {"fieldSelector": "metadata.name=x"},
             ("list", "", "a", "pods", "", "x"),
         ),
         ("GET", "/api/v1/namespaces/a/pods/x", {}, ("get", "", "a", "pods", "", "x")),
@@ -141,7 +141,7 @@ ROBOT = "system:serviceaccount:a:robot"
         (
             "PATCH",
             "/apis/batch/v1/namespaces/a/jobs/j",
-            {"dryRun": ["All"]},
+            {"dryRun": "All"},
             ("patch", "batch", "a", "jobs", "", "j"),
         ),
         (
@@ -182,7 +182,7 @@ ROBOT = "system:serviceaccount:a:robot"
     ],
 )
 def test_request_attributes_are_derived_as_kube_derives_them(
-    method: str, path: str, query: dict[str, list[str]], expected: tuple[str, ...]
+    method: str, path: str, query: dict[str, str], expected: tuple[str, ...]
 ) -> None:
     found = request_attributes(method, path, query)
 
@@ -575,6 +575,107 @@ async def test_the_in_cluster_token_file_authenticates(
     assert authorization.startswith("bearer sa.")
 
 
+# What the authorizer judges is what the handler serves
+
+
+def test_a_repeated_field_selector_cannot_widen_a_resource_names_grant(
+    admin: httpx.Client, robot: httpx.Client
+) -> None:
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cm1"],
+              "verbs": ["get", "list", "watch"]}]  # fmt: skip
+    post(admin, role("Role", "cm1", rules, "a"))
+    post(admin, binding("RoleBinding", "cm1", "Role", [SA_A], "a"))
+    for name in ("cm1", "cm2"):
+        admin.post("/api/v1/namespaces/a/configmaps", json={"metadata": {"name": name}})
+
+    answer = robot.get(
+        "/api/v1/namespaces/a/configmaps"
+        "?fieldSelector=metadata.name%3Dcm1&fieldSelector=metadata.name%3Dcm2"
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert [i["metadata"]["name"] for i in answer.json()["items"]] == ["cm1"]
+
+
+def test_a_repeated_watch_cannot_turn_a_list_grant_into_a_watch(
+    admin: httpx.Client, robot: httpx.Client
+) -> None:
+    rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+    post(admin, role("Role", "list", rules, "a"))
+    post(admin, binding("RoleBinding", "list", "Role", [SA_A], "a"))
+
+    listed = robot.get("/api/v1/namespaces/a/pods?watch=false&watch=true")
+    watched = robot.get("/api/v1/namespaces/a/pods?watch=true&watch=false")
+
+    assert listed.json()["kind"] == "PodList"
+    assert watched.status_code == 403
+    assert "cannot watch resource" in watched.json()["message"]
+
+
+def test_an_empty_path_segment_cannot_reach_what_rbac_refuses(
+    admin: httpx.Client, robot: httpx.Client
+) -> None:
+    rules = [{"apiGroups": [""], "resources": ["*/status"], "verbs": ["get", "delete", "update"]}]
+    post(admin, role("ClusterRole", "status", rules))
+    post(admin, binding("ClusterRoleBinding", "status", "ClusterRole", [SA_A]))
+    admin.post("/api/v1/namespaces", json={"metadata": {"name": "status"}})
+
+    direct = robot.delete("/api/v1/namespaces/status")
+    doubled = robot.delete("/api/v1//namespaces/status")
+
+    assert direct.status_code == 403
+    assert doubled.status_code == 404, doubled.text
+    assert admin.get("/api/v1/namespaces/status").json()["status"]["phase"] == "Active"
+
+
+@pytest.mark.parametrize(
+    ("audiences", "status"),
+    [
+        (["vault"], 401),
+        (["vault", "https://kubernetes.default.svc.cluster.local"], 200),
+        (["https://kubernetes.default.svc.cluster.local"], 200),
+        ([], 200),
+    ],
+)
+def test_a_token_for_another_audience_is_unauthorized(
+    admin: httpx.Client, robot: httpx.Client, audiences: list[str], status: int
+) -> None:
+    post(admin, role("ClusterRole", "ns", [{"apiGroups": [""], "resources": ["namespaces"],
+                                           "verbs": ["list"]}]))  # fmt: skip
+    post(admin, binding("ClusterRoleBinding", "ns", "ClusterRole", [SA_A]))
+    answer = admin.post(
+        "/api/v1/namespaces/a/serviceaccounts/robot/token",
+        json={"kind": "TokenRequest", "spec": {"audiences": audiences}},
+    )
+    token = answer.json()["status"]["token"]
+
+    listed = robot.get("/api/v1/namespaces", headers={"Authorization": f"Bearer {token}"})
+
+    assert listed.status_code == status
+    if status == 401:
+        assert listed.json() == UNAUTHORIZED
+
+
+def test_bindings_of_one_missing_role_give_one_reason(
+    admin: httpx.Client, robot: httpx.Client
+) -> None:
+    post(admin, binding("RoleBinding", "ghost", "Role", [SA_A], "a"))
+    twin = binding("RoleBinding", "ghost-2", "Role", [SA_A], "a")
+    twin["roleRef"]["name"] = "ghost"
+    post(admin, twin)
+
+    once = robot.get("/api/v1/namespaces/a/pods").json()["message"]
+    post(admin, binding("ClusterRoleBinding", "gone", "ClusterRole", [SA_A]))
+    twice = robot.get("/api/v1/namespaces/a/pods").json()["message"]
+
+    denied = f'User "{ROBOT}" cannot list resource "pods" in API group "" in the namespace "a"'
+    assert once == f'pods is forbidden: {denied}: RBAC: role.{RBAC} "ghost" not found'
+    assert twice == (
+        f'pods is forbidden: {denied}: RBAC: [clusterrole.{RBAC} "gone" not found, '
+        f'role.{RBAC} "ghost" not found]'
+    )
+
+
 # Validation of the RBAC kinds
 
 
@@ -679,6 +780,10 @@ def test_kubectl_uses_the_admin_kubeconfig_and_gets_service_account_tokens(
 
         assert kubectl("create", "serviceaccount", "robot").returncode == 0
         token = kubectl("create", "token", "robot").stdout.strip()
+        vault = kubectl("create", "token", "robot", "--audience=vault").stdout.strip()
+        for_vault = httpx.get(
+            f"{server}/api", headers={"Authorization": f"Bearer {vault}"}, verify=False
+        )
         authority = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
         as_robot = write_kubeconfig(
             tmp_path / "robot", server, token=token, certificate_authority=authority
@@ -694,6 +799,8 @@ def test_kubectl_uses_the_admin_kubeconfig_and_gets_service_account_tokens(
         process.communicate(timeout=10)
 
     assert token
+    assert vault
+    assert for_vault.status_code == 401
     assert denied.returncode == 1
     assert denied.stderr.strip().endswith(
         'pods is forbidden: User "system:serviceaccount:default:robot" cannot list resource'
