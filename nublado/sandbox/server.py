@@ -476,7 +476,9 @@ class Sandbox:
         )
         # uvicorn installs signal handlers only in the main thread: none here.
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="nublado-sandbox", daemon=True)
+        thread = threading.Thread(
+            target=_run_until_closed, args=(server,), name="nublado-sandbox", daemon=True
+        )
         thread.start()
         self._thread = thread
         deadline = time.monotonic() + 10
@@ -531,3 +533,24 @@ class Sandbox:
         return write_kubeconfig(
             path, target, token=token, certificate_authority=self.certificate_authority
         )
+
+
+def _run_until_closed(server: uvicorn.Server) -> None:
+    """`uvicorn.Server.run`, then drop the connections its shutdown left open.
+
+    uvicorn's shutdown closes each idle connection; over TLS that close waits
+    for the peer's close_notify, which a client that aborted its connection
+    (as the Kubernetes client does with idle TLS connections) never sends.
+    Left open when the loop closes, such a connection is an unclosed uvloop
+    handle: a ResourceWarning, and uv_loop_close fails with EBUSY.
+    """
+
+    async def serve() -> None:
+        await server.serve()
+        for connection in list(server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+        await asyncio.sleep(0)  # the aborted handles close on the next turn of the loop
+
+    uvicorn.server.asyncio_run(serve(), loop_factory=server.config.get_loop_factory())
