@@ -553,4 +553,5 @@ def _run_until_closed(server: uvicorn.Server) -> None:
                 transport.abort()
         await asyncio.sleep(0)  # the aborted handles close on the next turn of the loop
 
-    uvicorn.server.asyncio_run(serve(), loop_factory=server.config.get_loop_factory())
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(serve())
