@@ -1,4 +1,4 @@
-"""The production image, without a container engine: the wheel, run as Phalanx's pod runs it.
+"""The production image, without a container engine: the wheel, run as its Deployments run it.
 
 No engine exists on these machines, so this test does what the Dockerfile and
 the kubelet do, step by step, from the project's own files:
@@ -11,19 +11,23 @@ the kubelet do, step by step, from the project's own files:
    installed, so nothing is downloaded. A module or data file missing from the
    wheel, or a dependency it forgot to declare, fails here; the sandbox and
    dev extras are absent.
-3. Run the Dockerfile's ``ENTRYPOINT`` + ``CMD`` (read from the Dockerfile)
-   the way Phalanx's Deployment runs the image: in a private mount namespace
-   where ``/etc/nublado`` is a read-only, root-owned configuration mount,
-   ``/etc/podinfo`` holds the downward-API files, the root filesystem is
-   read-only (``/tmp`` included: Phalanx mounts none), as PID 1 of its own
-   PID namespace (stopped by SIGTERM), uid/gid 1000 with no capabilities and
-   no new privileges, from ``/``, with the image's,
-   Phalanx's and the kubelet's environment and nothing of this process's.
+3. Run the image in two layouts, each as PID 1 of its own PID namespace (stopped
+   by SIGTERM) in a private mount namespace with a read-only root filesystem,
+   non-root, no capabilities and no new privileges, from ``/``, with the
+   image's, the Deployment's and the kubelet's environment and nothing of this
+   process's: Phalanx's Deployment (the Dockerfile's ``ENTRYPOINT`` + ``CMD``,
+   ``/etc/nublado`` a read-only, root-owned configuration folder,
+   ``/etc/podinfo`` the downward-API files, no ``/tmp``), and the Deployment
+   ``nublado render controller`` prints, read from its output (the
+   ``ENTRYPOINT`` with its args, its env, volume mounts, securityContext and
+   probes).
 
-The cluster is the sandbox, reached as a pod reaches its API server: in-cluster
-configuration, from ``KUBERNETES_SERVICE_HOST``/``PORT`` and the service account
-files under ``/var/run/secrets/kubernetes.io/serviceaccount``, over HTTPS (a TLS
-terminator of the test's own, with its own CA, in front of the sandbox).
+The cluster is the sandbox in RBAC mode with the rendered RBAC granted, reached
+as a pod reaches its API server: in-cluster configuration, from
+``KUBERNETES_SERVICE_HOST``/``PORT`` and the service account files (the token
+the sandbox issued for ``nublado-controller``) under
+``/var/run/secrets/kubernetes.io/serviceaccount``, over HTTPS (a TLS terminator
+of the test's own, with its own CA, in front of the sandbox).
 Repertoire and Gafaelfawr are a small local HTTP server, found as Phalanx finds
 them: ``REPERTOIRE_BASE_URL``.
 
