@@ -1,4 +1,4 @@
-"""The production image, without a container engine: the wheel, run as Phalanx's pod runs it.
+"""The production image, without a container engine: the wheel, run as its Deployments run it.
 
 No engine exists on these machines, so this test does what the Dockerfile and
 the kubelet do, step by step, from the project's own files:
@@ -11,19 +11,23 @@ the kubelet do, step by step, from the project's own files:
    installed, so nothing is downloaded. A module or data file missing from the
    wheel, or a dependency it forgot to declare, fails here; the sandbox and
    dev extras are absent.
-3. Run the Dockerfile's ``ENTRYPOINT`` + ``CMD`` (read from the Dockerfile)
-   the way Phalanx's Deployment runs the image: in a private mount namespace
-   where ``/etc/nublado`` is a read-only, root-owned configuration mount,
-   ``/etc/podinfo`` holds the downward-API files, the root filesystem is
-   read-only (``/tmp`` included: Phalanx mounts none), as PID 1 of its own
-   PID namespace (stopped by SIGTERM), uid/gid 1000 with no capabilities and
-   no new privileges, from ``/``, with the image's,
-   Phalanx's and the kubelet's environment and nothing of this process's.
+3. Run the image in two layouts, each as PID 1 of its own PID namespace (stopped
+   by SIGTERM) in a private mount namespace with a read-only root filesystem,
+   non-root, no capabilities and no new privileges, from ``/``, with the
+   image's, the Deployment's and the kubelet's environment and nothing of this
+   process's: Phalanx's Deployment (the Dockerfile's ``ENTRYPOINT`` + ``CMD``,
+   ``/etc/nublado`` a read-only, root-owned configuration folder,
+   ``/etc/podinfo`` the downward-API files, no ``/tmp``), and the Deployment
+   ``nublado render controller`` prints, read from its output (the
+   ``ENTRYPOINT`` with its args, its env, volume mounts, securityContext and
+   probes).
 
-The cluster is the sandbox, reached as a pod reaches its API server: in-cluster
-configuration, from ``KUBERNETES_SERVICE_HOST``/``PORT`` and the service account
-files under ``/var/run/secrets/kubernetes.io/serviceaccount``, over HTTPS (a TLS
-terminator of the test's own, with its own CA, in front of the sandbox).
+The cluster is the sandbox in RBAC mode with the rendered RBAC granted, reached
+as a pod reaches its API server: in-cluster configuration, from
+``KUBERNETES_SERVICE_HOST``/``PORT`` and the service account files (the token
+the sandbox issued for ``nublado-controller``) under
+``/var/run/secrets/kubernetes.io/serviceaccount``, over HTTPS (a TLS terminator
+of the test's own, with its own CA, in front of the sandbox).
 Repertoire and Gafaelfawr are a small local HTTP server, found as Phalanx finds
 them: ``REPERTOIRE_BASE_URL``.
 
@@ -35,8 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import importlib.metadata
+import io
 import ipaddress
 import json
 import os
@@ -53,7 +59,7 @@ import threading
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import Parser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,13 +72,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from least_privilege import grant_controller
 from packaging.requirements import Requirement
 
 from nublado.cli import _COMMANDS as COMMANDS
+from nublado.cli import main as cli_main
 from nublado.config.controller import DEFAULT_CONTROLLER_REPOSITORY, DEFAULT_CONTROLLER_TAG
 from nublado.kube.client import KubernetesClient
 from nublado.render.cli import read_secrets
 from nublado.sandbox.server import Sandbox
+from nublado.sandbox.settings import SandboxSettings
 
 pytestmark: list[pytest.MarkDecorator] = [pytest.mark.image]
 
@@ -83,6 +92,7 @@ IMAGE_VENV = "/opt/nublado"  # where the Dockerfile installs; here the fresh ven
 UID = GID = 1000  # Phalanx: securityContext runAsUser/runAsGroup
 PORT = 8080  # Phalanx: containerPort "http"; the probes and the Service's targetPort
 START_TIMEOUT = 60.0
+SPAWN_TIMEOUT = 30.0
 PHALANX_MEMORY_REQUEST = 200 * 2**20  # values.yaml controller.resources.requests.memory
 EXTERNAL_URL = "https://rsp.example.com"
 CONTROLLER = {"name": "nublado-controller-5d4f8b7c9-x2x7q", "namespace": "nublado"}
@@ -122,6 +132,7 @@ class Image:
     user: str
     workdir: str
     exposed: list[str]
+    entrypoint: list[str] = field(default_factory=list)  # what a Deployment's args follow
 
 
 def read_dockerfile(path: Path = DOCKERFILE) -> Image:
@@ -161,6 +172,7 @@ def read_dockerfile(path: Path = DOCKERFILE) -> Image:
         elif instruction == "EXPOSE":
             image.exposed.extend(rest.split())
     image.argv = entrypoint + cmd
+    image.entrypoint = entrypoint
     return image
 
 
@@ -252,7 +264,8 @@ class Installed:
 @pytest.fixture(scope="module")
 def installed() -> Iterator[Installed]:
     """The wheel, built from the checkout and installed in a fresh venv with its runtime deps."""
-    root = Path(tempfile.mkdtemp(prefix="nublado-image-"))
+    # Not under /tmp: the rendered Deployment's emptyDir on /tmp would hide the venv.
+    root = Path(tempfile.mkdtemp(prefix="nublado-image-", dir="/var/tmp"))
     root.chmod(0o755)  # uid 1000 reads the venv and the kubeconfig from here
     try:
         wheels = root / "wheels"
@@ -317,36 +330,43 @@ def test_the_environment_has_the_runtime_dependencies_and_no_extras(installed: I
 
 _NAMESPACE_SCRIPT = r"""
 set -eu
-state=$1 name=$2 overlays=$3 mounts=$4
-shift 4
+state=$1 name=$2 overlays=$3 mounts=$4 user=$5
+shift 5
 hostname "$name"  # a pod's hostname is its name
 for dir in $overlays; do  # copy-on-write views: the changes go to $state, never to the host
     changes="$state/overlay$(echo "$dir" | tr / _)"
     mkdir -p "$changes/upper" "$changes/work"
     mount -t overlay overlay -o "lowerdir=$dir,upperdir=$changes/upper,workdir=$changes/work" "$dir"
 done
-for pair in $mounts; do  # the pod's volumes: read-only bind mounts
-    source=${pair%%=*} target=${pair#*=}
-    mkdir -p "$target"
+for spec in $mounts; do  # the pod's volumes, parents first: source=target=ro|rw
+    source=${spec%%=*} rest=${spec#*=}
+    target=${rest%=*} mode=${rest##*=}
+    if [ -d "$source" ]; then  # a volume
+        mkdir -p "$target"
+    else  # a subPath file: the kubelet makes the file it mounts over
+        mkdir -p "$(dirname "$target")"
+        [ -e "$target" ] || touch "$target"
+    fi
     mount --bind "$source" "$target"
-    mount -o remount,bind,ro "$target"
+    if [ "$mode" = ro ]; then
+        mount -o remount,bind,ro "$target"
+    fi
 done
 for dir in $overlays; do
     chmod o+x "$dir"  # /root (0700) holds the interpreter here: let uid 1000 pass
     mount -o remount,bind,ro "$dir"
 done
 mount -o remount,bind,ro /
-exec setpriv --reuid=1000 --regid=1000 --clear-groups --no-new-privs \
+exec setpriv --reuid="${user%:*}" --regid="${user#*:}" --clear-groups --no-new-privs \
     --inh-caps=-all --bounding-set=-all -- "$@"
 """
-"""Phalanx's pod, as far as the process can see: a read-only root filesystem, the
-pod's volumes mounted read-only, uid/gid 1000, capabilities dropped, no privilege
-escalation, the pod's hostname. Only the process's own namespaces change: the host
-keeps its mounts and its name."""
+"""The pod, as far as the process can see: a read-only root filesystem, the pod's
+volumes mounted (read-only unless writable, as an emptyDir), the pod's uid/gid,
+capabilities dropped, no privilege escalation, the pod's hostname. Only the process's
+own namespaces change: the host keeps its mounts and its name."""
 
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 """Where the kubelet mounts the pod's service account token (in-cluster configuration)."""
-SERVICE_ACCOUNT_TOKEN = "nublado-controller-token"
 
 
 def _traverse(paths: list[Path]) -> list[str]:
@@ -400,14 +420,21 @@ def run_in_pod(
     *,
     mounts: dict[str, Path],
     log: Path,
+    writable: dict[str, Path] | None = None,
+    user: tuple[int, int] = (UID, GID),
 ) -> Pod:
-    """Start ``argv`` as the image's process in the pod: ``mounts`` maps a path in the pod
-    to the folder mounted read-only there."""
+    """Start ``argv`` as the image's process in the pod, as ``user`` (uid, gid): ``mounts``
+    maps a path in the pod to the folder (or, a subPath, the file) mounted read-only there;
+    ``writable``, to a folder mounted writable (an emptyDir)."""
     state = Path(tempfile.mkdtemp(dir=installed.root))
     interpreter = Path(os.path.realpath(installed.venv / "bin" / "python"))
-    targets = {os.path.realpath(target): source for target, source in mounts.items()}
-    overlays = {"/" + Path(target).parts[1] for target in targets}
+    modes = {t: (s, "ro") for t, s in mounts.items()}
+    modes.update({t: (s, "rw") for t, s in (writable or {}).items()})
+    targets = {os.path.realpath(target): mode for target, mode in modes.items()}
+    # A volume mounted on a top-level folder (an emptyDir on /tmp) replaces it: no overlay.
+    overlays = {"/" + Path(t).parts[1] for t in targets} - set(targets)
     overlays.update(_traverse([interpreter, installed.venv]))
+    ordered = sorted(targets.items(), key=lambda item: len(Path(item[0]).parts))
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [
@@ -415,7 +442,8 @@ def run_in_pod(
                 "--propagation", "private",
                 "sh", "-c", _NAMESPACE_SCRIPT, "sh",
                 str(state), CONTROLLER["name"], " ".join(sorted(overlays)),
-                " ".join(f"{source}={target}" for target, source in targets.items()),
+                " ".join(f"{source}={target}={mode}" for target, (source, mode) in ordered),
+                f"{user[0]}:{user[1]}",
                 *argv,
             ],
             cwd="/",
@@ -522,6 +550,12 @@ class _Services(BaseHTTPRequestHandler):
 TOKEN = "gt-rachel.secret"
 
 
+@pytest.fixture
+def sandbox_settings() -> SandboxSettings:
+    """RBAC mode: the controller's requests need its token and the rendered RBAC's grants."""
+    return SandboxSettings(rbac=True)
+
+
 @pytest.fixture(scope="module")
 def services() -> Iterator[str]:
     """Repertoire and Gafaelfawr on 127.0.0.1; their base URL."""
@@ -538,10 +572,10 @@ def services() -> Iterator[str]:
 
 
 async def seed_cluster(client: KubernetesClient) -> str:
-    """What Phalanx's cluster holds before the controller starts: its namespace, its own pod
-    (the owner of prepull pods), the source Secrets labs copy. The pod's uid."""
+    """What the cluster holds before the controller starts, besides its namespace and RBAC
+    (`grant_controller`): its own pod (the owner of prepull pods), the source Secrets labs
+    copy. The pod's uid."""
     namespace = CONTROLLER["namespace"]
-    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     image = "ghcr.io/lsst-sqre/nublado:11.0.0"
     pod = await client.create(
         {
@@ -588,8 +622,9 @@ def free_port() -> int:
         return port
 
 
-async def wait_until_ready(pod: Pod, http: httpx.AsyncClient) -> None:
-    """The startup probe: ``GET /`` on the http port until it answers 200 (or the process dies).
+async def wait_until_ready(pod: Pod, http: httpx.AsyncClient, path: str = "/") -> None:
+    """The startup probe: ``GET path`` on the http port until it answers 200 (or the process
+    dies).
 
     Polled, as the kubelet polls; asynchronously, so the TLS front keeps serving meanwhile.
     """
@@ -598,7 +633,7 @@ async def wait_until_ready(pod: Pod, http: httpx.AsyncClient) -> None:
         if pod.process.poll() is not None:
             raise AssertionError(f"exited with {pod.process.returncode}:\n{pod.log.read_text()}")
         try:
-            if (await http.get("/", timeout=5)).status_code == 200:
+            if (await http.get(path, timeout=5)).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -638,18 +673,34 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+_STATUS_LINE = re.compile(rb"\r\nHTTP/1\.1 (\d{3}) ")
+_STATUS_LINE_LENGTH = len(b"\r\nHTTP/1.1 200 ")
+
+
 @contextlib.asynccontextmanager
-async def api_server_tls(upstream: str, cert: Path, key: Path) -> AsyncIterator[int]:
+async def api_server_tls(
+    upstream: str, cert: Path, key: Path, statuses: list[int] | None = None
+) -> AsyncIterator[int]:
     """The API server as a pod reaches it, over HTTPS: a TLS terminator on 127.0.0.1 in front
-    of the sandbox's plain HTTP ``upstream`` (host:port). Yields its port."""
+    of the sandbox's plain HTTP ``upstream`` (host:port). Yields its port.
+
+    ``statuses`` gets the status code of every response it relays, read off the wire:
+    what the API server answered the pod, 401s and 403s included."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     host, port = upstream.rsplit(":", 1)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answers: bool = False
+    ) -> None:
+        tail = b"\r\n"  # a status line may straddle two reads; the first starts the stream
         try:
             while data := await reader.read(65536):
+                if answers and statuses is not None:
+                    seen = tail + data
+                    statuses.extend(int(code) for code in _STATUS_LINE.findall(seen))
+                    tail = seen[-(_STATUS_LINE_LENGTH - 1) :]  # too short to match again
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, ssl.SSLError):
@@ -661,7 +712,7 @@ async def api_server_tls(upstream: str, cert: Path, key: Path) -> AsyncIterator[
         upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
         both = [
             asyncio.create_task(pipe(reader, upstream_writer)),
-            asyncio.create_task(pipe(upstream_reader, writer)),
+            asyncio.create_task(pipe(upstream_reader, writer, answers=True)),
         ]
         tasks.update(both)
         await asyncio.gather(*both)
@@ -676,11 +727,12 @@ async def api_server_tls(upstream: str, cert: Path, key: Path) -> AsyncIterator[
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def service_account(folder: Path, ca: Path) -> Path:
-    """The files the kubelet mounts at `SERVICE_ACCOUNT`: token, ca.crt, namespace."""
+def service_account(folder: Path, ca: Path, token: str) -> Path:
+    """The files the kubelet mounts at `SERVICE_ACCOUNT`: the token the API server issued,
+    ca.crt, namespace."""
     folder.mkdir()
     shutil.copy(ca, folder / "ca.crt")
-    _write_readonly(folder, {"token": SERVICE_ACCOUNT_TOKEN, "namespace": "nublado"})
+    _write_readonly(folder, {"token": token, "namespace": CONTROLLER["namespace"]})
     return folder
 
 
@@ -708,59 +760,213 @@ def _write_readonly(folder: Path, files: dict[str, str]) -> None:
     folder.chmod(0o555)
 
 
-async def test_the_image_entry_point_serves_phalanx_probes_and_the_hub(
+@dataclass
+class Layout:
+    """How a Deployment runs the image: the command, environment, volumes, user and probes."""
+
+    argv: list[str]
+    env: dict[str, str]  # the Deployment's (and the site's) env, before the image's and kubelet's
+    mounts: dict[str, Path]  # read-only volumes: a folder, or a file (subPath)
+    writable: dict[str, Path]  # emptyDirs
+    user: tuple[int, int]
+    port: int
+    probes: dict[str, str]  # startupProbe, readinessProbe, livenessProbe: their httpGet path
+
+    def on_port(self, port: int) -> Layout:
+        """The same, serving on ``port``: its ``--port`` replaced, or one added."""
+        argv = list(self.argv)
+        if "--port" in argv:
+            argv[argv.index("--port") + 1] = str(port)
+        else:
+            argv += ["--port", str(port)]
+        return dataclasses.replace(self, argv=argv, port=port)
+
+
+def phalanx_layout(image: Image, folder: Path, services: str, uid: str) -> Layout:
+    """Phalanx's Deployment: no command or args, the config ConfigMap as the /etc/nublado
+    folder, the downward-API files in /etc/podinfo (the default metadataPath), no /tmp, the
+    chart's probes (``GET /`` on http)."""
+    config_dir, podinfo_dir = folder / "config", folder / "podinfo"
+    for path in (config_dir, podinfo_dir):
+        path.mkdir()
+    _write_readonly(config_dir, {"config.yaml": yaml.safe_dump(phalanx_config())})
+    _write_readonly(podinfo_dir, {**CONTROLLER, "uid": uid})
+    return Layout(
+        argv=image.argv,
+        env=phalanx_environment(f"{services}/repertoire"),
+        mounts=pod_mounts(config_dir, podinfo_dir),
+        writable={},
+        user=(UID, GID),
+        port=PORT,
+        probes=dict.fromkeys(("startupProbe", "readinessProbe", "livenessProbe"), "/"),
+    )
+
+
+def render_controller(config: Path) -> list[dict[str, Any]]:
+    """``nublado render controller --config CONFIG --base-url ... -o json``: its objects."""
+    args = ["render", "controller", "--config", str(config), "--base-url", EXTERNAL_URL]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli_main([*args, "-o", "json"])
+    assert code == 0, f"nublado {' '.join(args)} exited {code}"
+    items: list[dict[str, Any]] = json.loads(out.getvalue())["items"]
+    return items
+
+
+def rendered_layout(image: Image, folder: Path, services: str, uid: str) -> Layout:
+    """The Deployment ``nublado render controller`` prints for examples/config.yaml, read as
+    the kubelet reads it: the image's ENTRYPOINT with the container's args, its env, each
+    volumeMount (a ConfigMap's key as a subPath file, downward-API files, emptyDirs), its
+    and the pod's securityContext, its probes on its named port.
+
+    The site's configuration is examples/config.yaml with ``repertoireBaseUrl`` set (a site's
+    Repertoire; here the test's stand-in) and production's JSON logs (what the test reads).
+    """
+    site = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    site.update(repertoireBaseUrl=f"{services}/repertoire", logProfile="production")
+    (folder / "site.yaml").write_text(yaml.safe_dump(site))
+    items = render_controller(folder / "site.yaml")
+    (deployment,) = [i for i in items if i["kind"] == "Deployment"]
+    config_maps = {i["metadata"]["name"]: i for i in items if i["kind"] == "ConfigMap"}
+    pod_spec = deployment["spec"]["template"]["spec"]
+    (container,) = pod_spec["containers"]
+    pod_security, security = pod_spec.get("securityContext", {}), container["securityContext"]
+    # What the namespace script enforces, whatever the Deployment says: it must say the same.
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert pod_security.get("runAsNonRoot") is True
+    user = (
+        security.get("runAsUser", pod_security["runAsUser"]),
+        security.get("runAsGroup", pod_security["runAsGroup"]),
+    )
+    fields = {
+        "metadata.name": CONTROLLER["name"],
+        "metadata.namespace": deployment["metadata"]["namespace"],
+        "metadata.uid": uid,
+    }
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    mounts: dict[str, Path] = {}
+    writable: dict[str, Path] = {}
+    for mount in container["volumeMounts"]:
+        volume, source = volumes[mount["name"]], folder / "volumes" / mount["name"]
+        source.mkdir(parents=True)
+        if "configMap" in volume:  # root-owned 0444 files, as the kubelet writes them
+            _write_readonly(source, config_maps[volume["configMap"]["name"]]["data"])
+        elif "downwardAPI" in volume:
+            items_ = volume["downwardAPI"]["items"]
+            _write_readonly(source, {i["path"]: fields[i["fieldRef"]["fieldPath"]] for i in items_})
+        elif "emptyDir" in volume:
+            source.chmod(0o777)  # the kubelet's emptyDir: world-writable
+        else:
+            raise AssertionError(f"volume {volume} of a kind the test cannot mount")
+        if "subPath" in mount:
+            source = source / mount["subPath"]
+        if mount.get("readOnly") or "emptyDir" not in volume:
+            mounts[mount["mountPath"]] = source
+        else:
+            writable[mount["mountPath"]] = source
+    env: dict[str, str] = {}
+    for variable in container.get("env", []):
+        assert "value" in variable, f"env {variable} needs the kubelet"
+        env[variable["name"]] = variable["value"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    probes: dict[str, str] = {}
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = container[kind]["httpGet"]
+        assert ports.get(get["port"], get["port"]) == ports["http"], get
+        probes[kind] = get["path"]
+    return Layout(
+        argv=container.get("command", image.entrypoint) + container.get("args", []),
+        env=env,
+        mounts=mounts,
+        writable=writable,
+        user=user,
+        port=ports["http"],
+        probes=probes,
+    )
+
+
+LAYOUTS = {"phalanx": phalanx_layout, "rendered": rendered_layout}
+
+
+@pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
+async def test_the_image_serves_probes_and_labs_under_the_rendered_rbac(
+    layout_name: str,
     installed: Installed,
     services: str,
     sandbox: Sandbox,
-    client: KubernetesClient,
-    pod_files: tuple[Path, Path],
+    admin: KubernetesClient,
 ) -> None:
+    """The image run as each Deployment runs it, with the token the API server issued for
+    the controller's ServiceAccount, which only the rendered RBAC authorizes: every request
+    it makes (startup, the probes, a spawn, its stop) must be allowed."""
     image = read_dockerfile()
-    config_dir, podinfo_dir = pod_files
-    uid = await seed_cluster(client)
-    _write_readonly(config_dir, {"config.yaml": yaml.safe_dump(phalanx_config())})
-    _write_readonly(podinfo_dir, {**CONTROLLER, "uid": uid})
+    token = grant_controller(sandbox, CONTROLLER["namespace"])
+    uid = await seed_cluster(admin)
+    folder = Path(tempfile.mkdtemp(dir=installed.root))
+    folder.chmod(0o755)
+    layout = LAYOUTS[layout_name](image, folder, services, uid)
     cert, key = _certificate(Path(tempfile.mkdtemp(dir=installed.root)))
-    tokens = service_account(config_dir.parent / "serviceaccount", cert)
+    tokens = service_account(folder / "serviceaccount", cert, token)
     log = installed.root / f"controller-{uid}.log"
-    argv, port = image.argv, PORT
-    if not port_is_free(PORT):  # someone's `nublado serve` runs here: then, and only then,
-        port = free_port()  # the command gains a --port
-        argv = [*argv, "--port", str(port)]
+    if not port_is_free(layout.port):  # someone's `nublado serve` runs here: then, and only
+        layout = layout.on_port(free_port())  # then, the command serves on another port
+    statuses: list[int] = []
     assert sandbox.url is not None
     async with (
-        api_server_tls(sandbox.url.removeprefix("http://"), cert, key) as api_port,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
+        api_server_tls(sandbox.url.removeprefix("http://"), cert, key, statuses) as api_port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{layout.port}", timeout=30) as http,
     ):
         env = {
             **image_environment(installed, image),
-            **phalanx_environment(f"{services}/repertoire"),
+            **layout.env,
             **kubelet_environment(api_port),
         }
-        mounts = pod_mounts(config_dir, podinfo_dir, **{SERVICE_ACCOUNT: tokens})
-        pod = run_in_pod(installed, argv, env, mounts=mounts, log=log)
+        mounts = {**layout.mounts, SERVICE_ACCOUNT: tokens}
+        start = len(sandbox.requests)
+        pod = run_in_pod(
+            installed,
+            layout.argv,
+            env,
+            mounts=mounts,
+            writable=layout.writable,
+            user=layout.user,
+            log=log,
+        )
         try:
-            await wait_until_ready(pod, http)
+            await wait_until_ready(pod, http, layout.probes["startupProbe"])
+            probes = {k: (await http.get(path)).status_code for k, path in layout.probes.items()}
             index = await http.get("/")
             images = await http.get("/nublado/spawner/v1/images")
             user = {"X-Auth-Request-User": "rachel", "X-Auth-Request-Token": TOKEN}
             form = await http.get("/nublado/spawner/v1/lab-form/rachel", headers=user)
             spec = json.loads((EXAMPLES / "lab-specification.json").read_text())
             labs = "/nublado/spawner/v1/labs"
-            create = await http.post(f"{labs}/rachel/create", json=spec, headers=user)
-            events = await http.get(f"{labs}/rachel/events", headers=user)
+            try:  # a refused request (403) leaves the spawn pending: fail, do not hang
+                async with asyncio.timeout(SPAWN_TIMEOUT):
+                    create = await http.post(f"{labs}/rachel/create", json=spec, headers=user)
+                    events = await http.get(f"{labs}/rachel/events", headers=user)
+            except TimeoutError:
+                tail = log.read_text()[-3000:]
+                raise AssertionError(f"no spawn in {SPAWN_TIMEOUT} s:\n{tail}") from None
             status = await http.get(f"{labs}/rachel")
             listed = await http.get(labs)
             metrics = await http.get("/metrics")
             peak = _peak_memory(pod.pid)
         finally:
             exit_status = await pod.stop()
-    # The test's own client sends no credentials; the controller, the service account's token.
-    credentials = {r.authorization.lower() for r in sandbox.requests if r.authorization}
+    # Everything the API server heard after the pod started came from the pod, as the
+    # controller's ServiceAccount (in-cluster configuration), and it was all allowed.
+    # The package's loader sends "bearer <token>"; kube takes the scheme in either case.
+    credentials = {r.authorization.split(" ", 1)[1] for r in sandbox.requests[start:]}
     text = log.read_text()
 
     assert exit_status == 0, text
-    assert credentials == {f"bearer {SERVICE_ACCOUNT_TOKEN}"}  # in-cluster configuration
+    assert credentials == {token}
+    assert statuses and not {401, 403} & set(statuses), sorted(set(statuses))
+    assert "Forbidden" not in text, text
+    assert probes == dict.fromkeys(layout.probes, 200)
     assert index.status_code == 200 and index.json()["name"] == "Nublado"
     assert images.json()["recommended"]["digest"] == "sha256:5678"
     assert form.status_code == 200 and "Small (1.0 CPU, 3Gi RAM)" in form.text, form.text
