@@ -40,10 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime
 import importlib.metadata
 import io
-import ipaddress
 import json
 import os
 import re
@@ -68,10 +66,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from least_privilege import grant_controller
 from packaging.requirements import Requirement
 
@@ -82,6 +76,7 @@ from nublado.kube.client import KubernetesClient
 from nublado.render.cli import read_secrets
 from nublado.sandbox.server import Sandbox
 from nublado.sandbox.settings import SandboxSettings
+from nublado.sandbox.tls import serving_certificate
 
 pytestmark: list[pytest.MarkDecorator] = [pytest.mark.image]
 
@@ -642,34 +637,14 @@ async def wait_until_ready(pod: Pod, http: httpx.AsyncClient, path: str = "/") -
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (its own CA, as a cluster's ``ca.crt``), its key."""
-    now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    """A self-signed certificate for 127.0.0.1 and localhost (its own CA), and its key.
+
+    The sandbox's own (`nublado.sandbox.tls.serving_certificate`), written as files.
+    """
+    made = serving_certificate()
     cert_path, key_path = folder / "tls.crt", folder / "tls.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(made.certificate)
+    key_path.write_bytes(made.key)
     return cert_path, key_path
 
 

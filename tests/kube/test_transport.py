@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import gzip
-import ipaddress
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +27,7 @@ from nublado.kube.errors import (
 )
 from nublado.kube.transport import HTTPTransport
 from nublado.sandbox.server import Sandbox
+from nublado.sandbox.tls import serving_certificate
 
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}}
 OBJECT = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "uid": "u1"}}
@@ -511,41 +510,14 @@ def _labelled(obj: dict[str, Any] | None) -> bool:
 
 
 def _certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    """A self-signed certificate for 127.0.0.1 and localhost (its own CA), and its key.
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    The sandbox's own (`nublado.sandbox.tls.serving_certificate`), written as files.
+    """
+    made = serving_certificate()
     cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(made.certificate)
+    key_path.write_bytes(made.key)
     return cert_path, key_path
 
 
