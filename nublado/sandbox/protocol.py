@@ -15,7 +15,7 @@ import asyncio
 import fnmatch
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import orjson
@@ -548,6 +548,7 @@ class _Handlers:
             raw = view_patch(content_type, raw)
         force_text = query.get("force")
         if content_type == "application/apply-patch+yaml":
+            self._authorize_apply_create(request, target)
             obj, created = self.cluster.apply(
                 target.kind.kind,
                 target.namespace,
@@ -580,6 +581,28 @@ class _Handlers:
                 dry_run=dry_run,
             )
         return _json(present(target.kind, obj))
+
+    def _authorize_apply_create(self, request: ApiRequest, target: _Target) -> None:
+        """In RBAC mode, an apply that would create its object must also be allowed ``create``.
+
+        kube-apiserver's patch handler authorizes the create an apply makes
+        (dry run or not) as ``create`` of that name, beside the request's own
+        ``patch``: a ``patch`` grant alone updates objects but makes none.
+        """
+        identity: Identity | None = request.scope.get(_IDENTITY)
+        if identity is None or not target.name or target.subresource:
+            return
+        store = self.cluster.store
+        namespace = (target.namespace or "") if target.kind.namespaced else ""
+        attributes = request_attributes("PATCH", request.path, request.query_params)
+        creating = replace(attributes, verb="create")
+        with store.lock:
+            if store.get(target.kind.kind, namespace, target.name) is not None:
+                return
+            allowed, reason = authorize(store, identity, creating)
+        if not allowed:
+            raise forbidden_error(identity, creating, reason)
+        self.sandbox.usage.record(identity, creating)
 
     async def _delete_options(
         self, request: ApiRequest, dry_run: bool = False

@@ -100,7 +100,7 @@ def phalanx_rbac(sandbox: Sandbox) -> None:
 def test_the_check_asks_about_every_grant_of_the_rendered_rbac() -> None:
     """One source: the grants are those of rbac.yaml as `nublado render controller` prints it."""
     assert rendered_grants([], CONTROLLER_NAMESPACE) == grants_of(controller_rbac())
-    assert len(rendered_grants([], CONTROLLER_NAMESPACE)) == 63
+    assert len(rendered_grants([], CONTROLLER_NAMESPACE)) == 70
 
 
 @pytest.mark.parametrize(
@@ -158,10 +158,10 @@ async def test_the_rendered_rbac_passes(
         await check_permissions(client, [], CONTROLLER_NAMESPACE)
 
     assert [r.message for r in caplog.records] == [
-        "Permissions checked: all 63 grants of the controller's RBAC are held"
+        "Permissions checked: all 70 grants of the controller's RBAC are held"
     ]
     sent = sandbox.requests[mark:]
-    assert len(sent) == 63
+    assert len(sent) == 70
     assert {(r.method, r.target) for r in sent} == {("POST", REVIEWS)}
 
 

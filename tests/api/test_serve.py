@@ -325,7 +325,7 @@ async def test_serve_config_runs_against_the_kubeconfigs_cluster_with_json_logs(
     events = {line["event"] for line in lines}
     assert "Application startup complete." in events
     # It asked first whether its RBAC is granted (nublado.permissions), and it is.
-    assert "Permissions checked: all 63 grants of the controller's RBAC are held" in events
+    assert "Permissions checked: all 70 grants of the controller's RBAC are held" in events
     assert any(e.startswith("Refreshed image information") for e in events)
     assert any(e.startswith(LOOP_LINE) for e in events)
     assert {line["logger"] for line in lines} >= {"uvicorn.error", "nublado.services.images"}

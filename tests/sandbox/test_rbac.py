@@ -578,6 +578,40 @@ async def test_the_in_cluster_token_file_authenticates(
 # What the authorizer judges is what the handler serves
 
 
+@pytest.mark.parametrize("dry_run", ["", "&dryRun=All"])
+def test_an_apply_that_creates_needs_create_beside_patch(
+    admin: httpx.Client, robot: httpx.Client, dry_run: str
+) -> None:
+    """kube-apiserver authorizes the create a server-side apply makes as ``create``."""
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]
+    post(admin, role("Role", "patcher", rules, "a"))
+    post(admin, binding("RoleBinding", "patcher", "Role", [SA_A], "a"))
+    admin.post("/api/v1/namespaces/a/configmaps", json={"metadata": {"name": "there"}})
+
+    def apply(name: str) -> httpx.Response:
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                "data": {"k": "v"}}  # fmt: skip
+        return robot.patch(
+            f"/api/v1/namespaces/a/configmaps/{name}?fieldManager=robot{dry_run}",
+            json=body,
+            headers={"content-type": "application/apply-patch+yaml"},
+        )
+
+    assert apply("there").status_code == 200
+    refused = apply("new")
+    assert refused.status_code == 403
+    assert refused.json()["message"] == (
+        'configmaps "new" is forbidden: User "system:serviceaccount:a:robot" cannot create'
+        ' resource "configmaps" in API group "" in the namespace "a"'
+    )
+    assert admin.get("/api/v1/namespaces/a/configmaps/new").status_code == 404
+
+    rules[0]["verbs"] = ["create", "patch"]
+    admin.put("/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles/patcher",
+              json=role("Role", "patcher", rules, "a"))  # fmt: skip
+    assert apply("new").status_code == 201
+
+
 def test_a_repeated_field_selector_cannot_widen_a_resource_names_grant(
     admin: httpx.Client, robot: httpx.Client
 ) -> None:
