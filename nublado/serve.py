@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
@@ -122,11 +123,13 @@ def pin_mmap_threshold() -> bool:
     mapped and returned whole when freed (benchmarks/reconcile.py: RSS 262-264
     MiB through six passes, against 264-305 MiB).
     """
+    if sys.platform != "linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False  # not glibc, or the operator chose a threshold of their own
     try:
         libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # noqa: B018 (glibc only: musl has mallopt as a no-op)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
