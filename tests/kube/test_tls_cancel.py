@@ -34,7 +34,7 @@ from kubernetes.aio import client as kclient
 
 from nublado.kube.client import KubernetesClient
 from nublado.sandbox.server import Sandbox
-from tests.kube.test_transport import _certificate
+from tests.kube.test_transport import _certificate, _pipe
 
 # Seconds to wait for the terminator: it answers in milliseconds.
 WAIT = 10.0
@@ -105,24 +105,14 @@ def _tls_terminator(upstream: str, cert: Path, key: Path) -> Iterator[tuple[int,
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-
     async def serve() -> None:
         relays: set[asyncio.Task[Any]] = set()
 
         async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             up_reader, up_writer = await asyncio.open_connection(host, int(port))
             both = {
-                asyncio.create_task(pipe(reader, up_writer)),
-                asyncio.create_task(pipe(up_reader, writer)),
+                asyncio.create_task(_pipe(reader, up_writer)),
+                asyncio.create_task(_pipe(up_reader, writer)),
             }
             relays.update(both)
             await asyncio.gather(*both)

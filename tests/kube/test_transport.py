@@ -521,6 +521,18 @@ def _certificate(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy bytes from ``reader`` to ``writer`` until either side ends; then close ``writer``."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()
+
+
 @asynccontextmanager
 async def _tls_front(upstream: str, cert: Path, key: Path) -> AsyncIterator[str]:
     """A TLS terminator on 127.0.0.1 passing bytes to ``upstream`` (host:port) and back."""
@@ -529,21 +541,11 @@ async def _tls_front(upstream: str, cert: Path, key: Path) -> AsyncIterator[str]
     host, port = upstream.rsplit(":", 1)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
         both = [
-            asyncio.create_task(pipe(reader, up_writer)),
-            asyncio.create_task(pipe(up_reader, writer)),
+            asyncio.create_task(_pipe(reader, up_writer)),
+            asyncio.create_task(_pipe(up_reader, writer)),
         ]
         tasks.update(both)
         await asyncio.gather(*both)
