@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -261,6 +261,10 @@ class Store:
         self._list_snapshots: OrderedDict[ListKey, ListSnapshot] = OrderedDict()
         # Each listed object's JSON, per form, with the stored version it encodes (see encoded).
         self._encoded: dict[tuple[str, str, str, str], tuple[Object, bytes]] = {}
+        # Each kind's objects by label (key, value) -> {(namespace, name)}, kept by put and
+        # remove (see labelled): a labelled LIST of a few objects among 65,000 need not look
+        # at every one, nor one of them all test each object's labels.
+        self._by_label: dict[str, dict[tuple[str, str], dict[tuple[str, str], None]]] = {}
         self._watchers: list[Watcher] = []
         # The same watchers by kind and namespace (None: every namespace), so a
         # write is offered only to the watches that can see it: with a hundred
@@ -308,6 +312,46 @@ class Store:
                     state[key] = event.previous
             return [state[key] for key in sorted(state)]
 
+    def labelled(
+        self, kind: str, namespace: str | None, key: str, values: Iterable[str]
+    ) -> list[Object]:
+        """Objects of a kind (in one namespace or all) whose label ``key`` has one of
+        ``values``, in (namespace, name) order: exactly those of `iter_objects` that the
+        clause ``key in (values)`` (or ``key=value``) selects."""
+        index = self._by_label.get(kind)
+        if not index:
+            return []
+        keys: set[tuple[str, str]] = set()
+        for value in values:
+            found = index.get((key, value))
+            if found:
+                keys.update(found)
+        if namespace is not None:
+            keys = {k for k in keys if k[0] == namespace}
+        by_namespace = self._objects[kind]
+        return [by_namespace[ns][name] for ns, name in sorted(keys)]
+
+    def _index(
+        self, kind: str, namespace: str, name: str, old: Object | None, new: Object | None
+    ) -> None:
+        """Keep ``_by_label`` up to date as an object's version ``old`` becomes ``new``."""
+        before = (old["metadata"].get("labels") or {}) if old is not None else {}
+        after = (new["metadata"].get("labels") or {}) if new is not None else {}
+        if before == after and old is not None and new is not None:
+            return
+        index = self._by_label.setdefault(kind, {})
+        key = (namespace, name)
+        for label, value in before.items():
+            if isinstance(value, str) and after.get(label) != value:
+                bucket = index.get((label, value))
+                if bucket is not None:
+                    bucket.pop(key, None)
+                    if not bucket:
+                        del index[(label, value)]
+        for label, value in after.items():
+            if isinstance(value, str):  # validation allows only strings; no other matches
+                index.setdefault((label, value), {})[key] = None
+
     def kinds(self) -> list[str]:
         """Kinds that have (or had) objects."""
         return list(self._objects)
@@ -327,7 +371,9 @@ class Store:
             obj["metadata"]["resourceVersion"] = str(self.revision)
             metadata = obj["metadata"]
             namespace = metadata.get("namespace", "")
-            self._objects.setdefault(kind, {}).setdefault(namespace, {})[metadata["name"]] = obj
+            objects = self._objects.setdefault(kind, {}).setdefault(namespace, {})
+            self._index(kind, namespace, metadata["name"], objects.get(metadata["name"]), obj)
+            objects[metadata["name"]] = obj
             self._forget_encoded(kind, namespace, metadata["name"])
             self._record(StoredEvent(self.revision, event_type, kind, namespace, obj, previous))
             return obj
@@ -339,6 +385,7 @@ class Store:
             old = objects.pop(name, None)
             if old is None:
                 return None
+            self._index(kind, namespace, name, old, None)
             self._forget_encoded(kind, namespace, name)
             if not objects:
                 self._objects[kind].pop(namespace, None)
@@ -372,6 +419,28 @@ class Store:
             if self.get(kind, namespace, name) is obj:
                 self._encoded[key] = (obj, raw)
             return raw
+
+    def encoded_all(
+        self, kind: str, objects: list[Object], form: str, encode: Callable[[Object], bytes]
+    ) -> list[bytes]:
+        """`encoded` of each object, under one hold of the lock (a LIST's every item)."""
+        kept_all = self._encoded
+        stored = self._objects.get(kind, {})
+        parts: list[bytes] = []
+        with self.lock:
+            for obj in objects:
+                metadata = obj["metadata"]
+                namespace, name = metadata.get("namespace", ""), metadata["name"]
+                key = (form, kind, namespace, name)
+                kept = kept_all.get(key)
+                if kept is not None and kept[0] is obj:
+                    parts.append(kept[1])
+                    continue
+                raw = encode(obj)
+                if stored.get(namespace, {}).get(name) is obj:
+                    kept_all[key] = (obj, raw)
+                parts.append(raw)
+        return parts
 
     def _forget_encoded(self, kind: str, namespace: str, name: str) -> None:
         for form in _ENCODED_FORMS:
