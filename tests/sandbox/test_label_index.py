@@ -68,6 +68,8 @@ def _fill(store: Store) -> None:
         _put(store, namespace, "files", {"app": "files", "user": user, "tier": "x"})
         _put(store, namespace, "bare", None)
         _put(store, namespace, "empty-app", {"app": "", "user": user})
+    _put(store, "userlabs-rachel2", "env", {"app": "lab", "user": "rachel2"})  # a longer name
+    _put(store, "userlabs-rache", "env", {"app": "lab", "user": "rache"})  # a shorter one
     _put(store, "other", "a", {"app": "lab"})
     _put(store, "other", "b", {"application": "lab", "app-x": "lab"})
 
@@ -76,7 +78,7 @@ def _fill(store: Store) -> None:
 def test_a_labelled_list_is_the_plain_filter(selector: str) -> None:
     cluster = Cluster()
     _fill(cluster.store)
-    for namespace in (None, "userlabs-rachel", "other", "missing"):
+    for namespace in (None, "userlabs-rachel", "userlabs-rachel2", "other", "missing", ""):
         assert _listed(cluster, namespace, selector) == _plain(cluster.store, namespace, selector)
 
 
@@ -85,6 +87,7 @@ def test_the_index_follows_relabels_and_deletes(selector: str) -> None:
     cluster = Cluster()
     store = cluster.store
     _fill(store)
+    assert _listed(cluster, None, selector) == _plain(store, None, selector)  # sorted, kept
     _put(store, "userlabs-rachel", "env", {"app": "files", "user": "rachel"})  # value changed
     _put(store, "userlabs-wei", "env", {"user": "wei"})  # label dropped
     _put(store, "userlabs-wei", "env", {"user": "wei"})  # written again, labels unchanged
@@ -93,7 +96,8 @@ def test_the_index_follows_relabels_and_deletes(selector: str) -> None:
     store.remove("ConfigMap", "userlabs-bot", "env")
     store.remove("ConfigMap", "other", "a")
     _put(store, "other", "a", {"app": "lab", "user": "rachel"})  # made again
-    for namespace in (None, "userlabs-rachel", "userlabs-wei", "other"):
+    _put(store, "userlabs-new", "env", {"app": "lab", "user": "new"})  # added after a LIST
+    for namespace in (None, "userlabs-rachel", "userlabs-wei", "userlabs-new", "other"):
         assert _listed(cluster, namespace, selector) == _plain(store, namespace, selector)
 
 
