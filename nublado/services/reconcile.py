@@ -516,10 +516,12 @@ class LabReconciler:
                 _take(kind, items, templates[kind], prefix, kept, snapshot.foreign)
 
         # Every LIST at once: the server encodes one kind while we decode another. The
-        # pods' (a fifth of the objects, half the bytes) first, so their decoding is not
-        # what the pass waits for at its end.
-        kinds.sort(key=lambda kind: kind != "Pod")
-        await asyncio.gather(*(objects(kind) for kind in kinds), leases(), namespaces())
+        # small ones first, the pods' (half the bytes) last: asked first, the pods' answer
+        # still came whole last (its 50 MB cross the socket only as fast as this loop,
+        # busy decoding the others, reads them), and the server making it first left
+        # this side idle for the first quarter of the pass (1.0-1.1 s -> 0.8 s a pass).
+        kinds.sort(key=lambda kind: kind == "Pod")
+        await asyncio.gather(namespaces(), leases(), *(objects(kind) for kind in kinds))
         return snapshot
 
     async def _full_objects(
