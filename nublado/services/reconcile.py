@@ -255,6 +255,8 @@ class _Snapshot:
     leases: dict[str, Object]
     listed: dict[str, dict[str, dict[str, _PartialMeta]]]  # kind -> user -> template -> metadata
     foreign: dict[str, set[tuple[str, str]]]
+    set_size: int = 0
+    """How many objects of the set ``listed`` holds for a lab that has them all."""
 
     def users(self) -> set[str]:
         """Every user something was listed of."""
@@ -377,7 +379,7 @@ class LabReconciler:
 
         others = []
         for username in users:
-            if _healthy(username, snapshot, entries):
+            if _healthy(username, snapshot):
                 running += 1  # the common case, decided here without a task
             else:
                 others.append(username)
@@ -456,7 +458,13 @@ class LabReconciler:
         for entry in entries:
             by_kind.setdefault(entry.kind, []).append(entry)
         prefix = f"{self._config.lab.namespace_prefix}-"
-        snapshot = _Snapshot({}, {}, {kind: {} for kind in kinds}, {})
+        snapshot = _Snapshot(
+            {},
+            {},
+            {kind: {} for kind in kinds},
+            {},
+            len({(e.kind, e.name) for e in entries if e.kind != "Namespace"}),
+        )
         templates = {kind: {e.name: e for e in found} for kind, found in by_kind.items()}
 
         async def leases() -> None:
@@ -902,7 +910,7 @@ class _PassContext:
             return self._discovery
 
 
-def _healthy(username: str, snapshot: _Snapshot, entries: list[_SetEntry]) -> bool:
+def _healthy(username: str, snapshot: _Snapshot) -> bool:
     """Whether a lab needs nothing, decided without decoding its record (the common case).
 
     A completed spawn's record, its namespace there (not terminating, not marked
@@ -924,15 +932,17 @@ def _healthy(username: str, snapshot: _Snapshot, entries: list[_SetEntry]) -> bo
         return False
     if ORPHAN_ANNOTATION in (metadata.get("annotations") or {}):
         return False
-    edited = snapshot.foreign.get(username)
-    for entry in entries:
-        if entry.kind == "Namespace":
-            continue
-        if not snapshot.has(username, entry.kind, entry.name):
-            return False
-        if edited and (entry.kind, entry.name) in edited:
-            return False
-    return True
+    if snapshot.foreign.get(username):
+        return False  # another field manager wrote one of its objects (only the set's are noted)
+    # Every object of the set there: each kind's listed objects of the user are kept by
+    # their entry's name template, so counting them (8 lookups) says it, rather than
+    # looking up each entry (30 for 5,000 labs, a tenth of the pass's own work).
+    found = 0
+    for by_user in snapshot.listed.values():
+        mine = by_user.get(username)
+        if mine is not None:
+            found += len(mine)
+    return found == snapshot.set_size
 
 
 def _take(
