@@ -48,6 +48,7 @@ import structlog
 from ..alerts import Alerts
 from ..config import Config
 from ..errors import NubladoError
+from ..heap import trim_heap
 from ..kube.client import KubernetesClient
 from ..kube.errors import KubernetesError
 from ..kube.kinds import kind_named
@@ -329,6 +330,8 @@ class LabReconciler:
             try:
                 await self._pass(report)
             finally:
+                # The pass's decoded LISTs are freed by now: their heap pages go back.
+                trim_heap()
                 report.seconds = round(time.monotonic() - started, 4)
             self._log.info(
                 "Lab reconcile done",
