@@ -547,24 +547,15 @@ class LabReconciler:
                 items = cast("list[_Partial]", page)  # as `_decode_partial_list` made them
                 _take(kind, items, templates[kind], prefix, kept, snapshot.foreign)
 
-        # Every LIST at once, so the server makes one answer while we decode another, but
-        # the pods' (half the bytes) once a first answer came: asked first, the pods'
-        # answer still came whole last (its 50 MB cross the socket only as fast as this
-        # loop, busy decoding the others, reads them), and a server making it first left
+        # Every LIST at once: the server makes one answer while we decode another. The
+        # small ones first, the pods' (half the bytes) last: asked first, the pods' answer
+        # still came whole last (its 50 MB cross the socket only as fast as this loop,
+        # busy decoding the others, reads them), and the server making it first left
         # this side idle for the first quarter of the pass (1.0-1.1 s -> 0.8 s a pass).
-        tasks = [
-            asyncio.ensure_future(listing)
-            for listing in (namespaces(), leases(), *(objects(k) for k in kinds if k != "Pod"))
-        ]
-        try:
-            if "Pod" in kinds:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                tasks.append(asyncio.ensure_future(objects("Pod")))
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
+        # (Asking for the pods only once a first answer came was slower: 1.02 s against
+        # 0.89 s on average over 12 passes each.)
+        kinds.sort(key=lambda kind: kind == "Pod")
+        await asyncio.gather(namespaces(), leases(), *(objects(kind) for kind in kinds))
         return snapshot
 
     async def _full_objects(
