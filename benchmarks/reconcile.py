@@ -20,6 +20,10 @@ Run: flock /tmp/bench.lock .venv/bin/python benchmarks/reconcile.py [--labs 5000
 
 ``RECONCILE_BENCH_PROFILE=FILE`` runs the second pass (nothing to do) under cProfile
 in the controller and writes its stats to FILE (read with ``python -m pstats``).
+``RECONCILE_BENCH_LOOP=N`` runs N more passes with nothing to do after the first,
+printing each one's figures to the controller's stderr: a steady load to sample both
+processes with py-spy (``pgrep -f "nublado sandbox"``, ``pgrep -f "reconcile.py
+--controller"``).
 """
 
 from __future__ import annotations
@@ -295,6 +299,10 @@ def run_controller(kubeconfig: Path, count: int, sandbox_pid: int) -> None:
                 }
 
             await timed("first_pass_nothing_to_do")
+            # Passes with nothing to do, one after the other, to profile from outside.
+            for _ in range(int(os.environ.get("RECONCILE_BENCH_LOOP", "0"))):
+                await timed("loop")
+                print(json.dumps(figures.pop("loop")), file=sys.stderr, flush=True)
             if os.environ.get("RECONCILE_BENCH_PROFILE"):
                 import cProfile
 

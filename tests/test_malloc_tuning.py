@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from nublado import serve
+from nublado import heap, serve
 
 
 @pytest.mark.skipif(
@@ -46,3 +46,15 @@ def test_nothing_is_pinned_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
     with mock.patch.object(serve.ctypes, "CDLL") as cdll:
         assert serve.pin_mmap_threshold() is False
     cdll.assert_not_called()
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_the_heap_is_trimmed_under_glibc() -> None:
+    assert heap.trim_heap() is True
+
+
+def test_without_malloc_trim_nothing_is_trimmed() -> None:
+    with mock.patch.object(heap.ctypes, "CDLL", side_effect=OSError("no libc")):
+        assert heap.trim_heap() is False

@@ -27,7 +27,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 from urllib.parse import quote
 
 import aiohttp
@@ -111,7 +111,7 @@ class WatchEvent:
         return str(self.object.get("metadata", {}).get("name", ""))
 
 
-def _decode(data: bytes) -> Any:
+def _decode(data: bytes | bytearray) -> Any:
     """A JSON body, or None when it is empty or not JSON (a proxy's HTML error page)."""
     try:
         return orjson.loads(data) if data else None
@@ -494,10 +494,10 @@ class KubernetesClient:
 
     async def _read(
         self, response: aiohttp.ClientResponse | Response, method: str, path: str
-    ) -> bytes:
+    ) -> bytes | bytearray:
         """The whole body of a response; a body that stalls is a timeout, not a hang."""
         try:
-            return bytes(await response.read())
+            return await response.read()
         except TimeoutError:
             raise KubernetesTimeoutError(
                 f"{method} {path} timed out after {self.request_timeout}s reading the answer"
@@ -571,7 +571,9 @@ class KubernetesClient:
                     if decode is None:
                         return response.status, _decode(data)
                     try:
-                        return response.status, decode(data)
+                        # A large body comes as a bytearray (the transport's receive buffer):
+                        # the decoders given here, msgspec's and orjson, read it as bytes.
+                        return response.status, decode(cast(bytes, data))
                     except Exception as exc:  # the caller's decoder: msgspec's errors, say
                         raise KubernetesError(
                             f"{method} {path}: the answer is not what was expected: {exc}"

@@ -360,9 +360,19 @@ class Cluster:
                     if labels.matches(o["metadata"].get("labels")) and fields.matches(o, kind.kind)
                 ]
                 return items, at_revision
+            indexed = labels.indexable()
             if name is not None and ns is not None:
                 found = self.store.get(kind.kind, ns, name)
                 candidates = [found] if found is not None else []
+            elif indexed is not None:
+                # The label index gives exactly the objects this clause selects, in order.
+                candidates = self.store.labelled(kind.kind, ns, indexed.key, indexed.values)
+                if len(labels.requirements) == 1:
+                    if not fields.terms:
+                        return candidates, self.store.revision
+                    return [o for o in candidates if fields.matches(o, kind.kind)], (
+                        self.store.revision
+                    )
             else:
                 candidates = list(self.store.iter_objects(kind.kind, ns))
             items = [

@@ -507,7 +507,7 @@ class _Handlers:
                 # Only the metadata is encoded, never the specs and statuses.
                 if plain:
                     items = body["items"]
-                    parts = [store.encoded(kind.kind, o, "metadata", _partial_json) for o in items]
+                    parts = store.encoded_all(kind.kind, items, "metadata", _partial_json)
                     return Response(
                         _joined(partial_list({**body, "items": []}), parts),
                         media_type="application/json",
@@ -524,7 +524,7 @@ class _Handlers:
                 )
                 return Response(orjson.dumps(shown), media_type="application/json")
             if plain:
-                parts = [store.encoded(kind.kind, o, "object", orjson.dumps) for o in body["items"]]
+                parts = store.encoded_all(kind.kind, body["items"], "object", orjson.dumps)
                 raw = _joined({**body, "items": []}, parts)
             else:
                 body["items"] = [present(kind, o) for o in body["items"]]
@@ -827,4 +827,11 @@ def _joined(empty: Object, items: list[bytes]) -> bytes:
     head = orjson.dumps(empty)
     if not head.endswith(b'"items":[]}'):
         raise ValueError("a list body's items must be its last key")
-    return b"".join((head[:-2], b",".join(items), b"]}"))
+    if not items:
+        return head
+    # One copy of the items (a pods' LIST is 50 MB): the head joined to the first, the
+    # tail to the last, rather than the items joined and then the whole joined again.
+    first, last = head[:-2] + items[0], items[-1] + b"]}"
+    if len(items) == 1:
+        return head[:-2] + items[0] + b"]}"
+    return b",".join((first, *items[1:-1], last))

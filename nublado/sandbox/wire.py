@@ -50,6 +50,12 @@ class _CoalescingTransport:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        if len(data) >= _FLUSH_AT:
+            # A large body goes out as it is, after what is pending (a head): joining them
+            # copied the whole body (a 50 MB LIST) only to save one system call.
+            self._flush()
+            self._transport.write(bytes(data))
+            return
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(bytes(data))

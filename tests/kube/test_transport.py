@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -243,6 +244,50 @@ async def test_an_idle_connection_keeps_nothing_of_the_answer_it_carried() -> No
         assert (await kube.get("Namespace", "x"))["data"] == "x" * 300_000
         assert kube._transport is not None
         assert [conn.chunks for conn in kube._transport._idle] == [[]]
+
+
+@pytest.mark.parametrize("how", ["length", "gzip", "chunked", "until-close"])
+async def test_a_large_body_is_read_whole_whatever_its_framing(how: str) -> None:
+    """Past `_BUFFER_FROM` with a Content-Length, the body is received into one buffer as it
+    comes in packets; chunked and read-until-close answers keep their packets. Either way
+    the caller gets the same body, twice on the same connection when it is kept."""
+    data = base64.b64encode(random.Random(11).randbytes(1_500_000)).decode()  # 2 MB, 1.5 gzipped
+    body = orjson.dumps({**OBJECT, "data": data})
+    buffered: list[bool] = []
+
+    async def big(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        if how == "chunked":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            for start in range(0, len(body), 300_000):
+                piece = body[start : start + 300_000]
+                writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            writer.write(b"0\r\n\r\n")
+        elif how == "gzip":
+            writer.write(_answer(gzip.compress(body), headers="Content-Encoding: gzip\r\n"))
+        else:
+            writer.write(_answer(body, length=how == "length"))
+        await writer.drain()
+        return how != "until-close"
+
+    async with _raw_server(big) as server, _client(server.url) as kube:
+        assert (await kube.get("Namespace", "x"))["data"] == data
+        assert kube._transport is not None
+        transport = kube._transport
+        original = transport._release
+
+        def release(conn: Any) -> None:
+            buffered.append(conn.buffer is None and conn.filled > 0)  # handed over by read()
+            original(conn)
+
+        transport._release = release  # type: ignore[method-assign]
+        assert (await kube.get("Namespace", "x"))["data"] == data
+        assert all(conn.buffer is None and conn.chunks == [] for conn in transport._idle)
+
+    assert buffered == [how in ("length", "gzip")]
+    assert server.connections == (2 if how == "until-close" else 1)
 
 
 async def test_a_reused_connection_closed_before_the_answer() -> None:

@@ -23,10 +23,12 @@ from reference_cases import TOKEN, reference_discovery, reference_spec, referenc
 
 from nublado.config import Config
 from nublado.kube.client import KubernetesClient
+from nublado.kube.errors import KubernetesError
 from nublado.metrics import Metrics
 from nublado.models.lab import LabStatus
 from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings
+from nublado.services import reconcile as reconcile_module
 from nublado.services.images import ImageService, build_image_source
 from nublado.services.labs import LabService, trim_cached
 from nublado.services.labstate import LabObjects, OperationRecord, derive_state, rebuild_state
@@ -224,6 +226,25 @@ async def test_nothing_to_do_sends_only_lists(
     assert all("labelSelector=nublado.lsst.io" in r.target for r in sent)
     assert lab_objects(sandbox) == before
     assert metric(metrics, "nublado_active_labs 1.0")
+
+
+async def test_a_pass_gives_its_freed_heap_back_even_when_it_fails(
+    labs: LabService, reconciler: LabReconciler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass's decoded LISTs, freed at its end, leave no pages in the heap (`trim_heap`)."""
+    trims: list[bool] = []
+    monkeypatch.setattr(reconcile_module, "trim_heap", lambda: trims.append(True) or True)
+    await spawn(labs)
+    await reconciler.run()
+    assert trims == [True]
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise KubernetesError("list failed")
+
+    monkeypatch.setattr(reconciler, "_list", failing)
+    with pytest.raises(ReconcileError):
+        await reconciler.run()
+    assert trims == [True, True]
 
 
 async def test_user_named_like_a_fixed_object_name(

@@ -1,0 +1,31 @@
+"""Giving the C heap's free pages back to the system after a burst of short-lived objects."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+__all__ = ["trim_heap"]
+
+
+def trim_heap() -> bool:
+    """glibc's ``malloc_trim(0)``: free pages of the heap go back to the system; False
+    where that is not glibc (nothing is done).
+
+    A lab reconcile pass over 5,000 labs decodes 65,000 objects' metadata and frees
+    them at its end; glibc keeps the pages they were carved from, so the
+    controller's RSS stayed 10-15 MiB above what it uses after each pass
+    (benchmarks/reconcile.py: 280-283 MiB, 270-272 MiB in use). Trimming walks
+    the heap once (a few milliseconds) and returns them. What is in use is not
+    touched; Python's own small-object arenas are returned by Python itself.
+    """
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+        libc.gnu_get_libc_version  # noqa: B018 (glibc only)
+    except (OSError, AttributeError, TypeError):
+        return False
+    trim(0)
+    return True
