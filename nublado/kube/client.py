@@ -47,7 +47,7 @@ from .errors import (
     error_from_status,
 )
 from .kinds import ResourceKind, kind_for_manifest, kind_named
-from .transport import HTTPTransport, Response, TransportError, settle, uninterrupted
+from .transport import HTTPTransport, Response, Stream, TransportError, settle, uninterrupted
 
 __all__ = ["ApplyResult", "KubernetesClient", "WatchEvent"]
 
@@ -352,7 +352,7 @@ class KubernetesClient:
         )
 
     def _new_session(self, *, watch: bool = False) -> aiohttp.ClientSession:
-        """The aiohttp session watches use (``watch``), or requests the lean transport cannot.
+        """The aiohttp session of watches (``watch``) or requests the lean transport cannot serve.
 
         Watches have a session of their own, its pool unbounded: a watch holds
         its connection as long as it lasts, and in the bounded pool of requests
@@ -419,11 +419,12 @@ class KubernetesClient:
         timeout: aiohttp.ClientTimeout | None = None,
         watch: bool = False,
         accept: str | None = None,
-    ) -> aiohttp.ClientResponse | Response:
+    ) -> aiohttp.ClientResponse | Response | Stream:
         """One HTTP request; returns the raw response (caller reads or streams it).
 
-        ``watch``: a long-lived stream, sent on the watches' own aiohttp session
-        (`_new_session`); other requests go through the lean transport
+        ``watch``: a long-lived stream, on a connection of its own (the lean
+        transport's `HTTPTransport.stream`, or the watches' own aiohttp session,
+        `_new_session`); requests go through the lean transport
         (`nublado.kube.transport`) where the set-up allows it, else aiohttp.
         ``timeout``: the default is ``request_timeout`` for the whole exchange.
 
@@ -441,7 +442,7 @@ class KubernetesClient:
             data = body
             if body is not None and not isinstance(body, bytes | str):
                 data = orjson.dumps(body)
-            if not watch and self._lean:
+            if self._lean:
                 transport = self._transport
                 if transport is None:
                     transport = self._transport = self._new_transport()
@@ -449,6 +450,15 @@ class KubernetesClient:
                 if transport is not None:
                     if self._netrc_auth is not None and "authorization" not in headers:
                         headers["Authorization"] = self._netrc_auth.encode()
+                    if watch:
+                        # Connected within sock_connect, headers within sock_read (as aiohttp).
+                        return await transport.stream(
+                            method,
+                            target,
+                            headers,
+                            timeout.sock_connect if timeout is not None else None,
+                            timeout.sock_read if timeout is not None else None,
+                        )
                     if isinstance(data, str):
                         data = data.encode()
                     return await transport.request(
@@ -493,10 +503,12 @@ class KubernetesClient:
             raise KubernetesError(f"{method} {path} failed: {exc}") from None
 
     async def _read(
-        self, response: aiohttp.ClientResponse | Response, method: str, path: str
+        self, response: aiohttp.ClientResponse | Response | Stream, method: str, path: str
     ) -> bytes | bytearray:
         """The whole body of a response; a body that stalls is a timeout, not a hang."""
         try:
+            if isinstance(response, Stream):  # a watch's error: no deadline of its own
+                return await response.read(self.request_timeout)
             return await response.read()
         except TimeoutError:
             raise KubernetesTimeoutError(
@@ -1158,7 +1170,7 @@ class KubernetesClient:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
             watch=True,
         )
-        assert isinstance(response, aiohttp.ClientResponse)  # watches stay on aiohttp
+        assert not isinstance(response, Response)  # a stream: the lean one, or aiohttp's
         raw = response
         finished = False
         try:
@@ -1169,10 +1181,17 @@ class KubernetesClient:
             while True:
                 wait = None if deadline is None else max(deadline - time.monotonic(), 0)
                 try:
-                    line = await asyncio.wait_for(raw.content.readline(), wait)
+                    if isinstance(raw, Stream):
+                        # Silence past sock_read or the watch's deadline, as on aiohttp:
+                        # the stream ends (and the watch starts again).
+                        line = await raw.readline(
+                            read_timeout if wait is None else min(wait, read_timeout)
+                        )
+                    else:
+                        line = await asyncio.wait_for(raw.content.readline(), wait)
                 except TimeoutError:
                     return
-                except aiohttp.ClientError as exc:
+                except (aiohttp.ClientError, TransportError) as exc:
                     raise KubernetesConnectionError(f"watch connection dropped: {exc}") from None
                 if not line:
                     finished = True
@@ -1191,7 +1210,9 @@ class KubernetesClient:
                     raise error_from_status(code, obj, obj.get("reason", ""))
                 yield str(event_type), obj
         finally:
-            if finished:
+            if isinstance(raw, Stream):
+                raw.close()
+            elif finished:
                 raw.release()
             else:
                 raw.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import itertools
 import random
 import ssl
 import time
@@ -26,7 +27,8 @@ from nublado.kube.errors import (
     KubernetesTimeoutError,
     NotFoundError,
 )
-from nublado.kube.transport import HTTPTransport
+from nublado.kube.kinds import kind_named
+from nublado.kube.transport import _BUFFER_FROM, HTTPTransport
 from nublado.sandbox.server import Sandbox
 from nublado.sandbox.tls import serving_certificate
 
@@ -637,3 +639,130 @@ async def test_the_client_talks_tls_with_the_kubeconfig_ca(
         async with await KubernetesClient.from_kubeconfig(path, retries=0) as kube:
             with pytest.raises(KubernetesConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
                 await kube.get("Namespace", "t")
+
+
+# Watches on the lean transport: a connection of their own, read line by line.
+
+
+def _event(name: str, version: int) -> bytes:
+    obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    obj["metadata"]["resourceVersion"] = str(version)
+    return orjson.dumps({"type": "ADDED", "object": obj}) + b"\n"
+
+
+async def _stream_events(kube: KubernetesClient, left: float | None = None) -> list[str]:
+    names = []
+    async for _, obj in kube._stream(kind_named("Namespace"), None, [("watch", "true")], left):
+        names.append(obj["metadata"]["name"])
+    return names
+
+
+async def test_a_watch_stream_is_read_event_by_event_on_a_connection_of_its_own() -> None:
+    lines = b"".join(_event(f"n{i}", i) for i in range(6))
+    cuts = [0, 5, 40, 41, len(lines) - 3, len(lines)]  # within, at and across line ends
+
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> bool | None:
+        if b"watch=true" not in exchange.head:
+            writer.write(_answer(OBJECT_BYTES))
+            return None
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for start, end in itertools.pairwise(cuts):
+            writer.write(f"{end - start:x}\r\n".encode() + lines[start:end] + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        writer.write(b"0\r\n\r\n")
+        return None
+
+    async with _raw_server(answer) as server, _client(server.url) as kube:
+        assert await kube.get("Namespace", "x") == OBJECT  # a pooled connection first
+        assert await _stream_events(kube) == [f"n{i}" for i in range(6)]
+        assert await kube.get("Namespace", "x") == OBJECT
+    watch = next(e for e in server.received if b"watch=true" in e.head)
+    assert watch.connection == 2  # not the pool's: the GETs share connection 1
+    assert [e.connection for e in server.received if e is not watch] == [1, 1]
+    assert b"\r\nAccept-Encoding: identity\r\n" in watch.head
+    assert b"gzip" not in watch.head
+
+
+async def test_a_long_watch_body_of_known_length_is_still_read_line_by_line() -> None:
+    """A stream's body is never gathered into the one buffer of a large LIST, however long the
+    Content-Length it declares: its lines are read as they come."""
+    count = _BUFFER_FROM // len(_event("n0", 0)) + 10
+    lines = b"".join(_event(f"n{i}", i) for i in range(count))
+    assert len(lines) >= _BUFFER_FROM
+
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        writer.write(head + f"Content-Length: {len(lines)}\r\n\r\n".encode() + lines)
+        return False
+
+    async with _raw_server(answer) as server, _client(server.url) as kube:
+        assert await _stream_events(kube) == [f"n{i}" for i in range(count)]
+
+
+async def test_a_watch_refused_raises_its_status_and_a_dropped_one_is_a_connection_error() -> None:
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        if b"resourceVersion=1" in exchange.head:
+            writer.write(_answer(_status(403, "Forbidden", "no watching"), "403 Forbidden"))
+            return True
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        line = _event("a", 1)
+        writer.write(f"{len(line):x}\r\n".encode() + line + b"\r\n" + b"40\r\n{")
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        return False  # closed mid-chunk
+
+    async with _raw_server(answer) as server, _client(server.url) as kube:
+        query = [("watch", "true"), ("resourceVersion", "1")]
+        with pytest.raises(KubernetesError, match="no watching") as refused:
+            async for _ in kube._stream(kind_named("Namespace"), None, query, None):
+                pass
+        assert refused.value.status == 403
+        seen = []
+        with pytest.raises(KubernetesConnectionError, match="watch connection dropped"):
+            async for _, obj in kube._stream(kind_named("Namespace"), None, [], None):
+                seen.append(obj["metadata"]["name"])
+        assert seen == ["a"]  # the whole event before the break still came
+
+
+async def test_a_silent_watch_ends_at_its_deadline_and_closing_the_client_ends_open_ones() -> None:
+    release = asyncio.Event()
+
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        if b"resourceVersion=5" in exchange.head:
+            line = _event("a", 5)
+            writer.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+        await writer.drain()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(release.wait(), 5)
+        return False
+
+    got: list[str] = []
+
+    async def follow(kube: KubernetesClient) -> None:
+        query = [("watch", "true"), ("resourceVersion", "5")]
+        async for _, obj in kube._stream(kind_named("Namespace"), None, query, None):
+            got.append(obj["metadata"]["name"])
+
+    async with _raw_server(answer) as server:
+        async with _client(server.url) as kube:
+            start = time.monotonic()
+            assert await _stream_events(kube, left=0.2) == []
+            assert 0.15 < time.monotonic() - start < 1
+            task = asyncio.create_task(follow(kube))
+            await _until(lambda: got == ["a"])
+        # The client closed with the stream open: its reader gets a connection error.
+        with pytest.raises(KubernetesConnectionError, match="watch connection dropped"):
+            await asyncio.wait_for(task, 2)
+        release.set()
+        await _until(lambda: server.open_now == 0)
