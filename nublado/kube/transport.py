@@ -57,6 +57,10 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 KEEPALIVE_TIMEOUT = 15.0
 # A body at least this long, of known length, is received into one buffer (`_Connection.buffer`).
 _BUFFER_FROM = 1 << 20
+# A stream whose reader lags this far behind stops reading its socket until the reader
+# catches up (`_Connection.resume`): TCP then slows the server, as aiohttp's stream reader
+# does at its buffer limit, instead of the process holding whatever the server can send.
+_STREAM_HIGH_WATER = 1 << 18
 
 
 async def uninterrupted(
@@ -155,9 +159,7 @@ class Response:
             await conn.body_done
             body: bytes | bytearray
             if conn.buffer is not None:
-                body = conn.buffer
-                if conn.filled != len(body):  # pragma: no cover - llhttp counts the length
-                    raise TransportError("the body is shorter than its Content-Length")
+                body = conn.buffer  # llhttp ends the body at its Content-Length
             else:
                 body = b"".join(conn.chunks) if len(conn.chunks) != 1 else conn.chunks[0]
             # An idle connection in the pool must not keep its last answer: a reconcile
@@ -217,6 +219,7 @@ class Stream:
                 for chunk in conn.chunks:
                     buffer += chunk
                 conn.chunks = []
+                conn.resume()
                 continue
             if conn.body_done.done():
                 conn.body_done.result()  # the failure, if the body ended in one
@@ -236,6 +239,9 @@ class Stream:
     async def read(self, timeout: float | None = None) -> bytes:
         """The rest of the body (an error's Status), decompressed as `Response.read` does."""
         conn = self._conn
+        # The whole body is awaited: read the socket to its end, paused or not.
+        conn.streaming = False
+        conn.resume()
         async with asyncio.timeout(timeout):
             await conn.body_done
         body = bytes(self._buffer) + b"".join(conn.chunks)
@@ -297,6 +303,8 @@ class _Connection(asyncio.Protocol):
         # A stream's connection (`HTTPTransport.stream`): its body goes to ``chunks`` as it
         # comes, whatever its length, for `Stream.readline` to read.
         self.streaming = False
+        self._pending = 0  # bytes in ``chunks`` of a stream, not yet taken by its reader
+        self._paused = False  # a stream's socket not read until its reader catches up
         self._began = False  # any byte of the answer has arrived
         self._length_known = False  # Content-Length or chunked: the end is not the close
         self._head = False  # the request was HEAD: the answer has no body, whatever it says
@@ -419,8 +427,12 @@ class _Connection(asyncio.Protocol):
             if not self.streaming and length.isdigit() and int(length) >= _BUFFER_FROM:
                 # Copied into one buffer as it comes, rather than packets kept and then
                 # joined: half the peak (a 50 MB LIST held twice), and the packets, freed
-                # at once, leave no 50 MB of heap behind them.
-                self.buffer = bytearray(int(length))
+                # at once, leave no 50 MB of heap behind them. The buffer grows with what
+                # arrives, never sized from the declared length: a wrong or hostile
+                # Content-Length (3 GB) must not take the memory before any byte of it
+                # came, and growing (realloc, mremap once mmapped) costs half of filling
+                # a zeroed buffer of the whole length (40 against 77 ms for 50 MB).
+                self.buffer = bytearray()
         if not self.headers_done.done():
             self.headers_done.set_result(None)
 
@@ -430,14 +442,17 @@ class _Connection(asyncio.Protocol):
         buffer = self.buffer
         if buffer is None:
             self.chunks.append(body)
+            if self.streaming:
+                self._pending += len(body)
+                if self._pending >= _STREAM_HIGH_WATER and not self._paused:
+                    self._paused = True
+                    if self.transport is not None:
+                        self.transport.pause_reading()
             if self.reader is not None:
                 self._wake_reader()
             return
-        end = self.filled + len(body)
-        if end > len(buffer):  # pragma: no cover - llhttp stops the body at its length
-            raise _OutOfStep
-        buffer[self.filled : end] = body
-        self.filled = end
+        buffer += body
+        self.filled += len(body)
 
     def on_message_complete(self) -> None:
         if self._complete:
@@ -461,6 +476,14 @@ class _Connection(asyncio.Protocol):
                 # Read by whoever waits; a future nobody awaits must not log a warning.
                 future.exception()
         self._wake_reader()
+
+    def resume(self) -> None:
+        """A stream's reader took every chunk received: the socket is read again if paused."""
+        self._pending = 0
+        if self._paused:
+            self._paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
 
     def _wake_reader(self) -> None:
         reader, self.reader = self.reader, None
@@ -578,6 +601,9 @@ class HTTPTransport:
         message = self._head(method, target, {**headers, "Accept-Encoding": "identity"}, None)
         async with asyncio.timeout(connect_timeout):
             conn = await self._create(loop)
+        if self._closed:  # closed while this connected: `close` aborted the streams it knew
+            conn.abort()
+            raise TransportError("the transport is closed")
         deadline = loop.time() + read_timeout if read_timeout is not None else None
         conn.counted = False  # never in the pool's count
         conn.streaming = True

@@ -28,7 +28,7 @@ from nublado.kube.errors import (
     NotFoundError,
 )
 from nublado.kube.kinds import kind_named
-from nublado.kube.transport import _BUFFER_FROM, HTTPTransport
+from nublado.kube.transport import _BUFFER_FROM, HTTPTransport, TransportError
 from nublado.sandbox.server import Sandbox
 from nublado.sandbox.tls import serving_certificate
 
@@ -533,6 +533,107 @@ async def test_an_answer_to_head_has_no_body_whatever_its_length_says() -> None:
         await transport.close()
 
     assert server.connections == 1
+
+
+@pytest.mark.parametrize("status", ["204 No Content", "304 Not Modified"])
+async def test_a_bodiless_status_with_a_large_length_is_an_empty_body(status: str) -> None:
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Length: {_BUFFER_FROM * 4}\r\n\r\n".encode())
+
+    async with _raw_server(answer) as server:
+        transport = HTTPTransport(server.url)
+        response = await transport.request("GET", "/x", {}, None, 1)
+        assert await response.read() == b""
+        await transport.close()
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0  # pragma: no cover - Linux only; the test is skipped elsewhere
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+async def test_a_declared_length_takes_no_memory_before_its_bytes_come() -> None:
+    """A wrong or hostile Content-Length (3 GB) is not a 3 GB buffer: the buffer grows with
+    what arrives, and the body that stops short is a connection error."""
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3000000000\r\n\r\n")
+        writer.write(b"x" * 2 * _BUFFER_FROM)
+        await writer.drain()
+        arrived.set()
+        await release.wait()
+        return False
+
+    async with _raw_server(answer) as server:
+        transport = HTTPTransport(server.url)
+        before = _rss_mib()
+        response = await transport.request("GET", "/x", {}, None, 5)
+        reading = asyncio.create_task(response.read())
+        await arrived.wait()
+        await asyncio.sleep(0.05)
+        assert _rss_mib() - before < 100
+        release.set()
+        with pytest.raises(TransportError):
+            await reading
+        await transport.close()
+
+
+async def test_a_watch_whose_reader_lags_stops_reading_its_socket() -> None:
+    """Flow control: a server pushing events faster than they are read is slowed by TCP,
+    not buffered whole in the controller; every event still comes, in order."""
+    count = 40_000
+    line = _event("n" * 400, 1)  # ~0.5 KB: 20 MB in all
+    sent = [0]
+
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(count // 100):
+            piece = line * 100
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+            sent[0] += 100
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return False
+
+    async with _raw_server(answer) as server, _client(server.url) as kube:
+        seen = 0
+        async for _ in kube._stream(kind_named("Namespace"), None, [("watch", "true")], None):
+            seen += 1
+            if seen == 1:
+                await asyncio.sleep(0.5)  # the consumer busy elsewhere
+                # Socket buffers hold a few MB at most; unpaused, all 20 MB were sent.
+                assert sent[0] * len(line) < 12_000_000
+        assert seen == count
+
+
+async def test_a_watch_through_a_proxy_is_streamed_by_aiohttp() -> None:
+    """With a proxy configured, watches too go through aiohttp (the lean transport has no
+    proxy support), event by event."""
+    lines = b"".join(_event(f"n{i}", i) for i in range(3))
+
+    async def proxy(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            + f"{len(lines):x}\r\n".encode()
+            + lines
+            + b"\r\n0\r\n\r\n"
+        )
+        return False
+
+    async with _raw_server(proxy) as server, _client("http://kube.invalid:6443") as kube:
+        kube._api.configuration.proxy = server.url
+        assert await _stream_events(kube) == ["n0", "n1", "n2"]
+    assert server.received[0].head.startswith(b"GET http://kube.invalid:6443/api/v1/namespaces?")
 
 
 async def test_a_proxy_is_served_by_aiohttp() -> None:
