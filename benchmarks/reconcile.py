@@ -18,6 +18,9 @@
 
 Run: flock /tmp/bench.lock .venv/bin/python benchmarks/reconcile.py [--labs 5000]
 
+``--passes N`` (5 by default) runs N passes with nothing to do in a row and prints their
+median and range as well: one pass's time swings with the machine.
+
 ``RECONCILE_BENCH_PROFILE=FILE`` runs the second pass (nothing to do) under cProfile
 in the controller and writes its stats to FILE (read with ``python -m pstats``).
 ``RECONCILE_BENCH_LOOP=N`` runs N more passes with nothing to do after the first,
@@ -34,6 +37,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -212,7 +216,7 @@ async def seed(kubeconfig: Path, users_file: Path, count: int) -> float:
 # The controller process
 
 
-def run_controller(kubeconfig: Path, count: int, sandbox_pid: int) -> None:
+def run_controller(kubeconfig: Path, count: int, sandbox_pid: int, passes: int = 5) -> None:
     """``--controller``: the lab service and the reconciler; prints one JSON line of figures."""
     import httpx
 
@@ -313,6 +317,18 @@ def run_controller(kubeconfig: Path, count: int, sandbox_pid: int) -> None:
                 profile.dump_stats(os.environ["RECONCILE_BENCH_PROFILE"])
             else:
                 await timed("nothing_to_do")
+            # More passes with nothing to do in a row: one pass's time swings with the
+            # machine (0.7-1.3 s for the same work here), so their median and range.
+            series = [figures["nothing_to_do"]]
+            for _ in range(passes - 1):
+                await timed("again")
+                series.append(figures.pop("again"))
+            figures["series"] = {
+                key: [step[key] for step in series]
+                for key in ("seconds", "controller_cpu_s", "sandbox_cpu_s", "rss_mib")
+            }
+            if any(step["requests"] != {"LIST": 9} for step in series):
+                figures["series"]["requests"] = [step["requests"] for step in series]
             # 1 % drift: half lose their env ConfigMap, half their NetworkPolicy.
             drifted = sorted(labs.running())[: max(1, count // 100)]
             for index, username in enumerate(drifted):
@@ -364,12 +380,18 @@ def run_controller(kubeconfig: Path, count: int, sandbox_pid: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--labs", type=int, default=5000)
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=5,
+        help="passes with nothing to do in a row (their median and range; default 5)",
+    )
     parser.add_argument("--controller", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kubeconfig", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sandbox-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.controller:
-        run_controller(args.kubeconfig, args.labs, args.sandbox_pid)
+        run_controller(args.kubeconfig, args.labs, args.sandbox_pid, args.passes)
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -418,6 +440,8 @@ def main() -> None:
                     str(args.labs),
                     "--sandbox-pid",
                     str(sandbox.pid),
+                    "--passes",
+                    str(max(1, args.passes)),
                 ],
                 env=env,
                 capture_output=True,
@@ -449,6 +473,21 @@ def main() -> None:
                     f"re-applied {step['reapplied']}, fixed {step['fixed']}, "
                     f"drift {step['drift']}, deleted {step['deleted']}, RSS {step['rss_mib']} MiB"
                 )
+            series = figures["series"]
+
+            def spread(values: list[float], digits: int = 2) -> str:
+                low, mid, high = (
+                    round(v, digits) for v in (min(values), statistics.median(values), max(values))
+                )
+                return f"median {mid} ({low}-{high})"
+
+            print(
+                f"nothing_to_do, {len(series['seconds'])} passes in a row: "
+                f"{spread(series['seconds'], 3)} s; CPU: controller "
+                f"{spread(series['controller_cpu_s'])} s, sandbox "
+                f"{spread(series['sandbox_cpu_s'])} s; RSS {spread(series['rss_mib'], 1)} MiB"
+                + (f"; requests {series['requests']}" if "requests" in series else "")
+            )
             print(
                 f"the pass's LISTs alone (whole objects), together (pages of 5,000): "
                 f"{figures['lists_together_s']} s; "
