@@ -5,7 +5,19 @@ from __future__ import annotations
 import ctypes
 import sys
 
-__all__ = ["trim_heap"]
+__all__ = ["glibc", "trim_heap"]
+
+
+def glibc() -> ctypes.CDLL | None:
+    """The process's C library when it is glibc (Linux); None elsewhere (musl, macOS)."""
+    if sys.platform != "linux":
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 (glibc only: musl has no such function)
+    except (OSError, AttributeError, TypeError):
+        return None
+    return libc
 
 
 def trim_heap() -> bool:
@@ -19,13 +31,8 @@ def trim_heap() -> bool:
     the heap once (a few milliseconds) and returns them. What is in use is not
     touched; Python's own small-object arenas are returned by Python itself.
     """
-    if sys.platform != "linux":
+    libc = glibc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(None)
-        trim = libc.malloc_trim
-        libc.gnu_get_libc_version  # noqa: B018 (glibc only)
-    except (OSError, AttributeError, TypeError):
-        return False
-    trim(0)
+    libc.malloc_trim(0)
     return True

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import logging
 import os
@@ -38,6 +37,7 @@ import click
 import uvicorn
 
 from .errors import InputError
+from .heap import glibc
 from .permissions import skip_permission_check_option
 
 if TYPE_CHECKING:
@@ -123,15 +123,12 @@ def pin_mmap_threshold() -> bool:
     mapped and returned whole when freed (benchmarks/reconcile.py: RSS 262-264
     MiB through six passes, against 264-305 MiB).
     """
-    if sys.platform != "linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False  # not glibc, or the operator chose a threshold of their own
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018 (glibc only: musl has mallopt as a no-op)
-    except (OSError, AttributeError, TypeError):
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False  # the operator chose a threshold of their own
+    libc = glibc()  # not glibc: musl has mallopt as a no-op
+    if libc is None:
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 _M_MMAP_THRESHOLD = -3

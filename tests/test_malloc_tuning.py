@@ -30,20 +30,20 @@ def test_tune_gc_pins_the_mmap_threshold() -> None:
 
 
 def test_without_mallopt_nothing_is_pinned() -> None:
-    with mock.patch.object(serve.ctypes, "CDLL", side_effect=OSError("no libc")):
+    with mock.patch.object(heap.ctypes, "CDLL", side_effect=OSError("no libc")):
         assert serve.pin_mmap_threshold() is False
 
 
 def test_a_threshold_the_operator_set_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    with mock.patch.object(serve.ctypes, "CDLL") as cdll:
+    with mock.patch.object(heap.ctypes, "CDLL") as cdll:
         assert serve.pin_mmap_threshold() is False
     cdll.assert_not_called()
 
 
 def test_nothing_is_pinned_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serve.sys, "platform", "win32")
-    with mock.patch.object(serve.ctypes, "CDLL") as cdll:
+    monkeypatch.setattr(heap.sys, "platform", "win32")
+    with mock.patch.object(heap.ctypes, "CDLL") as cdll:
         assert serve.pin_mmap_threshold() is False
     cdll.assert_not_called()
 
