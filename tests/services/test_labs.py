@@ -49,6 +49,7 @@ from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings
 from nublado.services.images import ImageService, build_image_source
 from nublado.services.labs import LabService, SpawnEvent, _apply_steps
+from nublado.services.labstate import OperationRecord
 
 NAMESPACE = "nublado"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*"
@@ -1318,3 +1319,24 @@ async def test_only_a_change_of_what_a_waiter_reads_wakes_it(
     await client.replace(lease)
     await wait_until(record_waker.is_set)
     assert not pod_waker.is_set()
+
+
+def test_the_record_round_trips_through_its_lease() -> None:
+    """Events and env survive the Lease's annotations, a lone surrogate and a secret too."""
+    record = OperationRecord(
+        username="rachel",
+        operation="spawn",
+        operation_id="0123",
+        holder="replica-a",
+        events=[
+            ("info", 'Pulling image "lab:w_2026_01" (é, \ud800)', 35),
+            ("complete", "Lab Kubernetes pod started for rachel", None),
+        ],
+        spawn_env={"A": "1", "JUPYTERHUB_API_TOKEN": "secret-value", "B": "ü"},
+    )
+    lease = record.to_lease(NAMESPACE)
+    assert "secret-value" not in json.dumps(lease)
+    back = OperationRecord.from_lease(lease)
+    assert back.events == record.events
+    assert back.spawn_env == {"A": "1", "B": "ü"}
+    assert back.withheld_env == ["JUPYTERHUB_API_TOKEN"]
