@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ..config import Config, LabSize
 from ..models.lab import LabOptions, LabResourceAmounts, LabState, LabStatus, ResourceAmount
 from ..models.user import UserGroup, UserInfo
@@ -80,6 +82,27 @@ def is_secret_name(name: str) -> bool:
     """
     words = re.split(r"[^A-Z0-9]+", name.upper())
     return any(w in _SECRET_WORDS or w.removesuffix("S") in _SECRET_WORDS for w in words)
+
+
+def _dumps(value: Any) -> str:
+    """JSON for an annotation: orjson's, or the standard library's for what orjson refuses.
+
+    A spawn writes its record three or more times and the events and env were
+    the slower part of each write; orjson refuses a lone surrogate, which a
+    Kubernetes Event's message may hold, where ``json`` escapes it.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def _loads(text: str) -> Any:
+    """`_dumps`'s reverse: the standard library's for what orjson refuses (a lone surrogate)."""
+    try:
+        return orjson.loads(text)
+    except ValueError:
+        return json.loads(text)
 
 
 def format_time(moment: datetime) -> str:
@@ -159,14 +182,14 @@ class OperationRecord:
                 state = None
         events: list[EventTuple] = []
         try:
-            for entry in json.loads(annotations.get(_EVENTS) or "[]"):
+            for entry in _loads(annotations.get(_EVENTS) or "[]"):
                 events.append((str(entry[0]), str(entry[1]), entry[2]))
         except (ValueError, TypeError, IndexError):
             events = []
         spawn_env: dict[str, str] = {}
         withheld: list[str] = []
         try:
-            decoded = json.loads(annotations.get(_SPAWN_ENV) or "{}")
+            decoded = _loads(annotations.get(_SPAWN_ENV) or "{}")
         except ValueError:
             decoded = {}
         for key, value in (decoded if isinstance(decoded, dict) else {}).items():
@@ -204,7 +227,7 @@ class OperationRecord:
         data: dict[str, str | None] = {key: None for key in self.withheld_env}
         for key, value in self.spawn_env.items():
             data[key] = None if is_secret_name(key) else value
-        return json.dumps(data)
+        return _dumps(data)
 
     def _lab_state_json(self) -> str:
         if self.lab_state is None:
@@ -239,7 +262,7 @@ class OperationRecord:
             _RESULT: self.result,
             _LAB_STATE: state,
             _INTERNAL_URL: self.internal_url or "",
-            _EVENTS: json.dumps([list(e) for e in self.events]),
+            _EVENTS: _dumps(self.events),
             _CANCEL: "requested" if self.cancel else "",
             _SPAWN_ENV: self._spawn_env_json(),
         }

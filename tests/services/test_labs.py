@@ -48,7 +48,8 @@ from nublado.models.user import NotebookQuota, UserQuota
 from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings
 from nublado.services.images import ImageService, build_image_source
-from nublado.services.labs import LabService, SpawnEvent
+from nublado.services.labs import LabService, SpawnEvent, _apply_steps
+from nublado.services.labstate import OperationRecord
 
 NAMESPACE = "nublado"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/*"
@@ -581,6 +582,123 @@ async def test_kubernetes_error_during_spawn(labs: LabService, sandbox: Sandbox)
     await labs.delete(USER)
     assert labs.state(USER) is None
     assert messages(await collect(labs)) == DELETED
+
+
+def lab_applies(sandbox: Sandbox) -> list[str]:
+    """The kind/name of each lab object applied, in the order the sandbox got them."""
+    prefix = "/api/v1/namespaces/"
+    result = []
+    for request in sandbox.requests:
+        path = request.target.partition("?")[0]
+        if request.method != "PATCH":
+            continue
+        if path == f"/api/v1/namespaces/{LAB_NS}":
+            result.append("namespaces")
+        elif path.startswith(f"{prefix}{LAB_NS}/") or f"/namespaces/{LAB_NS}/" in path:
+            kind, name = path.rsplit("/", 2)[-2:]
+            result.append(f"{kind}/{name}")
+    return result
+
+
+async def test_objects_the_pod_uses_are_applied_together(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """Upstream's order where admission depends on it; the objects between at once.
+
+    The namespace first; the PVCs, ConfigMaps and Secrets together; the quota
+    alone (it counts what comes after it); the NetworkPolicy and Service
+    together; the pod last.
+    """
+    # Five objects held 0.4 s each: 2 s or more one at a time, about 0.4 s at once.
+    sandbox.add_latency(0.4, "PATCH", f"/api/v1/namespaces/{LAB_NS}/configmaps/*")
+    sandbox.add_latency(0.4, "PATCH", f"/api/v1/namespaces/{LAB_NS}/secrets/*")
+    started = asyncio.get_running_loop().time()
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    events = await collect(labs)
+    took = asyncio.get_running_loop().time() - started
+    assert messages(events)[-1] == COMPLETE
+    assert took < 1.5, f"the spawn took {took:.2f} s"
+    applied = lab_applies(sandbox)
+    steps = [
+        {"namespaces"},
+        {
+            "persistentvolumeclaims/rachel-nb-pvc-scratch",
+            "persistentvolumeclaims/rachel-nb-pvc-temporary",
+            "configmaps/rachel-nb-env",
+            "configmaps/rachel-nb-nss",
+            "configmaps/rachel-nb-files",
+            "secrets/rachel-nb",
+            "secrets/pull-secret",
+        },
+        {"resourcequotas/rachel-nb"},
+        {"networkpolicies/rachel-nb", "services/lab"},
+        {"pods/rachel-nb"},
+    ]
+    assert len(applied) == sum(len(step) for step in steps)
+    for step in steps:
+        assert set(applied[: len(step)]) == step
+        applied = applied[len(step) :]
+
+
+def test_objects_a_site_adds_keep_their_place() -> None:
+    """A kind the lab set does not know is applied alone, in the set's order."""
+
+    def manifest(kind: str, name: str) -> dict[str, Any]:
+        return {"kind": kind, "metadata": {"name": name}}
+
+    names = [
+        ("Namespace", "ns"),
+        ("ConfigMap", "a"),
+        ("Secret", "b"),
+        ("ServiceAccount", "lab"),
+        ("Secret", "token"),
+        ("Role", "r"),
+        ("RoleBinding", "rb"),
+        ("Service", "lab"),
+        ("NetworkPolicy", "np"),
+        ("Pod", "p"),
+    ]
+    steps = _apply_steps([manifest(kind, name) for kind, name in names])
+    assert [[m["metadata"]["name"] for m in step] for step in steps] == [
+        ["ns"],
+        ["a", "b"],
+        ["lab"],
+        ["token"],
+        ["r"],
+        ["rb"],
+        ["lab", "np"],
+        ["p"],
+    ]
+
+
+async def test_a_failed_object_stops_the_others_and_the_pod(
+    labs: LabService, sandbox: Sandbox
+) -> None:
+    """The first object to fail fails the spawn at once: no waiting on slow ones, no pod."""
+    sandbox.inject_fault(
+        "PATCH",
+        f"/api/v1/namespaces/{LAB_NS}/secrets/rachel-nb",
+        status=400,
+        message="Something bad happened",
+    )
+    # Held 3 s, and before the Secret in upstream's order.
+    sandbox.add_latency(3, "PATCH", f"/api/v1/namespaces/{LAB_NS}/configmaps/rachel-nb-nss*")
+    started = asyncio.get_running_loop().time()
+    await labs.create(reference_user(), TOKEN, reference_spec())
+    events = await collect(labs)
+    took = asyncio.get_running_loop().time() - started
+    assert messages(events)[1:] == [
+        (
+            "error",
+            "Error creating object (Secret userlabs-rachel/rachel-nb, status 400):"
+            " Something bad happened",
+            None,
+        ),
+        FAILED,
+    ]
+    assert took < 2, f"the failure took {took:.2f} s: it waited for the slow ConfigMap"
+    assert "pods/rachel-nb" not in lab_applies(sandbox)
+    assert sandbox.get("Pod", "rachel-nb", LAB_NS) is None
 
 
 async def test_missing_secret_fails_spawn(labs: LabService, sandbox: Sandbox) -> None:
@@ -1201,3 +1319,24 @@ async def test_only_a_change_of_what_a_waiter_reads_wakes_it(
     await client.replace(lease)
     await wait_until(record_waker.is_set)
     assert not pod_waker.is_set()
+
+
+def test_the_record_round_trips_through_its_lease() -> None:
+    """Events and env survive the Lease's annotations, a lone surrogate and a secret too."""
+    record = OperationRecord(
+        username="rachel",
+        operation="spawn",
+        operation_id="0123",
+        holder="replica-a",
+        events=[
+            ("info", 'Pulling image "lab:w_2026_01" (é, \ud800)', 35),
+            ("complete", "Lab Kubernetes pod started for rachel", None),
+        ],
+        spawn_env={"A": "1", "JUPYTERHUB_API_TOKEN": "secret-value", "B": "ü"},
+    )
+    lease = record.to_lease(NAMESPACE)
+    assert "secret-value" not in json.dumps(lease)
+    back = OperationRecord.from_lease(lease)
+    assert back.events == record.events
+    assert back.spawn_env == {"A": "1", "B": "ü"}
+    assert back.withheld_env == ["JUPYTERHUB_API_TOKEN"]
