@@ -6,12 +6,13 @@ import asyncio
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from nublado.sandbox.cluster import Cluster
+from nublado.sandbox.cluster import Cluster, new_uid
 from nublado.sandbox.selectors import FieldSelector, LabelSelector
 from nublado.sandbox.server import Sandbox
 from nublado.sandbox.store import Watcher
@@ -86,3 +87,13 @@ def test_an_ipv6_sandbox_url_brackets_its_address() -> None:
     with sandbox.serve("::1", 0) as url:
         assert url.startswith("http://[::1]:")
         assert httpx.get(f"{url}/version").status_code == 200
+
+
+def test_an_object_uid_is_a_random_version_4_uuid_as_uuid4_prints_it() -> None:
+    uids = {new_uid() for _ in range(2000)}
+    assert len(uids) == 2000
+    for text in uids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text  # lower-case hex, dashes where uuid puts them
