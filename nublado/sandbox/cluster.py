@@ -126,13 +126,17 @@ def _shape(value: Any) -> Any:
     return type(value).__name__
 
 
-def _direct_event(event: Object, managed: bytes, uid: str, now: str) -> Object:
+def _direct_event(
+    event: Object, managed: bytes, uid: str, now: str, *, given: bool = False
+) -> Object:
     """A new Event as the create path stores it: system metadata, managed fields at ``now``.
 
     ``managed`` is the shape's managedFields as JSON: read into fresh dicts for
     each Event (stored objects share nothing) without first copying a kept list.
+    A ``given`` event (built for this call and handed over) becomes the object
+    itself; another is copied.
     """
-    obj = clone(event)
+    obj = event if given else clone(event)
     obj["apiVersion"] = "v1"
     obj["kind"] = "Event"
     metadata = obj["metadata"]
@@ -472,7 +476,9 @@ class Cluster:
             except ApiError:
                 return None
 
-    def create_event_internal(self, event: Object, manager: str) -> Object | None:
+    def create_event_internal(
+        self, event: Object, manager: str, *, given: bool = False
+    ) -> Object | None:
         """A component's Event (the kubelet's), as `create_internal` creates it, for less CPU.
 
         The kubelet writes about a dozen Events per lab, each fully formed.
@@ -483,7 +489,9 @@ class Cluster:
         directly from then on, skipping decoding, defaulting, validation and
         the managed-fields computation, whose results depend on the shape
         only. Namespace, quota and garbage collector admission and the
-        storage write are the same as ever.
+        storage write are the same as ever. A ``given`` event is one its caller
+        built for this call and keeps no reference to (the kubelet's): it is
+        stored as it is rather than copied.
         """
         kind = self._kind("Event")
         metadata = event.get("metadata") or {}
@@ -499,7 +507,7 @@ class Cluster:
                 return self.create_internal("Event", event, manager)
             try:
                 self._check_namespace(kind, namespace, name)
-                obj = _direct_event(event, managed, new_uid(), now_timestamp())
+                obj = _direct_event(event, managed, new_uid(), now_timestamp(), given=given)
                 admission_defaults(kind, obj)
                 self.garbage.admit_create(kind, obj)
                 self.admission.admit_create(kind, obj, name)

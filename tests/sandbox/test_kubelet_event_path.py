@@ -82,3 +82,19 @@ def test_a_kubelet_event_is_refused_where_a_create_is() -> None:
     event = _event("b")
     event["metadata"]["namespace"] = event["involvedObject"]["namespace"] = "gone"
     assert cluster.create_event_internal(event, "kubelet") is None  # no such namespace
+
+
+def test_a_given_event_is_stored_as_a_copied_one_is() -> None:
+    cluster = Cluster()
+    cluster.create_internal("Namespace", {"metadata": {"name": "u"}}, "test")
+    kept = _event("kept")
+    copied = cluster.create_event_internal(kept, "kubelet")
+    handed = _event("handed")
+    given = cluster.create_event_internal(handed, "kubelet", given=True)
+    learned = cluster.create_event_internal(_event("after"), "kubelet", given=True)
+
+    assert copied is not None and given is not None and learned is not None
+    assert _comparable(copied) == _comparable(given) == _comparable(learned)
+    assert kept == _event("kept")  # a caller's own event is left as it was
+    assert given is handed  # a given one is stored without a copy
+    assert cluster.get("Event", "u", "handed") is given
