@@ -987,9 +987,14 @@ def _canonical_item(item: dict[str, Any], fields: FieldSet, tree_raw: bytes) -> 
     keys = tuple(item)
     if keys != _ITEM_KEYS and (keys != _ITEM_KEYS_SUBRESOURCE or not item["subresource"]):
         return False
-    if item["fieldsType"] != "FieldsV1":
-        return False
-    if any(type(item[key]) is not str for key in keys if key != "fieldsV1"):
+    if (
+        item["fieldsType"] != "FieldsV1"
+        or type(item["manager"]) is not str
+        or type(item["operation"]) is not str
+        or type(item["apiVersion"]) is not str
+        or type(item["time"]) is not str
+        or type(item.get("subresource", "")) is not str
+    ):
         return False
     known = _ENCODED.get(id(fields))
     return known is not None and known[0] is fields and known[1] == tree_raw

@@ -434,7 +434,8 @@ def test_an_entry_a_write_leaves_alone_keeps_the_stored_item() -> None:
 @pytest.mark.parametrize(
     "item",
     [
-        # Keys in another order; a tree in another order; an empty subresource written out.
+        # Keys in another order; a tree in another order; an empty subresource written out;
+        # a time that is no string.
         {
             "operation": "Update",
             "manager": "m",
@@ -459,6 +460,14 @@ def test_an_entry_a_write_leaves_alone_keeps_the_stored_item() -> None:
             "fieldsType": "FieldsV1",
             "fieldsV1": {"f:data": {"f:a": {}}},
             "subresource": "",
+        },
+        {
+            "manager": "m",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": 20200101,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:a": {}}},
         },
     ],
 )
