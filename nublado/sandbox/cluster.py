@@ -120,10 +120,15 @@ def _set_managed_fields(metadata: Object, entries: builtins.list[Object]) -> Non
 
 
 def _shape(value: Any) -> Any:
-    """Which keys a JSON value sets, recursively, and the types of its leaves."""
-    if isinstance(value, dict):
-        return tuple((key, _shape(item)) for key, item in value.items())
-    return type(value).__name__
+    """Which keys a JSON value sets, recursively, and the types of its leaves.
+
+    Made for every kubelet Event: a list, not a generator, and the leaf's
+    class itself (a dict of a subclass counts as another shape: only more
+    shapes to learn, each checked against the full create path).
+    """
+    if type(value) is dict:
+        return tuple([(key, _shape(item)) for key, item in value.items()])
+    return type(value)
 
 
 def _direct_event(
