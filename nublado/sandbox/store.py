@@ -534,10 +534,16 @@ class Store:
                 # view (an object's versions share its namespace): with a hundred labs
                 # starting, a lab's resumed watch met each of the others' changes.
                 history = self._history
-                start = bisect_right(history, since, key=_revision)
+                newer = list(
+                    islice(
+                        reversed(history),
+                        len(history) - bisect_right(history, since, key=_revision),
+                    )
+                )
+                newer.reverse()
                 kind, namespace = watcher.kind, watcher.namespace
                 replay = []
-                for event in islice(history, start, None):
+                for event in newer:
                     if event.kind == kind and (namespace is None or event.namespace == namespace):
                         item = watcher.offer(event)
                         if item is not None:
