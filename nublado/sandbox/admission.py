@@ -14,7 +14,7 @@ Messages are upstream's, word for word.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .kinds import KINDS, ResourceKind
 from .quantity import Quantity, QuantityError, decode_quantity
@@ -69,16 +69,6 @@ _STORAGE_CLASS_SUFFIXES = (
     ".storageclass.storage.k8s.io/persistentvolumeclaims",
 )
 _TERMINAL_PHASES = ("Succeeded", "Failed")
-
-
-class _Counted(NamedTuple):
-    """What a version of an object counts against quotas, with what that depends on."""
-
-    uid: Any
-    version: Any
-    spec: Any  # the stored version's spec (stored objects are never changed in place)
-    ended: bool  # a pod in a terminal phase (it then counts only as an object)
-    usage: dict[str, Quantity]
 
 
 def forbidden(kind: ResourceKind, name: str, message: str) -> ApiError:
@@ -255,7 +245,7 @@ class Admission:
         # What each stored object counts, by (kind, namespace, name), with the uid and
         # resourceVersion it was counted at: a quota's recount after each write of its
         # namespace parses every pod's quantities again otherwise (2% of the CPU per spawn).
-        self._counted: dict[tuple[str, str, str], _Counted] = {}
+        self._counted: dict[tuple[str, str, str], tuple[Any, Any, dict[str, Quantity]]] = {}
         # The same for each quota's parsed status (read on every create in its namespace).
         self._parsed: dict[
             tuple[str, str, str],
@@ -412,29 +402,15 @@ class Admission:
         return {name: str(totals.get(name, _ZERO)) for name in wanted}
 
     def _object_usage(self, kind: ResourceKind, obj: Object) -> dict[str, Quantity]:
-        """`object_usage` of a stored object, counted once per version of it, and once
-        for versions that differ only where usage cannot (a pod's status updates).
-
-        What an object counts depends on its kind, its ``spec`` and, for a pod,
-        whether its phase has ended, nothing else: a version whose spec equals
-        the counted one's (and a pod still running, or still ended) counts the
-        same. The kubelet's status writes no longer add up a lab pod's
-        containers again each.
-        """
+        """`object_usage` of a stored object, counted once per version of it."""
         meta = obj["metadata"]
         key = (kind.kind, meta.get("namespace", ""), meta.get("name", ""))
         uid, version = meta.get("uid"), meta.get("resourceVersion")
-        spec = obj.get("spec")
-        ended = kind.kind == "Pod" and (obj.get("status") or {}).get("phase") in _TERMINAL_PHASES
         known = self._counted.get(key)
-        if known is not None and known.uid == uid and version:
-            if known.version == version:
-                return known.usage
-            if known.ended == ended and known.spec == spec:
-                self._counted[key] = _Counted(uid, version, spec, ended, known.usage)
-                return known.usage
+        if known is not None and known[0] == uid and known[1] == version and version:
+            return known[2]
         usage = object_usage(kind, obj)
-        self._counted[key] = _Counted(uid, version, spec, ended, usage)
+        self._counted[key] = (uid, version, usage)
         return usage
 
     def _sync(self, quota: Object) -> None:

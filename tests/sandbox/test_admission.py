@@ -10,9 +10,6 @@ import pytest
 from sandbox_fixtures import reference_manifests
 
 from nublado.kube.client import KubernetesClient
-from nublado.sandbox import admission as admission_module
-from nublado.sandbox.cluster import Cluster
-from nublado.sandbox.kinds import kind_named
 from nublado.sandbox.server import Sandbox
 
 APPLY = {"content-type": "application/apply-patch+yaml"}
@@ -509,48 +506,3 @@ async def test_reference_lab_fits_its_quota_and_runs(
     assert pod is not None
     quota = await client.get("ResourceQuota", "rachel-nb", "userlabs-rachel")
     assert quota["status"]["used"] == {"limits.cpu": "1", "limits.memory": "3221225472"}
-
-
-def test_a_version_differing_only_in_status_counts_as_its_spec_does(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    cluster = Cluster()
-    cluster.create_internal("Namespace", {"metadata": {"name": "q"}}, "test")
-    pod = _pod("lab", resources={"limits": {"memory": "1Gi"}, "requests": {"memory": "1Gi"}})
-    pod["metadata"]["namespace"] = "q"
-    stored = cluster.create_internal("Pod", pod, "test")
-    assert stored is not None
-    counted: list[str] = []
-    real = admission_module.object_usage
-    monkeypatch.setattr(
-        admission_module,
-        "object_usage",
-        lambda kind, obj: counted.append(obj["metadata"]["resourceVersion"]) or real(kind, obj),
-    )
-    pods = kind_named("Pod")
-    first = cluster.admission._object_usage(pods, stored)
-    assert counted == [stored["metadata"]["resourceVersion"]]
-
-    def running(o: dict[str, Any]) -> None:
-        o.setdefault("status", {})["phase"] = "Running"
-
-    status_only = cluster.update_internal("Pod", "q", "lab", running, "kubelet")
-    assert status_only is not None
-    assert cluster.admission._object_usage(pods, status_only) == first
-    assert len(counted) == 1  # the spec is the same: not counted again
-
-    def ended(o: dict[str, Any]) -> None:
-        o["status"]["phase"] = "Succeeded"
-
-    done = cluster.update_internal("Pod", "q", "lab", ended, "kubelet")
-    assert done is not None
-    assert cluster.admission._object_usage(pods, done) == {"count/pods": first["count/pods"]}
-    assert len(counted) == 2
-
-    def more_memory(o: dict[str, Any]) -> None:
-        o["spec"]["containers"][0]["resources"]["limits"]["memory"] = "2Gi"
-
-    changed = cluster.update_internal("Pod", "q", "lab", more_memory, None)
-    assert changed is not None
-    cluster.admission._object_usage(pods, changed)
-    assert counted[-1] == changed["metadata"]["resourceVersion"]  # a new spec is counted anew
