@@ -783,6 +783,9 @@ class ManagedEntry:
     time: str
     fields: FieldSet = field(default_factory=FieldSet)
     subresource: str = ""
+    # The stored item this entry was read from, with the set read from it, when the item
+    # is exactly what `encode_managed_fields` would write for them (see `_reusable`).
+    source: tuple[FieldSet, dict[str, Any]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -933,6 +936,10 @@ def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
     )
     encoded = []
     for entry in ordered:
+        source = entry.source
+        if source is not None and _reusable(entry, source):
+            encoded.append(source[1])
+            continue
         item: dict[str, Any] = {
             "manager": entry.manager,
             "operation": entry.operation,
@@ -945,6 +952,52 @@ def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
             item["subresource"] = entry.subresource
         encoded.append(item)
     return encoded
+
+
+def _reusable(entry: ManagedEntry, source: tuple[FieldSet, dict[str, Any]]) -> bool:
+    """Whether the stored item an entry was read from is what encoding it would write.
+
+    An entry a write leaves as it was (most of them: a status update keeps the
+    applier's) then keeps the very item of the version before, rather than a
+    new copy of its tree (a lab pod's is some 200 dicts, read back from JSON at
+    every write). Stored objects are never changed in place, so versions may
+    share it, as a version shares the values of the one before. A replaced
+    entry (other fields, a new time) is encoded anew.
+    """
+    fields, item = source
+    return (
+        fields is entry.fields
+        and item["manager"] == entry.manager
+        and item["operation"] == entry.operation
+        and item["apiVersion"] == entry.api_version
+        and item["time"] == entry.time
+        and item.get("subresource", "") == entry.subresource
+    )
+
+
+# The keys of an item as `encode_managed_fields` writes it, in its order (with and
+# without a subresource).
+_ITEM_KEYS = ("manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1")
+_ITEM_KEYS_SUBRESOURCE = (*_ITEM_KEYS, "subresource")
+
+
+def _canonical_item(item: dict[str, Any], fields: FieldSet, tree_raw: bytes) -> bool:
+    """Whether a stored item is exactly what encoding its entry writes: its keys in
+    order, string values, a non-empty subresource only, and the set's canonical tree."""
+    keys = tuple(item)
+    if keys != _ITEM_KEYS and (keys != _ITEM_KEYS_SUBRESOURCE or not item["subresource"]):
+        return False
+    if (
+        item["fieldsType"] != "FieldsV1"
+        or type(item["manager"]) is not str
+        or type(item["operation"]) is not str
+        or type(item["apiVersion"]) is not str
+        or type(item["time"]) is not str
+        or type(item.get("subresource", "")) is not str
+    ):
+        return False
+    known = _ENCODED.get(id(fields))
+    return known is not None and known[0] is fields and known[1] == tree_raw
 
 
 _DECODED: OrderedDict[bytes, FieldSet] = OrderedDict()
@@ -985,8 +1038,9 @@ def _remember(key: bytes, fields: FieldSet) -> FieldSet:
     return fields
 
 
-def _decoded(tree: Any) -> FieldSet:
-    """The field set of a ``fieldsV1`` tree, decoded once per distinct tree.
+def _decoded(tree: Any) -> tuple[FieldSet, bytes]:
+    """The field set of a ``fieldsV1`` tree, decoded once per distinct tree, and the
+    tree's JSON.
 
     Every write decodes the object's entries, and the store hands out copies,
     so the cache is keyed by content: serializing a tree costs a fraction of
@@ -996,29 +1050,33 @@ def _decoded(tree: Any) -> FieldSet:
     found = _DECODED.get(key)
     if found is not None:
         _DECODED.move_to_end(key)
-        return found
+        return found, key
     fields = FieldSet.from_json(tree)
     _DECODED[key] = fields
     _ENCODED[id(fields)] = (fields, orjson.dumps(fields.to_json()))  # canonical form
     if len(_DECODED) > _DECODED_MAX:
         _, dropped = _DECODED.popitem(last=False)
         _ENCODED.pop(id(dropped), None)
-    return fields
+    return fields, key
 
 
 def decode_managed_fields(obj: dict[str, Any]) -> list[ManagedEntry]:
     """Read the managed entries back from an object's metadata."""
-    return [
-        ManagedEntry(
-            manager=item.get("manager", ""),
-            operation=item.get("operation", "Update"),
-            api_version=item.get("apiVersion", ""),
-            time=item.get("time", ""),
-            fields=_decoded(item.get("fieldsV1")),
-            subresource=item.get("subresource", ""),
+    entries = []
+    for item in obj.get("metadata", {}).get("managedFields") or []:
+        fields, raw = _decoded(item.get("fieldsV1"))
+        entries.append(
+            ManagedEntry(
+                manager=item.get("manager", ""),
+                operation=item.get("operation", "Update"),
+                api_version=item.get("apiVersion", ""),
+                time=item.get("time", ""),
+                fields=fields,
+                subresource=item.get("subresource", ""),
+                source=(fields, item) if _canonical_item(item, fields, raw) else None,
+            )
         )
-        for item in obj.get("metadata", {}).get("managedFields") or []
-    ]
+    return entries
 
 
 def _describe_manager(entry: ManagedEntry) -> str:

@@ -420,7 +420,9 @@ class GarbageCollector:
 
     def written(self, kind: ResourceKind, old: Object | None, new: Object) -> None:
         """React to a stored create or update."""
-        self._index(kind, old, new)
+        old_owners = _owner_uids(old)
+        new_owners = _owner_uids(new)
+        self._index(kind, old, new, old_owners, new_owners)
         meta = _meta(new)
         namespace = meta.get("namespace", "")
         if meta.get("deletionTimestamp"):
@@ -436,8 +438,6 @@ class GarbageCollector:
                 and self._namespace_emptying(namespace)
             ):
                 self._work_item(("namespace", "Namespace", "", namespace, ""))
-        old_owners = _owner_uids(old)
-        new_owners = _owner_uids(new)
         if new_owners - old_owners:
             self._enqueue("collect", kind, new)  # a dangling owner is collected at once
         if old is not None and old_owners - new_owners:
@@ -501,10 +501,20 @@ class GarbageCollector:
 
     # The garbage collector
 
-    def _index(self, kind: ResourceKind, old: Object | None, new: Object | None) -> None:
-        """Keep the owner -> dependents index current."""
-        before = _owner_uids(old)
-        after = _owner_uids(new)
+    def _index(
+        self,
+        kind: ResourceKind,
+        old: Object | None,
+        new: Object | None,
+        before: set[str] | None = None,
+        after: set[str] | None = None,
+    ) -> None:
+        """Keep the owner -> dependents index current (``before`` and ``after``: the two
+        versions' owner uids, when the caller has them already)."""
+        if before is None:
+            before = _owner_uids(old)
+        if after is None:
+            after = _owner_uids(new)
         if before == after:
             return
         subject = new if new is not None else old

@@ -85,7 +85,9 @@ class ClusterHost(Protocol):
 
     def create_internal(self, kind_name: str, obj: Object, manager: str) -> Object | None: ...
 
-    def create_event_internal(self, event: Object, manager: str) -> Object | None: ...
+    def create_event_internal(
+        self, event: Object, manager: str, *, given: bool = False
+    ) -> Object | None: ...
 
     def update_internal(
         self,

@@ -170,7 +170,8 @@ class Kubelet:
             "reportingComponent": component,
             "reportingInstance": node if component == "kubelet" else "",
         }
-        self.cluster.create_event_internal(event, component)
+        # Built here for the call and not kept: the cluster stores it without a copy.
+        self.cluster.create_event_internal(event, component, given=True)
 
     def now(self) -> str:
         """The current time as the kubelet writes it."""

@@ -249,6 +249,27 @@ class _NodeUsage:
         self.requested: Counter[str] = Counter()
 
 
+def _image_names(node: Object) -> set[str]:
+    """Every name of every image a node reports, gathered once per stored version of it.
+
+    Each pod scored every feasible node by gathering its image names again; a
+    stored node is never changed in place, so its names are kept with the
+    very dict (the entry is checked to be for that dict, not a reused id).
+    """
+    known = _IMAGE_NAMES.get(id(node))
+    if known is not None and known[0] is node:
+        return known[1]
+    names = {n for i in (node.get("status") or {}).get("images") or [] for n in i["names"]}
+    if len(_IMAGE_NAMES) >= _IMAGE_NAMES_MAX:
+        _IMAGE_NAMES.clear()
+    _IMAGE_NAMES[id(node)] = (node, names)
+    return names
+
+
+_IMAGE_NAMES: dict[int, tuple[Object, set[str]]] = {}
+_IMAGE_NAMES_MAX = 1024
+
+
 def _insufficient(
     requests: dict[str, int], node: Object, usage: _NodeUsage | None
 ) -> tuple[list[str], bool]:
@@ -433,7 +454,7 @@ class Scheduler:
         ]
 
         def score(node: Object) -> tuple[int, int]:
-            names = {n for i in (node.get("status") or {}).get("images") or [] for n in i["names"]}
+            names = _image_names(node)
             return _preferred_weight(spec, node), sum(image_present(i, names) for i in images)
 
         best = max(feasible, key=score)  # max keeps the first of equals: node order

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -179,6 +180,10 @@ class StoredEvent:
     namespace: str
     object: Object
     previous: Object | None
+
+
+def _revision(event: StoredEvent) -> int:
+    return event.revision
 
 
 @dataclass(eq=False)
@@ -523,16 +528,23 @@ class Store:
             elif since is not None:
                 if since < self._floor:
                     return None
-                # The history is in revision order: read back only as far as ``since``
-                # (a watch from a recent version looks at a few events, not 10,000).
-                newer = []
-                for event in reversed(self._history):
-                    if event.revision <= since:
-                        break
-                    newer.append(event)
+                # The history is in revision order: the changes after ``since`` start where
+                # bisection finds it (a watch from a recent version looks at a few events,
+                # not 10,000). Of those, only the watch's kind and namespace can be in its
+                # view (an object's versions share its namespace): with a hundred labs
+                # starting, a lab's resumed watch met each of the others' changes.
+                history = self._history
+                newer = list(
+                    islice(
+                        reversed(history),
+                        len(history) - bisect_right(history, since, key=_revision),
+                    )
+                )
+                newer.reverse()
+                kind, namespace = watcher.kind, watcher.namespace
                 replay = []
-                for event in reversed(newer):
-                    if event.kind == watcher.kind:
+                for event in newer:
+                    if event.kind == kind and (namespace is None or event.namespace == namespace):
                         item = watcher.offer(event)
                         if item is not None:
                             replay.append(item)

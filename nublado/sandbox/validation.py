@@ -1012,8 +1012,14 @@ def _labels(labels: Any, path: str) -> list[FieldError]:
     """ValidateLabels: keys are qualified names, values label values."""
     errors: list[FieldError] = []
     for key, value in (labels or {}).items():
-        errors.extend(_invalid(path, key, m) for m in qualified_name(key))
-        errors.extend(_invalid(path, value, m) for m in label_value(str(value)))
+        # The checks' answers are cached; most are empty, and a generator for each
+        # of a lab's many labels was most of validating its metadata.
+        problems = qualified_name(key)
+        if problems:
+            errors.extend(_invalid(path, key, m) for m in problems)
+        problems = label_value(value if type(value) is str else str(value))
+        if problems:
+            errors.extend(_invalid(path, value, m) for m in problems)
     return errors
 
 
@@ -1081,7 +1087,9 @@ def _metadata(kind: ResourceKind, metadata: Object) -> list[FieldError]:
     errors.extend(_labels(metadata.get("labels"), "metadata.labels"))
     annotations = metadata.get("annotations") or {}
     for key in annotations:
-        errors.extend(_invalid("metadata.annotations", key, m) for m in qualified_name(key.lower()))
+        problems = qualified_name(key.lower())
+        if problems:
+            errors.extend(_invalid("metadata.annotations", key, m) for m in problems)
     size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
     if size > _MAX_ANNOTATION_BYTES:
         errors.append(_too_long("metadata.annotations", _MAX_ANNOTATION_BYTES))
@@ -2091,12 +2099,16 @@ def _config_map(obj: Object) -> list[FieldError]:
     binary = obj.get("binaryData") or {}
     size = 0
     for key, value in data.items():
-        errors.extend(_invalid(f"data[{key}]", key, m) for m in _config_key(key))
+        problems = _config_key(key)
+        if problems:
+            errors.extend(_invalid(f"data[{key}]", key, m) for m in problems)
         if key in binary:
             errors.append(_invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
         size += len(str(value).encode())
     for key, value in binary.items():
-        errors.extend(_invalid(f"binaryData[{key}]", key, m) for m in _config_key(key))
+        problems = _config_key(key)
+        if problems:
+            errors.extend(_invalid(f"binaryData[{key}]", key, m) for m in problems)
         if key in data:
             errors.append(_invalid(f"binaryData[{key}]", key, "duplicate of key present in data"))
         size += _decoded_length(value)
@@ -2116,7 +2128,9 @@ def _secret(obj: Object) -> list[FieldError]:
     data = obj.get("data") or {}
     size = 0
     for key, value in data.items():
-        errors.extend(_invalid(f"data[{key}]", key, m) for m in _config_key(key))
+        problems = _config_key(key)
+        if problems:
+            errors.extend(_invalid(f"data[{key}]", key, m) for m in problems)
         size += _decoded_length(value)
     if size > MAX_DATA_BYTES:
         errors.append(_too_long("data", MAX_DATA_BYTES))

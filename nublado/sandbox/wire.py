@@ -36,6 +36,9 @@ class _Transport(Protocol):
     def close(self) -> None: ...
     def abort(self) -> None: ...
     def get_write_buffer_size(self) -> int: ...
+    def is_closing(self) -> bool: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
 
 
 class _CoalescingTransport:
@@ -46,6 +49,11 @@ class _CoalescingTransport:
         self._loop = loop
         self._pending: list[bytes] = []
         self._size = 0
+        # Asked at the end of every response and by flow control: the socket's own methods,
+        # bound here, rather than found through `__getattr__` (a failed lookup first) each time.
+        self.is_closing = transport.is_closing
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:

@@ -8,12 +8,17 @@ field manager ran, and a pod's binding, which writes to storage directly.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from nublado.sandbox.cluster import Cluster
+from nublado.sandbox.fields import decode_managed_fields, encode_managed_fields
 from nublado.sandbox.server import Sandbox
+from nublado.sandbox.store import clone
 
 APPLY = {"content-type": "application/apply-patch+yaml"}
 MERGE = {"content-type": "application/merge-patch+json"}
@@ -389,3 +394,96 @@ def test_binding_a_pod_records_no_manager(sandbox: Sandbox, http: httpx.Client) 
     managers = {e["manager"] for e in pod["metadata"]["managedFields"]}
     assert "default-scheduler" not in managers
     assert "f:nodeName" not in _spec_fields(pod, "writer")
+
+
+def _fresh_encoding(obj: Object) -> bytes:
+    """The managedFields of a stored object as encoding its entries anew writes them."""
+    entries = [replace(e, source=None) for e in decode_managed_fields(obj)]
+    return orjson.dumps(encode_managed_fields(entries))
+
+
+def test_an_entry_a_write_leaves_alone_keeps_the_stored_item() -> None:
+    cluster = Cluster()
+    cluster.create_internal("Namespace", {"metadata": {"name": NS}}, "test")
+    config = _cm(data={"a": "1"}, metadata={"name": "cm", "namespace": NS, "labels": {"x": "y"}})
+    applied, _ = cluster.apply(
+        "ConfigMap", NS, "cm", orjson.dumps(config), field_manager="ap", force=False
+    )
+
+    def label(o: Object) -> None:
+        o["metadata"]["labels"]["z"] = "w"
+
+    updated = cluster.update_internal("ConfigMap", NS, "cm", label, "ctl", subresource="")
+    assert updated is not None
+    before, after = applied["metadata"]["managedFields"], updated["metadata"]["managedFields"]
+    assert [e["manager"] for e in after] == ["ap", "ctl"]
+    assert after[0] is before[0]  # the applier's entry, unchanged, is the same item
+    assert orjson.dumps(after) == _fresh_encoding(updated)
+
+    def relabel(o: Object) -> None:
+        o["metadata"]["labels"]["x"] = "v"
+
+    again = cluster.update_internal("ConfigMap", NS, "cm", relabel, "ctl", subresource="")
+    assert again is not None
+    items = again["metadata"]["managedFields"]
+    assert items[0] is not after[0]  # the applier lost f:x: its entry is written anew
+    assert orjson.dumps(items) == _fresh_encoding(again)
+    assert "f:metadata" not in items[0]["fieldsV1"]  # f:x was its only label
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        # Keys in another order; a tree in another order; an empty subresource written out;
+        # a time that is no string.
+        {
+            "operation": "Update",
+            "manager": "m",
+            "apiVersion": "v1",
+            "time": "2020-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:a": {}}},
+        },
+        {
+            "manager": "m",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": "2020-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:b": {}, "f:a": {}}},
+        },
+        {
+            "manager": "m",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": "2020-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:a": {}}},
+            "subresource": "",
+        },
+        {
+            "manager": "m",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": 20200101,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:a": {}}},
+        },
+    ],
+)
+def test_an_item_not_written_as_encoding_writes_it_is_not_kept(item: Object) -> None:
+    cluster = Cluster()
+    cluster.create_internal("Namespace", {"metadata": {"name": NS}}, "test")
+    obj = _cm(data={"a": "1", "b": "2"})
+    obj["metadata"]["namespace"] = NS
+    cluster.create_internal("ConfigMap", obj, "maker")
+
+    stored = cluster.store.get("ConfigMap", NS, "cm")
+    assert stored is not None
+    with_item = clone(stored)
+    with_item["metadata"]["managedFields"] = [item]
+    entries = decode_managed_fields(with_item)
+    assert entries[0].source is None
+    (encoded,) = encode_managed_fields(entries)
+    assert encoded is not item
+    assert list(encoded) == ["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1"]

@@ -82,3 +82,31 @@ def test_a_kubelet_event_is_refused_where_a_create_is() -> None:
     event = _event("b")
     event["metadata"]["namespace"] = event["involvedObject"]["namespace"] = "gone"
     assert cluster.create_event_internal(event, "kubelet") is None  # no such namespace
+
+
+def test_a_given_event_is_stored_as_a_copied_one_is() -> None:
+    cluster = Cluster()
+    cluster.create_internal("Namespace", {"metadata": {"name": "u"}}, "test")
+    kept = _event("kept")
+    copied = cluster.create_event_internal(kept, "kubelet")
+    handed = _event("handed")
+    given = cluster.create_event_internal(handed, "kubelet", given=True)
+    learned = cluster.create_event_internal(_event("after"), "kubelet", given=True)
+
+    assert copied is not None and given is not None and learned is not None
+    assert _comparable(copied) == _comparable(given) == _comparable(learned)
+    assert kept == _event("kept")  # a caller's own event is left as it was
+    assert given is handed  # a given one is stored without a copy
+    assert cluster.get("Event", "u", "handed") is given
+
+
+def test_an_events_shape_is_its_keys_and_leaf_types() -> None:
+    shape = cluster_module._shape
+    assert shape(_event("a")) == shape(_event("b"))  # names differ, shape does not
+    assert shape(_event("a")) != shape(_event("a", field_path="spec.containers{x}"))
+    other = _event("a")
+    other["count"] = "1"  # a string where an integer was
+    assert shape(other) != shape(_event("a"))
+    reordered = _event("a")
+    reordered["reason"] = reordered.pop("reason")  # the order of keys is part of it
+    assert shape(reordered) != shape(_event("a"))

@@ -6,15 +6,16 @@ import asyncio
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from nublado.sandbox.cluster import Cluster
+from nublado.sandbox.cluster import Cluster, new_uid
 from nublado.sandbox.selectors import FieldSelector, LabelSelector
 from nublado.sandbox.server import Sandbox
-from nublado.sandbox.store import Watcher
+from nublado.sandbox.store import Store, Watcher
 
 
 def test_a_callback_deferred_while_the_loop_attaches_is_not_lost() -> None:
@@ -86,3 +87,60 @@ def test_an_ipv6_sandbox_url_brackets_its_address() -> None:
     with sandbox.serve("::1", 0) as url:
         assert url.startswith("http://[::1]:")
         assert httpx.get(f"{url}/version").status_code == 200
+
+
+def test_an_object_uid_is_a_random_version_4_uuid_as_uuid4_prints_it() -> None:
+    uids = {new_uid() for _ in range(2000)}
+    assert len(uids) == 2000
+    for text in uids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text  # lower-case hex, dashes where uuid puts them
+
+
+@pytest.mark.parametrize("namespace", ["a", "b", None])
+@pytest.mark.parametrize("selector", ["", "app=x", "app!=x"])
+def test_a_watch_resumed_from_a_version_replays_what_the_whole_history_offers(
+    namespace: str | None, selector: str
+) -> None:
+    store = Store(history_limit=50)
+    for n in range(80):  # more than the history holds: the oldest are forgotten
+        ns = "ab"[n % 2]
+        name = f"o{n % 7}"
+        kind = ("ConfigMap", "Secret")[n % 3 == 0]
+        labels = {"app": "xy"[n % 5 == 0]}
+        previous = store.get(kind, ns, name)
+        obj = {"metadata": {"name": name, "namespace": ns, "labels": labels}}
+        if n % 11 == 10 and previous is not None:
+            store.remove(kind, ns, name)
+        else:
+            store.put(kind, obj, "ADDED" if previous is None else "MODIFIED", previous)
+    loop = asyncio.new_event_loop()
+    try:
+        for since in (store.floor, store.floor + 1, store.revision - 20, store.revision - 1):
+
+            def watcher() -> Watcher:
+                return Watcher(
+                    kind="ConfigMap",
+                    namespace=namespace,
+                    labels=LabelSelector.parse(selector),
+                    fields=FieldSelector(),
+                    loop=loop,
+                )
+
+            expected_watch = watcher()
+            expected = [
+                item
+                for event in store._history
+                if event.revision > since and event.kind == "ConfigMap"
+                for item in [expected_watch.offer(event)]
+                if item is not None
+            ]
+            found = store.subscribe(watcher(), since)
+            assert found is not None
+            assert found[0] == expected
+            assert found[1] == store.revision
+        assert store.subscribe(watcher(), store.floor - 1) is None  # 410: forgotten
+    finally:
+        loop.close()

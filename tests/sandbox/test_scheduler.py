@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from nublado.sandbox.scheduler import _image_names
 from nublado.sandbox.server import Sandbox
 
 PODS = "/api/v1/namespaces/p/pods"
@@ -393,3 +394,12 @@ def test_node_status_writes_do_not_retry_unschedulable_pods(
 
     failed = [e for e in sandbox.objects("p", "Event") if e["reason"] == "FailedScheduling"]
     assert len(failed) == 1
+
+
+def test_a_nodes_image_names_follow_its_stored_version() -> None:
+    node = {"metadata": {"name": "n"}, "status": {"images": [{"names": ["a:1", "a@sha256:1"]}]}}
+    assert _image_names(node) == {"a:1", "a@sha256:1"}
+    assert _image_names(node) is _image_names(node)  # gathered once for that version
+    newer = {**node, "status": {"images": [*node["status"]["images"], {"names": ["b:2"]}]}}
+    assert _image_names(newer) == {"a:1", "a@sha256:1", "b:2"}
+    assert _image_names({"metadata": {"name": "bare"}}) == set()

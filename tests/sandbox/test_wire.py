@@ -18,7 +18,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from nublado.sandbox.server import Sandbox
-from nublado.sandbox.wire import CoalescingHTTPProtocol
+from nublado.sandbox.wire import CoalescingHTTPProtocol, _CoalescingTransport
 
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
@@ -109,3 +109,42 @@ def test_the_served_sandbox_runs_on_uvloop_where_installed(
 
     assert isinstance(sandbox.cluster.loop, uvloop.Loop)
     assert http.get("/api/v1/namespaces").status_code == 200
+
+
+class _Socketish:
+    """A transport's reading and closing methods, recording what the proxy passes on."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.calls.append("write")
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 1)}.get(name, default)
+
+
+def test_the_coalescing_transport_answers_for_its_socket() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        socket = _Socketish()
+        proxy = _CoalescingTransport(socket, loop)  # type: ignore[arg-type]
+        assert proxy.is_closing() is False
+        socket.closing = True
+        assert proxy.is_closing() is True
+        proxy.pause_reading()
+        proxy.resume_reading()
+        assert socket.calls == ["pause", "resume"]
+        assert proxy.get_extra_info("peername") == ("127.0.0.1", 1)
+    finally:
+        loop.close()
