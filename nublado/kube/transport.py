@@ -317,6 +317,10 @@ def _decompress(body: bytes | bytearray, encoding: str) -> bytes:
         raise TransportError(f"cannot decode the {encoding} body: {exc}") from None
 
 
+_HEADER_NAMES: dict[bytes, str] = {}
+"""Header names as received -> in lower case: every answer repeats the same few."""
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the parser of the answer in flight on it."""
 
@@ -473,7 +477,12 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._final_headers:
             return  # a chunked answer's trailer: never replaces a header already returned
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) < 256:  # the names a server sends are few; its values vary
+                _HEADER_NAMES[name] = key
+        self.headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
