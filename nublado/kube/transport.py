@@ -650,14 +650,29 @@ class HTTPTransport:
         message = head + body if body else head
         conn = self._idle_connection() or await self._connect(loop, deadline)
         head_request = method == "HEAD"
-        try:
-            return await self._exchange(conn, message, deadline, head_request)
-        except _Closed:
-            if not conn.used or method not in _IDEMPOTENT:
+        # The exchange runs here rather than in a coroutine of its own: an answer resumes
+        # every coroutine its request waits through.
+        while True:
+            try:
+                conn.start(head=head_request)
+                if conn.closed or conn.transport is None:
+                    raise _Closed("connection closed before the request")
+                conn.arm(deadline)
+                conn.transport.write(message)
+                await conn.headers_done
+            except _Closed:
+                self._discard(conn)
+                # A kept-alive connection the server had closed: once more on a fresh one
+                # (whose own early close is not retried: it never carried a request).
+                if not conn.used or method not in _IDEMPOTENT:
+                    raise
+                conn = await self._connect(loop, deadline)
+                continue
+            except BaseException:
+                self._discard(conn)
                 raise
-        # A kept-alive connection the server had closed: once more on a fresh one.
-        conn = await self._connect(loop, deadline)
-        return await self._exchange(conn, message, deadline, head_request)
+            conn.used = True
+            return Response(self, conn, conn.status, conn.reason, conn.headers)
 
     async def stream(
         self,
@@ -718,22 +733,6 @@ class HTTPTransport:
         if loop is None or not loop.is_running():
             loop = self._loop = asyncio.get_running_loop()
         return loop
-
-    async def _exchange(
-        self, conn: _Connection, message: bytes, deadline: float | None, head_request: bool
-    ) -> Response:
-        try:
-            conn.start(head=head_request)
-            if conn.closed or conn.transport is None:
-                raise _Closed("connection closed before the request")
-            conn.arm(deadline)
-            conn.transport.write(message)
-            await conn.headers_done
-        except BaseException:
-            self._discard(conn)
-            raise
-        conn.used = True
-        return Response(self, conn, conn.status, conn.reason, conn.headers)
 
     def _head(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> bytes:
         """The request line and headers, the header block cached by its contents."""
