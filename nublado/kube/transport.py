@@ -184,7 +184,19 @@ class Stream:
     is never reused: `close` ends it, however the stream ended.
     """
 
-    __slots__ = ("_buffer", "_conn", "_loop", "_open", "_scanned", "headers", "reason", "status")
+    __slots__ = (
+        "_buffer",
+        "_conn",
+        "_loop",
+        "_open",
+        "_scanned",
+        "_timer",
+        "_timer_at",
+        "_wait_until",
+        "headers",
+        "reason",
+        "status",
+    )
 
     def __init__(
         self, conn: _Connection, loop: asyncio.AbstractEventLoop, open_streams: set[_Connection]
@@ -194,6 +206,11 @@ class Stream:
         self._loop = loop
         self._buffer = bytearray()
         self._scanned = 0  # the buffer holds no newline before this offset
+        # The time limit of the reader's wait in progress (0.0: none), and the timer that
+        # checks it, armed for the limit it was set for (see `readline`).
+        self._wait_until = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self.status = conn.status
         self.reason = conn.reason
         self.headers = conn.headers
@@ -204,6 +221,12 @@ class Stream:
 
         ``timeout``: seconds to wait for more of the body before TimeoutError.
         A connection that breaks mid-body raises `TransportError`.
+
+        A watch waits here once per event: rather than a timer made and
+        cancelled per wait, one timer stays armed across waits and checks the
+        limit of the wait in progress when it fires (`_check_wait`); it is
+        armed again only when a wait's limit comes before the one it was armed
+        for.
         """
         conn = self._conn
         buffer = self._buffer
@@ -228,13 +251,31 @@ class Stream:
                 self._scanned = 0
                 return line
             waiter = conn.reader = self._loop.create_future()
-            timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter)
+            if timeout is not None:
+                until = self._wait_until = self._loop.time() + timeout
+                if self._timer is None or until < self._timer_at:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._timer = self._loop.call_at(until, self._check_wait)
+                    self._timer_at = until
             try:
                 await waiter
             finally:
                 conn.reader = None
-                if timer is not None:
-                    timer.cancel()
+                self._wait_until = 0.0
+
+    def _check_wait(self) -> None:
+        """The read timer fired: end the reader's wait with TimeoutError if its limit passed."""
+        self._timer = None
+        until = self._wait_until
+        waiter = self._conn.reader
+        if not until or waiter is None or waiter.done():
+            return  # no wait with a limit in progress (a woken reader not yet resumed)
+        if until > self._timer_at:  # a later wait's limit: the timer was armed for an earlier one
+            self._timer = self._loop.call_at(until, self._check_wait)
+            self._timer_at = until
+            return
+        waiter.set_exception(TimeoutError())
 
     async def read(self, timeout: float | None = None) -> bytes:
         """The rest of the body (an error's Status), decompressed as `Response.read` does."""
@@ -256,14 +297,12 @@ class Stream:
         """End the stream: its connection is closed (aborted over TLS, as `HTTPTransport.close`)."""
         conn = self._conn
         self._open.discard(conn)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         conn.disarm()
         if conn.transport is not None and not conn.transport.is_closing():
             conn.abort()
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 def _decompress(body: bytes | bytearray, encoding: str) -> bytes:
@@ -278,6 +317,10 @@ def _decompress(body: bytes | bytearray, encoding: str) -> bytes:
         raise TransportError(f"cannot decode the {encoding} body: {exc}") from None
 
 
+_HEADER_NAMES: dict[bytes, str] = {}
+"""Header names as received -> in lower case: every answer repeats the same few."""
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the parser of the answer in flight on it."""
 
@@ -288,7 +331,11 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.used = False  # has carried a request before (a reused connection)
+        # The exchange's deadline (`arm`), and the timer that checks it: armed at the
+        # deadline it was set for, which a later exchange's may have moved on.
+        self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self.counted = True  # counts against the pool's limit until discarded
         self.keep_alive = False
         self.headers_done: asyncio.Future[None] = loop.create_future()
@@ -334,19 +381,43 @@ class _Connection(asyncio.Protocol):
     def arm(self, deadline: float | None) -> None:
         """Bound the exchange in flight: at ``deadline`` it fails with TimeoutError.
 
-        One timer handle per request, on the loop's clock, rather than an
-        ``asyncio.timeout`` block around each await (twice the CPU).
+        A timer on the loop's clock rather than an ``asyncio.timeout`` block
+        around each await (twice the CPU), and not one timer per exchange
+        either: a kept-alive connection's timer stays armed across its
+        exchanges, each moving the deadline it checks (`_check`). A new timer
+        is armed only when none is, or when this deadline comes sooner than the
+        one it was armed for (a shorter timeout than the last request's). A
+        sequence of requests of the same timeout thus arms one timer per
+        timeout period, not two timer operations per request.
         """
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._expire)
+        self._deadline = deadline
+        if deadline is not None and (self._timer is None or deadline < self._timer_at):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._check)
+            self._timer_at = deadline
 
     def disarm(self) -> None:
+        """The exchange is over: no deadline (the timer, if armed, finds none and stops)."""
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _expire(self) -> None:
+    def _check(self) -> None:
+        """The timer fired: fail the exchange in flight if its deadline has passed."""
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return  # idle since (or between exchanges): nothing to bound
+        if deadline > self._timer_at:
+            # A later exchange's deadline than the one the timer was armed for: wait for it.
+            self._timer = self._loop.call_at(deadline, self._check)
+            self._timer_at = deadline
+            return
+        self._deadline = None
         self._fail(TimeoutError())
         self.close()  # its answer could still come: the connection is spent
 
@@ -381,6 +452,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._stop_timer()  # whatever was in flight ends here, one way or the other
         if self.headers_done.done() and not self._length_known and not self.body_done.done():
             # An answer without Content-Length or chunking ends when the server closes.
             self.keep_alive = False
@@ -405,7 +477,12 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._final_headers:
             return  # a chunked answer's trailer: never replaces a header already returned
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) < 256:  # the names a server sends are few; its values vary
+                _HEADER_NAMES[name] = key
+        self.headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
@@ -492,12 +569,14 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
         """Close at once: over TLS, without waiting for the server's close_notify."""
         self.closed = True
+        self._stop_timer()
         if self.transport is not None:
             self.transport.abort()
 
@@ -544,6 +623,7 @@ class HTTPTransport:
         # they no longer count against the limit, and are closed once made.
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._streams: set[_Connection] = set()  # connections of open streams (`stream`)
+        self._loop: asyncio.AbstractEventLoop | None = None  # see `_running_loop`
 
     @classmethod
     def supports(cls, base_url: str) -> bool:
@@ -564,20 +644,35 @@ class HTTPTransport:
         ``target``: the encoded path and query (after the base URL's path prefix).
         ``timeout``: seconds for the whole exchange, the body's read included.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         deadline = loop.time() + timeout if timeout is not None else None
         head = self._head(method, target, headers, body)
         message = head + body if body else head
         conn = self._idle_connection() or await self._connect(loop, deadline)
         head_request = method == "HEAD"
-        try:
-            return await self._exchange(conn, message, deadline, head_request)
-        except _Closed:
-            if not conn.used or method not in _IDEMPOTENT:
+        # The exchange runs here rather than in a coroutine of its own: an answer resumes
+        # every coroutine its request waits through.
+        while True:
+            try:
+                conn.start(head=head_request)
+                if conn.closed or conn.transport is None:
+                    raise _Closed("connection closed before the request")
+                conn.arm(deadline)
+                conn.transport.write(message)
+                await conn.headers_done
+            except _Closed:
+                self._discard(conn)
+                # A kept-alive connection the server had closed: once more on a fresh one
+                # (whose own early close is not retried: it never carried a request).
+                if not conn.used or method not in _IDEMPOTENT:
+                    raise
+                conn = await self._connect(loop, deadline)
+                continue
+            except BaseException:
+                self._discard(conn)
                 raise
-        # A kept-alive connection the server had closed: once more on a fresh one.
-        conn = await self._connect(loop, deadline)
-        return await self._exchange(conn, message, deadline, head_request)
+            conn.used = True
+            return Response(self, conn, conn.status, conn.reason, conn.headers)
 
     async def stream(
         self,
@@ -595,7 +690,7 @@ class HTTPTransport:
         sock_connect and sock_read). The body is asked for uncompressed
         (``Accept-Encoding: identity``): a stream is read as it comes.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         if self._closed:
             raise TransportError("the transport is closed")
         message = self._head(method, target, {**headers, "Accept-Encoding": "identity"}, None)
@@ -623,21 +718,21 @@ class HTTPTransport:
             raise
         return Stream(conn, loop, self._streams)
 
-    async def _exchange(
-        self, conn: _Connection, message: bytes, deadline: float | None, head_request: bool
-    ) -> Response:
-        try:
-            conn.start(head=head_request)
-            if conn.closed or conn.transport is None:
-                raise _Closed("connection closed before the request")
-            conn.arm(deadline)
-            conn.transport.write(message)
-            await conn.headers_done
-        except BaseException:
-            self._discard(conn)
-            raise
-        conn.used = True
-        return Response(self, conn, conn.status, conn.reason, conn.headers)
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop this transport runs in, asked of asyncio only when it changed.
+
+        ``asyncio.get_running_loop`` makes a getpid system call on Python 3.11
+        (a fork check) each time, and system calls cost on this kind of VM;
+        a request needs the loop once. The loop remembered is still the one
+        running here when it runs at all: a loop runs in one thread at a time,
+        and a transport is used from one thread (its connections belong to a
+        loop), so a remembered loop that is not running means another loop
+        took over (a test's next loop, say) and asyncio is asked again.
+        """
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def _head(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> bytes:
         """The request line and headers, the header block cached by its contents."""

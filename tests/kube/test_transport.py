@@ -867,3 +867,70 @@ async def test_a_silent_watch_ends_at_its_deadline_and_closing_the_client_ends_o
             await asyncio.wait_for(task, 2)
         release.set()
         await _until(lambda: server.open_now == 0)
+
+
+async def test_a_kept_connection_bounds_each_exchange_by_its_own_timeout() -> None:
+    """A connection's timer stays armed across exchanges: an exchange whose deadline comes
+    sooner than the one it was armed for still times out at its own, and one whose deadline
+    is later is not failed when the timer armed for an earlier exchange fires."""
+
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        path = exchange.head.split(b" ")[1]
+        if path == b"/stall":
+            await asyncio.sleep(5)
+        elif path == b"/late":
+            await asyncio.sleep(0.3)
+        writer.write(_answer(OBJECT_BYTES))
+
+    async with _raw_server(answer) as server:
+        transport = HTTPTransport(server.url)
+        try:
+
+            async def get(path: str, timeout: float) -> bytes | bytearray:
+                response = await transport.request("GET", path, {}, None, timeout)
+                return await response.read()
+
+            assert await get("/now", 10) == OBJECT_BYTES  # the timer armed 10 s ahead
+            start = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await get("/stall", 0.1)  # sooner than the armed timer: its own deadline
+            assert time.monotonic() - start < 1
+            assert await get("/now", 0.15) == OBJECT_BYTES  # a new connection, armed 0.15 s
+            # The timer armed for 0.15 s fires during this exchange, which has 2 s.
+            assert await get("/late", 2) == OBJECT_BYTES
+        finally:
+            await transport.close()
+    assert [e.connection for e in server.received] == [1, 1, 2, 2]
+
+
+async def test_a_stream_bounds_each_wait_by_its_own_timeout() -> None:
+    """A stream's read timer stays armed across waits: a wait whose limit comes later than
+    the timer's is not cut short when it fires, and one whose limit comes sooner ends then."""
+
+    async def answer(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for name, pause in (("a", 0.05), ("b", 0.35)):
+            await asyncio.sleep(pause)
+            line = _event(name, 1)
+            writer.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            await writer.drain()
+        await asyncio.sleep(5)
+        return False
+
+    async with _raw_server(answer) as server:
+        transport = HTTPTransport(server.url)
+        try:
+            stream = await transport.stream("GET", "/w", {}, 5, 5)
+            assert b'"a"' in await stream.readline(0.2)  # the timer armed 0.2 s ahead
+            # It fires while this wait, allowed 2 s, goes on: the event comes at 0.35 s.
+            assert b'"b"' in await stream.readline(2)
+            start = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await stream.readline(0.1)  # sooner than the armed timer: its own limit
+            assert time.monotonic() - start < 1
+            stream.close()
+        finally:
+            await transport.close()

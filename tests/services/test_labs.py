@@ -48,7 +48,7 @@ from nublado.models.user import NotebookQuota, UserQuota
 from nublado.render.engine import Renderer
 from nublado.sandbox.server import Sandbox, SandboxSettings
 from nublado.services.images import ImageService, build_image_source
-from nublado.services.labs import LabService, SpawnEvent, _apply_steps
+from nublado.services.labs import LabService, SpawnEvent, _apply_steps, _Waker
 from nublado.services.labstate import OperationRecord
 
 NAMESPACE = "nublado"
@@ -1340,3 +1340,30 @@ def test_the_record_round_trips_through_its_lease() -> None:
     assert back.events == record.events
     assert back.spawn_env == {"A": "1", "B": "ü"}
     assert back.withheld_env == ["JUPYTERHUB_API_TOKEN"]
+
+
+async def test_a_waker_wakes_every_waiter_once_and_a_wait_ends_at_its_limit() -> None:
+    """`_Waker` (what `_wait_change` waits on): `set` wakes every waiter, a wait past its limit
+    returns without an error, a set waker returns at once, a cancelled wait leaves nothing."""
+    loop = asyncio.get_running_loop()
+    waker = _Waker()
+    started = loop.time()
+    await waker.wait(loop, 0.05)  # nothing set it: back at the limit, no error
+    assert 0.04 <= loop.time() - started < 1
+    assert not waker.is_set()
+
+    cancelled = asyncio.create_task(waker.wait(loop, 10))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert waker._waiters == []
+
+    waiters = [asyncio.create_task(waker.wait(loop, 10)) for _ in range(3)]
+    await asyncio.sleep(0)
+    started = loop.time()
+    waker.set()
+    await asyncio.wait_for(asyncio.gather(*waiters), 1)
+    assert loop.time() - started < 1
+    assert waker.is_set() and waker._waiters == []
+    await asyncio.wait_for(waker.wait(loop, 10), 1)  # already set: at once
