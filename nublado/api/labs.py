@@ -137,7 +137,10 @@ def lab_routes(
         assert spec is not None
         check_path_user(user, username)
         await labs.create(user.info, user.token, spec)
-        location = request.url_for(LAB_ROUTE, username=username)
+        # What request.url_for gives, without trying every route of the app before this one.
+        location = lab_route.url_path_for(LAB_ROUTE, username=username).make_absolute_url(
+            request.base_url
+        )
         return JSONResponse(None, status_code=201, headers={"Location": str(location)})
 
     async def delete_lab(request: Request) -> Response:
@@ -162,9 +165,10 @@ def lab_routes(
 
     labs_path = prefixed(config, "/spawner/v1/labs")
     lab_path = f"{labs_path}/{{username}}"
+    lab_route = api_route(lab_path, get_lab, name=LAB_ROUTE)
     return [
         api_route(labs_path, list_labs, name="labs"),
-        api_route(lab_path, get_lab, name=LAB_ROUTE),
+        lab_route,
         api_route(lab_path, delete_lab, methods=("DELETE",), name="delete-lab"),
         api_route(f"{lab_path}/create", create_lab, methods=("POST",), name="create-lab"),
         api_route(f"{lab_path}/events", lab_events, name="lab-events"),
