@@ -111,6 +111,7 @@ def run_controller(
     import yaml
 
     from nublado.api.controller import build_controller, file_discovery
+    from nublado.api.httpserver import CoalescingHttpToolsProtocol
     from nublado.gafaelfawr import TrustedUsers
     from nublado.kube.client import KubernetesClient
     from nublado.models.metadata import ControllerMetadata
@@ -206,6 +207,7 @@ def run_controller(
                     bench_app,
                     lifespan="on",
                     log_config=None,
+                    http=CoalescingHttpToolsProtocol,
                     access_log=False,
                     proxy_headers=False,
                     server_header=False,

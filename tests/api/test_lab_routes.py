@@ -41,6 +41,7 @@ from reference_cases import EXPECTED
 from starlette.applications import Starlette
 
 from nublado.api.app import create_app
+from nublado.api.httpserver import CoalescingHttpToolsProtocol
 from nublado.api.labs import event_frames, lab_routes
 from nublado.config import Config
 from nublado.config.daemon import DEFAULT_LEASE_NAME
@@ -628,7 +629,14 @@ async def uvicorn_app(
     routes = lab_routes(config, labs, GafaelfawrClient(http, GAFAELFAWR), ping=ping)
     app = create_app(config, images=images, routes=routes, refresh_images=False)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="critical")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            lifespan="on",
+            log_level="critical",
+            http=CoalescingHttpToolsProtocol,  # as `nublado serve` runs it
+        )
     )
     serving = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
