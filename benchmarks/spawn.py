@@ -111,8 +111,8 @@ def run_controller(
     import yaml
 
     from nublado.api.controller import build_controller, file_discovery
-    from nublado.api.httpserver import CoalescingHttpToolsProtocol
     from nublado.gafaelfawr import TrustedUsers
+    from nublado.httpwire import CoalescingHTTPProtocol
     from nublado.kube.client import KubernetesClient
     from nublado.models.metadata import ControllerMetadata
     from nublado.serve import _bind, _load, _seed_sandbox, _Server, run_event_loop, tune_gc
@@ -207,7 +207,7 @@ def run_controller(
                     bench_app,
                     lifespan="on",
                     log_config=None,
-                    http=CoalescingHttpToolsProtocol,
+                    http=CoalescingHTTPProtocol,
                     access_log=False,
                     proxy_headers=False,
                     server_header=False,

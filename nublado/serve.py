@@ -467,7 +467,7 @@ async def _run(
     import httpx
 
     from .api.controller import build_controller, file_discovery
-    from .api.httpserver import CoalescingHttpToolsProtocol
+    from .httpwire import CoalescingHTTPProtocol
     from .permissions import check_permissions as check
 
     async with kube, httpx.AsyncClient() as http:
@@ -490,7 +490,7 @@ async def _run(
                 app,
                 lifespan="on",
                 log_config=None,  # logging is ours (nublado.logging), uvicorn's lines included
-                http=CoalescingHttpToolsProtocol,  # one write per event-loop pass, not per message
+                http=CoalescingHTTPProtocol,  # one write per event-loop pass, not per message
                 proxy_headers=False,  # XForwardedMiddleware decides what to trust
                 server_header=False,
                 timeout_graceful_shutdown=10,

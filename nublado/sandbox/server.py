@@ -37,6 +37,7 @@ import orjson
 import uvicorn
 import yaml
 
+from ..httpwire import CoalescingHTTPProtocol
 from .auth import Tokens
 from .cluster import Cluster, SandboxSettings
 from .kinds import KINDS, kind_for_manifest, kind_named
@@ -45,7 +46,6 @@ from .protocol import Fault, create_app
 from .rbac import UsageLog
 from .storage import DEFAULT_STORAGE_CLASSES, load_storage_classes_file
 from .store import ApiError, clone
-from .wire import CoalescingHTTPProtocol
 
 __all__ = [
     "Fault",

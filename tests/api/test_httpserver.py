@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from nublado.api.httpserver import CoalescingHttpToolsProtocol, CoalescingTransport
 from nublado.api.labs import EventStream
+from nublado.httpwire import CoalescingHTTPProtocol, CoalescingTransport
 
 
 class RecordingTransport(asyncio.Transport):
@@ -113,7 +113,7 @@ async def test_uvicorn_through_it_answers_pipelined_requests_with_the_same_bytes
             app,
             host="127.0.0.1",
             port=0,
-            http=CoalescingHttpToolsProtocol,
+            http=CoalescingHTTPProtocol,
             log_level="critical",
             lifespan="off",
         )

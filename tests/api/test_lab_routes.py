@@ -41,11 +41,11 @@ from reference_cases import EXPECTED
 from starlette.applications import Starlette
 
 from nublado.api.app import create_app
-from nublado.api.httpserver import CoalescingHttpToolsProtocol
 from nublado.api.labs import event_frames, lab_routes
 from nublado.config import Config
 from nublado.config.daemon import DEFAULT_LEASE_NAME
 from nublado.gafaelfawr import GafaelfawrClient
+from nublado.httpwire import CoalescingHTTPProtocol
 from nublado.kube.client import KubernetesClient
 from nublado.models.lab import LabSpecification
 from nublado.models.user import UserInfo
@@ -635,7 +635,7 @@ async def uvicorn_app(
             port=0,
             lifespan="on",
             log_level="critical",
-            http=CoalescingHttpToolsProtocol,  # as `nublado serve` runs it
+            http=CoalescingHTTPProtocol,  # as `nublado serve` runs it
         )
     )
     serving = asyncio.create_task(server.serve())

@@ -17,8 +17,8 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
+from nublado.httpwire import CoalescingHTTPProtocol, CoalescingTransport
 from nublado.sandbox.server import Sandbox
-from nublado.sandbox.wire import CoalescingHTTPProtocol, _CoalescingTransport
 
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
@@ -138,7 +138,7 @@ def test_the_coalescing_transport_answers_for_its_socket() -> None:
     loop = asyncio.new_event_loop()
     try:
         socket = _Socketish()
-        proxy = _CoalescingTransport(socket, loop)  # type: ignore[arg-type]
+        proxy = CoalescingTransport(socket, loop)  # type: ignore[arg-type]
         assert proxy.is_closing() is False
         socket.closing = True
         assert proxy.is_closing() is True
