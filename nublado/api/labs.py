@@ -61,7 +61,7 @@ class EventStream(EventSourceResponse):
       taken without yielding to the event loop when no ping holds it (it still
       checks for cancellation). The closing chunk then follows the terminal
       event in the same pass of the loop, so the coalescing transport
-      (`nublado.api.httpserver`) sends both in one write.
+      (`nublado.httpwire`) sends both in one write.
 
     Disconnects, pings, shutdown and the order of frames are sse-starlette's.
     """

@@ -1143,7 +1143,7 @@ class LabService:
             kind = step[0]["kind"]
             if kind == "Pod":
                 await account(namespace_version)
-            applied = await _all_or_first_failure([apply(m) for m in step])
+            applied = await _together([apply(m) for m in step])
             if kind == "Namespace":
                 namespace_version = resource_version(applied[0])
             elif kind == "Pod":
@@ -1766,26 +1766,21 @@ def _apply_steps(manifests: list[Object]) -> list[list[Object]]:
     return steps
 
 
-async def _all_or_first_failure(steps: list[Awaitable[Any]]) -> list[Any]:
-    """Run ``steps`` at once, their results in order; the first to fail cancels the rest.
+async def _together(steps: list[Awaitable[Any]]) -> list[Any]:
+    """Run ``steps`` at once and wait for all; their results, or the earliest one's error.
 
-    When several have failed by then, the one earliest in ``steps`` is raised, so
-    a spawn reports the same object's error however the answers interleave.
+    Every request of a step is in flight by the time one fails, so all are waited
+    for, and the failure earliest in ``steps`` (the set's order) is raised: a
+    spawn reports the same object's error, as applying one by one did, however
+    the answers interleave.
     """
     if len(steps) == 1:
         return [await steps[0]]
-    tasks = [asyncio.ensure_future(step) for step in steps]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in tasks:
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            raise error
-    return [task.result() for task in tasks]
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 def _failure(action: str, kind: str, where: str, exc: KubernetesError) -> str:
