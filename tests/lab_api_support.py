@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import respx
+import uvicorn
 from asgi_lifespan import LifespanManager
 from reference_cases import EXPECTED, INPUTS, reference_discovery, reference_metadata
 from sandbox_fixtures import drop_refused_toleration_seconds, ensure_namespace
@@ -162,6 +163,28 @@ def lab_controller(
         refresh_images=False,
         daemon=daemon,
     )
+
+
+@asynccontextmanager
+async def on_uvicorn(app: Any, **options: Any) -> AsyncIterator[int]:
+    """``app`` served by a real uvicorn on a free loopback port: its port, stopped on leaving.
+
+    ``options``: more of `uvicorn.Config` (``lifespan``, ``http``...).
+    """
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", **options)
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if serving.done():
+                    await serving  # a server that could not start: its error
+                await asyncio.sleep(0.01)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await serving
 
 
 @asynccontextmanager

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 import respx
-import uvicorn
 from fileserver_support import (
     FS_NAMESPACE,
     fileserver_config,
@@ -31,6 +30,7 @@ from lab_api_support import (
     controller_namespace,
     lab_controller,
     mock_gafaelfawr,
+    on_uvicorn,
     served,
     token_for,
     wait_until,
@@ -381,23 +381,14 @@ async def test_files_through_a_real_uvicorn_server(
     router.route(host="127.0.0.1").pass_through()
     app = controller(fileserver_config(), "replica-a")
     await app.state.images.refresh()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="critical")
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as web:
-            created = await web.get("/files", headers=headers("rachel"))
-            slash = await web.get("/files/", headers=headers("rachel"))
-            users = await web.get(f"{ADMIN}/users")
-            deleted = await web.delete(f"{ADMIN}/users/rachel")
-    finally:
-        server.should_exit = True
-        await serving
+    async with (
+        on_uvicorn(app, lifespan="on") as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as web,
+    ):
+        created = await web.get("/files", headers=headers("rachel"))
+        slash = await web.get("/files/", headers=headers("rachel"))
+        users = await web.get(f"{ADMIN}/users")
+        deleted = await web.delete(f"{ADMIN}/users/rachel")
 
     assert created.status_code == 200
     assert "User Fileserver Created" in created.text

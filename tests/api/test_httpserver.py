@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import uvicorn
+from lab_api_support import on_uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -108,35 +108,18 @@ async def test_uvicorn_through_it_answers_pipelined_requests_with_the_same_bytes
         return JSONResponse(None, status_code=201, headers={"Location": "http://x/y"})
 
     app = Starlette(routes=[Route("/create", created, methods=["POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            http=CoalescingHTTPProtocol,
-            log_level="critical",
-            lifespan="off",
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
+    async with on_uvicorn(app, http=CoalescingHTTPProtocol, lifespan="off") as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = b"POST /create HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
+        writer.write(request * 2)  # pipelined: both answered, in order, on one connection
+        await writer.drain()
+        received = b""
         async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            request = b"POST /create HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
-            writer.write(request * 2)  # pipelined: both answered, in order, on one connection
-            await writer.drain()
-            received = b""
             while received.count(b"null") < 2:
                 chunk = await reader.read(65536)
                 assert chunk
                 received += chunk
-            writer.close()
-    finally:
-        server.should_exit = True
-        await serving
+        writer.close()
 
     first, second = received.split(b"null")[:2]
     assert first.startswith(b"HTTP/1.1 201 Created\r\n")

@@ -17,9 +17,9 @@ from datetime import timedelta
 import httpx
 import pytest
 import respx
-import uvicorn
 from asgi_lifespan import LifespanManager
 from fake_registry import FakeRegistry
+from lab_api_support import on_uvicorn
 from reference_cases import DATA, EXPECTED
 from starlette.types import ASGIApp
 
@@ -158,21 +158,12 @@ async def test_images_through_a_real_uvicorn_server(
 ) -> None:
     router.route(host="127.0.0.1").pass_through()
     app = create_app(config, images=images)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="critical")
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web:
-            response = await web.get("/nublado/spawner/v1/images")
-            missing = await web.get("/nublado/spawner/v1/nothing")
-    finally:
-        server.should_exit = True
-        await serving
+    async with (
+        on_uvicorn(app, lifespan="on") as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web,
+    ):
+        response = await web.get("/nublado/spawner/v1/images")
+        missing = await web.get("/nublado/spawner/v1/nothing")
 
     assert response.status_code == 200
     assert response.json() == IMAGES
