@@ -617,6 +617,7 @@ class HTTPTransport:
         self._idle: list[_Connection] = []
         self._count = 0  # connections open or opening
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._given = 0  # waiters given their turn (`_wake`) that have not resumed yet
         self._head_cache: dict[tuple[tuple[str, str], ...], str] = {}
         self._closed = False
         # Connections whose requester gave up while they were being made (`uninterrupted`):
@@ -648,7 +649,11 @@ class HTTPTransport:
         deadline = loop.time() + timeout if timeout is not None else None
         head = self._head(method, target, headers, body)
         message = head + body if body else head
-        conn = self._idle_connection() or await self._connect(loop, deadline)
+        # An idle connection is taken only when no request queues for one: a burst wanting
+        # more connections than the pool holds is served in order, none passed over.
+        conn = None if self._queued() else self._idle_connection()
+        if conn is None:
+            conn = await self._connect(loop, deadline)
         head_request = method == "HEAD"
         # The exchange runs here rather than in a coroutine of its own: an answer resumes
         # every coroutine its request waits through.
@@ -770,27 +775,50 @@ class HTTPTransport:
             self._discard(conn)
         return None
 
+    def _queued(self) -> bool:
+        """Whether a request waits for a connection, or was given its turn and not yet resumed."""
+        if self._closed:
+            raise TransportError("the transport is closed")
+        return self._given > 0 or any(not waiter.done() for waiter in self._waiters)
+
     async def _connect(
         self, loop: asyncio.AbstractEventLoop, deadline: float | None
     ) -> _Connection:
-        """A new connection, once the pool has room for it (an idle one, freed, may come first)."""
+        """A connection once the pool has one for this request: an idle one, freed, or a new one.
+
+        Requests are served in the order they queued: a newcomer queues behind
+        those waiting (or given their turn and not yet resumed), and one that
+        finds its turn gone waits again at the head. One that resumes with more
+        room left passes a turn on.
+        """
+        first = True
         async with asyncio.timeout_at(deadline):
-            while self._count >= self._limit:
+            while self._count >= self._limit or (first and self._queued()):
                 waiter = loop.create_future()
-                self._waiters.append(waiter)
+                if first:
+                    self._waiters.append(waiter)
+                else:
+                    self._waiters.appendleft(waiter)
+                first = False
                 try:
                     await waiter
                 except BaseException:
                     if waiter.done() and not waiter.cancelled():
+                        self._given -= 1
                         self._wake()  # pass the turn this waiter was given on
                     raise
                 finally:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
+                self._given -= 1
                 conn = self._idle_connection()
                 if conn is not None:
+                    if self._idle or self._count < self._limit:
+                        self._wake()  # room for the next one too
                     return conn
             self._count += 1
+            if self._count < self._limit:
+                self._wake()
             try:
                 return await self._create(loop)
             except BaseException:
@@ -839,10 +867,12 @@ class HTTPTransport:
         self._wake()
 
     def _wake(self) -> None:
+        """Give the first waiting request its turn (at most one: it passes on what it leaves)."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._given += 1
                 return
 
     async def close(self) -> None:

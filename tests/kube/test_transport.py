@@ -450,6 +450,85 @@ async def test_the_pool_holds_at_most_its_limit_and_frees_cancelled_requests() -
     assert {e.connection for e in server.received[1:]} == {2, 3}
 
 
+async def test_a_request_queued_for_the_pool_is_not_passed_over() -> None:
+    """A connection freed while requests queue goes to the first of them, not a newcomer.
+
+    The newcomer here starts in the same pass as the freed connection's release,
+    ahead of the queued request's turn: it queues behind it instead of taking the
+    connection, and the server sees the requests in the order they queued.
+    """
+    gate = asyncio.Event()
+
+    async def held(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        if b"/a " in exchange.head:
+            await gate.wait()
+        writer.write(_answer(OBJECT_BYTES))
+
+    async with _raw_server(held) as server, _client(server.url) as kube:
+        kube._api.rest_client.maxsize = 1
+        first = asyncio.create_task(kube.get("Namespace", "a"))
+        await _until(lambda: len(server.received) == 1)
+        queued = asyncio.create_task(kube.get("Namespace", "b"))
+        await asyncio.sleep(0.05)  # b waits for the pool's one connection
+        transport = kube._transport
+        assert transport is not None
+        release = transport._release
+        newcomers: list[asyncio.Task[Any]] = []
+
+        def release_with_a_newcomer(conn: Any) -> None:
+            if not newcomers:  # scheduled before b is given its turn
+                newcomers.append(asyncio.create_task(kube.get("Namespace", "c")))
+            release(conn)
+
+        transport._release = release_with_a_newcomer  # type: ignore[method-assign]
+        gate.set()
+        assert await asyncio.gather(first, queued) == [OBJECT] * 2
+        assert len(newcomers) == 1
+        assert await newcomers[0] == OBJECT
+    assert [e.head.split(b" ")[1].rsplit(b"/", 1)[1] for e in server.received] == [
+        b"a",
+        b"b",
+        b"c",
+    ]
+
+
+async def test_a_burst_through_a_small_pool_ends_with_some_requests_cancelled() -> None:
+    """Turns handed on in order never stall: 200 requests through 3 connections, 40
+    cancelled at random points, every other one answered and the bound kept."""
+    rng = random.Random(9)
+
+    async def jittered(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(rng.random() * 0.004)
+        writer.write(_answer(OBJECT_BYTES))
+
+    async with _raw_server(jittered) as server, _client(server.url) as kube:
+        kube._api.rest_client.maxsize = 3
+        tasks = [asyncio.create_task(kube.get("Namespace", "x")) for _ in range(200)]
+        await asyncio.sleep(0)
+        transport = kube._transport
+        assert transport is not None
+        counts: list[int] = []
+
+        async def sample() -> None:  # connections counted against the bound, every pass
+            while True:
+                counts.append(transport._count)
+                await asyncio.sleep(0)
+
+        sampler = asyncio.create_task(sample())
+        for task in rng.sample(tasks, 40):
+            await asyncio.sleep(rng.random() * 0.003)
+            task.cancel()
+        async with asyncio.timeout(20):
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        sampler.cancel()
+        assert transport._given == 0 and not transport._waiters
+    assert max(counts) == 3
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    assert answered == [OBJECT] * len(answered)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results if r not in answered)
+    assert len(answered) >= 160
+
+
 SECOND = b"HTTP/1.1 500 Evil\r\nContent-Length: 5\r\nX-Evil: 1\r\n\r\nevil!"
 
 
