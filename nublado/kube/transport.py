@@ -813,11 +813,11 @@ class HTTPTransport:
                 self._given -= 1
                 conn = self._idle_connection()
                 if conn is not None:
-                    if self._idle or self._count < self._limit:
-                        self._wake()  # room for the next one too
+                    if (self._idle or self._count < self._limit) and not self._given:
+                        self._wake()  # room for the next one too (the last resumed passes it)
                     return conn
             self._count += 1
-            if self._count < self._limit:
+            if self._count < self._limit and not self._given:
                 self._wake()
             try:
                 return await self._create(loop)
@@ -884,9 +884,15 @@ class HTTPTransport:
         controller's exit); uvloop then logs an error for the close it could
         not finish. Connections still being made for a request that gave up are
         waited for (briefly, `settle`) and dropped. Open streams are aborted:
-        their readers get a `TransportError`.
+        their readers get a `TransportError`, as do requests queued for a
+        connection (each is given its turn and finds the transport closed).
         """
         self._closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._given += 1
         while self._idle:
             conn = self._idle.pop()
             conn.abort()

@@ -529,6 +529,59 @@ async def test_a_burst_through_a_small_pool_ends_with_some_requests_cancelled() 
     assert len(answered) >= 160
 
 
+async def test_turns_keep_the_queue_order_when_several_connections_end_at_once() -> None:
+    """Three connections closed by their answers in one pass: the eight queued requests
+    reach the server in the order they queued, none passed by a later one."""
+    gate = asyncio.Event()
+    seen: list[bytes] = []
+
+    async def closing(exchange: Exchange, writer: asyncio.StreamWriter) -> bool:
+        name = exchange.head.split(b" ")[1].rsplit(b"/", 1)[1]
+        seen.append(name)
+        if name.startswith(b"held"):
+            await gate.wait()
+        writer.write(_answer(OBJECT_BYTES, headers="Connection: close\r\n"))
+        return False
+
+    async with _raw_server(closing) as server, _client(server.url) as kube:
+        kube._api.rest_client.maxsize = 3
+        held = [asyncio.create_task(kube.get("Namespace", f"held{i}")) for i in range(3)]
+        await _until(lambda: len(server.received) == 3)
+        queued = []
+        for i in range(1, 9):
+            queued.append(asyncio.create_task(kube.get("Namespace", f"w{i}")))
+            await asyncio.sleep(0.002)
+        gate.set()
+        assert await asyncio.gather(*held, *queued) == [OBJECT] * 11
+    assert [name for name in seen if name.startswith(b"w")] == [b"w%d" % i for i in range(1, 9)]
+
+
+async def test_closing_the_transport_ends_the_requests_queued_for_it() -> None:
+    gate = asyncio.Event()
+
+    async def held(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
+        await gate.wait()
+        writer.write(_answer(OBJECT_BYTES))
+
+    async with _raw_server(held) as server:
+        kube = _client(server.url, request_timeout=None, retries=0)
+        async with kube:
+            kube._api.rest_client.maxsize = 1
+            first = asyncio.create_task(kube.get("Namespace", "a"))
+            await _until(lambda: len(server.received) == 1)
+            queued = [asyncio.create_task(kube.get("Namespace", "b")) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            transport = kube._transport
+            assert transport is not None
+            await transport.close()
+            async with asyncio.timeout(2):
+                ended = await asyncio.gather(*queued, return_exceptions=True)
+            assert all(isinstance(e, KubernetesError) for e in ended), ended
+            assert transport._given == 0 and not transport._waiters
+            gate.set()
+            await asyncio.gather(first, return_exceptions=True)
+
+
 SECOND = b"HTTP/1.1 500 Evil\r\nContent-Length: 5\r\nX-Evil: 1\r\n\r\nevil!"
 
 
