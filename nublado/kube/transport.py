@@ -43,6 +43,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from ..loop import LoopMemo
+
 __all__ = ["HTTPTransport", "Response", "Stream", "TransportError", "settle", "uninterrupted"]
 
 _T = TypeVar("_T")
@@ -624,7 +626,7 @@ class HTTPTransport:
         # they no longer count against the limit, and are closed once made.
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._streams: set[_Connection] = set()  # connections of open streams (`stream`)
-        self._loop: asyncio.AbstractEventLoop | None = None  # see `_running_loop`
+        self._loop = LoopMemo()
 
     @classmethod
     def supports(cls, base_url: str) -> bool:
@@ -645,7 +647,7 @@ class HTTPTransport:
         ``target``: the encoded path and query (after the base URL's path prefix).
         ``timeout``: seconds for the whole exchange, the body's read included.
         """
-        loop = self._running_loop()
+        loop = self._loop.get()
         deadline = loop.time() + timeout if timeout is not None else None
         head = self._head(method, target, headers, body)
         message = head + body if body else head
@@ -695,7 +697,7 @@ class HTTPTransport:
         sock_connect and sock_read). The body is asked for uncompressed
         (``Accept-Encoding: identity``): a stream is read as it comes.
         """
-        loop = self._running_loop()
+        loop = self._loop.get()
         if self._closed:
             raise TransportError("the transport is closed")
         message = self._head(method, target, {**headers, "Accept-Encoding": "identity"}, None)
@@ -722,22 +724,6 @@ class HTTPTransport:
             conn.abort()
             raise
         return Stream(conn, loop, self._streams)
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """The loop this transport runs in, asked of asyncio only when it changed.
-
-        ``asyncio.get_running_loop`` makes a getpid system call on Python 3.11
-        (a fork check) each time, and system calls cost on this kind of VM;
-        a request needs the loop once. The loop remembered is still the one
-        running here when it runs at all: a loop runs in one thread at a time,
-        and a transport is used from one thread (its connections belong to a
-        loop), so a remembered loop that is not running means another loop
-        took over (a test's next loop, say) and asyncio is asked again.
-        """
-        loop = self._loop
-        if loop is None or not loop.is_running():
-            loop = self._loop = asyncio.get_running_loop()
-        return loop
 
     def _head(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> bytes:
         """The request line and headers, the header block cached by its contents."""

@@ -46,6 +46,7 @@ from ..kube.errors import (
     KubernetesTimeoutError,
 )
 from ..kube.follow import follow
+from ..loop import LoopMemo
 from ..metrics import Metrics
 from ..models.lab import (
     LabOptions,
@@ -269,7 +270,7 @@ class LabService:
         # Per user: set when their record changes (`_wakers`), when their pod does (`_pod_wakers`).
         self._wakers: dict[str, _Waker] = {}
         self._pod_wakers: dict[str, _Waker] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None  # the one `_wait_change` waits in
+        self._loop = LoopMemo()  # the one `_wait_change` waits in
         # username -> (Lease, its (uid, resourceVersion), its decoded record)
         self._parsed: dict[str, tuple[Object, tuple[Any, Any] | None, OperationRecord]] = {}
         self._ops: dict[str, _Operation] = {}
@@ -1555,11 +1556,7 @@ class LabService:
         """
         if waker is None:
             waker = self._waker(username, pod=pod)
-        loop = self._loop
-        if loop is None or not loop.is_running():
-            # Asked of asyncio only when the loop changed (`_Waker.wait` says why).
-            loop = self._loop = asyncio.get_running_loop()
-        await waker.wait(loop, timeout)
+        await waker.wait(self._loop.get(), timeout)
 
     # Events
 
